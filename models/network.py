@@ -1,0 +1,252 @@
+"""The network: nodes that hold and ship stock, the SKU catalogue, stock positions, rates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from models import fields as f
+from models.errors import Violations
+
+
+class NodeType(StrEnum):
+    """What kind of location a node is."""
+
+    DC = "dc"
+    STORE = "store"
+    DARK_STORE = "dark_store"
+    THREE_PL = "3pl"
+    DROPSHIP = "dropship"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A location that holds stock and may ship it or offer pickup.
+
+    Costs are currency amounts; ``processing_hours`` is the time from order creation until
+    the node can hand a parcel to the carrier; parcels ready after ``cutoff_local_time`` (in
+    the node's ``timezone``) leave the next day. ``daily_order_capacity`` ``None`` is
+    unlimited. A higher ``priority`` is preferred when plans tie on cost.
+    """
+
+    node_id: str
+    type: NodeType
+    latitude: float
+    longitude: float
+    country: str
+    timezone: str
+    handling_cost_per_shipment: float
+    handling_cost_per_unit: float
+    processing_hours: float
+    cutoff_local_time: time
+    daily_order_capacity: int | None
+    priority: int = 0
+    ships: bool = True
+    pickup: bool = False
+    tags: frozenset[str] = frozenset()
+
+    @staticmethod
+    def from_raw(raw: f.Raw, v: Violations) -> Node | None:
+        """Validate one ``nodes.csv`` row (or equivalent mapping); ``None`` after violations."""
+        before = len(v.items)
+        node_id = f.text(raw, "node_id", v)
+        type_text = f.text(raw, "type", v)
+        node_type: NodeType | None = None
+        if type_text is not None:
+            try:
+                node_type = NodeType(type_text.lower())
+            except ValueError:
+                allowed = "|".join(t.value for t in NodeType)
+                v.add("type", f"must be one of {allowed}, got {type_text!r}")
+        latitude = f.number(raw, "latitude", v, minimum=-90, maximum=90)
+        longitude = f.number(raw, "longitude", v, minimum=-180, maximum=180)
+        country = f.text(raw, "country", v)
+        timezone = f.text(raw, "timezone", v)
+        if timezone is not None:
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                v.add("timezone", f"must be an IANA time zone, got {timezone!r}")
+        per_shipment = f.number(raw, "handling_cost_per_shipment", v, minimum=0)
+        per_unit = f.number(raw, "handling_cost_per_unit", v, minimum=0)
+        processing = f.number(raw, "processing_hours", v, minimum=0)
+        cutoff = f.local_time(raw, "cutoff_local_time", v)
+        capacity = f.integer(raw, "daily_order_capacity", v, required=False, minimum=0)
+        priority = f.integer(raw, "priority", v, required=False)
+        ships = f.boolean(raw, "ships", v, default=True)
+        pickup = f.boolean(raw, "pickup", v, default=False)
+        if len(v.items) > before:
+            return None
+        assert node_id and node_type and country and timezone and cutoff is not None
+        assert latitude is not None and longitude is not None and per_shipment is not None
+        assert per_unit is not None and processing is not None
+        return Node(
+            node_id=node_id,
+            type=node_type,
+            latitude=latitude,
+            longitude=longitude,
+            country=country.upper(),
+            timezone=timezone,
+            handling_cost_per_shipment=per_shipment,
+            handling_cost_per_unit=per_unit,
+            processing_hours=processing,
+            cutoff_local_time=cutoff,
+            daily_order_capacity=capacity,
+            priority=priority or 0,
+            ships=bool(ships),
+            pickup=bool(pickup),
+            tags=f.tags(raw, "tags"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sku:
+    """A stock-keeping unit: what it weighs and what it is."""
+
+    sku: str
+    weight_kg: float
+    hazmat: bool = False
+    tags: frozenset[str] = frozenset()
+
+    @staticmethod
+    def from_raw(raw: f.Raw, v: Violations) -> Sku | None:
+        """Validate one ``skus.csv`` row; ``None`` after violations."""
+        before = len(v.items)
+        sku = f.text(raw, "sku", v)
+        weight = f.number(raw, "weight_kg", v, minimum=0)
+        hazmat = f.boolean(raw, "hazmat", v, default=False)
+        if len(v.items) > before:
+            return None
+        assert sku is not None and weight is not None
+        return Sku(sku=sku, weight_kg=weight, hazmat=bool(hazmat), tags=f.tags(raw, "tags"))
+
+
+@dataclass(frozen=True, slots=True)
+class StockPosition:
+    """Units of one SKU at one node.
+
+    ``available`` is what routing may promise: on hand − reserved − safety stock, never
+    below zero.
+    """
+
+    node_id: str
+    sku: str
+    on_hand: int
+    safety_stock: int = 0
+    reserved: int = 0
+
+    @property
+    def available(self) -> int:
+        """Units that may be promised to a new order."""
+        return max(0, self.on_hand - self.reserved - self.safety_stock)
+
+    @staticmethod
+    def from_raw(raw: f.Raw, v: Violations) -> StockPosition | None:
+        """Validate one ``stock.csv`` row; ``None`` after violations."""
+        before = len(v.items)
+        node_id = f.text(raw, "node_id", v)
+        sku = f.text(raw, "sku", v)
+        on_hand = f.integer(raw, "on_hand", v, minimum=0)
+        safety = f.integer(raw, "safety_stock", v, required=False, minimum=0)
+        reserved = f.integer(raw, "reserved", v, required=False, minimum=0)
+        if len(v.items) > before:
+            return None
+        assert node_id is not None and sku is not None and on_hand is not None
+        return StockPosition(node_id, sku, on_hand, safety or 0, reserved or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RateBand:
+    """One row of a carrier rate card: a service level priced up to a distance."""
+
+    service: str
+    max_distance_km: float
+    base_cost: float
+    cost_per_kg: float
+    transit_days: int
+
+    @staticmethod
+    def from_raw(raw: f.Raw, v: Violations) -> RateBand | None:
+        """Validate one ``rates.csv`` row; ``None`` after violations."""
+        before = len(v.items)
+        service = f.text(raw, "service", v)
+        max_km = f.number(raw, "max_distance_km", v, strictly_positive=True)
+        base = f.number(raw, "base_cost", v, minimum=0)
+        per_kg = f.number(raw, "cost_per_kg", v, minimum=0)
+        transit = f.integer(raw, "transit_days", v, minimum=0)
+        if len(v.items) > before:
+            return None
+        assert service is not None and max_km is not None and base is not None
+        assert per_kg is not None and transit is not None
+        return RateBand(service, max_km, base, per_kg, transit)
+
+
+@dataclass(frozen=True, slots=True)
+class RateCard:
+    """Rate bands grouped by service, each service's bands sorted by distance."""
+
+    bands: Mapping[str, tuple[RateBand, ...]]
+
+    @staticmethod
+    def of(bands: Iterable[RateBand]) -> RateCard:
+        """Group and sort bands by service and distance."""
+        grouped: dict[str, list[RateBand]] = {}
+        for band in bands:
+            grouped.setdefault(band.service, []).append(band)
+        return RateCard(
+            {s: tuple(sorted(b, key=lambda r: r.max_distance_km)) for s, b in grouped.items()}
+        )
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The service levels this card prices, sorted."""
+        return tuple(sorted(self.bands))
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """Nodes, catalogue and rate card: everything about the network except live stock."""
+
+    nodes: tuple[Node, ...]
+    skus: Mapping[str, Sku]
+    rates: RateCard
+    node_index: Mapping[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node_index", {n.node_id: i for i, n in enumerate(self.nodes)})
+
+    def node(self, node_id: str) -> Node | None:
+        """The node with this id, if there is one."""
+        i = self.node_index.get(node_id)
+        return None if i is None else self.nodes[i]
+
+
+@dataclass(frozen=True, slots=True)
+class Stock:
+    """A read-only view of stock positions keyed by (node_id, sku).
+
+    ``by_sku`` lists, for each SKU, the positions that hold it, so candidate generation
+    touches only the nodes that carry an order's SKUs.
+    """
+
+    positions: Mapping[tuple[str, str], StockPosition]
+    by_sku: Mapping[str, tuple[StockPosition, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        grouped: dict[str, list[StockPosition]] = {}
+        for pos in self.positions.values():
+            grouped.setdefault(pos.sku, []).append(pos)
+        object.__setattr__(self, "by_sku", {s: tuple(p) for s, p in grouped.items()})
+
+    @staticmethod
+    def of(positions: Iterable[StockPosition]) -> Stock:
+        """Index positions by (node_id, sku)."""
+        return Stock({(p.node_id, p.sku): p for p in positions})
+
+    def available(self, node_id: str, sku: str) -> int:
+        """Available units of ``sku`` at ``node_id`` (0 when the node has no position)."""
+        pos = self.positions.get((node_id, sku))
+        return 0 if pos is None else pos.available

@@ -1,0 +1,203 @@
+"""Plans: the engine's answer for one order, with its status, its reasons and its model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from models.money import from_units
+
+
+class SolveStatus(StrEnum):
+    """How good the plan is known to be."""
+
+    OPTIMAL = "OPTIMAL"
+    """Proven optimal on the canonical model."""
+    FEASIBLE = "FEASIBLE"
+    """A valid plan; the bound and gap say how far from optimal it may be."""
+    INFEASIBLE = "INFEASIBLE"
+    """No plan satisfies the order's hard constraints; every line is unfulfilled, with reasons."""
+    NO_SOLUTION = "NO_SOLUTION"
+    """The time limit or a cancellation stopped the solve before any plan was found."""
+
+
+class ExclusionReason(StrEnum):
+    """Why a node is not a candidate for an order."""
+
+    DOES_NOT_SHIP = "DOES_NOT_SHIP"
+    FILTERED_BY_RULE = "FILTERED_BY_RULE"
+    BEYOND_LAST_BAND = "BEYOND_LAST_BAND"
+    CANNOT_MEET_SLA = "CANNOT_MEET_SLA"
+    NO_AVAILABLE_STOCK = "NO_AVAILABLE_STOCK"
+    OUT_OF_CAPACITY = "OUT_OF_CAPACITY"
+
+
+class UnfulfilledReason(StrEnum):
+    """Why units of a line are not in any shipment."""
+
+    NO_STOCK = "NO_STOCK"
+    """No candidate node has any available unit of the SKU."""
+    INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+    """Candidates together have fewer available units than ordered."""
+    BACKORDER_CHEAPER = "BACKORDER_CHEAPER"
+    """Stock exists, but shipping it (within the shipment limits) costs more than a backorder."""
+    ORDER_INFEASIBLE = "ORDER_INFEASIBLE"
+    """The order's hard constraints (no partial, ship complete, max shipments) cannot all hold."""
+    NO_SOLUTION = "NO_SOLUTION"
+    """The solve stopped before finding any plan."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A node left out of an order's model, and why."""
+
+    node_id: str
+    reason: ExclusionReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateTerms:
+    """One candidate node's terms in the canonical model, money in solver units.
+
+    ``shipment_cost`` is ``F_j``: handling per shipment + the rate band's base cost +
+    lateness penalty + node penalty. ``unit_costs[l]`` is ``c_lj`` and ``available[l]`` is
+    ``a_lj`` for line ``l`` (in the order of :attr:`ExplainedModel.lines`).
+    """
+
+    node_id: str
+    distance_km: float
+    service: str
+    ship_date: date
+    delivery_date: date
+    days_late: int
+    handling_cost: int
+    shipping_cost: int
+    lateness_cost: int
+    node_penalty: int
+    unit_costs: tuple[int, ...]
+    available: tuple[int, ...]
+
+    @property
+    def shipment_cost(self) -> int:
+        """``F_j`` in solver units."""
+        return self.handling_cost + self.shipping_cost + self.lateness_cost + self.node_penalty
+
+
+@dataclass(frozen=True, slots=True)
+class LineTerms:
+    """One order line in the canonical model: ``q_l``, ``b_l`` (solver units), partial flag."""
+
+    line_id: str
+    sku: str
+    quantity: int
+    backorder_cost: int
+    allow_partial: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedModel:
+    """The canonical model of one order (docs/cost-model.md), complete enough to re-solve.
+
+    minimise  offset + Σ_j F_j·y_j + split_penalty·e + Σ_lj c_lj·x_lj + Σ_l b_l·u_l
+    s.t.      Σ_j x_lj + u_l = q_l;  0 ≤ x_lj ≤ min(q_l, a_lj)·y_j;  e ≥ Σ_j y_j − 1, e ≥ 0;
+              Σ_j y_j ≤ max_shipments;  Σ_j y_j ≤ 1 if ship_complete;  u_l = 0 unless partial.
+    """
+
+    offset: int
+    split_penalty: int
+    candidates: tuple[CandidateTerms, ...]
+    lines: tuple[LineTerms, ...]
+    max_shipments: int | None
+    ship_complete: bool
+
+    def objective(self, assignment: Mapping[tuple[int, int], int]) -> int:
+        """The model's objective at a plan, in solver units.
+
+        ``assignment`` maps (candidate index, line index) to units shipped; a node ships
+        (``y_j = 1``) exactly when it ships a unit, and the rest of each line is backordered.
+        """
+        used = {j for (j, _), qty in assignment.items() if qty > 0}
+        total = self.offset + sum(self.candidates[j].shipment_cost for j in used)
+        total += self.split_penalty * max(0, len(used) - 1)
+        shipped = [0] * len(self.lines)
+        for (j, line), qty in assignment.items():
+            total += self.candidates[j].unit_costs[line] * qty
+            shipped[line] += qty
+        for line, terms in enumerate(self.lines):
+            total += terms.backorder_cost * (terms.quantity - shipped[line])
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentLine:
+    """Units of one order line in a shipment."""
+
+    line_id: str
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Shipment:
+    """A parcel from one node: what it carries, when it leaves and arrives, what it costs."""
+
+    node_id: str
+    service: str
+    distance_km: float
+    ship_date: date
+    delivery_date: date
+    days_late: int
+    cost: int
+    lines: tuple[ShipmentLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unfulfilled:
+    """Units of a line that no shipment carries, and why."""
+
+    line_id: str
+    sku: str
+    quantity: int
+    reason: UnfulfilledReason
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The engine's answer for one order.
+
+    ``objective`` and ``bound`` are in solver units (see :mod:`models.money`); ``objective``
+    is ``None`` only when no plan exists (INFEASIBLE, NO_SOLUTION), which ``status`` says.
+    """
+
+    order_id: str
+    status: SolveStatus
+    objective: int | None
+    bound: int | None
+    shipments: tuple[Shipment, ...]
+    unfulfilled: tuple[Unfulfilled, ...]
+    excluded: tuple[Exclusion, ...]
+    model: ExplainedModel
+    rule_version: str
+    engine: str
+    solve_seconds: float
+    detail: str = ""
+
+    @property
+    def gap(self) -> float:
+        """Relative gap |objective − bound| / max(1, |objective|); 0 when proven optimal."""
+        if self.status is SolveStatus.OPTIMAL or self.objective is None or self.bound is None:
+            return 0.0
+        return abs(self.objective - self.bound) / max(1, abs(self.objective))
+
+    @property
+    def objective_amount(self) -> float | None:
+        """The objective in currency units."""
+        return None if self.objective is None else from_units(self.objective)
+
+    @property
+    def bound_amount(self) -> float | None:
+        """The best bound in currency units."""
+        return None if self.bound is None else from_units(self.bound)

@@ -1,0 +1,108 @@
+"""The OR-Tools adapter: the canonical model of one order as a CP-SAT model, solved exactly.
+
+This is the only module that imports OR-Tools. It maps an :class:`ExplainedModel` to CP-SAT
+variables by index and maps the answer back to an assignment by (candidate, line) index;
+external ids never reach the solver.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from models.plan import ExplainedModel, SolveStatus
+from router.engine.stop import Stop
+
+
+@dataclass(frozen=True, slots=True)
+class Solution:
+    """What the solver found: status, units per (candidate, line), objective and bound."""
+
+    status: SolveStatus
+    assignment: dict[tuple[int, int], int]
+    objective: int | None
+    bound: int | None
+
+
+def solve_model(model: ExplainedModel, stop: Stop, time_limit_s: float) -> Solution:
+    """Solve the canonical model with CP-SAT within ``time_limit_s`` or until ``stop``.
+
+    One worker and a fixed seed make the search, and so the plan, repeatable.
+    """
+    cp = cp_model.CpModel()
+    n_lines = len(model.lines)
+
+    # y[j] = 1 when candidate j ships part of this order.
+    y = [cp.new_bool_var(f"y{j}") for j in range(len(model.candidates))]
+    # x[j, l] = units of line l shipped from candidate j (only where j has stock of l's sku).
+    x: dict[tuple[int, int], cp_model.IntVar] = {}
+    for j, cand in enumerate(model.candidates):
+        shipped_from_j = []
+        for line in range(n_lines):
+            cap = min(model.lines[line].quantity, cand.available[line])
+            if cap > 0:
+                x[j, line] = cp.new_int_var(0, cap, f"x{j}_{line}")
+                cp.add(x[j, line] <= cap * y[j])
+                shipped_from_j.append(x[j, line])
+        # A node counts as a shipment only when it ships a unit, so y and x agree.
+        cp.add(y[j] <= sum(shipped_from_j))
+    # u[l] = units of line l left unfulfilled (backordered); fixed to 0 when not allowed.
+    u = [
+        cp.new_int_var(0, terms.quantity if terms.allow_partial else 0, f"u{line}")
+        for line, terms in enumerate(model.lines)
+    ]
+    # e = extra shipments beyond the first, each charged the split penalty.
+    e = cp.new_int_var(0, max(0, len(y) - 1), "e")
+
+    by_line: dict[int, list[cp_model.IntVar]] = defaultdict(list)
+    for (_, line), var in x.items():
+        by_line[line].append(var)
+    for line, terms in enumerate(model.lines):
+        cp.add(sum(by_line[line]) + u[line] == terms.quantity)
+    # Lines that order the same sku share each node's stock of it.
+    lines_of_sku: dict[str, list[int]] = defaultdict(list)
+    for line, terms in enumerate(model.lines):
+        lines_of_sku[terms.sku].append(line)
+    for shared in (ls for ls in lines_of_sku.values() if len(ls) > 1):
+        for j, cand in enumerate(model.candidates):
+            cp.add(sum(x[j, line] for line in shared if (j, line) in x) <= cand.available[shared[0]])
+    cp.add(e >= sum(y) - 1)
+    if model.max_shipments is not None:
+        cp.add(sum(y) <= model.max_shipments)
+    if model.ship_complete:
+        cp.add(sum(y) <= 1)
+
+    cp.minimize(
+        model.offset
+        + sum(c.shipment_cost * y[j] for j, c in enumerate(model.candidates))
+        + model.split_penalty * e
+        + sum(model.candidates[j].unit_costs[line] * v for (j, line), v in x.items())
+        + sum(t.backorder_cost * u[line] for line, t in enumerate(model.lines))
+    )
+
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = 0
+    solver.parameters.max_time_in_seconds = max(stop.remaining_s(time_limit_s), 1e-3)
+    unregister = stop.on_stop(solver.stop_search)
+    try:
+        status = solver.solve(cp)
+    finally:
+        unregister()
+
+    if status == cp_model.MODEL_INVALID:
+        raise RuntimeError(f"CP-SAT rejected the model: {cp.validate()}")
+    if status == cp_model.INFEASIBLE:
+        return Solution(SolveStatus.INFEASIBLE, {}, None, None)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return Solution(SolveStatus.NO_SOLUTION, {}, None, None)
+    assignment = {key: int(solver.value(v)) for key, v in x.items() if solver.value(v) > 0}
+    objective = round(solver.objective_value)
+    if status == cp_model.OPTIMAL:
+        return Solution(SolveStatus.OPTIMAL, assignment, objective, objective)
+    # The objective is integral, so the bound rounds up (less a hair for float noise).
+    bound = math.ceil(solver.best_objective_bound - 1e-6)
+    return Solution(SolveStatus.FEASIBLE, assignment, objective, bound)
