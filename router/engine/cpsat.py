@@ -68,7 +68,9 @@ def solve_model(model: ExplainedModel, stop: Stop, time_limit_s: float) -> Solut
         lines_of_sku[terms.sku].append(line)
     for shared in (ls for ls in lines_of_sku.values() if len(ls) > 1):
         for j, cand in enumerate(model.candidates):
-            cp.add(sum(x[j, line] for line in shared if (j, line) in x) <= cand.available[shared[0]])
+            cp.add(
+                sum(x[j, line] for line in shared if (j, line) in x) <= cand.available[shared[0]]
+            )
     cp.add(e >= sum(y) - 1)
     if model.max_shipments is not None:
         cp.add(sum(y) <= model.max_shipments)

@@ -26,7 +26,10 @@ def great_circle_km(
     delta = lng2 - lng1
     cos_delta, sin_delta = np.cos(delta), np.sin(delta)
     arc = np.arctan2(
-        np.sqrt((cos_lat2 * sin_delta) ** 2 + (cos_lat1 * sin_lat2 - sin_lat1 * cos_lat2 * cos_delta) ** 2),
+        np.sqrt(
+            (cos_lat2 * sin_delta) ** 2
+            + (cos_lat1 * sin_lat2 - sin_lat1 * cos_lat2 * cos_delta) ** 2
+        ),
         sin_lat1 * sin_lat2 + cos_lat1 * cos_lat2 * cos_delta,
     )
     return np.asarray(EARTH_RADIUS_KM * arc, dtype=np.float64)
