@@ -125,11 +125,12 @@ def _lines(raw: object, v: Violations) -> tuple[OrderLine, ...] | None:
         line_id = f.text(item, "line_id", sub)
         sku = f.text(item, "sku", sub)
         quantity = f.integer(item, "quantity", sub, minimum=1)
-        if line_id is not None and line_id in seen:
-            sub.add("line_id", f"duplicates an earlier line id {line_id!r}")
+        if line_id is not None:
+            if line_id in seen:
+                sub.add("line_id", f"duplicates an earlier line id {line_id!r}")
+            seen.add(line_id)
         v.extend(sub.items)
         if not sub:
             assert line_id is not None and sku is not None and quantity is not None
-            seen.add(line_id)
             lines.append(OrderLine(line_id, sku, quantity))
     return tuple(lines)

@@ -1,0 +1,155 @@
+"""The ``router`` command: serve the gRPC API, write the sample scenario, plan order files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from tqdm import tqdm
+
+from models.errors import InvalidArgumentError
+from models.scenario import Scenario
+from router.engine import plan_order
+from router.engine.solve import DEFAULT_TIME_LIMIT_S
+
+
+def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -> Scenario:
+    """The scenario in ``directory``, or the built-in sample network when none is given."""
+    from router.scenario import read_scenario
+
+    if directory is None:
+        from router.sample import sample_scenario
+
+        return sample_scenario()
+    return read_scenario(directory, orders_file=orders, rules_file=rules)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from router.service.server import ServerConfig, serve
+
+    scenario = _scenario(args.scenario, None, args.rules)
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        max_workers=args.workers,
+        default_time_limit_s=args.time_limit,
+    )
+    serve(config, scenario)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from router.sample import sample_scenario
+    from router.scenario import write_scenario
+
+    scenario = sample_scenario(
+        args.seed,
+        n_dcs=args.dcs,
+        n_stores=args.stores,
+        n_skus=args.skus,
+        n_orders=args.orders,
+    )
+    write_scenario(scenario, args.out)
+    print(
+        f"wrote {args.out}: {len(scenario.network.nodes)} nodes, {len(scenario.network.skus)} "
+        f"skus, {len(scenario.stock.positions)} stock positions, {len(scenario.orders)} orders",
+        file=sys.stderr,
+    )
+    return 0
+
+
+@contextmanager
+def _output(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        yield handle
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from router.service.convert import plan_to_json
+
+    scenario = _scenario(args.scenario, args.orders, args.rules)
+    statuses: dict[str, int] = {}
+    with _output(args.out) as out:
+        for order in tqdm(scenario.orders, desc="planning", unit="order", file=sys.stderr):
+            plan = plan_order(
+                order,
+                scenario.network,
+                scenario.stock,
+                scenario.rules,
+                time_limit_s=args.time_limit,
+            )
+            statuses[plan.status] = statuses.get(plan.status, 0) + 1
+            out.write(json.dumps(plan_to_json(plan, explain=args.explain)) + "\n")
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    print(f"planned {len(scenario.orders)} orders: {summary or 'none'}", file=sys.stderr)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``router`` command."""
+    root = argparse.ArgumentParser(prog="router", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC routing service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    serve.add_argument(
+        "--scenario", type=Path, help="scenario directory (default: the built-in sample)"
+    )
+    serve.add_argument("--rules", type=Path, help="rules.yaml overriding the scenario's")
+    serve.add_argument("--workers", type=int, default=8, help="concurrent RPCs")
+    serve.add_argument(
+        "--time-limit",
+        type=float,
+        default=DEFAULT_TIME_LIMIT_S,
+        help="seconds a solve may take at most (the RPC deadline may cut it shorter)",
+    )
+    serve.set_defaults(run=_serve)
+
+    sample = commands.add_parser("sample", help="write the built-in sample scenario")
+    sample.add_argument("--out", type=Path, required=True, help="directory to write")
+    sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--dcs", type=int, default=8)
+    sample.add_argument("--stores", type=int, default=400)
+    sample.add_argument("--skus", type=int, default=3000)
+    sample.add_argument("--orders", type=int, default=1000)
+    sample.set_defaults(run=_sample)
+
+    plan = commands.add_parser(
+        "plan", help="plan every order of a file, each on its own, against the scenario stock"
+    )
+    plan.add_argument("--scenario", type=Path, required=True, help="scenario directory")
+    plan.add_argument("--orders", type=Path, help="orders.jsonl (default: the scenario's)")
+    plan.add_argument("--rules", type=Path, help="rules.yaml (default: the scenario's)")
+    plan.add_argument("--explain", action="store_true", help="add the model and exclusions")
+    plan.add_argument("--out", type=Path, help="JSON lines output (default: stdout)")
+    plan.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S)
+    plan.set_defaults(run=_plan)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``router`` command; bad input files exit 2 with every violation listed."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except InvalidArgumentError as error:
+        print(f"invalid input ({len(error.violations)} problems):", file=sys.stderr)
+        for violation in error.violations:
+            print(f"  {violation}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

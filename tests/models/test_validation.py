@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import pytest
+
+from models.errors import InvalidArgumentError, Violations
+from models.money import from_units, to_units
+from models.network import NodeType, StockPosition
+from models.order import Order
+from models.rules import RuleSet, SlaMode
+
+GOOD = {
+    "order_id": "o1",
+    "created_at": "2026-11-20T12:00:00Z",
+    "ship_to": {"latitude": 41.9, "longitude": -87.6, "country": "us", "postal_code": "60602"},
+    "service": "ground",
+    "deliver_by": "2026-11-24",
+    "lines": [{"line_id": "1", "sku": "A", "quantity": 2}],
+}
+
+
+def parse(raw):
+    v = Violations("order")
+    order = Order.from_raw(raw, v)
+    return order, [str(x) for x in v.items]
+
+
+def test_good_order_parses_with_defaults():
+    """A valid order parses; unset flags take their documented defaults."""
+    order, errors = parse(GOOD)
+    assert errors == []
+    assert order is not None
+    assert (order.ship_complete, order.allow_partial, order.max_shipments) == (False, True, None)
+    assert order.ship_to.country == "US" and order.created_at.utcoffset() is not None
+
+
+def test_every_bad_field_is_reported_at_once_with_its_path():
+    """All violations come back together, each with its full field path."""
+    bad = {
+        **GOOD,
+        "created_at": "2026-11-20 12:00",
+        "deliver_by": "24/11/2026",
+        "max_shipments": 0,
+        "ship_to": {"latitude": 91, "longitude": -87.6},
+        "lines": [
+            {"line_id": "1", "sku": "A", "quantity": 0},
+            {"line_id": "1", "sku": "", "quantity": 2.5},
+            "x",
+        ],
+    }
+    order, errors = parse(bad)
+    assert order is None
+    fields = [e.split(":")[0] for e in errors]
+    assert fields == [
+        "order.created_at",
+        "order.deliver_by",
+        "order.max_shipments",
+        "order.ship_to.latitude",
+        "order.ship_to.country",
+        "order.lines[0].quantity",
+        "order.lines[1].sku",
+        "order.lines[1].quantity",
+        "order.lines[1].line_id",
+        "order.lines[2]",
+    ]
+
+
+def test_missing_required_fields_are_named():
+    """An empty order names every required field."""
+    _, errors = parse({})
+    assert [e.split(":")[0] for e in errors] == [
+        "order.order_id",
+        "order.created_at",
+        "order.service",
+        "order.ship_to",
+        "order.lines",
+    ]
+
+
+def test_order_size_limit():
+    """Orders above the line limit are refused, not solved."""
+    lines = [{"line_id": str(i), "sku": "A", "quantity": 1} for i in range(501)]
+    _, errors = parse({**GOOD, "lines": lines})
+    assert errors == ["order.lines: must have at most 500 lines, got 501"]
+
+
+def test_rules_reject_unknown_keys_and_bad_values():
+    """A rules file with a typo or a bad value fails with every path named."""
+    v = Violations("rules.yaml:")
+    rules = RuleSet.from_raw(
+        {
+            "split_penalti": 3,
+            "sla": "firm",
+            "node_types": ["dc", "warehouse"],
+            "max_distance_km": 0,
+        },
+        v,
+    )
+    assert rules is None
+    assert [x.field for x in v.items] == [
+        "rules.yaml:split_penalti",
+        "rules.yaml:max_distance_km",
+        "rules.yaml:sla",
+        "rules.yaml:node_types[1]",
+    ]
+    with pytest.raises(InvalidArgumentError) as error:
+        v.raise_if_any()
+    assert len(error.value.violations) == 4
+
+
+def test_rules_parse():
+    """A valid rules document sets every weight and filter it names."""
+    v = Violations()
+    rules = RuleSet.from_raw(
+        {
+            "split_penalty": 2.5,
+            "sla": "hard",
+            "node_types": ["dc", "store"],
+            "unit_penalty_by_node_type": {"store": 0.5},
+        },
+        v,
+    )
+    assert not v and rules is not None
+    assert rules.split_penalty == 2.5 and rules.sla is SlaMode.HARD
+    assert rules.node_types == {NodeType.DC, NodeType.STORE}
+    assert rules.unit_penalty_by_node_type == {NodeType.STORE: 0.5}
+
+
+def test_available_never_below_zero():
+    """Available stock is on hand − reserved − safety stock, floored at zero."""
+    assert StockPosition("n", "s", 10, safety_stock=2, reserved=3).available == 5
+    assert StockPosition("n", "s", 3, safety_stock=5).available == 0
+
+
+@pytest.mark.parametrize("amount", [0, 0.01, 1.2345, 19.99, 123456.7891])
+def test_money_round_trips_exactly(amount):
+    """Currency amounts with up to four decimals survive the scaling to solver units."""
+    assert from_units(to_units(amount)) == amount
