@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 PORT ?= 50051
 HOST ?= 127.0.0.1
 PROTOS := $(wildcard proto/router/v1/*.proto)
+# protoc finds the mypy-protobuf plugins (protoc-gen-mypy*) on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test lint typecheck protolint proto proto-check pytest sample clean
 

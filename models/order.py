@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from models import fields as f
 from models.errors import Violations
+
+if TYPE_CHECKING:
+    from models.network import Network
 
 MAX_LINES_PER_ORDER = 500
 """Largest order accepted; bigger ones are refused as bad input (an explicit size limit)."""
@@ -55,23 +59,34 @@ class Order:
     pickup_node_id: str | None = None
 
     @staticmethod
-    def from_raw(raw: f.Raw, v: Violations) -> Order | None:
+    def from_raw(raw: f.Raw, v: Violations, network: Network | None = None) -> Order | None:
         """Validate one order as a JSON-like mapping (``orders.jsonl`` or a request).
 
-        Every violation is recorded with its path under ``v``'s prefix; returns ``None``
-        when there was any.
+        With a ``network`` its references are checked too, even when other fields are bad:
+        each line's SKU is in the catalogue, the service is on the rate card, and the
+        pickup node exists and offers pickup. Every violation is recorded with its path
+        under ``v``'s prefix; returns ``None`` when there was any.
         """
         before = len(v.items)
         order_id = f.text(raw, "order_id", v)
         created_at = f.timestamp(raw, "created_at", v)
         service = f.text(raw, "service", v)
+        if service is not None and network is not None and service not in network.rates.bands:
+            known = ", ".join(network.rates.services)
+            v.add("service", f"unknown service {service!r} (rate card has: {known})")
         deliver_by = f.calendar_date(raw, "deliver_by", v)
         ship_complete = f.boolean(raw, "ship_complete", v, default=False)
         allow_partial = f.boolean(raw, "allow_partial", v, default=True)
         max_shipments = f.integer(raw, "max_shipments", v, required=False, minimum=1)
         pickup = f.text(raw, "pickup_node_id", v, required=False)
+        if pickup is not None and network is not None:
+            node = network.node(pickup)
+            if node is None:
+                v.add("pickup_node_id", f"unknown node {pickup!r}")
+            elif not node.pickup:
+                v.add("pickup_node_id", f"node {pickup!r} does not offer pickup")
         ship_to = _ship_to(raw.get("ship_to"), v)
-        lines = _lines(raw.get("lines"), v)
+        lines = _lines(raw.get("lines"), v, network)
         if len(v.items) > before:
             return None
         assert order_id and created_at and service and ship_to and lines
@@ -107,7 +122,7 @@ def _ship_to(raw: object, v: Violations) -> ShipTo | None:
     return ShipTo(lat, lon, country.upper(), postal)
 
 
-def _lines(raw: object, v: Violations) -> tuple[OrderLine, ...] | None:
+def _lines(raw: object, v: Violations, network: Network | None) -> tuple[OrderLine, ...] | None:
     if not isinstance(raw, list) or not raw:
         v.add("lines", "must be a non-empty list of {line_id, sku, quantity}")
         return None
@@ -125,6 +140,8 @@ def _lines(raw: object, v: Violations) -> tuple[OrderLine, ...] | None:
         line_id = f.text(item, "line_id", sub)
         sku = f.text(item, "sku", sub)
         quantity = f.integer(item, "quantity", sub, minimum=1)
+        if sku is not None and network is not None and sku not in network.skus:
+            sub.add("sku", f"unknown sku {sku!r}")
         if line_id is not None:
             if line_id in seen:
                 sub.add("line_id", f"duplicates an earlier line id {line_id!r}")

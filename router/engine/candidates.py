@@ -51,7 +51,7 @@ def build_model(
 ) -> BuiltModel:
     """Build the canonical model (docs/cost-model.md) of ``order`` on current ``stock``.
 
-    ``order`` must have passed :func:`models.scenario.check_order` on ``network``.
+    ``order`` must have passed validation against ``network`` (``Order.from_raw(..., network)``).
     ``capacity_used`` counts the orders each node has already taken today.
     A pickup order is delivered to its pickup node: that node hands over its own stock at
     the counter (no carrier cost, no transit), and other nodes ship to it by carrier.
@@ -61,7 +61,7 @@ def build_model(
     pickup = order.pickup_node_id
     if pickup is not None:
         pickup_node = network.node(pickup)
-        assert pickup_node is not None, "order must pass check_order first"
+        assert pickup_node is not None, "order must be validated against the network first"
         dest_lat, dest_lon = pickup_node.latitude, pickup_node.longitude
     else:
         dest_lat, dest_lon = order.ship_to.latitude, order.ship_to.longitude

@@ -43,9 +43,10 @@ def plan_order(
 ) -> Plan:
     """The optimal plan for ``order`` against ``stock``; no side effects.
 
-    ``order`` must have passed :func:`models.scenario.check_order` on ``network``. The solve
-    ends at ``time_limit_s`` or when ``stop`` is set, whichever is first; the plan's status
-    says whether it is proven optimal, feasible within a gap, infeasible, or unsolved.
+    ``order`` must have been validated against ``network`` (``Order.from_raw`` with it).
+    The solve ends at ``time_limit_s`` or when ``stop`` is set, whichever is first; the
+    plan's status says whether it is proven optimal, feasible within a gap, infeasible,
+    or unsolved.
     """
     started = time.perf_counter()
     built = build_model(order, network, stock, rules, capacity_used)

@@ -1,0 +1,1 @@
+"""Benchmarks: a registry of seeded scenarios and the measurements run on them."""

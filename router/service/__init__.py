@@ -1,0 +1,1 @@
+"""gRPC service of the router: servicers, proto <-> domain conversion, errors, bootstrap."""

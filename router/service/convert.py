@@ -1,0 +1,242 @@
+"""Conversion between router.v1 messages and the domain, both ways.
+
+Incoming orders go through the domain's own validation (:meth:`Order.from_raw` with the
+network) via the proto3 JSON mapping, so a request and a line of
+``orders.jsonl`` are checked by the same code and report the same field paths. Money leaves
+the domain in solver units and enters messages in currency units (:func:`from_units`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from google.protobuf import json_format
+
+from models.errors import Violations
+from models.money import from_units
+from models.network import Network
+from models.order import Order
+from models.plan import CandidateTerms, ExplainedModel, Plan, Shipment
+from router.v1 import router_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOrderArgs:
+    """A validated PlanOrder request in domain terms."""
+
+    order: Order
+    explain: bool
+    time_limit_s: float | None
+    """The request's cap on solve time in seconds; ``None`` when it sets none."""
+
+
+def plan_order_args_from_proto(
+    request: router_pb2.PlanOrderRequest, network: Network
+) -> PlanOrderArgs:
+    """Validate and convert a PlanOrder request.
+
+    Raises :class:`InvalidArgumentError` with every violation, paths relative to the
+    request (``order.lines[0].quantity``, ``time_limit``).
+    """
+    order, order_v = _order(request.order, network)
+    v = Violations()
+    v.extend(order_v.items)
+    time_limit_s: float | None = None
+    if request.HasField("time_limit"):
+        time_limit_s = request.time_limit.ToTimedelta().total_seconds()
+        if time_limit_s <= 0:
+            v.add("time_limit", f"must be > 0, got {time_limit_s:g}s")
+    v.raise_if_any()
+    assert order is not None
+    return PlanOrderArgs(order=order, explain=request.explain, time_limit_s=time_limit_s)
+
+
+def order_from_proto(msg: router_pb2.Order, network: Network) -> Order:
+    """Validate an order message against ``network`` and convert it.
+
+    Raises :class:`InvalidArgumentError` listing every bad field under ``order.``.
+    """
+    order, v = _order(msg, network)
+    v.raise_if_any()
+    assert order is not None
+    return order
+
+
+def _order(msg: router_pb2.Order, network: Network) -> tuple[Order | None, Violations]:
+    """The order of ``msg`` (``None`` when invalid) and every violation found in it."""
+    v = Violations("order")
+    return Order.from_raw(_order_dict(msg), v, network), v
+
+
+def _order_dict(msg: router_pb2.Order) -> dict[str, Any]:
+    """The proto3 JSON mapping of ``msg``, as :meth:`Order.from_raw` reads it.
+
+    Fields without presence are kept even when zero, so that ``quantity: 0`` is reported as
+    out of range rather than missing; unset optional fields (``allow_partial``,
+    ``max_shipments``) are left out and so take the domain's defaults.
+    """
+    try:
+        return _to_dict(msg)
+    except json_format.SerializeToJsonError:
+        pass
+    # Only a Timestamp out of its range fails to serialise. The domain gets its raw value,
+    # which it reports as it would any malformed timestamp.
+    valid = router_pb2.Order()
+    valid.CopyFrom(msg)
+    valid.ClearField("created_at")
+    raw = _to_dict(valid)
+    raw["created_at"] = f"seconds={msg.created_at.seconds} nanos={msg.created_at.nanos}"
+    return raw
+
+
+def _to_dict(msg: router_pb2.Order) -> dict[str, Any]:
+    return json_format.MessageToDict(
+        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def order_to_proto(order: Order) -> router_pb2.Order:
+    """Convert a domain order to its message (every optional field set explicitly)."""
+    msg = router_pb2.Order(
+        order_id=order.order_id,
+        channel=order.channel,
+        segment=order.segment,
+        ship_to=router_pb2.ShipTo(
+            latitude=order.ship_to.latitude,
+            longitude=order.ship_to.longitude,
+            country=order.ship_to.country,
+            postal_code=order.ship_to.postal_code,
+        ),
+        service=order.service,
+        deliver_by=_date(order.deliver_by),
+        ship_complete=order.ship_complete,
+        allow_partial=order.allow_partial,
+        max_shipments=order.max_shipments,
+        pickup_node_id=order.pickup_node_id or "",
+        lines=[
+            router_pb2.OrderLine(line_id=line.line_id, sku=line.sku, quantity=line.quantity)
+            for line in order.lines
+        ],
+    )
+    msg.created_at.FromDatetime(order.created_at)
+    return msg
+
+
+def plan_to_proto(plan: Plan, *, explain: bool) -> router_pb2.Plan:
+    """Convert a domain plan to its message; the explanation only when ``explain``."""
+    msg = router_pb2.Plan(
+        order_id=plan.order_id,
+        status=router_pb2.SolveStatus.Value(f"SOLVE_STATUS_{plan.status.name}"),
+        objective=plan.objective_amount,
+        bound=plan.bound_amount,
+        gap=plan.gap,
+        shipments=[_shipment(s) for s in plan.shipments],
+        unfulfilled=[
+            router_pb2.UnfulfilledLine(
+                line_id=u.line_id,
+                sku=u.sku,
+                quantity=u.quantity,
+                reason=router_pb2.UnfulfilledReason.Value(f"UNFULFILLED_REASON_{u.reason.name}"),
+            )
+            for u in plan.unfulfilled
+        ],
+        rule_version=plan.rule_version,
+        engine=plan.engine,
+        detail=plan.detail,
+    )
+    msg.solve_time.FromTimedelta(timedelta(seconds=plan.solve_seconds))
+    if explain:
+        msg.explain.CopyFrom(
+            router_pb2.Explanation(
+                model=_model(plan.model),
+                excluded=[
+                    router_pb2.Exclusion(
+                        node_id=e.node_id,
+                        reason=router_pb2.ExclusionReason.Value(
+                            f"EXCLUSION_REASON_{e.reason.name}"
+                        ),
+                        detail=e.detail,
+                    )
+                    for e in plan.excluded
+                ],
+            )
+        )
+    return msg
+
+
+def plan_to_json(plan: Plan, *, explain: bool) -> dict[str, Any]:
+    """The proto3 JSON mapping of :func:`plan_to_proto`, field names as in the proto.
+
+    Zero values are kept (an objective of 0 still prints); fields with presence that are
+    unset, such as the objective of an infeasible plan, are left out.
+    """
+    return json_format.MessageToDict(
+        plan_to_proto(plan, explain=explain),
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+    )
+
+
+def _shipment(shipment: Shipment) -> router_pb2.Shipment:
+    return router_pb2.Shipment(
+        node_id=shipment.node_id,
+        service=shipment.service,
+        distance_km=shipment.distance_km,
+        ship_date=_date(shipment.ship_date),
+        delivery_date=_date(shipment.delivery_date),
+        days_late=shipment.days_late,
+        cost=from_units(shipment.cost),
+        lines=[
+            router_pb2.ShipmentLine(line_id=line.line_id, sku=line.sku, quantity=line.quantity)
+            for line in shipment.lines
+        ],
+    )
+
+
+def _model(model: ExplainedModel) -> router_pb2.ExplainedModel:
+    line_ids = [line.line_id for line in model.lines]
+    return router_pb2.ExplainedModel(
+        offset=from_units(model.offset),
+        split_penalty=from_units(model.split_penalty),
+        candidates=[_candidate(c, line_ids) for c in model.candidates],
+        lines=[
+            router_pb2.ModelLine(
+                line_id=line.line_id,
+                sku=line.sku,
+                quantity=line.quantity,
+                backorder_cost=from_units(line.backorder_cost),
+                allow_partial=line.allow_partial,
+            )
+            for line in model.lines
+        ],
+        max_shipments=model.max_shipments,
+        ship_complete=model.ship_complete,
+    )
+
+
+def _candidate(candidate: CandidateTerms, line_ids: list[str]) -> router_pb2.Candidate:
+    return router_pb2.Candidate(
+        node_id=candidate.node_id,
+        distance_km=candidate.distance_km,
+        service=candidate.service,
+        ship_date=_date(candidate.ship_date),
+        delivery_date=_date(candidate.delivery_date),
+        days_late=candidate.days_late,
+        shipment_cost=from_units(candidate.shipment_cost),
+        handling_cost=from_units(candidate.handling_cost),
+        shipping_cost=from_units(candidate.shipping_cost),
+        lateness_cost=from_units(candidate.lateness_cost),
+        node_penalty=from_units(candidate.node_penalty),
+        lines=[
+            router_pb2.CandidateLine(line_id=line_id, unit_cost=from_units(cost), available=a)
+            for line_id, cost, a in zip(
+                line_ids, candidate.unit_costs, candidate.available, strict=True
+            )
+        ],
+    )
+
+
+def _date(value: date | None) -> str:
+    return "" if value is None else value.isoformat()

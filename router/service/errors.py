@@ -1,0 +1,74 @@
+"""The one table from domain exceptions to gRPC status codes and ``google.rpc`` details."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from models.errors import InvalidArgumentError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+_Details = Callable[[Exception], Sequence[Message]]
+
+
+def _bad_request(exc: Exception) -> Sequence[Message]:
+    """One field violation per bad field, paths as the domain wrote them."""
+    assert isinstance(exc, InvalidArgumentError)
+    return [
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in exc.violations
+            ]
+        )
+    ]
+
+
+def _no_details(exc: Exception) -> Sequence[Message]:
+    return ()
+
+
+_TABLE: dict[type[Exception], tuple[grpc.StatusCode, _Details]] = {
+    InvalidArgumentError: (grpc.StatusCode.INVALID_ARGUMENT, _bad_request),
+    NotFoundError: (grpc.StatusCode.NOT_FOUND, _no_details),
+}
+"""Each domain exception (or its nearest listed base class) → status code and details."""
+
+
+def status_of(exc: Exception) -> grpc.Status:
+    """The status an RPC ends with when ``exc`` escapes it.
+
+    Exceptions not in the table are unexpected: logged with their traceback and returned as
+    INTERNAL with a message that reveals nothing of it.
+    """
+    row = next((_TABLE[cls] for cls in type(exc).__mro__ if cls in _TABLE), None)
+    if row is None:
+        logger.error("unexpected error in an RPC", exc_info=exc)
+        status = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+        return rpc_status.to_status(status)
+    code, details = row
+    status = status_pb2.Status(code=code.value[0], message=str(exc))
+    for detail in details(exc):
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        status.details.append(packed)
+    return rpc_status.to_status(status)
+
+
+@contextmanager
+def abort_on_error(context: grpc.ServicerContext) -> Iterator[None]:
+    """End the RPC with :func:`status_of` of any exception raised in the block."""
+    try:
+        yield
+    except Exception as exc:
+        context.abort_with_status(status_of(exc))

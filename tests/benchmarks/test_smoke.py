@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.latency import run, summary
+from benchmarks.scenarios import REGISTRY
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_registered_scenario_smoke_runs(name):
+    """Every benchmark scenario builds at its smoke size and its orders all plan optimally."""
+    table = run(name, seed=1, n_orders=None, smoke=True)
+    assert len(table) == len(REGISTRY[name].smoke(1).orders) > 0
+    assert set(table["status"]) <= {"OPTIMAL", "INFEASIBLE"}
+    stats = summary(table)
+    assert (stats["p50_ms"] <= stats["p99_ms"]).all()

@@ -1,0 +1,136 @@
+"""A small hand-made scenario, a large generated one, and real servers on port 0.
+
+The small network lies on the equator (one degree of longitude is 111.195 km): DC ``west``
+at 0°, store ``mid`` at 2° (offers pickup), DC ``east`` at 5°. SKUs A (1 kg) and B (2 kg)
+are stocked; SKU Z is in the catalogue but stocked nowhere.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from typing import Any
+
+import grpc
+import pytest
+
+from models.network import Network, Node, NodeType, RateBand, RateCard, Sku, Stock, StockPosition
+from models.order import Order, OrderLine, ShipTo
+from models.rules import RuleSet
+from models.scenario import Scenario
+from router.service.server import ServerConfig, create_server
+from router.v1 import router_pb2_grpc
+
+CREATED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+# ground: up to 500 km costs 5 + 1/kg and takes 1 day; up to 1,500 km 8 + 2/kg, 3 days.
+RATES = RateCard.of(
+    [RateBand("ground", 500.0, 5.0, 1.0, 1), RateBand("ground", 1500.0, 8.0, 2.0, 3)]
+)
+
+
+def _node(node_id: str, lon: float, node_type: NodeType, *, pickup: bool = False) -> Node:
+    return Node(
+        node_id=node_id,
+        type=node_type,
+        latitude=0.0,
+        longitude=lon,
+        country="US",
+        timezone="UTC",
+        handling_cost_per_shipment=1.0,
+        handling_cost_per_unit=0.25,
+        processing_hours=0.0,
+        cutoff_local_time=time(23, 59),
+        daily_order_capacity=None,
+        pickup=pickup,
+    )
+
+
+def order(*lines: tuple[str, int], allow_partial: bool = True, order_id: str = "o1") -> Order:
+    """An order to (0°, 1°) of (sku, quantity) lines named l1, l2 and so on."""
+    return Order(
+        order_id=order_id,
+        created_at=CREATED,
+        ship_to=ShipTo(0.0, 1.0, "US", "00000"),
+        service="ground",
+        lines=tuple(OrderLine(f"l{i + 1}", s, q) for i, (s, q) in enumerate(lines)),
+        channel="web",
+        allow_partial=allow_partial,
+    )
+
+
+def build_small_scenario() -> Scenario:
+    """Three nodes, SKUs A, B (stocked) and Z (stocked nowhere), default rules."""
+    nodes = (
+        _node("west", 0.0, NodeType.DC),
+        _node("mid", 2.0, NodeType.STORE, pickup=True),
+        _node("east", 5.0, NodeType.DC),
+    )
+    skus = {"A": Sku("A", 1.0), "B": Sku("B", 2.0), "Z": Sku("Z", 0.5)}
+    stock = Stock.of(
+        [
+            StockPosition("west", "A", 5),
+            StockPosition("mid", "A", 2),
+            StockPosition("mid", "B", 3),
+            StockPosition("east", "B", 10),
+        ]
+    )
+    return Scenario(Network(nodes, skus, RATES), stock, RuleSet(), (order(("A", 2), ("B", 1)),))
+
+
+def build_large_scenario() -> Scenario:
+    """400 nodes around one region, 60 SKUs scattered thinly, one 40-line order (seed 7)."""
+    rng = random.Random(7)
+    nodes = tuple(_node(f"n{i:03d}", rng.uniform(-4.0, 4.0), NodeType.STORE) for i in range(400))
+    skus = {f"S{k:02d}": Sku(f"S{k:02d}", rng.uniform(0.1, 5.0)) for k in range(60)}
+    stock = Stock.of(
+        StockPosition(n.node_id, sku, rng.randint(1, 3))
+        for n in nodes
+        for sku in rng.sample(sorted(skus), 8)
+    )
+    lines = tuple((sku, rng.randint(2, 6)) for sku in rng.sample(sorted(skus), 40))
+    return Scenario(Network(nodes, skus, RATES), stock, RuleSet(), (order(*lines),))
+
+
+@pytest.fixture(scope="session")
+def small_scenario() -> Scenario:
+    """The small hand-made scenario."""
+    return build_small_scenario()
+
+
+@pytest.fixture(scope="session")
+def large_scenario() -> Scenario:
+    """The large generated scenario."""
+    return build_large_scenario()
+
+
+@dataclass(frozen=True)
+class Running:
+    """A started server and a channel to it over a real socket."""
+
+    port: int
+    channel: grpc.Channel
+
+    @property
+    def routing(self) -> router_pb2_grpc.RoutingServiceStub:
+        """A RoutingService client on the channel."""
+        return router_pb2_grpc.RoutingServiceStub(self.channel)
+
+
+def run(scenario: Scenario, **config: Any) -> Iterator[Running]:
+    """Start a server for ``scenario`` on a free port; stop it when the caller is done."""
+    server, port = create_server(ServerConfig(port=0, **config), scenario)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield Running(port, channel)
+    finally:
+        server.stop(0).wait()
+
+
+@pytest.fixture(scope="module")
+def server(small_scenario: Scenario) -> Iterator[Running]:
+    """A server for the small scenario."""
+    yield from run(small_scenario)

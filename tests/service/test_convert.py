@@ -1,0 +1,147 @@
+"""Conversion between router.v1 messages and the domain."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from models.errors import InvalidArgumentError
+from models.network import NodeType
+from models.order import Order, OrderLine, ShipTo
+from models.plan import ExclusionReason, ExplainedModel, Plan, SolveStatus, UnfulfilledReason
+from router.service.convert import order_from_proto, order_to_proto, plan_to_json
+from router.v1 import router_pb2
+from tests.service.conftest import build_small_scenario, order
+
+NETWORK = build_small_scenario().network
+
+
+def _text(pattern: str) -> st.SearchStrategy[str]:
+    return st.from_regex(pattern, fullmatch=True)
+
+
+@st.composite
+def orders(draw: st.DrawFn) -> Order:
+    """Valid orders on the small network, in the domain's normal form (trimmed, upper-case)."""
+    lines = tuple(
+        OrderLine(f"l{i}", draw(st.sampled_from(sorted(NETWORK.skus))), draw(st.integers(1, 10**6)))
+        for i in range(draw(st.integers(1, 5)))
+    )
+    created_at = draw(
+        st.datetimes(
+            min_value=datetime(1971, 1, 1),
+            max_value=datetime(2200, 1, 1),
+            timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]),
+        )
+    )
+    return Order(
+        order_id=draw(_text(r"[A-Za-z0-9_-]{1,12}")),
+        created_at=created_at,
+        ship_to=ShipTo(
+            draw(st.floats(-90, 90)),
+            draw(st.floats(-180, 180)),
+            draw(_text(r"[A-Z]{2}")),
+            draw(_text(r"[0-9]{0,5}")),
+        ),
+        service="ground",
+        lines=lines,
+        channel=draw(_text(r"[a-z]{0,8}")),
+        segment=draw(_text(r"[a-z]{0,8}")),
+        deliver_by=draw(st.none() | st.dates(date(1971, 1, 1), date(2200, 1, 1))),
+        ship_complete=draw(st.booleans()),
+        allow_partial=draw(st.booleans()),
+        max_shipments=draw(st.none() | st.integers(1, 20)),
+        pickup_node_id=draw(st.none() | st.just("mid")),
+    )
+
+
+@given(orders())
+def test_order_round_trips_domain_proto_domain(order: Order) -> None:
+    """Every valid order survives domain → proto → domain unchanged."""
+    assert order_from_proto(order_to_proto(order), NETWORK) == order
+
+
+@given(orders())
+def test_order_round_trips_proto_domain_proto(order: Order) -> None:
+    """An order message with its optional fields set survives proto → domain → proto."""
+    msg = order_to_proto(order)
+    assert order_to_proto(order_from_proto(msg, NETWORK)) == msg
+
+
+def test_unset_optional_fields_take_the_domain_defaults() -> None:
+    """Unset allow_partial means true; unset max_shipments, deliver_by, pickup mean none."""
+    msg = order_to_proto(order(("A", 1), allow_partial=False))
+    msg.ClearField("allow_partial")
+    msg.ClearField("max_shipments")
+    msg.deliver_by = ""
+    msg.pickup_node_id = ""
+
+    converted = order_from_proto(msg, NETWORK)
+
+    assert converted.allow_partial is True
+    assert converted.max_shipments is None
+    assert converted.deliver_by is None
+    assert converted.pickup_node_id is None
+
+
+def test_zero_quantity_is_out_of_range_not_missing() -> None:
+    """A zero int32 (the proto3 default) is checked as the value 0."""
+    msg = order_to_proto(order(("A", 1)))
+    msg.lines[0].quantity = 0
+    with pytest.raises(InvalidArgumentError) as caught:
+        order_from_proto(msg, NETWORK)
+    [violation] = caught.value.violations
+    assert violation.field == "order.lines[0].quantity"
+    assert "must be >= 1" in violation.description
+
+
+def test_blank_sku_is_reported_once() -> None:
+    """A blank sku is reported as missing, not also as an unknown sku."""
+    msg = order_to_proto(order(("A", 1)))
+    msg.lines[0].sku = ""
+    with pytest.raises(InvalidArgumentError) as caught:
+        order_from_proto(msg, NETWORK)
+    assert [v.field for v in caught.value.violations] == ["order.lines[0].sku"]
+
+
+@pytest.mark.parametrize(
+    ("domain", "proto", "prefix"),
+    [
+        (SolveStatus, router_pb2.SolveStatus, "SOLVE_STATUS_"),
+        (UnfulfilledReason, router_pb2.UnfulfilledReason, "UNFULFILLED_REASON_"),
+        (ExclusionReason, router_pb2.ExclusionReason, "EXCLUSION_REASON_"),
+        (NodeType, router_pb2.NodeType, "NODE_TYPE_"),
+    ],
+)
+def test_proto_enums_mirror_the_domain(domain: type, proto: object, prefix: str) -> None:
+    """Each proto enum has exactly the domain enum's members by name, plus _UNSPECIFIED."""
+    names = {f"{prefix}{member.name}" for member in domain}  # type: ignore[attr-defined]
+    assert set(proto.keys()) == names | {f"{prefix}UNSPECIFIED"}  # type: ignore[attr-defined]
+
+
+def _plan(status: SolveStatus, objective: int | None) -> Plan:
+    model = ExplainedModel(0, 0, (), (), None, False)
+    return Plan("o1", status, objective, objective, (), (), (), model, "v1", "test", 0.25)
+
+
+def test_plan_json_keeps_a_zero_objective() -> None:
+    """An objective of 0 prints, with the proto's field names and zero-valued fields."""
+    data = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=False)
+    assert data["objective"] == 0
+    assert data["status"] == "SOLVE_STATUS_OPTIMAL"
+    assert data["gap"] == 0
+    assert data["shipments"] == []
+    assert data["rule_version"] == "v1"
+    assert data["solve_time"] == "0.250s"
+    assert "explain" not in data
+
+
+def test_plan_json_of_no_plan_has_no_objective() -> None:
+    """An infeasible plan has no objective or bound (absent, not 0); explain adds the model."""
+    data = plan_to_json(_plan(SolveStatus.INFEASIBLE, None), explain=True)
+    assert "objective" not in data
+    assert "bound" not in data
+    assert data["explain"]["model"]["ship_complete"] is False
