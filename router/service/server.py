@@ -6,10 +6,12 @@ import json
 import logging
 import shlex
 import signal
+import sys
 import threading
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 
 import grpc
@@ -101,7 +103,9 @@ def serve(config: ServerConfig, scenario: Scenario) -> None:
 
 def usage(address: str, scenario: Scenario) -> str:
     """How to call the server at ``address`` with ``buf curl`` (which reads its reflection)."""
-    curl = "buf curl --protocol grpc --http2-prior-knowledge"
+    # buf ships in the dev extras next to this interpreter; fall back to a buf on PATH.
+    bundled = Path(sys.executable).parent / "buf"
+    curl = f"{bundled if bundled.exists() else 'buf'} curl --protocol grpc --http2-prior-knowledge"
     url = f"http://{address}"
     order = json_format.MessageToDict(
         order_to_proto(_example_order(scenario)), preserving_proto_field_name=True
