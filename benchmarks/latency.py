@@ -30,7 +30,8 @@ def run(
     scenario = (spec.smoke if smoke else spec.build)(seed)
     orders = scenario.orders[:n_orders] if n_orders else scenario.orders
     rows = []
-    for order in tqdm(orders, desc=f"{scenario_name} seed {seed}", unit="order", file=sys.stderr):
+    progress = tqdm(orders, desc=f"{scenario_name} seed {seed}", unit="order", file=sys.stderr)
+    for order in progress:
         started = time.perf_counter()
         plan = plan_order(order, scenario.network, scenario.stock, scenario.rules)
         seconds = time.perf_counter() - started

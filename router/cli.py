@@ -80,7 +80,12 @@ def _plan(args: argparse.Namespace) -> int:
     scenario = _scenario(args.scenario, args.orders, args.rules)
     statuses: dict[str, int] = {}
     with _output(args.out) as out:
-        for order in tqdm(scenario.orders, desc="planning", unit="order", file=sys.stderr):
+        # On a terminal a live bar; in a log, a line every few seconds.
+        interval = 0.1 if sys.stderr.isatty() else 5.0
+        progress = tqdm(
+            scenario.orders, desc="planning", unit="order", file=sys.stderr, mininterval=interval
+        )
+        for order in progress:
             plan = plan_order(
                 order,
                 scenario.network,
