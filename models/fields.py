@@ -8,12 +8,18 @@ strings, JSON values as numbers and booleans; both are accepted where they mean 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import date, datetime, time
 
 from models.errors import Violations
 
 Raw = Mapping[str, object]
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+YEARS = (1970, 2999)
+"""Dates and timestamps outside these years are refused, so date arithmetic cannot overflow."""
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
@@ -43,6 +49,48 @@ def text(raw: Raw, field: str, v: Violations, *, required: bool = True) -> str |
     return value.strip()
 
 
+MAX_MONEY = 100_000.0
+"""Largest single cost, rate or penalty accepted (currency units); keeps solver sums in int64."""
+MAX_WEIGHT_KG = 1_000.0
+"""Heaviest unit accepted: a parcel network, not freight."""
+MAX_HOURS = 720.0
+"""Longest processing time accepted (30 days)."""
+MAX_DAYS = 60
+"""Longest transit accepted."""
+MAX_QUANTITY = 1_000_000
+"""Most units on one order line."""
+MAX_INT32 = 2**31 - 1
+"""Largest count (stock, capacity, priority): what the wire's int32 fields carry."""
+MAX_NUMBER = 1e12
+"""Bound on any other number, so arithmetic on it never overflows."""
+
+
+def _real(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not one (too large included)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+def _whole(value: object) -> int | None:
+    """``value`` as an exact integer (``3``, ``"3"``, ``3.0``, ``"3e2"``), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    real = _real(value)
+    return int(real) if real is not None and real.is_integer() else None
+
+
 def number(
     raw: Raw,
     field: str,
@@ -50,7 +98,7 @@ def number(
     *,
     required: bool = True,
     minimum: float | None = None,
-    maximum: float | None = None,
+    maximum: float = MAX_NUMBER,
     strictly_positive: bool = False,
 ) -> float | None:
     """A finite float within the given bounds."""
@@ -59,54 +107,50 @@ def number(
         if required:
             v.add(field, "is required")
         return None
-    if isinstance(value, bool):
-        v.add(field, "must be a number, got a boolean")
-        return None
-    try:
-        result = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        v.add(field, f"must be a number, got {value!r}")
-        return None
-    if not math.isfinite(result):
-        v.add(field, f"must be finite, got {value!r}")
-        return None
-    if strictly_positive and result <= 0:
+    result = _real(value)
+    if result is None:
+        v.add(field, f"must be a finite number, got {value!r}")
+    elif strictly_positive and result <= 0:
         v.add(field, f"must be > 0, got {result:g}")
-        return None
-    if minimum is not None and result < minimum:
+    elif minimum is not None and result < minimum:
         v.add(field, f"must be >= {minimum:g}, got {result:g}")
-        return None
-    if maximum is not None and result > maximum:
+    elif result > maximum:
         v.add(field, f"must be <= {maximum:g}, got {result:g}")
-        return None
-    return result
+    else:
+        return result
+    return None
+
+
+def money(raw: Raw, field: str, v: Violations, *, required: bool = True) -> float | None:
+    """A cost in currency units, 0 to :data:`MAX_MONEY`."""
+    return number(raw, field, v, required=required, minimum=0, maximum=MAX_MONEY)
 
 
 def integer(
-    raw: Raw, field: str, v: Violations, *, required: bool = True, minimum: int | None = None
+    raw: Raw,
+    field: str,
+    v: Violations,
+    *,
+    required: bool = True,
+    minimum: int = -MAX_INT32,
+    maximum: int = MAX_INT32,
 ) -> int | None:
-    """A whole number (``3`` or ``"3"`` or ``3.0``; not ``3.5``) at or above ``minimum``."""
+    """A whole number (``3`` or ``"3"`` or ``3.0``; not ``3.5``) within the bounds."""
     value = raw.get(field)
     if is_blank(value):
         if required:
             v.add(field, "is required")
         return None
-    if isinstance(value, bool):
-        v.add(field, "must be an integer, got a boolean")
-        return None
-    try:
-        as_float = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    result = _whole(value)
+    if result is None:
         v.add(field, f"must be an integer, got {value!r}")
-        return None
-    if not math.isfinite(as_float) or as_float != int(as_float):
-        v.add(field, f"must be an integer, got {value!r}")
-        return None
-    result = int(as_float)
-    if minimum is not None and result < minimum:
+    elif result < minimum:
         v.add(field, f"must be >= {minimum}, got {result}")
-        return None
-    return result
+    elif result > maximum:
+        v.add(field, f"must be <= {maximum}, got {result}")
+    else:
+        return result
+    return None
 
 
 def boolean(raw: Raw, field: str, v: Violations, *, default: bool | None = None) -> bool | None:
@@ -140,31 +184,40 @@ def local_time(raw: Raw, field: str, v: Violations) -> time | None:
 
 
 def timestamp(raw: Raw, field: str, v: Violations) -> datetime | None:
-    """An RFC 3339 timestamp with an offset (``2026-11-20T14:05:00Z``)."""
+    """An RFC 3339 timestamp with an offset (``2026-11-20T14:05:00Z``), years 1970–2999."""
     value = text(raw, field, v)
     if value is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        v.add(field, f"must be an RFC 3339 timestamp, got {value!r}")
+    if not _RFC3339.fullmatch(value):
+        v.add(field, f"must be an RFC 3339 timestamp like 2026-11-20T14:05:00Z, got {value!r}")
         return None
-    if parsed.tzinfo is None:
-        v.add(field, f"must carry a UTC offset (e.g. 'Z'), got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError as error:
+        v.add(field, f"is not a valid timestamp: {error}")
+        return None
+    if not YEARS[0] <= parsed.year <= YEARS[1]:
+        v.add(field, f"must be in the years {YEARS[0]}–{YEARS[1]}, got {value!r}")
         return None
     return parsed
 
 
 def calendar_date(raw: Raw, field: str, v: Violations, *, required: bool = False) -> date | None:
-    """A calendar date ``YYYY-MM-DD``."""
+    """A calendar date ``YYYY-MM-DD``, years 1970–2999."""
     value = text(raw, field, v, required=required)
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        if not _DATE.fullmatch(value):
+            raise ValueError(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         v.add(field, f"must be a date YYYY-MM-DD, got {value!r}")
         return None
+    if not YEARS[0] <= parsed.year <= YEARS[1]:
+        v.add(field, f"must be in the years {YEARS[0]}–{YEARS[1]}, got {value!r}")
+        return None
+    return parsed
 
 
 def tags(raw: Raw, field: str) -> frozenset[str]:

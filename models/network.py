@@ -29,7 +29,7 @@ class Node:
     Costs are currency amounts; ``processing_hours`` is the time from order creation until
     the node can hand a parcel to the carrier; parcels ready after ``cutoff_local_time`` (in
     the node's ``timezone``) leave the next day. ``daily_order_capacity`` ``None`` is
-    unlimited. A higher ``priority`` is preferred when plans tie on cost.
+    unlimited. ``priority`` is kept for the tie-break of docs/cost-model.md (higher first).
     """
 
     node_id: str
@@ -70,9 +70,9 @@ class Node:
                 ZoneInfo(timezone)
             except (ZoneInfoNotFoundError, ValueError):
                 v.add("timezone", f"must be an IANA time zone, got {timezone!r}")
-        per_shipment = f.number(raw, "handling_cost_per_shipment", v, minimum=0)
-        per_unit = f.number(raw, "handling_cost_per_unit", v, minimum=0)
-        processing = f.number(raw, "processing_hours", v, minimum=0)
+        per_shipment = f.money(raw, "handling_cost_per_shipment", v)
+        per_unit = f.money(raw, "handling_cost_per_unit", v)
+        processing = f.number(raw, "processing_hours", v, minimum=0, maximum=f.MAX_HOURS)
         cutoff = f.local_time(raw, "cutoff_local_time", v)
         capacity = f.integer(raw, "daily_order_capacity", v, required=False, minimum=0)
         priority = f.integer(raw, "priority", v, required=False)
@@ -116,7 +116,7 @@ class Sku:
         """Validate one ``skus.csv`` row; ``None`` after violations."""
         before = len(v.items)
         sku = f.text(raw, "sku", v)
-        weight = f.number(raw, "weight_kg", v, minimum=0)
+        weight = f.number(raw, "weight_kg", v, minimum=0, maximum=f.MAX_WEIGHT_KG)
         hazmat = f.boolean(raw, "hazmat", v, default=False)
         if len(v.items) > before:
             return None
@@ -173,10 +173,10 @@ class RateBand:
         """Validate one ``rates.csv`` row; ``None`` after violations."""
         before = len(v.items)
         service = f.text(raw, "service", v)
-        max_km = f.number(raw, "max_distance_km", v, strictly_positive=True)
-        base = f.number(raw, "base_cost", v, minimum=0)
-        per_kg = f.number(raw, "cost_per_kg", v, minimum=0)
-        transit = f.integer(raw, "transit_days", v, minimum=0)
+        max_km = f.number(raw, "max_distance_km", v, strictly_positive=True, maximum=40_075)
+        base = f.money(raw, "base_cost", v)
+        per_kg = f.money(raw, "cost_per_kg", v)
+        transit = f.integer(raw, "transit_days", v, minimum=0, maximum=f.MAX_DAYS)
         if len(v.items) > before:
             return None
         assert service is not None and max_km is not None and base is not None

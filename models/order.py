@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from models import fields as f
@@ -75,9 +75,13 @@ class Order:
             known = ", ".join(network.rates.services)
             v.add("service", f"unknown service {service!r} (rate card has: {known})")
         deliver_by = f.calendar_date(raw, "deliver_by", v)
+        if deliver_by and created_at and deliver_by < created_at.date() - timedelta(days=1):
+            v.add("deliver_by", f"must not be before the order's creation, got {deliver_by}")
+        channel = f.text(raw, "channel", v, required=False) or ""
+        segment = f.text(raw, "segment", v, required=False) or ""
         ship_complete = f.boolean(raw, "ship_complete", v, default=False)
         allow_partial = f.boolean(raw, "allow_partial", v, default=True)
-        max_shipments = f.integer(raw, "max_shipments", v, required=False, minimum=1)
+        max_shipments = f.integer(raw, "max_shipments", v, required=False, minimum=1, maximum=1000)
         pickup = f.text(raw, "pickup_node_id", v, required=False)
         if pickup is not None and network is not None:
             node = network.node(pickup)
@@ -96,8 +100,8 @@ class Order:
             ship_to=ship_to,
             service=service,
             lines=lines,
-            channel=f.text(raw, "channel", v, required=False) or "",
-            segment=f.text(raw, "segment", v, required=False) or "",
+            channel=channel,
+            segment=segment,
             deliver_by=deliver_by,
             ship_complete=bool(ship_complete),
             allow_partial=bool(allow_partial),
@@ -139,7 +143,7 @@ def _lines(raw: object, v: Violations, network: Network | None) -> tuple[OrderLi
             continue
         line_id = f.text(item, "line_id", sub)
         sku = f.text(item, "sku", sub)
-        quantity = f.integer(item, "quantity", sub, minimum=1)
+        quantity = f.integer(item, "quantity", sub, minimum=1, maximum=f.MAX_QUANTITY)
         if sku is not None and network is not None and sku not in network.skus:
             sub.add("sku", f"unknown sku {sku!r}")
         if line_id is not None:
@@ -150,4 +154,7 @@ def _lines(raw: object, v: Violations, network: Network | None) -> tuple[OrderLi
         if not sub:
             assert line_id is not None and sku is not None and quantity is not None
             lines.append(OrderLine(line_id, sku, quantity))
+    total = sum(line.quantity for line in lines)
+    if total > f.MAX_QUANTITY:
+        v.add("lines", f"must order at most {f.MAX_QUANTITY} units in all, got {total}")
     return tuple(lines)

@@ -47,6 +47,11 @@ class UnfulfilledReason(StrEnum):
     """The order's hard constraints (no partial, ship complete, max shipments) cannot all hold."""
     NO_SOLUTION = "NO_SOLUTION"
     """The solve stopped before finding any plan."""
+    STOPPED_EARLY = "STOPPED_EARLY"
+    """The solve stopped at its time limit with these units backordered; a better plan may
+    ship them (the plan is FEASIBLE, not proven optimal)."""
+    NO_ELIGIBLE_STOCK = "NO_ELIGIBLE_STOCK"
+    """Stock exists, but only at nodes excluded for this order (see the exclusions)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,11 +56,13 @@ class RuleSet:
             v.add(key, f"is not a known rule (known: {', '.join(sorted(known))})")
         defaults = RuleSet()
         version = f.text(raw, "version", v, required=False) or defaults.version
-        split = f.number(raw, "split_penalty", v, required=False, minimum=0)
-        late = f.number(raw, "lateness_penalty_per_day", v, required=False, minimum=0)
-        backorder = f.number(raw, "backorder_cost_per_unit", v, required=False, minimum=0)
-        radius = f.number(raw, "max_distance_km", v, required=False, strictly_positive=True)
-        max_shipments = f.integer(raw, "max_shipments", v, required=False, minimum=1)
+        split = f.money(raw, "split_penalty", v, required=False)
+        late = f.money(raw, "lateness_penalty_per_day", v, required=False)
+        backorder = f.money(raw, "backorder_cost_per_unit", v, required=False)
+        radius = f.number(
+            raw, "max_distance_km", v, required=False, strictly_positive=True, maximum=40_075
+        )
+        max_shipments = f.integer(raw, "max_shipments", v, required=False, minimum=1, maximum=1000)
         sla = defaults.sla
         sla_text = f.text(raw, "sla", v, required=False)
         if sla_text is not None:
@@ -113,11 +115,11 @@ def _unit_penalties(raw: object, v: Violations) -> dict[NodeType, float]:
         v.add("unit_penalty_by_node_type", "must map node types to a cost per unit")
         return {}
     out: dict[NodeType, float] = {}
+    penalties = Violations(v.path("unit_penalty_by_node_type"))
     for key in raw:
         node_type = _node_type(key, f"unit_penalty_by_node_type.{key}", v)
-        amount = f.number(raw, key, Violations(v.path("unit_penalty_by_node_type")), minimum=0)
-        if amount is None:
-            v.add(f"unit_penalty_by_node_type.{key}", "must be a cost >= 0")
-        elif node_type is not None:
+        amount = f.money(raw, key, penalties)
+        if amount is not None and node_type is not None:
             out[node_type] = amount
+    v.extend(penalties.items)
     return out

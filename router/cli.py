@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -21,13 +22,14 @@ from router.engine.solve import DEFAULT_TIME_LIMIT_S
 
 def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -> Scenario:
     """The scenario in ``directory``, or the built-in sample network when none is given."""
-    from router.scenario import read_scenario
+    from router.scenario import read_rules, read_scenario
 
-    if directory is None:
-        from router.sample import sample_scenario
+    if directory is not None:
+        return read_scenario(directory, orders_file=orders, rules_file=rules)
+    from router.sample import sample_scenario
 
-        return sample_scenario()
-    return read_scenario(directory, orders_file=orders, rules_file=rules)
+    sample = sample_scenario()
+    return sample if rules is None else replace(sample, rules=read_rules(rules))
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from models.errors import InvalidArgumentError
 from models.money import to_units
 from models.plan import CandidateTerms, ExplainedModel, LineTerms
 from router.cli import main
@@ -137,3 +138,15 @@ def test_bad_files_exit_2_and_list_every_problem(tmp_path: Path, capsys):
     assert main(["plan", "--scenario", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "nodes.csv:2:type" in err and "orders.jsonl:1:lines[0].quantity" in err
+
+
+def test_rules_file_applies_to_the_built_in_sample(tmp_path: Path):
+    """``--rules`` without ``--scenario`` replaces the sample's rules instead of vanishing."""
+    from router.cli import _scenario
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: strict\nsla: hard\n")
+    assert _scenario(None, None, rules).rules.version == "strict"
+    rules.write_text("sla: firm\n")
+    with pytest.raises(InvalidArgumentError, match=r"rules\.yaml:sla"):
+        _scenario(None, None, rules)

@@ -24,10 +24,15 @@ from router.engine.geo import great_circle_km
 
 @dataclass(frozen=True, slots=True)
 class BuiltModel:
-    """The canonical model of one order and the nodes left out of it."""
+    """The canonical model of one order, the nodes left out of it, and stock anywhere.
+
+    ``stock_anywhere[l]`` is the available stock of line ``l``'s SKU over the whole
+    network, candidates or not, so that a plan can tell "no stock" from "no eligible stock".
+    """
 
     model: ExplainedModel
     excluded: tuple[Exclusion, ...]
+    stock_anywhere: tuple[int, ...]
 
 
 def _band(bands: tuple[RateBand, ...], distance_km: float) -> RateBand | None:
@@ -152,4 +157,7 @@ def build_model(
         max_shipments=_max_shipments(order, rules),
         ship_complete=order.ship_complete,
     )
-    return BuiltModel(model, tuple(excluded))
+    anywhere = tuple(
+        sum(p.available for p in stock.by_sku.get(line.sku, ())) for line in order.lines
+    )
+    return BuiltModel(model, tuple(excluded), anywhere)

@@ -91,7 +91,8 @@ def solve_model(model: ExplainedModel, stop: Stop, time_limit_s: float) -> Solut
     solver.parameters.max_time_in_seconds = max(stop.remaining_s(time_limit_s), 1e-3)
     unregister = stop.on_stop(solver.stop_search)
     try:
-        status = solver.solve(cp)
+        # A stop that came before the solver started would be lost: check it once more.
+        status = cp_model.UNKNOWN if stop.is_set() else solver.solve(cp)
     finally:
         unregister()
 

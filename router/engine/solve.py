@@ -17,7 +17,7 @@ from models.plan import (
     UnfulfilledReason,
 )
 from models.rules import RuleSet
-from router.engine.candidates import build_model
+from router.engine.candidates import BuiltModel, build_model
 from router.engine.cpsat import Solution, solve_model
 from router.engine.stop import Stop
 
@@ -57,7 +57,7 @@ def plan_order(
         objective=solution.objective,
         bound=solution.bound,
         shipments=_shipments(built.model, solution),
-        unfulfilled=_unfulfilled(built.model, solution),
+        unfulfilled=_unfulfilled(built, solution),
         excluded=built.excluded,
         model=built.model,
         rule_version=rules.version,
@@ -92,28 +92,49 @@ def _shipments(model: ExplainedModel, solution: Solution) -> tuple[Shipment, ...
     return tuple(shipments)
 
 
-def _unfulfilled(model: ExplainedModel, solution: Solution) -> tuple[Unfulfilled, ...]:
-    """Units no shipment carries, each with the first reason that explains them."""
+_REASON_WHEN_STOCK_EXISTS = {
+    SolveStatus.OPTIMAL: UnfulfilledReason.BACKORDER_CHEAPER,
+    SolveStatus.FEASIBLE: UnfulfilledReason.STOPPED_EARLY,
+    SolveStatus.INFEASIBLE: UnfulfilledReason.ORDER_INFEASIBLE,
+    SolveStatus.NO_SOLUTION: UnfulfilledReason.NO_SOLUTION,
+}
+
+
+def _unfulfilled(built: BuiltModel, solution: Solution) -> tuple[Unfulfilled, ...]:
+    """Units no shipment carries, split by reason.
+
+    Per SKU, the units that the candidates' stock cannot cover at all are short (no stock
+    anywhere, none at an eligible node, or too little); the rest were left by the solve,
+    for the reason its status gives. Lines of one SKU share the stock, so the shortfall is
+    counted per SKU and charged to its lines in order.
+    """
+    model = built.model
     shipped = [0] * len(model.lines)
     for (_, line), q in solution.assignment.items():
         shipped[line] += q
+    lines_of_sku: dict[str, list[int]] = {}
+    for line, terms in enumerate(model.lines):
+        lines_of_sku.setdefault(terms.sku, []).append(line)
+    short: dict[str, int] = {}
+    for sku, lines in lines_of_sku.items():
+        eligible = sum(c.available[lines[0]] for c in model.candidates)
+        short[sku] = max(0, sum(model.lines[line].quantity for line in lines) - eligible)
     out = []
     for line, terms in enumerate(model.lines):
         missing = terms.quantity - shipped[line]
-        if missing <= 0:
-            continue
-        stock = sum(c.available[line] for c in model.candidates)
-        if stock == 0:
-            reason = UnfulfilledReason.NO_STOCK
-        elif stock < terms.quantity:
-            reason = UnfulfilledReason.INSUFFICIENT_STOCK
-        elif solution.status is SolveStatus.INFEASIBLE:
-            reason = UnfulfilledReason.ORDER_INFEASIBLE
-        elif solution.status is SolveStatus.NO_SOLUTION:
-            reason = UnfulfilledReason.NO_SOLUTION
-        else:
-            reason = UnfulfilledReason.BACKORDER_CHEAPER
-        out.append(Unfulfilled(terms.line_id, terms.sku, missing, reason))
+        lacking = min(missing, short[terms.sku])
+        short[terms.sku] -= lacking
+        if lacking:
+            if built.stock_anywhere[line] == 0:
+                reason = UnfulfilledReason.NO_STOCK
+            elif all(c.available[line] == 0 for c in model.candidates):
+                reason = UnfulfilledReason.NO_ELIGIBLE_STOCK
+            else:
+                reason = UnfulfilledReason.INSUFFICIENT_STOCK
+            out.append(Unfulfilled(terms.line_id, terms.sku, lacking, reason))
+        if missing > lacking:
+            reason = _REASON_WHEN_STOCK_EXISTS[solution.status]
+            out.append(Unfulfilled(terms.line_id, terms.sku, missing - lacking, reason))
     return tuple(out)
 
 

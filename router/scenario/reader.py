@@ -134,6 +134,15 @@ def read_orders(path: Path, network: Network) -> tuple[Order, ...]:
     return orders
 
 
+def read_rules(path: Path) -> RuleSet:
+    """Read and validate a ``rules.yaml`` file; raises with every violation in it."""
+    v = Violations()
+    rules = _read_rules(path, v, required=True)
+    v.raise_if_any()
+    assert rules is not None
+    return rules
+
+
 def _read_table(
     directory: Path,
     table: Table,

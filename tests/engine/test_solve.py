@@ -25,6 +25,10 @@ def check(plan: Plan) -> None:
     assert plan.objective == plan.model.objective(assignment)
 
 
+def reasons(plan: Plan) -> list[tuple[str, int, UnfulfilledReason]]:
+    return [(u.line_id, u.quantity, u.reason) for u in plan.unfulfilled]
+
+
 def shipped(plan: Plan) -> dict[str, dict[str, int]]:
     return {s.node_id: {sl.line_id: sl.quantity for sl in s.lines} for s in plan.shipments}
 
@@ -86,11 +90,13 @@ def test_no_partial_and_short_stock_names_the_short_line():
         stock(("N1", "A", 3), ("N1", "C", 1)),
         RuleSet(),
     )
+    # 2 of the 5 A exist nowhere eligible; the other 3 (and C) are stuck by the constraint.
     assert plan.status is SolveStatus.INFEASIBLE
-    assert {u.line_id: (u.quantity, u.reason) for u in plan.unfulfilled} == {
-        "l1": (5, UnfulfilledReason.INSUFFICIENT_STOCK),
-        "l2": (1, UnfulfilledReason.ORDER_INFEASIBLE),
-    }
+    assert reasons(plan) == [
+        ("l1", 2, UnfulfilledReason.INSUFFICIENT_STOCK),
+        ("l1", 3, UnfulfilledReason.ORDER_INFEASIBLE),
+        ("l2", 1, UnfulfilledReason.ORDER_INFEASIBLE),
+    ]
 
 
 def test_partial_fulfilment_ships_what_exists():
@@ -99,7 +105,7 @@ def test_partial_fulfilment_ships_what_exists():
     net = network(node("N1", 1))
     plan = plan_order(order(("A", 5), ("B", 1)), net, stock(("N1", "A", 3)), RuleSet())
     assert plan.objective == to_units(9 + 120 + 60)
-    assert [(u.line_id, u.quantity, u.reason) for u in plan.unfulfilled] == [
+    assert reasons(plan) == [
         ("l1", 2, UnfulfilledReason.INSUFFICIENT_STOCK),
         ("l2", 1, UnfulfilledReason.NO_STOCK),
     ]
@@ -141,7 +147,34 @@ def test_lines_of_the_same_sku_share_stock():
     plan = plan_order(order(("A", 2), ("A", 2)), net, stock(("N1", "A", 3)), RuleSet())
     assert plan.objective == to_units(69)
     assert sum(sl.quantity for s in plan.shipments for sl in s.lines) == 3
+    assert [(q, r) for _, q, r in reasons(plan)] == [(1, UnfulfilledReason.INSUFFICIENT_STOCK)]
     check(plan)
+
+
+def test_stock_only_at_excluded_nodes_is_no_eligible_stock():
+    """Units whose only stock sits at excluded nodes are NO_ELIGIBLE_STOCK, not NO_STOCK."""
+    # N1 holds A but is 14 degrees (1,557 km) away, beyond the last band; nobody holds B.
+    net = network(node("N1", 14))
+    plan = plan_order(order(("A", 1), ("B", 1)), net, stock(("N1", "A", 5)), RuleSet())
+    assert reasons(plan) == [
+        ("l1", 1, UnfulfilledReason.NO_ELIGIBLE_STOCK),
+        ("l2", 1, UnfulfilledReason.NO_STOCK),
+    ]
+
+
+def test_short_and_chosen_backorders_are_told_apart():
+    """Of one line, units no node has and units left on cost get their own reasons."""
+    # 3 A at N1 (second band, 9 degrees): shipping them costs F 9 + 3·2 = 15, more than
+    # 3 backorders at 4 = 12, so none ship; the other 2 of the 5 exist nowhere.
+    net = network(node("N1", 9))
+    plan = plan_order(
+        order(("A", 5)), net, stock(("N1", "A", 3)), RuleSet(backorder_cost_per_unit=4)
+    )
+    assert plan.shipments == ()
+    assert reasons(plan) == [
+        ("l1", 2, UnfulfilledReason.INSUFFICIENT_STOCK),
+        ("l1", 3, UnfulfilledReason.BACKORDER_CHEAPER),
+    ]
 
 
 def test_pickup_at_the_store_counter():
@@ -178,3 +211,16 @@ def test_lateness_is_priced_when_the_sla_is_soft():
     cheap_late = plan_order(o, net, s, RuleSet(lateness_penalty_per_day=2))
     # SLOW: 1 + 8 + 2 + 2 = 13 < 17.
     assert cheap_late.objective == to_units(13) and shipped(cheap_late) == {"SLOW": {"l1": 1}}
+
+
+def test_a_stopped_solve_does_not_claim_its_backorders_were_chosen():
+    """A FEASIBLE plan's backorders are STOPPED_EARLY, not BACKORDER_CHEAPER (not proven)."""
+    from router.engine.candidates import build_model
+    from router.engine.cpsat import Solution
+    from router.engine.solve import _unfulfilled
+
+    built = build_model(order(("A", 2)), network(node("N1", 1)), stock(("N1", "A", 5)), RuleSet())
+    stopped = Solution(SolveStatus.FEASIBLE, {(0, 0): 1}, to_units(200), to_units(10))
+    assert [(u.quantity, u.reason) for u in _unfulfilled(built, stopped)] == [
+        (1, UnfulfilledReason.STOPPED_EARLY)
+    ]

@@ -135,3 +135,63 @@ def test_available_never_below_zero():
 def test_money_round_trips_exactly(amount):
     """Currency amounts with up to four decimals survive the scaling to solver units."""
     assert from_units(to_units(amount)) == amount
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"created_at": "9999-12-31T23:59:59Z"}, "order.created_at"),
+        ({"created_at": "0001-01-01T00:00:00Z"}, "order.created_at"),
+        ({"created_at": "20261120T120000Z"}, "order.created_at"),
+        ({"created_at": "2026-11-20T12:00:00"}, "order.created_at"),
+        ({"deliver_by": "20261124"}, "order.deliver_by"),
+        ({"deliver_by": "2026-11-01"}, "order.deliver_by"),
+        ({"max_shipments": 10**400}, "order.max_shipments"),
+        ({"ship_to": {**GOOD["ship_to"], "latitude": "1e400"}}, "order.ship_to.latitude"),
+        (
+            {"lines": [{"line_id": "1", "sku": "A", "quantity": 3 * 10**9}]},
+            "order.lines[0].quantity",
+        ),
+        (
+            {"lines": [{"line_id": "1", "sku": "A", "quantity": "9" * 400}]},
+            "order.lines[0].quantity",
+        ),
+        (
+            {"lines": [{"line_id": str(i), "sku": "A", "quantity": 600_000} for i in range(2)]},
+            "order.lines",
+        ),
+    ],
+)
+def test_extreme_values_are_violations_not_crashes(change, field):
+    """Values that would overflow dates, int64 costs or int32 fields are refused by path."""
+    order, errors = parse({**GOOD, **change})
+    assert order is None
+    assert [e.split(":")[0] for e in errors] == [field]
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ({"weight_kg": "1e300"}, "weight_kg"),
+        ({"weight_kg": "inf"}, "weight_kg"),
+        ({"weight_kg": "2000"}, "weight_kg"),
+    ],
+)
+def test_sku_bounds(row, field):
+    """SKU weights must be finite and within a parcel network's range."""
+    from models.network import Sku
+
+    v = Violations()
+    assert Sku.from_raw({"sku": "A", **row}, v) is None
+    assert [x.field for x in v.items] == [field]
+
+
+def test_rules_money_is_bounded():
+    """A cost so large it would overflow the solver's integers is refused, with its path."""
+    v = Violations()
+    raw = {"backorder_cost_per_unit": 1e20, "unit_penalty_by_node_type": {"store": -1}}
+    assert RuleSet.from_raw(raw, v) is None
+    assert [(x.field, x.description.split(",")[0]) for x in v.items] == [
+        ("backorder_cost_per_unit", "must be <= 100000"),
+        ("unit_penalty_by_node_type.store", "must be >= 0"),
+    ]

@@ -135,13 +135,14 @@ _orders = st.builds(
     ),
     service=st.sampled_from(["ground", "next_day"]),
     lines=st.lists(
-        st.tuples(st.sampled_from(["SKU-1", "SKU-2", "SKU-3"]), st.integers(1, 10**6)),
+        st.tuples(st.sampled_from(["SKU-1", "SKU-2", "SKU-3"]), st.integers(1, 2 * 10**5)),
         min_size=1,
         max_size=5,
     ).map(lambda items: tuple(OrderLine(str(i + 1), s, q) for i, (s, q) in enumerate(items))),
     channel=st.sampled_from(["", "web", "app"]),
     segment=st.sampled_from(["", "member"]),
-    deliver_by=st.none() | st.dates(date(2000, 1, 1), date(2100, 1, 1)),
+    # Never before created_at, which validation refuses.
+    deliver_by=st.none() | st.dates(date(2100, 1, 2), date(2200, 1, 1)),
     ship_complete=st.booleans(),
     allow_partial=st.booleans(),
     max_shipments=st.none() | st.integers(1, 9),
@@ -165,7 +166,7 @@ _bands = st.lists(
     st.builds(
         RateBand,
         service=st.sampled_from(["ground", "two_day"]),
-        max_distance_km=st.floats(min_value=1e-3, max_value=1e5),
+        max_distance_km=st.floats(min_value=1e-3, max_value=4e4),
         base_cost=st.floats(min_value=0, max_value=1e4),
         cost_per_kg=st.floats(min_value=0, max_value=1e3),
         transit_days=st.integers(0, 30),
