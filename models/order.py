@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from models import fields as f
@@ -75,7 +75,9 @@ class Order:
             known = ", ".join(network.rates.services)
             v.add("service", f"unknown service {service!r} (rate card has: {known})")
         deliver_by = f.calendar_date(raw, "deliver_by", v)
-        if deliver_by and created_at and deliver_by < created_at.date() - timedelta(days=1):
+        # Compared in UTC, so a file (own offset) and a request (UTC) agree; two days allow
+        # for any offset.
+        if deliver_by and created_at and deliver_by < _utc_date(created_at) - timedelta(days=2):
             v.add("deliver_by", f"must not be before the order's creation, got {deliver_by}")
         channel = f.text(raw, "channel", v, required=False) or ""
         segment = f.text(raw, "segment", v, required=False) or ""
@@ -108,6 +110,10 @@ class Order:
             max_shipments=max_shipments,
             pickup_node_id=pickup,
         )
+
+
+def _utc_date(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
 
 
 def _ship_to(raw: object, v: Violations) -> ShipTo | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import duration_pb2, json_format
 
 from models.errors import Violations
 from models.money import from_units
@@ -43,14 +43,39 @@ def plan_order_args_from_proto(
     order, order_v = _order(request.order, network)
     v = Violations()
     v.extend(order_v.items)
-    time_limit_s: float | None = None
-    if request.HasField("time_limit"):
-        time_limit_s = request.time_limit.ToTimedelta().total_seconds()
-        if time_limit_s <= 0:
-            v.add("time_limit", f"must be > 0, got {time_limit_s:g}s")
+    time_limit_s = _time_limit_s(request.time_limit, v) if request.HasField("time_limit") else None
     v.raise_if_any()
     assert order is not None
     return PlanOrderArgs(order=order, explain=request.explain, time_limit_s=time_limit_s)
+
+
+_DURATION_SECONDS_MAX = 315_576_000_000
+"""The seconds of the longest ``google.protobuf.Duration`` (10,000 years), either sign."""
+_NANOS_PER_SECOND = 1_000_000_000
+
+
+def _time_limit_s(limit: duration_pb2.Duration, v: Violations) -> float | None:
+    """``limit`` in seconds when it is a valid Duration and > 0; else ``None``, reported in ``v``.
+
+    Counted in nanoseconds, so that a limit of 1 ns is valid and > 0.
+    """
+    seconds, nanos = limit.seconds, limit.nanos
+    if (
+        abs(seconds) > _DURATION_SECONDS_MAX
+        or abs(nanos) >= _NANOS_PER_SECOND
+        or seconds * nanos < 0
+    ):
+        v.add(
+            "time_limit",
+            f"not a valid Duration: seconds={seconds}, nanos={nanos} (seconds must be within "
+            f"±{_DURATION_SECONDS_MAX}, nanos within ±{_NANOS_PER_SECOND - 1}, of one sign)",
+        )
+        return None
+    total_nanos = limit.ToNanoseconds()
+    if total_nanos <= 0:
+        v.add("time_limit", f"must be > 0, got {total_nanos / _NANOS_PER_SECOND:g}s")
+        return None
+    return total_nanos / _NANOS_PER_SECOND
 
 
 def order_from_proto(msg: router_pb2.Order, network: Network) -> Order:

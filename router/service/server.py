@@ -15,13 +15,12 @@ from pathlib import Path
 from types import FrameType
 
 import grpc
-from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from models.order import Order, OrderLine, ShipTo
 from models.scenario import Scenario
-from router.service.convert import order_to_proto
+from router.scenario import order_to_json
 from router.service.routing import RoutingServicer
 from router.v1 import router_pb2, router_pb2_grpc
 
@@ -107,9 +106,7 @@ def usage(address: str, scenario: Scenario) -> str:
     bundled = Path(sys.executable).parent / "buf"
     curl = f"{bundled if bundled.exists() else 'buf'} curl --protocol grpc --http2-prior-knowledge"
     url = f"http://{address}"
-    order = json_format.MessageToDict(
-        order_to_proto(_example_order(scenario)), preserving_proto_field_name=True
-    )
+    order = order_to_json(_example_order(scenario))  # an orders.jsonl line is a proto3 JSON Order
     body = shlex.quote(json.dumps({"order": order}, separators=(",", ":")))
     return "\n".join(
         [

@@ -110,6 +110,12 @@ class _UnfulfilledReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Unf
     """The order's hard constraints (no partial, ship complete, max shipments) cannot all hold."""
     UNFULFILLED_REASON_NO_SOLUTION: _UnfulfilledReason.ValueType  # 5
     """The solve stopped before finding any plan."""
+    UNFULFILLED_REASON_STOPPED_EARLY: _UnfulfilledReason.ValueType  # 6
+    """The solve stopped at its time limit with these units backordered; a better plan may
+    ship them.
+    """
+    UNFULFILLED_REASON_NO_ELIGIBLE_STOCK: _UnfulfilledReason.ValueType  # 7
+    """Stock exists only at nodes excluded for this order; explain.excluded says why."""
 
 class UnfulfilledReason(_UnfulfilledReason, metaclass=_UnfulfilledReasonEnumTypeWrapper):
     """Why units of a line are not in any shipment."""
@@ -126,6 +132,12 @@ UNFULFILLED_REASON_ORDER_INFEASIBLE: UnfulfilledReason.ValueType  # 4
 """The order's hard constraints (no partial, ship complete, max shipments) cannot all hold."""
 UNFULFILLED_REASON_NO_SOLUTION: UnfulfilledReason.ValueType  # 5
 """The solve stopped before finding any plan."""
+UNFULFILLED_REASON_STOPPED_EARLY: UnfulfilledReason.ValueType  # 6
+"""The solve stopped at its time limit with these units backordered; a better plan may
+ship them.
+"""
+UNFULFILLED_REASON_NO_ELIGIBLE_STOCK: UnfulfilledReason.ValueType  # 7
+"""Stock exists only at nodes excluded for this order; explain.excluded says why."""
 Global___UnfulfilledReason: _TypeAlias = UnfulfilledReason  # noqa: Y015
 
 class _ExclusionReason:
@@ -772,8 +784,10 @@ Global___Explanation: _TypeAlias = Explanation  # noqa: Y015
 class ExplainedModel(_message.Message):
     """The canonical model of one order, money in currency units:
     minimise offset + sum_j F_j*y_j + split_penalty*e + sum_lj c_lj*x_lj + sum_l b_l*u_l
-    subject to sum_j x_lj + u_l = q_l; 0 <= x_lj <= min(q_l, a_lj)*y_j; e >= sum_j y_j - 1;
-    sum_j y_j <= max_shipments; sum_j y_j <= 1 if ship_complete; u_l = 0 unless allow_partial.
+    subject to sum_j x_lj + u_l = q_l; 0 <= x_lj <= min(q_l, a_lj)*y_j;
+    sum over lines l of one sku of x_lj <= a_lj (lines of one SKU share a node's stock);
+    y_j <= sum_l x_lj; e >= sum_j y_j - 1; sum_j y_j <= max_shipments;
+    sum_j y_j <= 1 if ship_complete; u_l = 0 unless allow_partial.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -1,8 +1,9 @@
 """A small hand-made scenario, a large generated one, and real servers on port 0.
 
-The small network lies on the equator (one degree of longitude is 111.195 km): DC ``west``
-at 0°, store ``mid`` at 2° (offers pickup), DC ``east`` at 5°. SKUs A (1 kg) and B (2 kg)
-are stocked; SKU Z is in the catalogue but stocked nowhere.
+The small network is built with the engine tests' helpers and lies on the equator (one
+degree of longitude is 111.195 km): DC ``west`` at 0°, store ``mid`` at 2° (offers
+pickup), DC ``east`` at 5°. SKUs A (1 kg) and B (2 kg) are stocked; SKU C (0.5 kg) is in
+the catalogue but stocked nowhere.
 """
 
 from __future__ import annotations
@@ -10,42 +11,23 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
 from typing import Any
 
 import grpc
 import pytest
 
-from models.network import Network, Node, NodeType, RateBand, RateCard, Sku, Stock, StockPosition
+from models.network import Network, Node, NodeType, Sku
 from models.order import Order, OrderLine, ShipTo
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.service.server import ServerConfig, create_server
 from router.v1 import router_pb2_grpc
-
-CREATED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-# ground: up to 500 km costs 5 + 1/kg and takes 1 day; up to 1,500 km 8 + 2/kg, 3 days.
-RATES = RateCard.of(
-    [RateBand("ground", 500.0, 5.0, 1.0, 1), RateBand("ground", 1500.0, 8.0, 2.0, 3)]
-)
+from tests.engine.conftest import CREATED, RATES, network, node, stock
 
 
 def _node(node_id: str, lon: float, node_type: NodeType, *, pickup: bool = False) -> Node:
-    return Node(
-        node_id=node_id,
-        type=node_type,
-        latitude=0.0,
-        longitude=lon,
-        country="US",
-        timezone="UTC",
-        handling_cost_per_shipment=1.0,
-        handling_cost_per_unit=0.25,
-        processing_hours=0.0,
-        cutoff_local_time=time(23, 59),
-        daily_order_capacity=None,
-        pickup=pickup,
-    )
+    """A node of :func:`tests.engine.conftest.node` that also charges 0.25 per unit handled."""
+    return node(node_id, lon, type=node_type, per_unit=0.25, pickup=pickup)
 
 
 def order(*lines: tuple[str, int], allow_partial: bool = True, order_id: str = "o1") -> Order:
@@ -62,22 +44,14 @@ def order(*lines: tuple[str, int], allow_partial: bool = True, order_id: str = "
 
 
 def build_small_scenario() -> Scenario:
-    """Three nodes, SKUs A, B (stocked) and Z (stocked nowhere), default rules."""
+    """Three nodes, SKUs A, B (stocked) and C (stocked nowhere), default rules."""
     nodes = (
         _node("west", 0.0, NodeType.DC),
         _node("mid", 2.0, NodeType.STORE, pickup=True),
         _node("east", 5.0, NodeType.DC),
     )
-    skus = {"A": Sku("A", 1.0), "B": Sku("B", 2.0), "Z": Sku("Z", 0.5)}
-    stock = Stock.of(
-        [
-            StockPosition("west", "A", 5),
-            StockPosition("mid", "A", 2),
-            StockPosition("mid", "B", 3),
-            StockPosition("east", "B", 10),
-        ]
-    )
-    return Scenario(Network(nodes, skus, RATES), stock, RuleSet(), (order(("A", 2), ("B", 1)),))
+    on_hand = stock(("west", "A", 5), ("mid", "A", 2), ("mid", "B", 3), ("east", "B", 10))
+    return Scenario(network(*nodes), on_hand, RuleSet(), (order(("A", 2), ("B", 1)),))
 
 
 def build_large_scenario() -> Scenario:
@@ -85,13 +59,11 @@ def build_large_scenario() -> Scenario:
     rng = random.Random(7)
     nodes = tuple(_node(f"n{i:03d}", rng.uniform(-4.0, 4.0), NodeType.STORE) for i in range(400))
     skus = {f"S{k:02d}": Sku(f"S{k:02d}", rng.uniform(0.1, 5.0)) for k in range(60)}
-    stock = Stock.of(
-        StockPosition(n.node_id, sku, rng.randint(1, 3))
-        for n in nodes
-        for sku in rng.sample(sorted(skus), 8)
+    on_hand = stock(
+        *((n.node_id, sku, rng.randint(1, 3)) for n in nodes for sku in rng.sample(sorted(skus), 8))
     )
     lines = tuple((sku, rng.randint(2, 6)) for sku in rng.sample(sorted(skus), 40))
-    return Scenario(Network(nodes, skus, RATES), stock, RuleSet(), (order(*lines),))
+    return Scenario(Network(nodes, skus, RATES), on_hand, RuleSet(), (order(*lines),))
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -12,7 +12,12 @@ from models.errors import InvalidArgumentError
 from models.network import NodeType
 from models.order import Order, OrderLine, ShipTo
 from models.plan import ExclusionReason, ExplainedModel, Plan, SolveStatus, UnfulfilledReason
-from router.service.convert import order_from_proto, order_to_proto, plan_to_json
+from router.service.convert import (
+    order_from_proto,
+    order_to_proto,
+    plan_order_args_from_proto,
+    plan_to_json,
+)
 from router.v1 import router_pb2
 from tests.service.conftest import build_small_scenario, order
 
@@ -26,8 +31,11 @@ def _text(pattern: str) -> st.SearchStrategy[str]:
 @st.composite
 def orders(draw: st.DrawFn) -> Order:
     """Valid orders on the small network, in the domain's normal form (trimmed, upper-case)."""
+    # At most 5 lines of 200,000 units: within the domain's cap of 1,000,000 units in all.
     lines = tuple(
-        OrderLine(f"l{i}", draw(st.sampled_from(sorted(NETWORK.skus))), draw(st.integers(1, 10**6)))
+        OrderLine(
+            f"l{i}", draw(st.sampled_from(sorted(NETWORK.skus))), draw(st.integers(1, 200_000))
+        )
         for i in range(draw(st.integers(1, 5)))
     )
     created_at = draw(
@@ -37,6 +45,10 @@ def orders(draw: st.DrawFn) -> Order:
             timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]),
         )
     )
+    # The domain refuses a deliver_by more than a day before the order's creation date
+    # (which is the UTC date once created_at has crossed the wire as a Timestamp).
+    created_on = created_at.astimezone(UTC).date()
+    deliver_by = draw(st.none() | st.integers(-1, 3650).map(lambda d: created_on + timedelta(d)))
     return Order(
         order_id=draw(_text(r"[A-Za-z0-9_-]{1,12}")),
         created_at=created_at,
@@ -50,7 +62,7 @@ def orders(draw: st.DrawFn) -> Order:
         lines=lines,
         channel=draw(_text(r"[a-z]{0,8}")),
         segment=draw(_text(r"[a-z]{0,8}")),
-        deliver_by=draw(st.none() | st.dates(date(1971, 1, 1), date(2200, 1, 1))),
+        deliver_by=deliver_by,
         ship_complete=draw(st.booleans()),
         allow_partial=draw(st.booleans()),
         max_shipments=draw(st.none() | st.integers(1, 20)),
@@ -105,6 +117,52 @@ def test_blank_sku_is_reported_once() -> None:
     with pytest.raises(InvalidArgumentError) as caught:
         order_from_proto(msg, NETWORK)
     assert [v.field for v in caught.value.violations] == ["order.lines[0].sku"]
+
+
+def _with_time_limit(seconds: int, nanos: int) -> router_pb2.PlanOrderRequest:
+    request = router_pb2.PlanOrderRequest(order=order_to_proto(order(("A", 1))))
+    request.time_limit.seconds = seconds
+    request.time_limit.nanos = nanos
+    return request
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "expected_s"),
+    [(0, 1, 1e-9), (2, 500_000_000, 2.5), (315_576_000_000, 999_999_999, 315_576_000_001.0)],
+)
+def test_time_limit_counts_to_the_nanosecond(seconds: int, nanos: int, expected_s: float) -> None:
+    """A valid positive Duration is the time limit, however short or long: 1 ns is > 0."""
+    args = plan_order_args_from_proto(_with_time_limit(seconds, nanos), NETWORK)
+    assert args.time_limit_s == pytest.approx(expected_s, rel=1e-12)
+
+
+def test_unset_time_limit_is_none() -> None:
+    """No time_limit leaves the server's default in force."""
+    request = router_pb2.PlanOrderRequest(order=order_to_proto(order(("A", 1))))
+    assert plan_order_args_from_proto(request, NETWORK).time_limit_s is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "message"),
+    [
+        (1, -1, "not a valid Duration"),  # seconds and nanos of different signs
+        (-1, 1, "not a valid Duration"),
+        (315_576_000_001, 0, "not a valid Duration"),  # beyond 10,000 years
+        (-315_576_000_001, 0, "not a valid Duration"),
+        (0, 1_000_000_000, "not a valid Duration"),  # nanos of a whole second or more
+        (0, -1_000_000_000, "not a valid Duration"),
+        (0, 0, "must be > 0"),
+        (0, -1, "must be > 0"),
+        (-5, 0, "must be > 0"),
+    ],
+)
+def test_bad_time_limit_is_a_field_violation(seconds: int, nanos: int, message: str) -> None:
+    """An invalid or non-positive Duration is one violation at ``time_limit``."""
+    with pytest.raises(InvalidArgumentError) as caught:
+        plan_order_args_from_proto(_with_time_limit(seconds, nanos), NETWORK)
+    [violation] = caught.value.violations
+    assert violation.field == "time_limit"
+    assert message in violation.description
 
 
 @pytest.mark.parametrize(
