@@ -84,6 +84,8 @@ class CandidateTerms:
     node_penalty: int
     unit_costs: tuple[int, ...]
     available: tuple[int, ...]
+    priority: int = 0
+    """The node's priority, for the tie-break between plans of equal cost."""
 
     @property
     def shipment_cost(self) -> int:

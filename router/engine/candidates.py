@@ -141,6 +141,7 @@ def build_model(
                 node_penalty=0,
                 unit_costs=tuple(per_unit + to_units(per_kg * w) for w in weights),
                 available=available,
+                priority=node.priority,
             )
         )
 

@@ -28,6 +28,11 @@ Later engines must reach the same optimum; this one stays as the baseline they a
 measured against.
 """
 
+FAST = "fast"
+"""Name of the fast exact engine: pruning, bounds and enumeration, CP-SAT for what is left."""
+
+ENGINES = (FAST, FULL_MODEL)
+
 DEFAULT_TIME_LIMIT_S = 10.0
 
 
@@ -40,6 +45,7 @@ def plan_order(
     capacity_used: Mapping[str, int] | None = None,
     stop: Stop | None = None,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    engine: str = FULL_MODEL,
 ) -> Plan:
     """The optimal plan for ``order`` against ``stock``; no side effects.
 
