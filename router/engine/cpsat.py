@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
@@ -27,10 +28,20 @@ class Solution:
     bound: int | None
 
 
-def solve_model(model: ExplainedModel, stop: Stop, time_limit_s: float) -> Solution:
+def solve_model(
+    model: ExplainedModel,
+    stop: Stop,
+    time_limit_s: float,
+    *,
+    exclude: Sequence[frozenset[int]] = (),
+    force: int | None = None,
+) -> Solution:
     """Solve the canonical model with CP-SAT within ``time_limit_s`` or until ``stop``.
 
-    One worker and a fixed seed make the search, and so the plan, repeatable.
+    ``exclude`` lists sets of shipping candidates that the plan must not use exactly (to
+    find the next best plans); ``force`` names a candidate that must ship (to price a
+    counterfactual). One worker and a fixed seed make the search, and so the plan,
+    repeatable.
     """
     cp = cp_model.CpModel()
     n_lines = len(model.lines)
@@ -72,6 +83,13 @@ def solve_model(model: ExplainedModel, stop: Stop, time_limit_s: float) -> Solut
                 sum(x[j, line] for line in shared if (j, line) in x) <= cand.available[shared[0]]
             )
     cp.add(e >= sum(y) - 1)
+    for nodes in exclude:  # no-good: not exactly this set of shipping nodes
+        cp.add(
+            sum(y[j] for j in nodes) - sum(v for j, v in enumerate(y) if j not in nodes)
+            <= len(nodes) - 1
+        )
+    if force is not None:
+        cp.add(y[force] == 1)
     if model.max_shipments is not None:
         cp.add(sum(y) <= model.max_shipments)
     if model.ship_complete:

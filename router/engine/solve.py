@@ -19,6 +19,7 @@ from models.plan import (
 from models.rules import RuleSet
 from router.engine.candidates import BuiltModel, build_model
 from router.engine.cpsat import Solution, solve_model
+from router.engine.fast import solve_fast
 from router.engine.stop import Stop
 
 FULL_MODEL = "cpsat-full"
@@ -56,7 +57,12 @@ def plan_order(
     """
     started = time.perf_counter()
     built = build_model(order, network, stock, rules, capacity_used)
-    solution = solve_model(built.model, stop or Stop(), time_limit_s)
+    if engine == FAST:
+        solution = solve_fast(built.model, stop or Stop(), time_limit_s).best
+    elif engine == FULL_MODEL:
+        solution = solve_model(built.model, stop or Stop(), time_limit_s)
+    else:
+        raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
     return Plan(
         order_id=order.order_id,
         status=solution.status,
@@ -67,7 +73,7 @@ def plan_order(
         excluded=built.excluded,
         model=built.model,
         rule_version=rules.version,
-        engine=FULL_MODEL,
+        engine=engine,
         solve_seconds=time.perf_counter() - started,
         detail=_detail(solution.status),
     )

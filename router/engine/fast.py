@@ -1,0 +1,357 @@
+"""The fast exact engine: the canonical model solved by pruning, bounds and enumeration.
+
+For a fixed set S of shipping nodes the rest of the canonical model is easy: each SKU's
+units come from the nodes of S in order of unit cost (a greedy fill is optimal for one
+demand with linear costs), and what is left, or dearer than a backorder, is backordered.
+So the model is a search over node sets, and this module does that search exactly:
+
+1. **Pruning.** A candidate j goes when another node i covers the whole demand of every
+   SKU j holds, at no higher unit cost, with a lower shipment cost (or an equal one and
+   an earlier place in the tie order): any plan using j is matched by one using i.
+2. **Bounds.** Every plan of k shipments costs at least the k smallest shipment costs +
+   (k − 1) split penalties + the cheapest way to supply the units from all candidates
+   at once (``units_bound``). A level k whose bound exceeds the best plan found is
+   skipped, and so is every set whose own bound does.
+3. **Enumeration** of the sets of each size k = 0, 1, 2, … that survive, evaluated in
+   batches with numpy. One line or one node covering the whole order are the first two
+   levels, so their closed forms fall out.
+4. **CP-SAT** on the pruned model, warm-started from the best plan found, when a level
+   has too many sets to enumerate.
+
+Ties are broken as documented (docs/cost-model.md): cost, then fewer shipments, then the
+nodes' tie order (priority high to low, then node id), compared as sorted lists.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.plan import ExplainedModel, SolveStatus
+from router.engine.cpsat import Solution, solve_model
+from router.engine.stop import Stop
+
+MAX_SETS_PER_LEVEL = 60_000
+"""Largest number of node sets enumerated at one level before CP-SAT takes over."""
+
+MAX_ENUMERATED_SHIPMENTS = 4
+"""Plans of more shipments than this are left to CP-SAT (rare: the bounds usually stop
+the search at one or two shipments)."""
+
+Int = NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class FastResult:
+    """The best plan (and, on request, the next best ones) with status and bound."""
+
+    best: Solution
+    alternatives: tuple[Solution, ...]
+    pruned: int
+    """Candidates removed by dominance before the search."""
+    path: str
+    """How the answer was reached: ``enumeration`` or ``cpsat``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """The canonical model per SKU group (lines of one SKU share stock and costs)."""
+
+    shipment: Int  # F_j, shape (J,)
+    unit: Int  # c_jg, shape (J, G)
+    available: Int  # min(a_jg, q_g), shape (J, G)
+    quantity: Int  # q_g, shape (G,)
+    backorder: Int  # b_g, shape (G,)
+    partial: NDArray[np.bool_]  # shape (G,)
+    rank: Int  # place of each candidate in the tie order, shape (J,)
+    lines_of_group: tuple[tuple[int, ...], ...]
+
+
+def _grouped(model: ExplainedModel) -> _Problem | None:
+    """The model per SKU group, or None when lines of one SKU differ in their terms."""
+    groups: dict[str, list[int]] = {}
+    for line, terms in enumerate(model.lines):
+        groups.setdefault(terms.sku, []).append(line)
+    lines_of_group = tuple(tuple(ls) for ls in groups.values())
+    first = [ls[0] for ls in lines_of_group]
+    for ls in lines_of_group:
+        head = model.lines[ls[0]]
+        for line in ls[1:]:
+            terms = model.lines[line]
+            same_terms = (terms.backorder_cost, terms.allow_partial) == (
+                head.backorder_cost,
+                head.allow_partial,
+            )
+            same_costs = all(c.unit_costs[line] == c.unit_costs[ls[0]] for c in model.candidates)
+            if not (same_terms and same_costs):
+                return None
+    quantity = np.array([sum(model.lines[line].quantity for line in ls) for ls in lines_of_group])
+    n_groups = len(lines_of_group)
+    unit = np.array(
+        [[c.unit_costs[line] for line in first] for c in model.candidates], dtype=np.int64
+    ).reshape(-1, n_groups)
+    available = np.array(
+        [[c.available[line] for line in first] for c in model.candidates], dtype=np.int64
+    ).reshape(-1, n_groups)
+    order = sorted(
+        range(len(model.candidates)),
+        key=lambda j: (-model.candidates[j].priority, model.candidates[j].node_id),
+    )
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return _Problem(
+        shipment=np.array([c.shipment_cost for c in model.candidates], dtype=np.int64),
+        unit=unit,
+        available=np.minimum(available, quantity),
+        quantity=quantity.astype(np.int64),
+        backorder=np.array([model.lines[line].backorder_cost for line in first], dtype=np.int64),
+        partial=np.array([model.lines[line].allow_partial for line in first], dtype=np.bool_),
+        rank=rank,
+        lines_of_group=lines_of_group,
+    )
+
+
+def _dominated(p: _Problem) -> NDArray[np.bool_]:
+    """Candidates that another candidate dominates (see the module docstring).
+
+    Only nodes covering the whole demand of every SKU are considered as dominators: they
+    are few, and the merge argument needs their stock to absorb the dominated node's.
+    """
+    n = len(p.shipment)
+    gone = np.zeros(n, dtype=np.bool_)
+    coverers = np.flatnonzero((p.available >= p.quantity).all(axis=1))
+    holds = p.available > 0
+    for i in coverers:
+        cheaper_units = ((p.unit[i] <= p.unit) | ~holds).all(axis=1)
+        cheaper_shipment = (p.shipment[i] < p.shipment) | (
+            (p.shipment[i] == p.shipment) & (p.rank[i] < p.rank)
+        )
+        hit = cheaper_units & cheaper_shipment
+        hit[i] = False
+        gone |= hit
+    # A dominator that is itself dominated is replaced by its own dominator, which also
+    # covers everything at no higher cost, so removing all dominated nodes at once is safe.
+    return gone
+
+
+def _units_bound(p: _Problem) -> tuple[int, bool]:
+    """Least unit and backorder cost of the order using every candidate at once.
+
+    Returns the bound and whether the order can be supplied at all (a group that allows no
+    partial fulfilment needs enough stock among the candidates).
+    """
+    total = 0
+    for g in range(len(p.quantity)):
+        order = np.argsort(p.unit[:, g], kind="stable")
+        remaining = int(p.quantity[g])
+        for j in order:
+            cost = int(p.unit[j, g])
+            if remaining == 0 or (p.partial[g] and cost >= p.backorder[g]):
+                break
+            take = min(remaining, int(p.available[j, g]))
+            total += take * cost
+            remaining -= take
+        if remaining and not p.partial[g]:
+            return 0, False
+        total += remaining * int(p.backorder[g])
+    return total, True
+
+
+def _evaluate(p: _Problem, sets: Int) -> tuple[Int, NDArray[np.bool_], Int]:
+    """Cost of each node set (rows of ``sets``, shape (M, k)) and whether it is a plan.
+
+    A set is a plan when every group that allows no partial fulfilment is covered and every
+    node of the set ships at least one unit (a set with an idle node is its own subset at
+    a higher cost). Also returns the units each node ships per group, shape (M, k, G).
+    """
+    m, k = sets.shape
+    n_groups = len(p.quantity)
+    unit = p.unit[sets]  # (M, k, G)
+    available = p.available[sets]
+    # Fill each group from the set's nodes in order of unit cost, then tie order.
+    key = unit * (len(p.rank) + 1) + p.rank[sets][:, :, None]
+    order = np.argsort(key, axis=1, kind="stable")
+    remaining = np.broadcast_to(p.quantity, (m, n_groups)).copy()
+    take = np.zeros_like(unit)
+    cost = p.shipment[sets].sum(axis=1)
+    for t in range(k):
+        node = order[:, t, :]  # (M, G): which member of the set is t-th cheapest per group
+        c = np.take_along_axis(unit, node[:, None, :], axis=1)[:, 0, :]
+        a = np.take_along_axis(available, node[:, None, :], axis=1)[:, 0, :]
+        worth = ~p.partial | (c < p.backorder)
+        units = np.where(worth, np.minimum(remaining, a), 0)
+        np.put_along_axis(take, node[:, None, :], units[:, None, :], axis=1)
+        cost += (units * c).sum(axis=1)
+        remaining -= units
+    cost += (remaining * p.backorder).sum(axis=1)
+    covered = ((remaining == 0) | p.partial).all(axis=1)
+    busy = (take.sum(axis=2) > 0).all(axis=1)
+    return cost, covered & busy, take
+
+
+def _tie_key(p: _Problem, sets: Int) -> Int:
+    """The nodes' tie order of each set as one number: its sorted ranks in base J + 1."""
+    ranks = np.sort(p.rank[sets], axis=1)
+    base = len(p.rank) + 1
+    weights = base ** np.arange(sets.shape[1] - 1, -1, -1, dtype=np.int64)
+    key: Int = (ranks * weights).sum(axis=1)
+    return key
+
+
+def _level_sets(keep: Int, k: int, budget: int) -> Int | None:
+    """All k-subsets of ``keep`` (candidate indices), or None when more than ``budget``."""
+    if math.comb(len(keep), k) > budget:
+        return None
+    combos = np.fromiter(
+        itertools.chain.from_iterable(itertools.combinations(keep.tolist(), k)),
+        dtype=np.int64,
+    )
+    return combos.reshape(-1, k)
+
+
+def _assignment(
+    p: _Problem, model: ExplainedModel, nodes: Int, take: Int
+) -> dict[tuple[int, int], int]:
+    """Units per (candidate, line) of one set: a group's units fill its lines in order."""
+    room = [terms.quantity for terms in model.lines]
+    assignment: dict[tuple[int, int], int] = {}
+    for member, j in enumerate(nodes.tolist()):
+        for g, lines in enumerate(p.lines_of_group):
+            units = int(take[member, g])
+            for line in lines:
+                give = min(units, room[line])
+                if give:
+                    assignment[j, line] = give
+                    room[line] -= give
+                    units -= give
+    return assignment
+
+
+def solve_fast(
+    model: ExplainedModel,
+    stop: Stop,
+    time_limit_s: float,
+    *,
+    alternatives: int = 0,
+) -> FastResult:
+    """Solve the canonical model exactly; also the next ``alternatives`` best node sets.
+
+    Alternatives are the best plans of other sets of shipping nodes, in tie-break order.
+    """
+    p = _grouped(model)
+    if p is None:  # lines of one SKU with different terms: not worth a special case
+        return _by_cpsat(model, stop, time_limit_s, alternatives, pruned=0)
+    offset = model.offset
+    units_bound, suppliable = _units_bound(p)
+    if not suppliable:
+        return FastResult(Solution(SolveStatus.INFEASIBLE, {}, None, None), (), 0, "enumeration")
+    gone = _dominated(p) if alternatives == 0 else np.zeros(len(p.shipment), dtype=np.bool_)
+    keep = np.flatnonzero(~gone)
+    cap = len(keep)
+    if model.max_shipments is not None:
+        cap = min(cap, model.max_shipments)
+    if model.ship_complete:
+        cap = min(cap, 1)
+    wanted = 1 + alternatives
+
+    found_cost: list[Int] = []
+    found_k: list[Int] = []
+    found_tie: list[Int] = []
+    found_sets: list[Int] = []
+    found_take: list[Int] = []
+
+    def threshold() -> float:
+        if not found_cost:
+            return math.inf
+        costs = np.sort(np.concatenate(found_cost))
+        return float(costs[wanted - 1]) if len(costs) >= wanted else math.inf
+
+    if bool(p.partial.all()):  # k = 0: everything backordered
+        found_cost.append(np.array([offset + int((p.quantity * p.backorder).sum())]))
+        found_k.append(np.array([0]))
+        found_tie.append(np.array([0]))
+        found_sets.append(np.zeros((1, 0), dtype=np.int64))
+        found_take.append(np.zeros((1, 0, len(p.quantity)), dtype=np.int64))
+
+    smallest = np.concatenate([[0], np.cumsum(np.sort(p.shipment[keep]))])
+    complete = True
+    level_bound = offset + units_bound
+    for k in range(1, cap + 1):
+        # Every k-set costs at least base + the shipment costs of its own nodes.
+        base = offset + model.split_penalty * (k - 1) + units_bound
+        level_bound = base + int(smallest[k])
+        if level_bound > threshold():
+            break
+        if stop.is_set():
+            complete = False
+            break
+        members = keep[p.shipment[keep] <= threshold() - base - int(smallest[k - 1])]
+        sets = _level_sets(members, k, MAX_SETS_PER_LEVEL)
+        if sets is None or k > MAX_ENUMERATED_SHIPMENTS:
+            return _by_cpsat(model, stop, time_limit_s, alternatives, pruned=int(gone.sum()))
+        sets = sets[base + p.shipment[sets].sum(axis=1) <= threshold()]
+        if not len(sets):
+            continue
+        cost, valid, take = _evaluate(p, sets)
+        cost = cost + offset + model.split_penalty * (k - 1)
+        found_cost.append(cost[valid])
+        found_k.append(np.full(int(valid.sum()), k))
+        found_tie.append(_tie_key(p, sets[valid]))
+        found_sets.append(sets[valid])
+        found_take.append(take[valid])
+
+    if not found_cost or not sum(len(c) for c in found_cost):
+        status = SolveStatus.INFEASIBLE if complete else SolveStatus.NO_SOLUTION
+        return FastResult(Solution(status, {}, None, None), (), int(gone.sum()), "enumeration")
+
+    costs = np.concatenate(found_cost)
+    ks = np.concatenate(found_k)
+    ties = np.concatenate(found_tie)
+    best_first = np.lexsort((ties, ks, costs))[:wanted]
+    solutions = []
+    # Sets are ragged across levels; find each chosen row's level and index within it.
+    starts = np.cumsum([0] + [len(c) for c in found_cost])
+    for row in best_first.tolist():
+        level = int(np.searchsorted(starts, row, side="right") - 1)
+        index = row - int(starts[level])
+        sets = found_sets[level][index]
+        take = found_take[level][index]
+        objective = int(costs[row])
+        solutions.append(
+            Solution(SolveStatus.OPTIMAL, _assignment(p, model, sets, take), objective, objective)
+        )
+    best = solutions[0]
+    if not complete:
+        bound = min(best.objective or 0, level_bound)
+        best = Solution(SolveStatus.FEASIBLE, best.assignment, best.objective, bound)
+    return FastResult(best, tuple(solutions[1:]), int(gone.sum()), "enumeration")
+
+
+def _by_cpsat(
+    model: ExplainedModel,
+    stop: Stop,
+    time_limit_s: float,
+    alternatives: int,
+    pruned: int,
+) -> FastResult:
+    """Hand the search to CP-SAT (the pruning is kept implicit: it is exact either way)."""
+    best = solve_model(model, stop, time_limit_s)
+    found: list[Solution] = []
+    for _ in range(alternatives):
+        if best.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+            break
+        excluded = [s.assignment for s in (best, *found)]
+        nxt = solve_model(model, stop, time_limit_s, exclude=_node_sets(excluded))
+        if nxt.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+            break
+        found.append(nxt)
+    return FastResult(best, tuple(found), pruned, "cpsat")
+
+
+def _node_sets(assignments: Sequence[dict[tuple[int, int], int]]) -> list[frozenset[int]]:
+    return [frozenset(j for (j, _), q in a.items() if q > 0) for a in assignments]
