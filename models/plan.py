@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import Protocol
 
 from models.money import from_units
 
@@ -171,12 +172,54 @@ class Unfulfilled:
     reason: UnfulfilledReason
 
 
+class Explanation(Protocol):
+    """Where a plan's model and exclusions come from; built only when someone asks."""
+
+    @property
+    def model(self) -> ExplainedModel:
+        """The canonical model the plan solves."""
+        ...
+
+    @property
+    def excluded(self) -> tuple[Exclusion, ...]:
+        """The nodes left out of the model, each with its reason."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """Another plan for the same order, over a different set of shipping nodes."""
+
+    objective: int
+    shipments: tuple[Shipment, ...]
+    unfulfilled: tuple[Unfulfilled, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Counterfactual:
+    """The best plan that ships from a node the caller named, and its cost over the optimum.
+
+    ``status`` is INFEASIBLE when no plan can use the node (``detail`` says why, e.g. the
+    node's exclusion reason); ``objective`` and ``delta`` are then ``None``.
+    """
+
+    node_id: str
+    status: SolveStatus
+    objective: int | None
+    delta: int | None
+    detail: str
+    shipments: tuple[Shipment, ...] = ()
+    unfulfilled: tuple[Unfulfilled, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The engine's answer for one order.
 
     ``objective`` and ``bound`` are in solver units (see :mod:`models.money`); ``objective``
     is ``None`` only when no plan exists (INFEASIBLE, NO_SOLUTION), which ``status`` says.
+    ``alternatives`` are the next best plans over other node sets (the first is the
+    runner-up); ``counterfactuals`` price the nodes the caller named.
     """
 
     order_id: str
@@ -185,12 +228,23 @@ class Plan:
     bound: int | None
     shipments: tuple[Shipment, ...]
     unfulfilled: tuple[Unfulfilled, ...]
-    excluded: tuple[Exclusion, ...]
-    model: ExplainedModel
+    explanation: Explanation = field(repr=False, compare=False)
     rule_version: str
     engine: str
-    solve_seconds: float
+    solve_seconds: float = field(compare=False)
     detail: str = ""
+    alternatives: tuple[Alternative, ...] = ()
+    counterfactuals: tuple[Counterfactual, ...] = ()
+
+    @property
+    def model(self) -> ExplainedModel:
+        """The canonical model of the order (built on first use)."""
+        return self.explanation.model
+
+    @property
+    def excluded(self) -> tuple[Exclusion, ...]:
+        """The nodes left out of the model, with reasons (built on first use)."""
+        return self.explanation.excluded
 
     @property
     def gap(self) -> float:

@@ -35,13 +35,15 @@ def solve_model(
     *,
     exclude: Sequence[frozenset[int]] = (),
     force: int | None = None,
+    tie_order: Sequence[int] | None = None,
 ) -> Solution:
     """Solve the canonical model with CP-SAT within ``time_limit_s`` or until ``stop``.
 
     ``exclude`` lists sets of shipping candidates that the plan must not use exactly (to
     find the next best plans); ``force`` names a candidate that must ship (to price a
-    counterfactual). One worker and a fixed seed make the search, and so the plan,
-    repeatable.
+    counterfactual); ``tie_order`` (each candidate's rank) asks for the documented
+    tie-break among optimal plans. One worker and a fixed seed make the search, and so the
+    plan, repeatable.
     """
     cp = cp_model.CpModel()
     n_lines = len(model.lines)
@@ -95,35 +97,89 @@ def solve_model(
     if model.ship_complete:
         cp.add(sum(y) <= 1)
 
-    cp.minimize(
+    cost = (
         model.offset
         + sum(c.shipment_cost * y[j] for j, c in enumerate(model.candidates))
         + model.split_penalty * e
         + sum(model.candidates[j].unit_costs[line] * v for (j, line), v in x.items())
         + sum(t.backorder_cost * u[line] for line, t in enumerate(model.lines))
     )
+    cp.minimize(cost)
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
-    solver.parameters.max_time_in_seconds = max(stop.remaining_s(time_limit_s), 1e-3)
     unregister = stop.on_stop(solver.stop_search)
     try:
-        # A stop that came before the solver started would be lost: check it once more.
-        status = cp_model.UNKNOWN if stop.is_set() else solver.solve(cp)
+        status = _solve(cp, solver, stop, time_limit_s)
+        if status == cp_model.MODEL_INVALID:
+            raise RuntimeError(f"CP-SAT rejected the model: {cp.validate()}")
+        if status == cp_model.INFEASIBLE:
+            return Solution(SolveStatus.INFEASIBLE, {}, None, None)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return Solution(SolveStatus.NO_SOLUTION, {}, None, None)
+        objective = round(solver.objective_value)
+        values = {key: int(solver.value(v)) for key, v in x.items()}
+        if status == cp_model.OPTIMAL:
+            if tie_order is not None:
+                values = _break_ties(
+                    cp, solver, stop, time_limit_s, cost, objective, y, x, tie_order
+                )
+            bound = objective
+        else:
+            # The objective is integral, so the bound rounds up (less a hair for float noise).
+            bound = math.ceil(solver.best_objective_bound - 1e-6)
     finally:
         unregister()
+    assignment = {key: q for key, q in values.items() if q > 0}
+    status_out = SolveStatus.OPTIMAL if status == cp_model.OPTIMAL else SolveStatus.FEASIBLE
+    return Solution(status_out, assignment, objective, bound)
 
-    if status == cp_model.MODEL_INVALID:
-        raise RuntimeError(f"CP-SAT rejected the model: {cp.validate()}")
-    if status == cp_model.INFEASIBLE:
-        return Solution(SolveStatus.INFEASIBLE, {}, None, None)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return Solution(SolveStatus.NO_SOLUTION, {}, None, None)
-    assignment = {key: int(solver.value(v)) for key, v in x.items() if solver.value(v) > 0}
-    objective = round(solver.objective_value)
-    if status == cp_model.OPTIMAL:
-        return Solution(SolveStatus.OPTIMAL, assignment, objective, objective)
-    # The objective is integral, so the bound rounds up (less a hair for float noise).
-    bound = math.ceil(solver.best_objective_bound - 1e-6)
-    return Solution(SolveStatus.FEASIBLE, assignment, objective, bound)
+
+def _solve(cp: cp_model.CpModel, solver: cp_model.CpSolver, stop: Stop, time_limit_s: float) -> int:
+    solver.parameters.max_time_in_seconds = max(stop.remaining_s(time_limit_s), 1e-3)
+    # A stop that came before the solver started would be lost: check it once more.
+    return int(cp_model.UNKNOWN if stop.is_set() else solver.solve(cp))
+
+
+def _break_ties(
+    cp: cp_model.CpModel,
+    solver: cp_model.CpSolver,
+    stop: Stop,
+    time_limit_s: float,
+    cost: cp_model.LinearExprT,
+    objective: int,
+    y: list[cp_model.IntVar],
+    x: dict[tuple[int, int], cp_model.IntVar],
+    tie_order: Sequence[int],
+) -> dict[tuple[int, int], int]:
+    """Among optimal plans, the one of the documented tie-break (docs/cost-model.md).
+
+    Fewest shipments first; then the nodes' tie order compared as sorted lists, which for
+    sets of one size is the largest sum of 2^(J − 1 − rank) (exact up to 62 candidates;
+    beyond, the smallest sum of ranks stands in). Each step fixes the one before and
+    starts from its answer; if time runs out the last answer stands (its cost is optimal).
+    """
+    values = {key: int(solver.value(v)) for key, v in x.items()}
+    steps: list[tuple[cp_model.LinearExprT, bool]] = [(sum(y), False)]
+    n = len(y)
+    if n <= 62:
+        steps.append((sum(y[j] * (1 << (n - 1 - r)) for j, r in enumerate(tie_order)), True))
+    else:
+        steps.append((sum(y[j] * r for j, r in enumerate(tie_order)), False))
+    cp.add(cost == objective)
+    for expression, maximise in steps:
+        cp.clear_hints()  # type: ignore[no-untyped-call]
+        for key, var in x.items():
+            cp.add_hint(var, values[key])
+        for var in y:
+            cp.add_hint(var, int(solver.value(var)))
+        if maximise:
+            cp.maximize(expression)
+        else:
+            cp.minimize(expression)
+        if _solve(cp, solver, stop, time_limit_s) != cp_model.OPTIMAL:
+            break
+        values = {key: int(solver.value(v)) for key, v in x.items()}
+        cp.add(expression == round(solver.objective_value))
+    return values

@@ -72,6 +72,18 @@ class _Problem:
     lines_of_group: tuple[tuple[int, ...], ...]
 
 
+def tie_order(model: ExplainedModel) -> list[int]:
+    """Each candidate's rank in the tie order: priority high to low, then node id."""
+    order = sorted(
+        range(len(model.candidates)),
+        key=lambda j: (-model.candidates[j].priority, model.candidates[j].node_id),
+    )
+    rank = [0] * len(order)
+    for r, j in enumerate(order):
+        rank[j] = r
+    return rank
+
+
 def _grouped(model: ExplainedModel) -> _Problem | None:
     """The model per SKU group, or None when lines of one SKU differ in their terms."""
     groups: dict[str, list[int]] = {}
@@ -98,12 +110,7 @@ def _grouped(model: ExplainedModel) -> _Problem | None:
     available = np.array(
         [[c.available[line] for line in first] for c in model.candidates], dtype=np.int64
     ).reshape(-1, n_groups)
-    order = sorted(
-        range(len(model.candidates)),
-        key=lambda j: (-model.candidates[j].priority, model.candidates[j].node_id),
-    )
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
+    rank = np.array(tie_order(model), dtype=np.int64)
     return _Problem(
         shipment=np.array([c.shipment_cost for c in model.candidates], dtype=np.int64),
         unit=unit,
@@ -245,7 +252,7 @@ def solve_fast(
     """
     p = _grouped(model)
     if p is None:  # lines of one SKU with different terms: not worth a special case
-        return _by_cpsat(model, stop, time_limit_s, alternatives, pruned=0)
+        return _by_cpsat(model, None, stop, time_limit_s, alternatives, pruned=0)
     offset = model.offset
     units_bound, suppliable = _units_bound(p)
     if not suppliable:
@@ -293,7 +300,7 @@ def solve_fast(
         members = keep[p.shipment[keep] <= threshold() - base - int(smallest[k - 1])]
         sets = _level_sets(members, k, MAX_SETS_PER_LEVEL)
         if sets is None or k > MAX_ENUMERATED_SHIPMENTS:
-            return _by_cpsat(model, stop, time_limit_s, alternatives, pruned=int(gone.sum()))
+            return _by_cpsat(model, p, stop, time_limit_s, alternatives, pruned=int(gone.sum()))
         sets = sets[base + p.shipment[sets].sum(axis=1) <= threshold()]
         if not len(sets):
             continue
@@ -334,23 +341,53 @@ def solve_fast(
 
 def _by_cpsat(
     model: ExplainedModel,
+    p: _Problem | None,
     stop: Stop,
     time_limit_s: float,
     alternatives: int,
     pruned: int,
 ) -> FastResult:
-    """Hand the search to CP-SAT (the pruning is kept implicit: it is exact either way)."""
-    best = solve_model(model, stop, time_limit_s)
+    """Hand the search to CP-SAT, with the tie-break, and find alternatives by no-goods.
+
+    An alternative whose set has a node that could be dropped at no cost (the greedy fill
+    leaves it idle) is not a plan of its own, as in the enumeration: it is skipped.
+    """
+    ranks = tie_order(model)
+    best = solve_model(model, stop, time_limit_s, tie_order=ranks)
     found: list[Solution] = []
-    for _ in range(alternatives):
-        if best.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+    seen = _node_sets([best.assignment])
+    while len(found) < alternatives and best.objective is not None and not stop.is_set():
+        nxt = solve_model(model, stop, time_limit_s, exclude=seen, tie_order=ranks)
+        if nxt.objective is None:
             break
-        excluded = [s.assignment for s in (best, *found)]
-        nxt = solve_model(model, stop, time_limit_s, exclude=_node_sets(excluded))
-        if nxt.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-            break
+        nodes = _node_sets([nxt.assignment])[0]
+        seen.append(nodes)
+        if p is not None and len(nodes):
+            _, valid, _ = _evaluate(p, np.array([sorted(nodes)], dtype=np.int64))
+            if not valid[0]:
+                continue
         found.append(nxt)
+    if p is not None:
+        best, found = _canonical(p, model, best), [_canonical(p, model, s) for s in found]
     return FastResult(best, tuple(found), pruned, "cpsat")
+
+
+def _canonical(p: _Problem, model: ExplainedModel, solution: Solution) -> Solution:
+    """The solution's node set with the greedy fill's units, as the enumeration gives them.
+
+    CP-SAT may split equal-cost units between a set's nodes or lines differently; the fill
+    makes the plan for a set the same whichever path found it (its cost is the same).
+    """
+    nodes = sorted(_node_sets([solution.assignment])[0])
+    if not nodes:
+        return solution
+    sets = np.array([nodes], dtype=np.int64)
+    cost, valid, take = _evaluate(p, sets)
+    total = int(cost[0]) + model.offset + model.split_penalty * (len(nodes) - 1)
+    if not valid[0] or total != solution.objective:
+        return solution
+    assignment = _assignment(p, model, sets[0], take[0])
+    return Solution(solution.status, assignment, solution.objective, solution.bound)
 
 
 def _node_sets(assignments: Sequence[dict[tuple[int, int], int]]) -> list[frozenset[int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,7 +12,14 @@ from hypothesis import strategies as st
 from models.errors import InvalidArgumentError
 from models.network import NodeType
 from models.order import Order, OrderLine, ShipTo
-from models.plan import ExclusionReason, ExplainedModel, Plan, SolveStatus, UnfulfilledReason
+from models.plan import (
+    Exclusion,
+    ExclusionReason,
+    ExplainedModel,
+    Plan,
+    SolveStatus,
+    UnfulfilledReason,
+)
 from router.service.convert import (
     order_from_proto,
     order_to_proto,
@@ -180,9 +188,15 @@ def test_proto_enums_mirror_the_domain(domain: type, proto: object, prefix: str)
     assert set(proto.keys()) == names | {f"{prefix}UNSPECIFIED"}  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class _Explained:
+    model: ExplainedModel
+    excluded: tuple[Exclusion, ...] = ()
+
+
 def _plan(status: SolveStatus, objective: int | None) -> Plan:
-    model = ExplainedModel(0, 0, (), (), None, False)
-    return Plan("o1", status, objective, objective, (), (), (), model, "v1", "test", 0.25)
+    explained = _Explained(ExplainedModel(0, 0, (), (), None, False))
+    return Plan("o1", status, objective, objective, (), (), explained, "v1", "test", 0.25)
 
 
 def test_plan_json_keeps_a_zero_objective() -> None:
