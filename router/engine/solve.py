@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from models.network import Network, Stock
 from models.order import Order
 from models.plan import (
+    Alternative,
+    Counterfactual,
     ExplainedModel,
     Plan,
     Shipment,
@@ -19,7 +21,7 @@ from models.plan import (
 from models.rules import RuleSet
 from router.engine.candidates import BuiltModel, build_model
 from router.engine.cpsat import Solution, solve_model
-from router.engine.fast import solve_fast
+from router.engine.fast import solve_fast, tie_order
 from router.engine.stop import Stop
 
 FULL_MODEL = "cpsat-full"
@@ -46,21 +48,31 @@ def plan_order(
     capacity_used: Mapping[str, int] | None = None,
     stop: Stop | None = None,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
-    engine: str = FULL_MODEL,
+    engine: str = FAST,
+    alternatives: int = 0,
+    counterfactual_nodes: Sequence[str] = (),
 ) -> Plan:
     """The optimal plan for ``order`` against ``stock``; no side effects.
 
     ``order`` must have been validated against ``network`` (``Order.from_raw`` with it).
     The solve ends at ``time_limit_s`` or when ``stop`` is set, whichever is first; the
     plan's status says whether it is proven optimal, feasible within a gap, infeasible,
-    or unsolved.
+    or unsolved. ``alternatives`` asks for that many next best plans over other node sets
+    (the first is the runner-up); ``counterfactual_nodes`` for the best plan that ships
+    from each named node and its cost over the optimum.
     """
     started = time.perf_counter()
+    stop = stop or Stop()
     built = build_model(order, network, stock, rules, capacity_used)
+    model = built.model
     if engine == FAST:
-        solution = solve_fast(built.model, stop or Stop(), time_limit_s).best
+        result = solve_fast(model, stop, time_limit_s, alternatives=alternatives)
+        solution, others = result.best, result.alternatives
     elif engine == FULL_MODEL:
-        solution = solve_model(built.model, stop or Stop(), time_limit_s)
+        solution = solve_model(model, stop, time_limit_s)
+        others = ()
+        if alternatives:
+            others = solve_fast(model, stop, time_limit_s, alternatives=alternatives).alternatives
     else:
         raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
     return Plan(
@@ -68,25 +80,61 @@ def plan_order(
         status=solution.status,
         objective=solution.objective,
         bound=solution.bound,
-        shipments=_shipments(built.model, solution),
+        shipments=_shipments(model, solution),
         unfulfilled=_unfulfilled(built, solution),
         explanation=built,
         rule_version=rules.version,
         engine=engine,
         solve_seconds=time.perf_counter() - started,
         detail=_detail(solution.status),
+        alternatives=tuple(
+            Alternative(s.objective, _shipments(model, s), _unfulfilled(built, s))
+            for s in others[:alternatives]
+            if s.objective is not None
+        ),
+        counterfactuals=tuple(
+            _counterfactual(built, solution, node_id, stop, time_limit_s)
+            for node_id in counterfactual_nodes
+        ),
+    )
+
+
+def _counterfactual(
+    built: BuiltModel, optimum: Solution, node_id: str, stop: Stop, time_limit_s: float
+) -> Counterfactual:
+    """The best plan that ships from ``node_id``, or why there is none."""
+    model = built.model
+    index = next((j for j, c in enumerate(model.candidates) if c.node_id == node_id), None)
+    if index is None:
+        why = next((e for e in built.excluded if e.node_id == node_id), None)
+        detail = "not in the network" if why is None else f"excluded: {why.reason}: {why.detail}"
+        return Counterfactual(node_id, SolveStatus.INFEASIBLE, None, None, detail)
+    forced = solve_model(model, stop, time_limit_s, force=index, tie_order=tie_order(model))
+    if forced.objective is None:
+        detail = "no plan ships from it under the order's constraints"
+        return Counterfactual(node_id, forced.status, None, None, detail)
+    delta = None if optimum.objective is None else forced.objective - optimum.objective
+    return Counterfactual(
+        node_id,
+        forced.status,
+        forced.objective,
+        delta,
+        _detail(forced.status),
+        _shipments(model, forced),
+        _unfulfilled(built, forced),
     )
 
 
 def _shipments(model: ExplainedModel, solution: Solution) -> tuple[Shipment, ...]:
+    carried: dict[int, list[tuple[int, int]]] = {}
+    for (j, line), q in sorted(solution.assignment.items()):
+        carried.setdefault(j, []).append((line, q))
     shipments = []
-    for j, cand in enumerate(model.candidates):
-        carried = [(line, q) for (jj, line), q in sorted(solution.assignment.items()) if jj == j]
-        if not carried:
-            continue
-        cost = cand.shipment_cost + sum(cand.unit_costs[line] * q for line, q in carried)
+    for j, units in carried.items():
+        cand = model.candidates[j]
+        cost = cand.shipment_cost + sum(cand.unit_costs[line] * q for line, q in units)
         lines = tuple(
-            ShipmentLine(model.lines[line].line_id, model.lines[line].sku, q) for line, q in carried
+            ShipmentLine(model.lines[line].line_id, model.lines[line].sku, q) for line, q in units
         )
         shipments.append(
             Shipment(

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
-from router.engine.dates import days_late, ship_date
+from router.engine.dates import NodeClocks, days_late, ship_date
 
 
 @pytest.mark.parametrize(
@@ -82,3 +84,66 @@ def test_days_late_counts_whole_days_after_deliver_by():
     assert days_late(date(2026, 11, 25), date(2026, 11, 22)) == 3
     assert days_late(date(2026, 11, 20), date(2026, 11, 22)) == 0
     assert days_late(date(2026, 11, 20), None) == 0
+
+
+# Zones with whole, half and quarter hour offsets, both hemispheres, and a zone (Gaza in
+# 2040) whose offset changes and changes back within a week.
+CLOCK_ZONES = (
+    "UTC",
+    "America/New_York",
+    "America/St_Johns",
+    "Europe/London",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Australia/Sydney",
+    "Pacific/Chatham",
+    "Asia/Gaza",
+)
+CLOCK_HOURS = (0.0, 0.25, 1 / 60, 5.5, 17.0, 26.5, 95.75, 150.0, 200.0, 720.0)
+CLOCK_CUTOFFS = (time(0), time(8, 30), time(17), time(23, 59, 59, 999_999))
+CLOCK_AROUND = (
+    datetime(2026, 3, 8, 7, tzinfo=UTC),  # US spring forward
+    datetime(2026, 11, 1, 6, tzinfo=UTC),  # US fall back
+    datetime(2026, 10, 25, 1, tzinfo=UTC),  # EU fall back
+    datetime(2026, 4, 4, 16, tzinfo=UTC),  # Sydney fall back
+    datetime(2040, 10, 20, tzinfo=UTC),  # Gaza: a change and back within a week
+)
+
+
+@pytest.mark.parametrize("around", CLOCK_AROUND)
+def test_node_clocks_equal_ship_date_node_by_node(around):
+    """The vectorised ship dates equal ship_date for every node, across offset changes.
+
+    Orders every 30 minutes for a day and a half either side, so that ready times land
+    exactly on cutoffs too; some zone groups take the per-node fallback (long processing).
+    """
+    nodes = [
+        (hours, CLOCK_CUTOFFS[(z + h) % len(CLOCK_CUTOFFS)], zone)
+        for z, zone in enumerate(CLOCK_ZONES)
+        for h, hours in enumerate(CLOCK_HOURS)
+    ]
+    # Two networks: every processing time (zones fall back), and only short ones.
+    for chosen in (nodes, [n for n in nodes if n[0] < 30]):
+        clocks = NodeClocks.of(*zip(*chosen, strict=True))
+        rows = np.arange(len(chosen))
+        for step in range(-72, 73):
+            created = around + timedelta(minutes=30 * step)
+            got = clocks.ship_ordinals(created, rows).tolist()
+            want = [ship_date(created, h, c, tz).toordinal() for h, c, tz in chosen]
+            assert got == want, created
+
+
+def test_node_clocks_with_other_offsets_and_a_subset_of_nodes():
+    """Creation times in other fixed offsets or a zone; rows pick a subset in any order."""
+    clocks = NodeClocks.of([3.0, 10.0, 0.5], [time(17), time(9), time(23)], list(CLOCK_ZONES[:3]))
+    rows = np.array([2, 0], dtype=np.intp)
+    for created in (
+        datetime(2026, 11, 1, 1, 30, tzinfo=timezone(timedelta(hours=-4))),
+        datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),
+        datetime(2026, 3, 8, 1, 59, tzinfo=ZoneInfo("America/New_York")),
+    ):
+        got = clocks.ship_ordinals(created, rows).tolist()
+        want = [ship_date(created, h, c, tz).toordinal() for h, c, tz in
+                [(0.5, time(23), CLOCK_ZONES[2]), (3.0, time(17), CLOCK_ZONES[0])]]  # fmt: skip
+        assert got == want
+    assert clocks.ship_ordinals(datetime(2026, 1, 1, tzinfo=UTC), rows[:0]).tolist() == []

@@ -7,7 +7,7 @@ from datetime import date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.plan import CandidateTerms, ExplainedModel, LineTerms, SolveStatus
+from models.plan import CandidateTerms, ExplainedModel, LineTerms
 from router.engine.cpsat import solve_model
 from router.engine.fast import solve_fast
 from router.engine.stop import Stop

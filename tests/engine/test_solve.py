@@ -224,3 +224,38 @@ def test_a_stopped_solve_does_not_claim_its_backorders_were_chosen():
     assert [(u.quantity, u.reason) for u in _unfulfilled(built, stopped)] == [
         (1, UnfulfilledReason.STOPPED_EARLY)
     ]
+
+
+def test_runner_up_and_counterfactuals():
+    """The runner-up is the next best node set; a counterfactual prices a named node."""
+    # As in test_splits_only_when_it_pays with split penalty 6: all from N2 costs 31; the
+    # split N1 + N2 costs 32; N1 alone cannot ship B, so with partial fulfilment it ships
+    # A (6 + 1) and backorders B (60): 67. FAR is beyond the last band.
+    net = network(node("N1", 1), node("N2", 1, per_unit=11), node("FAR", 14))
+    s = stock(("N1", "A", 1), ("N2", "A", 1), ("N2", "B", 1), ("FAR", "A", 1))
+    plan = plan_order(
+        order(("A", 1), ("B", 1)),
+        net,
+        s,
+        RuleSet(split_penalty=6),
+        alternatives=2,
+        counterfactual_nodes=("N1", "FAR"),
+    )
+    assert plan.objective == to_units(31)
+    assert [a.objective for a in plan.alternatives] == [to_units(32), to_units(67)]
+    assert [sh.node_id for sh in plan.alternatives[0].shipments] == ["N1", "N2"]
+    n1, far = plan.counterfactuals
+    assert (n1.status, n1.objective, n1.delta) == (SolveStatus.OPTIMAL, to_units(32), to_units(1))
+    assert {sh.node_id for sh in n1.shipments} == {"N1", "N2"}
+    assert far.status is SolveStatus.INFEASIBLE and far.objective is None
+    assert "BEYOND_LAST_BAND" in far.detail
+
+
+def test_full_model_and_fast_engine_agree_on_these_instances():
+    """Both engines give the same objective and the same plan on a hand-made order."""
+    net = network(node("N1", 1), node("N2", 1, per_unit=11), node("N3", 2))
+    s = stock(("N1", "A", 1), ("N2", "A", 1), ("N2", "B", 1), ("N3", "B", 2))
+    fast = plan_order(order(("A", 1), ("B", 2)), net, s, RuleSet(), engine="fast")
+    full = plan_order(order(("A", 1), ("B", 2)), net, s, RuleSet(), engine="cpsat-full")
+    assert fast.objective == full.objective
+    assert (fast.engine, full.engine) == ("fast", "cpsat-full")
