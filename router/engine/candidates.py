@@ -4,21 +4,40 @@ Every node of the network ends up either as a candidate with its terms or as an 
 with its reason. Checks run in a fixed order, so each excluded node gets the first reason
 that applies: does not ship, filtered by rule, no available stock, beyond the last rate band,
 cannot meet a hard SLA, out of capacity.
+
+The checks run on arrays over all nodes at once (:mod:`router.engine.arrays`, built once
+per network and per stock object). Distances are computed for every node (the radius
+filter and its detail need them); bands, dates and costs only for the nodes that pass the
+first three checks (they ship, are allowed and hold an order SKU).
+
+Money stays exact: handling and base costs are ``to_units`` of the amounts, precomputed
+per node and per band. The weight cost of a unit keeps its Decimal definition,
+``to_units(Decimal(repr(cost_per_kg)) * Decimal(repr(weight_kg)))``, computed once per
+(rate, weight) pair and cached (:func:`~router.engine.arrays.weight_units`). A float
+formula was not used: ``round(cost_per_kg * weight_kg * 10_000)`` differs from it on 828 of
+the 51,000 (rate, weight) pairs of the standard sample scenario.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from decimal import Decimal
+from datetime import date
 
-from models.money import to_units
-from models.network import Network, Node, RateBand, Stock
+import numpy as np
+from numpy.typing import NDArray
+
+from models.network import Network, Stock
 from models.order import Order
 from models.plan import CandidateTerms, Exclusion, ExclusionReason, ExplainedModel, LineTerms
 from models.rules import RuleSet, SlaMode
-from router.engine.dates import days_late, ship_date
+from router.engine.arrays import (
+    NetworkArrays,
+    money_units,
+    network_arrays,
+    stock_arrays,
+    weight_units,
+)
 from router.engine.geo import great_circle_km
 
 
@@ -33,13 +52,6 @@ class BuiltModel:
     model: ExplainedModel
     excluded: tuple[Exclusion, ...]
     stock_anywhere: tuple[int, ...]
-
-
-def _band(bands: tuple[RateBand, ...], distance_km: float) -> RateBand | None:
-    for band in bands:
-        if distance_km <= band.max_distance_km:
-            return band
-    return None
 
 
 def _max_shipments(order: Order, rules: RuleSet) -> int | None:
@@ -62,103 +74,207 @@ def build_model(
     the counter (no carrier cost, no transit), and other nodes ship to it by carrier.
     """
     used = capacity_used or {}
-    bands = network.rates.bands[order.service]
-    pickup = order.pickup_node_id
-    if pickup is not None:
-        pickup_node = network.node(pickup)
+    arrays = network_arrays(network)
+    service = arrays.services[order.service]
+    weights = [network.skus[line.sku].weight_kg for line in order.lines]
+    n_nodes = len(arrays.nodes)
+    ids = arrays.node_ids
+
+    counter = -1  # row of the pickup node, where the order is handed over
+    if order.pickup_node_id is not None:
+        pickup_node = network.node(order.pickup_node_id)
         assert pickup_node is not None, "order must be validated against the network first"
+        counter = arrays.row[order.pickup_node_id]
         dest_lat, dest_lon = pickup_node.latitude, pickup_node.longitude
     else:
         dest_lat, dest_lon = order.ship_to.latitude, order.ship_to.longitude
-    distances = great_circle_km(
-        dest_lat,
-        dest_lon,
-        [n.latitude for n in network.nodes],
-        [n.longitude for n in network.nodes],
+    distances = great_circle_km(dest_lat, dest_lon, arrays.latitude, arrays.longitude)
+    ships = arrays.ships.copy()
+    if counter >= 0:
+        distances[counter] = 0.0
+        ships[counter] = True
+
+    held = stock_arrays(stock, network)
+    by_sku = [held.sku(line.sku) for line in order.lines]
+    available = np.zeros((n_nodes, len(order.lines)), dtype=np.int64)
+    for line, sku_stock in enumerate(by_sku):
+        available[sku_stock.rows, line] = sku_stock.available
+
+    # The first three checks on every node; ``reason[row]`` stays 0 while it is a candidate.
+    reason = np.zeros(n_nodes, dtype=np.int8)
+
+    def fail(failing: NDArray[np.bool_], code: int) -> None:
+        reason[(reason == 0) & failing] = code
+
+    fail(~ships, _DOES_NOT_SHIP)
+    if rules.node_types is not None:
+        allowed = np.array([t in rules.node_types for t in arrays.types], dtype=np.bool_)
+        fail(~allowed[arrays.type_index], _TYPE_NOT_ALLOWED)
+    if rules.max_distance_km is not None:
+        fail(distances > rules.max_distance_km, _BEYOND_RADIUS)
+    fail(np.count_nonzero(available, axis=1) == 0, _NO_STOCK)
+
+    # The last three checks, on the nodes left; ``detailed`` holds exclusions whose detail
+    # depends on the order (the others are shared per node, see NetworkArrays).
+    detailed: dict[int, Exclusion] = {}
+
+    def exclude(row: int, code: int, detail: str) -> None:
+        reason[row] = code
+        detailed[row] = Exclusion(ids[row], _REASONS[code], detail)
+
+    if rules.max_distance_km is not None:
+        radius = rules.max_distance_km
+        for row in np.flatnonzero(reason == _BEYOND_RADIUS).tolist():
+            detail = f"{float(distances[row]):.1f} km is beyond the {radius:g} km radius"
+            exclude(row, _BEYOND_RADIUS, detail)
+
+    rows = np.flatnonzero(reason == 0)
+    band = service.band_of(distances[rows])
+    beyond = band == len(service.bands)
+    for row in rows[beyond].tolist():
+        last = service.bands[-1].max_distance_km
+        detail = f"{float(distances[row]):.1f} km is beyond the last {order.service} band"
+        exclude(row, _BEYOND_LAST_BAND, f"{detail} ({last:g} km)")
+    rows, band = rows[~beyond], band[~beyond]
+
+    at_counter = rows == counter
+    shipped = arrays.clocks.ship_ordinals(order.created_at, rows)
+    delivered = shipped + np.where(at_counter, 0, service.transit_days[band])
+    late = np.zeros(len(rows), dtype=np.int64)
+    if order.deliver_by is not None:
+        late = np.maximum(delivered - order.deliver_by.toordinal(), 0)
+    if rules.sla is SlaMode.HARD:
+        for i in np.flatnonzero((reason[rows] == 0) & (late > 0)).tolist():
+            when = date.fromordinal(int(delivered[i])).isoformat()
+            detail = f"delivers {when}, {int(late[i])} day(s) after {order.deliver_by}"
+            exclude(int(rows[i]), _LATE, detail)
+    capacity = arrays.capacity[rows]
+    for i in np.flatnonzero((reason[rows] == 0) & (capacity >= 0)).tolist():
+        row, limit = int(rows[i]), int(capacity[i])
+        taken = used.get(ids[row], 0)
+        if taken >= limit:
+            exclude(row, _NO_CAPACITY, f"{taken} of {limit} orders taken today")
+
+    keep = reason[rows] == 0
+    candidates = _candidates(
+        order,
+        rules,
+        arrays,
+        weights,
+        rows=rows[keep],
+        band=band[keep],
+        at_counter=at_counter[keep],
+        distances=distances,
+        available=available,
+        shipped=shipped[keep],
+        delivered=delivered[keep],
+        late=late[keep],
     )
-    weights = [Decimal(repr(network.skus[line.sku].weight_kg)) for line in order.lines]
-    late_per_day = to_units(rules.lateness_penalty_per_day)
+    fixed = arrays.fixed_exclusions
+    shared = {
+        _DOES_NOT_SHIP: fixed[ExclusionReason.DOES_NOT_SHIP],
+        _TYPE_NOT_ALLOWED: fixed[ExclusionReason.FILTERED_BY_RULE],
+        _NO_STOCK: fixed[ExclusionReason.NO_AVAILABLE_STOCK],
+    }
+    out = np.flatnonzero(reason)
+    excluded = tuple(
+        shared[code][row] if code in shared else detailed[row]
+        for row, code in zip(out.tolist(), reason[out].tolist(), strict=True)
+    )
 
-    candidates: list[CandidateTerms] = []
-    excluded: list[Exclusion] = []
-
-    def exclude(node: Node, reason: ExclusionReason, detail: str) -> None:
-        excluded.append(Exclusion(node.node_id, reason, detail))
-
-    for i in sorted(range(len(network.nodes)), key=lambda k: network.nodes[k].node_id):
-        node = network.nodes[i]
-        at_counter = node.node_id == pickup
-        distance = 0.0 if at_counter else float(distances[i])
-        if not node.ships and not at_counter:
-            exclude(node, ExclusionReason.DOES_NOT_SHIP, "node does not ship parcels")
-            continue
-        if rules.node_types is not None and node.type not in rules.node_types:
-            exclude(node, ExclusionReason.FILTERED_BY_RULE, f"node type {node.type} not allowed")
-            continue
-        if rules.max_distance_km is not None and distance > rules.max_distance_km:
-            detail = f"{distance:.1f} km is beyond the {rules.max_distance_km:g} km radius"
-            exclude(node, ExclusionReason.FILTERED_BY_RULE, detail)
-            continue
-        available = tuple(stock.available(node.node_id, line.sku) for line in order.lines)
-        if not any(available):
-            exclude(node, ExclusionReason.NO_AVAILABLE_STOCK, "no available unit of any line")
-            continue
-        band = _band(bands, distance)
-        if band is None:
-            last = bands[-1].max_distance_km
-            detail = f"{distance:.1f} km is beyond the last {order.service} band ({last:g} km)"
-            exclude(node, ExclusionReason.BEYOND_LAST_BAND, detail)
-            continue
-        shipped = ship_date(
-            order.created_at, node.processing_hours, node.cutoff_local_time, node.timezone
-        )
-        delivered = shipped + timedelta(days=0 if at_counter else band.transit_days)
-        late = days_late(delivered, order.deliver_by)
-        if late and rules.sla is SlaMode.HARD:
-            detail = f"delivers {delivered.isoformat()}, {late} day(s) after {order.deliver_by}"
-            exclude(node, ExclusionReason.CANNOT_MEET_SLA, detail)
-            continue
-        capacity = node.daily_order_capacity
-        if capacity is not None and used.get(node.node_id, 0) >= capacity:
-            detail = f"{used.get(node.node_id, 0)} of {capacity} orders taken today"
-            exclude(node, ExclusionReason.OUT_OF_CAPACITY, detail)
-            continue
-        per_unit = to_units(node.handling_cost_per_unit) + to_units(
-            rules.unit_penalty_by_node_type.get(node.type, 0.0)
-        )
-        per_kg = Decimal(0) if at_counter else Decimal(repr(band.cost_per_kg))
-        candidates.append(
-            CandidateTerms(
-                node_id=node.node_id,
-                distance_km=distance,
-                service="pickup" if at_counter else order.service,
-                ship_date=shipped,
-                delivery_date=delivered,
-                days_late=late,
-                handling_cost=to_units(node.handling_cost_per_shipment),
-                shipping_cost=0 if at_counter else to_units(band.base_cost),
-                lateness_cost=late_per_day * late,
-                node_penalty=0,
-                unit_costs=tuple(per_unit + to_units(per_kg * w) for w in weights),
-                available=available,
-                priority=node.priority,
-            )
-        )
-
-    backorder = to_units(rules.backorder_cost_per_unit)
+    backorder = money_units(rules.backorder_cost_per_unit)
     lines = tuple(
         LineTerms(line.line_id, line.sku, line.quantity, backorder, order.allow_partial)
         for line in order.lines
     )
     model = ExplainedModel(
         offset=0,
-        split_penalty=to_units(rules.split_penalty),
-        candidates=tuple(candidates),
+        split_penalty=money_units(rules.split_penalty),
+        candidates=candidates,
         lines=lines,
         max_shipments=_max_shipments(order, rules),
         ship_complete=order.ship_complete,
     )
-    anywhere = tuple(
-        sum(p.available for p in stock.by_sku.get(line.sku, ())) for line in order.lines
+    return BuiltModel(model, excluded, tuple(s.total for s in by_sku))
+
+
+def _candidates(
+    order: Order,
+    rules: RuleSet,
+    arrays: NetworkArrays,
+    weights: list[float],
+    *,
+    rows: NDArray[np.intp],
+    band: NDArray[np.intp],
+    at_counter: NDArray[np.bool_],
+    distances: NDArray[np.float64],
+    available: NDArray[np.int64],
+    shipped: NDArray[np.int64],
+    delivered: NDArray[np.int64],
+    late: NDArray[np.int64],
+) -> tuple[CandidateTerms, ...]:
+    """The terms of the candidate nodes ``rows`` (ascending, so in node id order).
+
+    ``band``, ``at_counter`` and the date arrays are per candidate; ``distances`` and
+    ``available`` per network row. Every value handed out is a Python int, float or date.
+    """
+    service = arrays.services[order.service]
+    n_bands = len(service.bands)
+    penalty = np.array(
+        [money_units(rules.unit_penalty_by_node_type.get(t, 0.0)) for t in arrays.types],
+        dtype=np.int64,
     )
-    return BuiltModel(model, tuple(excluded), anywhere)
+    per_unit = arrays.handling_per_unit[rows] + penalty[arrays.type_index[rows]]
+    # Weight cost of a unit of each line per band; the extra last row (zeros) is the counter.
+    per_kg = np.zeros((n_bands + 1, len(weights)), dtype=np.int64)
+    carrier_band = np.where(at_counter, n_bands, band)
+    for b in set(band[~at_counter].tolist()):
+        per_kg[b] = [weight_units(service.bands[b].cost_per_kg, w) for w in weights]
+    unit_costs = (per_unit[:, None] + per_kg[carrier_band]).tolist()
+    shipping = np.where(at_counter, 0, service.base_units[band]).tolist()
+    late_per_day = money_units(rules.lateness_penalty_per_day)
+
+    ship = shipped.tolist()
+    delivery = delivered.tolist()
+    dates = {ordinal: date.fromordinal(ordinal) for ordinal in {*ship, *delivery}}
+
+    ids = arrays.node_ids
+    distance = distances[rows].tolist()
+    counter = at_counter.tolist()
+    days_late = late.tolist()
+    handling = arrays.handling_per_shipment[rows].tolist()
+    units = available[rows].tolist()
+    priority = arrays.priority[rows].tolist()
+    # Positional arguments, in field order: keywords cost a third more per candidate.
+    return tuple(
+        CandidateTerms(
+            ids[row],  # node_id
+            distance[i],  # distance_km
+            "pickup" if counter[i] else order.service,  # service
+            dates[ship[i]],  # ship_date
+            dates[delivery[i]],  # delivery_date
+            days_late[i],  # days_late
+            handling[i],  # handling_cost
+            shipping[i],  # shipping_cost
+            late_per_day * days_late[i],  # lateness_cost
+            0,  # node_penalty
+            tuple(unit_costs[i]),  # unit_costs
+            tuple(units[i]),  # available
+            priority[i],  # priority
+        )
+        for i, row in enumerate(rows.tolist())
+    )
+
+
+_DOES_NOT_SHIP, _TYPE_NOT_ALLOWED, _BEYOND_RADIUS, _NO_STOCK = 1, 2, 3, 4
+_BEYOND_LAST_BAND, _LATE, _NO_CAPACITY = 5, 6, 7
+_REASONS = {
+    _DOES_NOT_SHIP: ExclusionReason.DOES_NOT_SHIP,
+    _TYPE_NOT_ALLOWED: ExclusionReason.FILTERED_BY_RULE,
+    _BEYOND_RADIUS: ExclusionReason.FILTERED_BY_RULE,
+    _NO_STOCK: ExclusionReason.NO_AVAILABLE_STOCK,
+    _BEYOND_LAST_BAND: ExclusionReason.BEYOND_LAST_BAND,
+    _LATE: ExclusionReason.CANNOT_MEET_SLA,
+    _NO_CAPACITY: ExclusionReason.OUT_OF_CAPACITY,
+}
+"""Exclusion codes, in the order the checks run (0: a candidate), and their reasons."""

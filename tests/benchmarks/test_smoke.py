@@ -1,17 +1,90 @@
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from benchmarks.latency import run, summary
+from benchmarks import compare
+from benchmarks.compare import Engines, Sweep
+from benchmarks.orders import orders_of_size
 from benchmarks.scenarios import REGISTRY
+from router.engine.solve import FAST, FULL_MODEL
+
+TINY_SWEEP = Sweep(nodes=(20, 30), lines=(1, 3), per_cell=3, n_skus=100, n_orders=20)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_every_registered_scenario_smoke_runs(name):
-    """Every benchmark scenario builds at its smoke size and its orders all plan optimally."""
-    table = run(name, seed=1, n_orders=None, smoke=True)
-    assert len(table) == len(REGISTRY[name].smoke(1).orders) > 0
+def test_every_registered_scenario_smoke_runs_on_both_engines(name):
+    """Every scenario builds at its smoke size; both engines agree on all of its orders."""
+    table = compare.run_scenario(name, [1], None, Engines(), smoke=True)
+    n_orders = len(REGISTRY[name].smoke(1).orders)
+    assert n_orders > 0
+    assert len(table) == 2 * n_orders
+    assert set(table["engine"]) == {FAST, FULL_MODEL}
     assert set(table["status"]) <= {"OPTIMAL", "INFEASIBLE"}
-    stats = summary(table)
-    assert list(stats.index) == [(name, "cpsat-full")]
-    assert stats["orders"].iloc[0] == len(table)
+    assert compare.mismatches(table).empty
+
+
+def test_comparison_smoke_runs_with_a_sweep_and_writes_every_output(tmp_path, capsys):
+    """The command end to end at tiny sizes: identical objectives, tables and plots written."""
+    argv = ["--smoke", "--out", str(tmp_path), "--per-cell", str(TINY_SWEEP.per_cell)]
+    argv += ["--nodes", *map(str, TINY_SWEEP.nodes), "--lines", *map(str, TINY_SWEEP.lines)]
+    argv += ["--sweep-skus", str(TINY_SWEEP.n_skus)]
+    assert compare.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "0 mismatches" in printed
+    assert "standard: fast is " in printed
+    for name in ("orders.csv", "summary.csv", "summary.md"):
+        assert (tmp_path / name).stat().st_size > 0
+    for name in ("latency_vs_nodes.png", "latency_vs_lines.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_csv(tmp_path / "orders.csv")
+    sweep = table[table["scenario"] == compare.SWEEP]
+    assert sorted(set(sweep["nodes"])) == list(TINY_SWEEP.nodes)
+    assert sorted(set(sweep["lines"])) == list(TINY_SWEEP.lines)
+    assert len(sweep) == 2 * len(TINY_SWEEP.nodes) * len(TINY_SWEEP.lines) * 3
+    stats = pd.read_csv(tmp_path / "summary.csv")
+    assert set(stats["engine"]) == {FAST, FULL_MODEL}
+    assert len(stats) == 2 * (1 + len(TINY_SWEEP.nodes) * len(TINY_SWEEP.lines))
+    assert (stats["agree"].str.split("/").str[0] == stats["agree"].str.split("/").str[1]).all()
+    assert "| sweep | 30 | 3 | cpsat-full |" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_mismatch_is_reported_and_fails_the_run(tmp_path, capsys, monkeypatch):
+    """A baseline that disagrees on an objective is printed and makes the exit status 1."""
+    real = compare.plan_order
+
+    def off_by_one(*args, engine, **kwargs):
+        plan = real(*args, engine=engine, **kwargs)
+        if engine == FULL_MODEL and plan.objective is not None:
+            object.__setattr__(plan, "objective", plan.objective + 1)
+        return plan
+
+    monkeypatch.setattr(compare, "plan_order", off_by_one)
+    assert compare.main(["--smoke", "--orders", "2", "--per-cell", "0", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert printed.count("MISMATCH standard seed 7") == 2
+    assert "identical objectives on 0/2 orders" in printed
+
+
+def test_an_unknown_engine_stops_the_run_before_timing(tmp_path, capsys):
+    assert compare.main(["--smoke", "--fast", "no-such-engine", "--out", str(tmp_path)]) == 2
+    assert "no-such-engine" in capsys.readouterr().err
+    assert not (tmp_path / "orders.csv").exists()
+
+
+@pytest.mark.parametrize("nodes", [13, 50, 100, 420, 1000])
+def test_sweep_networks_have_exactly_the_asked_number_of_nodes(nodes):
+    assert compare.stores_for(nodes) + 8 + max(1, compare.stores_for(nodes) // 50) + 4 == nodes
+
+
+def test_generated_orders_are_valid_seeded_and_of_the_asked_size():
+    scenario = compare.sweep_network(20, 1, TINY_SWEEP)
+    orders = orders_of_size(scenario, 3, 5, seed=4)
+    assert orders == orders_of_size(scenario, 3, 5, seed=4)
+    assert orders != orders_of_size(scenario, 3, 5, seed=5)
+    ship_tos = {o.ship_to for o in scenario.orders}
+    for order in orders:
+        assert len(order.lines) == 3
+        assert len({line.sku for line in order.lines}) == 3
+        assert order.ship_to in ship_tos
+        assert all(line.sku in scenario.network.skus for line in order.lines)

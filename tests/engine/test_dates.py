@@ -134,16 +134,18 @@ def test_node_clocks_equal_ship_date_node_by_node(around):
 
 
 def test_node_clocks_with_other_offsets_and_a_subset_of_nodes():
-    """Creation times in other fixed offsets or a zone; rows pick a subset in any order."""
-    clocks = NodeClocks.of([3.0, 10.0, 0.5], [time(17), time(9), time(23)], list(CLOCK_ZONES[:3]))
-    rows = np.array([2, 0], dtype=np.intp)
+    """Creation times in other fixed offsets or in a zone; rows pick a subset in any order."""
+    nodes = [(3.0, time(17), "UTC"), (10.0, time(16, 30), "UTC"), (0.5, time(23), "Asia/Gaza")]
+    clocks = NodeClocks.of(*zip(*nodes, strict=True))
+    rows = np.array([2, 1, 0], dtype=np.intp)
     for created in (
         datetime(2026, 11, 1, 1, 30, tzinfo=timezone(timedelta(hours=-4))),
         datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),
+        # In a zone, ``created_at + processing`` is wall-clock arithmetic: 01:59 EST + 10 h
+        # is 11:59 EDT (15:59Z), before the 16:30 cutoff, where 06:59Z + 10 h is not.
         datetime(2026, 3, 8, 1, 59, tzinfo=ZoneInfo("America/New_York")),
     ):
         got = clocks.ship_ordinals(created, rows).tolist()
-        want = [ship_date(created, h, c, tz).toordinal() for h, c, tz in
-                [(0.5, time(23), CLOCK_ZONES[2]), (3.0, time(17), CLOCK_ZONES[0])]]  # fmt: skip
+        want = [ship_date(created, *nodes[row]).toordinal() for row in rows.tolist()]
         assert got == want
     assert clocks.ship_ordinals(datetime(2026, 1, 1, tzinfo=UTC), rows[:0]).tolist() == []

@@ -1,0 +1,248 @@
+"""Per-network and per-stock arrays for building models fast, computed once and cached.
+
+:func:`network_arrays` turns a :class:`Network` into numpy arrays over its nodes sorted by
+node id (positions, handling costs in solver units, clocks, types, flags, capacity,
+priority) plus each service's rate bands. :func:`stock_arrays` gives, per SKU, the nodes
+holding it and their available units, built on first use of the SKU.
+
+The domain objects are frozen but neither hashable nor weak-referenceable, so the caches
+are small dicts keyed by ``id()`` that also hold the object itself: while an entry lives,
+its id cannot be reused by another object. Each cache keeps its most recent few entries.
+Networks are never mutated; stock objects are replaced, not mutated, when stock changes,
+so a cached entry is never stale.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import Generic, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.money import to_units
+from models.network import Network, Node, NodeType, RateBand, Stock
+from models.plan import Exclusion, ExclusionReason
+from router.engine.dates import NodeClocks
+
+MAX_CACHED_NETWORKS = 4
+"""Networks whose arrays are kept (the most recently built)."""
+
+MAX_CACHED_STOCKS = 8
+"""Stock objects whose per-SKU arrays are kept (the most recently built)."""
+
+
+@lru_cache(maxsize=4096)
+def money_units(amount: float) -> int:
+    """``to_units(amount)``, cached: rule and rate amounts recur on every order."""
+    return to_units(amount)
+
+
+@lru_cache(maxsize=65536)
+def weight_units(cost_per_kg: float, weight_kg: float) -> int:
+    """Carrier cost of one unit of ``weight_kg`` at ``cost_per_kg``, in solver units.
+
+    Exact: the decimal product of the two amounts as written (their ``repr``), rounded once
+    by :func:`to_units`. Cached per (rate, weight) pair, so each pair is multiplied once.
+    """
+    return to_units(Decimal(repr(cost_per_kg)) * Decimal(repr(weight_kg)))
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceBands:
+    """One service's rate bands as arrays, in the rate card's order.
+
+    ``reach[b]`` is the largest ``max_distance_km`` of bands ``0..b``: the first band that
+    reaches a distance ``d`` is ``np.searchsorted(reach, d)`` (``len(bands)`` when none does),
+    the same first match as scanning the bands in order, sorted or not.
+    """
+
+    bands: tuple[RateBand, ...]
+    reach: NDArray[np.float64]
+    transit_days: NDArray[np.int64]
+    base_units: NDArray[np.int64]
+
+    @staticmethod
+    def of(bands: tuple[RateBand, ...]) -> ServiceBands:
+        """The arrays of ``bands``."""
+        limits = np.array([b.max_distance_km for b in bands], dtype=np.float64)
+        return ServiceBands(
+            bands=bands,
+            reach=np.maximum.accumulate(limits) if len(bands) else limits,
+            transit_days=np.array([b.transit_days for b in bands], dtype=np.int64),
+            base_units=np.array([to_units(b.base_cost) for b in bands], dtype=np.int64),
+        )
+
+    def band_of(self, distance_km: NDArray[np.float64]) -> NDArray[np.intp]:
+        """Index of the first band reaching each distance; ``len(bands)`` beyond the last."""
+        return np.searchsorted(self.reach, distance_km, side="left")
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkArrays:
+    """A network's nodes as arrays, row ``k`` being the ``k``-th node in node id order.
+
+    Money is in solver units. ``capacity`` is -1 where a node has no daily capacity.
+    ``type_index[k]`` indexes ``types``. ``fixed_exclusions`` holds, for the reasons whose
+    detail depends on the node alone, each node's exclusion (shared: they are immutable).
+    """
+
+    nodes: tuple[Node, ...]
+    node_ids: tuple[str, ...]
+    row: Mapping[str, int]
+    latitude: NDArray[np.float64]
+    longitude: NDArray[np.float64]
+    handling_per_shipment: NDArray[np.int64]
+    handling_per_unit: NDArray[np.int64]
+    clocks: NodeClocks
+    types: tuple[NodeType, ...]
+    type_index: NDArray[np.intp]
+    ships: NDArray[np.bool_]
+    pickup: NDArray[np.bool_]
+    capacity: NDArray[np.int64]
+    priority: NDArray[np.int64]
+    services: Mapping[str, ServiceBands]
+    fixed_exclusions: Mapping[ExclusionReason, tuple[Exclusion, ...]]
+
+    @staticmethod
+    def of(network: Network) -> NetworkArrays:
+        """The arrays of ``network``."""
+        nodes = tuple(sorted(network.nodes, key=lambda n: n.node_id))
+        types = tuple(dict.fromkeys(n.type for n in nodes))
+        type_position = {t: i for i, t in enumerate(types)}
+
+        def fixed(reason: ExclusionReason, detail: str) -> tuple[Exclusion, ...]:
+            return tuple(Exclusion(n.node_id, reason, detail.format(node=n)) for n in nodes)
+
+        return NetworkArrays(
+            nodes=nodes,
+            node_ids=tuple(n.node_id for n in nodes),
+            row={n.node_id: k for k, n in enumerate(nodes)},
+            latitude=np.array([n.latitude for n in nodes], dtype=np.float64),
+            longitude=np.array([n.longitude for n in nodes], dtype=np.float64),
+            handling_per_shipment=np.array(
+                [to_units(n.handling_cost_per_shipment) for n in nodes], dtype=np.int64
+            ),
+            handling_per_unit=np.array(
+                [to_units(n.handling_cost_per_unit) for n in nodes], dtype=np.int64
+            ),
+            clocks=NodeClocks.of(
+                [n.processing_hours for n in nodes],
+                [n.cutoff_local_time for n in nodes],
+                [n.timezone for n in nodes],
+            ),
+            types=types,
+            type_index=np.array([type_position[n.type] for n in nodes], dtype=np.intp),
+            ships=np.array([n.ships for n in nodes], dtype=np.bool_),
+            pickup=np.array([n.pickup for n in nodes], dtype=np.bool_),
+            capacity=np.array(
+                [-1 if n.daily_order_capacity is None else n.daily_order_capacity for n in nodes],
+                dtype=np.int64,
+            ),
+            priority=np.array([n.priority for n in nodes], dtype=np.int64),
+            services={s: ServiceBands.of(b) for s, b in network.rates.bands.items()},
+            fixed_exclusions={
+                ExclusionReason.DOES_NOT_SHIP: fixed(
+                    ExclusionReason.DOES_NOT_SHIP, "node does not ship parcels"
+                ),
+                ExclusionReason.FILTERED_BY_RULE: fixed(
+                    ExclusionReason.FILTERED_BY_RULE, "node type {node.type} not allowed"
+                ),
+                ExclusionReason.NO_AVAILABLE_STOCK: fixed(
+                    ExclusionReason.NO_AVAILABLE_STOCK, "no available unit of any line"
+                ),
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SkuStock:
+    """Where one SKU is held: network rows (node id order) and available units there.
+
+    ``total`` is the available stock over all positions of the SKU, including positions at
+    nodes the network does not have.
+    """
+
+    rows: NDArray[np.intp]
+    available: NDArray[np.int64]
+    total: int
+
+
+class StockArrays:
+    """Per-SKU arrays of one stock object on one network, built on first use of each SKU."""
+
+    __slots__ = ("_by_sku", "_rows", "_stock")
+
+    def __init__(self, stock: Stock, arrays: NetworkArrays) -> None:
+        self._stock = stock
+        self._rows = arrays.row
+        self._by_sku: dict[str, SkuStock] = {}
+
+    def sku(self, sku: str) -> SkuStock:
+        """The nodes holding ``sku`` and their available units."""
+        found = self._by_sku.get(sku)
+        if found is None:
+            held = [
+                (self._rows.get(p.node_id), p.available) for p in self._stock.by_sku.get(sku, ())
+            ]
+            known = [(row, units) for row, units in held if row is not None]
+            found = SkuStock(
+                rows=np.array([row for row, _ in known], dtype=np.intp),
+                available=np.array([units for _, units in known], dtype=np.int64),
+                total=sum(units for _, units in held),
+            )
+            self._by_sku[sku] = found
+        return found
+
+
+V = TypeVar("V")
+
+
+class _Recent(Generic[V]):
+    """Values for the last ``size`` keys put; a key is a tuple of objects, by identity.
+
+    Each entry holds its key objects, so their ids stay theirs while the entry lives.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[tuple[int, ...], tuple[tuple[object, ...], V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, *key: object) -> V | None:
+        """The value put for these very objects, if it is still kept."""
+        entry = self._entries.get(tuple(id(o) for o in key))
+        return None if entry is None else entry[1]
+
+    def put(self, value: V, *key: object) -> None:
+        """Keep ``value`` for these objects, dropping the oldest entries beyond the size."""
+        with self._lock:
+            while len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[tuple(id(o) for o in key)] = (key, value)
+
+
+_NETWORKS: _Recent[NetworkArrays] = _Recent(MAX_CACHED_NETWORKS)
+_STOCKS: _Recent[StockArrays] = _Recent(MAX_CACHED_STOCKS)
+
+
+def network_arrays(network: Network) -> NetworkArrays:
+    """The arrays of ``network``, built on its first use and cached."""
+    found = _NETWORKS.get(network)
+    if found is None:
+        found = NetworkArrays.of(network)
+        _NETWORKS.put(found, network)
+    return found
+
+
+def stock_arrays(stock: Stock, network: Network) -> StockArrays:
+    """The per-SKU arrays of ``stock`` on ``network``, cached per (stock, network) pair."""
+    found = _STOCKS.get(stock, network)
+    if found is None:
+        found = StockArrays(stock, network_arrays(network))
+        _STOCKS.put(found, stock, network)
+    return found
