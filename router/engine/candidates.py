@@ -21,7 +21,6 @@ the 51,000 (rate, weight) pairs of the standard sample scenario.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -29,7 +28,7 @@ from numpy.typing import NDArray
 
 from models.network import Network, Stock
 from models.order import Order
-from models.plan import CandidateTerms, Exclusion, ExclusionReason, ExplainedModel, LineTerms
+from models.plan import Exclusion, ExclusionReason, LineTerms
 from models.rules import RuleSet, SlaMode
 from router.engine.arrays import (
     NetworkArrays,
@@ -39,19 +38,7 @@ from router.engine.arrays import (
     weight_units,
 )
 from router.engine.geo import great_circle_km
-
-
-@dataclass(frozen=True, slots=True)
-class BuiltModel:
-    """The canonical model of one order, the nodes left out of it, and stock anywhere.
-
-    ``stock_anywhere[l]`` is the available stock of line ``l``'s SKU over the whole
-    network, candidates or not, so that a plan can tell "no stock" from "no eligible stock".
-    """
-
-    model: ExplainedModel
-    excluded: tuple[Exclusion, ...]
-    stock_anywhere: tuple[int, ...]
+from router.engine.terms import BuiltModel, Matrices
 
 
 def _max_shipments(order: Order, rules: RuleSet) -> int | None:
@@ -156,7 +143,7 @@ def build_model(
             exclude(row, _NO_CAPACITY, f"{taken} of {limit} orders taken today")
 
     keep = reason[rows] == 0
-    candidates = _candidates(
+    matrices = _matrices(
         order,
         rules,
         arrays,
@@ -177,28 +164,31 @@ def build_model(
         _NO_STOCK: fixed[ExclusionReason.NO_AVAILABLE_STOCK],
     }
     out = np.flatnonzero(reason)
-    excluded = tuple(
-        shared[code][row] if code in shared else detailed[row]
-        for row, code in zip(out.tolist(), reason[out].tolist(), strict=True)
-    )
+
+    def excluded() -> tuple[Exclusion, ...]:
+        return tuple(
+            shared[code][row] if code in shared else detailed[row]
+            for row, code in zip(out.tolist(), reason[out].tolist(), strict=True)
+        )
 
     backorder = money_units(rules.backorder_cost_per_unit)
     lines = tuple(
         LineTerms(line.line_id, line.sku, line.quantity, backorder, order.allow_partial)
         for line in order.lines
     )
-    model = ExplainedModel(
+    return BuiltModel(
+        matrices,
+        lines,
         offset=0,
         split_penalty=money_units(rules.split_penalty),
-        candidates=candidates,
-        lines=lines,
         max_shipments=_max_shipments(order, rules),
         ship_complete=order.ship_complete,
+        excluded=excluded,
+        stock_anywhere=tuple(s.total for s in by_sku),
     )
-    return BuiltModel(model, excluded, tuple(s.total for s in by_sku))
 
 
-def _candidates(
+def _matrices(
     order: Order,
     rules: RuleSet,
     arrays: NetworkArrays,
@@ -212,11 +202,11 @@ def _candidates(
     shipped: NDArray[np.int64],
     delivered: NDArray[np.int64],
     late: NDArray[np.int64],
-) -> tuple[CandidateTerms, ...]:
+) -> Matrices:
     """The terms of the candidate nodes ``rows`` (ascending, so in node id order).
 
     ``band``, ``at_counter`` and the date arrays are per candidate; ``distances`` and
-    ``available`` per network row. Every value handed out is a Python int, float or date.
+    ``available`` per network row.
     """
     service = arrays.services[order.service]
     n_bands = len(service.bands)
@@ -230,39 +220,24 @@ def _candidates(
     carrier_band = np.where(at_counter, n_bands, band)
     for b in set(band[~at_counter].tolist()):
         per_kg[b] = [weight_units(service.bands[b].cost_per_kg, w) for w in weights]
-    unit_costs = (per_unit[:, None] + per_kg[carrier_band]).tolist()
-    shipping = np.where(at_counter, 0, service.base_units[band]).tolist()
-    late_per_day = money_units(rules.lateness_penalty_per_day)
-
-    ship = shipped.tolist()
-    delivery = delivered.tolist()
-    dates = {ordinal: date.fromordinal(ordinal) for ordinal in {*ship, *delivery}}
-
-    ids = arrays.node_ids
-    distance = distances[rows].tolist()
-    counter = at_counter.tolist()
-    days_late = late.tolist()
-    handling = arrays.handling_per_shipment[rows].tolist()
-    units = available[rows].tolist()
-    priority = arrays.priority[rows].tolist()
-    # Positional arguments, in field order: keywords cost a third more per candidate.
-    return tuple(
-        CandidateTerms(
-            ids[row],  # node_id
-            distance[i],  # distance_km
-            "pickup" if counter[i] else order.service,  # service
-            dates[ship[i]],  # ship_date
-            dates[delivery[i]],  # delivery_date
-            days_late[i],  # days_late
-            handling[i],  # handling_cost
-            shipping[i],  # shipping_cost
-            late_per_day * days_late[i],  # lateness_cost
-            0,  # node_penalty
-            tuple(unit_costs[i]),  # unit_costs
-            tuple(units[i]),  # available
-            priority[i],  # priority
-        )
-        for i, row in enumerate(rows.tolist())
+    services = [order.service] * len(rows)
+    for i in np.flatnonzero(at_counter).tolist():
+        services[i] = "pickup"
+    return Matrices(
+        node_ids=tuple(map(arrays.node_ids.__getitem__, rows.tolist())),
+        id_rank=np.arange(len(rows), dtype=np.int64),
+        priority=arrays.priority[rows].astype(np.int64),
+        handling=arrays.handling_per_shipment[rows].astype(np.int64),
+        shipping=np.where(at_counter, 0, service.base_units[band]).astype(np.int64),
+        lateness=money_units(rules.lateness_penalty_per_day) * late.astype(np.int64),
+        penalty=np.zeros(len(rows), dtype=np.int64),
+        unit=(per_unit[:, None] + per_kg[carrier_band]).astype(np.int64),
+        available=available[rows],
+        distance=distances[rows],
+        services=tuple(services),
+        ship=shipped.astype(np.int64),
+        delivery=delivered.astype(np.int64),
+        late=late.astype(np.int64),
     )
 
 

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from models.plan import ExplainedModel, SolveStatus
 from router.engine.cpsat import Solution, solve_model
 from router.engine.stop import Stop
+from router.engine.terms import BuiltModel
 
 MAX_SETS_PER_LEVEL = 60_000
 """Largest number of node sets enumerated at one level before CP-SAT takes over."""
@@ -72,53 +73,44 @@ class _Problem:
     lines_of_group: tuple[tuple[int, ...], ...]
 
 
-def tie_order(model: ExplainedModel) -> list[int]:
+def tie_order(built: BuiltModel) -> list[int]:
     """Each candidate's rank in the tie order: priority high to low, then node id."""
-    order = sorted(
-        range(len(model.candidates)),
-        key=lambda j: (-model.candidates[j].priority, model.candidates[j].node_id),
-    )
-    rank = [0] * len(order)
-    for r, j in enumerate(order):
-        rank[j] = r
-    return rank
+    m = built.matrices
+    order = np.lexsort((m.id_rank, -m.priority))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    ranks: list[int] = rank.tolist()
+    return ranks
 
 
-def _grouped(model: ExplainedModel) -> _Problem | None:
+def _grouped(built: BuiltModel) -> _Problem | None:
     """The model per SKU group, or None when lines of one SKU differ in their terms."""
     groups: dict[str, list[int]] = {}
-    for line, terms in enumerate(model.lines):
+    for line, terms in enumerate(built.lines):
         groups.setdefault(terms.sku, []).append(line)
     lines_of_group = tuple(tuple(ls) for ls in groups.values())
     first = [ls[0] for ls in lines_of_group]
+    m = built.matrices
     for ls in lines_of_group:
-        head = model.lines[ls[0]]
+        head = built.lines[ls[0]]
         for line in ls[1:]:
-            terms = model.lines[line]
-            same_terms = (terms.backorder_cost, terms.allow_partial) == (
+            terms = built.lines[line]
+            if (terms.backorder_cost, terms.allow_partial) != (
                 head.backorder_cost,
                 head.allow_partial,
-            )
-            same_costs = all(c.unit_costs[line] == c.unit_costs[ls[0]] for c in model.candidates)
-            if not (same_terms and same_costs):
+            ) or not np.array_equal(m.unit[:, line], m.unit[:, ls[0]]):
                 return None
-    quantity = np.array([sum(model.lines[line].quantity for line in ls) for ls in lines_of_group])
-    n_groups = len(lines_of_group)
-    unit = np.array(
-        [[c.unit_costs[line] for line in first] for c in model.candidates], dtype=np.int64
-    ).reshape(-1, n_groups)
-    available = np.array(
-        [[c.available[line] for line in first] for c in model.candidates], dtype=np.int64
-    ).reshape(-1, n_groups)
-    rank = np.array(tie_order(model), dtype=np.int64)
+    quantity = np.array(
+        [sum(built.lines[line].quantity for line in ls) for ls in lines_of_group], dtype=np.int64
+    )
     return _Problem(
-        shipment=np.array([c.shipment_cost for c in model.candidates], dtype=np.int64),
-        unit=unit,
-        available=np.minimum(available, quantity),
-        quantity=quantity.astype(np.int64),
-        backorder=np.array([model.lines[line].backorder_cost for line in first], dtype=np.int64),
-        partial=np.array([model.lines[line].allow_partial for line in first], dtype=np.bool_),
-        rank=rank,
+        shipment=m.shipment,
+        unit=m.unit[:, first],
+        available=np.minimum(m.available[:, first], quantity),
+        quantity=quantity,
+        backorder=np.array([built.lines[line].backorder_cost for line in first], dtype=np.int64),
+        partial=np.array([built.lines[line].allow_partial for line in first], dtype=np.bool_),
+        rank=np.array(tie_order(built), dtype=np.int64),
         lines_of_group=lines_of_group,
     )
 
@@ -126,23 +118,22 @@ def _grouped(model: ExplainedModel) -> _Problem | None:
 def _dominated(p: _Problem) -> NDArray[np.bool_]:
     """Candidates that another candidate dominates (see the module docstring).
 
-    Only nodes covering the whole demand of every SKU are considered as dominators: they
-    are few, and the merge argument needs their stock to absorb the dominated node's.
+    Only nodes covering the whole demand of every SKU are considered as dominators: the
+    merge argument needs their stock to absorb the dominated node's. A dominator that is
+    itself dominated is replaced by its own dominator, which also covers everything at no
+    higher cost, so removing all dominated nodes at once is safe.
     """
-    n = len(p.shipment)
-    gone = np.zeros(n, dtype=np.bool_)
     coverers = np.flatnonzero((p.available >= p.quantity).all(axis=1))
-    holds = p.available > 0
-    for i in coverers:
-        cheaper_units = ((p.unit[i] <= p.unit) | ~holds).all(axis=1)
-        cheaper_shipment = (p.shipment[i] < p.shipment) | (
-            (p.shipment[i] == p.shipment) & (p.rank[i] < p.rank)
-        )
-        hit = cheaper_units & cheaper_shipment
-        hit[i] = False
-        gone |= hit
-    # A dominator that is itself dominated is replaced by its own dominator, which also
-    # covers everything at no higher cost, so removing all dominated nodes at once is safe.
+    if not len(coverers):
+        return np.zeros(len(p.shipment), dtype=np.bool_)
+    holds = p.available > 0  # (J, G)
+    # dominates[d, j]: coverer d is no dearer than j on every SKU j holds, and on F.
+    cheaper_units = ((p.unit[coverers][:, None, :] <= p.unit[None]) | ~holds[None]).all(axis=2)
+    f_i, f_j = p.shipment[coverers][:, None], p.shipment[None]
+    cheaper_shipment = (f_i < f_j) | ((f_i == f_j) & (p.rank[coverers][:, None] < p.rank[None]))
+    dominates = cheaper_units & cheaper_shipment
+    dominates[np.arange(len(coverers)), coverers] = False
+    gone: NDArray[np.bool_] = dominates.any(axis=0)
     return gone
 
 
@@ -178,6 +169,14 @@ def _evaluate(p: _Problem, sets: Int) -> tuple[Int, NDArray[np.bool_], Int]:
     """
     m, k = sets.shape
     n_groups = len(p.quantity)
+    if k == 1:  # one node: the closed form, without the sorting
+        node = sets[:, 0]
+        c, a = p.unit[node], p.available[node]
+        units = np.where(~p.partial | (c < p.backorder), np.minimum(p.quantity, a), 0)
+        left = p.quantity - units
+        cost = p.shipment[node] + (units * c + left * p.backorder).sum(axis=1)
+        covered = ((left == 0) | p.partial).all(axis=1)
+        return cost, covered & (units.sum(axis=1) > 0), units[:, None, :]
     unit = p.unit[sets]  # (M, k, G)
     available = p.available[sets]
     # Fill each group from the set's nodes in order of unit cost, then tie order.
@@ -222,10 +221,10 @@ def _level_sets(keep: Int, k: int, budget: int) -> Int | None:
 
 
 def _assignment(
-    p: _Problem, model: ExplainedModel, nodes: Int, take: Int
+    p: _Problem, built: BuiltModel, nodes: Int, take: Int
 ) -> dict[tuple[int, int], int]:
     """Units per (candidate, line) of one set: a group's units fill its lines in order."""
-    room = [terms.quantity for terms in model.lines]
+    room = [terms.quantity for terms in built.lines]
     assignment: dict[tuple[int, int], int] = {}
     for member, j in enumerate(nodes.tolist()):
         for g, lines in enumerate(p.lines_of_group):
@@ -240,7 +239,7 @@ def _assignment(
 
 
 def solve_fast(
-    model: ExplainedModel,
+    model: ExplainedModel | BuiltModel,
     stop: Stop,
     time_limit_s: float,
     *,
@@ -248,21 +247,24 @@ def solve_fast(
 ) -> FastResult:
     """Solve the canonical model exactly; also the next ``alternatives`` best node sets.
 
-    Alternatives are the best plans of other sets of shipping nodes, in tie-break order.
+    Alternatives are the best plans of other sets of shipping nodes in which every node is
+    needed, in tie-break order.
     """
-    p = _grouped(model)
+    built = model if isinstance(model, BuiltModel) else BuiltModel.of(model)
+    p = _grouped(built)
     if p is None:  # lines of one SKU with different terms: not worth a special case
-        return _by_cpsat(model, None, stop, time_limit_s, alternatives, pruned=0)
-    offset = model.offset
+        return _by_cpsat(built, None, stop, time_limit_s, alternatives, pruned=0)
+    offset = built.offset
     units_bound, suppliable = _units_bound(p)
     if not suppliable:
         return FastResult(Solution(SolveStatus.INFEASIBLE, {}, None, None), (), 0, "enumeration")
-    gone = _dominated(p) if alternatives == 0 else np.zeros(len(p.shipment), dtype=np.bool_)
-    keep = np.flatnonzero(~gone)
+    # Pruning pays only once pairs are enumerated; it waits for level 2.
+    gone = np.zeros(len(p.shipment), dtype=np.bool_)
+    keep = np.arange(len(p.shipment))
     cap = len(keep)
-    if model.max_shipments is not None:
-        cap = min(cap, model.max_shipments)
-    if model.ship_complete:
+    if built.max_shipments is not None:
+        cap = min(cap, built.max_shipments)
+    if built.ship_complete:
         cap = min(cap, 1)
     wanted = 1 + alternatives
 
@@ -285,12 +287,18 @@ def solve_fast(
         found_sets.append(np.zeros((1, 0), dtype=np.int64))
         found_take.append(np.zeros((1, 0, len(p.quantity)), dtype=np.int64))
 
-    smallest = np.concatenate([[0], np.cumsum(np.sort(p.shipment[keep]))])
+    smallest = np.concatenate([[0], np.cumsum(np.sort(p.shipment))])
     complete = True
     level_bound = offset + units_bound
-    for k in range(1, cap + 1):
+    for k in itertools.count(1):
+        if k == 2 and alternatives == 0:
+            gone = _dominated(p)
+            keep = np.flatnonzero(~gone)
+            smallest = np.concatenate([[0], np.cumsum(np.sort(p.shipment[keep]))])
+        if k > min(cap, len(keep)):
+            break
         # Every k-set costs at least base + the shipment costs of its own nodes.
-        base = offset + model.split_penalty * (k - 1) + units_bound
+        base = offset + built.split_penalty * (k - 1) + units_bound
         level_bound = base + int(smallest[k])
         if level_bound > threshold():
             break
@@ -300,12 +308,12 @@ def solve_fast(
         members = keep[p.shipment[keep] <= threshold() - base - int(smallest[k - 1])]
         sets = _level_sets(members, k, MAX_SETS_PER_LEVEL)
         if sets is None or k > MAX_ENUMERATED_SHIPMENTS:
-            return _by_cpsat(model, p, stop, time_limit_s, alternatives, pruned=int(gone.sum()))
+            return _by_cpsat(built, p, stop, time_limit_s, alternatives, pruned=int(gone.sum()))
         sets = sets[base + p.shipment[sets].sum(axis=1) <= threshold()]
         if not len(sets):
             continue
         cost, valid, take = _evaluate(p, sets)
-        cost = cost + offset + model.split_penalty * (k - 1)
+        cost = cost + offset + built.split_penalty * (k - 1)
         found_cost.append(cost[valid])
         found_k.append(np.full(int(valid.sum()), k))
         found_tie.append(_tie_key(p, sets[valid]))
@@ -330,7 +338,7 @@ def solve_fast(
         take = found_take[level][index]
         objective = int(costs[row])
         solutions.append(
-            Solution(SolveStatus.OPTIMAL, _assignment(p, model, sets, take), objective, objective)
+            Solution(SolveStatus.OPTIMAL, _assignment(p, built, sets, take), objective, objective)
         )
     best = solutions[0]
     if not complete:
@@ -340,7 +348,7 @@ def solve_fast(
 
 
 def _by_cpsat(
-    model: ExplainedModel,
+    built: BuiltModel,
     p: _Problem | None,
     stop: Stop,
     time_limit_s: float,
@@ -352,7 +360,8 @@ def _by_cpsat(
     An alternative whose set has a node that could be dropped at no cost (the greedy fill
     leaves it idle) is not a plan of its own, as in the enumeration: it is skipped.
     """
-    ranks = tie_order(model)
+    model = built.model
+    ranks = tie_order(built)
     best = solve_model(model, stop, time_limit_s, tie_order=ranks)
     found: list[Solution] = []
     seen = _node_sets([best.assignment])
@@ -368,11 +377,11 @@ def _by_cpsat(
                 continue
         found.append(nxt)
     if p is not None:
-        best, found = _canonical(p, model, best), [_canonical(p, model, s) for s in found]
+        best, found = _canonical(p, built, best), [_canonical(p, built, s) for s in found]
     return FastResult(best, tuple(found), pruned, "cpsat")
 
 
-def _canonical(p: _Problem, model: ExplainedModel, solution: Solution) -> Solution:
+def _canonical(p: _Problem, built: BuiltModel, solution: Solution) -> Solution:
     """The solution's node set with the greedy fill's units, as the enumeration gives them.
 
     CP-SAT may split equal-cost units between a set's nodes or lines differently; the fill
@@ -383,10 +392,10 @@ def _canonical(p: _Problem, model: ExplainedModel, solution: Solution) -> Soluti
         return solution
     sets = np.array([nodes], dtype=np.int64)
     cost, valid, take = _evaluate(p, sets)
-    total = int(cost[0]) + model.offset + model.split_penalty * (len(nodes) - 1)
+    total = int(cost[0]) + built.offset + built.split_penalty * (len(nodes) - 1)
     if not valid[0] or total != solution.objective:
         return solution
-    assignment = _assignment(p, model, sets[0], take[0])
+    assignment = _assignment(p, built, sets[0], take[0])
     return Solution(solution.status, assignment, solution.objective, solution.bound)
 
 

@@ -10,7 +10,6 @@ from models.order import Order
 from models.plan import (
     Alternative,
     Counterfactual,
-    ExplainedModel,
     Plan,
     Shipment,
     ShipmentLine,
@@ -19,10 +18,11 @@ from models.plan import (
     UnfulfilledReason,
 )
 from models.rules import RuleSet
-from router.engine.candidates import BuiltModel, build_model
+from router.engine.candidates import build_model
 from router.engine.cpsat import Solution, solve_model
 from router.engine.fast import solve_fast, tie_order
 from router.engine.stop import Stop
+from router.engine.terms import BuiltModel
 
 FULL_MODEL = "cpsat-full"
 """Name of the straightforward engine: the whole canonical model in CP-SAT, no pruning.
@@ -64,15 +64,14 @@ def plan_order(
     started = time.perf_counter()
     stop = stop or Stop()
     built = build_model(order, network, stock, rules, capacity_used)
-    model = built.model
     if engine == FAST:
-        result = solve_fast(model, stop, time_limit_s, alternatives=alternatives)
+        result = solve_fast(built, stop, time_limit_s, alternatives=alternatives)
         solution, others = result.best, result.alternatives
     elif engine == FULL_MODEL:
-        solution = solve_model(model, stop, time_limit_s)
+        solution = solve_model(built.model, stop, time_limit_s)
         others = ()
         if alternatives:
-            others = solve_fast(model, stop, time_limit_s, alternatives=alternatives).alternatives
+            others = solve_fast(built, stop, time_limit_s, alternatives=alternatives).alternatives
     else:
         raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
     return Plan(
@@ -80,7 +79,7 @@ def plan_order(
         status=solution.status,
         objective=solution.objective,
         bound=solution.bound,
-        shipments=_shipments(model, solution),
+        shipments=_shipments(built, solution),
         unfulfilled=_unfulfilled(built, solution),
         explanation=built,
         rule_version=rules.version,
@@ -88,7 +87,7 @@ def plan_order(
         solve_seconds=time.perf_counter() - started,
         detail=_detail(solution.status),
         alternatives=tuple(
-            Alternative(s.objective, _shipments(model, s), _unfulfilled(built, s))
+            Alternative(s.objective, _shipments(built, s), _unfulfilled(built, s))
             for s in others[:alternatives]
             if s.objective is not None
         ),
@@ -103,13 +102,14 @@ def _counterfactual(
     built: BuiltModel, optimum: Solution, node_id: str, stop: Stop, time_limit_s: float
 ) -> Counterfactual:
     """The best plan that ships from ``node_id``, or why there is none."""
-    model = built.model
-    index = next((j for j, c in enumerate(model.candidates) if c.node_id == node_id), None)
-    if index is None:
+    ids = built.matrices.node_ids
+    if node_id not in ids:
         why = next((e for e in built.excluded if e.node_id == node_id), None)
         detail = "not in the network" if why is None else f"excluded: {why.reason}: {why.detail}"
         return Counterfactual(node_id, SolveStatus.INFEASIBLE, None, None, detail)
-    forced = solve_model(model, stop, time_limit_s, force=index, tie_order=tie_order(model))
+    forced = solve_model(
+        built.model, stop, time_limit_s, force=ids.index(node_id), tie_order=tie_order(built)
+    )
     if forced.objective is None:
         detail = "no plan ships from it under the order's constraints"
         return Counterfactual(node_id, forced.status, None, None, detail)
@@ -120,21 +120,21 @@ def _counterfactual(
         forced.objective,
         delta,
         _detail(forced.status),
-        _shipments(model, forced),
+        _shipments(built, forced),
         _unfulfilled(built, forced),
     )
 
 
-def _shipments(model: ExplainedModel, solution: Solution) -> tuple[Shipment, ...]:
+def _shipments(built: BuiltModel, solution: Solution) -> tuple[Shipment, ...]:
     carried: dict[int, list[tuple[int, int]]] = {}
     for (j, line), q in sorted(solution.assignment.items()):
         carried.setdefault(j, []).append((line, q))
     shipments = []
     for j, units in carried.items():
-        cand = model.candidates[j]
+        cand = built.matrices.terms(j)
         cost = cand.shipment_cost + sum(cand.unit_costs[line] * q for line, q in units)
         lines = tuple(
-            ShipmentLine(model.lines[line].line_id, model.lines[line].sku, q) for line, q in units
+            ShipmentLine(built.lines[line].line_id, built.lines[line].sku, q) for line, q in units
         )
         shipments.append(
             Shipment(
@@ -167,26 +167,26 @@ def _unfulfilled(built: BuiltModel, solution: Solution) -> tuple[Unfulfilled, ..
     for the reason its status gives. Lines of one SKU share the stock, so the shortfall is
     counted per SKU and charged to its lines in order.
     """
-    model = built.model
-    shipped = [0] * len(model.lines)
+    eligible_per_line = built.matrices.available.sum(axis=0).tolist()
+    shipped = [0] * len(built.lines)
     for (_, line), q in solution.assignment.items():
         shipped[line] += q
     lines_of_sku: dict[str, list[int]] = {}
-    for line, terms in enumerate(model.lines):
+    for line, terms in enumerate(built.lines):
         lines_of_sku.setdefault(terms.sku, []).append(line)
     short: dict[str, int] = {}
     for sku, lines in lines_of_sku.items():
-        eligible = sum(c.available[lines[0]] for c in model.candidates)
-        short[sku] = max(0, sum(model.lines[line].quantity for line in lines) - eligible)
+        ordered = sum(built.lines[line].quantity for line in lines)
+        short[sku] = max(0, ordered - eligible_per_line[lines[0]])
     out = []
-    for line, terms in enumerate(model.lines):
+    for line, terms in enumerate(built.lines):
         missing = terms.quantity - shipped[line]
         lacking = min(missing, short[terms.sku])
         short[terms.sku] -= lacking
         if lacking:
             if built.stock_anywhere[line] == 0:
                 reason = UnfulfilledReason.NO_STOCK
-            elif all(c.available[line] == 0 for c in model.candidates):
+            elif eligible_per_line[line] == 0:
                 reason = UnfulfilledReason.NO_ELIGIBLE_STOCK
             else:
                 reason = UnfulfilledReason.INSUFFICIENT_STOCK
