@@ -104,82 +104,55 @@ def solve_model(
         + sum(model.candidates[j].unit_costs[line] * v for (j, line), v in x.items())
         + sum(t.backorder_cost * u[line] for line, t in enumerate(model.lines))
     )
-    cp.minimize(cost)
+    # With a tie order, one objective ranks plans as documented: cost first, then fewer
+    # shipments, then the smaller sum of the nodes' places in the tie order. Shipments
+    # weigh n² and places at most n − 1 each, so a shipment more always outweighs places;
+    # the cost is scaled past the largest tie term. Skipped if it could overflow int64.
+    n = len(y)
+    scale = 1
+    if tie_order is not None and _cost_bound(model) * (n**3 + n + 1) < 2**62:
+        scale = n**3 + n + 1
+        cp.minimize(scale * cost + sum(y[j] * (n * n + r) for j, r in enumerate(tie_order)))
+    else:
+        cp.minimize(cost)
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
+    solver.parameters.max_time_in_seconds = max(stop.remaining_s(time_limit_s), 1e-3)
     unregister = stop.on_stop(solver.stop_search)
     try:
-        status = _solve(cp, solver, stop, time_limit_s)
-        if status == cp_model.MODEL_INVALID:
-            raise RuntimeError(f"CP-SAT rejected the model: {cp.validate()}")
-        if status == cp_model.INFEASIBLE:
-            return Solution(SolveStatus.INFEASIBLE, {}, None, None)
-        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            return Solution(SolveStatus.NO_SOLUTION, {}, None, None)
-        objective = round(solver.objective_value)
-        values = {key: int(solver.value(v)) for key, v in x.items()}
-        if status == cp_model.OPTIMAL:
-            if tie_order is not None:
-                values = _break_ties(
-                    cp, solver, stop, time_limit_s, cost, objective, y, x, tie_order
-                )
-            bound = objective
-        else:
-            # The objective is integral, so the bound rounds up (less a hair for float noise).
-            bound = math.ceil(solver.best_objective_bound - 1e-6)
+        # A stop that came before the solver started would be lost: check it once more.
+        status = cp_model.UNKNOWN if stop.is_set() else solver.solve(cp)
     finally:
         unregister()
-    assignment = {key: q for key, q in values.items() if q > 0}
-    status_out = SolveStatus.OPTIMAL if status == cp_model.OPTIMAL else SolveStatus.FEASIBLE
-    return Solution(status_out, assignment, objective, bound)
+    if status == cp_model.MODEL_INVALID:
+        raise RuntimeError(f"CP-SAT rejected the model: {cp.validate()}")
+    if status == cp_model.INFEASIBLE:
+        return Solution(SolveStatus.INFEASIBLE, {}, None, None)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return Solution(SolveStatus.NO_SOLUTION, {}, None, None)
+    assignment = {key: int(solver.value(v)) for key, v in x.items() if solver.value(v) > 0}
+    objective = int(solver.value(cost))
+    if status == cp_model.OPTIMAL:
+        return Solution(SolveStatus.OPTIMAL, assignment, objective, objective)
+    # The objective is integral, so the bound rounds up (less a hair for float noise); the
+    bound = (
+        math.ceil(solver.best_objective_bound / scale - 1e-6)
+        if scale == 1
+        else (math.floor(solver.best_objective_bound / scale))
+    )
+    return Solution(SolveStatus.FEASIBLE, assignment, objective, bound)
 
 
-def _solve(cp: cp_model.CpModel, solver: cp_model.CpSolver, stop: Stop, time_limit_s: float) -> int:
-    solver.parameters.max_time_in_seconds = max(stop.remaining_s(time_limit_s), 1e-3)
-    # A stop that came before the solver started would be lost: check it once more.
-    return int(cp_model.UNKNOWN if stop.is_set() else solver.solve(cp))
-
-
-def _break_ties(
-    cp: cp_model.CpModel,
-    solver: cp_model.CpSolver,
-    stop: Stop,
-    time_limit_s: float,
-    cost: cp_model.LinearExprT,
-    objective: int,
-    y: list[cp_model.IntVar],
-    x: dict[tuple[int, int], cp_model.IntVar],
-    tie_order: Sequence[int],
-) -> dict[tuple[int, int], int]:
-    """Among optimal plans, the one of the documented tie-break (docs/cost-model.md).
-
-    Fewest shipments first; then the nodes' tie order compared as sorted lists, which for
-    sets of one size is the largest sum of 2^(J − 1 − rank) (exact up to 62 candidates;
-    beyond, the smallest sum of ranks stands in). Each step fixes the one before and
-    starts from its answer; if time runs out the last answer stands (its cost is optimal).
-    """
-    values = {key: int(solver.value(v)) for key, v in x.items()}
-    steps: list[tuple[cp_model.LinearExprT, bool]] = [(sum(y), False)]
-    n = len(y)
-    if n <= 62:
-        steps.append((sum(y[j] * (1 << (n - 1 - r)) for j, r in enumerate(tie_order)), True))
-    else:
-        steps.append((sum(y[j] * r for j, r in enumerate(tie_order)), False))
-    cp.add(cost == objective)
-    for expression, maximise in steps:
-        cp.clear_hints()  # type: ignore[no-untyped-call]
-        for key, var in x.items():
-            cp.add_hint(var, values[key])
-        for var in y:
-            cp.add_hint(var, int(solver.value(var)))
-        if maximise:
-            cp.maximize(expression)
-        else:
-            cp.minimize(expression)
-        if _solve(cp, solver, stop, time_limit_s) != cp_model.OPTIMAL:
-            break
-        values = {key: int(solver.value(v)) for key, v in x.items()}
-        cp.add(expression == round(solver.objective_value))
-    return values
+def _cost_bound(model: ExplainedModel) -> int:
+    """An upper bound on the magnitude of any plan's cost (every term at its largest)."""
+    total = abs(model.offset) + model.split_penalty * len(model.candidates)
+    for c in model.candidates:
+        total += c.shipment_cost
+        total += sum(
+            u * min(a, t.quantity)
+            for u, a, t in zip(c.unit_costs, c.available, model.lines, strict=True)
+        )
+    total += sum(t.backorder_cost * t.quantity for t in model.lines)
+    return total

@@ -19,7 +19,8 @@ So the model is a search over node sets, and this module does that search exactl
    has too many sets to enumerate.
 
 Ties are broken as documented (docs/cost-model.md): cost, then fewer shipments, then the
-nodes' tie order (priority high to low, then node id), compared as sorted lists.
+smaller sum of the nodes' ranks in the tie order (priority high to low, then node id),
+then the sorted ranks compared in turn.
 """
 
 from __future__ import annotations
@@ -201,11 +202,16 @@ def _evaluate(p: _Problem, sets: Int) -> tuple[Int, NDArray[np.bool_], Int]:
 
 
 def _tie_key(p: _Problem, sets: Int) -> Int:
-    """The nodes' tie order of each set as one number: its sorted ranks in base J + 1."""
+    """The tie order of each k-set as one number.
+
+    The sum of its nodes' ranks first, then its sorted ranks compared in turn (as digits
+    in base J + 1).
+    """
     ranks = np.sort(p.rank[sets], axis=1)
     base = len(p.rank) + 1
-    weights = base ** np.arange(sets.shape[1] - 1, -1, -1, dtype=np.int64)
-    key: Int = (ranks * weights).sum(axis=1)
+    k = sets.shape[1]
+    weights = base ** np.arange(k - 1, -1, -1, dtype=np.int64)
+    key: Int = ranks.sum(axis=1) * base**k + (ranks * weights).sum(axis=1)
     return key
 
 
@@ -308,7 +314,22 @@ def solve_fast(
         members = keep[p.shipment[keep] <= threshold() - base - int(smallest[k - 1])]
         sets = _level_sets(members, k, MAX_SETS_PER_LEVEL)
         if sets is None or k > MAX_ENUMERATED_SHIPMENTS:
-            return _by_cpsat(built, p, stop, time_limit_s, alternatives, pruned=int(gone.sum()))
+            pruned = int(gone.sum())
+            if alternatives or not sum(len(c) for c in found_cost):
+                return _by_cpsat(built, p, stop, time_limit_s, alternatives, pruned)
+            # Every set of k or more nodes that can beat the best so far lies in ``members``
+            # (the bound above only grows with k); smaller sets are all evaluated, and the
+            # best of them joins, so CP-SAT on these candidates finds the optimum.
+            order = np.lexsort(
+                (np.concatenate(found_tie), np.concatenate(found_k), np.concatenate(found_cost))
+            )
+            rows = np.union1d(members, _row_nodes(found_sets, int(order[0])))
+            sub = built.restrict(rows)
+            found = _by_cpsat(sub, _grouped(sub), stop, time_limit_s, 0, pruned).best
+            back = {(int(rows[j]), line): q for (j, line), q in found.assignment.items()}
+            return FastResult(
+                Solution(found.status, back, found.objective, found.bound), (), pruned, "cpsat"
+            )
         sets = sets[base + p.shipment[sets].sum(axis=1) <= threshold()]
         if not len(sets):
             continue
@@ -397,6 +418,16 @@ def _canonical(p: _Problem, built: BuiltModel, solution: Solution) -> Solution:
         return solution
     assignment = _assignment(p, built, sets[0], take[0])
     return Solution(solution.status, assignment, solution.objective, solution.bound)
+
+
+def _row_nodes(found_sets: list[Int], row: int) -> Int:
+    """The node set of the ``row``-th set over all levels, in the order they were found."""
+    for sets in found_sets:
+        if row < len(sets):
+            nodes: Int = sets[row]
+            return nodes
+        row -= len(sets)
+    raise IndexError(row)
 
 
 def _node_sets(assignments: Sequence[dict[tuple[int, int], int]]) -> list[frozenset[int]]:
