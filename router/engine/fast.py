@@ -326,10 +326,17 @@ def solve_fast(
             rows = np.union1d(members, _row_nodes(found_sets, int(order[0])))
             sub = built.restrict(rows)
             found = _by_cpsat(sub, _grouped(sub), stop, time_limit_s, 0, pruned).best
-            back = {(int(rows[j]), line): q for (j, line), q in found.assignment.items()}
-            return FastResult(
-                Solution(found.status, back, found.objective, found.bound), (), pruned, "cpsat"
-            )
+            if found.bound is not None:
+                level_bound = max(level_bound, found.bound)
+            if found.objective is not None and found.objective < threshold():
+                back = {(int(rows[j]), line): q for (j, line), q in found.assignment.items()}
+                bound = found.objective if found.status is SolveStatus.OPTIMAL else level_bound
+                return FastResult(
+                    Solution(found.status, back, found.objective, bound), (), pruned, "cpsat"
+                )
+            # Nothing better found: the best plan so far stands, proven when CP-SAT is.
+            complete = found.status is SolveStatus.OPTIMAL
+            break
         sets = sets[base + p.shipment[sets].sum(axis=1) <= threshold()]
         if not len(sets):
             continue

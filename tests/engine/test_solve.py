@@ -259,3 +259,24 @@ def test_full_model_and_fast_engine_agree_on_these_instances():
     full = plan_order(order(("A", 1), ("B", 2)), net, s, RuleSet(), engine="cpsat-full")
     assert fast.objective == full.objective
     assert (fast.engine, full.engine) == ("fast", "cpsat-full")
+
+
+def test_a_stop_before_the_solve_still_answers_with_a_bound():
+    """A solve stopped before it starts still answers: a feasible plan and a bound.
+
+    With partial fulfilment allowed the plan backorders everything; its bound is no
+    higher than the optimum.
+    """
+    from router.engine import Stop
+
+    net = network(node("N1", 1), node("N2", 1, per_unit=11))
+    s = stock(("N1", "A", 1), ("N2", "A", 1), ("N2", "B", 1))
+    stop = Stop()
+    stop.set()
+    stopped = plan_order(order(("A", 1), ("B", 1)), net, s, RuleSet(), stop=stop)
+    optimum = plan_order(order(("A", 1), ("B", 1)), net, s, RuleSet())
+    assert stopped.status is SolveStatus.FEASIBLE
+    assert stopped.objective == to_units(120) and stopped.shipments == ()
+    assert stopped.bound is not None and stopped.bound <= optimum.objective
+    assert stopped.gap > 0
+    assert {u.reason for u in stopped.unfulfilled} == {UnfulfilledReason.STOPPED_EARLY}
