@@ -14,10 +14,10 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from models.errors import InvalidArgumentError
+from models.errors import InvalidArgumentError, Violations
 from models.scenario import Scenario
 from router.engine import plan_order
-from router.engine.solve import DEFAULT_TIME_LIMIT_S
+from router.engine.solve import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
 
 
 def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -> Scenario:
@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         max_workers=args.workers,
         default_time_limit_s=args.time_limit,
+        engine=args.engine,
     )
     serve(config, scenario)
     return 0
@@ -77,9 +78,20 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from router.service.convert import plan_to_json
+    from router.service.convert import (
+        alternatives_wanted,
+        check_counterfactual_nodes,
+        check_top_k,
+        plan_to_json,
+    )
 
     scenario = _scenario(args.scenario, args.orders, args.rules)
+    # The same limits as PlanOrder's top_k and counterfactual_node_ids, named by the flags.
+    v = Violations()
+    check_top_k(args.top_k, v, "--top-k")
+    check_counterfactual_nodes(args.counterfactual, scenario.network, v, "--counterfactual")
+    v.raise_if_any()
+    alternatives = alternatives_wanted(args.top_k, explain=args.explain)
     statuses: dict[str, int] = {}
     with _output(args.out) as out:
         # On a terminal a live bar; in a log, a line every few seconds.
@@ -93,7 +105,10 @@ def _plan(args: argparse.Namespace) -> int:
                 scenario.network,
                 scenario.stock,
                 scenario.rules,
-                time_limit_s=args.time_limit,
+                time_limit_s=args.time_limit,  # one budget for plan, alternatives, counterfactuals
+                engine=args.engine,
+                alternatives=alternatives,
+                counterfactual_nodes=args.counterfactual,
             )
             statuses[plan.status] = statuses.get(plan.status, 0) + 1
             out.write(json.dumps(plan_to_json(plan, explain=args.explain)) + "\n")
@@ -121,6 +136,7 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIME_LIMIT_S,
         help="seconds a solve may take at most (the RPC deadline may cut it shorter)",
     )
+    serve.add_argument("--engine", choices=ENGINES, default=FAST, help="engine for every request")
     serve.set_defaults(run=_serve)
 
     sample = commands.add_parser("sample", help="write the built-in sample scenario")
@@ -138,9 +154,31 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--scenario", type=Path, required=True, help="scenario directory")
     plan.add_argument("--orders", type=Path, help="orders.jsonl (default: the scenario's)")
     plan.add_argument("--rules", type=Path, help="rules.yaml (default: the scenario's)")
-    plan.add_argument("--explain", action="store_true", help="add the model and exclusions")
+    plan.add_argument(
+        "--explain", action="store_true", help="add the model, exclusions and the runner-up"
+    )
     plan.add_argument("--out", type=Path, help="JSON lines output (default: stdout)")
-    plan.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S)
+    plan.add_argument(
+        "--time-limit",
+        type=float,
+        default=DEFAULT_TIME_LIMIT_S,
+        help="seconds per order for the plan, its alternatives and counterfactuals together",
+    )
+    plan.add_argument("--engine", choices=ENGINES, default=FAST, help="engine that plans")
+    plan.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        metavar="N",
+        help="return the N best plans in all: the plan and N-1 alternatives (at most 10)",
+    )
+    plan.add_argument(
+        "--counterfactual",
+        action="append",
+        default=[],
+        metavar="NODE_ID",
+        help="price the best plan that ships from NODE_ID (repeatable, at most 20)",
+    )
     plan.set_defaults(run=_plan)
     return root
 

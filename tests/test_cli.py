@@ -150,3 +150,89 @@ def test_rules_file_applies_to_the_built_in_sample(tmp_path: Path):
     rules.write_text("sla: firm\n")
     with pytest.raises(InvalidArgumentError, match=r"rules\.yaml:sla"):
         _scenario(None, None, rules)
+
+
+def test_explain_adds_the_runner_up(plans: list[dict]):
+    """``--explain`` alone adds the runner-up: one alternative, never cheaper than the plan.
+
+    Every optimal plan of the sample has one (its orders allow backordering, always another
+    plan); no counterfactuals are computed.
+    """
+    for plan in plans:
+        assert plan["counterfactuals"] == []
+        assert len(plan["alternatives"]) <= 1
+        if plan["status"] == "SOLVE_STATUS_OPTIMAL":
+            [runner_up] = plan["alternatives"]
+            assert runner_up["objective"] >= plan["objective"] - 1e-9
+
+
+def _plan_tiny(tmp_path: Path, *flags: str) -> list[dict]:
+    out = tmp_path / "plans.jsonl"
+    assert main(["plan", "--scenario", str(TINY), "--out", str(out), *flags]) == 0
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("engine", ["fast", "cpsat-full"])
+def test_plan_flags_add_alternatives_and_counterfactuals(tmp_path: Path, engine: str):
+    """``--top-k``, ``--counterfactual`` and ``--engine`` show in the JSON output.
+
+    ``--top-k 3`` gives up to 2 alternatives, best first over distinct node sets; each
+    ``--counterfactual`` is priced in order (delta ≥ 0 and a shipment from the node, or
+    INFEASIBLE with a reason); ``engine`` is the ``--engine`` asked for.
+    """
+    flags = ["--engine", engine, "--top-k", "3"]
+    plans = _plan_tiny(
+        tmp_path, *flags, "--counterfactual", "DC-WEST", "--counterfactual", "ST-CHI"
+    )
+    assert [p["order_id"] for p in plans] == ["O-1", "O-2", "O-3"]
+    for plan in plans:
+        assert plan["engine"] == engine
+        assert len(plan["alternatives"]) <= 2
+        costs = [plan.get("objective", 0.0), *(a["objective"] for a in plan["alternatives"])]
+        assert costs == sorted(costs)
+        node_sets = [
+            frozenset(s["node_id"] for s in p["shipments"]) for p in [plan, *plan["alternatives"]]
+        ]
+        assert len(set(node_sets)) == len(node_sets)
+        assert [c["node_id"] for c in plan["counterfactuals"]] == ["DC-WEST", "ST-CHI"]
+        for counterfactual in plan["counterfactuals"]:
+            if "delta" in counterfactual:
+                assert counterfactual["delta"] >= -1e-9
+                assert counterfactual["node_id"] in {
+                    s["node_id"] for s in counterfactual["shipments"]
+                }
+            else:
+                assert counterfactual["status"] == "SOLVE_STATUS_INFEASIBLE"
+                assert counterfactual["detail"]
+    # O-1's only other plan backorders all; O-3 (no partial, one node with stock) has none.
+    assert [len(p["alternatives"]) for p in plans] == [1, 2, 0]
+
+
+def test_plan_without_flags_has_empty_explanation_lists(tmp_path: Path):
+    """By default the engine is fast and no alternatives or counterfactuals are computed."""
+    for plan in _plan_tiny(tmp_path):
+        assert plan["engine"] == "fast"
+        assert plan["alternatives"] == [] and plan["counterfactuals"] == []
+
+
+def test_bad_plan_flags_exit_2_naming_the_flags(tmp_path: Path, capsys):
+    """A bad ``--top-k`` or ``--counterfactual`` exits 2, each named by its flag.
+
+    ``--top-k`` must be within 0..10; an unknown node is named with its position.
+    """
+    out = tmp_path / "plans.jsonl"
+    args = ["plan", "--scenario", str(TINY), "--out", str(out), "--top-k", "11"]
+    assert main([*args, "--counterfactual", "DC-EAST", "--counterfactual", "NOWHERE"]) == 2
+    err = capsys.readouterr().err
+    assert "--top-k: must be between 0 and 10, got 11" in err
+    assert "--counterfactual[1]: no node 'NOWHERE'" in err
+    assert not out.exists()
+
+
+def test_engine_flag_refuses_unknown_engines(capsys):
+    """``--engine`` accepts only the engines there are, for plan and serve alike."""
+    for command in (["plan", "--scenario", str(TINY)], ["serve"]):
+        with pytest.raises(SystemExit) as caught:
+            main([*command, "--engine", "magic"])
+        assert caught.value.code == 2
+        assert "fast" in capsys.readouterr().err

@@ -38,8 +38,11 @@ from router.engine.cpsat import Solution, solve_model
 from router.engine.stop import Stop
 from router.engine.terms import BuiltModel
 
-MAX_SETS_PER_LEVEL = 60_000
+MAX_SETS_PER_LEVEL = 400_000
 """Largest number of node sets enumerated at one level before CP-SAT takes over."""
+
+CHUNK = 25_000
+"""Node sets evaluated in one batch."""
 
 MAX_ENUMERATED_SHIPMENTS = 4
 """Plans of more shipments than this are left to CP-SAT (rare: the bounds usually stop
@@ -219,6 +222,10 @@ def _level_sets(keep: Int, k: int, budget: int) -> Int | None:
     """All k-subsets of ``keep`` (candidate indices), or None when more than ``budget``."""
     if math.comb(len(keep), k) > budget:
         return None
+    if k == 2:
+        first, second = np.triu_indices(len(keep), 1)
+        pairs: Int = np.stack([keep[first], keep[second]], axis=1)
+        return pairs
     combos = np.fromiter(
         itertools.chain.from_iterable(itertools.combinations(keep.tolist(), k)),
         dtype=np.int64,
@@ -315,38 +322,51 @@ def solve_fast(
         sets = _level_sets(members, k, MAX_SETS_PER_LEVEL)
         if sets is None or k > MAX_ENUMERATED_SHIPMENTS:
             pruned = int(gone.sum())
-            if alternatives or not sum(len(c) for c in found_cost):
+            if not sum(len(c) for c in found_cost):
                 return _by_cpsat(built, p, stop, time_limit_s, alternatives, pruned)
-            # Every set of k or more nodes that can beat the best so far lies in ``members``
-            # (the bound above only grows with k); smaller sets are all evaluated, and the
-            # best of them joins, so CP-SAT on these candidates finds the optimum.
+            # Every set of k or more nodes that can beat the wanted-th best plan so far lies
+            # in ``members`` (the bound above only grows with k); smaller sets are all
+            # evaluated, and the best of them join, so CP-SAT on these candidates finds the
+            # optimum and the next best plans.
             order = np.lexsort(
                 (np.concatenate(found_tie), np.concatenate(found_k), np.concatenate(found_cost))
             )
-            rows = np.union1d(members, _row_nodes(found_sets, int(order[0])))
+            top = [_row_nodes(found_sets, row) for row in order[:wanted].tolist()]
+            rows = np.union1d(members, np.concatenate(top))
             sub = built.restrict(rows)
-            found = _by_cpsat(sub, _grouped(sub), stop, time_limit_s, 0, pruned).best
+            handed = _by_cpsat(sub, _grouped(sub), stop, time_limit_s, alternatives, pruned)
+            found = handed.best
+
+            def back(solution: Solution, bound: int | None, rows: Int = rows) -> Solution:
+                moved = {(int(rows[j]), line): q for (j, line), q in solution.assignment.items()}
+                return Solution(solution.status, moved, solution.objective, bound)
+
+            if found.status is SolveStatus.OPTIMAL:
+                others = tuple(back(s, s.bound) for s in handed.alternatives)
+                return FastResult(back(found, found.bound), others, pruned, "cpsat")
             if found.bound is not None:
                 level_bound = max(level_bound, found.bound)
             if found.objective is not None and found.objective < threshold():
-                back = {(int(rows[j]), line): q for (j, line), q in found.assignment.items()}
-                bound = found.objective if found.status is SolveStatus.OPTIMAL else level_bound
-                return FastResult(
-                    Solution(found.status, back, found.objective, bound), (), pruned, "cpsat"
-                )
-            # Nothing better found: the best plan so far stands, proven when CP-SAT is.
-            complete = found.status is SolveStatus.OPTIMAL
+                return FastResult(back(found, level_bound), (), pruned, "cpsat")
+            # Stopped with nothing better: the best plan so far stands, unproven.
+            complete = False
             break
         sets = sets[base + p.shipment[sets].sum(axis=1) <= threshold()]
-        if not len(sets):
-            continue
-        cost, valid, take = _evaluate(p, sets)
-        cost = cost + offset + built.split_penalty * (k - 1)
-        found_cost.append(cost[valid])
-        found_k.append(np.full(int(valid.sum()), k))
-        found_tie.append(_tie_key(p, sets[valid]))
-        found_sets.append(sets[valid])
-        found_take.append(take[valid])
+        for start in range(0, len(sets), CHUNK):  # in chunks: memory, and a tighter threshold
+            if stop.is_set():
+                complete = False
+                break
+            chunk = sets[start : start + CHUNK]
+            chunk = chunk[base + p.shipment[chunk].sum(axis=1) <= threshold()]
+            cost, valid, take = _evaluate(p, chunk)
+            cost = cost + offset + built.split_penalty * (k - 1)
+            found_cost.append(cost[valid])
+            found_k.append(np.full(int(valid.sum()), k))
+            found_tie.append(_tie_key(p, chunk[valid]))
+            found_sets.append(chunk[valid])
+            found_take.append(take[valid])
+        if not complete:
+            break
 
     if not found_cost or not sum(len(c) for c in found_cost):
         status = SolveStatus.INFEASIBLE if complete else SolveStatus.NO_SOLUTION
@@ -393,7 +413,11 @@ def _by_cpsat(
     best = solve_model(model, stop, time_limit_s, tie_order=ranks)
     found: list[Solution] = []
     seen = _node_sets([best.assignment])
+    tries = 4 * alternatives  # sets with an idle node are skipped; do not chase them forever
     while len(found) < alternatives and best.objective is not None and not stop.is_set():
+        tries -= 1
+        if tries < 0:
+            break
         nxt = solve_model(model, stop, time_limit_s, exclude=seen, tie_order=ranks)
         if nxt.objective is None:
             break

@@ -62,7 +62,7 @@ def plan_order(
     from each named node and its cost over the optimum.
     """
     started = time.perf_counter()
-    stop = stop or Stop()
+    stop = stop or Stop(time_limit_s)  # one budget for the plan, alternatives, counterfactuals
     built = build_model(order, network, stock, rules, capacity_used)
     if engine == FAST:
         result = solve_fast(built, stop, time_limit_s, alternatives=alternatives)
@@ -71,7 +71,12 @@ def plan_order(
         solution = solve_model(built.model, stop, time_limit_s)
         others = ()
         if alternatives:
-            others = solve_fast(built, stop, time_limit_s, alternatives=alternatives).alternatives
+            # Ranked by the fast engine, less the plan's own node set when ties differ.
+            ranked = solve_fast(built, stop, time_limit_s, alternatives=alternatives)
+            own = _nodes(solution)
+            others = tuple(s for s in (ranked.best, *ranked.alternatives) if _nodes(s) != own)[
+                :alternatives
+            ]
     else:
         raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
     return Plan(
@@ -123,6 +128,10 @@ def _counterfactual(
         _shipments(built, forced),
         _unfulfilled(built, forced),
     )
+
+
+def _nodes(solution: Solution) -> frozenset[int]:
+    return frozenset(j for (j, _), q in solution.assignment.items() if q)
 
 
 def _shipments(built: BuiltModel, solution: Solution) -> tuple[Shipment, ...]:

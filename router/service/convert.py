@@ -8,6 +8,7 @@ the domain in solver units and enters messages in currency units (:func:`from_un
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -18,8 +19,21 @@ from models.errors import Violations
 from models.money import from_units
 from models.network import Network
 from models.order import Order
-from models.plan import CandidateTerms, ExplainedModel, Plan, Shipment
+from models.plan import (
+    Alternative,
+    CandidateTerms,
+    Counterfactual,
+    ExplainedModel,
+    Plan,
+    Shipment,
+    Unfulfilled,
+)
 from router.v1 import router_pb2
+
+MAX_TOP_K = 10
+"""The most plans a request may ask for in all (``top_k``), the plan itself included."""
+MAX_COUNTERFACTUALS = 20
+"""The most nodes a request may ask to price (``counterfactual_node_ids``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +44,10 @@ class PlanOrderArgs:
     explain: bool
     time_limit_s: float | None
     """The request's cap on solve time in seconds; ``None`` when it sets none."""
+    alternatives: int = 0
+    """How many next best plans to ask the engine for (see :func:`alternatives_wanted`)."""
+    counterfactual_node_ids: tuple[str, ...] = ()
+    """Nodes of the network to price, in the order asked."""
 
 
 def plan_order_args_from_proto(
@@ -38,15 +56,47 @@ def plan_order_args_from_proto(
     """Validate and convert a PlanOrder request.
 
     Raises :class:`InvalidArgumentError` with every violation, paths relative to the
-    request (``order.lines[0].quantity``, ``time_limit``).
+    request (``order.lines[0].quantity``, ``time_limit``, ``top_k``,
+    ``counterfactual_node_ids[2]``).
     """
     order, order_v = _order(request.order, network)
     v = Violations()
     v.extend(order_v.items)
     time_limit_s = _time_limit_s(request.time_limit, v) if request.HasField("time_limit") else None
+    check_top_k(request.top_k, v, "top_k")
+    node_ids = tuple(request.counterfactual_node_ids)
+    check_counterfactual_nodes(node_ids, network, v, "counterfactual_node_ids")
     v.raise_if_any()
     assert order is not None
-    return PlanOrderArgs(order=order, explain=request.explain, time_limit_s=time_limit_s)
+    return PlanOrderArgs(
+        order=order,
+        explain=request.explain,
+        time_limit_s=time_limit_s,
+        alternatives=alternatives_wanted(request.top_k, explain=request.explain),
+        counterfactual_node_ids=node_ids,
+    )
+
+
+def alternatives_wanted(top_k: int, *, explain: bool) -> int:
+    """Alternatives to ask the engine for: ``top_k`` plans in all, the runner-up if ``explain``."""
+    return max(top_k - 1, 1 if explain else 0)
+
+
+def check_top_k(top_k: int, v: Violations, field: str) -> None:
+    """Report in ``v`` at ``field`` a ``top_k`` outside 0..:data:`MAX_TOP_K`."""
+    if not 0 <= top_k <= MAX_TOP_K:
+        v.add(field, f"must be between 0 and {MAX_TOP_K}, got {top_k}")
+
+
+def check_counterfactual_nodes(
+    node_ids: Sequence[str], network: Network, v: Violations, field: str
+) -> None:
+    """Report in ``v`` too many ids (at ``field``) and each id not in ``network`` (``field[i]``)."""
+    if len(node_ids) > MAX_COUNTERFACTUALS:
+        v.add(field, f"at most {MAX_COUNTERFACTUALS} nodes, got {len(node_ids)}")
+    for i, node_id in enumerate(node_ids):
+        if network.node(node_id) is None:
+            v.add(f"{field}[{i}]", f"no node {node_id!r} in the network")
 
 
 _DURATION_SECONDS_MAX = 315_576_000_000
@@ -158,18 +208,12 @@ def plan_to_proto(plan: Plan, *, explain: bool) -> router_pb2.Plan:
         bound=plan.bound_amount,
         gap=plan.gap,
         shipments=[_shipment(s) for s in plan.shipments],
-        unfulfilled=[
-            router_pb2.UnfulfilledLine(
-                line_id=u.line_id,
-                sku=u.sku,
-                quantity=u.quantity,
-                reason=router_pb2.UnfulfilledReason.Value(f"UNFULFILLED_REASON_{u.reason.name}"),
-            )
-            for u in plan.unfulfilled
-        ],
+        unfulfilled=[_unfulfilled(u) for u in plan.unfulfilled],
         rule_version=plan.rule_version,
         engine=plan.engine,
         detail=plan.detail,
+        alternatives=[_alternative(a) for a in plan.alternatives],
+        counterfactuals=[_counterfactual(c) for c in plan.counterfactuals],
     )
     msg.solve_time.FromTimedelta(timedelta(seconds=plan.solve_seconds))
     if explain:
@@ -194,7 +238,8 @@ def plan_to_proto(plan: Plan, *, explain: bool) -> router_pb2.Plan:
 def plan_to_json(plan: Plan, *, explain: bool) -> dict[str, Any]:
     """The proto3 JSON mapping of :func:`plan_to_proto`, field names as in the proto.
 
-    Zero values are kept (an objective of 0 still prints); fields with presence that are
+    Zero values are kept (an objective of 0 still prints, ``alternatives`` and
+    ``counterfactuals`` are ``[]`` when none were asked for); fields with presence that are
     unset, such as the objective of an infeasible plan, are left out.
     """
     return json_format.MessageToDict(
@@ -217,6 +262,36 @@ def _shipment(shipment: Shipment) -> router_pb2.Shipment:
             router_pb2.ShipmentLine(line_id=line.line_id, sku=line.sku, quantity=line.quantity)
             for line in shipment.lines
         ],
+    )
+
+
+def _unfulfilled(unfulfilled: Unfulfilled) -> router_pb2.UnfulfilledLine:
+    return router_pb2.UnfulfilledLine(
+        line_id=unfulfilled.line_id,
+        sku=unfulfilled.sku,
+        quantity=unfulfilled.quantity,
+        reason=router_pb2.UnfulfilledReason.Value(f"UNFULFILLED_REASON_{unfulfilled.reason.name}"),
+    )
+
+
+def _alternative(alternative: Alternative) -> router_pb2.AlternativePlan:
+    return router_pb2.AlternativePlan(
+        objective=from_units(alternative.objective),
+        shipments=[_shipment(s) for s in alternative.shipments],
+        unfulfilled=[_unfulfilled(u) for u in alternative.unfulfilled],
+    )
+
+
+def _counterfactual(counterfactual: Counterfactual) -> router_pb2.Counterfactual:
+    objective, delta = counterfactual.objective, counterfactual.delta
+    return router_pb2.Counterfactual(
+        node_id=counterfactual.node_id,
+        status=router_pb2.SolveStatus.Value(f"SOLVE_STATUS_{counterfactual.status.name}"),
+        objective=None if objective is None else from_units(objective),
+        delta=None if delta is None else from_units(delta),
+        detail=counterfactual.detail,
+        shipments=[_shipment(s) for s in counterfactual.shipments],
+        unfulfilled=[_unfulfilled(u) for u in counterfactual.unfulfilled],
     )
 
 

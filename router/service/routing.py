@@ -8,6 +8,7 @@ import grpc
 
 from models.scenario import Scenario
 from router.engine import plan_order
+from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.service.convert import plan_order_args_from_proto, plan_to_proto
 from router.service.errors import abort_on_error
@@ -18,11 +19,19 @@ DEADLINE_MARGIN_S = 0.1
 
 
 class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
-    """Plans orders against one scenario's network, stock and rules; never changes them."""
+    """Plans orders against one scenario's network, stock and rules; never changes them.
 
-    def __init__(self, scenario: Scenario, *, default_time_limit_s: float = 10.0) -> None:
+    ``engine`` names the engine every request is planned with (one of ``ENGINES``).
+    """
+
+    def __init__(
+        self, scenario: Scenario, *, default_time_limit_s: float = 10.0, engine: str = FAST
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
         self._scenario = scenario
         self._default_time_limit_s = default_time_limit_s
+        self._engine = engine
 
     def PlanOrder(
         self, request: router_pb2.PlanOrderRequest, context: grpc.ServicerContext
@@ -45,5 +54,8 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 self._scenario.rules,
                 stop=stop,
                 time_limit_s=time_limit_s,
+                engine=self._engine,
+                alternatives=args.alternatives,
+                counterfactual_nodes=args.counterfactual_node_ids,
             )
             return router_pb2.PlanOrderResponse(plan=plan_to_proto(plan, explain=args.explain))

@@ -32,7 +32,7 @@ ROUTING_SERVICE = router_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Where the server listens, how many RPCs it runs at once, and its time limits."""
+    """Where the server listens, how many RPCs it runs at once, its time limits and engine."""
 
     host: str = "127.0.0.1"
     port: int = 50051
@@ -42,6 +42,8 @@ class ServerConfig:
     """Most solve time per request; a request's time_limit and deadline can only lower it."""
     grace_period_s: float = 5.0
     """How long in-flight RPCs may run on after a stop is requested."""
+    engine: str = "fast"
+    """The engine that plans every request: ``fast`` or ``cpsat-full`` (``ENGINES``)."""
 
 
 def create_server(config: ServerConfig, scenario: Scenario) -> tuple[grpc.Server, int]:
@@ -58,7 +60,10 @@ def _create(
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
     router_pb2_grpc.add_RoutingServiceServicer_to_server(
-        RoutingServicer(scenario, default_time_limit_s=config.default_time_limit_s), server
+        RoutingServicer(
+            scenario, default_time_limit_s=config.default_time_limit_s, engine=config.engine
+        ),
+        server,
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

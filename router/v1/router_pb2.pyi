@@ -189,8 +189,15 @@ class PlanOrderRequest(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     EXPLAIN_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    TOP_K_FIELD_NUMBER: _builtins.int
+    COUNTERFACTUAL_NODE_IDS_FIELD_NUMBER: _builtins.int
     explain: _builtins.bool
     """Whether to return the plan's explanation: the canonical model and the excluded nodes."""
+    top_k: _builtins.int
+    """How many best plans to return in all, the plan itself included: 0 or 1 returns just
+    the plan, k returns it and up to k - 1 alternatives (Plan.alternatives). At most 10;
+    a negative or larger value is INVALID_ARGUMENT. With explain, at least the runner-up.
+    """
     @_builtins.property
     def order(self) -> Global___Order:
         """The order to plan."""
@@ -202,16 +209,25 @@ class PlanOrderRequest(_message.Message):
         (status SOLVE_STATUS_FEASIBLE) or none (SOLVE_STATUS_NO_SOLUTION).
         """
 
+    @_builtins.property
+    def counterfactual_node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Nodes to price: for each, the best plan that ships from it and its cost over the
+        optimum (Plan.counterfactuals, in this order). Each must be a node of the network;
+        at most 20.
+        """
+
     def __init__(
         self,
         *,
         order: Global___Order | None = ...,
         explain: _builtins.bool = ...,
         time_limit: _duration_pb2.Duration | None = ...,
+        top_k: _builtins.int = ...,
+        counterfactual_node_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain", b"explain", "order", b"order", "time_limit", b"time_limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counterfactual_node_ids", b"counterfactual_node_ids", "explain", b"explain", "order", b"order", "time_limit", b"time_limit", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -567,6 +583,8 @@ class Plan(_message.Message):
     SOLVE_TIME_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     EXPLAIN_FIELD_NUMBER: _builtins.int
+    ALTERNATIVES_FIELD_NUMBER: _builtins.int
+    COUNTERFACTUALS_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Id of the order planned."""
     status: Global___SolveStatus.ValueType
@@ -603,6 +621,19 @@ class Plan(_message.Message):
     def explain(self) -> Global___Explanation:
         """The model behind the plan and the nodes left out; present only when the request asked."""
 
+    @_builtins.property
+    def alternatives(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlternativePlan]:
+        """The next best plans over other sets of shipping nodes, best first; the first is the
+        runner-up. As many as the request's top_k asks less one (at least one with explain),
+        fewer when fewer plans exist or time runs out. A set is listed only when each of its
+        shipments is needed: one that adds an idle or interchangeable shipment to a better
+        plan is not.
+        """
+
+    @_builtins.property
+    def counterfactuals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Counterfactual]:
+        """The request's counterfactual nodes priced, in the order asked."""
+
     def __init__(
         self,
         *,
@@ -618,10 +649,12 @@ class Plan(_message.Message):
         solve_time: _duration_pb2.Duration | None = ...,
         detail: _builtins.str = ...,
         explain: Global___Explanation | None = ...,
+        alternatives: _abc.Iterable[Global___AlternativePlan] | None = ...,
+        counterfactuals: _abc.Iterable[Global___Counterfactual] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "bound", b"bound", "explain", b"explain", "objective", b"objective", "solve_time", b"solve_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "bound", b"bound", "detail", b"detail", "engine", b"engine", "explain", b"explain", "gap", b"gap", "objective", b"objective", "order_id", b"order_id", "rule_version", b"rule_version", "shipments", b"shipments", "solve_time", b"solve_time", "status", b"status", "unfulfilled", b"unfulfilled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "alternatives", b"alternatives", "bound", b"bound", "counterfactuals", b"counterfactuals", "detail", b"detail", "engine", b"engine", "explain", b"explain", "gap", b"gap", "objective", b"objective", "order_id", b"order_id", "rule_version", b"rule_version", "shipments", b"shipments", "solve_time", b"solve_time", "status", b"status", "unfulfilled", b"unfulfilled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__bound: _TypeAlias = _typing.Literal["bound"]  # noqa: Y015
     _WhichOneofArgType__bound: _TypeAlias = _typing.Literal["_bound", b"_bound"]  # noqa: Y015
@@ -633,6 +666,105 @@ class Plan(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__objective) -> _WhichOneofReturnType__objective | None: ...
 
 Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class AlternativePlan(_message.Message):
+    """Another plan for the same order, over a different set of shipping nodes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECTIVE_FIELD_NUMBER: _builtins.int
+    SHIPMENTS_FIELD_NUMBER: _builtins.int
+    UNFULFILLED_FIELD_NUMBER: _builtins.int
+    objective: _builtins.float
+    """Total cost of the plan in currency units (the canonical model's objective)."""
+    @_builtins.property
+    def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment]:
+        """The parcels to send, one per shipping node."""
+
+    @_builtins.property
+    def unfulfilled(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnfulfilledLine]:
+        """Units that no shipment carries, and why."""
+
+    def __init__(
+        self,
+        *,
+        objective: _builtins.float = ...,
+        shipments: _abc.Iterable[Global___Shipment] | None = ...,
+        unfulfilled: _abc.Iterable[Global___UnfulfilledLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["objective", b"objective", "shipments", b"shipments", "unfulfilled", b"unfulfilled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlternativePlan: _TypeAlias = AlternativePlan  # noqa: Y015
+
+@_typing.final
+class Counterfactual(_message.Message):
+    """The best plan that ships from a node the request named, and what it costs over the
+    optimum: the full model solved with that node forced to ship.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OBJECTIVE_FIELD_NUMBER: _builtins.int
+    DELTA_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    SHIPMENTS_FIELD_NUMBER: _builtins.int
+    UNFULFILLED_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """The node priced."""
+    status: Global___SolveStatus.ValueType
+    """How good the forced plan is known to be; SOLVE_STATUS_INFEASIBLE when no plan can
+    ship from the node (detail says why, e.g. the node's exclusion reason).
+    """
+    objective: _builtins.float
+    """Total cost of the forced plan in currency units; absent when there is none."""
+    delta: _builtins.float
+    """Cost over the optimum (objective minus the plan's objective), currency units; absent
+    when either is absent.
+    """
+    detail: _builtins.str
+    """Free text: the solve's outcome, or why the node cannot ship, e.g.
+    "excluded: NO_AVAILABLE_STOCK: ...".
+    """
+    @_builtins.property
+    def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment]:
+        """The parcels of the forced plan, one per shipping node; one of them is the node's."""
+
+    @_builtins.property
+    def unfulfilled(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnfulfilledLine]:
+        """Units that no shipment of the forced plan carries, and why."""
+
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        status: Global___SolveStatus.ValueType = ...,
+        objective: _builtins.float | None = ...,
+        delta: _builtins.float | None = ...,
+        detail: _builtins.str = ...,
+        shipments: _abc.Iterable[Global___Shipment] | None = ...,
+        unfulfilled: _abc.Iterable[Global___UnfulfilledLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_objective", b"_objective", "delta", b"delta", "objective", b"objective"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_objective", b"_objective", "delta", b"delta", "detail", b"detail", "node_id", b"node_id", "objective", b"objective", "shipments", b"shipments", "status", b"status", "unfulfilled", b"unfulfilled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
+    _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015
+    _WhichOneofReturnType__objective: _TypeAlias = _typing.Literal["objective"]  # noqa: Y015
+    _WhichOneofArgType__objective: _TypeAlias = _typing.Literal["_objective", b"_objective"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__objective) -> _WhichOneofReturnType__objective | None: ...
+
+Global___Counterfactual: _TypeAlias = Counterfactual  # noqa: Y015
 
 @_typing.final
 class Shipment(_message.Message):

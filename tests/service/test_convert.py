@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -13,14 +13,18 @@ from models.errors import InvalidArgumentError
 from models.network import NodeType
 from models.order import Order, OrderLine, ShipTo
 from models.plan import (
+    Alternative,
+    Counterfactual,
     Exclusion,
     ExclusionReason,
     ExplainedModel,
     Plan,
     SolveStatus,
+    Unfulfilled,
     UnfulfilledReason,
 )
 from router.service.convert import (
+    alternatives_wanted,
     order_from_proto,
     order_to_proto,
     plan_order_args_from_proto,
@@ -217,3 +221,80 @@ def test_plan_json_of_no_plan_has_no_objective() -> None:
     assert "objective" not in data
     assert "bound" not in data
     assert data["explain"]["model"]["ship_complete"] is False
+
+
+@pytest.mark.parametrize(
+    ("top_k", "explain", "expected"),
+    [(0, False, 0), (1, False, 0), (0, True, 1), (1, True, 1), (2, False, 1), (4, True, 3)],
+)
+def test_alternatives_wanted_counts_the_plan_and_the_runner_up(
+    top_k: int, explain: bool, expected: int
+) -> None:
+    """top_k counts the plan itself; explain asks for the runner-up at least."""
+    assert alternatives_wanted(top_k, explain=explain) == expected
+
+
+def test_request_carries_top_k_and_counterfactual_nodes() -> None:
+    """A valid top_k and known node ids reach the engine's arguments, in the order asked."""
+    request = router_pb2.PlanOrderRequest(
+        order=order_to_proto(order(("A", 1))), top_k=3, counterfactual_node_ids=["east", "west"]
+    )
+    args = plan_order_args_from_proto(request, NETWORK)
+    assert args.alternatives == 2
+    assert args.counterfactual_node_ids == ("east", "west")
+
+
+def test_bad_explanation_fields_are_reported_with_the_order_s() -> None:
+    """Bad top_k and node ids are reported together with the order's own violations."""
+    msg = order_to_proto(order(("A", 1)))
+    msg.lines[0].quantity = 0
+    request = router_pb2.PlanOrderRequest(
+        order=msg, top_k=-2, counterfactual_node_ids=["west", "", "ghost"]
+    )
+    with pytest.raises(InvalidArgumentError) as caught:
+        plan_order_args_from_proto(request, NETWORK)
+    assert [v.field for v in caught.value.violations] == [
+        "order.lines[0].quantity",
+        "top_k",
+        "counterfactual_node_ids[1]",
+        "counterfactual_node_ids[2]",
+    ]
+
+
+def test_plan_json_has_alternatives_and_counterfactuals() -> None:
+    """Alternatives and counterfactuals print in currency units.
+
+    An unpriceable node's objective and delta are absent, not 0; with none asked for, both
+    lists are empty.
+    """
+    backorder = Unfulfilled("l1", "A", 1, UnfulfilledReason.BACKORDER_CHEAPER)
+    plan = replace(
+        _plan(SolveStatus.OPTIMAL, 12_500),
+        alternatives=(Alternative(60_000, (), (backorder,)),),
+        counterfactuals=(
+            Counterfactual("west", SolveStatus.OPTIMAL, 20_000, 7_500, "proven optimal"),
+            Counterfactual("east", SolveStatus.INFEASIBLE, None, None, "excluded: ..."),
+        ),
+    )
+    data = plan_to_json(plan, explain=False)
+    assert data["alternatives"] == [
+        {
+            "objective": 6.0,
+            "shipments": [],
+            "unfulfilled": [
+                {
+                    "line_id": "l1",
+                    "sku": "A",
+                    "quantity": 1,
+                    "reason": "UNFULFILLED_REASON_BACKORDER_CHEAPER",
+                }
+            ],
+        }
+    ]
+    west, east = data["counterfactuals"]
+    assert (west["objective"], west["delta"], west["status"]) == (2.0, 0.75, "SOLVE_STATUS_OPTIMAL")
+    assert "objective" not in east and "delta" not in east
+    assert east["status"] == "SOLVE_STATUS_INFEASIBLE" and east["detail"] == "excluded: ..."
+
+    empty = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=False)
+    assert empty["alternatives"] == [] and empty["counterfactuals"] == []
