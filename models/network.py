@@ -29,7 +29,7 @@ class Node:
     Costs are currency amounts; ``processing_hours`` is the time from order creation until
     the node can hand a parcel to the carrier; parcels ready after ``cutoff_local_time`` (in
     the node's ``timezone``) leave the next day. ``daily_order_capacity`` ``None`` is
-    unlimited. ``priority`` is kept for the tie-break of docs/cost-model.md (higher first).
+    unlimited. A higher ``priority`` wins ties between plans of equal cost (docs/cost-model.md).
     """
 
     node_id: str
