@@ -87,6 +87,10 @@ class CandidateTerms:
     available: tuple[int, ...]
     priority: int = 0
     """The node's priority, for the tie-break between plans of equal cost."""
+    band_max_distance_km: float = 0.0
+    """Upper bound of the rate band that prices the shipment (0 at the pickup counter)."""
+    transit_days: int = 0
+    """The band's transit days (0 at the pickup counter)."""
 
     @property
     def shipment_cost(self) -> int:

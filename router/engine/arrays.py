@@ -63,6 +63,7 @@ class ServiceBands:
 
     bands: tuple[RateBand, ...]
     reach: NDArray[np.float64]
+    limits: NDArray[np.float64]
     transit_days: NDArray[np.int64]
     base_units: NDArray[np.int64]
 
@@ -73,6 +74,7 @@ class ServiceBands:
         return ServiceBands(
             bands=bands,
             reach=np.maximum.accumulate(limits) if len(bands) else limits,
+            limits=limits,
             transit_days=np.array([b.transit_days for b in bands], dtype=np.int64),
             base_units=np.array([to_units(b.base_cost) for b in bands], dtype=np.int64),
         )

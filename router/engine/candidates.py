@@ -238,6 +238,8 @@ def _matrices(
         ship=shipped.astype(np.int64),
         delivery=delivered.astype(np.int64),
         late=late.astype(np.int64),
+        band_km=np.where(at_counter, 0.0, service.limits[band]),
+        transit=np.where(at_counter, 0, service.transit_days[band]).astype(np.int64),
     )
 
 

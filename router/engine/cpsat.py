@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
@@ -36,14 +36,15 @@ def solve_model(
     exclude: Sequence[frozenset[int]] = (),
     force: int | None = None,
     tie_order: Sequence[int] | None = None,
+    hint: Mapping[tuple[int, int], int] | None = None,
 ) -> Solution:
     """Solve the canonical model with CP-SAT within ``time_limit_s`` or until ``stop``.
 
     ``exclude`` lists sets of shipping candidates that the plan must not use exactly (to
     find the next best plans); ``force`` names a candidate that must ship (to price a
     counterfactual); ``tie_order`` (each candidate's rank) asks for the documented
-    tie-break among optimal plans. One worker and a fixed seed make the search, and so the
-    plan, repeatable.
+    tie-break among optimal plans; ``hint`` is a plan (units per candidate and line) to
+    start from. One worker and a fixed seed make the search, and so the plan, repeatable.
     """
     cp = cp_model.CpModel()
     n_lines = len(model.lines)
@@ -55,7 +56,10 @@ def solve_model(
     for j, cand in enumerate(model.candidates):
         shipped_from_j = []
         for line in range(n_lines):
-            cap = min(model.lines[line].quantity, cand.available[line])
+            terms = model.lines[line]
+            cap = min(terms.quantity, cand.available[line])
+            if terms.allow_partial and cand.unit_costs[line] >= terms.backorder_cost:
+                cap = 0  # a unit that costs at least its backorder never helps a plan
             if cap > 0:
                 x[j, line] = cp.new_int_var(0, cap, f"x{j}_{line}")
                 cp.add(x[j, line] <= cap * y[j])
@@ -110,11 +114,18 @@ def solve_model(
     # the cost is scaled past the largest tie term. Skipped if it could overflow int64.
     n = len(y)
     scale = 1
-    if tie_order is not None and _cost_bound(model) * (n**3 + n + 1) < 2**62:
-        scale = n**3 + n + 1
+    if tie_order is not None and _cost_bound(model) * (n**3 + n**2 + 1) < 2**62:
+        scale = n**3 + n**2 + 1
         cp.minimize(scale * cost + sum(y[j] * (n * n + r) for j, r in enumerate(tie_order)))
     else:
         cp.minimize(cost)
+
+    if hint:
+        for key, var in x.items():
+            cp.add_hint(var, hint.get(key, 0))
+        shipping = {j for (j, _), q in hint.items() if q > 0}
+        for j, var in enumerate(y):
+            cp.add_hint(var, int(j in shipping))
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1

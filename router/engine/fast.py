@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,12 +41,13 @@ from router.engine.terms import BuiltModel
 MAX_SETS_PER_LEVEL = 400_000
 """Largest number of node sets enumerated at one level before CP-SAT takes over."""
 
-CHUNK = 25_000
-"""Node sets evaluated in one batch."""
+CHUNK_ELEMENTS = 400_000
+"""Node sets evaluated in one batch hold about this many (set, node, SKU) cells."""
 
-MAX_ENUMERATED_SHIPMENTS = 4
+MAX_ENUMERATED_SHIPMENTS = 12
 """Plans of more shipments than this are left to CP-SAT (rare: the bounds usually stop
-the search at one or two shipments)."""
+the search at one or two shipments). Fewer when the tie key would not fit in int64."""
+
 
 Int = NDArray[np.int64]
 
@@ -204,6 +205,11 @@ def _evaluate(p: _Problem, sets: Int) -> tuple[Int, NDArray[np.bool_], Int]:
     return cost, covered & busy, take
 
 
+def _tie_key_fits(n: int, k: int) -> bool:
+    """Whether :func:`_tie_key` of k-sets over n candidates fits in int64."""
+    return bool((n + 1) ** k * (k * n + 1) < 2**62)
+
+
 def _tie_key(p: _Problem, sets: Int) -> Int:
     """The tie order of each k-set as one number.
 
@@ -315,12 +321,15 @@ def solve_fast(
         level_bound = base + int(smallest[k])
         if level_bound > threshold():
             break
-        if stop.is_set():
+        if stop.is_set() and k > 1:  # one node is a closed form: always worth a fallback plan
             complete = False
             break
         members = keep[p.shipment[keep] <= threshold() - base - int(smallest[k - 1])]
         sets = _level_sets(members, k, MAX_SETS_PER_LEVEL)
-        if sets is None or k > MAX_ENUMERATED_SHIPMENTS:
+        if sets is None or k > MAX_ENUMERATED_SHIPMENTS or not _tie_key_fits(len(p.rank), k):
+            if stop.is_set():  # building a CP-SAT model is not worth it any more
+                complete = False
+                break
             pruned = int(gone.sum())
             if not sum(len(c) for c in found_cost):
                 return _by_cpsat(built, p, stop, time_limit_s, alternatives, pruned)
@@ -331,10 +340,22 @@ def solve_fast(
             order = np.lexsort(
                 (np.concatenate(found_tie), np.concatenate(found_k), np.concatenate(found_cost))
             )
-            top = [_row_nodes(found_sets, row) for row in order[:wanted].tolist()]
+            top = [_row_take(found_sets, found_take, r)[0] for r in order[:wanted].tolist()]
             rows = np.union1d(members, np.concatenate(top))
             sub = built.restrict(rows)
-            handed = _by_cpsat(sub, _grouped(sub), stop, time_limit_s, alternatives, pruned)
+            position = {int(j): i for i, j in enumerate(rows.tolist())}
+            best_so_far = _row_take(found_sets, found_take, int(order[0]))
+            incumbent = _assignment(p, built, *best_so_far)
+            handed = _by_cpsat(
+                sub,
+                _grouped(sub),
+                stop,
+                time_limit_s,
+                alternatives,
+                pruned,
+                ranks=p.rank[rows].tolist(),
+                hint={(position[j], line): q for (j, line), q in incumbent.items()},
+            )
             found = handed.best
 
             def back(solution: Solution, bound: int | None, rows: Int = rows) -> Solution:
@@ -344,19 +365,24 @@ def solve_fast(
             if found.status is SolveStatus.OPTIMAL:
                 others = tuple(back(s, s.bound) for s in handed.alternatives)
                 return FastResult(back(found, found.bound), others, pruned, "cpsat")
+            # Stopped: plans of k or more shipments that could win are in the sub-model, so
+            # none beats the larger of the level's bound and CP-SAT's; smaller ones are known.
+            best_small = int(np.concatenate(found_cost).min())
             if found.bound is not None:
                 level_bound = max(level_bound, found.bound)
-            if found.objective is not None and found.objective < threshold():
-                return FastResult(back(found, level_bound), (), pruned, "cpsat")
+            if found.objective is not None and found.objective < best_small:
+                bound = min(best_small, level_bound)
+                return FastResult(back(found, bound), (), pruned, "cpsat")
             # Stopped with nothing better: the best plan so far stands, unproven.
             complete = False
             break
         sets = sets[base + p.shipment[sets].sum(axis=1) <= threshold()]
-        for start in range(0, len(sets), CHUNK):  # in chunks: memory, and a tighter threshold
-            if stop.is_set():
+        chunk_size = max(1, CHUNK_ELEMENTS // (k * len(p.quantity)))
+        for start in range(0, len(sets), chunk_size):  # in chunks: memory, stops, threshold
+            if stop.is_set() and k > 1:
                 complete = False
                 break
-            chunk = sets[start : start + CHUNK]
+            chunk = sets[start : start + chunk_size]
             chunk = chunk[base + p.shipment[chunk].sum(axis=1) <= threshold()]
             cost, valid, take = _evaluate(p, chunk)
             cost = cost + offset + built.split_penalty * (k - 1)
@@ -377,22 +403,18 @@ def solve_fast(
     ties = np.concatenate(found_tie)
     best_first = np.lexsort((ties, ks, costs))[:wanted]
     solutions = []
-    # Sets are ragged across levels; find each chosen row's level and index within it.
-    starts = np.cumsum([0] + [len(c) for c in found_cost])
     for row in best_first.tolist():
-        level = int(np.searchsorted(starts, row, side="right") - 1)
-        index = row - int(starts[level])
-        sets = found_sets[level][index]
-        take = found_take[level][index]
+        sets, take = _row_take(found_sets, found_take, row)
         objective = int(costs[row])
         solutions.append(
             Solution(SolveStatus.OPTIMAL, _assignment(p, built, sets, take), objective, objective)
         )
-    best = solutions[0]
-    if not complete:
-        bound = min(best.objective or 0, level_bound)
-        best = Solution(SolveStatus.FEASIBLE, best.assignment, best.objective, bound)
-    return FastResult(best, tuple(solutions[1:]), int(gone.sum()), "enumeration")
+    if not complete:  # nothing is proven, the alternatives' ranks included
+        bound = min(solutions[0].objective or 0, level_bound)
+        solutions = [
+            Solution(SolveStatus.FEASIBLE, s.assignment, s.objective, bound) for s in solutions
+        ]
+    return FastResult(solutions[0], tuple(solutions[1:]), int(gone.sum()), "enumeration")
 
 
 def _by_cpsat(
@@ -402,35 +424,51 @@ def _by_cpsat(
     time_limit_s: float,
     alternatives: int,
     pruned: int,
+    *,
+    ranks: Sequence[int] | None = None,
+    hint: Mapping[tuple[int, int], int] | None = None,
 ) -> FastResult:
     """Hand the search to CP-SAT, with the tie-break, and find alternatives by no-goods.
 
-    An alternative whose set has a node that could be dropped at no cost (the greedy fill
-    leaves it idle) is not a plan of its own, as in the enumeration: it is skipped.
+    ``ranks`` are the candidates' places in the whole model's tie order (a restricted
+    model must not renumber them); ``hint`` is a plan to start from. An alternative whose
+    set has a node that could be dropped at no cost (the greedy fill leaves it idle) is
+    not a plan of its own, as in the enumeration: it is skipped.
     """
     model = built.model
-    ranks = tie_order(built)
-    best = solve_model(model, stop, time_limit_s, tie_order=ranks)
-    found: list[Solution] = []
-    seen = _node_sets([best.assignment])
-    tries = 4 * alternatives  # sets with an idle node are skipped; do not chase them forever
-    while len(found) < alternatives and best.objective is not None and not stop.is_set():
+    ranks = tie_order(built) if ranks is None else ranks
+    best = solve_model(model, stop, time_limit_s, tie_order=ranks, hint=hint)
+    if best.status is not SolveStatus.OPTIMAL:
+        return FastResult(best, (), pruned, "cpsat")
+
+    def key(solution: Solution) -> tuple[int, int, int, list[int]]:
+        places = sorted(ranks[j] for j in _node_sets([solution.assignment])[0])
+        return (solution.objective or 0, len(places), sum(places), places)
+
+    # CP-SAT's objective orders plans by the first three parts of the key; the last (sorted
+    # ranks) and the alternatives come from no-good solves, in that order, until the plans
+    # wanted are settled: the newest plan ranks after the last one wanted.
+    plans, seen, last = [best], _node_sets([best.assignment]), best
+    tries = 10 * (alternatives + 1)  # sets with an idle node are skipped, within reason
+    while tries > 0 and not stop.is_set():
         tries -= 1
-        if tries < 0:
+        ranked = sorted(plans, key=key)
+        if len(ranked) > alternatives and key(last)[:3] > key(ranked[alternatives])[:3]:
             break
-        nxt = solve_model(model, stop, time_limit_s, exclude=seen, tie_order=ranks)
-        if nxt.objective is None:
+        last = solve_model(model, stop, time_limit_s, exclude=seen, tie_order=ranks)
+        if last.status is not SolveStatus.OPTIMAL:
             break
-        nodes = _node_sets([nxt.assignment])[0]
+        nodes = _node_sets([last.assignment])[0]
         seen.append(nodes)
         if p is not None and len(nodes):
             _, valid, _ = _evaluate(p, np.array([sorted(nodes)], dtype=np.int64))
             if not valid[0]:
                 continue
-        found.append(nxt)
+        plans.append(last)
+    ranked = sorted(plans, key=key)[: alternatives + 1]
     if p is not None:
-        best, found = _canonical(p, built, best), [_canonical(p, built, s) for s in found]
-    return FastResult(best, tuple(found), pruned, "cpsat")
+        ranked = [_canonical(p, built, s) for s in ranked]
+    return FastResult(ranked[0], tuple(ranked[1:]), pruned, "cpsat")
 
 
 def _canonical(p: _Problem, built: BuiltModel, solution: Solution) -> Solution:
@@ -451,12 +489,11 @@ def _canonical(p: _Problem, built: BuiltModel, solution: Solution) -> Solution:
     return Solution(solution.status, assignment, solution.objective, solution.bound)
 
 
-def _row_nodes(found_sets: list[Int], row: int) -> Int:
-    """The node set of the ``row``-th set over all levels, in the order they were found."""
-    for sets in found_sets:
+def _row_take(found_sets: list[Int], found_take: list[Int], row: int) -> tuple[Int, Int]:
+    """The node set and units of the ``row``-th set over all levels."""
+    for sets, take in zip(found_sets, found_take, strict=True):
         if row < len(sets):
-            nodes: Int = sets[row]
-            return nodes
+            return sets[row], take[row]
         row -= len(sets)
     raise IndexError(row)
 

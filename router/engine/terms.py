@@ -41,6 +41,9 @@ class Matrices:
     """Ship dates as proleptic Gregorian ordinals."""
     delivery: Int
     late: Int
+    band_km: NDArray[np.float64]
+    """Upper bound of each candidate's rate band (0 at the pickup counter)."""
+    transit: Int
 
     @property
     def shipment(self) -> Int:
@@ -64,6 +67,8 @@ class Matrices:
             tuple(self.unit[j].tolist()),
             tuple(self.available[j].tolist()),
             int(self.priority[j]),
+            float(self.band_km[j]),
+            int(self.transit[j]),
         )
 
     def all_terms(self) -> tuple[CandidateTerms, ...]:
@@ -73,10 +78,11 @@ class Matrices:
         distance, late = self.distance.tolist(), self.late.tolist()
         handling, shipping = self.handling.tolist(), self.shipping.tolist()
         lateness, penalty = self.lateness.tolist(), self.penalty.tolist()
-        unit, available, priority = (
-            self.unit.tolist(),
-            self.available.tolist(),
+        unit, available = self.unit.tolist(), self.available.tolist()
+        priority, band_km, transit = (
             self.priority.tolist(),
+            self.band_km.tolist(),
+            self.transit.tolist(),
         )
         # Positional arguments, in field order: keywords cost a third more per candidate.
         return tuple(
@@ -94,6 +100,8 @@ class Matrices:
                 tuple(unit[j]),
                 tuple(available[j]),
                 priority[j],
+                band_km[j],
+                transit[j],
             )
             for j, node_id in enumerate(self.node_ids)
         )
@@ -116,6 +124,8 @@ class Matrices:
             ship=self.ship[rows],
             delivery=self.delivery[rows],
             late=self.late[rows],
+            band_km=self.band_km[rows],
+            transit=self.transit[rows],
         )
 
     @staticmethod
@@ -145,6 +155,8 @@ class Matrices:
             ship=column([c.ship_date.toordinal() for c in cands]),
             delivery=column([c.delivery_date.toordinal() for c in cands]),
             late=column([c.days_late for c in cands]),
+            band_km=np.array([c.band_max_distance_km for c in cands], dtype=np.float64),
+            transit=column([c.transit_days for c in cands]),
         )
 
 

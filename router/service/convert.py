@@ -329,6 +329,9 @@ def _candidate(candidate: CandidateTerms, line_ids: list[str]) -> router_pb2.Can
         shipping_cost=from_units(candidate.shipping_cost),
         lateness_cost=from_units(candidate.lateness_cost),
         node_penalty=from_units(candidate.node_penalty),
+        priority=candidate.priority,
+        band_max_distance_km=candidate.band_max_distance_km,
+        transit_days=candidate.transit_days,
         lines=[
             router_pb2.CandidateLine(line_id=line_id, unit_cost=from_units(cost), available=a)
             for line_id, cost, a in zip(

@@ -984,6 +984,9 @@ class Candidate(_message.Message):
     LATENESS_COST_FIELD_NUMBER: _builtins.int
     NODE_PENALTY_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    BAND_MAX_DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    TRANSIT_DAYS_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """The node."""
     distance_km: _builtins.float
@@ -1006,6 +1009,14 @@ class Candidate(_message.Message):
     """Lateness penalty, days_late times the rules' penalty per day."""
     node_penalty: _builtins.float
     """Penalty from the rules for using the node."""
+    priority: _builtins.int
+    """The node's priority; a higher one wins ties between plans of equal cost."""
+    band_max_distance_km: _builtins.float
+    """Upper bound of the rate band that prices the shipment, in kilometres; 0 at the
+    pickup counter.
+    """
+    transit_days: _builtins.int
+    """Transit days of that band; 0 at the pickup counter."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CandidateLine]:
         """The node's per-line terms, one per line of the model."""
@@ -1025,10 +1036,13 @@ class Candidate(_message.Message):
         lateness_cost: _builtins.float = ...,
         node_penalty: _builtins.float = ...,
         lines: _abc.Iterable[Global___CandidateLine] | None = ...,
+        priority: _builtins.int = ...,
+        band_max_distance_km: _builtins.float = ...,
+        transit_days: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["days_late", b"days_late", "delivery_date", b"delivery_date", "distance_km", b"distance_km", "handling_cost", b"handling_cost", "lateness_cost", b"lateness_cost", "lines", b"lines", "node_id", b"node_id", "node_penalty", b"node_penalty", "service", b"service", "ship_date", b"ship_date", "shipment_cost", b"shipment_cost", "shipping_cost", b"shipping_cost"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["band_max_distance_km", b"band_max_distance_km", "days_late", b"days_late", "delivery_date", b"delivery_date", "distance_km", b"distance_km", "handling_cost", b"handling_cost", "lateness_cost", b"lateness_cost", "lines", b"lines", "node_id", b"node_id", "node_penalty", b"node_penalty", "priority", b"priority", "service", b"service", "ship_date", b"ship_date", "shipment_cost", b"shipment_cost", "shipping_cost", b"shipping_cost", "transit_days", b"transit_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -52,7 +52,7 @@ def reference_build_model(
     rules: RuleSet,
     capacity_used: Mapping[str, int] | None = None,
 ) -> tuple[BuiltModel, tuple[Exclusion, ...], tuple[int, ...]]:
-    """build_model before vectorisation (verbatim but for what it returns)."""
+    """build_model before vectorisation (verbatim but for what it returns and the band terms)."""
     used = capacity_used or {}
     bands = network.rates.bands[order.service]
     pickup = order.pickup_node_id
@@ -134,6 +134,8 @@ def reference_build_model(
                 unit_costs=tuple(per_unit + to_units(per_kg * w) for w in weights),
                 available=available,
                 priority=node.priority,
+                band_max_distance_km=0.0 if at_counter else band.max_distance_km,
+                transit_days=0 if at_counter else band.transit_days,
             )
         )
 
