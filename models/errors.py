@@ -68,3 +68,54 @@ class Violations:
         """Raise :class:`InvalidArgumentError` with everything collected, if anything was."""
         if self.items:
             raise InvalidArgumentError(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """One position that could not cover a reservation: requested more than available."""
+
+    node_id: str
+    sku: str
+    requested: int
+    available: int
+
+    def __str__(self) -> str:
+        return f"{self.node_id}/{self.sku}: requested {self.requested}, available {self.available}"
+
+
+class StockConflictError(RouterError):
+    """A reservation could not commit: stock or node capacity changed since the plan.
+
+    ``shortfalls`` names every short position; ``full_nodes`` every (node_id, day) whose
+    daily order capacity is used up. Nothing was reserved.
+    """
+
+    def __init__(
+        self, shortfalls: Iterable[Shortfall], full_nodes: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        # full_nodes: (node_id, ISO day) pairs
+        self.shortfalls = tuple(shortfalls)
+        self.full_nodes = tuple(full_nodes)
+        parts = [str(s) for s in self.shortfalls]
+        parts += [f"{node}@{day}: daily order capacity used up" for node, day in self.full_nodes]
+        super().__init__("reservation conflict: " + "; ".join(parts))
+
+
+class ReservationStateError(RouterError):
+    """A confirm or release of a reservation that is no longer HELD (another call won)."""
+
+    def __init__(self, reservation_id: str, status: str, action: str) -> None:
+        self.reservation_id = reservation_id
+        self.status = status
+        self.action = action
+        super().__init__(f"reservation {reservation_id}: cannot {action}, status is {status}")
+
+
+class IdempotencyMismatchError(RouterError):
+    """A request_id was used before with a different operation or payload."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(
+            f"request_id: {request_id!r} was already used with a different payload or operation"
+        )

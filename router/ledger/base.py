@@ -1,0 +1,283 @@
+"""The ledger interface: stock positions, reservations, node capacity and stock feeds.
+
+Every backend (memory, SQLite, PostgreSQL) implements :class:`Ledger` with the same
+semantics; docs/ledger.md states them and how each is enforced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from types import TracebackType
+
+from models.errors import Violations
+from models.network import Network, Stock
+from models.reservation import FeedResult, Reservation, ReservationLine
+
+#: Operations recorded under a request_id; one id serves exactly one operation.
+RESERVE = "reserve"
+CONFIRM = "confirm"
+RELEASE = "release"
+
+#: Feed counter names returned by :meth:`Ledger.feed_stats`.
+FEED_COUNTERS = ("applied", "stale", "duplicate", "clamped_units")
+
+
+def request_digest(operation: str, payload: bytes) -> str:
+    """The fingerprint stored with a request_id: SHA-256 of the operation and the payload."""
+    return hashlib.sha256(operation.encode() + b"\0" + payload).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveRequest:
+    """A validated reserve call: units needed per position and slots per (node, day), sorted.
+
+    Sorting fixes the order in which every backend locks rows, so two reservations never
+    wait on each other in a cycle.
+    """
+
+    request_id: str
+    digest: str
+    order_id: str
+    lines: tuple[ReservationLine, ...]
+    needs: tuple[tuple[str, str, int], ...]  # (node_id, sku, units), sorted by (node_id, sku)
+    capacity: tuple[tuple[str, date], ...]  # distinct (node_id, day), sorted
+    created_at: datetime
+    expires_at: datetime
+
+
+def validate_reserve(
+    request_id: str,
+    payload: bytes,
+    order_id: str,
+    lines: Sequence[ReservationLine],
+    capacity: Sequence[tuple[str, date]],
+    ttl_s: float,
+    now: datetime,
+) -> ReserveRequest:
+    """Check a reserve call and aggregate it; raises InvalidArgumentError naming each field."""
+    v = Violations()
+    if not request_id:
+        v.add("request_id", "must not be empty")
+    if not order_id:
+        v.add("order_id", "must not be empty")
+    if not lines:
+        v.add("lines", "must hold at least one line")
+    needs: dict[tuple[str, str], int] = {}
+    for i, line in enumerate(lines):
+        if not line.node_id:
+            v.add(f"lines[{i}].node_id", "must not be empty")
+        if not line.sku:
+            v.add(f"lines[{i}].sku", "must not be empty")
+        if line.quantity <= 0:
+            v.add(f"lines[{i}].quantity", f"must be positive, got {line.quantity}")
+        key = (line.node_id, line.sku)
+        needs[key] = needs.get(key, 0) + line.quantity
+    for i, (node_id, _day) in enumerate(capacity):
+        if not node_id:
+            v.add(f"capacity[{i}].node_id", "must not be empty")
+    if not ttl_s > 0:
+        v.add("ttl_s", f"must be positive, got {ttl_s}")
+    check_now(now, v)
+    v.raise_if_any()
+    created = now.astimezone(UTC)
+    return ReserveRequest(
+        request_id=request_id,
+        digest=request_digest(RESERVE, payload),
+        order_id=order_id,
+        lines=tuple(lines),
+        needs=tuple((n, s, q) for (n, s), q in sorted(needs.items())),
+        capacity=tuple(sorted(set(capacity))),
+        created_at=created,
+        expires_at=created + timedelta(seconds=ttl_s),
+    )
+
+
+def check_now(now: datetime, v: Violations | None = None) -> None:
+    """``now`` must be timezone-aware: the ledger stores and compares UTC instants."""
+    own = v is None
+    v = Violations() if v is None else v
+    if now.tzinfo is None or now.utcoffset() is None:
+        v.add("now", "must be timezone-aware")
+    if own:
+        v.raise_if_any()
+
+
+def check_transition(request_id: str, reservation_id: str) -> None:
+    """Validate a confirm/release call's ids."""
+    v = Violations()
+    if not request_id:
+        v.add("request_id", "must not be empty")
+    if not reservation_id:
+        v.add("reservation_id", "must not be empty")
+    v.raise_if_any()
+
+
+def _check_feed(feed: str, sequence: int, node_id: str, v: Violations) -> None:
+    if not feed:
+        v.add("feed", "must not be empty")
+    if sequence < 0:
+        v.add("sequence", f"must not be negative, got {sequence}")
+    if not node_id:
+        v.add("node_id", "must not be empty")
+
+
+def validate_snapshot(
+    feed: str, sequence: int, node_id: str, positions: Sequence[tuple[str, int, int]]
+) -> dict[str, tuple[int, int]]:
+    """Check a snapshot; (on_hand, safety_stock) by SKU. Raises naming every bad field."""
+    v = Violations()
+    _check_feed(feed, sequence, node_id, v)
+    given: dict[str, tuple[int, int]] = {}
+    for i, (sku, on_hand, safety) in enumerate(positions):
+        if not sku:
+            v.add(f"positions[{i}].sku", "must not be empty")
+        if sku in given:
+            v.add(f"positions[{i}].sku", f"{sku!r} appears twice")
+        if on_hand < 0:
+            v.add(f"positions[{i}].on_hand", f"must not be negative, got {on_hand}")
+        if safety < 0:
+            v.add(f"positions[{i}].safety_stock", f"must not be negative, got {safety}")
+        given[sku] = (on_hand, safety)
+    v.raise_if_any()
+    return given
+
+
+def validate_delta(
+    feed: str, sequence: int, node_id: str, deltas: Sequence[tuple[str, int]]
+) -> dict[str, int]:
+    """Check a delta; the summed on-hand change by SKU. Raises naming every bad field."""
+    v = Violations()
+    _check_feed(feed, sequence, node_id, v)
+    changes: dict[str, int] = {}
+    for i, (sku, change) in enumerate(deltas):
+        if not sku:
+            v.add(f"deltas[{i}].sku", "must not be empty")
+        changes[sku] = changes.get(sku, 0) + change
+    v.raise_if_any()
+    return changes
+
+
+class Ledger(ABC):
+    """Live stock, reservations, node capacity per day, idempotency records and feed positions.
+
+    All state-changing calls are atomic (all or nothing). ``reserve``, ``confirm`` and
+    ``release`` are idempotent by ``request_id``: a retry with the same id and payload
+    returns the reservation as it is now, without a second effect; the same id with another
+    payload or operation raises IdempotencyMismatchError.
+    """
+
+    @abstractmethod
+    def load(self, network: Network, stock: Stock) -> None:
+        """Seed nodes (with daily order capacity) and stock positions from a scenario.
+
+        Nodes are upserted. New positions are inserted as given (their ``reserved`` counts
+        units held outside this ledger); existing positions take the new on hand (never
+        below their reserved units) and safety stock.
+        """
+
+    @abstractmethod
+    def stock(self) -> Stock:
+        """Every stock position with its on hand, reserved and safety stock."""
+
+    @abstractmethod
+    def capacity_used(self, day: date) -> dict[str, int]:
+        """Order slots held or confirmed per node on ``day`` (nodes with none are absent)."""
+
+    @abstractmethod
+    def reserve(
+        self,
+        request_id: str,
+        payload: bytes,
+        order_id: str,
+        lines: Sequence[ReservationLine],
+        capacity: Sequence[tuple[str, date]],
+        ttl_s: float,
+        now: datetime,
+    ) -> Reservation:
+        """Hold every line's units and one order slot per (node, day) in ``capacity``.
+
+        All or nothing: raises StockConflictError naming every short position and full
+        node when anything is missing, and then nothing is held. Lines for a position the
+        ledger does not hold are short (available 0); a capacity entry for an unknown node
+        raises NotFoundError. The reservation expires ``ttl_s`` seconds after ``now``.
+        """
+
+    @abstractmethod
+    def confirm(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+        """HELD → CONFIRMED: the held units ship (on hand and reserved both drop).
+
+        Raises NotFoundError for an unknown reservation, ReservationStateError when it is
+        not HELD (of two racing confirm/release calls exactly one wins).
+        """
+
+    @abstractmethod
+    def release(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+        """HELD → RELEASED: the held units and order slots are given back.
+
+        Raises NotFoundError or ReservationStateError like :meth:`confirm`.
+        """
+
+    @abstractmethod
+    def expire(self, now: datetime) -> int:
+        """Sweep lapsed reservations; returns how many expired.
+
+        Every HELD reservation with ``expires_at <= now`` becomes EXPIRED and gives its
+        units and slots back.
+        """
+
+    @abstractmethod
+    def reservation(self, reservation_id: str) -> Reservation:
+        """The reservation with this id; raises NotFoundError when there is none."""
+
+    @abstractmethod
+    def apply_snapshot(
+        self,
+        feed: str,
+        sequence: int,
+        node_id: str,
+        positions: Sequence[tuple[str, int, int]],
+    ) -> FeedResult:
+        """Replace a node's stock: ``positions`` are (sku, on_hand, safety_stock).
+
+        The snapshot is the node's complete stock: SKUs it omits get on hand 0. On hand
+        never drops below reserved; units it would remove that are reserved stay and are
+        counted in ``clamped_units``. Ignored (and counted) when ``sequence`` is not above
+        the last one applied for (feed, node_id).
+        """
+
+    @abstractmethod
+    def apply_delta(
+        self,
+        feed: str,
+        sequence: int,
+        node_id: str,
+        deltas: Sequence[tuple[str, int]],
+    ) -> FeedResult:
+        """Add ``on_hand_change`` to each (sku, on_hand_change) of a node.
+
+        Same sequencing and clamping as :meth:`apply_snapshot`. A SKU the node lacks gets
+        a new position.
+        """
+
+    @abstractmethod
+    def feed_stats(self) -> dict[str, int]:
+        """Counters: updates applied, stale and duplicate ones ignored, units clamped."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; the ledger is unusable afterwards."""
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,287 @@
+"""The ledger in memory: dictionaries behind one lock. For tests and trials; not durable.
+
+Every call holds the lock from start to end, so calls are atomic and serial; each checks
+everything before changing anything, which gives the all-or-nothing of the SQL backends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+
+from models.errors import (
+    IdempotencyMismatchError,
+    NotFoundError,
+    ReservationStateError,
+    Shortfall,
+    StockConflictError,
+)
+from models.network import Network, Stock, StockPosition
+from models.reservation import (
+    FeedOutcome,
+    FeedResult,
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+)
+from router.ledger.base import (
+    CONFIRM,
+    FEED_COUNTERS,
+    RELEASE,
+    RESERVE,
+    Ledger,
+    check_now,
+    check_transition,
+    request_digest,
+    validate_delta,
+    validate_reserve,
+    validate_snapshot,
+)
+from router.ledger.sql import new_reservation_id
+
+
+@dataclass(slots=True)
+class _Position:
+    on_hand: int
+    reserved: int
+    safety_stock: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    operation: str
+    digest: str
+    reservation_id: str
+
+
+class MemoryLedger(Ledger):
+    """The ledger in dictionaries guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._limits: dict[str, int | None] = {}
+        self._positions: dict[tuple[str, str], _Position] = {}
+        self._used: dict[tuple[str, date], int] = {}
+        self._reservations: dict[str, Reservation] = {}
+        self._requests: dict[str, _Record] = {}
+        self._feeds: dict[tuple[str, str], int] = {}
+        self._counters = dict.fromkeys(FEED_COUNTERS, 0)
+
+    def load(self, network: Network, stock: Stock) -> None:
+        """See :meth:`Ledger.load`."""
+        with self._lock:
+            for node in network.nodes:
+                self._limits[node.node_id] = node.daily_order_capacity
+            for key, p in stock.positions.items():
+                pos = self._positions.get(key)
+                if pos is None:
+                    self._positions[key] = _Position(
+                        max(p.on_hand, p.reserved), p.reserved, p.safety_stock
+                    )
+                else:
+                    pos.on_hand = max(p.on_hand, pos.reserved)
+                    pos.safety_stock = p.safety_stock
+
+    def stock(self) -> Stock:
+        """See :meth:`Ledger.stock`."""
+        with self._lock:
+            return Stock.of(
+                StockPosition(n, s, p.on_hand, p.safety_stock, p.reserved)
+                for (n, s), p in sorted(self._positions.items())
+            )
+
+    def capacity_used(self, day: date) -> dict[str, int]:
+        """See :meth:`Ledger.capacity_used`."""
+        with self._lock:
+            return {n: u for (n, d), u in sorted(self._used.items()) if d == day and u > 0}
+
+    def reservation(self, reservation_id: str) -> Reservation:
+        """See :meth:`Ledger.reservation`."""
+        with self._lock:
+            return self._get(reservation_id)
+
+    def _get(self, reservation_id: str) -> Reservation:
+        found = self._reservations.get(reservation_id)
+        if found is None:
+            raise NotFoundError(f"reservation_id: no reservation {reservation_id!r}")
+        return found
+
+    def _replay(self, request_id: str, operation: str, digest: str) -> Reservation | None:
+        first = self._requests.get(request_id)
+        if first is None:
+            return None
+        if first.operation != operation or first.digest != digest:
+            raise IdempotencyMismatchError(request_id)
+        return self._reservations[first.reservation_id]
+
+    def reserve(
+        self,
+        request_id: str,
+        payload: bytes,
+        order_id: str,
+        lines: Sequence[ReservationLine],
+        capacity: Sequence[tuple[str, date]],
+        ttl_s: float,
+        now: datetime,
+    ) -> Reservation:
+        """See :meth:`Ledger.reserve`."""
+        req = validate_reserve(request_id, payload, order_id, lines, capacity, ttl_s, now)
+        with self._lock:
+            first = self._replay(req.request_id, RESERVE, req.digest)
+            if first is not None:
+                return first
+            shortfalls: list[Shortfall] = []
+            for node_id, sku, units in req.needs:
+                pos = self._positions.get((node_id, sku))
+                available = 0 if pos is None else pos.on_hand - pos.reserved - pos.safety_stock
+                if available < units:
+                    shortfalls.append(Shortfall(node_id, sku, units, max(0, available)))
+            full: list[tuple[str, str]] = []
+            for node_id, day in req.capacity:
+                if node_id not in self._limits:
+                    raise NotFoundError(f"capacity.node_id: no node {node_id!r}")
+                limit = self._limits[node_id]
+                if limit is not None and self._used.get((node_id, day), 0) >= limit:
+                    full.append((node_id, day.isoformat()))
+            if shortfalls or full:
+                raise StockConflictError(shortfalls, full)
+            for node_id, sku, units in req.needs:
+                self._positions[(node_id, sku)].reserved += units
+            for key in req.capacity:
+                self._used[key] = self._used.get(key, 0) + 1
+            made = Reservation(
+                reservation_id=new_reservation_id(),
+                order_id=req.order_id,
+                lines=req.lines,
+                status=ReservationStatus.HELD,
+                created_at=req.created_at,
+                expires_at=req.expires_at,
+                capacity=req.capacity,
+            )
+            self._reservations[made.reservation_id] = made
+            self._requests[req.request_id] = _Record(RESERVE, req.digest, made.reservation_id)
+            return made
+
+    def confirm(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+        """See :meth:`Ledger.confirm`."""
+        return self._transition(CONFIRM, request_id, reservation_id, now)
+
+    def release(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+        """See :meth:`Ledger.release`."""
+        return self._transition(RELEASE, request_id, reservation_id, now)
+
+    def _transition(
+        self, operation: str, request_id: str, reservation_id: str, now: datetime
+    ) -> Reservation:
+        check_transition(request_id, reservation_id)
+        check_now(now)
+        digest = request_digest(operation, reservation_id.encode())
+        target = ReservationStatus.CONFIRMED if operation == CONFIRM else ReservationStatus.RELEASED
+        with self._lock:
+            first = self._replay(request_id, operation, digest)
+            if first is not None:
+                return first
+            current = self._get(reservation_id)
+            if current.status is not ReservationStatus.HELD:
+                raise ReservationStateError(reservation_id, current.status.value, operation)
+            done = self._settle(current, target)
+            self._requests[request_id] = _Record(operation, digest, reservation_id)
+            return done
+
+    def _settle(self, r: Reservation, target: ReservationStatus) -> Reservation:
+        for line in r.lines:
+            pos = self._positions[(line.node_id, line.sku)]
+            pos.reserved -= line.quantity
+            if target is ReservationStatus.CONFIRMED:
+                pos.on_hand -= line.quantity
+        if target is not ReservationStatus.CONFIRMED:
+            for key in r.capacity:
+                self._used[key] -= 1
+        done = replace(r, status=target)
+        self._reservations[r.reservation_id] = done
+        return done
+
+    def expire(self, now: datetime) -> int:
+        """See :meth:`Ledger.expire`."""
+        check_now(now)
+        at = now.astimezone(UTC)
+        with self._lock:
+            lapsed = [
+                r
+                for _, r in sorted(self._reservations.items())
+                if r.status is ReservationStatus.HELD and r.expires_at <= at
+            ]
+            for r in lapsed:
+                self._settle(r, ReservationStatus.EXPIRED)
+            return len(lapsed)
+
+    def _advance(self, feed: str, node_id: str, sequence: int) -> FeedResult | None:
+        last = self._feeds.get((feed, node_id))
+        if last is not None and sequence <= last:
+            outcome = FeedOutcome.DUPLICATE if sequence == last else FeedOutcome.STALE
+            self._counters[outcome.value] += 1
+            return FeedResult(outcome)
+        self._feeds[(feed, node_id)] = sequence
+        return None
+
+    def _set(self, node_id: str, sku: str, target: int, safety: int) -> int:
+        pos = self._positions.setdefault((node_id, sku), _Position(0, 0, 0))
+        kept = max(target, pos.reserved, 0)
+        pos.on_hand = kept
+        if safety >= 0:
+            pos.safety_stock = safety
+        return kept - target
+
+    def _applied(self, clamped: int) -> FeedResult:
+        self._counters["applied"] += 1
+        self._counters["clamped_units"] += clamped
+        return FeedResult(FeedOutcome.APPLIED, clamped)
+
+    def apply_snapshot(
+        self,
+        feed: str,
+        sequence: int,
+        node_id: str,
+        positions: Sequence[tuple[str, int, int]],
+    ) -> FeedResult:
+        """See :meth:`Ledger.apply_snapshot`."""
+        given = validate_snapshot(feed, sequence, node_id, positions)
+        with self._lock:
+            ignored = self._advance(feed, node_id, sequence)
+            if ignored is not None:
+                return ignored
+            held = {s for (n, s) in self._positions if n == node_id}
+            clamped = 0
+            for sku in sorted(held | set(given)):
+                on_hand, safety = given.get(sku, (0, -1))
+                clamped += self._set(node_id, sku, on_hand, safety)
+            return self._applied(clamped)
+
+    def apply_delta(
+        self,
+        feed: str,
+        sequence: int,
+        node_id: str,
+        deltas: Sequence[tuple[str, int]],
+    ) -> FeedResult:
+        """See :meth:`Ledger.apply_delta`."""
+        changes = validate_delta(feed, sequence, node_id, deltas)
+        with self._lock:
+            ignored = self._advance(feed, node_id, sequence)
+            if ignored is not None:
+                return ignored
+            clamped = 0
+            for sku, change in sorted(changes.items()):
+                old = self._positions.get((node_id, sku), _Position(0, 0, 0)).on_hand
+                clamped += self._set(node_id, sku, old + change, -1)
+            return self._applied(clamped)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def feed_stats(self) -> dict[str, int]:
+        """See :meth:`Ledger.feed_stats`."""
+        with self._lock:
+            return dict(self._counters)

@@ -1,0 +1,517 @@
+"""The ledger on SQL: one implementation of every operation, shared by SQLite and PostgreSQL.
+
+The backends (sqlite.py, postgres.py) supply a transaction runner, parameter conversion
+and the row-lock clause; the statements here are portable (``?`` placeholders, upserts
+with ``ON CONFLICT``, ``RETURNING``). The database enforces the invariants with CHECK and
+UNIQUE constraints (schema_*.sql); the statements below keep them by construction:
+
+- stock is taken only by a conditional update that re-checks availability in the row it
+  changes, so two transactions can never both take the last unit;
+- confirm, release and expiry change a reservation only ``WHERE status = 'HELD'``, so of
+  two racing calls exactly one sees a row count of 1;
+- a request_id is claimed by inserting its idempotency record first in the transaction:
+  the unique key makes a concurrent call with the same id wait, then find the record.
+
+Rows are always locked in one order (idempotency record, reservation, positions by
+(node_id, sku), capacity by (node_id, day), feed counters), so transactions do not deadlock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol, TypeVar
+
+from models.errors import (
+    IdempotencyMismatchError,
+    NotFoundError,
+    ReservationStateError,
+    Shortfall,
+    StockConflictError,
+)
+from models.network import Network, Stock, StockPosition
+from models.reservation import (
+    FeedOutcome,
+    FeedResult,
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+)
+from router.ledger.base import (
+    CONFIRM,
+    FEED_COUNTERS,
+    RELEASE,
+    RESERVE,
+    Ledger,
+    ReserveRequest,
+    check_now,
+    check_transition,
+    request_digest,
+    validate_delta,
+    validate_reserve,
+    validate_snapshot,
+)
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    """One open transaction, as the shared statements see it."""
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+        """Run ``sql`` and return its first row, if any."""
+        ...
+
+    def all(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        """Run ``sql`` and return every row."""
+        ...
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run ``sql`` and return the number of rows it changed."""
+        ...
+
+
+class SqlLedger(Ledger):
+    """The ledger's operations in portable SQL; subclasses adapt one database driver."""
+
+    #: Appended to a SELECT that must lock the rows it reads ("" where writers serialise).
+    for_update = ""
+
+    @abstractmethod
+    def transaction(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in one transaction: commit when it returns, roll back when it raises.
+
+        Retries transient conflicts (busy database, deadlock, serialisation failure) a
+        bounded number of times; ``work`` must therefore only touch the database.
+        """
+
+    @abstractmethod
+    def ts(self, value: datetime) -> object:
+        """A UTC instant as the database stores it."""
+
+    @abstractmethod
+    def from_ts(self, value: Any) -> datetime:
+        """An instant read from the database."""
+
+    @abstractmethod
+    def day(self, value: date) -> object:
+        """A calendar day as the database stores it."""
+
+    @abstractmethod
+    def from_day(self, value: Any) -> date:
+        """A day read from the database."""
+
+    # --- seeding and reads -------------------------------------------------------------
+
+    def load(self, network: Network, stock: Stock) -> None:
+        """See :meth:`Ledger.load`."""
+
+        def work(tx: Tx) -> None:
+            for node in sorted(network.nodes, key=lambda n: n.node_id):
+                tx.run(
+                    "INSERT INTO nodes (node_id, daily_order_capacity) VALUES (?, ?) "
+                    "ON CONFLICT (node_id) DO UPDATE "
+                    "SET daily_order_capacity = excluded.daily_order_capacity",
+                    (node.node_id, node.daily_order_capacity),
+                )
+            for (node_id, sku), p in sorted(stock.positions.items()):
+                tx.run(
+                    "INSERT INTO positions (node_id, sku, on_hand, reserved, safety_stock) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id, sku) DO UPDATE SET "
+                    "on_hand = CASE WHEN excluded.on_hand < positions.reserved "
+                    "THEN positions.reserved ELSE excluded.on_hand END, "
+                    "safety_stock = excluded.safety_stock",
+                    (node_id, sku, max(p.on_hand, p.reserved), p.reserved, p.safety_stock),
+                )
+
+        self.transaction(work)
+
+    def stock(self) -> Stock:
+        """See :meth:`Ledger.stock`."""
+        rows = self.transaction(
+            lambda tx: tx.all(
+                "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions "
+                "ORDER BY node_id, sku"
+            )
+        )
+        return Stock.of(StockPosition(r[0], r[1], r[2], r[3], r[4]) for r in rows)
+
+    def capacity_used(self, day: date) -> dict[str, int]:
+        """See :meth:`Ledger.capacity_used`."""
+        rows = self.transaction(
+            lambda tx: tx.all(
+                "SELECT node_id, used FROM capacity WHERE day = ? AND used > 0 ORDER BY node_id",
+                (self.day(day),),
+            )
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def reservation(self, reservation_id: str) -> Reservation:
+        """See :meth:`Ledger.reservation`."""
+        return self.transaction(lambda tx: self._read(tx, reservation_id))
+
+    def _read(self, tx: Tx, reservation_id: str) -> Reservation:
+        head = tx.one(
+            "SELECT order_id, status, created_at, expires_at FROM reservations "
+            "WHERE reservation_id = ?",
+            (reservation_id,),
+        )
+        if head is None:
+            raise NotFoundError(f"reservation_id: no reservation {reservation_id!r}")
+        lines = tx.all(
+            "SELECT node_id, sku, quantity FROM reservation_lines WHERE reservation_id = ? "
+            "ORDER BY line_no",
+            (reservation_id,),
+        )
+        slots = tx.all(
+            "SELECT node_id, day FROM reservation_capacity WHERE reservation_id = ? "
+            "ORDER BY node_id, day",
+            (reservation_id,),
+        )
+        return Reservation(
+            reservation_id=reservation_id,
+            order_id=head[0],
+            lines=tuple(ReservationLine(r[0], r[1], r[2]) for r in lines),
+            status=ReservationStatus(head[1]),
+            created_at=self.from_ts(head[2]),
+            expires_at=self.from_ts(head[3]),
+            capacity=tuple((str(r[0]), self.from_day(r[1])) for r in slots),
+        )
+
+    # --- idempotency -------------------------------------------------------------------
+
+    def _claim(
+        self,
+        tx: Tx,
+        request_id: str,
+        operation: str,
+        digest: str,
+        reservation_id: str,
+        now: datetime,
+    ) -> Reservation | None:
+        """Claim ``request_id`` for this call, or return the first call's result.
+
+        The insert is the first write of the transaction: a concurrent call with the same
+        id blocks on the unique key until this one commits or rolls back.
+        """
+        claimed = tx.one(
+            "INSERT INTO idempotency (request_id, operation, digest, reservation_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+            (request_id, operation, digest, reservation_id, self.ts(now)),
+        )
+        if claimed is not None:
+            return None
+        first = tx.one(
+            "SELECT operation, digest, reservation_id FROM idempotency WHERE request_id = ?",
+            (request_id,),
+        )
+        assert first is not None, "a conflicting idempotency record is committed"
+        if first[0] != operation or first[1] != digest:
+            raise IdempotencyMismatchError(request_id)
+        return self._read(tx, first[2])
+
+    # --- reservations ------------------------------------------------------------------
+
+    def reserve(
+        self,
+        request_id: str,
+        payload: bytes,
+        order_id: str,
+        lines: Sequence[ReservationLine],
+        capacity: Sequence[tuple[str, date]],
+        ttl_s: float,
+        now: datetime,
+    ) -> Reservation:
+        """See :meth:`Ledger.reserve`."""
+        req = validate_reserve(request_id, payload, order_id, lines, capacity, ttl_s, now)
+        return self.transaction(lambda tx: self._reserve(tx, req, new_reservation_id()))
+
+    def _reserve(self, tx: Tx, req: ReserveRequest, reservation_id: str) -> Reservation:
+        first = self._claim(tx, req.request_id, RESERVE, req.digest, reservation_id, req.created_at)
+        if first is not None:
+            return first
+        shortfalls: list[Shortfall] = []
+        for node_id, sku, units in req.needs:  # sorted: the fixed lock order
+            taken = tx.run(
+                "UPDATE positions SET reserved = reserved + ? WHERE node_id = ? AND sku = ? "
+                "AND on_hand - reserved - safety_stock >= ?",
+                (units, node_id, sku, units),
+            )
+            if taken == 0:
+                row = tx.one(
+                    "SELECT on_hand - reserved - safety_stock FROM positions "
+                    "WHERE node_id = ? AND sku = ?",
+                    (node_id, sku),
+                )
+                available = 0 if row is None else max(0, int(row[0]))
+                shortfalls.append(Shortfall(node_id, sku, units, available))
+        full: list[tuple[str, str]] = []
+        for node_id, day in req.capacity:
+            if not self._take_slot(tx, node_id, day):
+                full.append((node_id, day.isoformat()))
+        if shortfalls or full:
+            raise StockConflictError(shortfalls, full)  # rolls back everything above
+        tx.run(
+            "INSERT INTO reservations (reservation_id, order_id, status, created_at, expires_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                reservation_id,
+                req.order_id,
+                ReservationStatus.HELD.value,
+                self.ts(req.created_at),
+                self.ts(req.expires_at),
+                self.ts(req.created_at),
+            ),
+        )
+        for i, line in enumerate(req.lines):
+            tx.run(
+                "INSERT INTO reservation_lines (reservation_id, line_no, node_id, sku, quantity) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (reservation_id, i, line.node_id, line.sku, line.quantity),
+            )
+        for node_id, day in req.capacity:
+            tx.run(
+                "INSERT INTO reservation_capacity (reservation_id, node_id, day) VALUES (?, ?, ?)",
+                (reservation_id, node_id, self.day(day)),
+            )
+        return Reservation(
+            reservation_id=reservation_id,
+            order_id=req.order_id,
+            lines=req.lines,
+            status=ReservationStatus.HELD,
+            created_at=req.created_at,
+            expires_at=req.expires_at,
+            capacity=req.capacity,
+        )
+
+    def _take_slot(self, tx: Tx, node_id: str, day: date) -> bool:
+        """Take one order slot at ``node_id`` on ``day``; False when the node is full."""
+        tx.run(
+            "INSERT INTO capacity (node_id, day, used, daily_limit) "
+            "SELECT node_id, ?, 0, daily_order_capacity FROM nodes WHERE node_id = ? "
+            "ON CONFLICT (node_id, day) DO NOTHING",
+            (self.day(day), node_id),
+        )
+        taken = tx.run(
+            "UPDATE capacity SET used = used + 1 WHERE node_id = ? AND day = ? "
+            "AND (daily_limit IS NULL OR used < daily_limit)",
+            (node_id, self.day(day)),
+        )
+        if taken:
+            return True
+        if tx.one("SELECT 1 FROM nodes WHERE node_id = ?", (node_id,)) is None:
+            raise NotFoundError(f"capacity.node_id: no node {node_id!r}")
+        return False
+
+    def confirm(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+        """See :meth:`Ledger.confirm`."""
+        return self._transition(CONFIRM, request_id, reservation_id, now)
+
+    def release(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+        """See :meth:`Ledger.release`."""
+        return self._transition(RELEASE, request_id, reservation_id, now)
+
+    def _transition(
+        self, operation: str, request_id: str, reservation_id: str, now: datetime
+    ) -> Reservation:
+        check_transition(request_id, reservation_id)
+        check_now(now)
+        digest = request_digest(operation, reservation_id.encode())
+        target = ReservationStatus.CONFIRMED if operation == CONFIRM else ReservationStatus.RELEASED
+
+        def work(tx: Tx) -> Reservation:
+            first = self._claim(tx, request_id, operation, digest, reservation_id, now)
+            if first is not None:
+                return first
+            if not self._settle(tx, reservation_id, target, now, ""):
+                row = tx.one(
+                    "SELECT status FROM reservations WHERE reservation_id = ?", (reservation_id,)
+                )
+                if row is None:
+                    raise NotFoundError(f"reservation_id: no reservation {reservation_id!r}")
+                raise ReservationStateError(reservation_id, str(row[0]), operation)
+            return self._read(tx, reservation_id)
+
+        return self.transaction(work)
+
+    def _settle(
+        self, tx: Tx, reservation_id: str, target: ReservationStatus, now: datetime, extra: str
+    ) -> bool:
+        """Move a HELD reservation to ``target`` and settle its units and slots.
+
+        The status change is conditional on HELD: False (and nothing changed) when another
+        call got there first. ``extra`` narrows the condition (the sweeper's expiry test).
+        """
+        params: list[object] = [target.value, self.ts(now), reservation_id]
+        if extra:
+            params.append(self.ts(now))
+        moved = tx.run(
+            "UPDATE reservations SET status = ?, updated_at = ? WHERE reservation_id = ? "
+            "AND status = 'HELD'" + extra,
+            params,
+        )
+        if moved == 0:
+            return False
+        held = tx.all(
+            "SELECT node_id, sku, SUM(quantity) FROM reservation_lines WHERE reservation_id = ? "
+            "GROUP BY node_id, sku ORDER BY node_id, sku",
+            (reservation_id,),
+        )
+        for node_id, sku, units in held:
+            if target is ReservationStatus.CONFIRMED:
+                sql = (
+                    "UPDATE positions SET on_hand = on_hand - ?, reserved = reserved - ? "
+                    "WHERE node_id = ? AND sku = ?"
+                )
+                tx.run(sql, (units, units, node_id, sku))
+            else:
+                sql = "UPDATE positions SET reserved = reserved - ? WHERE node_id = ? AND sku = ?"
+                tx.run(sql, (units, node_id, sku))
+        if target is not ReservationStatus.CONFIRMED:  # a confirmed order keeps its slots
+            slots = tx.all(
+                "SELECT node_id, day FROM reservation_capacity WHERE reservation_id = ? "
+                "ORDER BY node_id, day",
+                (reservation_id,),
+            )
+            for node_id, day in slots:
+                tx.run(
+                    "UPDATE capacity SET used = used - 1 WHERE node_id = ? AND day = ?",
+                    (node_id, day),
+                )
+        return True
+
+    def expire(self, now: datetime) -> int:
+        """See :meth:`Ledger.expire`. Each reservation expires in its own short transaction."""
+        check_now(now)
+        lapsed = self.transaction(
+            lambda tx: tx.all(
+                "SELECT reservation_id FROM reservations WHERE status = 'HELD' "
+                "AND expires_at <= ? ORDER BY reservation_id",
+                (self.ts(now),),
+            )
+        )
+        expired = 0
+        for (reservation_id,) in lapsed:
+
+            def work(tx: Tx, rid: str = reservation_id) -> bool:
+                return self._settle(tx, rid, ReservationStatus.EXPIRED, now, " AND expires_at <= ?")
+
+            if self.transaction(work):
+                expired += 1
+        return expired
+
+    # --- stock feeds -------------------------------------------------------------------
+
+    def apply_snapshot(
+        self,
+        feed: str,
+        sequence: int,
+        node_id: str,
+        positions: Sequence[tuple[str, int, int]],
+    ) -> FeedResult:
+        """See :meth:`Ledger.apply_snapshot`."""
+        given = validate_snapshot(feed, sequence, node_id, positions)
+
+        def work(tx: Tx) -> FeedResult:
+            ignored = self._advance_feed(tx, feed, node_id, sequence)
+            if ignored is not None:
+                return ignored
+            held = {r[0] for r in tx.all("SELECT sku FROM positions WHERE node_id = ?", (node_id,))}
+            clamped = 0
+            for sku in sorted(held | set(given)):
+                on_hand, safety = given.get(sku, (0, -1))
+                clamped += self._set_on_hand(tx, node_id, sku, None, on_hand, safety)
+            return self._applied(tx, clamped)
+
+        return self.transaction(work)
+
+    def apply_delta(
+        self,
+        feed: str,
+        sequence: int,
+        node_id: str,
+        deltas: Sequence[tuple[str, int]],
+    ) -> FeedResult:
+        """See :meth:`Ledger.apply_delta`."""
+        changes = validate_delta(feed, sequence, node_id, deltas)
+
+        def work(tx: Tx) -> FeedResult:
+            ignored = self._advance_feed(tx, feed, node_id, sequence)
+            if ignored is not None:
+                return ignored
+            clamped = 0
+            for sku, change in sorted(changes.items()):
+                clamped += self._set_on_hand(tx, node_id, sku, change, 0, -1)
+            return self._applied(tx, clamped)
+
+        return self.transaction(work)
+
+    def _advance_feed(self, tx: Tx, feed: str, node_id: str, sequence: int) -> FeedResult | None:
+        """Move the (feed, node) sequence forward; the ignored result when it cannot."""
+        moved = tx.one(
+            "INSERT INTO feed_positions (feed, node_id, sequence) VALUES (?, ?, ?) "
+            "ON CONFLICT (feed, node_id) DO UPDATE SET sequence = excluded.sequence "
+            "WHERE feed_positions.sequence < excluded.sequence RETURNING sequence",
+            (feed, node_id, sequence),
+        )
+        if moved is not None:
+            return None
+        last = tx.one(
+            "SELECT sequence FROM feed_positions WHERE feed = ? AND node_id = ?", (feed, node_id)
+        )
+        assert last is not None
+        outcome = FeedOutcome.DUPLICATE if int(last[0]) == sequence else FeedOutcome.STALE
+        self._count(tx, outcome.value, 1)
+        return FeedResult(outcome)
+
+    def _applied(self, tx: Tx, clamped: int) -> FeedResult:
+        self._count(tx, "applied", 1)
+        if clamped:
+            self._count(tx, "clamped_units", clamped)
+        return FeedResult(FeedOutcome.APPLIED, clamped)
+
+    def _set_on_hand(
+        self, tx: Tx, node_id: str, sku: str, change: int | None, on_hand: int, safety: int
+    ) -> int:
+        """Set one position's on hand, never below reserved (nor zero).
+
+        The target is old + ``change``, or ``on_hand`` when ``change`` is None; ``safety``
+        < 0 keeps the safety stock. Returns the units clamped.
+        """
+        tx.run(
+            "INSERT INTO positions (node_id, sku, on_hand, reserved, safety_stock) "
+            "VALUES (?, ?, 0, 0, 0) ON CONFLICT (node_id, sku) DO NOTHING",
+            (node_id, sku),
+        )
+        row = tx.one(
+            "SELECT on_hand, reserved, safety_stock FROM positions WHERE node_id = ? AND sku = ?"
+            + self.for_update,
+            (node_id, sku),
+        )
+        assert row is not None
+        old, reserved, old_safety = int(row[0]), int(row[1]), int(row[2])
+        target = on_hand if change is None else old + change
+        kept = max(target, reserved, 0)
+        tx.run(
+            "UPDATE positions SET on_hand = ?, safety_stock = ? WHERE node_id = ? AND sku = ?",
+            (kept, old_safety if safety < 0 else safety, node_id, sku),
+        )
+        return kept - target
+
+    def _count(self, tx: Tx, name: str, by: int) -> None:
+        tx.run("UPDATE feed_counters SET value = value + ? WHERE name = ?", (by, name))
+
+    def feed_stats(self) -> dict[str, int]:
+        """See :meth:`Ledger.feed_stats`."""
+        rows = self.transaction(lambda tx: tx.all("SELECT name, value FROM feed_counters"))
+        stats = dict.fromkeys(FEED_COUNTERS, 0)
+        stats.update({str(r[0]): int(r[1]) for r in rows})
+        return stats
+
+
+def new_reservation_id() -> str:
+    """A fresh, unguessable reservation id."""
+    return "R-" + uuid.uuid4().hex

@@ -1,0 +1,133 @@
+"""The ledger on SQLite: the embedded default (one process, durable, WAL).
+
+Each thread gets its own connection (an in-memory database shares one connection under a
+lock instead). Every transaction starts with ``BEGIN IMMEDIATE``, which takes the write
+lock up front: writers run one at a time, so the conditional updates of sql.py never
+race, and a busy database is waited for (busy timeout) rather than failing at commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from router.ledger.sql import Row, SqlLedger, Tx
+
+T = TypeVar("T")
+
+SCHEMA = Path(__file__).with_name("schema_sqlite.sql")
+BUSY_TIMEOUT_S = 30.0
+#: Attempts of one transaction when SQLite still reports the database locked.
+MAX_ATTEMPTS = 5
+
+
+class _SqliteTx:
+    """A transaction on one sqlite3 connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+        row: Row | None = self.conn.execute(sql, tuple(params)).fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        return list(self.conn.execute(sql, tuple(params)).fetchall())
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> int:
+        return self.conn.execute(sql, tuple(params)).rowcount
+
+
+class SqliteLedger(SqlLedger):
+    """The ledger in one SQLite file (or in memory for ``:memory:``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._memory = path == ":memory:"
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self._shared: sqlite3.Connection | None = None
+        conn = self._connection()
+        with self._serial():
+            conn.executescript(SCHEMA.read_text())
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+            check_same_thread=False,  # one connection per thread; close() may run anywhere
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        with self._guard:
+            self._all.append(conn)
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._memory:
+            if self._shared is None:
+                self._shared = self._open()
+            return self._shared
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._open()
+        return conn
+
+    def _serial(self) -> AbstractContextManager[object]:
+        """In memory all threads share one connection, so they take turns."""
+        return self._guard if self._memory else nullcontext()
+
+    def transaction(self, work: Callable[[Tx], T]) -> T:
+        """See :meth:`SqlLedger.transaction`."""
+        conn = self._connection()
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            with self._serial():
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    if "locked" in str(e) and attempt < MAX_ATTEMPTS:
+                        time.sleep(0.01 * attempt)
+                        continue
+                    raise
+                try:
+                    result = work(_SqliteTx(conn))
+                    conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        raise AssertionError("unreachable")
+
+    def ts(self, value: datetime) -> object:
+        """UTC ISO-8601 text with microseconds: sorts like the instants it names."""
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def from_ts(self, value: Any) -> datetime:
+        """Parse the stored text back into an aware datetime."""
+        return datetime.fromisoformat(str(value))
+
+    def day(self, value: date) -> object:
+        """An ISO date."""
+        return value.isoformat()
+
+    def from_day(self, value: Any) -> date:
+        """Parse an ISO date."""
+        return date.fromisoformat(str(value))
+
+    def close(self) -> None:
+        """Close every connection this ledger opened."""
+        with self._guard:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
