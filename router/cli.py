@@ -1,4 +1,4 @@
-"""The ``router`` command: serve the gRPC API, write the sample scenario, plan order files."""
+"""The ``router`` command: serve the gRPC API, write the sample, plan orders, import stock."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,6 +19,7 @@ from models.errors import InvalidArgumentError, Violations
 from models.scenario import Scenario
 from router.engine import plan_order
 from router.engine.solve import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
+from router.ledger import DEFAULT_LEDGER_URL
 
 
 def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -> Scenario:
@@ -42,8 +44,37 @@ def _serve(args: argparse.Namespace) -> int:
         max_workers=args.workers,
         default_time_limit_s=args.time_limit,
         engine=args.engine,
+        ledger_url=args.ledger,
     )
     serve(config, scenario)
+    return 0
+
+
+def _stock_import(args: argparse.Namespace) -> int:
+    from router.ledger import open_ledger
+    from router.scenario import read_stock
+
+    network = None
+    if args.scenario is not None:
+        network = _scenario(args.scenario, None, None).network
+    stock = read_stock(args.file, network)
+    by_node: dict[str, list[tuple[str, int, int]]] = {}
+    for (node_id, sku), p in sorted(stock.positions.items()):
+        by_node.setdefault(node_id, []).append((sku, p.on_hand, p.safety_stock))
+    sequence = args.sequence if args.sequence is not None else time.time_ns() // 1_000_000
+    outcomes: dict[str, int] = {}
+    clamped = 0
+    with open_ledger(args.ledger) as ledger:
+        for node_id, positions in by_node.items():
+            result = ledger.apply_snapshot(args.feed, sequence, node_id, positions)
+            outcomes[result.outcome.value] = outcomes.get(result.outcome.value, 0) + 1
+            clamped += result.clamped_units
+    summary = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) or "no nodes"
+    print(
+        f"imported {len(stock.positions)} positions of {len(by_node)} nodes as snapshots of "
+        f"feed {args.feed!r} sequence {sequence}: {summary}; {clamped} units clamped",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -137,7 +168,33 @@ def parser() -> argparse.ArgumentParser:
         help="seconds a solve may take at most (the RPC deadline may cut it shorter)",
     )
     serve.add_argument("--engine", choices=ENGINES, default=FAST, help="engine for every request")
+    serve.add_argument(
+        "--ledger",
+        default=DEFAULT_LEDGER_URL,
+        help="ledger URL: sqlite://PATH, memory:// or postgresql://… (default: %(default)s; "
+        "an empty ledger is seeded from the scenario)",
+    )
     serve.set_defaults(run=_serve)
+
+    stock = commands.add_parser("stock", help="manage the stock in a ledger")
+    stock_commands = stock.add_subparsers(dest="stock_command", required=True)
+    stock_import = stock_commands.add_parser(
+        "import", help="load a stock.csv into a ledger, one snapshot per node"
+    )
+    stock_import.add_argument("--ledger", required=True, help="ledger URL (as for serve)")
+    stock_import.add_argument(
+        "--file", type=Path, required=True, help="stock.csv (its reserved column is ignored)"
+    )
+    stock_import.add_argument(
+        "--scenario", type=Path, help="check nodes and SKUs against this scenario's network"
+    )
+    stock_import.add_argument("--feed", default="import", help="feed name (default: import)")
+    stock_import.add_argument(
+        "--sequence",
+        type=int,
+        help="snapshot sequence, above the feed's last one per node (default: now in ms)",
+    )
+    stock_import.set_defaults(run=_stock_import)
 
     sample = commands.add_parser("sample", help="write the built-in sample scenario")
     sample.add_argument("--out", type=Path, required=True, help="directory to write")

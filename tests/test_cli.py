@@ -236,3 +236,43 @@ def test_engine_flag_refuses_unknown_engines(capsys):
             main([*command, "--engine", "magic"])
         assert caught.value.code == 2
         assert "fast" in capsys.readouterr().err
+
+
+def test_stock_import_loads_snapshots_per_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """``router stock import`` applies stock.csv as one snapshot per node.
+
+    A rerun with the same sequence is a duplicate; bad rows exit 2 naming file, line, field.
+    """
+    from router.ledger import open_ledger
+
+    url = f"sqlite://{tmp_path / 'ledger.db'}"
+    args = ["stock", "import", "--ledger", url, "--file", str(TINY / "stock.csv")]
+    assert main([*args, "--scenario", str(TINY), "--sequence", "3"]) == 0
+    assert "3 applied" in capsys.readouterr().err
+    with open_ledger(url) as ledger:
+        positions = ledger.stock().positions
+        assert positions[("DC-EAST", "SKU-1")].on_hand == 100
+        assert positions[("DC-EAST", "SKU-1")].safety_stock == 5
+        assert ledger.feed_stats()["applied"] == 3
+    assert main([*args, "--sequence", "3"]) == 0
+    assert "duplicate" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("node_id,sku,on_hand\nDC-EAST,SKU-1,-1\nNOPE,SKU-1,1\n")
+    code = main(["stock", "import", "--ledger", url, "--file", str(bad), "--scenario", str(TINY)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.csv:2:on_hand" in err and "bad.csv:3:node_id" in err
+
+
+def test_a_seeded_ledger_is_not_reseeded(tmp_path: Path):
+    """The server seeds an empty ledger from the scenario, and leaves a live one alone."""
+    from router.scenario import read_scenario
+    from router.service.server import open_seeded_ledger
+
+    scenario = read_scenario(TINY)
+    url = f"sqlite://{tmp_path / 'sub' / 'ledger.db'}"
+    with open_seeded_ledger(url, scenario) as ledger:
+        assert ledger.stock() == scenario.stock
+        ledger.apply_delta("wms", 1, "DC-EAST", [("SKU-1", -40)])
+    with open_seeded_ledger(url, scenario) as ledger:
+        assert ledger.stock().positions[("DC-EAST", "SKU-1")].on_hand == 60

@@ -14,7 +14,10 @@ from __future__ import annotations
 from models.errors import InvalidArgumentError, Violations
 from router.ledger.base import Ledger
 
-__all__ = ["Ledger", "open_ledger"]
+__all__ = ["DEFAULT_LEDGER_URL", "Ledger", "open_ledger"]
+
+DEFAULT_LEDGER_URL = "sqlite://.router/ledger.db"
+"""The embedded default: a SQLite file in ``.router/`` under the working directory."""
 
 
 def open_ledger(url: str) -> Ledger:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
@@ -180,8 +180,11 @@ class Ledger(ABC):
         """
 
     @abstractmethod
-    def stock(self) -> Stock:
-        """Every stock position with its on hand, reserved and safety stock."""
+    def stock(self, skus: Collection[str] | None = None) -> Stock:
+        """Every stock position with its on hand, reserved and safety stock.
+
+        ``skus`` limits the answer to the positions of those SKUs (what one order needs).
+        """
 
     @abstractmethod
     def capacity_used(self, day: date) -> dict[str, int]:
@@ -197,6 +200,7 @@ class Ledger(ABC):
         capacity: Sequence[tuple[str, date]],
         ttl_s: float,
         now: datetime,
+        response: Callable[[Reservation], bytes] | None = None,
     ) -> Reservation:
         """Hold every line's units and one order slot per (node, day) in ``capacity``.
 
@@ -204,6 +208,20 @@ class Ledger(ABC):
         node when anything is missing, and then nothing is held. Lines for a position the
         ledger does not hold are short (available 0); a capacity entry for an unknown node
         raises NotFoundError. The reservation expires ``ttl_s`` seconds after ``now``.
+
+        When ``response`` is given it is called with the new reservation inside the same
+        transaction, and the bytes it returns are stored with the idempotency record, so
+        that :meth:`stored_response` returns them to every retry (a replay does not call
+        it again).
+        """
+
+    @abstractmethod
+    def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
+        """The response bytes stored by the reserve call that claimed ``request_id``.
+
+        ``None`` when no reserve call has committed under that id (or it stored none).
+        Raises IdempotencyMismatchError when the id was used with another operation or
+        payload. Changes nothing.
         """
 
     @abstractmethod

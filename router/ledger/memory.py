@@ -7,7 +7,7 @@ everything before changing anything, which gives the all-or-nothing of the SQL b
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
@@ -54,6 +54,7 @@ class _Record:
     operation: str
     digest: str
     reservation_id: str
+    response: bytes | None = None
 
 
 class MemoryLedger(Ledger):
@@ -84,12 +85,14 @@ class MemoryLedger(Ledger):
                     pos.on_hand = max(p.on_hand, pos.reserved)
                     pos.safety_stock = p.safety_stock
 
-    def stock(self) -> Stock:
+    def stock(self, skus: Collection[str] | None = None) -> Stock:
         """See :meth:`Ledger.stock`."""
+        wanted = None if skus is None else set(skus)
         with self._lock:
             return Stock.of(
                 StockPosition(n, s, p.on_hand, p.safety_stock, p.reserved)
                 for (n, s), p in sorted(self._positions.items())
+                if wanted is None or s in wanted
             )
 
     def capacity_used(self, day: date) -> dict[str, int]:
@@ -125,6 +128,7 @@ class MemoryLedger(Ledger):
         capacity: Sequence[tuple[str, date]],
         ttl_s: float,
         now: datetime,
+        response: Callable[[Reservation], bytes] | None = None,
     ) -> Reservation:
         """See :meth:`Ledger.reserve`."""
         req = validate_reserve(request_id, payload, order_id, lines, capacity, ttl_s, now)
@@ -147,10 +151,6 @@ class MemoryLedger(Ledger):
                     full.append((node_id, day.isoformat()))
             if shortfalls or full:
                 raise StockConflictError(shortfalls, full)
-            for node_id, sku, units in req.needs:
-                self._positions[(node_id, sku)].reserved += units
-            for key in req.capacity:
-                self._used[key] = self._used.get(key, 0) + 1
             made = Reservation(
                 reservation_id=new_reservation_id(),
                 order_id=req.order_id,
@@ -160,9 +160,27 @@ class MemoryLedger(Ledger):
                 expires_at=req.expires_at,
                 capacity=req.capacity,
             )
+            stored = None if response is None else response(made)  # may raise: nothing changed
+            for node_id, sku, units in req.needs:
+                self._positions[(node_id, sku)].reserved += units
+            for key in req.capacity:
+                self._used[key] = self._used.get(key, 0) + 1
             self._reservations[made.reservation_id] = made
-            self._requests[req.request_id] = _Record(RESERVE, req.digest, made.reservation_id)
+            self._requests[req.request_id] = _Record(
+                RESERVE, req.digest, made.reservation_id, stored
+            )
             return made
+
+    def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
+        """See :meth:`Ledger.stored_response`."""
+        digest = request_digest(RESERVE, payload)
+        with self._lock:
+            first = self._requests.get(request_id)
+            if first is None:
+                return None
+            if first.operation != RESERVE or first.digest != digest:
+                raise IdempotencyMismatchError(request_id)
+            return first.response
 
     def confirm(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
         """See :meth:`Ledger.confirm`."""

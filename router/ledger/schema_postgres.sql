@@ -14,6 +14,8 @@ CREATE TABLE IF NOT EXISTS positions (
     CONSTRAINT positions_balance CHECK (on_hand >= 0 AND reserved >= 0 AND reserved <= on_hand),
     CONSTRAINT positions_safety CHECK (safety_stock >= 0)
 );
+-- Planning reads the positions of an order's SKUs.
+CREATE INDEX IF NOT EXISTS positions_by_sku ON positions (sku);
 CREATE TABLE IF NOT EXISTS capacity (
     node_id text NOT NULL REFERENCES nodes (node_id),
     day date NOT NULL,
@@ -51,8 +53,11 @@ CREATE TABLE IF NOT EXISTS idempotency (
     operation text NOT NULL CHECK (operation IN ('reserve', 'confirm', 'release')),
     digest text NOT NULL,
     reservation_id text NOT NULL,
-    created_at timestamptz NOT NULL
+    created_at timestamptz NOT NULL,
+    response bytea -- the serialized RPC response of a reserve call (RouteOrder), if any
 );
+-- Ledgers created before the response column existed get it added.
+ALTER TABLE idempotency ADD COLUMN IF NOT EXISTS response bytea;
 CREATE TABLE IF NOT EXISTS feed_positions (
     feed text NOT NULL,
     node_id text NOT NULL,

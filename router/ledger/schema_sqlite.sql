@@ -14,6 +14,8 @@ CREATE TABLE IF NOT EXISTS positions (
     CONSTRAINT positions_balance CHECK (on_hand >= 0 AND reserved >= 0 AND reserved <= on_hand),
     CONSTRAINT positions_safety CHECK (safety_stock >= 0)
 );
+-- Planning reads the positions of an order's SKUs.
+CREATE INDEX IF NOT EXISTS positions_by_sku ON positions (sku);
 CREATE TABLE IF NOT EXISTS capacity (
     node_id TEXT NOT NULL REFERENCES nodes (node_id),
     day TEXT NOT NULL,
@@ -51,7 +53,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
     operation TEXT NOT NULL CHECK (operation IN ('reserve', 'confirm', 'release')),
     digest TEXT NOT NULL,
     reservation_id TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    response BLOB -- the serialized RPC response of a reserve call (RouteOrder), if any
 );
 CREATE TABLE IF NOT EXISTS feed_positions (
     feed TEXT NOT NULL,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -129,12 +129,16 @@ class SqlLedger(Ledger):
 
         self.transaction(work)
 
-    def stock(self) -> Stock:
+    def stock(self, skus: Collection[str] | None = None) -> Stock:
         """See :meth:`Ledger.stock`."""
+        where, params = "", list(sorted(set(skus))) if skus is not None else []
+        if skus is not None:
+            where = f"WHERE sku IN ({', '.join('?' * len(params)) or 'NULL'}) "
         rows = self.transaction(
             lambda tx: tx.all(
                 "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions "
-                "ORDER BY node_id, sku"
+                f"{where}ORDER BY node_id, sku",
+                params,
             )
         )
         return Stock.of(StockPosition(r[0], r[1], r[2], r[3], r[4]) for r in rows)
@@ -224,15 +228,44 @@ class SqlLedger(Ledger):
         capacity: Sequence[tuple[str, date]],
         ttl_s: float,
         now: datetime,
+        response: Callable[[Reservation], bytes] | None = None,
     ) -> Reservation:
         """See :meth:`Ledger.reserve`."""
         req = validate_reserve(request_id, payload, order_id, lines, capacity, ttl_s, now)
-        return self.transaction(lambda tx: self._reserve(tx, req, new_reservation_id()))
 
-    def _reserve(self, tx: Tx, req: ReserveRequest, reservation_id: str) -> Reservation:
+        def work(tx: Tx) -> Reservation:
+            made, new = self._reserve(tx, req, new_reservation_id())
+            if new and response is not None:
+                tx.run(
+                    "UPDATE idempotency SET response = ? WHERE request_id = ?",
+                    (response(made), req.request_id),
+                )
+            return made
+
+        return self.transaction(work)
+
+    def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
+        """See :meth:`Ledger.stored_response`."""
+        digest = request_digest(RESERVE, payload)
+        row = self.transaction(
+            lambda tx: tx.one(
+                "SELECT operation, digest, response FROM idempotency WHERE request_id = ?",
+                (request_id,),
+            )
+        )
+        if row is None:
+            return None
+        if row[0] != RESERVE or row[1] != digest:
+            raise IdempotencyMismatchError(request_id)
+        return None if row[2] is None else bytes(row[2])
+
+    def _reserve(
+        self, tx: Tx, req: ReserveRequest, reservation_id: str
+    ) -> tuple[Reservation, bool]:
+        """The reservation, and whether this call made it (False: a replay)."""
         first = self._claim(tx, req.request_id, RESERVE, req.digest, reservation_id, req.created_at)
         if first is not None:
-            return first
+            return first, False
         shortfalls: list[Shortfall] = []
         for node_id, sku, units in req.needs:  # sorted: the fixed lock order
             taken = tx.run(
@@ -277,7 +310,7 @@ class SqlLedger(Ledger):
                 "INSERT INTO reservation_capacity (reservation_id, node_id, day) VALUES (?, ?, ?)",
                 (reservation_id, node_id, self.day(day)),
             )
-        return Reservation(
+        made = Reservation(
             reservation_id=reservation_id,
             order_id=req.order_id,
             lines=req.lines,
@@ -286,6 +319,7 @@ class SqlLedger(Ledger):
             expires_at=req.expires_at,
             capacity=req.capacity,
         )
+        return made, True
 
     def _take_slot(self, tx: Tx, node_id: str, day: date) -> bool:
         """Take one order slot at ``node_id`` on ``day``; False when the node is full."""

@@ -57,6 +57,9 @@ class SqliteLedger(SqlLedger):
         conn = self._connection()
         with self._serial():
             conn.executescript(SCHEMA.read_text())
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(idempotency)")}
+            if "response" not in columns:  # a ledger made before the column existed
+                conn.execute("ALTER TABLE idempotency ADD COLUMN response BLOB")
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(

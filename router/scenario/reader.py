@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -121,6 +121,27 @@ def read_scenario(
     v.raise_if_any()
     assert rules is not None
     return Scenario(network, Stock.of(pos for _, pos in stock), rules, orders)
+
+
+def read_stock(path: Path, network: Network | None = None) -> Stock:
+    """Read and validate a ``stock.csv`` file (any name), rows checked as in a scenario.
+
+    With ``network``, every node and SKU must be in it. Raises
+    :class:`InvalidArgumentError` carrying every violation in the file.
+    """
+    v = Violations()
+    table = replace(STOCK, name=path.name)
+    stock, _ = _read_table(path.parent, table, StockPosition.from_raw, v)
+    if network is not None:
+        for line, pos in stock:
+            row = Violations(f"{table.name}:{line}:")
+            if network.node(pos.node_id) is None:
+                row.add("node_id", f"unknown node {pos.node_id!r}")
+            if pos.sku not in network.skus:
+                row.add("sku", f"unknown sku {pos.sku!r}")
+            v.extend(row.items)
+    v.raise_if_any()
+    return Stock.of(pos for _, pos in stock)
 
 
 def read_orders(path: Path, network: Network) -> tuple[Order, ...]:

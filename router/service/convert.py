@@ -17,7 +17,7 @@ from google.protobuf import duration_pb2, json_format
 
 from models.errors import Violations
 from models.money import from_units
-from models.network import Network
+from models.network import Network, Stock
 from models.order import Order
 from models.plan import (
     Alternative,
@@ -28,12 +28,15 @@ from models.plan import (
     Shipment,
     Unfulfilled,
 )
+from models.reservation import FeedResult, Reservation
 from router.v1 import router_pb2
 
 MAX_TOP_K = 10
 """The most plans a request may ask for in all (``top_k``), the plan itself included."""
 MAX_COUNTERFACTUALS = 20
 """The most nodes a request may ask to price (``counterfactual_node_ids``)."""
+DEFAULT_TTL_S = 15 * 60.0
+"""How long a RouteOrder reservation is held when the request sets no ``ttl``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,81 @@ def plan_order_args_from_proto(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RouteOrderArgs:
+    """A validated RouteOrder request in domain terms."""
+
+    request_id: str
+    order: Order
+    explain: bool
+    ttl_s: float
+    time_limit_s: float | None
+    """The request's cap on each attempt's solve time in seconds; ``None`` when unset."""
+
+
+def route_order_args_from_proto(
+    request: router_pb2.RouteOrderRequest, network: Network
+) -> RouteOrderArgs:
+    """Validate and convert a RouteOrder request.
+
+    Raises :class:`InvalidArgumentError` with every violation (``request_id``,
+    ``order.lines[0].sku``, ``ttl``, ``time_limit``).
+    """
+    order, order_v = _order(request.order, network)
+    v = Violations()
+    if not request.request_id.strip():
+        v.add("request_id", "must not be empty")
+    v.extend(order_v.items)
+    ttl_s = _positive_s(request.ttl, "ttl", v) if request.HasField("ttl") else DEFAULT_TTL_S
+    time_limit_s = _time_limit_s(request.time_limit, v) if request.HasField("time_limit") else None
+    v.raise_if_any()
+    assert order is not None and ttl_s is not None
+    return RouteOrderArgs(
+        request_id=request.request_id,
+        order=order,
+        explain=request.explain,
+        ttl_s=ttl_s,
+        time_limit_s=time_limit_s,
+    )
+
+
+def reservation_to_proto(reservation: Reservation) -> router_pb2.Reservation:
+    """Convert a domain reservation to its message."""
+    msg = router_pb2.Reservation(
+        reservation_id=reservation.reservation_id,
+        order_id=reservation.order_id,
+        status=router_pb2.ReservationStatus.Value(f"RESERVATION_STATUS_{reservation.status.value}"),
+        lines=[
+            router_pb2.ReservationLine(node_id=line.node_id, sku=line.sku, quantity=line.quantity)
+            for line in reservation.lines
+        ],
+    )
+    msg.expires_at.FromDatetime(reservation.expires_at)
+    return msg
+
+
+def stock_to_proto(stock: Stock, node_ids: Sequence[str] = ()) -> list[router_pb2.StockPosition]:
+    """The positions of ``stock`` (only at ``node_ids`` when given), sorted, with availability."""
+    wanted = set(node_ids)
+    return [
+        router_pb2.StockPosition(
+            node_id=p.node_id,
+            sku=p.sku,
+            on_hand=p.on_hand,
+            reserved=p.reserved,
+            safety_stock=p.safety_stock,
+            available=p.available,
+        )
+        for _, p in sorted(stock.positions.items())
+        if not wanted or p.node_id in wanted
+    ]
+
+
+def feed_outcome_to_proto(result: FeedResult) -> router_pb2.FeedOutcome.ValueType:
+    """The wire enum of a feed update's outcome."""
+    return router_pb2.FeedOutcome.Value(f"FEED_OUTCOME_{result.outcome.name}")
+
+
 def alternatives_wanted(top_k: int, *, explain: bool) -> int:
     """Alternatives to ask the engine for: ``top_k`` plans in all, the runner-up if ``explain``."""
     return max(top_k - 1, 1 if explain else 0)
@@ -109,6 +187,11 @@ def _time_limit_s(limit: duration_pb2.Duration, v: Violations) -> float | None:
 
     Counted in nanoseconds, so that a limit of 1 ns is valid and > 0.
     """
+    return _positive_s(limit, "time_limit", v)
+
+
+def _positive_s(limit: duration_pb2.Duration, field: str, v: Violations) -> float | None:
+    """``limit`` (the request's ``field``) in seconds when valid and > 0; else reported."""
     seconds, nanos = limit.seconds, limit.nanos
     if (
         abs(seconds) > _DURATION_SECONDS_MAX
@@ -116,14 +199,14 @@ def _time_limit_s(limit: duration_pb2.Duration, v: Violations) -> float | None:
         or seconds * nanos < 0
     ):
         v.add(
-            "time_limit",
+            field,
             f"not a valid Duration: seconds={seconds}, nanos={nanos} (seconds must be within "
             f"±{_DURATION_SECONDS_MAX}, nanos within ±{_NANOS_PER_SECOND - 1}, of one sign)",
         )
         return None
     total_nanos = limit.ToNanoseconds()
     if total_nanos <= 0:
-        v.add("time_limit", f"must be > 0, got {total_nanos / _NANOS_PER_SECOND:g}s")
+        v.add(field, f"must be > 0, got {total_nanos / _NANOS_PER_SECOND:g}s")
         return None
     return total_nanos / _NANOS_PER_SECOND
 

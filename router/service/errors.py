@@ -12,7 +12,13 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from models.errors import InvalidArgumentError, NotFoundError
+from models.errors import (
+    IdempotencyMismatchError,
+    InvalidArgumentError,
+    NotFoundError,
+    ReservationStateError,
+    StockConflictError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +44,30 @@ def _no_details(exc: Exception) -> Sequence[Message]:
     return ()
 
 
+def _reused_request_id(exc: Exception) -> Sequence[Message]:
+    """A violation on ``request_id``: it was used before for another request."""
+    assert isinstance(exc, IdempotencyMismatchError)
+    return [
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field="request_id",
+                    description="already used with a different request; use a new request_id",
+                )
+            ]
+        )
+    ]
+
+
 _TABLE: dict[type[Exception], tuple[grpc.StatusCode, _Details]] = {
     InvalidArgumentError: (grpc.StatusCode.INVALID_ARGUMENT, _bad_request),
     NotFoundError: (grpc.StatusCode.NOT_FOUND, _no_details),
+    # The message names every short position and full node; the client may retry later.
+    StockConflictError: (grpc.StatusCode.ABORTED, _no_details),
+    ReservationStateError: (grpc.StatusCode.FAILED_PRECONDITION, _no_details),
+    # The id exists already (with another request): ALREADY_EXISTS, and a BadRequest
+    # detail on request_id says which field to change.
+    IdempotencyMismatchError: (grpc.StatusCode.ALREADY_EXISTS, _reused_request_id),
 }
 """Each domain exception (or its nearest listed base class) → status code and details."""
 

@@ -1,61 +1,204 @@
-"""The RoutingService servicer: glue from the RPC to the engine and back."""
+"""The RoutingService servicer: glue from the RPC to the engine and the ledger and back."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, date, datetime
 
 import grpc
 
+from models.errors import StockConflictError
+from models.order import Order
+from models.plan import Plan
+from models.reservation import Reservation, ReservationLine
 from models.scenario import Scenario
 from router.engine import plan_order
 from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
-from router.service.convert import plan_order_args_from_proto, plan_to_proto
+from router.ledger import Ledger
+from router.service.convert import (
+    plan_order_args_from_proto,
+    plan_to_proto,
+    reservation_to_proto,
+    route_order_args_from_proto,
+)
 from router.service.errors import abort_on_error
 from router.v1 import router_pb2, router_pb2_grpc
 
 DEADLINE_MARGIN_S = 0.1
 """Time kept back from the RPC's deadline for converting and sending the plan."""
+MAX_ATTEMPTS = 3
+"""Solves RouteOrder makes in all when stock keeps changing under its plans."""
 
 
 class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
-    """Plans orders against one scenario's network, stock and rules; never changes them.
+    """Plans orders against the ledger's live stock; RouteOrder also reserves the plan.
 
-    ``engine`` names the engine every request is planned with (one of ``ENGINES``).
+    The network and rules come from one scenario; stock, reservations and capacity from
+    ``ledger`` (shared by every replica). ``engine`` names the engine every request is
+    planned with (one of ``ENGINES``).
     """
 
     def __init__(
-        self, scenario: Scenario, *, default_time_limit_s: float = 10.0, engine: str = FAST
+        self,
+        scenario: Scenario,
+        ledger: Ledger,
+        *,
+        default_time_limit_s: float = 10.0,
+        engine: str = FAST,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
         self._scenario = scenario
+        self._ledger = ledger
         self._default_time_limit_s = default_time_limit_s
         self._engine = engine
+
+    def _stop(self, limit_s: float | None, context: grpc.ServicerContext) -> tuple[Stop, float]:
+        """The least of the request's limit, the server's and the deadline: a Stop, seconds."""
+        time_limit_s = min(limit_s or math.inf, self._default_time_limit_s)
+        remaining_s = context.time_remaining()
+        if remaining_s is not None:
+            time_limit_s = max(0.0, min(time_limit_s, remaining_s - DEADLINE_MARGIN_S))
+        stop = Stop(time_limit_s=time_limit_s)
+        if not context.add_callback(stop.set):
+            stop.set()  # the RPC has already ended (cancelled)
+        return stop, time_limit_s
+
+    def _plan(
+        self,
+        order: Order,
+        limit: tuple[Stop, float],
+        *,
+        full: dict[str, int] | None = None,
+        alternatives: int = 0,
+        counterfactual_node_ids: tuple[str, ...] = (),
+    ) -> Plan:
+        """Plan ``order`` against the ledger's stock of its SKUs and today's used capacity.
+
+        ``full`` marks nodes found full at reservation time (slots used = their limit).
+        """
+        stock = self._ledger.stock({line.sku for line in order.lines})
+        used = self._ledger.capacity_used(order.created_at.astimezone(UTC).date())
+        used.update(full or {})
+        return plan_order(
+            order,
+            self._scenario.network,
+            stock,
+            self._scenario.rules,
+            capacity_used=used,
+            stop=limit[0],
+            time_limit_s=limit[1],
+            engine=self._engine,
+            alternatives=alternatives,
+            counterfactual_nodes=counterfactual_node_ids,
+        )
 
     def PlanOrder(
         self, request: router_pb2.PlanOrderRequest, context: grpc.ServicerContext
     ) -> router_pb2.PlanOrderResponse:
-        """Validate → convert → plan → convert; the deadline and cancellation stop the solve."""
+        """Validate → convert → plan → convert; reads the ledger, never changes it."""
         with abort_on_error(context):
             args = plan_order_args_from_proto(request, self._scenario.network)
-            # The solve gets the least of the request's limit, the server's and the deadline.
-            time_limit_s = min(args.time_limit_s or math.inf, self._default_time_limit_s)
-            remaining_s = context.time_remaining()
-            if remaining_s is not None:
-                time_limit_s = max(0.0, min(time_limit_s, remaining_s - DEADLINE_MARGIN_S))
-            stop = Stop(time_limit_s=time_limit_s)
-            if not context.add_callback(stop.set):
-                stop.set()  # the RPC has already ended (cancelled)
-            plan = plan_order(
+            plan = self._plan(
                 args.order,
-                self._scenario.network,
-                self._scenario.stock,
-                self._scenario.rules,
-                stop=stop,
-                time_limit_s=time_limit_s,
-                engine=self._engine,
+                self._stop(args.time_limit_s, context),
                 alternatives=args.alternatives,
-                counterfactual_nodes=args.counterfactual_node_ids,
+                counterfactual_node_ids=args.counterfactual_node_ids,
             )
             return router_pb2.PlanOrderResponse(plan=plan_to_proto(plan, explain=args.explain))
+
+    def RouteOrder(
+        self, request: router_pb2.RouteOrderRequest, context: grpc.ServicerContext
+    ) -> router_pb2.RouteOrderResponse:
+        """Plan and reserve atomically; re-solve on a stock conflict; replay by request_id."""
+        with abort_on_error(context):
+            args = route_order_args_from_proto(request, self._scenario.network)
+            payload = request.SerializeToString(deterministic=True)
+            stored = self._ledger.stored_response(args.request_id, payload)
+            if stored is not None:
+                return router_pb2.RouteOrderResponse.FromString(stored)
+            full: dict[str, int] = {}
+            conflict: StockConflictError | None = None
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                plan = self._plan(args.order, self._stop(args.time_limit_s, context), full=full)
+                plan_msg = plan_to_proto(plan, explain=args.explain)
+                lines, slots = _holdings(plan)
+                if not lines:  # nothing ships: nothing to reserve
+                    return router_pb2.RouteOrderResponse(plan=plan_msg, attempts=attempt)
+                made: dict[str, bytes] = {}  # by reservation id (a retried transaction)
+
+                def respond(
+                    reservation: Reservation,
+                    plan_msg: router_pb2.Plan = plan_msg,
+                    attempt: int = attempt,
+                    made: dict[str, bytes] = made,
+                ) -> bytes:
+                    response = router_pb2.RouteOrderResponse(
+                        plan=plan_msg,
+                        reservation=reservation_to_proto(reservation),
+                        attempts=attempt,
+                    )
+                    made[reservation.reservation_id] = response.SerializeToString(
+                        deterministic=True
+                    )
+                    return made[reservation.reservation_id]
+
+                try:
+                    reserved = self._ledger.reserve(
+                        args.request_id,
+                        payload,
+                        args.order.order_id,
+                        lines,
+                        slots,
+                        args.ttl_s,
+                        datetime.now(UTC),
+                        respond,
+                    )
+                except StockConflictError as e:
+                    conflict = e
+                    for node_id, _day in e.full_nodes:
+                        node = self._scenario.network.node(node_id)
+                        if node is not None and node.daily_order_capacity is not None:
+                            full[node_id] = node.daily_order_capacity
+                    continue
+                # Our response, or the one a concurrent call with the same id committed.
+                stored = made.get(reserved.reservation_id) or self._ledger.stored_response(
+                    args.request_id, payload
+                )
+                assert stored is not None, "a committed reserve call stored its response"
+                return router_pb2.RouteOrderResponse.FromString(stored)
+            assert conflict is not None
+            raise StockConflictError(conflict.shortfalls, conflict.full_nodes) from conflict
+
+    def ConfirmReservation(
+        self, request: router_pb2.ConfirmReservationRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ConfirmReservationResponse:
+        """HELD → CONFIRMED through the ledger, idempotent by request_id."""
+        with abort_on_error(context):
+            done = self._ledger.confirm(
+                request.request_id, request.reservation_id, datetime.now(UTC)
+            )
+            return router_pb2.ConfirmReservationResponse(reservation=reservation_to_proto(done))
+
+    def ReleaseReservation(
+        self, request: router_pb2.ReleaseReservationRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ReleaseReservationResponse:
+        """HELD → RELEASED through the ledger, idempotent by request_id."""
+        with abort_on_error(context):
+            done = self._ledger.release(
+                request.request_id, request.reservation_id, datetime.now(UTC)
+            )
+            return router_pb2.ReleaseReservationResponse(reservation=reservation_to_proto(done))
+
+
+def _holdings(plan: Plan) -> tuple[list[ReservationLine], list[tuple[str, date]]]:
+    """The units (per node and SKU) and order slots (per node and ship date) a plan needs."""
+    lines = [
+        ReservationLine(shipment.node_id, line.sku, line.quantity)
+        for shipment in plan.shipments
+        for line in shipment.lines
+        if line.quantity > 0
+    ]
+    slots = sorted({(shipment.node_id, shipment.ship_date) for shipment in plan.shipments})
+    return lines, slots

@@ -1,4 +1,4 @@
-"""Server bootstrap: the routing service with health checking, reflection and graceful stop."""
+"""Server bootstrap: routing and inventory on a ledger, health, reflection, sweeper, stop."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from grpc_reflection.v1alpha import reflection
 
 from models.order import Order, OrderLine, ShipTo
 from models.scenario import Scenario
+from router.ledger import DEFAULT_LEDGER_URL, Ledger, open_ledger
 from router.scenario import order_to_json
+from router.service.inventory import InventoryServicer
 from router.service.routing import RoutingServicer
 from router.v1 import router_pb2, router_pb2_grpc
 
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 ROUTING_SERVICE = router_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
 """``router.v1.RoutingService``: the name health checks and reflection know it by."""
+INVENTORY_SERVICE = router_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
+"""``router.v1.InventoryService``."""
 
 
 @dataclass(frozen=True)
@@ -44,36 +48,151 @@ class ServerConfig:
     """How long in-flight RPCs may run on after a stop is requested."""
     engine: str = "fast"
     """The engine that plans every request: ``fast`` or ``cpsat-full`` (``ENGINES``)."""
+    ledger_url: str = DEFAULT_LEDGER_URL
+    """The ledger (docs/ledger.md): ``sqlite://PATH``, ``memory://`` or ``postgresql://…``.
+    An empty ledger is seeded from the scenario; one that holds stock is used as it is."""
+    sweep_interval_s: float = 5.0
+    """How often the sweeper expires lapsed reservations (``Ledger.expire``)."""
 
 
-def create_server(config: ServerConfig, scenario: Scenario) -> tuple[grpc.Server, int]:
+class Sweeper:
+    """A daemon thread that calls ``ledger.expire(now)`` every ``interval_s`` until stopped."""
+
+    def __init__(self, ledger: Ledger, interval_s: float) -> None:
+        self._ledger = ledger
+        self._interval_s = interval_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ledger-sweeper", daemon=True)
+
+    def start(self) -> None:
+        """Start sweeping."""
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval_s):
+            try:
+                expired = self._ledger.expire(datetime.now(UTC))
+            except Exception:  # keep sweeping: the next round may succeed
+                logger.exception("sweeping expired reservations failed")
+                continue
+            if expired:
+                logger.info("expired %d reservations", expired)
+
+    def stop(self) -> None:
+        """Stop sweeping and wait for a sweep in progress to end."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+class RouterServer:
+    """The gRPC server with its ledger and sweeper; ``stop`` stops all three.
+
+    The ledger is closed after the RPCs in flight have ended, when the server opened it.
+    """
+
+    def __init__(
+        self, server: grpc.Server, ledger: Ledger, sweeper: Sweeper, *, owns_ledger: bool
+    ) -> None:
+        self.grpc_server = server
+        self.ledger = ledger
+        self._sweeper = sweeper
+        self._owns_ledger = owns_ledger
+
+    def start(self) -> None:
+        """Start serving and sweeping."""
+        self.grpc_server.start()
+        self._sweeper.start()
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Stop serving (RPCs in flight get ``grace`` seconds) and sweeping; set when done."""
+        done = threading.Event()
+        stopped = self.grpc_server.stop(grace)
+
+        def finish() -> None:
+            self._sweeper.stop()
+            stopped.wait()
+            if self._owns_ledger:
+                self.ledger.close()
+            done.set()
+
+        threading.Thread(target=finish, name="router-stop", daemon=True).start()
+        return done
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        """Block until the server has stopped or ``timeout`` passed."""
+        return self.grpc_server.wait_for_termination(timeout)
+
+
+def open_seeded_ledger(url: str, scenario: Scenario) -> Ledger:
+    """Open the ledger at ``url`` (creating a SQLite file's directory) and seed it when empty.
+
+    A ledger that already holds stock positions is not re-seeded: its stock is live.
+    """
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+        if path and path not in (":memory:", "/:memory:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ledger = open_ledger(url)
+    try:
+        # One SKU's positions answer quickly for a seeded ledger; only an empty-looking
+        # one is read whole.
+        if not ledger.stock(sorted(scenario.network.skus)[:1]).positions and not (
+            ledger.stock().positions
+        ):
+            ledger.load(scenario.network, scenario.stock)
+            logger.info("seeded the empty ledger from the scenario")
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger
+
+
+def create_server(
+    config: ServerConfig, scenario: Scenario, ledger: Ledger | None = None
+) -> tuple[RouterServer, int]:
     """Build the server (not started) and bind it; returns it with the bound port.
 
-    Health reports SERVING overall and for ``router.v1.RoutingService``.
+    Uses ``ledger`` when given (the caller closes it), else opens (and seeds when empty)
+    :attr:`ServerConfig.ledger_url`. Health reports SERVING overall and for
+    ``router.v1.RoutingService`` and ``router.v1.InventoryService``.
     """
-    server, port, _ = _create(config, scenario)
+    server, port, _ = _create(config, scenario, ledger)
     return server, port
 
 
 def _create(
-    config: ServerConfig, scenario: Scenario
-) -> tuple[grpc.Server, int, health.HealthServicer]:
+    config: ServerConfig, scenario: Scenario, ledger: Ledger | None = None
+) -> tuple[RouterServer, int, health.HealthServicer]:
+    owns = ledger is None
+    if ledger is None:
+        ledger = open_seeded_ledger(config.ledger_url, scenario)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
     router_pb2_grpc.add_RoutingServiceServicer_to_server(
         RoutingServicer(
-            scenario, default_time_limit_s=config.default_time_limit_s, engine=config.engine
+            scenario,
+            ledger,
+            default_time_limit_s=config.default_time_limit_s,
+            engine=config.engine,
         ),
         server,
     )
+    router_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(ledger), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in ("", ROUTING_SERVICE):
+    for service in ("", ROUTING_SERVICE, INVENTORY_SERVICE):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        (ROUTING_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (ROUTING_SERVICE, INVENTORY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
-    return server, port, health_servicer
+    try:
+        port = server.add_insecure_port(f"{config.host}:{config.port}")
+    except BaseException:
+        if owns:
+            ledger.close()
+        raise
+    sweeper = Sweeper(ledger, config.sweep_interval_s)
+    return RouterServer(server, ledger, sweeper, owns_ledger=owns), port, health_servicer
 
 
 def serve(config: ServerConfig, scenario: Scenario) -> None:
@@ -85,7 +204,7 @@ def serve(config: ServerConfig, scenario: Scenario) -> None:
     server, port, health_servicer = _create(config, scenario)
     server.start()
     address = f"{config.host}:{port}"
-    logger.info("router.v1.RoutingService listening on %s", address)
+    logger.info("router.v1 services listening on %s", address)
     print(usage(address, scenario), flush=True)
 
     stopping = threading.Event()
@@ -113,6 +232,11 @@ def usage(address: str, scenario: Scenario) -> str:
     url = f"http://{address}"
     order = order_to_json(_example_order(scenario))  # an orders.jsonl line is a proto3 JSON Order
     body = shlex.quote(json.dumps({"order": order}, separators=(",", ":")))
+    route = shlex.quote(json.dumps({"request_id": "req-1", "order": order}, separators=(",", ":")))
+    lines = order["lines"]
+    assert isinstance(lines, list)
+    skus = sorted({str(line["sku"]) for line in lines})
+    stock = shlex.quote(json.dumps({"skus": skus}, separators=(",", ":")))
     return "\n".join(
         [
             f"router.v1.RoutingService listening on {address}",
@@ -122,6 +246,10 @@ def usage(address: str, scenario: Scenario) -> str:
             f"  {curl} {url}/grpc.health.v1.Health/Check",
             "Plan an order:",
             f"  {curl} -d {body} {url}/{ROUTING_SERVICE}/PlanOrder",
+            "Route it (plan and reserve; retrying with the same request_id is safe):",
+            f"  {curl} -d {route} {url}/{ROUTING_SERVICE}/RouteOrder",
+            "Its SKUs' stock:",
+            f"  {curl} -d {stock} {url}/{INVENTORY_SERVICE}/GetStock",
         ]
     )
 

@@ -24,6 +24,66 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ReservationStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReservationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReservationStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESERVATION_STATUS_UNSPECIFIED: _ReservationStatus.ValueType  # 0
+    """Not set; never returned."""
+    RESERVATION_STATUS_HELD: _ReservationStatus.ValueType  # 1
+    """Units and order slots are held until the reservation expires."""
+    RESERVATION_STATUS_CONFIRMED: _ReservationStatus.ValueType  # 2
+    """The units shipped: on hand and reserved both dropped."""
+    RESERVATION_STATUS_RELEASED: _ReservationStatus.ValueType  # 3
+    """Released by a client: units and slots were given back."""
+    RESERVATION_STATUS_EXPIRED: _ReservationStatus.ValueType  # 4
+    """Lapsed at expires_at: units and slots were given back."""
+
+class ReservationStatus(_ReservationStatus, metaclass=_ReservationStatusEnumTypeWrapper):
+    """Where a reservation is in its lifecycle."""
+
+RESERVATION_STATUS_UNSPECIFIED: ReservationStatus.ValueType  # 0
+"""Not set; never returned."""
+RESERVATION_STATUS_HELD: ReservationStatus.ValueType  # 1
+"""Units and order slots are held until the reservation expires."""
+RESERVATION_STATUS_CONFIRMED: ReservationStatus.ValueType  # 2
+"""The units shipped: on hand and reserved both dropped."""
+RESERVATION_STATUS_RELEASED: ReservationStatus.ValueType  # 3
+"""Released by a client: units and slots were given back."""
+RESERVATION_STATUS_EXPIRED: ReservationStatus.ValueType  # 4
+"""Lapsed at expires_at: units and slots were given back."""
+Global___ReservationStatus: _TypeAlias = ReservationStatus  # noqa: Y015
+
+class _FeedOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FeedOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FeedOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FEED_OUTCOME_UNSPECIFIED: _FeedOutcome.ValueType  # 0
+    """Not set; never returned."""
+    FEED_OUTCOME_APPLIED: _FeedOutcome.ValueType  # 1
+    """The update changed the ledger."""
+    FEED_OUTCOME_STALE: _FeedOutcome.ValueType  # 2
+    """Ignored: its sequence is below the last one applied for (feed, node_id)."""
+    FEED_OUTCOME_DUPLICATE: _FeedOutcome.ValueType  # 3
+    """Ignored: its sequence equals the last one applied for (feed, node_id)."""
+
+class FeedOutcome(_FeedOutcome, metaclass=_FeedOutcomeEnumTypeWrapper):
+    """What became of a stock-feed update."""
+
+FEED_OUTCOME_UNSPECIFIED: FeedOutcome.ValueType  # 0
+"""Not set; never returned."""
+FEED_OUTCOME_APPLIED: FeedOutcome.ValueType  # 1
+"""The update changed the ledger."""
+FEED_OUTCOME_STALE: FeedOutcome.ValueType  # 2
+"""Ignored: its sequence is below the last one applied for (feed, node_id)."""
+FEED_OUTCOME_DUPLICATE: FeedOutcome.ValueType  # 3
+"""Ignored: its sequence equals the last one applied for (feed, node_id)."""
+Global___FeedOutcome: _TypeAlias = FeedOutcome  # noqa: Y015
+
 class _NodeType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -179,6 +239,498 @@ EXCLUSION_REASON_NO_AVAILABLE_STOCK: ExclusionReason.ValueType  # 5
 EXCLUSION_REASON_OUT_OF_CAPACITY: ExclusionReason.ValueType  # 6
 """The node has used its daily order capacity."""
 Global___ExclusionReason: _TypeAlias = ExclusionReason  # noqa: Y015
+
+@_typing.final
+class RouteOrderRequest(_message.Message):
+    """The request of RoutingService.RouteOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    EXPLAIN_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Required client-chosen key of this call; a retry must reuse it with the same request."""
+    explain: _builtins.bool
+    """Whether to return the plan's explanation, as PlanOrderRequest.explain."""
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """The order to route and reserve."""
+
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """How long the reservation is held unless confirmed or released; unset means 15 minutes."""
+
+    @_builtins.property
+    def time_limit(self) -> _duration_pb2.Duration:
+        """Optional cap on the solve time of each attempt, as PlanOrderRequest.time_limit."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        order: Global___Order | None = ...,
+        ttl: _duration_pb2.Duration | None = ...,
+        time_limit: _duration_pb2.Duration | None = ...,
+        explain: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "time_limit", b"time_limit", "ttl", b"ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain", b"explain", "order", b"order", "request_id", b"request_id", "time_limit", b"time_limit", "ttl", b"ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RouteOrderRequest: _TypeAlias = RouteOrderRequest  # noqa: Y015
+
+@_typing.final
+class RouteOrderResponse(_message.Message):
+    """The response of RoutingService.RouteOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    RESERVATION_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    attempts: _builtins.int
+    """How many solves it took: 1, or more when stock changed under the first plans."""
+    @_builtins.property
+    def plan(self) -> Global___Plan:
+        """The plan that was reserved (the last attempt's)."""
+
+    @_builtins.property
+    def reservation(self) -> Global___Reservation:
+        """The reservation of the plan's shipments; unset when the plan ships nothing."""
+
+    def __init__(
+        self,
+        *,
+        plan: Global___Plan | None = ...,
+        reservation: Global___Reservation | None = ...,
+        attempts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "reservation", b"reservation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "plan", b"plan", "reservation", b"reservation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RouteOrderResponse: _TypeAlias = RouteOrderResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmReservationRequest(_message.Message):
+    """The request of RoutingService.ConfirmReservation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Required client-chosen key of this call; a retry must reuse it."""
+    reservation_id: _builtins.str
+    """The reservation to confirm."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        reservation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmReservationRequest: _TypeAlias = ConfirmReservationRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmReservationResponse(_message.Message):
+    """The response of RoutingService.ConfirmReservation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reservation(self) -> Global___Reservation:
+        """The reservation as it is after the call."""
+
+    def __init__(
+        self,
+        *,
+        reservation: Global___Reservation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmReservationResponse: _TypeAlias = ConfirmReservationResponse  # noqa: Y015
+
+@_typing.final
+class ReleaseReservationRequest(_message.Message):
+    """The request of RoutingService.ReleaseReservation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Required client-chosen key of this call; a retry must reuse it."""
+    reservation_id: _builtins.str
+    """The reservation to release."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        reservation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseReservationRequest: _TypeAlias = ReleaseReservationRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseReservationResponse(_message.Message):
+    """The response of RoutingService.ReleaseReservation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reservation(self) -> Global___Reservation:
+        """The reservation as it is after the call."""
+
+    def __init__(
+        self,
+        *,
+        reservation: Global___Reservation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseReservationResponse: _TypeAlias = ReleaseReservationResponse  # noqa: Y015
+
+@_typing.final
+class Reservation(_message.Message):
+    """Units held at nodes for one order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    reservation_id: _builtins.str
+    """Unique id of the reservation."""
+    status: Global___ReservationStatus.ValueType
+    """Where the reservation is in its lifecycle."""
+    order_id: _builtins.str
+    """The order the reservation is for."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When a HELD reservation lapses."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservationLine]:
+        """The units held, per node and SKU."""
+
+    def __init__(
+        self,
+        *,
+        reservation_id: _builtins.str = ...,
+        status: Global___ReservationStatus.ValueType = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        lines: _abc.Iterable[Global___ReservationLine] | None = ...,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "lines", b"lines", "order_id", b"order_id", "reservation_id", b"reservation_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reservation: _TypeAlias = Reservation  # noqa: Y015
+
+@_typing.final
+class ReservationLine(_message.Message):
+    """Units of one SKU held at one node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """The node holding the units."""
+    sku: _builtins.str
+    """The SKU held."""
+    quantity: _builtins.int
+    """How many units are held."""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReservationLine: _TypeAlias = ReservationLine  # noqa: Y015
+
+@_typing.final
+class GetStockRequest(_message.Message):
+    """The request of InventoryService.GetStock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_IDS_FIELD_NUMBER: _builtins.int
+    SKUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only positions at these nodes; empty means every node."""
+
+    @_builtins.property
+    def skus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only positions of these SKUs; empty means every SKU."""
+
+    def __init__(
+        self,
+        *,
+        node_ids: _abc.Iterable[_builtins.str] | None = ...,
+        skus: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_ids", b"node_ids", "skus", b"skus"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStockRequest: _TypeAlias = GetStockRequest  # noqa: Y015
+
+@_typing.final
+class GetStockResponse(_message.Message):
+    """The response of InventoryService.GetStock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSITIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockPosition]:
+        """The positions, sorted by node_id and sku."""
+
+    def __init__(
+        self,
+        *,
+        positions: _abc.Iterable[Global___StockPosition] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["positions", b"positions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStockResponse: _TypeAlias = GetStockResponse  # noqa: Y015
+
+@_typing.final
+class SnapshotPosition(_message.Message):
+    """One SKU's stock in a snapshot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    ON_HAND_FIELD_NUMBER: _builtins.int
+    SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The SKU."""
+    on_hand: _builtins.int
+    """Units on hand, at least 0."""
+    safety_stock: _builtins.int
+    """Units kept back from routing, at least 0."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        on_hand: _builtins.int = ...,
+        safety_stock: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["on_hand", b"on_hand", "safety_stock", b"safety_stock", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnapshotPosition: _TypeAlias = SnapshotPosition  # noqa: Y015
+
+@_typing.final
+class ApplyStockSnapshotRequest(_message.Message):
+    """The request of InventoryService.ApplyStockSnapshot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEED_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    POSITIONS_FIELD_NUMBER: _builtins.int
+    feed: _builtins.str
+    """The feed's name; sequences are counted per (feed, node_id)."""
+    sequence: _builtins.int
+    """The update's sequence number in its feed, at least 0."""
+    node_id: _builtins.str
+    """The node whose complete stock this is: SKUs left out get on hand 0."""
+    @_builtins.property
+    def positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SnapshotPosition]:
+        """The node's positions."""
+
+    def __init__(
+        self,
+        *,
+        feed: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        node_id: _builtins.str = ...,
+        positions: _abc.Iterable[Global___SnapshotPosition] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed", b"feed", "node_id", b"node_id", "positions", b"positions", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyStockSnapshotRequest: _TypeAlias = ApplyStockSnapshotRequest  # noqa: Y015
+
+@_typing.final
+class ApplyStockSnapshotResponse(_message.Message):
+    """The response of InventoryService.ApplyStockSnapshot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CLAMPED_UNITS_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """Whether the update changed the ledger."""
+    outcome: Global___FeedOutcome.ValueType
+    """What became of the update."""
+    clamped_units: _builtins.int
+    """Units the update would have removed that are reserved, so stayed on hand."""
+    def __init__(
+        self,
+        *,
+        applied: _builtins.bool = ...,
+        outcome: Global___FeedOutcome.ValueType = ...,
+        clamped_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "clamped_units", b"clamped_units", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyStockSnapshotResponse: _TypeAlias = ApplyStockSnapshotResponse  # noqa: Y015
+
+@_typing.final
+class StockDelta(_message.Message):
+    """One SKU's change in a delta."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    ON_HAND_CHANGE_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The SKU."""
+    on_hand_change: _builtins.int
+    """Units added to on hand (negative removes)."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        on_hand_change: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["on_hand_change", b"on_hand_change", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockDelta: _TypeAlias = StockDelta  # noqa: Y015
+
+@_typing.final
+class ApplyStockDeltaRequest(_message.Message):
+    """The request of InventoryService.ApplyStockDelta."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEED_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    DELTAS_FIELD_NUMBER: _builtins.int
+    feed: _builtins.str
+    """The feed's name; sequences are counted per (feed, node_id)."""
+    sequence: _builtins.int
+    """The update's sequence number in its feed, at least 0."""
+    node_id: _builtins.str
+    """The node whose stock changes."""
+    @_builtins.property
+    def deltas(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockDelta]:
+        """The changes."""
+
+    def __init__(
+        self,
+        *,
+        feed: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        node_id: _builtins.str = ...,
+        deltas: _abc.Iterable[Global___StockDelta] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deltas", b"deltas", "feed", b"feed", "node_id", b"node_id", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyStockDeltaRequest: _TypeAlias = ApplyStockDeltaRequest  # noqa: Y015
+
+@_typing.final
+class ApplyStockDeltaResponse(_message.Message):
+    """The response of InventoryService.ApplyStockDelta."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CLAMPED_UNITS_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """Whether the update changed the ledger."""
+    outcome: Global___FeedOutcome.ValueType
+    """What became of the update."""
+    clamped_units: _builtins.int
+    """Units the update would have removed that are reserved, so stayed on hand."""
+    def __init__(
+        self,
+        *,
+        applied: _builtins.bool = ...,
+        outcome: Global___FeedOutcome.ValueType = ...,
+        clamped_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "clamped_units", b"clamped_units", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyStockDeltaResponse: _TypeAlias = ApplyStockDeltaResponse  # noqa: Y015
 
 @_typing.final
 class PlanOrderRequest(_message.Message):
@@ -395,6 +947,7 @@ class StockPosition(_message.Message):
     ON_HAND_FIELD_NUMBER: _builtins.int
     SAFETY_STOCK_FIELD_NUMBER: _builtins.int
     RESERVED_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """The node that holds the units."""
     sku: _builtins.str
@@ -405,6 +958,10 @@ class StockPosition(_message.Message):
     """Units kept back from routing as a buffer."""
     reserved: _builtins.int
     """Units already promised to other orders."""
+    available: _builtins.int
+    """Units that can be routed: on_hand - reserved - safety_stock, at least 0 (set by
+    InventoryService.GetStock).
+    """
     def __init__(
         self,
         *,
@@ -413,10 +970,11 @@ class StockPosition(_message.Message):
         on_hand: _builtins.int = ...,
         safety_stock: _builtins.int = ...,
         reserved: _builtins.int = ...,
+        available: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "on_hand", b"on_hand", "reserved", b"reserved", "safety_stock", b"safety_stock", "sku", b"sku"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "node_id", b"node_id", "on_hand", b"on_hand", "reserved", b"reserved", "safety_stock", b"safety_stock", "sku", b"sku"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -40,6 +40,21 @@ class RoutingServiceStub:
                 request_serializer=router_dot_v1_dot_router__pb2.PlanOrderRequest.SerializeToString,
                 response_deserializer=router_dot_v1_dot_router__pb2.PlanOrderResponse.FromString,
                 _registered_method=True)
+        self.RouteOrder = channel.unary_unary(
+                '/router.v1.RoutingService/RouteOrder',
+                request_serializer=router_dot_v1_dot_router__pb2.RouteOrderRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.RouteOrderResponse.FromString,
+                _registered_method=True)
+        self.ConfirmReservation = channel.unary_unary(
+                '/router.v1.RoutingService/ConfirmReservation',
+                request_serializer=router_dot_v1_dot_router__pb2.ConfirmReservationRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ConfirmReservationResponse.FromString,
+                _registered_method=True)
+        self.ReleaseReservation = channel.unary_unary(
+                '/router.v1.RoutingService/ReleaseReservation',
+                request_serializer=router_dot_v1_dot_router__pb2.ReleaseReservationRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ReleaseReservationResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -56,6 +71,34 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RouteOrder(self, request, context):
+        """Plans one order against the ledger's live stock and node capacity and reserves the
+        plan's units (and one order slot per shipping node and ship date) atomically. When
+        another order took the stock between the solve and the reservation it re-solves
+        against fresh stock, at most 3 attempts in all, then fails with ABORTED naming the
+        shortfalls. Idempotent by request_id: a retry with the same request returns the first
+        response exactly; the same request_id with another request is ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmReservation(self, request, context):
+        """Confirms a HELD reservation: its units ship. Idempotent by request_id. Fails with
+        NOT_FOUND for an unknown reservation and FAILED_PRECONDITION when it is no longer HELD.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseReservation(self, request, context):
+        """Releases a HELD reservation: its units and order slots are given back. Idempotent by
+        request_id; errors as ConfirmReservation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +106,21 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.PlanOrder,
                     request_deserializer=router_dot_v1_dot_router__pb2.PlanOrderRequest.FromString,
                     response_serializer=router_dot_v1_dot_router__pb2.PlanOrderResponse.SerializeToString,
+            ),
+            'RouteOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.RouteOrder,
+                    request_deserializer=router_dot_v1_dot_router__pb2.RouteOrderRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.RouteOrderResponse.SerializeToString,
+            ),
+            'ConfirmReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmReservation,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ConfirmReservationRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ConfirmReservationResponse.SerializeToString,
+            ),
+            'ReleaseReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseReservation,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ReleaseReservationRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ReleaseReservationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +151,252 @@ class RoutingService:
             '/router.v1.RoutingService/PlanOrder',
             router_dot_v1_dot_router__pb2.PlanOrderRequest.SerializeToString,
             router_dot_v1_dot_router__pb2.PlanOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RouteOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RoutingService/RouteOrder',
+            router_dot_v1_dot_router__pb2.RouteOrderRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.RouteOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RoutingService/ConfirmReservation',
+            router_dot_v1_dot_router__pb2.ConfirmReservationRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ConfirmReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RoutingService/ReleaseReservation',
+            router_dot_v1_dot_router__pb2.ReleaseReservationRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ReleaseReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class InventoryServiceStub:
+    """Live stock positions and the stock feeds that keep them current.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetStock = channel.unary_unary(
+                '/router.v1.InventoryService/GetStock',
+                request_serializer=router_dot_v1_dot_router__pb2.GetStockRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.GetStockResponse.FromString,
+                _registered_method=True)
+        self.ApplyStockSnapshot = channel.unary_unary(
+                '/router.v1.InventoryService/ApplyStockSnapshot',
+                request_serializer=router_dot_v1_dot_router__pb2.ApplyStockSnapshotRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ApplyStockSnapshotResponse.FromString,
+                _registered_method=True)
+        self.ApplyStockDelta = channel.unary_unary(
+                '/router.v1.InventoryService/ApplyStockDelta',
+                request_serializer=router_dot_v1_dot_router__pb2.ApplyStockDeltaRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ApplyStockDeltaResponse.FromString,
+                _registered_method=True)
+
+
+class InventoryServiceServicer:
+    """Live stock positions and the stock feeds that keep them current.
+    """
+
+    def GetStock(self, request, context):
+        """Returns the ledger's stock positions, optionally filtered by nodes and SKUs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyStockSnapshot(self, request, context):
+        """Replaces one node's stock with a feed snapshot; ignored when its sequence is not
+        above the last one applied for (feed, node_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyStockDelta(self, request, context):
+        """Changes one node's on hand by a feed delta; sequenced like ApplyStockSnapshot.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_InventoryServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetStock': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStock,
+                    request_deserializer=router_dot_v1_dot_router__pb2.GetStockRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.GetStockResponse.SerializeToString,
+            ),
+            'ApplyStockSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyStockSnapshot,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ApplyStockSnapshotRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ApplyStockSnapshotResponse.SerializeToString,
+            ),
+            'ApplyStockDelta': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyStockDelta,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ApplyStockDeltaRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ApplyStockDeltaResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'router.v1.InventoryService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('router.v1.InventoryService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class InventoryService:
+    """Live stock positions and the stock feeds that keep them current.
+    """
+
+    @staticmethod
+    def GetStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.InventoryService/GetStock',
+            router_dot_v1_dot_router__pb2.GetStockRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.GetStockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyStockSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.InventoryService/ApplyStockSnapshot',
+            router_dot_v1_dot_router__pb2.ApplyStockSnapshotRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ApplyStockSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyStockDelta(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.InventoryService/ApplyStockDelta',
+            router_dot_v1_dot_router__pb2.ApplyStockDeltaRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ApplyStockDeltaResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,22 @@ class RoutingServiceStub:
     naming every bad field; an order that cannot be served is not an error but a plan with
     status SOLVE_STATUS_INFEASIBLE and a reason on every unfulfilled line.
     """
+    RouteOrder: _grpc.UnaryUnaryMultiCallable[_router_pb2.RouteOrderRequest, _router_pb2.RouteOrderResponse]
+    """Plans one order against the ledger's live stock and node capacity and reserves the
+    plan's units (and one order slot per shipping node and ship date) atomically. When
+    another order took the stock between the solve and the reservation it re-solves
+    against fresh stock, at most 3 attempts in all, then fails with ABORTED naming the
+    shortfalls. Idempotent by request_id: a retry with the same request returns the first
+    response exactly; the same request_id with another request is ALREADY_EXISTS.
+    """
+    ConfirmReservation: _grpc.UnaryUnaryMultiCallable[_router_pb2.ConfirmReservationRequest, _router_pb2.ConfirmReservationResponse]
+    """Confirms a HELD reservation: its units ship. Idempotent by request_id. Fails with
+    NOT_FOUND for an unknown reservation and FAILED_PRECONDITION when it is no longer HELD.
+    """
+    ReleaseReservation: _grpc.UnaryUnaryMultiCallable[_router_pb2.ReleaseReservationRequest, _router_pb2.ReleaseReservationResponse]
+    """Releases a HELD reservation: its units and order slots are given back. Idempotent by
+    request_id; errors as ConfirmReservation.
+    """
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
@@ -53,6 +69,22 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     no stock is reserved. Bad input fails with INVALID_ARGUMENT and a google.rpc.BadRequest
     naming every bad field; an order that cannot be served is not an error but a plan with
     status SOLVE_STATUS_INFEASIBLE and a reason on every unfulfilled line.
+    """
+    RouteOrder: _aio.UnaryUnaryMultiCallable[_router_pb2.RouteOrderRequest, _router_pb2.RouteOrderResponse]  # type: ignore[assignment]
+    """Plans one order against the ledger's live stock and node capacity and reserves the
+    plan's units (and one order slot per shipping node and ship date) atomically. When
+    another order took the stock between the solve and the reservation it re-solves
+    against fresh stock, at most 3 attempts in all, then fails with ABORTED naming the
+    shortfalls. Idempotent by request_id: a retry with the same request returns the first
+    response exactly; the same request_id with another request is ALREADY_EXISTS.
+    """
+    ConfirmReservation: _aio.UnaryUnaryMultiCallable[_router_pb2.ConfirmReservationRequest, _router_pb2.ConfirmReservationResponse]  # type: ignore[assignment]
+    """Confirms a HELD reservation: its units ship. Idempotent by request_id. Fails with
+    NOT_FOUND for an unknown reservation and FAILED_PRECONDITION when it is no longer HELD.
+    """
+    ReleaseReservation: _aio.UnaryUnaryMultiCallable[_router_pb2.ReleaseReservationRequest, _router_pb2.ReleaseReservationResponse]  # type: ignore[assignment]
+    """Releases a HELD reservation: its units and order slots are given back. Idempotent by
+    request_id; errors as ConfirmReservation.
     """
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -70,4 +102,99 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         status SOLVE_STATUS_INFEASIBLE and a reason on every unfulfilled line.
         """
 
+    @_abc_1.abstractmethod
+    def RouteOrder(
+        self,
+        request: _router_pb2.RouteOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.RouteOrderResponse, _abc.Awaitable[_router_pb2.RouteOrderResponse]]:
+        """Plans one order against the ledger's live stock and node capacity and reserves the
+        plan's units (and one order slot per shipping node and ship date) atomically. When
+        another order took the stock between the solve and the reservation it re-solves
+        against fresh stock, at most 3 attempts in all, then fails with ABORTED naming the
+        shortfalls. Idempotent by request_id: a retry with the same request returns the first
+        response exactly; the same request_id with another request is ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmReservation(
+        self,
+        request: _router_pb2.ConfirmReservationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ConfirmReservationResponse, _abc.Awaitable[_router_pb2.ConfirmReservationResponse]]:
+        """Confirms a HELD reservation: its units ship. Idempotent by request_id. Fails with
+        NOT_FOUND for an unknown reservation and FAILED_PRECONDITION when it is no longer HELD.
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseReservation(
+        self,
+        request: _router_pb2.ReleaseReservationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ReleaseReservationResponse, _abc.Awaitable[_router_pb2.ReleaseReservationResponse]]:
+        """Releases a HELD reservation: its units and order slots are given back. Idempotent by
+        request_id; errors as ConfirmReservation.
+        """
+
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class InventoryServiceStub:
+    """Live stock positions and the stock feeds that keep them current."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> InventoryServiceAsyncStub: ...
+    GetStock: _grpc.UnaryUnaryMultiCallable[_router_pb2.GetStockRequest, _router_pb2.GetStockResponse]
+    """Returns the ledger's stock positions, optionally filtered by nodes and SKUs."""
+    ApplyStockSnapshot: _grpc.UnaryUnaryMultiCallable[_router_pb2.ApplyStockSnapshotRequest, _router_pb2.ApplyStockSnapshotResponse]
+    """Replaces one node's stock with a feed snapshot; ignored when its sequence is not
+    above the last one applied for (feed, node_id).
+    """
+    ApplyStockDelta: _grpc.UnaryUnaryMultiCallable[_router_pb2.ApplyStockDeltaRequest, _router_pb2.ApplyStockDeltaResponse]
+    """Changes one node's on hand by a feed delta; sequenced like ApplyStockSnapshot."""
+
+@_typing.type_check_only
+class InventoryServiceAsyncStub(InventoryServiceStub):
+    """Live stock positions and the stock feeds that keep them current."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    GetStock: _aio.UnaryUnaryMultiCallable[_router_pb2.GetStockRequest, _router_pb2.GetStockResponse]  # type: ignore[assignment]
+    """Returns the ledger's stock positions, optionally filtered by nodes and SKUs."""
+    ApplyStockSnapshot: _aio.UnaryUnaryMultiCallable[_router_pb2.ApplyStockSnapshotRequest, _router_pb2.ApplyStockSnapshotResponse]  # type: ignore[assignment]
+    """Replaces one node's stock with a feed snapshot; ignored when its sequence is not
+    above the last one applied for (feed, node_id).
+    """
+    ApplyStockDelta: _aio.UnaryUnaryMultiCallable[_router_pb2.ApplyStockDeltaRequest, _router_pb2.ApplyStockDeltaResponse]  # type: ignore[assignment]
+    """Changes one node's on hand by a feed delta; sequenced like ApplyStockSnapshot."""
+
+class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Live stock positions and the stock feeds that keep them current."""
+
+    @_abc_1.abstractmethod
+    def GetStock(
+        self,
+        request: _router_pb2.GetStockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.GetStockResponse, _abc.Awaitable[_router_pb2.GetStockResponse]]:
+        """Returns the ledger's stock positions, optionally filtered by nodes and SKUs."""
+
+    @_abc_1.abstractmethod
+    def ApplyStockSnapshot(
+        self,
+        request: _router_pb2.ApplyStockSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ApplyStockSnapshotResponse, _abc.Awaitable[_router_pb2.ApplyStockSnapshotResponse]]:
+        """Replaces one node's stock with a feed snapshot; ignored when its sequence is not
+        above the last one applied for (feed, node_id).
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyStockDelta(
+        self,
+        request: _router_pb2.ApplyStockDeltaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ApplyStockDeltaResponse, _abc.Awaitable[_router_pb2.ApplyStockDeltaResponse]]:
+        """Changes one node's on hand by a feed delta; sequenced like ApplyStockSnapshot."""
+
+def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -118,3 +118,39 @@ def test_reply_lost_when_the_replica_dies_after_commit(
         assert retried.order_id == "SO-lost" and retried.lines == tuple(lines)
         assert position(ledger, "N1", "A") == (10, 4, 4)
         assert position(ledger, "N2", "A") == (4, 1, 3)
+
+
+def test_stored_response_is_kept_with_the_reservation(ledger: Ledger):
+    """A reserve call's response bytes are stored with its record and returned to retries."""
+    assert ledger.stored_response("q1", b"p") is None
+    calls: list[str] = []
+
+    def response(r: Reservation) -> bytes:
+        calls.append(r.reservation_id)
+        return b"reply:" + r.reservation_id.encode()
+
+    first = ledger.reserve("q1", b"p", "SO-1", [L("N1", "A", 1)], [], 60, NOW, response)
+    assert ledger.stored_response("q1", b"p") == b"reply:" + first.reservation_id.encode()
+    again = ledger.reserve("q1", b"p", "SO-1", [L("N1", "A", 1)], [], 60, NOW, response)
+    assert again.reservation_id == first.reservation_id
+    assert calls == [first.reservation_id]  # a replay does not build a second response
+    with pytest.raises(IdempotencyMismatchError):
+        ledger.stored_response("q1", b"other")
+    ledger.confirm("c1", first.reservation_id, NOW)
+    with pytest.raises(IdempotencyMismatchError):
+        ledger.stored_response("c1", first.reservation_id.encode())
+    ledger.reserve("q2", b"p", "SO-2", [L("N1", "A", 1)], [], 60, NOW)
+    assert ledger.stored_response("q2", b"p") is None  # reserved without a response
+
+
+def test_a_failing_response_reserves_nothing(ledger: Ledger):
+    """The response is built inside the transaction: when it fails, nothing is held."""
+
+    def broken(r: Reservation) -> bytes:
+        raise RuntimeError("cannot serialise")
+
+    with pytest.raises(RuntimeError):
+        ledger.reserve("q1", b"p", "SO-1", [L("N1", "A", 3)], [("N2", DAY)], 60, NOW, broken)
+    assert position(ledger, "N1", "A") == (10, 0, 8)
+    assert ledger.capacity_used(DAY) == {}
+    assert ledger.stored_response("q1", b"p") is None

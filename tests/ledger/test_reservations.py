@@ -177,3 +177,11 @@ def test_load_keeps_reserved_units(ledger: Ledger):
     ledger.load(*scenario([("N1", "B", 2, 1), ("N3", "C", 7, 0)], CAPACITIES))
     assert position(ledger, "N1", "B") == (4, 4, 0)  # on hand kept at reserved
     assert position(ledger, "N3", "C") == (7, 0, 7)
+
+
+def test_stock_of_some_skus(ledger: Ledger):
+    """``stock(skus)`` holds only the positions of those SKUs; an empty set holds none."""
+    assert sorted(ledger.stock(["A"]).positions) == [("N1", "A"), ("N2", "A")]
+    assert sorted(ledger.stock({"B", "Z"}).positions) == [("N1", "B")]
+    assert ledger.stock([]).positions == {}
+    assert len(ledger.stock().positions) == 3

@@ -93,6 +93,7 @@ class Running:
 
 def run(scenario: Scenario, **config: Any) -> Iterator[Running]:
     """Start a server for ``scenario`` on a free port; stop it when the caller is done."""
+    config.setdefault("ledger_url", "memory://")  # never the default file in the repo
     server, port = create_server(ServerConfig(port=0, **config), scenario)
     server.start()
     try:

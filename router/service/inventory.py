@@ -1,0 +1,61 @@
+"""The InventoryService servicer: live stock positions and stock feeds, through the ledger."""
+
+from __future__ import annotations
+
+import grpc
+
+from router.ledger import Ledger
+from router.service.convert import feed_outcome_to_proto, stock_to_proto
+from router.service.errors import abort_on_error
+from router.v1 import router_pb2, router_pb2_grpc
+
+
+class InventoryServicer(router_pb2_grpc.InventoryServiceServicer):
+    """Reads stock positions and applies feed snapshots and deltas to ``ledger``."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def GetStock(
+        self, request: router_pb2.GetStockRequest, context: grpc.ServicerContext
+    ) -> router_pb2.GetStockResponse:
+        """The positions at ``node_ids`` of ``skus`` (each filter empty: no filter)."""
+        with abort_on_error(context):
+            stock = self._ledger.stock(list(request.skus) or None)
+            return router_pb2.GetStockResponse(
+                positions=stock_to_proto(stock, tuple(request.node_ids))
+            )
+
+    def ApplyStockSnapshot(
+        self, request: router_pb2.ApplyStockSnapshotRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ApplyStockSnapshotResponse:
+        """Replace one node's stock (see :meth:`Ledger.apply_snapshot`)."""
+        with abort_on_error(context):
+            result = self._ledger.apply_snapshot(
+                request.feed,
+                request.sequence,
+                request.node_id,
+                [(p.sku, p.on_hand, p.safety_stock) for p in request.positions],
+            )
+            return router_pb2.ApplyStockSnapshotResponse(
+                applied=result.applied,
+                outcome=feed_outcome_to_proto(result),
+                clamped_units=result.clamped_units,
+            )
+
+    def ApplyStockDelta(
+        self, request: router_pb2.ApplyStockDeltaRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ApplyStockDeltaResponse:
+        """Change one node's on hand (see :meth:`Ledger.apply_delta`)."""
+        with abort_on_error(context):
+            result = self._ledger.apply_delta(
+                request.feed,
+                request.sequence,
+                request.node_id,
+                [(d.sku, d.on_hand_change) for d in request.deltas],
+            )
+            return router_pb2.ApplyStockDeltaResponse(
+                applied=result.applied,
+                outcome=feed_outcome_to_proto(result),
+                clamped_units=result.clamped_units,
+            )
