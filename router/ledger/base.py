@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 
-from models.errors import Violations
+from models.errors import RouterError, Violations
 from models.network import Network, Stock
 from models.reservation import FeedResult, Reservation, ReservationLine
 
@@ -22,8 +22,22 @@ RESERVE = "reserve"
 CONFIRM = "confirm"
 RELEASE = "release"
 
+#: The reservation_id of an idempotency record stored by :meth:`Ledger.store_response`.
+NO_RESERVATION = ""
+
 #: Feed counter names returned by :meth:`Ledger.feed_stats`.
 FEED_COUNTERS = ("applied", "stale", "duplicate", "clamped_units")
+
+
+class NoReservationError(RouterError):
+    """A reserve call's request_id was recorded by :meth:`Ledger.store_response`.
+
+    The same request was answered without a reservation; its stored response is the answer.
+    """
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(f"request_id: {request_id!r} was answered without a reservation")
 
 
 def request_digest(operation: str, payload: bytes) -> str:
@@ -104,6 +118,15 @@ def check_now(now: datetime, v: Violations | None = None) -> None:
         v.add("now", "must be timezone-aware")
     if own:
         v.raise_if_any()
+
+
+def check_store(request_id: str, now: datetime) -> None:
+    """Validate a store_response call."""
+    v = Violations()
+    if not request_id:
+        v.add("request_id", "must not be empty")
+    check_now(now, v)
+    v.raise_if_any()
 
 
 def check_transition(request_id: str, reservation_id: str) -> None:
@@ -222,6 +245,19 @@ class Ledger(ABC):
         ``None`` when no reserve call has committed under that id (or it stored none).
         Raises IdempotencyMismatchError when the id was used with another operation or
         payload. Changes nothing.
+        """
+
+    @abstractmethod
+    def store_response(
+        self, request_id: str, payload: bytes, response: bytes, now: datetime
+    ) -> bytes | None:
+        """Record ``request_id`` as a reserve call answered with ``response`` and no reservation.
+
+        For a call that has nothing to reserve. Atomic and idempotent like :meth:`reserve`:
+        when the id is already recorded with the same payload, nothing changes and the first
+        call's stored response is returned (``None`` if it stored none); with another payload
+        or operation it raises IdempotencyMismatchError. Otherwise returns ``response``.
+        A later :meth:`reserve` with the id and payload raises NoReservationError.
         """
 
     @abstractmethod

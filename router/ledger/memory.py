@@ -29,10 +29,13 @@ from models.reservation import (
 from router.ledger.base import (
     CONFIRM,
     FEED_COUNTERS,
+    NO_RESERVATION,
     RELEASE,
     RESERVE,
     Ledger,
+    NoReservationError,
     check_now,
+    check_store,
     check_transition,
     request_digest,
     validate_delta,
@@ -117,6 +120,8 @@ class MemoryLedger(Ledger):
             return None
         if first.operation != operation or first.digest != digest:
             raise IdempotencyMismatchError(request_id)
+        if first.reservation_id == NO_RESERVATION:
+            raise NoReservationError(request_id)
         return self._reservations[first.reservation_id]
 
     def reserve(
@@ -178,6 +183,21 @@ class MemoryLedger(Ledger):
             first = self._requests.get(request_id)
             if first is None:
                 return None
+            if first.operation != RESERVE or first.digest != digest:
+                raise IdempotencyMismatchError(request_id)
+            return first.response
+
+    def store_response(
+        self, request_id: str, payload: bytes, response: bytes, now: datetime
+    ) -> bytes | None:
+        """See :meth:`Ledger.store_response`."""
+        check_store(request_id, now)
+        digest = request_digest(RESERVE, payload)
+        with self._lock:
+            first = self._requests.get(request_id)
+            if first is None:
+                self._requests[request_id] = _Record(RESERVE, digest, NO_RESERVATION, response)
+                return response
             if first.operation != RESERVE or first.digest != digest:
                 raise IdempotencyMismatchError(request_id)
             return first.response

@@ -42,11 +42,14 @@ from models.reservation import (
 from router.ledger.base import (
     CONFIRM,
     FEED_COUNTERS,
+    NO_RESERVATION,
     RELEASE,
     RESERVE,
     Ledger,
+    NoReservationError,
     ReserveRequest,
     check_now,
+    check_store,
     check_transition,
     request_digest,
     validate_delta,
@@ -195,27 +198,31 @@ class SqlLedger(Ledger):
         digest: str,
         reservation_id: str,
         now: datetime,
-    ) -> Reservation | None:
-        """Claim ``request_id`` for this call, or return the first call's result.
+        response: bytes | None = None,
+    ) -> tuple[str, bytes | None] | None:
+        """Claim ``request_id`` for this call, or return the first call's record.
 
-        The insert is the first write of the transaction: a concurrent call with the same
-        id blocks on the unique key until this one commits or rolls back.
+        None when this call claimed the id; else the first call's (reservation_id, stored
+        response). The insert is the first write of the transaction: a concurrent call with
+        the same id blocks on the unique key until this one commits or rolls back.
         """
         claimed = tx.one(
-            "INSERT INTO idempotency (request_id, operation, digest, reservation_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
-            (request_id, operation, digest, reservation_id, self.ts(now)),
+            "INSERT INTO idempotency (request_id, operation, digest, reservation_id, created_at, "
+            "response) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING "
+            "RETURNING request_id",
+            (request_id, operation, digest, reservation_id, self.ts(now), response),
         )
         if claimed is not None:
             return None
         first = tx.one(
-            "SELECT operation, digest, reservation_id FROM idempotency WHERE request_id = ?",
+            "SELECT operation, digest, reservation_id, response FROM idempotency "
+            "WHERE request_id = ?",
             (request_id,),
         )
         assert first is not None, "a conflicting idempotency record is committed"
         if first[0] != operation or first[1] != digest:
             raise IdempotencyMismatchError(request_id)
-        return self._read(tx, first[2])
+        return str(first[2]), None if first[3] is None else bytes(first[3])
 
     # --- reservations ------------------------------------------------------------------
 
@@ -259,13 +266,28 @@ class SqlLedger(Ledger):
             raise IdempotencyMismatchError(request_id)
         return None if row[2] is None else bytes(row[2])
 
+    def store_response(
+        self, request_id: str, payload: bytes, response: bytes, now: datetime
+    ) -> bytes | None:
+        """See :meth:`Ledger.store_response`."""
+        check_store(request_id, now)
+        digest = request_digest(RESERVE, payload)
+
+        def work(tx: Tx) -> bytes | None:
+            first = self._claim(tx, request_id, RESERVE, digest, NO_RESERVATION, now, response)
+            return response if first is None else first[1]
+
+        return self.transaction(work)
+
     def _reserve(
         self, tx: Tx, req: ReserveRequest, reservation_id: str
     ) -> tuple[Reservation, bool]:
         """The reservation, and whether this call made it (False: a replay)."""
         first = self._claim(tx, req.request_id, RESERVE, req.digest, reservation_id, req.created_at)
         if first is not None:
-            return first, False
+            if first[0] == NO_RESERVATION:
+                raise NoReservationError(req.request_id)
+            return self._read(tx, first[0]), False
         shortfalls: list[Shortfall] = []
         for node_id, sku, units in req.needs:  # sorted: the fixed lock order
             taken = tx.run(
@@ -359,7 +381,7 @@ class SqlLedger(Ledger):
         def work(tx: Tx) -> Reservation:
             first = self._claim(tx, request_id, operation, digest, reservation_id, now)
             if first is not None:
-                return first
+                return self._read(tx, first[0])
             if not self._settle(tx, reservation_id, target, now, ""):
                 row = tx.one(
                     "SELECT status FROM reservations WHERE reservation_id = ?", (reservation_id,)

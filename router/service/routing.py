@@ -16,6 +16,7 @@ from router.engine import plan_order
 from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.ledger import Ledger
+from router.ledger.base import NoReservationError
 from router.service.convert import (
     plan_order_args_from_proto,
     plan_to_proto,
@@ -124,8 +125,16 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 plan = self._plan(args.order, self._stop(args.time_limit_s, context), full=full)
                 plan_msg = plan_to_proto(plan, explain=args.explain)
                 lines, slots = _holdings(plan)
-                if not lines:  # nothing ships: nothing to reserve
-                    return router_pb2.RouteOrderResponse(plan=plan_msg, attempts=attempt)
+                if not lines:  # nothing ships: store the answer, reserve nothing
+                    answer = router_pb2.RouteOrderResponse(plan=plan_msg, attempts=attempt)
+                    stored = self._ledger.store_response(
+                        args.request_id,
+                        payload,
+                        answer.SerializeToString(deterministic=True),
+                        datetime.now(UTC),
+                    )
+                    assert stored is not None, "a committed reserve call stored its response"
+                    return router_pb2.RouteOrderResponse.FromString(stored)
                 made: dict[str, bytes] = {}  # by reservation id (a retried transaction)
 
                 def respond(
@@ -155,6 +164,10 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                         datetime.now(UTC),
                         respond,
                     )
+                except NoReservationError:  # a concurrent call with the id shipped nothing
+                    stored = self._ledger.stored_response(args.request_id, payload)
+                    assert stored is not None, "a store_response call stored its response"
+                    return router_pb2.RouteOrderResponse.FromString(stored)
                 except StockConflictError as e:
                     conflict = e
                     for node_id, _day in e.full_nodes:

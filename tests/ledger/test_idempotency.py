@@ -11,6 +11,7 @@ import pytest
 from models.errors import IdempotencyMismatchError, ReservationStateError
 from models.reservation import Reservation, ReservationLine, ReservationStatus
 from router.ledger import Ledger, open_ledger
+from router.ledger.base import NoReservationError
 from tests.ledger import workers
 from tests.ledger.conftest import CAPACITIES, DAY, NOW, POSITIONS, ledger_url, position, scenario
 
@@ -154,3 +155,83 @@ def test_a_failing_response_reserves_nothing(ledger: Ledger):
     assert position(ledger, "N1", "A") == (10, 0, 8)
     assert ledger.capacity_used(DAY) == {}
     assert ledger.stored_response("q1", b"p") is None
+
+
+def test_store_response_records_an_answer_without_a_reservation(ledger: Ledger):
+    """store_response claims the id with its response and holds nothing; retries replay it."""
+    assert ledger.store_response("q1", b"p", b"nothing ships", NOW) == b"nothing ships"
+    assert ledger.stored_response("q1", b"p") == b"nothing ships"
+    assert ledger.store_response("q1", b"p", b"a second answer", NOW) == b"nothing ships"
+    with pytest.raises(IdempotencyMismatchError):
+        ledger.store_response("q1", b"other", b"x", NOW)
+    with pytest.raises(NoReservationError):  # the id was answered without a reservation
+        ledger.reserve("q1", b"p", "SO-1", [L("N1", "A", 3)], [("N2", DAY)], 60, NOW)
+    with pytest.raises(IdempotencyMismatchError):
+        ledger.reserve("q1", b"other", "SO-1", [L("N1", "A", 3)], [], 60, NOW)
+    r = ledger.reserve("q2", b"p", "SO-2", [L("N1", "A", 1)], [], 60, NOW, lambda _: b"held")
+    with pytest.raises(IdempotencyMismatchError):
+        ledger.confirm("q1", r.reservation_id, NOW)
+    assert ledger.store_response("q2", b"p", b"x", NOW) == b"held"  # the reserve came first
+    assert position(ledger, "N1", "A") == (10, 1, 7)
+    assert ledger.capacity_used(DAY) == {}
+
+
+def test_concurrent_store_response_with_one_id_records_once(ledger: Ledger):
+    """Eight threads store different answers under one id at once: all get one winner's."""
+    barrier = threading.Barrier(8)
+    results: list[bytes | None] = []
+    errors: list[BaseException] = []
+
+    def call(i: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            results.append(ledger.store_response("q1", b"p", f"answer-{i}".encode(), NOW))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert len(results) == 8 and len(set(results)) == 1
+    assert results[0] in {f"answer-{i}".encode() for i in range(8)}
+    assert ledger.stored_response("q1", b"p") == results[0]
+
+
+def test_store_response_races_reserve_with_one_id(ledger: Ledger):
+    """store_response and reserve race on one id: exactly one kind of record wins."""
+    barrier = threading.Barrier(8)
+    stored: list[bytes | None] = []
+    reserved: list[str] = []
+    refused: list[BaseException] = []
+    errors: list[BaseException] = []
+
+    def call(i: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            if i % 2:
+                stored.append(ledger.store_response("q1", b"p", b"nothing", NOW))
+            else:
+                r = ledger.reserve(
+                    "q1", b"p", "SO-1", [L("N1", "A", 2)], [], 60, NOW, lambda _: b"held"
+                )
+                reserved.append(r.reservation_id)
+        except NoReservationError as e:
+            refused.append(e)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    if refused:  # store_response won: nothing is held, every call sees its answer
+        assert (stored, reserved, len(refused)) == ([b"nothing"] * 4, [], 4)
+        assert position(ledger, "N1", "A") == (10, 0, 8)
+    else:  # a reserve won: one reservation, held once, and its answer for everyone
+        assert stored == [b"held"] * 4 and len(reserved) == 4 and len(set(reserved)) == 1
+        assert position(ledger, "N1", "A") == (10, 2, 6)

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import grpc
@@ -223,6 +223,32 @@ def test_nothing_to_ship_reserves_nothing(served: Served):
     assert answer.attempts == 1
 
 
+def test_nothing_to_ship_replays_the_identical_response(served: Served):
+    """A retry of an order that shipped nothing returns the first response byte for byte.
+
+    Even after stock arrived (so a fresh solve would ship); the same id with another request
+    is ALREADY_EXISTS.
+    """
+    first = served.routing.RouteOrder(route("r1", ("C", 1)), timeout=10)
+    assert not first.HasField("reservation")
+    served.inventory.ApplyStockDelta(
+        router_pb2.ApplyStockDeltaRequest(
+            feed="wms",
+            sequence=1,
+            node_id="west",
+            deltas=[router_pb2.StockDelta(sku="C", on_hand_change=5)],
+        ),
+        timeout=10,
+    )
+    assert served.routing.RouteOrder(route("r2", ("C", 1)), timeout=10).HasField("reservation")
+    again = served.routing.RouteOrder(route("r1", ("C", 1)), timeout=10)
+    assert again.SerializeToString() == first.SerializeToString()
+    assert stock_of(served, "C")["west"] == (5, 1, 4)  # only r2 holds a unit
+    with pytest.raises(grpc.RpcError) as error:
+        served.routing.RouteOrder(route("r1", ("C", 2)), timeout=10)
+    assert error.value.code() is grpc.StatusCode.ALREADY_EXISTS
+
+
 class Interfering(MemoryLedger):
     """A memory ledger that, on its first reserve, first lets ``meddle`` take stock."""
 
@@ -271,6 +297,23 @@ def test_conflict_is_re_solved_against_fresh_stock(small_scenario: Scenario):
         a = stock_of(served, "A")
         assert sum(reserved for _, reserved, _ in a.values()) == 7
         assert all(available == 0 for _, _, available in a.values())
+
+
+def test_reserve_after_a_concurrent_nothing_to_ship_answer(small_scenario: Scenario):
+    """A concurrent call with the same id answered without a reservation: its answer wins."""
+    ledger = Interfering()
+    request = route("r1", ("A", 1))
+    theirs = router_pb2.RouteOrderResponse(attempts=2).SerializeToString(deterministic=True)
+    for served in serve_on(ledger, small_scenario):
+
+        def other_call() -> None:
+            payload = request.SerializeToString(deterministic=True)
+            ledger.store_response("r1", payload, theirs, datetime.now(UTC))
+
+        ledger.meddle = other_call
+        answer = served.routing.RouteOrder(request, timeout=10)
+        assert answer.SerializeToString(deterministic=True) == theirs
+        assert sum(reserved for _, reserved, _ in stock_of(served, "A").values()) == 0
 
 
 class LosesFirstReply(MemoryLedger):
