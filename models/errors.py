@@ -119,3 +119,11 @@ class IdempotencyMismatchError(RouterError):
         super().__init__(
             f"request_id: {request_id!r} was already used with a different payload or operation"
         )
+
+
+class LedgerUnavailableError(RouterError):
+    """The ledger could not answer in time; nothing was changed, and a retry is safe.
+
+    Raised for a lock or statement timeout, a busy or unreachable database, or a conflict
+    that outlasted its retries. Retrying with the same request_id cannot act twice.
+    """

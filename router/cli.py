@@ -75,6 +75,9 @@ def _stock_import(args: argparse.Namespace) -> int:
         f"feed {args.feed!r} sequence {sequence}: {summary}; {clamped} units clamped",
         file=sys.stderr,
     )
+    if not outcomes.get("applied"):  # every snapshot stale or duplicate: say so to scripts
+        print("nothing applied: every snapshot was stale or a duplicate", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -254,7 +254,7 @@ def test_stock_import_loads_snapshots_per_node(tmp_path: Path, capsys: pytest.Ca
         assert positions[("DC-EAST", "SKU-1")].on_hand == 100
         assert positions[("DC-EAST", "SKU-1")].safety_stock == 5
         assert ledger.feed_stats()["applied"] == 3
-    assert main([*args, "--sequence", "3"]) == 0
+    assert main([*args, "--sequence", "3"]) == 2  # nothing applied: a script must notice
     assert "duplicate" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text("node_id,sku,on_hand\nDC-EAST,SKU-1,-1\nNOPE,SKU-1,1\n")

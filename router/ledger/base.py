@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 
-from models.errors import RouterError, Violations
+from models.errors import FieldViolation, InvalidArgumentError, RouterError, Violations
+from models.fields import MAX_INT32
 from models.network import Network, Stock
 from models.reservation import FeedResult, Reservation, ReservationLine
 
@@ -162,6 +163,8 @@ def validate_snapshot(
             v.add(f"positions[{i}].sku", f"{sku!r} appears twice")
         if on_hand < 0:
             v.add(f"positions[{i}].on_hand", f"must not be negative, got {on_hand}")
+        if on_hand > MAX_INT32:
+            v.add(f"positions[{i}].on_hand", f"must be at most {MAX_INT32}, got {on_hand}")
         if safety < 0:
             v.add(f"positions[{i}].safety_stock", f"must not be negative, got {safety}")
         given[sku] = (on_hand, safety)
@@ -184,6 +187,19 @@ def validate_delta(
     return changes
 
 
+def check_on_hand(node_id: str, sku: str, target: int) -> None:
+    """Raise :class:`InvalidArgumentError` when a delta would take on hand above int32."""
+    if target > MAX_INT32:
+        raise InvalidArgumentError(
+            [
+                FieldViolation(
+                    "deltas",
+                    f"{node_id}/{sku}: on hand would become {target}, above {MAX_INT32}",
+                )
+            ]
+        )
+
+
 class Ledger(ABC):
     """Live stock, reservations, node capacity per day, idempotency records and feed positions.
 
@@ -200,6 +216,14 @@ class Ledger(ABC):
         Nodes are upserted. New positions are inserted as given (their ``reserved`` counts
         units held outside this ledger); existing positions take the new on hand (never
         below their reserved units) and safety stock.
+        """
+
+    @abstractmethod
+    def seed(self, network: Network, stock: Stock) -> bool:
+        """Load ``network`` and ``stock`` only when the ledger holds no position yet.
+
+        Atomic: of several replicas seeding one empty ledger at once, exactly one loads
+        (True); the others, and any call on a ledger with live stock, change nothing.
         """
 
     @abstractmethod

@@ -35,6 +35,7 @@ from router.ledger.base import (
     Ledger,
     NoReservationError,
     check_now,
+    check_on_hand,
     check_store,
     check_transition,
     request_digest,
@@ -76,17 +77,29 @@ class MemoryLedger(Ledger):
     def load(self, network: Network, stock: Stock) -> None:
         """See :meth:`Ledger.load`."""
         with self._lock:
-            for node in network.nodes:
-                self._limits[node.node_id] = node.daily_order_capacity
-            for key, p in stock.positions.items():
-                pos = self._positions.get(key)
-                if pos is None:
-                    self._positions[key] = _Position(
-                        max(p.on_hand, p.reserved), p.reserved, p.safety_stock
-                    )
-                else:
-                    pos.on_hand = max(p.on_hand, pos.reserved)
-                    pos.safety_stock = p.safety_stock
+            self._load(network, stock)
+
+    def seed(self, network: Network, stock: Stock) -> bool:
+        """See :meth:`Ledger.seed`."""
+        with self._lock:
+            if self._positions:
+                return False
+            self._load(network, stock)
+            return True
+
+    def _load(self, network: Network, stock: Stock) -> None:
+        """:meth:`load` with the lock held."""
+        for node in network.nodes:
+            self._limits[node.node_id] = node.daily_order_capacity
+        for key, p in stock.positions.items():
+            pos = self._positions.get(key)
+            if pos is None:
+                self._positions[key] = _Position(
+                    max(p.on_hand, p.reserved), p.reserved, p.safety_stock
+                )
+            else:
+                pos.on_hand = max(p.on_hand, pos.reserved)
+                pos.safety_stock = p.safety_stock
 
     def stock(self, skus: Collection[str] | None = None) -> Stock:
         """See :meth:`Ledger.stock`."""
@@ -307,13 +320,20 @@ class MemoryLedger(Ledger):
         """See :meth:`Ledger.apply_delta`."""
         changes = validate_delta(feed, sequence, node_id, deltas)
         with self._lock:
+            targets = {
+                sku: self._positions.get((node_id, sku), _Position(0, 0, 0)).on_hand + change
+                for sku, change in sorted(changes.items())
+            }
+            last = self._feeds.get((feed, node_id))
+            if last is None or sequence > last:  # to be applied: check before any change
+                for sku, target in targets.items():
+                    check_on_hand(node_id, sku, target)
             ignored = self._advance(feed, node_id, sequence)
             if ignored is not None:
                 return ignored
             clamped = 0
-            for sku, change in sorted(changes.items()):
-                old = self._positions.get((node_id, sku), _Position(0, 0, 0)).on_hand
-                clamped += self._set(node_id, sku, old + change, -1)
+            for sku, target in targets.items():
+                clamped += self._set(node_id, sku, target, -1)
             return self._applied(clamped)
 
     def close(self) -> None:

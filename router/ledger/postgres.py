@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from models.errors import LedgerUnavailableError
 from router.ledger.sql import Row, SqlLedger, Tx
 
 T = TypeVar("T")
@@ -29,6 +30,14 @@ SCHEMA = Path(__file__).with_name("schema_postgres.sql")
 MAX_ATTEMPTS = 5
 #: Arbitrary key of the advisory lock that serialises schema creation across processes.
 SCHEMA_LOCK_KEY = 0x6C656467  # "ledg"
+#: Arbitrary key of the advisory lock that serialises seeding an empty ledger.
+SEED_LOCK_KEY = 0x73656564  # "seed"
+#: Longest wait for a row lock before a statement fails (LockNotAvailable).
+LOCK_TIMEOUT_S = 5.0
+#: Longest run of one statement before it is cancelled (QueryCanceled).
+STATEMENT_TIMEOUT_S = 15.0
+#: Longest wait for a pooled connection (and for the pool's first one at open).
+POOL_TIMEOUT_S = 5.0
 
 
 class _PgTx:
@@ -59,20 +68,61 @@ class PostgresLedger(SqlLedger):
 
     for_update = " FOR UPDATE"
 
-    def __init__(self, conninfo: str, *, max_connections: int = 8) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        max_connections: int = 8,
+        lock_timeout_s: float = LOCK_TIMEOUT_S,
+        statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+        pool_timeout_s: float = POOL_TIMEOUT_S,
+    ) -> None:
+        """Open a pool on ``conninfo`` and create the schema when missing.
+
+        Every connection waits at most ``lock_timeout_s`` for a row lock and runs a
+        statement for at most ``statement_timeout_s``; taking a connection from the pool
+        waits at most ``pool_timeout_s``. On any failure the pool is closed again.
+        """
+        settings = (
+            f"SET lock_timeout = {int(lock_timeout_s * 1000)}; "
+            f"SET statement_timeout = {int(statement_timeout_s * 1000)}"
+        )
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            conn.execute(settings.encode())
+            conn.commit()
+
+        connect_timeout = max(2, int(pool_timeout_s))
+        # The schema first, on a connection of its own: a bad URL or database fails here,
+        # at once and with the server's message, before any pool thread exists.
+        with (
+            psycopg.connect(conninfo, connect_timeout=connect_timeout) as conn,
+            conn.cursor() as cur,
+        ):
+            configure(conn)
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+            cur.execute(SCHEMA.read_text().encode())
         self.pool = ConnectionPool(
             conninfo,
             min_size=1,
             max_size=max_connections,
-            kwargs={"autocommit": False},
+            kwargs={"autocommit": False, "connect_timeout": connect_timeout},
+            configure=configure,
+            timeout=pool_timeout_s,
             open=True,
         )
-        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-            cur.execute(SCHEMA.read_text().encode())
+        try:
+            self.pool.wait(timeout=pool_timeout_s)
+        except BaseException:
+            self.pool.close()
+            raise
 
     def transaction(self, work: Callable[[Tx], T]) -> T:
-        """See :meth:`SqlLedger.transaction`."""
+        """See :meth:`SqlLedger.transaction`.
+
+        A timeout, a lost connection, an empty pool or a conflict that outlasts its retries
+        is raised as :class:`LedgerUnavailableError` (nothing was committed).
+        """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with (
@@ -81,11 +131,17 @@ class PostgresLedger(SqlLedger):
                     conn.cursor() as cur,
                 ):
                     return work(_PgTx(cur))
-            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as e:
                 if attempt == MAX_ATTEMPTS:
-                    raise
+                    raise LedgerUnavailableError(f"ledger busy, try again: {e}") from e
                 time.sleep(random.uniform(0, 0.02 * attempt))
+            except (psycopg.OperationalError, PoolTimeout) as e:
+                raise LedgerUnavailableError(f"ledger unavailable, try again: {e}") from e
         raise AssertionError("unreachable")
+
+    def _seed_lock(self, tx: Tx) -> None:
+        """A transaction-scoped advisory lock: one seeder at a time across replicas."""
+        tx.one("SELECT pg_advisory_xact_lock(?)", (SEED_LOCK_KEY,))
 
     def ts(self, value: datetime) -> object:
         """Instants go to timestamptz as aware datetimes."""

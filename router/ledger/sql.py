@@ -49,6 +49,7 @@ from router.ledger.base import (
     NoReservationError,
     ReserveRequest,
     check_now,
+    check_on_hand,
     check_store,
     check_transition,
     request_digest,
@@ -111,26 +112,45 @@ class SqlLedger(Ledger):
 
     def load(self, network: Network, stock: Stock) -> None:
         """See :meth:`Ledger.load`."""
+        self.transaction(lambda tx: self._load(tx, network, stock, overwrite=True))
 
-        def work(tx: Tx) -> None:
-            for node in sorted(network.nodes, key=lambda n: n.node_id):
-                tx.run(
-                    "INSERT INTO nodes (node_id, daily_order_capacity) VALUES (?, ?) "
-                    "ON CONFLICT (node_id) DO UPDATE "
-                    "SET daily_order_capacity = excluded.daily_order_capacity",
-                    (node.node_id, node.daily_order_capacity),
-                )
-            for (node_id, sku), p in sorted(stock.positions.items()):
-                tx.run(
-                    "INSERT INTO positions (node_id, sku, on_hand, reserved, safety_stock) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id, sku) DO UPDATE SET "
-                    "on_hand = CASE WHEN excluded.on_hand < positions.reserved "
-                    "THEN positions.reserved ELSE excluded.on_hand END, "
-                    "safety_stock = excluded.safety_stock",
-                    (node_id, sku, max(p.on_hand, p.reserved), p.reserved, p.safety_stock),
-                )
+    def seed(self, network: Network, stock: Stock) -> bool:
+        """See :meth:`Ledger.seed`: check and load in one transaction, under the seed lock."""
 
-        self.transaction(work)
+        def work(tx: Tx) -> bool:
+            self._seed_lock(tx)
+            if tx.one("SELECT 1 FROM positions LIMIT 1") is not None:
+                return False
+            self._load(tx, network, stock, overwrite=False)
+            return True
+
+        return self.transaction(work)
+
+    def _seed_lock(self, tx: Tx) -> None:
+        """Serialise seeders until the transaction ends (SQLite: BEGIN IMMEDIATE does)."""
+
+    def _load(self, tx: Tx, network: Network, stock: Stock, *, overwrite: bool) -> None:
+        """Upsert the nodes and insert the positions; ``overwrite`` updates existing ones."""
+        for node in sorted(network.nodes, key=lambda n: n.node_id):
+            tx.run(
+                "INSERT INTO nodes (node_id, daily_order_capacity) VALUES (?, ?) "
+                "ON CONFLICT (node_id) DO UPDATE "
+                "SET daily_order_capacity = excluded.daily_order_capacity",
+                (node.node_id, node.daily_order_capacity),
+            )
+        on_conflict = (
+            "DO UPDATE SET on_hand = CASE WHEN excluded.on_hand < positions.reserved "
+            "THEN positions.reserved ELSE excluded.on_hand END, "
+            "safety_stock = excluded.safety_stock"
+            if overwrite
+            else "DO NOTHING"
+        )
+        for (node_id, sku), p in sorted(stock.positions.items()):
+            tx.run(
+                "INSERT INTO positions (node_id, sku, on_hand, reserved, safety_stock) "
+                f"VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id, sku) {on_conflict}",
+                (node_id, sku, max(p.on_hand, p.reserved), p.reserved, p.safety_stock),
+            )
 
     def stock(self, skus: Collection[str] | None = None) -> Stock:
         """See :meth:`Ledger.stock`."""
@@ -550,6 +570,7 @@ class SqlLedger(Ledger):
         assert row is not None
         old, reserved, old_safety = int(row[0]), int(row[1]), int(row[2])
         target = on_hand if change is None else old + change
+        check_on_hand(node_id, sku, target)
         kept = max(target, reserved, 0)
         tx.run(
             "UPDATE positions SET on_hand = ?, safety_stock = ? WHERE node_id = ? AND sku = ?",

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from models.errors import LedgerUnavailableError
 from router.ledger.sql import Row, SqlLedger, Tx
 
 T = TypeVar("T")
@@ -25,6 +26,11 @@ SCHEMA = Path(__file__).with_name("schema_sqlite.sql")
 BUSY_TIMEOUT_S = 30.0
 #: Attempts of one transaction when SQLite still reports the database locked.
 MAX_ATTEMPTS = 5
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    """Whether ``error`` means the database is locked by another writer (try again)."""
+    return "locked" in str(error) or "busy" in str(error)
 
 
 class _SqliteTx:
@@ -92,21 +98,32 @@ class SqliteLedger(SqlLedger):
         return self._guard if self._memory else nullcontext()
 
     def transaction(self, work: Callable[[Tx], T]) -> T:
-        """See :meth:`SqlLedger.transaction`."""
+        """See :meth:`SqlLedger.transaction`.
+
+        A database still locked (busy) after the retries is raised as
+        :class:`LedgerUnavailableError` (nothing was committed).
+        """
         conn = self._connection()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             with self._serial():
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as e:
-                    if "locked" in str(e) and attempt < MAX_ATTEMPTS:
-                        time.sleep(0.01 * attempt)
-                        continue
-                    raise
+                    if not _busy(e):
+                        raise
+                    if attempt == MAX_ATTEMPTS:
+                        raise LedgerUnavailableError(f"ledger busy, try again: {e}") from e
+                    time.sleep(0.01 * attempt)
+                    continue
                 try:
                     result = work(_SqliteTx(conn))
                     conn.execute("COMMIT")
                     return result
+                except sqlite3.OperationalError as e:
+                    conn.execute("ROLLBACK")
+                    if _busy(e):
+                        raise LedgerUnavailableError(f"ledger busy, try again: {e}") from e
+                    raise
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise

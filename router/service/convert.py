@@ -37,6 +37,8 @@ MAX_COUNTERFACTUALS = 20
 """The most nodes a request may ask to price (``counterfactual_node_ids``)."""
 DEFAULT_TTL_S = 15 * 60.0
 """How long a RouteOrder reservation is held when the request sets no ``ttl``."""
+MAX_TTL_S = 7 * 24 * 3600.0
+"""The longest ``ttl`` a RouteOrder may ask for (7 days)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,9 @@ def route_order_args_from_proto(
         v.add("request_id", "must not be empty")
     v.extend(order_v.items)
     ttl_s = _positive_s(request.ttl, "ttl", v) if request.HasField("ttl") else DEFAULT_TTL_S
+    if ttl_s is not None and ttl_s > MAX_TTL_S:
+        v.add("ttl", f"must be at most {MAX_TTL_S:g}s (7 days), got {ttl_s:g}s")
+        ttl_s = None
     time_limit_s = _time_limit_s(request.time_limit, v) if request.HasField("time_limit") else None
     v.raise_if_any()
     assert order is not None and ttl_s is not None

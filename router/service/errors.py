@@ -15,6 +15,7 @@ from grpc_status import rpc_status
 from models.errors import (
     IdempotencyMismatchError,
     InvalidArgumentError,
+    LedgerUnavailableError,
     NotFoundError,
     ReservationStateError,
     StockConflictError,
@@ -68,6 +69,8 @@ _TABLE: dict[type[Exception], tuple[grpc.StatusCode, _Details]] = {
     # The id exists already (with another request): ALREADY_EXISTS, and a BadRequest
     # detail on request_id says which field to change.
     IdempotencyMismatchError: (grpc.StatusCode.ALREADY_EXISTS, _reused_request_id),
+    # The ledger timed out or was busy; nothing changed, and request ids make a retry safe.
+    LedgerUnavailableError: (grpc.StatusCode.UNAVAILABLE, _no_details),
 }
 """Each domain exception (or its nearest listed base class) → status code and details."""
 

@@ -9,7 +9,7 @@ import grpc
 
 from models.errors import StockConflictError
 from models.order import Order
-from models.plan import Plan
+from models.plan import Plan, SolveStatus
 from models.reservation import Reservation, ReservationLine
 from models.scenario import Scenario
 from router.engine import plan_order
@@ -30,6 +30,9 @@ DEADLINE_MARGIN_S = 0.1
 """Time kept back from the RPC's deadline for converting and sending the plan."""
 MAX_ATTEMPTS = 3
 """Solves RouteOrder makes in all when stock keeps changing under its plans."""
+FINAL = frozenset({SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE})
+"""Proven answers: only such a nothing-ships answer is stored for replay (a solve cut short,
+FEASIBLE or NO_SOLUTION, may ship something when retried)."""
 
 
 class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
@@ -125,8 +128,10 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 plan = self._plan(args.order, self._stop(args.time_limit_s, context), full=full)
                 plan_msg = plan_to_proto(plan, explain=args.explain)
                 lines, slots = _holdings(plan)
-                if not lines:  # nothing ships: store the answer, reserve nothing
+                if not lines:  # nothing ships: reserve nothing
                     answer = router_pb2.RouteOrderResponse(plan=plan_msg, attempts=attempt)
+                    if plan.status not in FINAL:  # cut short: a retry must plan again
+                        return answer
                     stored = self._ledger.store_response(
                         args.request_id,
                         payload,

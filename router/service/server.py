@@ -135,12 +135,8 @@ def open_seeded_ledger(url: str, scenario: Scenario) -> Ledger:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     ledger = open_ledger(url)
     try:
-        # One SKU's positions answer quickly for a seeded ledger; only an empty-looking
-        # one is read whole.
-        if not ledger.stock(sorted(scenario.network.skus)[:1]).positions and not (
-            ledger.stock().positions
-        ):
-            ledger.load(scenario.network, scenario.stock)
+        # Check and load in one transaction: replicas starting together seed only once.
+        if ledger.seed(scenario.network, scenario.stock):
             logger.info("seeded the empty ledger from the scenario")
     except BaseException:
         ledger.close()

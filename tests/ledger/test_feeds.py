@@ -75,3 +75,17 @@ def test_invalid_feed_updates(ledger: Ledger):
         "positions[1].safety_stock",
     ]  # fmt: skip
     assert ledger.feed_stats()["applied"] == 0
+
+
+def test_a_delta_past_int32_is_invalid_and_changes_nothing(ledger: Ledger):
+    """On hand must stay within int32 (the API's and PostgreSQL's): INVALID_ARGUMENT."""
+    big = 2**31 - 1
+    assert ledger.apply_snapshot("wms", 1, "N1", [("A", big - 5, 0)]).applied
+    with pytest.raises(InvalidArgumentError) as error:
+        ledger.apply_delta("wms", 2, "N1", [("A", 3), ("A", 3)])
+    assert [v.field for v in error.value.violations] == ["deltas"]
+    assert position(ledger, "N1", "A")[0] == big - 5
+    assert ledger.apply_delta("wms", 2, "N1", [("A", 5)]).applied  # sequence 2 not used up
+    assert position(ledger, "N1", "A")[0] == big
+    with pytest.raises(InvalidArgumentError):
+        ledger.apply_snapshot("wms", 3, "N1", [("A", big + 1, 0)])

@@ -298,3 +298,23 @@ def test_plan_json_has_alternatives_and_counterfactuals() -> None:
 
     empty = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=False)
     assert empty["alternatives"] == [] and empty["counterfactuals"] == []
+
+
+@pytest.mark.parametrize("seconds", [7 * 24 * 3600 + 1, 315_576_000_000])
+def test_route_order_ttl_is_capped_at_seven_days(seconds: int):
+    """A ttl over 7 days (up to the largest Duration) is INVALID_ARGUMENT on ``ttl``."""
+    from google.protobuf import duration_pb2
+
+    from router.service.convert import route_order_args_from_proto
+
+    scenario = build_small_scenario()
+    request = router_pb2.RouteOrderRequest(
+        request_id="r1",
+        order=order_to_proto(order(("A", 1))),
+        ttl=duration_pb2.Duration(seconds=seconds),
+    )
+    with pytest.raises(InvalidArgumentError) as error:
+        route_order_args_from_proto(request, scenario.network)
+    assert [v.field for v in error.value.violations] == ["ttl"]
+    request.ttl.CopyFrom(duration_pb2.Duration(seconds=7 * 24 * 3600))
+    assert route_order_args_from_proto(request, scenario.network).ttl_s == 7 * 24 * 3600

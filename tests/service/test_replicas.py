@@ -47,6 +47,7 @@ class Outcomes:
         self.lock = threading.Lock()
         self.expected: dict[str, ReservationStatus] = {}
         self.aborted = 0
+        self.resolved = 0  # answers that needed a second solve (a stock conflict)
         self.requested = {"A": 0, "B": 0}
         self.errors: list[str] = []
 
@@ -80,11 +81,12 @@ def client(
                 with outcomes.lock:
                     outcomes.aborted += 1
                 continue
+            if answer.attempts >= 2:
+                with outcomes.lock:
+                    outcomes.resolved += 1
             again = stubs[(pick + 1) % len(stubs)].RouteOrder(request, timeout=30)
-            if answer.HasField("reservation"):  # committed: replayed byte for byte
-                assert again.SerializeToString() == answer.SerializeToString()
-            else:  # nothing was committed, so the retry is a new attempt
-                answer = again
+            # Every final answer is stored, reservation or not: replayed byte for byte.
+            assert again.SerializeToString() == answer.SerializeToString()
             if not answer.HasField("reservation"):
                 continue
             reservation_id = answer.reservation.reservation_id
@@ -139,6 +141,7 @@ def check_balance(
     assert outcomes.requested["A"] > sum(
         p.available for (_, sku), p in scenario.stock.positions.items() if sku == "A"
     ), "the clients must contend for the hot SKU"
+    assert outcomes.aborted + outcomes.resolved > 0, "no conflict: the retry path never ran"
     assert count_reservations() == len(outcomes.expected)
     held: dict[tuple[str, str], int] = {}
     shipped: dict[tuple[str, str], int] = {}

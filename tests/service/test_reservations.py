@@ -461,3 +461,22 @@ def test_sweeper_thread_stops_with_the_server(small_scenario: Scenario):
     while any(t.name == "ledger-sweeper" for t in threading.enumerate()):
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def test_a_solve_cut_short_is_not_stored_and_a_retry_plans_again(small_scenario: Scenario):
+    """A RouteOrder stopped by its time limit before any plan is not stored for replay.
+
+    The first call (1 µs to solve with the full CP-SAT model) finds NO_SOLUTION and ships
+    nothing; the retry under the same request_id, with a normal limit, plans and reserves.
+    """
+    for served in serve_on(MemoryLedger(), small_scenario, engine="cpsat-full"):  # type: ignore[arg-type]
+        hurried = route("r1", ("A", 2))
+        hurried.time_limit.CopyFrom(duration_pb2.Duration(nanos=1000))
+        first = served.routing.RouteOrder(hurried, timeout=10)
+        assert first.plan.status == router_pb2.SOLVE_STATUS_NO_SOLUTION
+        assert not first.HasField("reservation")
+        retry = route("r1", ("A", 2))
+        retry.time_limit.CopyFrom(duration_pb2.Duration(seconds=5))
+        again = served.routing.RouteOrder(retry, timeout=10)
+        assert again.HasField("reservation")
+        assert sum(line.quantity for line in again.reservation.lines) == 2
