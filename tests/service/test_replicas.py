@@ -141,7 +141,8 @@ def check_balance(
     assert outcomes.requested["A"] > sum(
         p.available for (_, sku), p in scenario.stock.positions.items() if sku == "A"
     ), "the clients must contend for the hot SKU"
-    assert outcomes.aborted + outcomes.resolved > 0, "no conflict: the retry path never ran"
+    # Whether some client also hit a stale plan (a re-solve or ABORTED) depends on timing,
+    # so it is not asserted here; tests/service/test_reservations.py forces that path.
     assert count_reservations() == len(outcomes.expected)
     held: dict[tuple[str, str], int] = {}
     shipped: dict[tuple[str, str], int] = {}
