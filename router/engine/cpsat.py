@@ -27,6 +27,11 @@ class Solution:
     objective: int | None
     bound: int | None
 
+    @property
+    def nodes(self) -> frozenset[int]:
+        """The candidates that ship at least one unit."""
+        return frozenset(j for (j, _), q in self.assignment.items() if q > 0)
+
 
 def solve_model(
     model: ExplainedModel,

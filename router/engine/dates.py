@@ -56,13 +56,6 @@ def ship_date(created_at: datetime, processing_hours: float, cutoff: time, timez
     return ready.date() + timedelta(days=1)
 
 
-def days_late(delivery: date, deliver_by: date | None) -> int:
-    """Whole days a delivery arrives after its deliver-by date (0 when on time or no date)."""
-    if deliver_by is None:
-        return 0
-    return max(0, (delivery - deliver_by).days)
-
-
 def microseconds(duration: timedelta) -> int:
     """A duration as a whole number of microseconds (exact: timedelta has that resolution)."""
     return duration // _MICROSECOND

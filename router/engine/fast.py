@@ -58,10 +58,6 @@ class FastResult:
 
     best: Solution
     alternatives: tuple[Solution, ...]
-    pruned: int
-    """Candidates removed by dominance before the search."""
-    path: str
-    """How the answer was reached: ``enumeration`` or ``cpsat``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,11 +268,11 @@ def solve_fast(
     built = model if isinstance(model, BuiltModel) else BuiltModel.of(model)
     p = _grouped(built)
     if p is None:  # lines of one SKU with different terms: not worth a special case
-        return _by_cpsat(built, None, stop, time_limit_s, alternatives, pruned=0)
+        return _by_cpsat(built, None, stop, time_limit_s, alternatives)
     offset = built.offset
     units_bound, suppliable = _units_bound(p)
     if not suppliable:
-        return FastResult(Solution(SolveStatus.INFEASIBLE, {}, None, None), (), 0, "enumeration")
+        return FastResult(Solution(SolveStatus.INFEASIBLE, {}, None, None), ())
     # Pruning pays only once pairs are enumerated; it waits for level 2.
     gone = np.zeros(len(p.shipment), dtype=np.bool_)
     keep = np.arange(len(p.shipment))
@@ -330,9 +326,8 @@ def solve_fast(
             if stop.is_set():  # building a CP-SAT model is not worth it any more
                 complete = False
                 break
-            pruned = int(gone.sum())
             if not sum(len(c) for c in found_cost):
-                return _by_cpsat(built, p, stop, time_limit_s, alternatives, pruned)
+                return _by_cpsat(built, p, stop, time_limit_s, alternatives)
             # Every set of k or more nodes that can beat the wanted-th best plan so far lies
             # in ``members`` (the bound above only grows with k); smaller sets are all
             # evaluated, and the best of them join, so CP-SAT on these candidates finds the
@@ -352,7 +347,6 @@ def solve_fast(
                 stop,
                 time_limit_s,
                 alternatives,
-                pruned,
                 ranks=p.rank[rows].tolist(),
                 hint={(position[j], line): q for (j, line), q in incumbent.items()},
             )
@@ -364,7 +358,7 @@ def solve_fast(
 
             if found.status is SolveStatus.OPTIMAL:
                 others = tuple(back(s, s.bound) for s in handed.alternatives)
-                return FastResult(back(found, found.bound), others, pruned, "cpsat")
+                return FastResult(back(found, found.bound), others)
             # Stopped: plans of k or more shipments that could win are in the sub-model, so
             # none beats the larger of the level's bound and CP-SAT's; smaller ones are known.
             best_small = int(np.concatenate(found_cost).min())
@@ -372,7 +366,7 @@ def solve_fast(
                 level_bound = max(level_bound, found.bound)
             if found.objective is not None and found.objective < best_small:
                 bound = min(best_small, level_bound)
-                return FastResult(back(found, bound), (), pruned, "cpsat")
+                return FastResult(back(found, bound), ())
             # Stopped with nothing better: the best plan so far stands, unproven.
             complete = False
             break
@@ -396,7 +390,7 @@ def solve_fast(
 
     if not found_cost or not sum(len(c) for c in found_cost):
         status = SolveStatus.INFEASIBLE if complete else SolveStatus.NO_SOLUTION
-        return FastResult(Solution(status, {}, None, None), (), int(gone.sum()), "enumeration")
+        return FastResult(Solution(status, {}, None, None), ())
 
     costs = np.concatenate(found_cost)
     ks = np.concatenate(found_k)
@@ -414,7 +408,7 @@ def solve_fast(
         solutions = [
             Solution(SolveStatus.FEASIBLE, s.assignment, s.objective, bound) for s in solutions
         ]
-    return FastResult(solutions[0], tuple(solutions[1:]), int(gone.sum()), "enumeration")
+    return FastResult(solutions[0], tuple(solutions[1:]))
 
 
 def _by_cpsat(
@@ -423,7 +417,6 @@ def _by_cpsat(
     stop: Stop,
     time_limit_s: float,
     alternatives: int,
-    pruned: int,
     *,
     ranks: Sequence[int] | None = None,
     hint: Mapping[tuple[int, int], int] | None = None,
@@ -439,16 +432,16 @@ def _by_cpsat(
     ranks = tie_order(built) if ranks is None else ranks
     best = solve_model(model, stop, time_limit_s, tie_order=ranks, hint=hint)
     if best.status is not SolveStatus.OPTIMAL:
-        return FastResult(best, (), pruned, "cpsat")
+        return FastResult(best, ())
 
     def key(solution: Solution) -> tuple[int, int, int, list[int]]:
-        places = sorted(ranks[j] for j in _node_sets([solution.assignment])[0])
+        places = sorted(ranks[j] for j in solution.nodes)
         return (solution.objective or 0, len(places), sum(places), places)
 
     # CP-SAT's objective orders plans by the first three parts of the key; the last (sorted
     # ranks) and the alternatives come from no-good solves, in that order, until the plans
     # wanted are settled: the newest plan ranks after the last one wanted.
-    plans, seen, last = [best], _node_sets([best.assignment]), best
+    plans, seen, last = [best], [best.nodes], best
     tries = 10 * (alternatives + 1)  # sets with an idle node are skipped, within reason
     while tries > 0 and not stop.is_set():
         tries -= 1
@@ -458,7 +451,7 @@ def _by_cpsat(
         last = solve_model(model, stop, time_limit_s, exclude=seen, tie_order=ranks)
         if last.status is not SolveStatus.OPTIMAL:
             break
-        nodes = _node_sets([last.assignment])[0]
+        nodes = last.nodes
         seen.append(nodes)
         if p is not None and len(nodes):
             _, valid, _ = _evaluate(p, np.array([sorted(nodes)], dtype=np.int64))
@@ -468,7 +461,7 @@ def _by_cpsat(
     ranked = sorted(plans, key=key)[: alternatives + 1]
     if p is not None:
         ranked = [_canonical(p, built, s) for s in ranked]
-    return FastResult(ranked[0], tuple(ranked[1:]), pruned, "cpsat")
+    return FastResult(ranked[0], tuple(ranked[1:]))
 
 
 def _canonical(p: _Problem, built: BuiltModel, solution: Solution) -> Solution:
@@ -477,7 +470,7 @@ def _canonical(p: _Problem, built: BuiltModel, solution: Solution) -> Solution:
     CP-SAT may split equal-cost units between a set's nodes or lines differently; the fill
     makes the plan for a set the same whichever path found it (its cost is the same).
     """
-    nodes = sorted(_node_sets([solution.assignment])[0])
+    nodes = sorted(solution.nodes)
     if not nodes:
         return solution
     sets = np.array([nodes], dtype=np.int64)
@@ -496,7 +489,3 @@ def _row_take(found_sets: list[Int], found_take: list[Int], row: int) -> tuple[I
             return sets[row], take[row]
         row -= len(sets)
     raise IndexError(row)
-
-
-def _node_sets(assignments: Sequence[dict[tuple[int, int], int]]) -> list[frozenset[int]]:
-    return [frozenset(j for (j, _), q in a.items() if q > 0) for a in assignments]

@@ -73,8 +73,8 @@ def plan_order(
         if alternatives:
             # Ranked by the fast engine, less the plan's own node set when ties differ.
             ranked = solve_fast(built, stop, time_limit_s, alternatives=alternatives)
-            own = _nodes(solution)
-            others = tuple(s for s in (ranked.best, *ranked.alternatives) if _nodes(s) != own)[
+            own = solution.nodes
+            others = tuple(s for s in (ranked.best, *ranked.alternatives) if s.nodes != own)[
                 :alternatives
             ]
     else:
@@ -128,10 +128,6 @@ def _counterfactual(
         _shipments(built, forced),
         _unfulfilled(built, forced),
     )
-
-
-def _nodes(solution: Solution) -> frozenset[int]:
-    return frozenset(j for (j, _), q in solution.assignment.items() if q)
 
 
 def _shipments(built: BuiltModel, solution: Solution) -> tuple[Shipment, ...]:

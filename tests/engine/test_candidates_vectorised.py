@@ -23,7 +23,7 @@ from models.plan import CandidateTerms, Exclusion, ExclusionReason, ExplainedMod
 from models.rules import RuleSet, SlaMode
 from router.engine import arrays
 from router.engine.candidates import build_model
-from router.engine.dates import days_late, ship_date
+from router.engine.dates import ship_date
 from router.engine.geo import great_circle_km
 from router.engine.terms import BuiltModel
 from router.sample import sample_scenario
@@ -105,7 +105,7 @@ def reference_build_model(
             order.created_at, node.processing_hours, node.cutoff_local_time, node.timezone
         )
         delivered = shipped + timedelta(days=0 if at_counter else band.transit_days)
-        late = days_late(delivered, order.deliver_by)
+        late = 0 if order.deliver_by is None else max(0, (delivered - order.deliver_by).days)
         if late and rules.sla is SlaMode.HARD:
             detail = f"delivers {delivered.isoformat()}, {late} day(s) after {order.deliver_by}"
             exclude(node, ExclusionReason.CANNOT_MEET_SLA, detail)

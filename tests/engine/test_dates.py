@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from router.engine.dates import NodeClocks, days_late, ship_date
+from router.engine.dates import NodeClocks, ship_date
 
 
 @pytest.mark.parametrize(
@@ -77,13 +77,6 @@ from router.engine.dates import NodeClocks, days_late, ship_date
 def test_ship_date_respects_cutoff_in_node_timezone(created, hours, cutoff, tz, expected):
     """A parcel ready by the cutoff in the node's own time zone leaves that local day."""
     assert ship_date(created, hours, cutoff, tz) == expected
-
-
-def test_days_late_counts_whole_days_after_deliver_by():
-    """Lateness is whole days past the deliver-by date, never negative, 0 with no date."""
-    assert days_late(date(2026, 11, 25), date(2026, 11, 22)) == 3
-    assert days_late(date(2026, 11, 20), date(2026, 11, 22)) == 0
-    assert days_late(date(2026, 11, 20), None) == 0
 
 
 # Zones with whole, half and quarter hour offsets, both hemispheres, and a zone (Gaza in

@@ -10,8 +10,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -257,22 +258,12 @@ class Interfering(MemoryLedger):
         self.meddle: Callable[[], None] | None = None
         self.reserves = 0
 
-    def reserve(
-        self,
-        request_id: str,
-        payload: bytes,
-        order_id: str,
-        lines: Sequence[ReservationLine],
-        capacity: Sequence[tuple[str, date]],
-        ttl_s: float,
-        now: datetime,
-        response: Callable[[Reservation], bytes] | None = None,
-    ) -> Reservation:
+    def reserve(self, *args: Any, **kwargs: Any) -> Reservation:
         self.reserves += 1
         meddle, self.meddle = self.meddle, None
         if meddle is not None:
             meddle()
-        return super().reserve(request_id, payload, order_id, lines, capacity, ttl_s, now, response)
+        return super().reserve(*args, **kwargs)
 
 
 def test_conflict_is_re_solved_against_fresh_stock(small_scenario: Scenario):
@@ -323,18 +314,8 @@ class LosesFirstReply(MemoryLedger):
         super().__init__()
         self.lost = False
 
-    def reserve(
-        self,
-        request_id: str,
-        payload: bytes,
-        order_id: str,
-        lines: Sequence[ReservationLine],
-        capacity: Sequence[tuple[str, date]],
-        ttl_s: float,
-        now: datetime,
-        response: Callable[[Reservation], bytes] | None = None,
-    ) -> Reservation:
-        made = super().reserve(request_id, payload, order_id, lines, capacity, ttl_s, now, response)
+    def reserve(self, *args: Any, **kwargs: Any) -> Reservation:
+        made = super().reserve(*args, **kwargs)
         if not self.lost:
             self.lost = True
             raise ConnectionError("the reply is lost after the commit")
@@ -367,10 +348,8 @@ class Starved(MemoryLedger):
         payload: bytes,
         order_id: str,
         lines: Sequence[ReservationLine],
-        capacity: Sequence[tuple[str, date]],
-        ttl_s: float,
-        now: datetime,
-        response: Callable[[Reservation], bytes] | None = None,
+        *rest: Any,
+        **kwargs: Any,
     ) -> Reservation:
         self.attempts = getattr(self, "attempts", 0) + 1
         raise StockConflictError([Shortfall(lines[0].node_id, lines[0].sku, lines[0].quantity, 0)])
