@@ -127,3 +127,34 @@ class LedgerUnavailableError(RouterError):
     Raised for a lock or statement timeout, a busy or unreachable database, or a conflict
     that outlasted its retries. Retrying with the same request_id cannot act twice.
     """
+
+
+class RuleVersionStateError(RouterError):
+    """The rule-set history does not allow this now, e.g. rollback with no earlier version."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One reason a rule set may not be published: a lint error or a failing golden case.
+
+    ``kind`` is ``"LINT"`` (``subject`` the path in the document) or ``"GOLDEN"``
+    (``subject`` the case's name); ``description`` says what is wrong.
+    """
+
+    kind: str
+    subject: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject}: {self.description}"
+
+
+class RulesRefusedError(RouterError):
+    """A rule set failed the checks a publish requires; nothing was stored."""
+
+    def __init__(self, refusals: Iterable[Refusal]) -> None:
+        self.refusals = tuple(refusals)
+        super().__init__(
+            f"publish refused ({len(self.refusals)} problems): "
+            + "; ".join(str(r) for r in self.refusals)
+        )

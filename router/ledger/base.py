@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 
-from models.errors import FieldViolation, InvalidArgumentError, RouterError, Violations
+from models.errors import (
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+    RouterError,
+    RuleVersionStateError,
+    Violations,
+)
 from models.fields import MAX_INT32
 from models.network import Network, Stock
 from models.reservation import FeedResult, Reservation, ReservationLine
+from models.rule_versions import RuleActivation, RuleVersion
 
 #: Operations recorded under a request_id; one id serves exactly one operation.
 RESERVE = "reserve"
@@ -119,6 +127,98 @@ def check_now(now: datetime, v: Violations | None = None) -> None:
         v.add("now", "must be timezone-aware")
     if own:
         v.raise_if_any()
+
+
+def rules_digest(document: str) -> str:
+    """The digest a rule-set version carries: SHA-256 hex of its document (UTF-8)."""
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def validate_publish(name: str, document: str, digest: str, by: str, now: datetime) -> datetime:
+    """Check a publish_rules call; the publication instant in UTC.
+
+    ``digest`` must be the SHA-256 hex of ``document``: publishing is idempotent by it, so
+    a digest of anything else would return another document's version.
+    """
+    v = Violations()
+    if not name.strip():
+        v.add("name", "must not be empty")
+    if not document.strip():
+        v.add("document", "must not be empty")
+    if digest != rules_digest(document):
+        v.add("digest", "must be the SHA-256 hex digest of document")
+    if not by.strip():
+        v.add("by", "must not be empty")
+    check_now(now, v)
+    v.raise_if_any()
+    return now.astimezone(UTC)
+
+
+def check_version(version: int, field: str = "version", v: Violations | None = None) -> None:
+    """A rule-set version number is at least 1."""
+    own = v is None
+    v = Violations() if v is None else v
+    if version < 1:
+        v.add(field, f"must be >= 1, got {version}")
+    if own:
+        v.raise_if_any()
+
+
+def validate_rule_change(
+    by: str, reason: str, now: datetime, version: int | None, field: str = "version"
+) -> datetime:
+    """Check an activate_rules/rollback_rules call; the instant in UTC.
+
+    ``version`` (named ``field`` in violations) is checked when given.
+    """
+    v = Violations()
+    if version is not None:
+        check_version(version, field, v)
+    if not by.strip():
+        v.add("by", "must not be empty")
+    if not reason.strip():
+        v.add("reason", "must not be empty")
+    check_now(now, v)
+    v.raise_if_any()
+    return now.astimezone(UTC)
+
+
+def no_rule_version(version: int, field: str = "version") -> NotFoundError:
+    """The error for a rule-set version that does not exist, naming it."""
+    return NotFoundError(f"{field}: no rule set version {version}")
+
+
+def check_activation(active: int | None, version: int, exists: Callable[[int], bool]) -> None:
+    """Raise unless ``version`` exists and is not the ``active`` one."""
+    if not exists(version):
+        raise no_rule_version(version)
+    if version == active:
+        raise RuleVersionStateError(f"version {version} is already active")
+
+
+def rollback_target(
+    current: tuple[int, int | None] | None, to: int | None, exists: Callable[[int], bool]
+) -> int:
+    """The version a rollback activates, given the current (version, previous) activation.
+
+    ``to`` when given (it must exist and not be active), else the version active before
+    the current one. Raises RuleVersionStateError when there is nothing to roll back to.
+    """
+    if current is None:
+        raise RuleVersionStateError("no rule set version is active: there is nothing to roll back")
+    active, previous = current
+    if to is not None:
+        if not exists(to):
+            raise no_rule_version(to, "to")
+        if to == active:
+            raise RuleVersionStateError(f"version {to} is already active")
+        return to
+    if previous is None:
+        raise RuleVersionStateError(
+            f"version {active} is the first version activated: there is no earlier version "
+            "to roll back to (name one with to)"
+        )
+    return previous
 
 
 def check_store(request_id: str, now: datetime) -> None:
@@ -344,6 +444,59 @@ class Ledger(ABC):
     @abstractmethod
     def feed_stats(self) -> dict[str, int]:
         """Counters: updates applied, stale and duplicate ones ignored, units clamped."""
+
+    # --- rule-set versions -------------------------------------------------------------
+
+    @abstractmethod
+    def publish_rules(
+        self, name: str, document: str, digest: str, by: str, reason: str, lint: str, now: datetime
+    ) -> RuleVersion:
+        """Store ``document`` as the next version (1, 2, 3 … without gaps); does not activate.
+
+        Idempotent by content: when a version with ``digest`` exists already, nothing is
+        stored and that version is returned (with its own name, reason and lint).
+        ``digest`` is the SHA-256 hex of ``document``; ``by`` must not be empty.
+        """
+
+    @abstractmethod
+    def rule_versions(self) -> tuple[RuleVersion, ...]:
+        """Every published version, ascending by version."""
+
+    @abstractmethod
+    def rule_version(self, version: int) -> RuleVersion:
+        """The version numbered ``version``; raises NotFoundError naming it when absent."""
+
+    @abstractmethod
+    def activate_rules(self, version: int, by: str, reason: str, now: datetime) -> RuleActivation:
+        """Make ``version`` the active rule set (action "activate").
+
+        Raises NotFoundError when it does not exist and RuleVersionStateError when it is
+        already active. The activation records the version active before as ``previous``.
+        """
+
+    @abstractmethod
+    def rollback_rules(
+        self, by: str, reason: str, now: datetime, to: int | None = None
+    ) -> RuleActivation:
+        """Make an earlier version active again (action "rollback").
+
+        The target is ``to`` when given (NotFoundError when it does not exist,
+        RuleVersionStateError when it is the active one), else the version that was active
+        before the current activation, so a second rollback undoes the first. Raises
+        RuleVersionStateError when nothing is active, or when the current activation has
+        no previous version and ``to`` is not given.
+        """
+
+    @abstractmethod
+    def active_rules(self) -> RuleVersion | None:
+        """The version of the latest activation; None when none was ever activated.
+
+        Read on every routing request: one indexed lookup.
+        """
+
+    @abstractmethod
+    def rule_activations(self) -> tuple[RuleActivation, ...]:
+        """The activation history, ascending by seq."""
 
     @abstractmethod
     def close(self) -> None:

@@ -26,6 +26,7 @@ from models.reservation import (
     ReservationLine,
     ReservationStatus,
 )
+from models.rule_versions import ACTIVATE, ROLLBACK, RuleActivation, RuleVersion
 from router.ledger.base import (
     CONFIRM,
     FEED_COUNTERS,
@@ -34,13 +35,19 @@ from router.ledger.base import (
     RESERVE,
     Ledger,
     NoReservationError,
+    check_activation,
     check_now,
     check_on_hand,
     check_store,
     check_transition,
+    check_version,
+    no_rule_version,
     request_digest,
+    rollback_target,
     validate_delta,
+    validate_publish,
     validate_reserve,
+    validate_rule_change,
     validate_snapshot,
 )
 from router.ledger.sql import new_reservation_id
@@ -73,6 +80,8 @@ class MemoryLedger(Ledger):
         self._requests: dict[str, _Record] = {}
         self._feeds: dict[tuple[str, str], int] = {}
         self._counters = dict.fromkeys(FEED_COUNTERS, 0)
+        self._rules: list[RuleVersion] = []  # version n at index n - 1
+        self._activations: list[RuleActivation] = []  # seq n at index n - 1
 
     def load(self, network: Network, stock: Stock) -> None:
         """See :meth:`Ledger.load`."""
@@ -335,6 +344,87 @@ class MemoryLedger(Ledger):
             for sku, target in targets.items():
                 clamped += self._set(node_id, sku, target, -1)
             return self._applied(clamped)
+
+    # --- rule-set versions -------------------------------------------------------------
+
+    def publish_rules(
+        self, name: str, document: str, digest: str, by: str, reason: str, lint: str, now: datetime
+    ) -> RuleVersion:
+        """See :meth:`Ledger.publish_rules`."""
+        at = validate_publish(name, document, digest, by, now)
+        with self._lock:
+            same = next((r for r in self._rules if r.digest == digest), None)
+            if same is not None:
+                return same
+            made = RuleVersion(len(self._rules) + 1, name, document, digest, at, by, reason, lint)
+            self._rules.append(made)
+            return made
+
+    def rule_versions(self) -> tuple[RuleVersion, ...]:
+        """See :meth:`Ledger.rule_versions`."""
+        with self._lock:
+            return tuple(self._rules)
+
+    def rule_version(self, version: int) -> RuleVersion:
+        """See :meth:`Ledger.rule_version`."""
+        check_version(version)
+        with self._lock:
+            if version > len(self._rules):
+                raise no_rule_version(version)
+            return self._rules[version - 1]
+
+    def _append_activation(
+        self, version: int, action: str, at: datetime, by: str, reason: str
+    ) -> RuleActivation:
+        current = self._activations[-1] if self._activations else None
+        made = RuleActivation(
+            seq=len(self._activations) + 1,
+            version=version,
+            action=action,
+            at=at,
+            by=by,
+            reason=reason,
+            previous=None if current is None else current.version,
+        )
+        self._activations.append(made)
+        return made
+
+    def _rule_exists(self, version: int) -> bool:
+        return 1 <= version <= len(self._rules)
+
+    def activate_rules(self, version: int, by: str, reason: str, now: datetime) -> RuleActivation:
+        """See :meth:`Ledger.activate_rules`."""
+        at = validate_rule_change(by, reason, now, version)
+        with self._lock:
+            active = self._activations[-1].version if self._activations else None
+            check_activation(active, version, self._rule_exists)
+            return self._append_activation(version, ACTIVATE, at, by, reason)
+
+    def rollback_rules(
+        self, by: str, reason: str, now: datetime, to: int | None = None
+    ) -> RuleActivation:
+        """See :meth:`Ledger.rollback_rules`."""
+        at = validate_rule_change(by, reason, now, to, "to")
+        with self._lock:
+            current = self._activations[-1] if self._activations else None
+            target = rollback_target(
+                None if current is None else (current.version, current.previous),
+                to,
+                self._rule_exists,
+            )
+            return self._append_activation(target, ROLLBACK, at, by, reason)
+
+    def active_rules(self) -> RuleVersion | None:
+        """See :meth:`Ledger.active_rules`."""
+        with self._lock:
+            if not self._activations:
+                return None
+            return self._rules[self._activations[-1].version - 1]
+
+    def rule_activations(self) -> tuple[RuleActivation, ...]:
+        """See :meth:`Ledger.rule_activations`."""
+        with self._lock:
+            return tuple(self._activations)
 
     def close(self) -> None:
         """Nothing to release."""

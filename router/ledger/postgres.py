@@ -32,6 +32,8 @@ MAX_ATTEMPTS = 5
 SCHEMA_LOCK_KEY = 0x6C656467  # "ledg"
 #: Arbitrary key of the advisory lock that serialises seeding an empty ledger.
 SEED_LOCK_KEY = 0x73656564  # "seed"
+#: Arbitrary key of the advisory lock that serialises rule-set publishes and activations.
+RULES_LOCK_KEY = 0x72756C65  # "rule"
 #: Longest wait for a row lock before a statement fails (LockNotAvailable).
 LOCK_TIMEOUT_S = 5.0
 #: Longest run of one statement before it is cancelled (QueryCanceled).
@@ -142,6 +144,15 @@ class PostgresLedger(SqlLedger):
     def _seed_lock(self, tx: Tx) -> None:
         """A transaction-scoped advisory lock: one seeder at a time across replicas."""
         tx.one("SELECT pg_advisory_xact_lock(?)", (SEED_LOCK_KEY,))
+
+    def _rules_lock(self, tx: Tx) -> None:
+        """A transaction-scoped advisory lock: one rule-set writer at a time across replicas.
+
+        Publishes and activations read the highest number (and the active version) and then
+        insert the next; under READ COMMITTED only this lock keeps two replicas from reading
+        the same ones. Reads (``active_rules``) do not take it.
+        """
+        tx.one("SELECT pg_advisory_xact_lock(?)", (RULES_LOCK_KEY,))
 
     def ts(self, value: datetime) -> object:
         """Instants go to timestamptz as aware datetimes."""

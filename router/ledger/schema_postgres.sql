@@ -71,3 +71,92 @@ CREATE TABLE IF NOT EXISTS feed_counters (
 INSERT INTO feed_counters (name, value) VALUES
     ('applied', 0), ('stale', 0), ('duplicate', 0), ('clamped_units', 0)
     ON CONFLICT (name) DO NOTHING;
+-- Rule-set versions (docs/ledger.md): numbered 1, 2, 3 … without gaps, unique by digest,
+-- never changed or deleted once stored.
+CREATE TABLE IF NOT EXISTS rule_versions (
+    version integer PRIMARY KEY CHECK (version >= 1),
+    name text NOT NULL CHECK (name <> ''),
+    document text NOT NULL CHECK (document <> ''),
+    digest text NOT NULL UNIQUE,
+    published_at timestamptz NOT NULL,
+    published_by text NOT NULL CHECK (published_by <> ''),
+    reason text NOT NULL,
+    lint text NOT NULL DEFAULT ''
+);
+-- Which version is active: the activation with the highest seq. Append-only; each row's
+-- previous is the version of the row before it.
+CREATE TABLE IF NOT EXISTS rule_activations (
+    seq integer PRIMARY KEY CHECK (seq >= 1),
+    version integer NOT NULL REFERENCES rule_versions (version),
+    action text NOT NULL CHECK (action IN ('activate', 'rollback')),
+    activated_at timestamptz NOT NULL,
+    activated_by text NOT NULL CHECK (activated_by <> ''),
+    reason text NOT NULL CHECK (reason <> ''),
+    previous integer REFERENCES rule_versions (version),
+    CONSTRAINT rule_activations_changes CHECK (previous IS NULL OR previous <> version),
+    CONSTRAINT rule_activations_rollback CHECK (action = 'activate' OR previous IS NOT NULL)
+);
+-- Refuses the change its trigger fires on; the message is the trigger's argument. Errors
+-- carry SQLSTATE 23000 (integrity_constraint_violation), like a failed constraint.
+CREATE OR REPLACE FUNCTION rule_history_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation';
+END
+$$;
+-- A new version must be the next number; a new activation the next seq, with previous the
+-- version active until now. (The ledger takes an advisory lock before it reads them.)
+CREATE OR REPLACE FUNCTION rule_history_in_order() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'rule_versions' THEN
+        IF NEW.version IS DISTINCT FROM
+                (SELECT COALESCE(max(version), 0) + 1 FROM rule_versions) THEN
+            RAISE EXCEPTION 'rule versions are numbered 1, 2, 3 without gaps: % is not next',
+                NEW.version USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
+    ELSIF NEW.seq IS DISTINCT FROM (SELECT COALESCE(max(seq), 0) + 1 FROM rule_activations)
+            OR NEW.previous IS DISTINCT FROM
+                (SELECT version FROM rule_activations ORDER BY seq DESC LIMIT 1) THEN
+        RAISE EXCEPTION 'rule activations are appended in order: seq % is not next or '
+            'previous % is not the active version', NEW.seq, NEW.previous
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END
+$$;
+-- The triggers are created only when missing: no catalogue write (nor table lock) when
+-- replicas start on a database that has them. Schema creation runs under an advisory lock.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'rule_versions'::regclass
+                   AND tgname = 'rule_versions_in_order') THEN
+        CREATE TRIGGER rule_versions_in_order BEFORE INSERT ON rule_versions
+            FOR EACH ROW EXECUTE FUNCTION rule_history_in_order();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'rule_versions'::regclass
+                   AND tgname = 'rule_versions_immutable') THEN
+        CREATE TRIGGER rule_versions_immutable BEFORE UPDATE OR DELETE ON rule_versions
+            FOR EACH ROW EXECUTE FUNCTION rule_history_refuse('rule versions are immutable');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'rule_versions'::regclass
+                   AND tgname = 'rule_versions_no_truncate') THEN
+        CREATE TRIGGER rule_versions_no_truncate BEFORE TRUNCATE ON rule_versions
+            FOR EACH STATEMENT EXECUTE FUNCTION rule_history_refuse('rule versions are immutable');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'rule_activations'::regclass
+                   AND tgname = 'rule_activations_in_order') THEN
+        CREATE TRIGGER rule_activations_in_order BEFORE INSERT ON rule_activations
+            FOR EACH ROW EXECUTE FUNCTION rule_history_in_order();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'rule_activations'::regclass
+                   AND tgname = 'rule_activations_append_only') THEN
+        CREATE TRIGGER rule_activations_append_only BEFORE UPDATE OR DELETE ON rule_activations
+            FOR EACH ROW EXECUTE FUNCTION rule_history_refuse('rule activations are append-only');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'rule_activations'::regclass
+                   AND tgname = 'rule_activations_no_truncate') THEN
+        CREATE TRIGGER rule_activations_no_truncate BEFORE TRUNCATE ON rule_activations
+            FOR EACH STATEMENT EXECUTE FUNCTION rule_history_refuse('rule activations are append-only');
+    END IF;
+END
+$$;

@@ -69,3 +69,43 @@ CREATE TABLE IF NOT EXISTS feed_counters (
 INSERT INTO feed_counters (name, value) VALUES
     ('applied', 0), ('stale', 0), ('duplicate', 0), ('clamped_units', 0)
     ON CONFLICT (name) DO NOTHING;
+-- Rule-set versions (docs/ledger.md): numbered 1, 2, 3 … without gaps, unique by digest,
+-- never changed or deleted once stored.
+CREATE TABLE IF NOT EXISTS rule_versions (
+    version INTEGER PRIMARY KEY CHECK (version >= 1),
+    name TEXT NOT NULL CHECK (name <> ''),
+    document TEXT NOT NULL CHECK (document <> ''),
+    digest TEXT NOT NULL UNIQUE,
+    published_at TEXT NOT NULL,
+    published_by TEXT NOT NULL CHECK (published_by <> ''),
+    reason TEXT NOT NULL,
+    lint TEXT NOT NULL DEFAULT ''
+);
+CREATE TRIGGER IF NOT EXISTS rule_versions_gapless BEFORE INSERT ON rule_versions
+    WHEN NEW.version IS NOT (SELECT COALESCE(MAX(version), 0) + 1 FROM rule_versions)
+BEGIN SELECT RAISE(ABORT, 'rule versions are numbered 1, 2, 3 without gaps'); END;
+CREATE TRIGGER IF NOT EXISTS rule_versions_no_update BEFORE UPDATE ON rule_versions
+BEGIN SELECT RAISE(ABORT, 'rule versions are immutable'); END;
+CREATE TRIGGER IF NOT EXISTS rule_versions_no_delete BEFORE DELETE ON rule_versions
+BEGIN SELECT RAISE(ABORT, 'rule versions are immutable'); END;
+-- Which version is active: the activation with the highest seq. Append-only; each row's
+-- previous is the version of the row before it.
+CREATE TABLE IF NOT EXISTS rule_activations (
+    seq INTEGER PRIMARY KEY CHECK (seq >= 1),
+    version INTEGER NOT NULL REFERENCES rule_versions (version),
+    action TEXT NOT NULL CHECK (action IN ('activate', 'rollback')),
+    activated_at TEXT NOT NULL,
+    activated_by TEXT NOT NULL CHECK (activated_by <> ''),
+    reason TEXT NOT NULL CHECK (reason <> ''),
+    previous INTEGER REFERENCES rule_versions (version),
+    CONSTRAINT rule_activations_changes CHECK (previous IS NULL OR previous <> version),
+    CONSTRAINT rule_activations_rollback CHECK (action = 'activate' OR previous IS NOT NULL)
+);
+CREATE TRIGGER IF NOT EXISTS rule_activations_in_order BEFORE INSERT ON rule_activations
+    WHEN NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM rule_activations)
+      OR NEW.previous IS NOT (SELECT version FROM rule_activations ORDER BY seq DESC LIMIT 1)
+BEGIN SELECT RAISE(ABORT, 'rule activations are appended in order: seq is the next number, previous the active version'); END;
+CREATE TRIGGER IF NOT EXISTS rule_activations_no_update BEFORE UPDATE ON rule_activations
+BEGIN SELECT RAISE(ABORT, 'rule activations are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS rule_activations_no_delete BEFORE DELETE ON rule_activations
+BEGIN SELECT RAISE(ABORT, 'rule activations are append-only'); END;

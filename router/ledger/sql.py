@@ -10,7 +10,10 @@ UNIQUE constraints (schema_*.sql); the statements below keep them by constructio
 - confirm, release and expiry change a reservation only ``WHERE status = 'HELD'``, so of
   two racing calls exactly one sees a row count of 1;
 - a request_id is claimed by inserting its idempotency record first in the transaction:
-  the unique key makes a concurrent call with the same id wait, then find the record.
+  the unique key makes a concurrent call with the same id wait, then find the record;
+- rule-set publishes and activations read the next number (and the active version)
+  under ``_rules_lock`` and insert it in the same transaction; triggers refuse gaps,
+  an out-of-order ``previous`` and any UPDATE or DELETE of the history.
 
 Rows are always locked in one order (idempotency record, reservation, positions by
 (node_id, sku), capacity by (node_id, day), feed counters), so transactions do not deadlock.
@@ -39,6 +42,7 @@ from models.reservation import (
     ReservationLine,
     ReservationStatus,
 )
+from models.rule_versions import ACTIVATE, ROLLBACK, RuleActivation, RuleVersion
 from router.ledger.base import (
     CONFIRM,
     FEED_COUNTERS,
@@ -48,18 +52,35 @@ from router.ledger.base import (
     Ledger,
     NoReservationError,
     ReserveRequest,
+    check_activation,
     check_now,
     check_on_hand,
     check_store,
     check_transition,
+    check_version,
+    no_rule_version,
     request_digest,
+    rollback_target,
     validate_delta,
+    validate_publish,
     validate_reserve,
+    validate_rule_change,
     validate_snapshot,
 )
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
+
+#: The columns of rule_versions, in the order of :class:`RuleVersion`'s fields.
+_RULE_COLUMNS = "version, name, document, digest, published_at, published_by, reason, lint"
+#: The columns of rule_activations, in the order of :class:`RuleActivation`'s fields.
+_ACTIVATION_COLUMNS = "seq, version, action, activated_at, activated_by, reason, previous"
+#: The active version: the activation with the highest seq, joined on the version's key.
+_ACTIVE_RULES = (
+    "SELECT " + ", ".join(f"v.{c}" for c in _RULE_COLUMNS.split(", ")) + " "
+    "FROM rule_activations a JOIN rule_versions v ON v.version = a.version "
+    "ORDER BY a.seq DESC LIMIT 1"
+)
 
 
 class Tx(Protocol):
@@ -587,6 +608,156 @@ class SqlLedger(Ledger):
         stats = dict.fromkeys(FEED_COUNTERS, 0)
         stats.update({str(r[0]): int(r[1]) for r in rows})
         return stats
+
+    # --- rule-set versions -------------------------------------------------------------
+
+    def _rules_lock(self, tx: Tx) -> None:
+        """Serialise rule-set writers until the transaction ends (SQLite: BEGIN IMMEDIATE does).
+
+        Numbers (max + 1) and ``previous`` are read and then written; the lock makes that
+        read-then-write atomic across replicas.
+        """
+
+    def _rule(self, row: Row) -> RuleVersion:
+        return RuleVersion(
+            version=int(row[0]),
+            name=str(row[1]),
+            document=str(row[2]),
+            digest=str(row[3]),
+            published_at=self.from_ts(row[4]),
+            published_by=str(row[5]),
+            reason=str(row[6]),
+            lint=str(row[7]),
+        )
+
+    def _activation(self, row: Row) -> RuleActivation:
+        return RuleActivation(
+            seq=int(row[0]),
+            version=int(row[1]),
+            action=str(row[2]),
+            at=self.from_ts(row[3]),
+            by=str(row[4]),
+            reason=str(row[5]),
+            previous=None if row[6] is None else int(row[6]),
+        )
+
+    def publish_rules(
+        self, name: str, document: str, digest: str, by: str, reason: str, lint: str, now: datetime
+    ) -> RuleVersion:
+        """See :meth:`Ledger.publish_rules`."""
+        at = validate_publish(name, document, digest, by, now)
+
+        def work(tx: Tx) -> RuleVersion:
+            self._rules_lock(tx)
+            same = tx.one(f"SELECT {_RULE_COLUMNS} FROM rule_versions WHERE digest = ?", (digest,))
+            if same is not None:
+                return self._rule(same)
+            top = tx.one("SELECT COALESCE(MAX(version), 0) FROM rule_versions")
+            assert top is not None
+            made = RuleVersion(int(top[0]) + 1, name, document, digest, at, by, reason, lint)
+            tx.run(
+                f"INSERT INTO rule_versions ({_RULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (made.version, name, document, digest, self.ts(at), by, reason, lint),
+            )
+            return made
+
+        return self.transaction(work)
+
+    def rule_versions(self) -> tuple[RuleVersion, ...]:
+        """See :meth:`Ledger.rule_versions`."""
+        rows = self.transaction(
+            lambda tx: tx.all(f"SELECT {_RULE_COLUMNS} FROM rule_versions ORDER BY version")
+        )
+        return tuple(self._rule(r) for r in rows)
+
+    def rule_version(self, version: int) -> RuleVersion:
+        """See :meth:`Ledger.rule_version`."""
+        check_version(version)
+        row = self.transaction(
+            lambda tx: tx.one(
+                f"SELECT {_RULE_COLUMNS} FROM rule_versions WHERE version = ?", (version,)
+            )
+        )
+        if row is None:
+            raise no_rule_version(version)
+        return self._rule(row)
+
+    def _current_activation(self, tx: Tx) -> RuleActivation | None:
+        row = tx.one(
+            f"SELECT {_ACTIVATION_COLUMNS} FROM rule_activations ORDER BY seq DESC LIMIT 1"
+        )
+        return None if row is None else self._activation(row)
+
+    def _rule_exists(self, tx: Tx, version: int) -> bool:
+        return tx.one("SELECT 1 FROM rule_versions WHERE version = ?", (version,)) is not None
+
+    def _append_activation(
+        self,
+        tx: Tx,
+        current: RuleActivation | None,
+        version: int,
+        action: str,
+        at: datetime,
+        by: str,
+        reason: str,
+    ) -> RuleActivation:
+        made = RuleActivation(
+            seq=1 if current is None else current.seq + 1,
+            version=version,
+            action=action,
+            at=at,
+            by=by,
+            reason=reason,
+            previous=None if current is None else current.version,
+        )
+        tx.run(
+            f"INSERT INTO rule_activations ({_ACTIVATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (made.seq, version, action, self.ts(at), by, reason, made.previous),
+        )
+        return made
+
+    def activate_rules(self, version: int, by: str, reason: str, now: datetime) -> RuleActivation:
+        """See :meth:`Ledger.activate_rules`."""
+        at = validate_rule_change(by, reason, now, version)
+
+        def work(tx: Tx) -> RuleActivation:
+            self._rules_lock(tx)
+            current = self._current_activation(tx)
+            active = None if current is None else current.version
+            check_activation(active, version, lambda n: self._rule_exists(tx, n))
+            return self._append_activation(tx, current, version, ACTIVATE, at, by, reason)
+
+        return self.transaction(work)
+
+    def rollback_rules(
+        self, by: str, reason: str, now: datetime, to: int | None = None
+    ) -> RuleActivation:
+        """See :meth:`Ledger.rollback_rules`."""
+        at = validate_rule_change(by, reason, now, to, "to")
+
+        def work(tx: Tx) -> RuleActivation:
+            self._rules_lock(tx)
+            current = self._current_activation(tx)
+            target = rollback_target(
+                None if current is None else (current.version, current.previous),
+                to,
+                lambda n: self._rule_exists(tx, n),
+            )
+            return self._append_activation(tx, current, target, ROLLBACK, at, by, reason)
+
+        return self.transaction(work)
+
+    def active_rules(self) -> RuleVersion | None:
+        """See :meth:`Ledger.active_rules`: the latest activation by its primary key, one query."""
+        row = self.transaction(lambda tx: tx.one(_ACTIVE_RULES))
+        return None if row is None else self._rule(row)
+
+    def rule_activations(self) -> tuple[RuleActivation, ...]:
+        """See :meth:`Ledger.rule_activations`."""
+        rows = self.transaction(
+            lambda tx: tx.all(f"SELECT {_ACTIVATION_COLUMNS} FROM rule_activations ORDER BY seq")
+        )
+        return tuple(self._activation(r) for r in rows)
 
 
 def new_reservation_id() -> str:

@@ -18,6 +18,8 @@ from models.errors import (
     LedgerUnavailableError,
     NotFoundError,
     ReservationStateError,
+    RulesRefusedError,
+    RuleVersionStateError,
     StockConflictError,
 )
 
@@ -60,12 +62,30 @@ def _reused_request_id(exc: Exception) -> Sequence[Message]:
     ]
 
 
+def _precondition_failure(exc: Exception) -> Sequence[Message]:
+    """One violation per refusal: type LINT or GOLDEN, its path or case, what is wrong."""
+    assert isinstance(exc, RulesRefusedError)
+    return [
+        error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type=r.kind, subject=r.subject, description=r.description
+                )
+                for r in exc.refusals
+            ]
+        )
+    ]
+
+
 _TABLE: dict[type[Exception], tuple[grpc.StatusCode, _Details]] = {
     InvalidArgumentError: (grpc.StatusCode.INVALID_ARGUMENT, _bad_request),
     NotFoundError: (grpc.StatusCode.NOT_FOUND, _no_details),
     # The message names every short position and full node; the client may retry later.
     StockConflictError: (grpc.StatusCode.ABORTED, _no_details),
     ReservationStateError: (grpc.StatusCode.FAILED_PRECONDITION, _no_details),
+    RuleVersionStateError: (grpc.StatusCode.FAILED_PRECONDITION, _no_details),
+    # Lint errors or failing golden cases: a PreconditionFailure names each of them.
+    RulesRefusedError: (grpc.StatusCode.FAILED_PRECONDITION, _precondition_failure),
     # The id exists already (with another request): ALREADY_EXISTS, and a BadRequest
     # detail on request_id says which field to change.
     IdempotencyMismatchError: (grpc.StatusCode.ALREADY_EXISTS, _reused_request_id),
