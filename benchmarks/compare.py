@@ -2,7 +2,7 @@
 
 Plans each order with both engines in the same process, interleaved (the fast engine, then
 the baseline, on the same order, so drift on the machine hits both alike), and times each
-``plan_order`` call end to end (candidate generation, model building, solve, mapping back)
+``route_order`` call end to end (candidate generation, model building, solve, mapping back)
 with ``time.perf_counter``. Checks on every order that both engines report the same status
 and the same objective; any mismatch is printed and the run exits with status 1.
 
@@ -35,7 +35,7 @@ from benchmarks.orders import orders_of_size
 from benchmarks.scenarios import REGISTRY
 from models.order import Order
 from models.scenario import Scenario
-from router.engine import plan_order
+from router.engine import route_order
 from router.engine.solve import DEFAULT_TIME_LIMIT_S, FAST, FULL_MODEL
 from router.sample import sample_scenario
 
@@ -90,7 +90,7 @@ class Sweep:
 
 
 class EngineUnavailableError(RuntimeError):
-    """``plan_order`` cannot run an engine: it raised, or a different engine answered."""
+    """``route_order`` cannot run an engine: it raised, or a different engine answered."""
 
 
 def stores_for(nodes: int, n_dcs: int = SWEEP_DCS) -> int:
@@ -120,17 +120,17 @@ def check_engine(engine: str, scenario: Scenario, time_limit_s: float) -> None:
     """Plan one order with ``engine`` (untimed: it also warms the process up) or raise."""
     order = scenario.orders[0]
     try:
-        plan = plan_order(
+        plan = route_order(
             order, scenario.network, scenario.stock, scenario.rules,
             engine=engine, time_limit_s=time_limit_s,
         )  # fmt: skip
     except Exception as error:
         raise EngineUnavailableError(
-            f"plan_order(engine={engine!r}) raised {type(error).__name__}: {error}"
+            f"route_order(engine={engine!r}) raised {type(error).__name__}: {error}"
         ) from error
     if plan.engine != engine:
         raise EngineUnavailableError(
-            f"plan_order(engine={engine!r}) answered with engine {plan.engine!r}"
+            f"route_order(engine={engine!r}) answered with engine {plan.engine!r}"
         )
 
 
@@ -150,7 +150,7 @@ def time_orders(
     for order in orders:
         for role, engine in engines.pairs():
             started = time.perf_counter()
-            plan = plan_order(
+            plan = route_order(
                 order, scenario.network, scenario.stock, scenario.rules,
                 engine=engine, time_limit_s=engines.time_limit_s,
             )  # fmt: skip
@@ -364,7 +364,7 @@ def plot(table: pd.DataFrame, out: Path) -> list[Path]:
             ax.set_xticks(ticks, [str(t) for t in ticks])
             ax.set_xticks([], minor=True)
             ax.set_xlabel(x_label)
-            ax.set_title(f"{stat} latency of plan_order")
+            ax.set_title(f"{stat} latency of route_order")
             ax.grid(True, which="both", alpha=0.3)
         axes[0].set_ylabel("ms per order (log scale)")
         axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))

@@ -123,6 +123,11 @@ class Sku:
         assert sku is not None and weight is not None
         return Sku(sku=sku, weight_kg=weight, hazmat=bool(hazmat), tags=f.tags(raw, "tags"))
 
+    @property
+    def attributes(self) -> frozenset[str]:
+        """What rules can match: the tags, and ``hazmat`` when the SKU is hazardous."""
+        return self.tags | {"hazmat"} if self.hazmat else self.tags
+
 
 @dataclass(frozen=True, slots=True)
 class StockPosition:

@@ -18,21 +18,23 @@ MAX_LINES_PER_ORDER = 500
 
 @dataclass(frozen=True, slots=True)
 class ShipTo:
-    """Where an order is delivered."""
+    """Where an order is delivered; ``region`` is the state or province code (e.g. ``CA``)."""
 
     latitude: float
     longitude: float
     country: str
     postal_code: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class OrderLine:
-    """Units of one SKU on an order."""
+    """Units of one SKU on an order; ``unit_price`` (currency units) makes the order's value."""
 
     line_id: str
     sku: str
     quantity: int
+    unit_price: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,11 @@ class Order:
     allow_partial: bool = True
     max_shipments: int | None = None
     pickup_node_id: str | None = None
+
+    @property
+    def value(self) -> float:
+        """What the order is worth: quantity times unit price, summed over its lines."""
+        return sum(line.quantity * line.unit_price for line in self.lines)
 
     @staticmethod
     def from_raw(raw: f.Raw, v: Violations, network: Network | None = None) -> Order | None:
@@ -125,11 +132,12 @@ def _ship_to(raw: object, v: Violations) -> ShipTo | None:
     lon = f.number(raw, "longitude", sub, minimum=-180, maximum=180)
     country = f.text(raw, "country", sub)
     postal = f.text(raw, "postal_code", sub, required=False) or ""
+    region = f.text(raw, "region", sub, required=False) or ""
     v.extend(sub.items)
     if sub:
         return None
     assert lat is not None and lon is not None and country is not None
-    return ShipTo(lat, lon, country.upper(), postal)
+    return ShipTo(lat, lon, country.upper(), postal, region.upper())
 
 
 def _lines(raw: object, v: Violations, network: Network | None) -> tuple[OrderLine, ...] | None:
@@ -150,6 +158,7 @@ def _lines(raw: object, v: Violations, network: Network | None) -> tuple[OrderLi
         line_id = f.text(item, "line_id", sub)
         sku = f.text(item, "sku", sub)
         quantity = f.integer(item, "quantity", sub, minimum=1, maximum=f.MAX_QUANTITY)
+        price = f.money(item, "unit_price", sub, required=False)
         if sku is not None and network is not None and sku not in network.skus:
             sub.add("sku", f"unknown sku {sku!r}")
         if line_id is not None:
@@ -159,7 +168,7 @@ def _lines(raw: object, v: Violations, network: Network | None) -> tuple[OrderLi
         v.extend(sub.items)
         if not sub:
             assert line_id is not None and sku is not None and quantity is not None
-            lines.append(OrderLine(line_id, sku, quantity))
+            lines.append(OrderLine(line_id, sku, quantity, price or 0.0))
     total = sum(line.quantity for line in lines)
     if total > f.MAX_QUANTITY:
         v.add("lines", f"must order at most {f.MAX_QUANTITY} units in all, got {total}")

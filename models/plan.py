@@ -22,6 +22,9 @@ class SolveStatus(StrEnum):
     """No plan satisfies the order's hard constraints; every line is unfulfilled, with reasons."""
     NO_SOLUTION = "NO_SOLUTION"
     """The time limit or a cancellation stopped the solve before any plan was found."""
+    REJECTED = "REJECTED"
+    """The rules reject the order (a fallback says so, or no strategy applies); nothing
+    ships and the plan's detail gives the reason."""
 
 
 class ExclusionReason(StrEnum):
@@ -53,6 +56,30 @@ class UnfulfilledReason(StrEnum):
     ship them (the plan is FEASIBLE, not proven optimal)."""
     NO_ELIGIBLE_STOCK = "NO_ELIGIBLE_STOCK"
     """Stock exists, but only at nodes excluded for this order (see the exclusions)."""
+    REJECTED_BY_RULE = "REJECTED_BY_RULE"
+    """The rules rejected the order; the plan's detail says which and why."""
+
+
+class StrategyOutcome(StrEnum):
+    """What became of one strategy of the rule set for an order."""
+
+    APPLIED = "APPLIED"
+    """It made the plan."""
+    FELL_BACK = "FELL_BACK"
+    """It was tried; its plan did not fulfil the order and its fallback moved on."""
+    CONDITION_NOT_MET = "CONDITION_NOT_MET"
+    """The order does not meet its condition."""
+    NOT_REACHED = "NOT_REACHED"
+    """Its condition holds, but an earlier strategy made the plan first."""
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyTrial:
+    """One strategy's outcome for an order, and why (the unmet clauses, the units left)."""
+
+    strategy: str
+    outcome: StrategyOutcome
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +250,10 @@ class Plan:
     ``objective`` and ``bound`` are in solver units (see :mod:`models.money`); ``objective``
     is ``None`` only when no plan exists (INFEASIBLE, NO_SOLUTION), which ``status`` says.
     ``alternatives`` are the next best plans over other node sets (the first is the
-    runner-up); ``counterfactuals`` price the nodes the caller named.
+    runner-up); ``counterfactuals`` price the nodes the caller named. ``rule_version``
+    names the rule set (``name@v3``), ``strategy`` and ``step`` what in it made the plan
+    (``primary``, ``relax_sla+2d``, ``backorder``, ``reject``), and ``trials`` what became
+    of every strategy.
     """
 
     order_id: str
@@ -239,6 +269,9 @@ class Plan:
     detail: str = ""
     alternatives: tuple[Alternative, ...] = ()
     counterfactuals: tuple[Counterfactual, ...] = ()
+    strategy: str = ""
+    step: str = ""
+    trials: tuple[StrategyTrial, ...] = ()
 
     @property
     def model(self) -> ExplainedModel:

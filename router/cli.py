@@ -1,8 +1,9 @@
-"""The ``router`` command: serve the gRPC API, write the sample, plan orders, import stock."""
+"""The ``router`` command: serve, sample, plan, import stock, check and manage rule sets."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -11,15 +12,25 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
-from models.errors import InvalidArgumentError, Violations
+from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.scenario import Scenario
-from router.engine import plan_order
+from router.engine import route_order
 from router.engine.solve import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
 from router.ledger import DEFAULT_LEDGER_URL
+
+if TYPE_CHECKING:
+    import grpc
+
+    from models.network import Network
+    from models.rules import RuleSet
+    from router.v1 import router_pb2
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+"""Where ``router rules`` finds the server unless ``--target`` says otherwise."""
 
 
 def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -> Scenario:
@@ -45,6 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
         default_time_limit_s=args.time_limit,
         engine=args.engine,
         ledger_url=args.ledger,
+        rules_file=args.rules,
     )
     serve(config, scenario)
     return 0
@@ -134,7 +146,7 @@ def _plan(args: argparse.Namespace) -> int:
             scenario.orders, desc="planning", unit="order", file=sys.stderr, mininterval=interval
         )
         for order in progress:
-            plan = plan_order(
+            plan = route_order(
                 order,
                 scenario.network,
                 scenario.stock,
@@ -149,6 +161,375 @@ def _plan(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     print(f"planned {len(scenario.orders)} orders: {summary or 'none'}", file=sys.stderr)
     return 0
+
+
+# --- router rules -----------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    """A file's text; a missing or unreadable file is invalid input (exit 2)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError([FieldViolation(str(path), f"cannot be read: {exc}")]) from exc
+
+
+def _rules_file(path: Path, network: Network) -> RuleSet:
+    """The rule set in ``path``, validated against ``network`` (violations as file:field)."""
+    from router.rules.document import load_rules
+
+    return load_rules(_read_text(path), path.name, network)
+
+
+def _print_findings(findings: Sequence[router_pb2.LintFinding]) -> None:
+    from router.v1 import router_pb2
+
+    for finding in findings:
+        severity = router_pb2.LintSeverity.Name(finding.severity).removeprefix("LINT_SEVERITY_")
+        print(f"{severity.lower()}: {finding.path}: {finding.message} [{finding.code}]")
+
+
+def _print_results(results: Sequence[router_pb2.GoldenCaseResult]) -> None:
+    for result in results:
+        print(f"{'PASS' if result.passed else 'FAIL'} {result.name}")
+        for failure in result.failures:
+            print(f"  {failure}")
+    passed = sum(r.passed for r in results)
+    print(f"{passed}/{len(results)} golden cases passed")
+
+
+def _print_plan(plan: router_pb2.Plan) -> None:
+    """A plan in lines: status and cost, shipments, unfulfilled units, every trial."""
+    from router.v1 import router_pb2
+
+    status = router_pb2.SolveStatus.Name(plan.status).removeprefix("SOLVE_STATUS_")
+    cost = f" objective {plan.objective:.2f}" if plan.HasField("objective") else ""
+    made = f"strategy {plan.strategy or '-'} step {plan.step or '-'}"
+    print(f"order {plan.order_id}: {status}{cost}; rules {plan.rule_version}, {made}")
+    if plan.detail:
+        print(f"  {plan.detail}")
+    for shipment in plan.shipments:
+        units = ", ".join(f"{ln.quantity}x{ln.sku} (line {ln.line_id})" for ln in shipment.lines)
+        late = f", {shipment.days_late} day(s) late" if shipment.days_late else ""
+        print(
+            f"  ship from {shipment.node_id} ({shipment.service}, {shipment.distance_km:.0f} km,"
+            f" ships {shipment.ship_date}, delivers {shipment.delivery_date}{late},"
+            f" cost {shipment.cost:.2f}): {units}"
+        )
+    for left in plan.unfulfilled:
+        reason = router_pb2.UnfulfilledReason.Name(left.reason).removeprefix("UNFULFILLED_REASON_")
+        print(f"  unfulfilled {left.quantity}x{left.sku} (line {left.line_id}): {reason}")
+    print("trials:")
+    for trial in plan.trials:
+        outcome = router_pb2.StrategyOutcome.Name(trial.outcome).removeprefix("STRATEGY_OUTCOME_")
+        print(f"  {trial.strategy}: {outcome}" + (f": {trial.detail}" if trial.detail else ""))
+    if plan.HasField("explain"):
+        print("candidates:")
+        for c in plan.explain.model.candidates:
+            print(
+                f"  {c.node_id}: shipment cost {c.shipment_cost:.2f}, {c.distance_km:.0f} km,"
+                f" delivers {c.delivery_date}"
+                + "".join(
+                    f"; line {cl.line_id} {cl.unit_cost:.2f}/unit, {cl.available} available"
+                    for cl in c.lines
+                )
+            )
+        print("excluded:")
+        for e in plan.explain.excluded:
+            reason = router_pb2.ExclusionReason.Name(e.reason).removeprefix("EXCLUSION_REASON_")
+            print(f"  {e.node_id}: {reason}" + (f": {e.detail}" if e.detail else ""))
+        for a in plan.alternatives[:1]:
+            nodes = ", ".join(s.node_id for s in a.shipments) or "nothing"
+            print(f"runner-up: objective {a.objective:.2f}, ships from {nodes}")
+
+
+def _when(stamp: Any) -> str:
+    from datetime import UTC
+
+    return str(stamp.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds"))
+
+
+def _print_version(version: router_pb2.RuleVersion, *, active: bool = False) -> None:
+    mark = "*" if active else " "
+    print(
+        f"{mark} v{version.version}  {version.name}  {_when(version.published_at)}"
+        f"  by {version.published_by}: {version.reason}  sha256:{version.digest[:12]}"
+    )
+    for warning in filter(None, version.lint.splitlines()):
+        print(f"      lint {warning}")
+
+
+def _print_activation(activation: router_pb2.RuleActivation) -> None:
+    was = f" (was v{activation.previous})" if activation.HasField("previous") else ""
+    print(
+        f"  #{activation.seq} {activation.action} v{activation.version}{was}"
+        f"  {_when(activation.at)}  by {activation.by}: {activation.reason}"
+    )
+
+
+def _rules_validate(args: argparse.Namespace) -> int:
+    from router.service.rules import validate_response
+
+    scenario = _scenario(args.scenario, None, None)
+    answer = validate_response(_rules_file(args.file, scenario.network))
+    print(f"{args.file}: valid rule set {answer.name!r}: {', '.join(answer.strategies)}")
+    if args.canonical:
+        print(answer.canonical_document, end="")
+    return 0
+
+
+def _rules_lint(args: argparse.Namespace) -> int:
+    from router.rules.lint import lint_rules
+    from router.scenario import read_orders
+    from router.service.rules import lint_response
+    from router.v1 import router_pb2
+
+    scenario = _scenario(args.scenario, None, None)
+    rules = _rules_file(args.file, scenario.network)
+    orders = read_orders(args.orders, scenario.network) if args.orders is not None else ()
+    answer = lint_response(lint_rules(rules, scenario.network, scenario.stock, orders))
+    _print_findings(answer.findings)
+    errors = sum(f.severity == router_pb2.LINT_SEVERITY_ERROR for f in answer.findings)
+    print(f"{args.file}: {errors} error(s), {len(answer.findings) - errors} warning(s)")
+    return 1 if errors else 0
+
+
+def _rules_test(args: argparse.Namespace) -> int:
+    from router.rules.golden import load_suite
+    from router.service.rules import run_golden, test_response
+
+    scenario = _scenario(args.scenario, None, None)
+    v = Violations()
+    rules = suite = None
+    try:
+        rules = _rules_file(args.file, scenario.network)
+    except InvalidArgumentError as error:
+        v.extend(error.violations)
+    try:
+        suite = load_suite(_read_text(args.golden), args.golden.name, scenario.network)
+    except InvalidArgumentError as error:
+        v.extend(error.violations)
+    v.raise_if_any()
+    assert rules is not None and suite is not None
+    answer = test_response(run_golden(suite, rules, scenario.network, scenario.stock))
+    _print_results(answer.results)
+    return 0 if answer.passed else 1
+
+
+def _rules_drive(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
+    from router.scenario import read_stock
+    from router.service.convert import order_from_proto, plan_to_proto
+    from router.service.rules import drive
+    from router.v1 import router_pb2
+
+    scenario = _scenario(args.scenario, None, None)
+    v = Violations()
+    rules = order = None
+    try:
+        rules = _rules_file(args.file, scenario.network)
+    except InvalidArgumentError as error:
+        v.extend(error.violations)
+    try:
+        raw = json.loads(_read_text(args.order))
+        msg = json_format.ParseDict(raw, router_pb2.Order())
+        order = order_from_proto(msg, scenario.network)  # the RPC's checks, paths order.…
+    except InvalidArgumentError as error:
+        v.extend(error.violations)
+    except (json.JSONDecodeError, json_format.ParseError) as error:
+        v.add(str(args.order), f"is not a proto3 JSON Order: {error}")
+    stock = scenario.stock
+    if args.stock is not None:
+        try:
+            stock = read_stock(args.stock, scenario.network)
+        except InvalidArgumentError as error:
+            v.extend(error.violations)
+    v.raise_if_any()
+    assert rules is not None and order is not None
+    plan = drive(rules, order, scenario.network, stock, explain=args.explain)
+    _print_plan(plan_to_proto(plan, explain=args.explain))
+    return 0
+
+
+@contextmanager
+def _rules_stub(args: argparse.Namespace) -> Iterator[Any]:
+    import grpc
+
+    from router.v1 import router_pb2_grpc
+
+    with grpc.insecure_channel(args.target) as channel:
+        yield router_pb2_grpc.RulesServiceStub(channel)
+
+
+def _rpc_failed(error: grpc.RpcError) -> int:
+    """Print an RPC's status code, message and details; 2 for INVALID_ARGUMENT, else 1."""
+    import grpc
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    code = error.code()
+    print(f"error: {code.name}: {error.details()}", file=sys.stderr)
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status is not None else ():
+        bad = error_details_pb2.BadRequest()
+        failed = error_details_pb2.PreconditionFailure()
+        if detail.Unpack(bad):
+            for fv in bad.field_violations:
+                print(f"  {fv.field}: {fv.description}", file=sys.stderr)
+        elif detail.Unpack(failed):
+            for pv in failed.violations:
+                print(f"  {pv.type} {pv.subject}: {pv.description}", file=sys.stderr)
+    return 2 if code is grpc.StatusCode.INVALID_ARGUMENT else 1
+
+
+def _remote(call: Any) -> Any:
+    """Wrap a ``router rules`` command that calls the server: RPC errors exit 1 or 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        import grpc
+
+        try:
+            with _rules_stub(args) as stub:
+                return int(call(stub, args))
+        except grpc.RpcError as error:
+            return _rpc_failed(error)
+
+    return run
+
+
+def _rules_publish(stub: Any, args: argparse.Namespace) -> int:
+    from router.v1 import router_pb2
+
+    request = router_pb2.PublishRulesRequest(
+        document=_read_text(args.file),
+        golden=_read_text(args.golden) if args.golden is not None else "",
+        actor=args.actor,
+        reason=args.reason,
+    )
+    answer = stub.PublishRules(request, timeout=args.timeout)
+    print(f"published {args.file} as v{answer.version.version} (not active until activated):")
+    _print_version(answer.version)
+    _print_findings(answer.findings)
+    if answer.results:
+        _print_results(answer.results)
+    return 0
+
+
+def _rules_activate(stub: Any, args: argparse.Namespace) -> int:
+    from router.v1 import router_pb2
+
+    request = router_pb2.ActivateRulesRequest(
+        version=args.version, actor=args.actor, reason=args.reason
+    )
+    _print_activation(stub.ActivateRules(request, timeout=args.timeout).activation)
+    return 0
+
+
+def _rules_rollback(stub: Any, args: argparse.Namespace) -> int:
+    from router.v1 import router_pb2
+
+    request = router_pb2.RollbackRulesRequest(
+        to_version=args.to, actor=args.actor, reason=args.reason
+    )
+    _print_activation(stub.RollbackRules(request, timeout=args.timeout).activation)
+    return 0
+
+
+def _rules_list(stub: Any, args: argparse.Namespace) -> int:
+    from router.v1 import router_pb2
+
+    answer = stub.ListRuleVersions(router_pb2.ListRuleVersionsRequest(), timeout=args.timeout)
+    print(f"versions (* active: v{answer.active_version or '-'}):")
+    for version in answer.versions:
+        _print_version(version, active=version.version == answer.active_version)
+    print("activations:")
+    for activation in answer.activations:
+        _print_activation(activation)
+    return 0
+
+
+def _rules_show(stub: Any, args: argparse.Namespace) -> int:
+    from router.v1 import router_pb2
+
+    request = router_pb2.GetRuleVersionRequest(version=args.version)
+    version = stub.GetRuleVersion(request, timeout=args.timeout).version
+    with contextlib.redirect_stdout(sys.stderr):  # the header; the document alone on stdout
+        _print_version(version)
+    sys.stdout.write(version.document)
+    return 0
+
+
+def _rules_diff(stub: Any, args: argparse.Namespace) -> int:
+    from router.v1 import router_pb2
+
+    request = router_pb2.DiffRuleVersionsRequest(from_version=args.old, to_version=args.new)
+    diff = stub.DiffRuleVersions(request, timeout=args.timeout).diff
+    sys.stdout.write(diff or f"v{args.old} and v{args.new} are the same rules\n")
+    return 0
+
+
+def _add_rules_commands(commands: Any) -> None:
+    rules = commands.add_parser(
+        "rules",
+        help="check rule sets locally; publish, activate and roll back them on a server",
+    )
+    sub = rules.add_subparsers(dest="rules_command", required=True)
+
+    def local(name: str, text: str) -> argparse.ArgumentParser:
+        cmd: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("file", type=Path, help="the rules.yaml to check")
+        cmd.add_argument(
+            "--scenario", type=Path, help="scenario directory (default: the built-in sample)"
+        )
+        return cmd
+
+    validate = local("validate", "validate a rule set against the network (exit 2 if invalid)")
+    validate.add_argument("--canonical", action="store_true", help="print the canonical form")
+    validate.set_defaults(run=_rules_validate)
+    lint = local("lint", "lint a rule set (exit 1 on errors, 2 if invalid)")
+    lint.add_argument("--orders", type=Path, help="orders.jsonl to check the weights against")
+    lint.set_defaults(run=_rules_lint)
+    test = local("test", "run a golden-order suite (exit 1 when a case fails, 2 if invalid)")
+    test.add_argument("--golden", type=Path, required=True, help="the golden suite (YAML)")
+    test.set_defaults(run=_rules_test)
+    drive = local("drive", "plan one order with the rule set; print the plan and the trials")
+    drive.add_argument("--order", type=Path, required=True, help="one proto3 JSON Order")
+    drive.add_argument("--stock", type=Path, help="stock.csv (default: the scenario's stock)")
+    drive.add_argument(
+        "--explain", action="store_true", help="add candidates, exclusions, runner-up"
+    )
+    drive.set_defaults(run=_rules_drive)
+
+    def remote(name: str, text: str, call: Any, *, change: bool = False) -> Any:
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument(
+            "--target", default=DEFAULT_TARGET, help="server host:port (default: %(default)s)"
+        )
+        cmd.add_argument("--timeout", type=float, default=60.0, help="RPC deadline in seconds")
+        if change:
+            cmd.add_argument("--actor", required=True, help="who makes the change")
+            cmd.add_argument("--reason", required=True, help="why")
+        cmd.set_defaults(run=_remote(call))
+        return cmd
+
+    publish = remote(
+        "publish", "validate, lint, test and store as the next version", _rules_publish, change=True
+    )
+    publish.add_argument("file", type=Path, help="the rules.yaml to publish")
+    publish.add_argument("--golden", type=Path, help="golden suite it must pass (YAML)")
+    activate = remote("activate", "make a published version active", _rules_activate, change=True)
+    activate.add_argument("version", type=int, metavar="N")
+    rollback = remote(
+        "rollback", "go back to the version active before (or --to N)", _rules_rollback, change=True
+    )
+    rollback.add_argument("--to", type=int, metavar="N", help="the version to go back to")
+    remote("list", "list versions and activations", _rules_list)
+    show = remote("show", "print a version's document (header on stderr)", _rules_show)
+    show.add_argument("version", type=int, metavar="N")
+    diff = remote("diff", "unified diff of two versions' canonical documents", _rules_diff)
+    diff.add_argument("old", type=int, metavar="A")
+    diff.add_argument("new", type=int, metavar="B")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -240,6 +621,8 @@ def parser() -> argparse.ArgumentParser:
         help="price the best plan that ships from NODE_ID (repeatable, at most 20)",
     )
     plan.set_defaults(run=_plan)
+
+    _add_rules_commands(commands)
     return root
 
 

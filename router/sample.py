@@ -229,7 +229,9 @@ def sample_scenario(
     stock = _stock(rng, nodes, skus, categories, popularity)
     network = Network(nodes, {sku.sku: sku for sku in skus}, RATES)
     pickup = [(node, city) for node, (_, _, city) in zip(nodes, sited, strict=True) if node.pickup]
-    orders = _orders(rng, cities, pickup, skus, popularity, n_orders)
+    # Prices come from a generator of their own, so adding them left every other draw as it was.
+    prices = np.round(np.random.default_rng([seed, 1]).lognormal(3.0, 0.8, len(skus)), 2)
+    orders = _orders(rng, cities, pickup, skus, popularity, prices, n_orders)
     return Scenario(network, Stock.of(stock), RuleSet(), orders)
 
 
@@ -404,9 +406,10 @@ def _orders(
     pickup: list[tuple[Node, City]],
     skus: list[Sku],
     popularity: NDArray[np.float64],
+    prices: NDArray[np.float64],
     n_orders: int,
 ) -> tuple[Order, ...]:
-    """Orders in time order, shipping to places drawn by population."""
+    """Orders in time order, shipping to places drawn by population; ``prices`` per SKU."""
     population = np.array([c.population for c in cities], dtype=np.float64)
     destination = rng.choice(len(cities), size=n_orders, p=population / population.sum())
     jitter = rng.normal(0.0, 0.03, size=(n_orders, 2))
@@ -442,10 +445,10 @@ def _orders(
             Order(
                 order_id=f"ORD-{i + 1:06d}",
                 created_at=created_at,
-                ship_to=ShipTo(latitude, longitude, "US", postal_code),
+                ship_to=ShipTo(latitude, longitude, "US", postal_code, city.state),
                 service=service,
                 lines=tuple(
-                    OrderLine(str(j + 1), skus[k].sku, quantities[j])
+                    OrderLine(str(j + 1), skus[k].sku, quantities[j], float(prices[k]))
                     for j, k in enumerate(chosen.tolist())
                 ),
                 channel=channels[i],

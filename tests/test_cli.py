@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -145,10 +147,12 @@ def test_rules_file_applies_to_the_built_in_sample(tmp_path: Path):
     from router.cli import _scenario
 
     rules = tmp_path / "rules.yaml"
-    rules.write_text("version: strict\nsla: hard\n")
-    assert _scenario(None, None, rules).rules.version == "strict"
-    rules.write_text("sla: firm\n")
-    with pytest.raises(InvalidArgumentError, match=r"rules\.yaml:sla"):
+    rules.write_text("name: strict\nstrategies:\n  - name: s\n    constraints: {sla: hard}\n")
+    assert _scenario(None, None, rules).rules.name == "strict"
+    rules.write_text("name: strict\nstrategies:\n  - name: s\n    constraints: {sla: firm}\n")
+    with pytest.raises(
+        InvalidArgumentError, match=r"rules\.yaml:strategies\[0\]\.constraints\.sla"
+    ):
         _scenario(None, None, rules)
 
 
@@ -276,3 +280,191 @@ def test_a_seeded_ledger_is_not_reseeded(tmp_path: Path):
         ledger.apply_delta("wms", 1, "DC-EAST", [("SKU-1", -40)])
     with open_seeded_ledger(url, scenario) as ledger:
         assert ledger.stock().positions[("DC-EAST", "SKU-1")].on_hand == 60
+
+
+# --- router rules ------------------------------------------------------------------------
+
+HEAVIER = """\
+# tiny, with dearer splits
+name: tiny
+strategies:
+  - name: default
+    filters:
+      node_types: [dc, store]
+    weights:
+      split_penalty: 7.5
+      unit_penalty_by_node_type:
+        store: 0.5
+    constraints:
+      sla: hard
+      max_shipments: 2
+"""
+UNREACHABLE = "name: tiny\nstrategies:\n  - name: all\n  - name: never\n"
+ORDER = {
+    "order_id": "D-1",
+    "created_at": "2026-11-20T14:05:00Z",
+    "ship_to": {"latitude": 40.7128, "longitude": -74.006, "country": "US"},
+    "service": "ground",
+    "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 2}],
+}
+GOLDEN = """\
+cases:
+  - name: east ships SKU-1
+    order: {order_id: G1, created_at: "2026-11-20T14:05:00Z",
+            ship_to: {latitude: 40.7128, longitude: -74.006, country: US},
+            service: ground, lines: [{line_id: "1", sku: SKU-1, quantity: 2}]}
+    expect: {lines: {"1": DC-EAST}, strategy: default, step: primary}
+"""
+GOLDEN_FAILS = GOLDEN.replace("DC-EAST", "DC-WEST")
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_rules_validate_exits_0_or_2_listing_every_violation(tmp_path: Path, capsys):
+    """``router rules validate`` accepts the tiny rules; a bad file exits 2 with each path."""
+    assert main(["rules", "validate", str(TINY / "rules.yaml"), "--scenario", str(TINY)]) == 0
+    assert "valid rule set 'tiny': default" in capsys.readouterr().out
+    bad = _write(
+        tmp_path,
+        "bad.yaml",
+        "name: x\nstrategies:\n  - name: a\n    filters: {max_distance_km: -1, nodes: [NOPE]}\n",
+    )
+    assert main(["rules", "validate", str(bad), "--scenario", str(TINY)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml:strategies[0].filters.max_distance_km" in err
+    assert "bad.yaml:strategies[0].filters.nodes: unknown node 'NOPE'" in err
+    # Without --scenario the built-in sample's network is used: DC-EAST is not one of it.
+    east = _write(
+        tmp_path, "east.yaml", "name: e\nstrategies:\n  - name: a\n    filters: {nodes: DC-EAST}\n"
+    )
+    assert main(["rules", "validate", str(east), "--scenario", str(TINY)]) == 0
+    assert main(["rules", "validate", str(east)]) == 2
+    assert (
+        "east.yaml:strategies[0].filters.nodes: unknown node 'DC-EAST'" in capsys.readouterr().err
+    )
+
+
+def test_rules_lint_exits_1_on_errors(tmp_path: Path, capsys):
+    """Lint errors exit 1 and are printed with their path and code; warnings alone exit 0."""
+    unreachable = _write(tmp_path, "unreachable.yaml", UNREACHABLE)
+    assert main(["rules", "lint", str(unreachable), "--scenario", str(TINY)]) == 1
+    out = capsys.readouterr().out
+    assert "error: strategies[1]:" in out and "[unreachable-strategy]" in out
+    args = ["rules", "lint", str(TINY / "rules.yaml"), "--scenario", str(TINY)]
+    assert main([*args, "--orders", str(TINY / "orders.jsonl")]) == 0
+    assert "0 error(s)" in capsys.readouterr().out
+
+
+def test_rules_test_exits_1_when_a_golden_case_fails(tmp_path: Path, capsys):
+    """Every case is printed PASS or FAIL with what it missed; a failure exits 1."""
+    rules, args = str(TINY / "rules.yaml"), ["--scenario", str(TINY)]
+    golden = _write(tmp_path, "golden.yaml", GOLDEN)
+    assert main(["rules", "test", rules, "--golden", str(golden), *args]) == 0
+    assert "PASS east ships SKU-1" in capsys.readouterr().out
+    failing = _write(tmp_path, "failing.yaml", GOLDEN_FAILS)
+    assert main(["rules", "test", rules, "--golden", str(failing), *args]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL east ships SKU-1" in out and "expected DC-WEST" in out
+    broken = _write(tmp_path, "broken.yaml", "cases: []\n")
+    assert main(["rules", "test", rules, "--golden", str(broken), *args]) == 2
+    assert "broken.yaml:cases" in capsys.readouterr().err
+
+
+def test_rules_drive_prints_the_plan_and_every_trial(tmp_path: Path, capsys):
+    """A drive prints the plan, the strategy and step, and each strategy's trial.
+
+    With --stock the given stock replaces the scenario's; a bad order exits 2 naming its
+    fields as the RPC does (``order.lines[0].sku``).
+    """
+    unreachable = _write(tmp_path, "unreachable.yaml", UNREACHABLE)
+    order = _write(tmp_path, "order.json", json.dumps(ORDER))
+    args = ["rules", "drive", str(unreachable), "--order", str(order), "--scenario", str(TINY)]
+    assert main([*args, "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "rules tiny@draft, strategy all step primary" in out
+    assert "  all: APPLIED" in out and "  never: NOT_REACHED" in out
+    assert "ship from DC-EAST" in out and "excluded:" in out
+    stock = _write(tmp_path, "stock.csv", "node_id,sku,on_hand\nDC-WEST,SKU-1,9\n")
+    assert main([*args, "--stock", str(stock)]) == 0
+    out = capsys.readouterr().out
+    assert "ship from DC-WEST" in out and "excluded:" not in out
+    bad = _write(tmp_path, "bad.json", json.dumps({**ORDER, "lines": [{"line_id": "1"}]}))
+    assert main(["rules", "drive", str(unreachable), "--order", str(bad), "--scenario", str(TINY)])
+    err = capsys.readouterr().err
+    assert "order.lines[0].sku" in err and "order.lines[0].quantity" in err
+
+
+@pytest.fixture
+def served_tiny(tmp_path: Path) -> Iterator[str]:
+    """A ``router serve`` process for the tiny scenario on a SQLite file; its address."""
+    url = f"sqlite://{tmp_path / 'ledger.db'}"
+    process = subprocess.Popen(
+        [str(ROUTER), "serve", "--scenario", str(TINY), "--ledger", url, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "serve.log").open("w"),
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # "router.v1.RoutingService listening on host:port"
+        assert "listening on" in first, (tmp_path / "serve.log").read_text()
+        yield first.rsplit(" ", 1)[1].strip()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.timeout(120)
+def test_rules_publish_activate_rollback_list_show_diff_on_a_server(
+    served_tiny: str, tmp_path: Path, capsys
+):
+    """The remote commands against a real ``router serve`` process on SQLite.
+
+    Publish makes v2 (not active), activate switches to it, list marks it, diff shows the
+    new weight, show prints the document as published, rollback returns to v1; refusals
+    and bad requests print the code and details and exit 1 (2 for INVALID_ARGUMENT).
+    """
+    target = ["--target", served_tiny]
+    who = ["--actor", "ana", "--reason", "dearer splits"]
+    heavier = _write(tmp_path, "heavier.yaml", HEAVIER)
+    golden = _write(tmp_path, "golden.yaml", GOLDEN)
+    assert main(["rules", "publish", str(heavier), "--golden", str(golden), *who, *target]) == 0
+    out = capsys.readouterr().out
+    assert "as v2" in out and "PASS east ships SKU-1" in out
+    assert main(["rules", "activate", "2", *who, *target]) == 0
+    assert "#2 activate v2 (was v1)" in capsys.readouterr().out
+    assert main(["rules", "list", *target]) == 0
+    out = capsys.readouterr().out
+    assert "* v2  tiny" in out and "  v1  tiny" in out and "by router serve" in out
+    assert main(["rules", "diff", "1", "2", *target]) == 0
+    out = capsys.readouterr().out
+    assert "-    split_penalty: 5.0" in out and "+    split_penalty: 7.5" in out
+    assert main(["rules", "show", "2", *target]) == 0
+    assert capsys.readouterr().out == HEAVIER
+    assert main(["rules", "rollback", *who, *target]) == 0
+    assert "#3 rollback v1 (was v2)" in capsys.readouterr().out
+
+    unreachable = _write(tmp_path, "unreachable.yaml", UNREACHABLE)
+    assert main(["rules", "publish", str(unreachable), *who, *target]) == 1
+    err = capsys.readouterr().err
+    assert "error: FAILED_PRECONDITION" in err and "  LINT strategies[1]:" in err
+    failing = _write(tmp_path, "failing.yaml", GOLDEN_FAILS)
+    assert main(["rules", "publish", str(heavier), "--golden", str(failing), *who, *target]) == 1
+    assert "  GOLDEN east ships SKU-1:" in capsys.readouterr().err
+    blank = ["--actor", " ", "--reason", "why"]
+    assert main(["rules", "activate", "2", *blank, *target]) == 2
+    err = capsys.readouterr().err
+    assert "error: INVALID_ARGUMENT" in err and "  actor: must not be empty" in err
+    assert main(["rules", "activate", "9", *who, *target]) == 1
+    assert "error: NOT_FOUND" in capsys.readouterr().err
+    assert main(["rules", "list", *target]) == 0
+    out = capsys.readouterr().out
+    assert "* v1  tiny" in out and "v3" not in out.split("activations:")[0]

@@ -2,8 +2,9 @@
 
 :func:`network_arrays` turns a :class:`Network` into numpy arrays over its nodes sorted by
 node id (positions, handling costs in solver units, clocks, types, flags, capacity,
-priority) plus each service's rate bands. :func:`stock_arrays` gives, per SKU, the nodes
-holding it and their available units, built on first use of the SKU.
+priority, country) plus each service's rate bands. :func:`stock_arrays` gives, per SKU, the
+nodes holding it and their available units, built on first use of the SKU.
+:func:`node_filter` gives the nodes a rule policy's node filters keep.
 
 The domain objects are frozen but neither hashable nor weak-referenceable, so the caches
 are small dicts keyed by ``id()`` that also hold the object itself: while an entry lives,
@@ -27,6 +28,7 @@ from numpy.typing import NDArray
 from models.money import to_units
 from models.network import Network, Node, NodeType, RateBand, Stock
 from models.plan import Exclusion, ExclusionReason
+from models.rules import Policy
 from router.engine.dates import NodeClocks
 
 MAX_CACHED_NETWORKS = 4
@@ -34,6 +36,9 @@ MAX_CACHED_NETWORKS = 4
 
 MAX_CACHED_STOCKS = 8
 """Stock objects whose per-SKU arrays are kept (the most recently built)."""
+
+MAX_CACHED_FILTERS = 64
+"""(policy, network) pairs whose node filters are kept: every strategy of a few rule sets."""
 
 
 @lru_cache(maxsize=4096)
@@ -107,6 +112,7 @@ class NetworkArrays:
     pickup: NDArray[np.bool_]
     capacity: NDArray[np.int64]
     priority: NDArray[np.int64]
+    country: NDArray[np.str_]
     services: Mapping[str, ServiceBands]
     fixed_exclusions: Mapping[ExclusionReason, tuple[Exclusion, ...]]
 
@@ -146,13 +152,11 @@ class NetworkArrays:
                 dtype=np.int64,
             ),
             priority=np.array([n.priority for n in nodes], dtype=np.int64),
+            country=np.array([n.country for n in nodes], dtype=np.str_),
             services={s: ServiceBands.of(b) for s, b in network.rates.bands.items()},
             fixed_exclusions={
                 ExclusionReason.DOES_NOT_SHIP: fixed(
                     ExclusionReason.DOES_NOT_SHIP, "node does not ship parcels"
-                ),
-                ExclusionReason.FILTERED_BY_RULE: fixed(
-                    ExclusionReason.FILTERED_BY_RULE, "node type {node.type} not allowed"
                 ),
                 ExclusionReason.NO_AVAILABLE_STOCK: fixed(
                     ExclusionReason.NO_AVAILABLE_STOCK, "no available unit of any line"
@@ -228,8 +232,52 @@ class _Recent(Generic[V]):
             self._entries[tuple(id(o) for o in key)] = (key, value)
 
 
+@dataclass(frozen=True, slots=True)
+class NodeFilter:
+    """The nodes a policy's node filters keep (``allowed``), and why each other one goes."""
+
+    allowed: NDArray[np.bool_]
+    nodes: tuple[Node, ...]
+    policy: Policy
+
+    @staticmethod
+    def of(policy: Policy, arrays: NetworkArrays) -> NodeFilter:
+        """Apply the policy's node filters (types, tags, named nodes) to every node."""
+        allowed = np.array([not _filtered_by(policy, n) for n in arrays.nodes], dtype=np.bool_)
+        return NodeFilter(allowed, arrays.nodes, policy)
+
+    def detail(self, row: int) -> str:
+        """Which filter removes the node of ``row``, in the words of the rule."""
+        return _filtered_by(self.policy, self.nodes[row]) or "allowed"
+
+
+def _filtered_by(policy: Policy, node: Node) -> str:
+    """The first node filter of ``policy`` that ``node`` fails ("" when none)."""
+    if policy.node_types is not None and node.type not in policy.node_types:
+        return f"filters.node_types: node type {node.type} is not allowed"
+    if policy.node_tags is not None and not node.tags & policy.node_tags:
+        return f"filters.node_tags: carries none of {sorted(policy.node_tags)}"
+    if node.tags & policy.exclude_node_tags:
+        return f"filters.exclude_node_tags: tagged {sorted(node.tags & policy.exclude_node_tags)}"
+    if policy.nodes is not None and node.node_id not in policy.nodes:
+        return "filters.nodes: not one of the allowed nodes"
+    if node.node_id in policy.exclude_nodes:
+        return "filters.exclude_nodes: excluded by name"
+    return ""
+
+
 _NETWORKS: _Recent[NetworkArrays] = _Recent(MAX_CACHED_NETWORKS)
 _STOCKS: _Recent[StockArrays] = _Recent(MAX_CACHED_STOCKS)
+_FILTERS: _Recent[NodeFilter] = _Recent(MAX_CACHED_FILTERS)
+
+
+def node_filter(policy: Policy, network: Network) -> NodeFilter:
+    """The node filters of ``policy`` on ``network``, cached per (policy, network) pair."""
+    found = _FILTERS.get(policy, network)
+    if found is None:
+        found = NodeFilter.of(policy, network_arrays(network))
+        _FILTERS.put(found, policy, network)
+    return found
 
 
 def network_arrays(network: Network) -> NetworkArrays:

@@ -2,8 +2,10 @@
 
 Every node of the network ends up either as a candidate with its terms or as an exclusion
 with its reason. Checks run in a fixed order, so each excluded node gets the first reason
-that applies: does not ship, filtered by rule, no available stock, beyond the last rate band,
-cannot meet a hard SLA, out of capacity.
+that applies: does not ship, filtered by a node filter, in another country, beyond the
+radius, no available stock, stock all held back by rules, beyond the last rate band,
+cannot meet a hard SLA, out of capacity. The detail of a rule exclusion names the rule
+(``filters.max_distance_km: …``).
 
 The checks run on arrays over all nodes at once (:mod:`router.engine.arrays`, built once
 per network and per stock object). Distances are computed for every node (the radius
@@ -20,20 +22,22 @@ the 51,000 (rate, weight) pairs of the standard sample scenario.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Callable, Mapping
+from datetime import date, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
 
+from models.money import MONEY_SCALE
 from models.network import Network, Stock
 from models.order import Order
 from models.plan import Exclusion, ExclusionReason, LineTerms
-from models.rules import RuleSet, SlaMode
+from models.rules import Policy, SlaMode
 from router.engine.arrays import (
     NetworkArrays,
     money_units,
     network_arrays,
+    node_filter,
     stock_arrays,
     weight_units,
 )
@@ -41,8 +45,10 @@ from router.engine.geo import great_circle_km
 from router.engine.terms import BuiltModel, Matrices
 
 
-def _max_shipments(order: Order, rules: RuleSet) -> int | None:
-    caps = [c for c in (order.max_shipments, rules.max_shipments) if c is not None]
+def _max_shipments(order: Order, policy: Policy) -> int | None:
+    caps = [c for c in (order.max_shipments, policy.max_shipments) if c is not None]
+    if policy.no_split_below_value is not None and order.value < policy.no_split_below_value:
+        caps.append(1)
     return min(caps) if caps else None
 
 
@@ -50,12 +56,16 @@ def build_model(
     order: Order,
     network: Network,
     stock: Stock,
-    rules: RuleSet,
+    policy: Policy,
     capacity_used: Mapping[str, int] | None = None,
+    *,
+    relax_sla_days: int = 0,
 ) -> BuiltModel:
     """Build the canonical model (docs/cost-model.md) of ``order`` on current ``stock``.
 
     ``order`` must have passed validation against ``network`` (``Order.from_raw(..., network)``).
+    ``policy`` is the applying strategy's filters, weights and constraints (docs/rules.md);
+    ``relax_sla_days`` moves the deliver-by date later (a fallback step).
     ``capacity_used`` counts the orders each node has already taken today.
     A pickup order is delivered to its pickup node: that node hands over its own stock at
     the counter (no carrier cost, no transit), and other nodes ship to it by carrier.
@@ -86,20 +96,25 @@ def build_model(
     available = np.zeros((n_nodes, len(order.lines)), dtype=np.int64)
     for line, sku_stock in enumerate(by_sku):
         available[sku_stock.rows, line] = sku_stock.available
+    holding = np.count_nonzero(available, axis=1) > 0
+    held_back = _hold_back(order, network, arrays, policy, available)
 
-    # The first three checks on every node; ``reason[row]`` stays 0 while it is a candidate.
+    # The first checks on every node; ``reason[row]`` stays 0 while it is a candidate.
     reason = np.zeros(n_nodes, dtype=np.int8)
 
     def fail(failing: NDArray[np.bool_], code: int) -> None:
         reason[(reason == 0) & failing] = code
 
     fail(~ships, _DOES_NOT_SHIP)
-    if rules.node_types is not None:
-        allowed = np.array([t in rules.node_types for t in arrays.types], dtype=np.bool_)
-        fail(~allowed[arrays.type_index], _TYPE_NOT_ALLOWED)
-    if rules.max_distance_km is not None:
-        fail(distances > rules.max_distance_km, _BEYOND_RADIUS)
-    fail(np.count_nonzero(available, axis=1) == 0, _NO_STOCK)
+    nodes_kept = node_filter(policy, network) if policy.has_node_filter else None
+    if nodes_kept is not None:
+        fail(~nodes_kept.allowed, _NODE_FILTER)
+    if policy.same_country:
+        fail(arrays.country != order.ship_to.country, _OTHER_COUNTRY)
+    if policy.max_distance_km is not None:
+        fail(distances > policy.max_distance_km, _BEYOND_RADIUS)
+    fail(~holding, _NO_STOCK)
+    fail(np.count_nonzero(available, axis=1) == 0, _HELD_BACK)
 
     # The last three checks, on the nodes left; ``detailed`` holds exclusions whose detail
     # depends on the order (the others are shared per node, see NetworkArrays).
@@ -108,12 +123,6 @@ def build_model(
     def exclude(row: int, code: int, detail: str) -> None:
         reason[row] = code
         detailed[row] = Exclusion(ids[row], _REASONS[code], detail)
-
-    if rules.max_distance_km is not None:
-        radius = rules.max_distance_km
-        for row in np.flatnonzero(reason == _BEYOND_RADIUS).tolist():
-            detail = f"{float(distances[row]):.1f} km is beyond the {radius:g} km radius"
-            exclude(row, _BEYOND_RADIUS, detail)
 
     rows = np.flatnonzero(reason == 0)
     band = service.band_of(distances[rows])
@@ -128,12 +137,14 @@ def build_model(
     shipped = arrays.clocks.ship_ordinals(order.created_at, rows)
     delivered = shipped + np.where(at_counter, 0, service.transit_days[band])
     late = np.zeros(len(rows), dtype=np.int64)
-    if order.deliver_by is not None:
-        late = np.maximum(delivered - order.deliver_by.toordinal(), 0)
-    if rules.sla is SlaMode.HARD:
+    deadline = order.deliver_by
+    if deadline is not None:
+        deadline += timedelta(days=relax_sla_days)
+        late = np.maximum(delivered - deadline.toordinal(), 0)
+    if policy.sla is SlaMode.HARD:
         for i in np.flatnonzero((reason[rows] == 0) & (late > 0)).tolist():
             when = date.fromordinal(int(delivered[i])).isoformat()
-            detail = f"delivers {when}, {int(late[i])} day(s) after {order.deliver_by}"
+            detail = f"delivers {when}, {int(late[i])} day(s) after {deadline}"
             exclude(int(rows[i]), _LATE, detail)
     capacity = arrays.capacity[rows]
     for i in np.flatnonzero((reason[rows] == 0) & (capacity >= 0)).tolist():
@@ -145,7 +156,7 @@ def build_model(
     keep = reason[rows] == 0
     matrices = _matrices(
         order,
-        rules,
+        policy,
         arrays,
         weights,
         rows=rows[keep],
@@ -158,20 +169,37 @@ def build_model(
         late=late[keep],
     )
     fixed = arrays.fixed_exclusions
-    shared = {
-        _DOES_NOT_SHIP: fixed[ExclusionReason.DOES_NOT_SHIP],
-        _TYPE_NOT_ALLOWED: fixed[ExclusionReason.FILTERED_BY_RULE],
-        _NO_STOCK: fixed[ExclusionReason.NO_AVAILABLE_STOCK],
-    }
     out = np.flatnonzero(reason)
+
+    def describe(row: int, code: int) -> Exclusion:
+        """The exclusion of ``row``; details other than the stored ones are made here."""
+        if code == _DOES_NOT_SHIP:
+            return fixed[ExclusionReason.DOES_NOT_SHIP][row]
+        if code == _NO_STOCK:
+            return fixed[ExclusionReason.NO_AVAILABLE_STOCK][row]
+        if code == _NODE_FILTER:
+            assert nodes_kept is not None
+            return Exclusion(ids[row], _REASONS[code], nodes_kept.detail(row))
+        if code == _OTHER_COUNTRY:
+            detail = f"filters.same_country: in {arrays.country[row]}, not {order.ship_to.country}"
+            return Exclusion(ids[row], _REASONS[code], detail)
+        if code == _BEYOND_RADIUS:
+            radius = policy.max_distance_km
+            detail = (
+                f"filters.max_distance_km: {float(distances[row]):.1f} km is beyond {radius:g} km"
+            )
+            return Exclusion(ids[row], _REASONS[code], detail)
+        if code == _HELD_BACK:
+            return Exclusion(ids[row], _REASONS[code], held_back(row))
+        return detailed[row]
 
     def excluded() -> tuple[Exclusion, ...]:
         return tuple(
-            shared[code][row] if code in shared else detailed[row]
+            describe(row, code)
             for row, code in zip(out.tolist(), reason[out].tolist(), strict=True)
         )
 
-    backorder = money_units(rules.backorder_cost_per_unit)
+    backorder = money_units(policy.backorder_cost_per_unit)
     lines = tuple(
         LineTerms(line.line_id, line.sku, line.quantity, backorder, order.allow_partial)
         for line in order.lines
@@ -180,17 +208,57 @@ def build_model(
         matrices,
         lines,
         offset=0,
-        split_penalty=money_units(rules.split_penalty),
-        max_shipments=_max_shipments(order, rules),
-        ship_complete=order.ship_complete,
+        split_penalty=money_units(policy.split_penalty),
+        max_shipments=_max_shipments(order, policy),
+        ship_complete=order.ship_complete or policy.ship_complete,
         excluded=excluded,
         stock_anywhere=tuple(s.total for s in by_sku),
     )
 
 
+def _hold_back(
+    order: Order,
+    network: Network,
+    arrays: NetworkArrays,
+    policy: Policy,
+    available: NDArray[np.int64],
+) -> Callable[[int], str]:
+    """Take from ``available`` (in place) what the policy's stock filters hold back.
+
+    ``min_buffer_by_node_type`` keeps that many units of each SKU at nodes of a type;
+    ``capabilities`` zeroes a line at nodes without the tag its SKU's attribute needs;
+    ``blocked`` zeroes (node, sku) pairs. Returns, for a node left with nothing, why.
+    """
+    rules: list[str] = []
+    if policy.min_buffer_by_node_type:
+        buffer = np.array(
+            [policy.min_buffer_by_node_type.get(t, 0) for t in arrays.types], dtype=np.int64
+        )[arrays.type_index]
+        np.subtract(available, buffer[:, None], out=available)
+        np.maximum(available, 0, out=available)
+        rules.append("filters.min_buffer_by_node_type")
+    for line_no, line in enumerate(order.lines):
+        needed = network.skus[line.sku].attributes & policy.capabilities
+        if needed:
+            able = np.array([needed <= n.tags for n in arrays.nodes], dtype=np.bool_)
+            available[~able, line_no] = 0
+            rules.append(f"filters.capabilities ({line.sku} needs {sorted(needed)})")
+    if policy.blocked:
+        lines_of: dict[str, list[int]] = {}
+        for line_no, line in enumerate(order.lines):
+            lines_of.setdefault(line.sku, []).append(line_no)
+        for node_id, sku in policy.blocked:
+            row = arrays.row.get(node_id)
+            if row is not None and sku in lines_of:
+                available[row, lines_of[sku]] = 0
+                rules.append(f"filters.blocked ({node_id}/{sku})")
+    said = "; ".join(dict.fromkeys(rules))
+    return lambda row: f"its stock of the order's SKUs is held back by {said}"
+
+
 def _matrices(
     order: Order,
-    rules: RuleSet,
+    policy: Policy,
     arrays: NetworkArrays,
     weights: list[float],
     *,
@@ -210,11 +278,19 @@ def _matrices(
     """
     service = arrays.services[order.service]
     n_bands = len(service.bands)
-    penalty = np.array(
-        [money_units(rules.unit_penalty_by_node_type.get(t, 0.0)) for t in arrays.types],
+    unit_penalty = np.array(
+        [money_units(policy.unit_penalty_by_node_type.get(t, 0.0)) for t in arrays.types],
         dtype=np.int64,
     )
-    per_unit = arrays.handling_per_unit[rows] + penalty[arrays.type_index[rows]]
+    per_unit = arrays.handling_per_unit[rows] + unit_penalty[arrays.type_index[rows]]
+    # Node penalties per shipment: priority points below the top, and distance.
+    penalty = np.zeros(len(rows), dtype=np.int64)
+    if policy.priority_bonus:
+        below_top = arrays.priority.max(initial=0) - arrays.priority[rows]
+        penalty += money_units(policy.priority_bonus) * below_top
+    if policy.distance_cost_per_km:
+        per_km = policy.distance_cost_per_km * MONEY_SCALE
+        penalty += np.rint(distances[rows] * per_km).astype(np.int64)
     # Weight cost of a unit of each line per band; the extra last row (zeros) is the counter.
     per_kg = np.zeros((n_bands + 1, len(weights)), dtype=np.int64)
     carrier_band = np.where(at_counter, n_bands, band)
@@ -229,8 +305,8 @@ def _matrices(
         priority=arrays.priority[rows].astype(np.int64),
         handling=arrays.handling_per_shipment[rows].astype(np.int64),
         shipping=np.where(at_counter, 0, service.base_units[band]).astype(np.int64),
-        lateness=money_units(rules.lateness_penalty_per_day) * late.astype(np.int64),
-        penalty=np.zeros(len(rows), dtype=np.int64),
+        lateness=money_units(policy.lateness_penalty_per_day) * late.astype(np.int64),
+        penalty=penalty,
         unit=(per_unit[:, None] + per_kg[carrier_band]).astype(np.int64),
         available=available[rows],
         distance=distances[rows],
@@ -243,13 +319,15 @@ def _matrices(
     )
 
 
-_DOES_NOT_SHIP, _TYPE_NOT_ALLOWED, _BEYOND_RADIUS, _NO_STOCK = 1, 2, 3, 4
-_BEYOND_LAST_BAND, _LATE, _NO_CAPACITY = 5, 6, 7
+_DOES_NOT_SHIP, _NODE_FILTER, _OTHER_COUNTRY, _BEYOND_RADIUS, _NO_STOCK = 1, 2, 3, 4, 5
+_HELD_BACK, _BEYOND_LAST_BAND, _LATE, _NO_CAPACITY = 6, 7, 8, 9
 _REASONS = {
     _DOES_NOT_SHIP: ExclusionReason.DOES_NOT_SHIP,
-    _TYPE_NOT_ALLOWED: ExclusionReason.FILTERED_BY_RULE,
+    _NODE_FILTER: ExclusionReason.FILTERED_BY_RULE,
+    _OTHER_COUNTRY: ExclusionReason.FILTERED_BY_RULE,
     _BEYOND_RADIUS: ExclusionReason.FILTERED_BY_RULE,
     _NO_STOCK: ExclusionReason.NO_AVAILABLE_STOCK,
+    _HELD_BACK: ExclusionReason.FILTERED_BY_RULE,
     _BEYOND_LAST_BAND: ExclusionReason.BEYOND_LAST_BAND,
     _LATE: ExclusionReason.CANNOT_MEET_SLA,
     _NO_CAPACITY: ExclusionReason.OUT_OF_CAPACITY,

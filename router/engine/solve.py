@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from models.network import Network, Stock
 from models.order import Order
@@ -17,7 +18,7 @@ from models.plan import (
     Unfulfilled,
     UnfulfilledReason,
 )
-from models.rules import RuleSet
+from models.rules import Policy
 from router.engine.candidates import build_model
 from router.engine.cpsat import Solution, solve_model
 from router.engine.fast import solve_fast, tie_order
@@ -43,7 +44,7 @@ def plan_order(
     order: Order,
     network: Network,
     stock: Stock,
-    rules: RuleSet,
+    policy: Policy,
     *,
     capacity_used: Mapping[str, int] | None = None,
     stop: Stop | None = None,
@@ -51,10 +52,13 @@ def plan_order(
     engine: str = FAST,
     alternatives: int = 0,
     counterfactual_nodes: Sequence[str] = (),
+    relax_sla_days: int = 0,
 ) -> Plan:
-    """The optimal plan for ``order`` against ``stock``; no side effects.
+    """The optimal plan for ``order`` against ``stock`` under one strategy's ``policy``.
 
-    ``order`` must have been validated against ``network`` (``Order.from_raw`` with it).
+    No side effects. :func:`router.engine.route.route_order` picks the strategy of a rule
+    set and runs its fallbacks; this solves one canonical model. ``order`` must have been
+    validated against ``network`` (``Order.from_raw`` with it).
     The solve ends at ``time_limit_s`` or when ``stop`` is set, whichever is first; the
     plan's status says whether it is proven optimal, feasible within a gap, infeasible,
     or unsolved. ``alternatives`` asks for that many next best plans over other node sets
@@ -63,7 +67,7 @@ def plan_order(
     """
     started = time.perf_counter()
     stop = stop or Stop(time_limit_s)  # one budget for the plan, alternatives, counterfactuals
-    built = build_model(order, network, stock, rules, capacity_used)
+    built = build_model(order, network, stock, policy, capacity_used, relax_sla_days=relax_sla_days)
     if engine == FAST:
         result = solve_fast(built, stop, time_limit_s, alternatives=alternatives)
         solution, others = result.best, result.alternatives
@@ -79,7 +83,7 @@ def plan_order(
             ]
     else:
         raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
-    return Plan(
+    plan = Plan(
         order_id=order.order_id,
         status=solution.status,
         objective=solution.objective,
@@ -87,7 +91,7 @@ def plan_order(
         shipments=_shipments(built, solution),
         unfulfilled=_unfulfilled(built, solution),
         explanation=built,
-        rule_version=rules.version,
+        rule_version="",
         engine=engine,
         solve_seconds=time.perf_counter() - started,
         detail=_detail(solution.status),
@@ -96,15 +100,28 @@ def plan_order(
             for s in others[:alternatives]
             if s.objective is not None
         ),
-        counterfactuals=tuple(
-            _counterfactual(built, solution, node_id, stop, time_limit_s)
-            for node_id in counterfactual_nodes
-        ),
     )
+    return with_counterfactuals(plan, counterfactual_nodes, stop, time_limit_s)
+
+
+def with_counterfactuals(
+    plan: Plan, node_ids: Sequence[str], stop: Stop, time_limit_s: float
+) -> Plan:
+    """``plan`` with, for each of ``node_ids``, the best plan that ships from that node."""
+    if not node_ids:
+        return plan
+    built = plan.explanation
+    assert isinstance(built, BuiltModel), "the plan must come from plan_order"
+    started = time.perf_counter()
+    found = tuple(
+        _counterfactual(built, plan.objective, node_id, stop, time_limit_s) for node_id in node_ids
+    )
+    took = plan.solve_seconds + time.perf_counter() - started
+    return replace(plan, counterfactuals=found, solve_seconds=took)
 
 
 def _counterfactual(
-    built: BuiltModel, optimum: Solution, node_id: str, stop: Stop, time_limit_s: float
+    built: BuiltModel, optimum: int | None, node_id: str, stop: Stop, time_limit_s: float
 ) -> Counterfactual:
     """The best plan that ships from ``node_id``, or why there is none."""
     ids = built.matrices.node_ids
@@ -118,7 +135,7 @@ def _counterfactual(
     if forced.objective is None:
         detail = "no plan ships from it under the order's constraints"
         return Counterfactual(node_id, forced.status, None, None, detail)
-    delta = None if optimum.objective is None else forced.objective - optimum.objective
+    delta = None if optimum is None else forced.objective - optimum
     return Counterfactual(
         node_id,
         forced.status,

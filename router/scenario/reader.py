@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
-import yaml
 
 from models import fields as f
 from models.errors import Violations
@@ -23,6 +22,7 @@ from models.network import Network, Node, RateBand, RateCard, Sku, Stock, StockP
 from models.order import Order
 from models.rules import RuleSet
 from models.scenario import Scenario
+from router.rules.document import parse_rules
 
 T = TypeVar("T")
 
@@ -111,10 +111,13 @@ def read_scenario(
         if skus_ok and pos.sku not in network.skus:
             row.add("sku", f"unknown sku {pos.sku!r}")
         v.extend(row.items)
-    rules = _read_rules(rules_file or directory / RULES_FILE, v, required=rules_file is not None)
+    known = network if nodes_ok and skus_ok and rates_ok else None
+    rules = _read_rules(
+        rules_file or directory / RULES_FILE, v, required=rules_file is not None, network=known
+    )
     orders = _read_orders(
         orders_file or directory / ORDERS_FILE,
-        network if nodes_ok and skus_ok and rates_ok else None,
+        known,
         v,
         required=orders_file is not None,
     )
@@ -227,31 +230,20 @@ def _check_unique(
             first[values] = line
 
 
-def _read_rules(path: Path, v: Violations, *, required: bool) -> RuleSet | None:
+def _read_rules(
+    path: Path, v: Violations, *, required: bool, network: Network | None = None
+) -> RuleSet | None:
     """The rule set in ``path``; the defaults when it is absent and not required."""
     if not path.is_file():
         if required:
             v.add(path.name, "file is missing")
         return RuleSet()
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         v.add(path.name, f"is not UTF-8 text: {exc}")
         return None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = path.name if mark is None else f"{path.name}:{mark.line + 1}"
-        v.add(where, f"is not valid YAML: {exc}")
-        return None
-    if document is None:
-        return RuleSet()
-    if not isinstance(document, dict):
-        v.add(path.name, "must be a mapping of rule names to values")
-        return None
-    found = Violations(f"{path.name}:")
-    rules = RuleSet.from_raw({str(k): value for k, value in document.items()}, found)
-    v.extend(found.items)
-    return rules
+    return parse_rules(text, path.name, v, network)
 
 
 def _read_orders(

@@ -12,12 +12,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from models.network import Node, RateBand, Sku, StockPosition
 from models.order import Order
-from models.rules import RuleSet
 from models.scenario import Scenario
+from router.rules.document import canonical_text
 from router.scenario.reader import NODES, ORDERS_FILE, RATES, RULES_FILE, SKUS, STOCK, Table
 
 
@@ -30,9 +29,7 @@ def write_scenario(scenario: Scenario, directory: Path) -> None:
     _write_table(directory, STOCK, (_stock_row(p) for p in scenario.stock.positions.values()))
     bands = (band for service in network.rates.services for band in network.rates.bands[service])
     _write_table(directory, RATES, (_rate_row(band) for band in bands))
-    (directory / RULES_FILE).write_text(
-        yaml.safe_dump(_rules_document(scenario.rules), sort_keys=False), encoding="utf-8"
-    )
+    (directory / RULES_FILE).write_text(canonical_text(scenario.rules), encoding="utf-8")
     (directory / ORDERS_FILE).write_text(
         "".join(json.dumps(order_to_json(order)) + "\n" for order in scenario.orders),
         encoding="utf-8",
@@ -41,17 +38,20 @@ def write_scenario(scenario: Scenario, directory: Path) -> None:
 
 def order_to_json(order: Order) -> dict[str, object]:
     """One ``orders.jsonl`` object; optional fields that are unset are left out."""
+    ship_to: dict[str, object] = {
+        "latitude": order.ship_to.latitude,
+        "longitude": order.ship_to.longitude,
+        "country": order.ship_to.country,
+        "postal_code": order.ship_to.postal_code,
+    }
+    if order.ship_to.region:
+        ship_to["region"] = order.ship_to.region
     document: dict[str, object] = {
         "order_id": order.order_id,
         "created_at": _rfc3339(order.created_at),
         "channel": order.channel,
         "segment": order.segment,
-        "ship_to": {
-            "latitude": order.ship_to.latitude,
-            "longitude": order.ship_to.longitude,
-            "country": order.ship_to.country,
-            "postal_code": order.ship_to.postal_code,
-        },
+        "ship_to": ship_to,
         "service": order.service,
     }
     if order.deliver_by is not None:
@@ -64,6 +64,7 @@ def order_to_json(order: Order) -> dict[str, object]:
         document["pickup_node_id"] = order.pickup_node_id
     document["lines"] = [
         {"line_id": line.line_id, "sku": line.sku, "quantity": line.quantity}
+        | ({"unit_price": line.unit_price} if line.unit_price else {})
         for line in order.lines
     ]
     return document
@@ -128,25 +129,3 @@ def _rate_row(band: RateBand) -> list[str]:
         _number(band.cost_per_kg),
         str(band.transit_days),
     ]
-
-
-def _rules_document(rules: RuleSet) -> dict[str, object]:
-    """The ``rules.yaml`` mapping; rules that are unset (``None``, empty) are left out."""
-    document: dict[str, object] = {
-        "version": rules.version,
-        "split_penalty": rules.split_penalty,
-        "lateness_penalty_per_day": rules.lateness_penalty_per_day,
-        "sla": rules.sla.value,
-        "backorder_cost_per_unit": rules.backorder_cost_per_unit,
-    }
-    if rules.node_types is not None:
-        document["node_types"] = sorted(t.value for t in rules.node_types)
-    if rules.max_distance_km is not None:
-        document["max_distance_km"] = rules.max_distance_km
-    if rules.max_shipments is not None:
-        document["max_shipments"] = rules.max_shipments
-    if rules.unit_penalty_by_node_type:
-        document["unit_penalty_by_node_type"] = {
-            t.value: amount for t, amount in sorted(rules.unit_penalty_by_node_type.items())
-        }
-    return document

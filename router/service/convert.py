@@ -17,7 +17,7 @@ from google.protobuf import duration_pb2, json_format
 
 from models.errors import Violations
 from models.money import from_units
-from models.network import Network, Stock
+from models.network import Network, Stock, StockPosition
 from models.order import Order
 from models.plan import (
     Alternative,
@@ -29,6 +29,9 @@ from models.plan import (
     Unfulfilled,
 )
 from models.reservation import FeedResult, Reservation
+from models.rule_versions import RuleActivation, RuleVersion
+from router.rules.golden import CaseResult
+from router.rules.lint import Finding
 from router.v1 import router_pb2
 
 MAX_TOP_K = 10
@@ -271,6 +274,7 @@ def order_to_proto(order: Order) -> router_pb2.Order:
             longitude=order.ship_to.longitude,
             country=order.ship_to.country,
             postal_code=order.ship_to.postal_code,
+            region=order.ship_to.region,
         ),
         service=order.service,
         deliver_by=_date(order.deliver_by),
@@ -279,7 +283,12 @@ def order_to_proto(order: Order) -> router_pb2.Order:
         max_shipments=order.max_shipments,
         pickup_node_id=order.pickup_node_id or "",
         lines=[
-            router_pb2.OrderLine(line_id=line.line_id, sku=line.sku, quantity=line.quantity)
+            router_pb2.OrderLine(
+                line_id=line.line_id,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+            )
             for line in order.lines
         ],
     )
@@ -302,6 +311,16 @@ def plan_to_proto(plan: Plan, *, explain: bool) -> router_pb2.Plan:
         detail=plan.detail,
         alternatives=[_alternative(a) for a in plan.alternatives],
         counterfactuals=[_counterfactual(c) for c in plan.counterfactuals],
+        strategy=plan.strategy,
+        step=plan.step,
+        trials=[
+            router_pb2.StrategyTrial(
+                strategy=t.strategy,
+                outcome=router_pb2.StrategyOutcome.Value(f"STRATEGY_OUTCOME_{t.outcome.name}"),
+                detail=t.detail,
+            )
+            for t in plan.trials
+        ],
     )
     msg.solve_time.FromTimedelta(timedelta(seconds=plan.solve_seconds))
     if explain:
@@ -431,3 +450,85 @@ def _candidate(candidate: CandidateTerms, line_ids: list[str]) -> router_pb2.Can
 
 def _date(value: date | None) -> str:
     return "" if value is None else value.isoformat()
+
+
+def stock_from_proto(
+    positions: Sequence[router_pb2.StockPosition], network: Network, field: str = "stock"
+) -> Stock:
+    """Validate given stock positions against ``network`` and index them.
+
+    Raises :class:`InvalidArgumentError` naming every bad position field (``stock[1].sku``:
+    unknown node or SKU, a negative count, a (node, SKU) pair given twice). ``available`` is
+    ignored: it follows from the other counts.
+    """
+    v = Violations(field)
+    seen: set[tuple[str, str]] = set()
+    out: list[StockPosition] = []
+    for i, p in enumerate(positions):
+        at = f"[{i}]"
+        if network.node(p.node_id) is None:
+            v.add(f"{at}.node_id", f"unknown node {p.node_id!r}")
+        if p.sku not in network.skus:
+            v.add(f"{at}.sku", f"unknown sku {p.sku!r}")
+        for name, value in (
+            ("on_hand", p.on_hand),
+            ("safety_stock", p.safety_stock),
+            ("reserved", p.reserved),
+        ):
+            if value < 0:
+                v.add(f"{at}.{name}", f"must be >= 0, got {value}")
+        if (p.node_id, p.sku) in seen:
+            v.add(at, f"duplicates an earlier position {p.node_id}/{p.sku}")
+        seen.add((p.node_id, p.sku))
+        out.append(StockPosition(p.node_id, p.sku, p.on_hand, p.safety_stock, p.reserved))
+    v.raise_if_any()
+    return Stock.of(out)
+
+
+def rule_version_to_proto(version: RuleVersion, *, document: bool) -> router_pb2.RuleVersion:
+    """A published rule-set version as its message; the document only when ``document``."""
+    msg = router_pb2.RuleVersion(
+        version=version.version,
+        name=version.name,
+        document=version.document if document else "",
+        digest=version.digest,
+        published_by=version.published_by,
+        reason=version.reason,
+        lint=version.lint,
+    )
+    msg.published_at.FromDatetime(version.published_at)
+    return msg
+
+
+def rule_activation_to_proto(activation: RuleActivation) -> router_pb2.RuleActivation:
+    """One entry of the activation history as its message."""
+    msg = router_pb2.RuleActivation(
+        seq=activation.seq,
+        version=activation.version,
+        action=activation.action,
+        by=activation.by,
+        reason=activation.reason,
+        previous=activation.previous,
+    )
+    msg.at.FromDatetime(activation.at)
+    return msg
+
+
+def lint_finding_to_proto(finding: Finding) -> router_pb2.LintFinding:
+    """A lint finding as its message."""
+    return router_pb2.LintFinding(
+        code=finding.code,
+        severity=router_pb2.LintSeverity.Value(f"LINT_SEVERITY_{finding.severity.name}"),
+        path=finding.path,
+        message=finding.message,
+    )
+
+
+def golden_result_to_proto(result: CaseResult) -> router_pb2.GoldenCaseResult:
+    """One golden case's result as its message, with its plan (no explanation)."""
+    return router_pb2.GoldenCaseResult(
+        name=result.name,
+        passed=result.passed,
+        failures=list(result.failures),
+        plan=plan_to_proto(result.plan, explain=False),
+    )

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import math
+import threading
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import grpc
 
 from models.errors import StockConflictError
+from models.network import Network
 from models.order import Order
 from models.plan import Plan, SolveStatus
 from models.reservation import Reservation, ReservationLine
+from models.rule_versions import RuleVersion
+from models.rules import RuleSet
 from models.scenario import Scenario
-from router.engine import plan_order
+from router.engine import route_order
 from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.ledger import Ledger
 from router.ledger.base import NoReservationError
+from router.rules.document import load_rules
 from router.service.convert import (
     plan_order_args_from_proto,
     plan_to_proto,
@@ -30,17 +36,62 @@ DEADLINE_MARGIN_S = 0.1
 """Time kept back from the RPC's deadline for converting and sending the plan."""
 MAX_ATTEMPTS = 3
 """Solves RouteOrder makes in all when stock keeps changing under its plans."""
-FINAL = frozenset({SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE})
+FINAL = frozenset({SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.REJECTED})
 """Proven answers: only such a nothing-ships answer is stored for replay (a solve cut short,
 FEASIBLE or NO_SOLUTION, may ship something when retried)."""
+
+
+class RuleSets:
+    """The rule sets of published versions, each parsed once; and the one active now.
+
+    Versions are immutable, so a parsed version is cached in-process for good. The active
+    version is read from the ledger on every call (one indexed lookup), so an activation
+    through any replica takes effect on every replica at its next request. ``fallback``
+    (the scenario's rules, ``name@draft``) serves only while no version is active.
+    """
+
+    def __init__(self, ledger: Ledger, network: Network, fallback: RuleSet) -> None:
+        self._ledger = ledger
+        self._network = network
+        self._fallback = fallback
+        self._parsed: dict[int, RuleSet] = {}
+        self._lock = threading.Lock()
+
+    def of(self, version: RuleVersion) -> RuleSet:
+        """The rule set of a published ``version``, labelled ``name@vN``."""
+        with self._lock:
+            cached = self._parsed.get(version.version)
+        if cached is not None:
+            return cached
+        rules = replace(
+            load_rules(version.document, f"v{version.version}", self._network),
+            version=version.version,
+        )
+        with self._lock:
+            return self._parsed.setdefault(version.version, rules)
+
+    def active(self) -> RuleSet:
+        """The active version's rule set; the fallback while none is active."""
+        version = self._ledger.active_rules()
+        if version is None:
+            return self._fallback
+        try:
+            return self.of(version)
+        except Exception as exc:
+            # A stored version no longer fits this server's network: a server fault, not
+            # the client's; logged, and the RPC fails INTERNAL rather than routing with
+            # other rules than the active ones.
+            raise RuntimeError(
+                f"active rule set version {version.version} does not load on this network"
+            ) from exc
 
 
 class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     """Plans orders against the ledger's live stock; RouteOrder also reserves the plan.
 
-    The network and rules come from one scenario; stock, reservations and capacity from
-    ``ledger`` (shared by every replica). ``engine`` names the engine every request is
-    planned with (one of ``ENGINES``).
+    The network comes from one scenario; stock, reservations, capacity and the active
+    rule-set version from ``ledger`` (shared by every replica; see :class:`RuleSets`).
+    ``engine`` names the engine every request is planned with (one of ``ENGINES``).
     """
 
     def __init__(
@@ -50,11 +101,13 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         *,
         default_time_limit_s: float = 10.0,
         engine: str = FAST,
+        rule_sets: RuleSets | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
         self._scenario = scenario
         self._ledger = ledger
+        self._rule_sets = rule_sets or RuleSets(ledger, scenario.network, scenario.rules)
         self._default_time_limit_s = default_time_limit_s
         self._engine = engine
 
@@ -73,23 +126,24 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         self,
         order: Order,
         limit: tuple[Stop, float],
+        rules: RuleSet,
         *,
         full: dict[str, int] | None = None,
         alternatives: int = 0,
         counterfactual_node_ids: tuple[str, ...] = (),
     ) -> Plan:
-        """Plan ``order`` against the ledger's stock of its SKUs and today's used capacity.
+        """Plan ``order`` under ``rules`` against the ledger's stock and today's used capacity.
 
         ``full`` marks nodes found full at reservation time (slots used = their limit).
         """
         stock = self._ledger.stock({line.sku for line in order.lines})
         used = self._ledger.capacity_used(order.created_at.astimezone(UTC).date())
         used.update(full or {})
-        return plan_order(
+        return route_order(
             order,
             self._scenario.network,
             stock,
-            self._scenario.rules,
+            rules,
             capacity_used=used,
             stop=limit[0],
             time_limit_s=limit[1],
@@ -107,6 +161,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             plan = self._plan(
                 args.order,
                 self._stop(args.time_limit_s, context),
+                self._rule_sets.active(),
                 alternatives=args.alternatives,
                 counterfactual_node_ids=args.counterfactual_node_ids,
             )
@@ -124,8 +179,10 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 return router_pb2.RouteOrderResponse.FromString(stored)
             full: dict[str, int] = {}
             conflict: StockConflictError | None = None
+            rules = self._rule_sets.active()  # one rule set for every attempt
             for attempt in range(1, MAX_ATTEMPTS + 1):
-                plan = self._plan(args.order, self._stop(args.time_limit_s, context), full=full)
+                stop = self._stop(args.time_limit_s, context)
+                plan = self._plan(args.order, stop, rules, full=full)
                 plan_msg = plan_to_proto(plan, explain=args.explain)
                 lines, slots = _holdings(plan)
                 if not lines:  # nothing ships: reserve nothing

@@ -18,12 +18,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from models.errors import RuleVersionStateError
 from models.order import Order, OrderLine, ShipTo
 from models.scenario import Scenario
 from router.ledger import DEFAULT_LEDGER_URL, Ledger, open_ledger
+from router.rules.document import canonical_text, digest, load_rules
 from router.scenario import order_to_json
 from router.service.inventory import InventoryServicer
-from router.service.routing import RoutingServicer
+from router.service.routing import RoutingServicer, RuleSets
+from router.service.rules import RulesServicer
 from router.v1 import router_pb2, router_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,10 @@ ROUTING_SERVICE = router_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_
 """``router.v1.RoutingService``: the name health checks and reflection know it by."""
 INVENTORY_SERVICE = router_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
 """``router.v1.InventoryService``."""
+RULES_SERVICE = router_pb2.DESCRIPTOR.services_by_name["RulesService"].full_name
+"""``router.v1.RulesService``."""
+SERVE_ACTOR = "router serve"
+"""Who the versions and activations made at startup are recorded as."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,9 @@ class ServerConfig:
     An empty ledger is seeded from the scenario; one that holds stock is used as it is."""
     sweep_interval_s: float = 5.0
     """How often the sweeper expires lapsed reservations (``Ledger.expire``)."""
+    rules_file: Path | None = None
+    """A rules.yaml published (its text as is) and activated at startup, unless it is the
+    active version already (``router serve --rules``); see :func:`bootstrap_rules`."""
 
 
 class Sweeper:
@@ -144,14 +154,50 @@ def open_seeded_ledger(url: str, scenario: Scenario) -> Ledger:
     return ledger
 
 
+def bootstrap_rules(ledger: Ledger, scenario: Scenario, rules_file: Path | None = None) -> None:
+    """Make sure a rule-set version is active before the server answers.
+
+    With ``rules_file``, its text is published (idempotent by digest) and activated unless
+    it is the active version already. Without, and only when no version is active, the
+    scenario's rules are published as their canonical document and activated. Replicas
+    starting together may race: publishing is idempotent, and an activation that another
+    replica made first ("already active") is fine.
+    """
+    if rules_file is not None:
+        document = rules_file.read_text(encoding="utf-8")
+        name = load_rules(document, rules_file.name, scenario.network).name
+        reason = f"router serve --rules {rules_file.name}"
+    elif ledger.active_rules() is None:
+        document = canonical_text(scenario.rules)
+        name = scenario.rules.name
+        reason = "initial rules from the scenario"
+    else:
+        return
+    now = datetime.now(UTC)
+    version = ledger.publish_rules(name, document, digest(document), SERVE_ACTOR, reason, "", now)
+    active = ledger.active_rules()
+    if active is not None and active.version == version.version:
+        return
+    try:
+        ledger.activate_rules(version.version, SERVE_ACTOR, reason, now)
+    except RuleVersionStateError:
+        active = ledger.active_rules()
+        if active is None or active.version != version.version:
+            raise
+        return  # another replica activated it first
+    logger.info("activated rule set %s@v%d (%s)", name, version.version, reason)
+
+
 def create_server(
     config: ServerConfig, scenario: Scenario, ledger: Ledger | None = None
 ) -> tuple[RouterServer, int]:
     """Build the server (not started) and bind it; returns it with the bound port.
 
     Uses ``ledger`` when given (the caller closes it), else opens (and seeds when empty)
-    :attr:`ServerConfig.ledger_url`. Health reports SERVING overall and for
-    ``router.v1.RoutingService`` and ``router.v1.InventoryService``.
+    :attr:`ServerConfig.ledger_url`; either way a rule-set version is made active when none
+    is (:func:`bootstrap_rules`). Health reports SERVING overall and for
+    ``router.v1.RoutingService``, ``router.v1.InventoryService`` and
+    ``router.v1.RulesService``.
     """
     server, port, _ = _create(config, scenario, ledger)
     return server, port
@@ -163,23 +209,48 @@ def _create(
     owns = ledger is None
     if ledger is None:
         ledger = open_seeded_ledger(config.ledger_url, scenario)
+    try:
+        bootstrap_rules(ledger, scenario, config.rules_file)
+    except BaseException:
+        if owns:
+            ledger.close()
+        raise
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
+    rule_sets = RuleSets(ledger, scenario.network, scenario.rules)
     router_pb2_grpc.add_RoutingServiceServicer_to_server(
         RoutingServicer(
             scenario,
             ledger,
             default_time_limit_s=config.default_time_limit_s,
             engine=config.engine,
+            rule_sets=rule_sets,
         ),
         server,
     )
     router_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(ledger), server)
+    router_pb2_grpc.add_RulesServiceServicer_to_server(
+        RulesServicer(
+            scenario,
+            ledger,
+            rule_sets,
+            default_time_limit_s=config.default_time_limit_s,
+            engine=config.engine,
+        ),
+        server,
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in ("", ROUTING_SERVICE, INVENTORY_SERVICE):
+    for service in ("", ROUTING_SERVICE, INVENTORY_SERVICE, RULES_SERVICE):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        (ROUTING_SERVICE, INVENTORY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (
+            ROUTING_SERVICE,
+            INVENTORY_SERVICE,
+            RULES_SERVICE,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ),
+        server,
     )
     try:
         port = server.add_insecure_port(f"{config.host}:{config.port}")
@@ -246,6 +317,8 @@ def usage(address: str, scenario: Scenario) -> str:
             f"  {curl} -d {route} {url}/{ROUTING_SERVICE}/RouteOrder",
             "Its SKUs' stock:",
             f"  {curl} -d {stock} {url}/{INVENTORY_SERVICE}/GetStock",
+            "Rule-set versions and the active one (router rules list --target ADDRESS):",
+            f"  {curl} {url}/{RULES_SERVICE}/ListRuleVersions",
         ]
     )
 

@@ -136,6 +136,10 @@ class _SolveStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SolveStat
     """No plan satisfies the order's hard constraints; every line is unfulfilled, with reasons."""
     SOLVE_STATUS_NO_SOLUTION: _SolveStatus.ValueType  # 4
     """The time limit, deadline or a cancellation stopped the solve before any plan was found."""
+    SOLVE_STATUS_REJECTED: _SolveStatus.ValueType  # 5
+    """The rules reject the order (a fallback says so, or no strategy applies); nothing
+    ships, every line is unfulfilled and detail gives the reason.
+    """
 
 class SolveStatus(_SolveStatus, metaclass=_SolveStatusEnumTypeWrapper):
     """How good a plan is known to be."""
@@ -150,7 +154,43 @@ SOLVE_STATUS_INFEASIBLE: SolveStatus.ValueType  # 3
 """No plan satisfies the order's hard constraints; every line is unfulfilled, with reasons."""
 SOLVE_STATUS_NO_SOLUTION: SolveStatus.ValueType  # 4
 """The time limit, deadline or a cancellation stopped the solve before any plan was found."""
+SOLVE_STATUS_REJECTED: SolveStatus.ValueType  # 5
+"""The rules reject the order (a fallback says so, or no strategy applies); nothing
+ships, every line is unfulfilled and detail gives the reason.
+"""
 Global___SolveStatus: _TypeAlias = SolveStatus  # noqa: Y015
+
+class _StrategyOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StrategyOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StrategyOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STRATEGY_OUTCOME_UNSPECIFIED: _StrategyOutcome.ValueType  # 0
+    """The outcome is not set; never returned by the router."""
+    STRATEGY_OUTCOME_APPLIED: _StrategyOutcome.ValueType  # 1
+    """The strategy made the plan."""
+    STRATEGY_OUTCOME_FELL_BACK: _StrategyOutcome.ValueType  # 2
+    """It was tried; its plan did not fulfil the order and its fallback moved on."""
+    STRATEGY_OUTCOME_CONDITION_NOT_MET: _StrategyOutcome.ValueType  # 3
+    """The order does not meet its condition."""
+    STRATEGY_OUTCOME_NOT_REACHED: _StrategyOutcome.ValueType  # 4
+    """Its condition holds, but an earlier strategy made the plan first."""
+
+class StrategyOutcome(_StrategyOutcome, metaclass=_StrategyOutcomeEnumTypeWrapper):
+    """What became of one strategy of the rule set for an order."""
+
+STRATEGY_OUTCOME_UNSPECIFIED: StrategyOutcome.ValueType  # 0
+"""The outcome is not set; never returned by the router."""
+STRATEGY_OUTCOME_APPLIED: StrategyOutcome.ValueType  # 1
+"""The strategy made the plan."""
+STRATEGY_OUTCOME_FELL_BACK: StrategyOutcome.ValueType  # 2
+"""It was tried; its plan did not fulfil the order and its fallback moved on."""
+STRATEGY_OUTCOME_CONDITION_NOT_MET: StrategyOutcome.ValueType  # 3
+"""The order does not meet its condition."""
+STRATEGY_OUTCOME_NOT_REACHED: StrategyOutcome.ValueType  # 4
+"""Its condition holds, but an earlier strategy made the plan first."""
+Global___StrategyOutcome: _TypeAlias = StrategyOutcome  # noqa: Y015
 
 class _UnfulfilledReason:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -176,6 +216,8 @@ class _UnfulfilledReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Unf
     """
     UNFULFILLED_REASON_NO_ELIGIBLE_STOCK: _UnfulfilledReason.ValueType  # 7
     """Stock exists only at nodes excluded for this order; explain.excluded says why."""
+    UNFULFILLED_REASON_REJECTED_BY_RULE: _UnfulfilledReason.ValueType  # 8
+    """The rules rejected the order; the plan's detail says which strategy and why."""
 
 class UnfulfilledReason(_UnfulfilledReason, metaclass=_UnfulfilledReasonEnumTypeWrapper):
     """Why units of a line are not in any shipment."""
@@ -198,6 +240,8 @@ ship them.
 """
 UNFULFILLED_REASON_NO_ELIGIBLE_STOCK: UnfulfilledReason.ValueType  # 7
 """Stock exists only at nodes excluded for this order; explain.excluded says why."""
+UNFULFILLED_REASON_REJECTED_BY_RULE: UnfulfilledReason.ValueType  # 8
+"""The rules rejected the order; the plan's detail says which strategy and why."""
 Global___UnfulfilledReason: _TypeAlias = UnfulfilledReason  # noqa: Y015
 
 class _ExclusionReason:
@@ -239,6 +283,30 @@ EXCLUSION_REASON_NO_AVAILABLE_STOCK: ExclusionReason.ValueType  # 5
 EXCLUSION_REASON_OUT_OF_CAPACITY: ExclusionReason.ValueType  # 6
 """The node has used its daily order capacity."""
 Global___ExclusionReason: _TypeAlias = ExclusionReason  # noqa: Y015
+
+class _LintSeverity:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LintSeverityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LintSeverity.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LINT_SEVERITY_UNSPECIFIED: _LintSeverity.ValueType  # 0
+    """The severity is not set; never returned by the router."""
+    LINT_SEVERITY_ERROR: _LintSeverity.ValueType  # 1
+    """The rule set does not do what it says; publishing is refused."""
+    LINT_SEVERITY_WARNING: _LintSeverity.ValueType  # 2
+    """Worth a look; publishing goes ahead and stores the warning with the version."""
+
+class LintSeverity(_LintSeverity, metaclass=_LintSeverityEnumTypeWrapper):
+    """How serious a lint finding is."""
+
+LINT_SEVERITY_UNSPECIFIED: LintSeverity.ValueType  # 0
+"""The severity is not set; never returned by the router."""
+LINT_SEVERITY_ERROR: LintSeverity.ValueType  # 1
+"""The rule set does not do what it says; publishing is refused."""
+LINT_SEVERITY_WARNING: LintSeverity.ValueType  # 2
+"""Worth a look; publishing goes ahead and stores the warning with the version."""
+Global___LintSeverity: _TypeAlias = LintSeverity  # noqa: Y015
 
 @_typing.final
 class RouteOrderRequest(_message.Message):
@@ -990,6 +1058,7 @@ class ShipTo(_message.Message):
     LONGITUDE_FIELD_NUMBER: _builtins.int
     COUNTRY_FIELD_NUMBER: _builtins.int
     POSTAL_CODE_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
     latitude: _builtins.float
     """Latitude in degrees, -90 to 90."""
     longitude: _builtins.float
@@ -998,6 +1067,8 @@ class ShipTo(_message.Message):
     """ISO 3166-1 alpha-2 country code."""
     postal_code: _builtins.str
     """Postal code; empty when unknown."""
+    region: _builtins.str
+    """State or province code, e.g. "CA"; rules can match it. Empty when unknown."""
     def __init__(
         self,
         *,
@@ -1005,10 +1076,11 @@ class ShipTo(_message.Message):
         longitude: _builtins.float = ...,
         country: _builtins.str = ...,
         postal_code: _builtins.str = ...,
+        region: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "latitude", b"latitude", "longitude", b"longitude", "postal_code", b"postal_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "latitude", b"latitude", "longitude", b"longitude", "postal_code", b"postal_code", "region", b"region"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1102,22 +1174,28 @@ class OrderLine(_message.Message):
     LINE_ID_FIELD_NUMBER: _builtins.int
     SKU_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_FIELD_NUMBER: _builtins.int
     line_id: _builtins.str
     """Id of the line, unique within the order."""
     sku: _builtins.str
     """The SKU ordered; must be in the catalogue."""
     quantity: _builtins.int
     """Units ordered, at least 1."""
+    unit_price: _builtins.float
+    """Price of one unit in currency units, 0 to 100000; the order's value (what rules
+    match with order_value) is the sum of quantity times unit_price.
+    """
     def __init__(
         self,
         *,
         line_id: _builtins.str = ...,
         sku: _builtins.str = ...,
         quantity: _builtins.int = ...,
+        unit_price: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["line_id", b"line_id", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["line_id", b"line_id", "quantity", b"quantity", "sku", b"sku", "unit_price", b"unit_price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1143,6 +1221,9 @@ class Plan(_message.Message):
     EXPLAIN_FIELD_NUMBER: _builtins.int
     ALTERNATIVES_FIELD_NUMBER: _builtins.int
     COUNTERFACTUALS_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    TRIALS_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Id of the order planned."""
     status: Global___SolveStatus.ValueType
@@ -1158,11 +1239,19 @@ class Plan(_message.Message):
     0 when proven optimal.
     """
     rule_version: _builtins.str
-    """Version of the rule set the plan was made with."""
+    """The rule set the plan was made with: its name and published version, "name@v3"
+    ("name@draft" for a rule set that is not published, e.g. in a test drive).
+    """
     engine: _builtins.str
     """Name and version of the engine that made the plan."""
     detail: _builtins.str
     """Free text about the solve, e.g. why it stopped; empty when there is nothing to say."""
+    strategy: _builtins.str
+    """Name of the rule set's strategy that made the plan; empty when none applied."""
+    step: _builtins.str
+    """Which step of that strategy made it: "primary" (as written), "relax_sla+2d" (the
+    deliver-by date relaxed by 2 days), "backorder" or "reject".
+    """
     @_builtins.property
     def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment]:
         """The parcels to send, one per shipping node."""
@@ -1192,6 +1281,10 @@ class Plan(_message.Message):
     def counterfactuals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Counterfactual]:
         """The request's counterfactual nodes priced, in the order asked."""
 
+    @_builtins.property
+    def trials(self) -> _containers.RepeatedCompositeFieldContainer[Global___StrategyTrial]:
+        """What became of each strategy of the rule set for this order, in rule-set order."""
+
     def __init__(
         self,
         *,
@@ -1209,10 +1302,13 @@ class Plan(_message.Message):
         explain: Global___Explanation | None = ...,
         alternatives: _abc.Iterable[Global___AlternativePlan] | None = ...,
         counterfactuals: _abc.Iterable[Global___Counterfactual] | None = ...,
+        strategy: _builtins.str = ...,
+        step: _builtins.str = ...,
+        trials: _abc.Iterable[Global___StrategyTrial] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "bound", b"bound", "explain", b"explain", "objective", b"objective", "solve_time", b"solve_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "alternatives", b"alternatives", "bound", b"bound", "counterfactuals", b"counterfactuals", "detail", b"detail", "engine", b"engine", "explain", b"explain", "gap", b"gap", "objective", b"objective", "order_id", b"order_id", "rule_version", b"rule_version", "shipments", b"shipments", "solve_time", b"solve_time", "status", b"status", "unfulfilled", b"unfulfilled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "alternatives", b"alternatives", "bound", b"bound", "counterfactuals", b"counterfactuals", "detail", b"detail", "engine", b"engine", "explain", b"explain", "gap", b"gap", "objective", b"objective", "order_id", b"order_id", "rule_version", b"rule_version", "shipments", b"shipments", "solve_time", b"solve_time", "status", b"status", "step", b"step", "strategy", b"strategy", "trials", b"trials", "unfulfilled", b"unfulfilled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__bound: _TypeAlias = _typing.Literal["bound"]  # noqa: Y015
     _WhichOneofArgType__bound: _TypeAlias = _typing.Literal["_bound", b"_bound"]  # noqa: Y015
@@ -1224,6 +1320,36 @@ class Plan(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__objective) -> _WhichOneofReturnType__objective | None: ...
 
 Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class StrategyTrial(_message.Message):
+    """One strategy's outcome for an order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    strategy: _builtins.str
+    """The strategy's name."""
+    outcome: Global___StrategyOutcome.ValueType
+    """What became of it."""
+    detail: _builtins.str
+    """Why: the unmet clauses of its condition, or the units its plan left."""
+    def __init__(
+        self,
+        *,
+        strategy: _builtins.str = ...,
+        outcome: Global___StrategyOutcome.ValueType = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "outcome", b"outcome", "strategy", b"strategy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StrategyTrial: _TypeAlias = StrategyTrial  # noqa: Y015
 
 @_typing.final
 class AlternativePlan(_message.Message):
@@ -1703,3 +1829,734 @@ class Exclusion(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Exclusion: _TypeAlias = Exclusion  # noqa: Y015
+
+@_typing.final
+class RuleVersion(_message.Message):
+    """A published rule-set version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    PUBLISHED_BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    LINT_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The version number: 1, 2, 3, ... in publishing order."""
+    name: _builtins.str
+    """The rule set's name."""
+    document: _builtins.str
+    """The YAML document as published; empty in listings."""
+    digest: _builtins.str
+    """SHA-256 of the document (hex)."""
+    published_by: _builtins.str
+    """Who published it."""
+    reason: _builtins.str
+    """Why it was published."""
+    lint: _builtins.str
+    """Lint warnings found when it was published, one per line; empty when none."""
+    @_builtins.property
+    def published_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was published."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        name: _builtins.str = ...,
+        document: _builtins.str = ...,
+        digest: _builtins.str = ...,
+        published_at: _timestamp_pb2.Timestamp | None = ...,
+        published_by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        lint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["published_at", b"published_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "document", b"document", "lint", b"lint", "name", b"name", "published_at", b"published_at", "published_by", b"published_by", "reason", b"reason", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuleVersion: _TypeAlias = RuleVersion  # noqa: Y015
+
+@_typing.final
+class RuleActivation(_message.Message):
+    """One activation or rollback in the history of the active rule set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """Position in the history: 1, 2, 3, ..."""
+    version: _builtins.int
+    """The version made active."""
+    action: _builtins.str
+    """"activate" or "rollback"."""
+    by: _builtins.str
+    """Who."""
+    reason: _builtins.str
+    """Why."""
+    previous: _builtins.int
+    """The version active before; absent for the first activation."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        version: _builtins.int = ...,
+        action: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        previous: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_previous", b"_previous", "at", b"at", "previous", b"previous"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_previous", b"_previous", "action", b"action", "at", b"at", "by", b"by", "previous", b"previous", "reason", b"reason", "seq", b"seq", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__previous: _TypeAlias = _typing.Literal["previous"]  # noqa: Y015
+    _WhichOneofArgType__previous: _TypeAlias = _typing.Literal["_previous", b"_previous"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__previous) -> _WhichOneofReturnType__previous | None: ...
+
+Global___RuleActivation: _TypeAlias = RuleActivation  # noqa: Y015
+
+@_typing.final
+class LintFinding(_message.Message):
+    """One problem lint found."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """What kind of problem, e.g. "unreachable-strategy" (docs/rules.md lists them)."""
+    severity: Global___LintSeverity.ValueType
+    """How serious it is."""
+    path: _builtins.str
+    """Where in the document, e.g. "strategies[1]"."""
+    message: _builtins.str
+    """What is wrong, in words."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        severity: Global___LintSeverity.ValueType = ...,
+        path: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "path", b"path", "severity", b"severity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LintFinding: _TypeAlias = LintFinding  # noqa: Y015
+
+@_typing.final
+class GoldenCaseResult(_message.Message):
+    """The result of one golden-order case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PASSED_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The case's name."""
+    passed: _builtins.bool
+    """Whether the plan met every expectation."""
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The expectations it missed, in words."""
+
+    @_builtins.property
+    def plan(self) -> Global___Plan:
+        """The plan the rule set made for the case's order."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        passed: _builtins.bool = ...,
+        failures: _abc.Iterable[_builtins.str] | None = ...,
+        plan: Global___Plan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failures", b"failures", "name", b"name", "passed", b"passed", "plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GoldenCaseResult: _TypeAlias = GoldenCaseResult  # noqa: Y015
+
+@_typing.final
+class ValidateRulesRequest(_message.Message):
+    """The request of RulesService.ValidateRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    document: _builtins.str
+    """The YAML document."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateRulesRequest: _TypeAlias = ValidateRulesRequest  # noqa: Y015
+
+@_typing.final
+class ValidateRulesResponse(_message.Message):
+    """The response of RulesService.ValidateRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STRATEGIES_FIELD_NUMBER: _builtins.int
+    CANONICAL_DOCUMENT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The rule set's name."""
+    canonical_document: _builtins.str
+    """The canonical form of the document (defaults left out, groups expanded)."""
+    @_builtins.property
+    def strategies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The strategies' names, in order."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        strategies: _abc.Iterable[_builtins.str] | None = ...,
+        canonical_document: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_document", b"canonical_document", "name", b"name", "strategies", b"strategies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateRulesResponse: _TypeAlias = ValidateRulesResponse  # noqa: Y015
+
+@_typing.final
+class LintRulesRequest(_message.Message):
+    """The request of RulesService.LintRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    document: _builtins.str
+    """The YAML document."""
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
+        """Orders to check weights against: a weight that changes no plan of these orders is
+        reported. Without orders that check is skipped.
+        """
+
+    def __init__(
+        self,
+        *,
+        document: _builtins.str = ...,
+        orders: _abc.Iterable[Global___Order] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "orders", b"orders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LintRulesRequest: _TypeAlias = LintRulesRequest  # noqa: Y015
+
+@_typing.final
+class LintRulesResponse(_message.Message):
+    """The response of RulesService.LintRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINDINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___LintFinding]:
+        """Every finding, errors first."""
+
+    def __init__(
+        self,
+        *,
+        findings: _abc.Iterable[Global___LintFinding] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LintRulesResponse: _TypeAlias = LintRulesResponse  # noqa: Y015
+
+@_typing.final
+class TestRulesRequest(_message.Message):
+    """The request of RulesService.TestRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    GOLDEN_FIELD_NUMBER: _builtins.int
+    document: _builtins.str
+    """The YAML document."""
+    golden: _builtins.str
+    """The golden-order suite (YAML, docs/rules.md)."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.str = ...,
+        golden: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "golden", b"golden"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TestRulesRequest: _TypeAlias = TestRulesRequest  # noqa: Y015
+
+@_typing.final
+class TestRulesResponse(_message.Message):
+    """The response of RulesService.TestRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    PASSED_FIELD_NUMBER: _builtins.int
+    passed: _builtins.bool
+    """Whether every case passed."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___GoldenCaseResult]:
+        """One result per case, in suite order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___GoldenCaseResult] | None = ...,
+        passed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["passed", b"passed", "results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TestRulesResponse: _TypeAlias = TestRulesResponse  # noqa: Y015
+
+@_typing.final
+class TestDriveRequest(_message.Message):
+    """The request of RulesService.TestDrive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    STOCK_FIELD_NUMBER: _builtins.int
+    EXPLAIN_FIELD_NUMBER: _builtins.int
+    document: _builtins.str
+    """A YAML document, published or not."""
+    version: _builtins.int
+    """A published version."""
+    explain: _builtins.bool
+    """Whether to return the plan's explanation."""
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """The order to plan."""
+
+    @_builtins.property
+    def stock(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockPosition]:
+        """Stock to plan against; empty means the live stock. Given positions replace the
+        live stock entirely.
+        """
+
+    def __init__(
+        self,
+        *,
+        document: _builtins.str = ...,
+        version: _builtins.int = ...,
+        order: Global___Order | None = ...,
+        stock: _abc.Iterable[Global___StockPosition] | None = ...,
+        explain: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "order", b"order", "rules", b"rules", "version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "explain", b"explain", "order", b"order", "rules", b"rules", "stock", b"stock", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_rules: _TypeAlias = _typing.Literal["document", "version"]  # noqa: Y015
+    _WhichOneofArgType_rules: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_rules) -> _WhichOneofReturnType_rules | None: ...
+
+Global___TestDriveRequest: _TypeAlias = TestDriveRequest  # noqa: Y015
+
+@_typing.final
+class TestDriveResponse(_message.Message):
+    """The response of RulesService.TestDrive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> Global___Plan:
+        """The plan, with the strategy, the step and every strategy's trial."""
+
+    def __init__(
+        self,
+        *,
+        plan: Global___Plan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TestDriveResponse: _TypeAlias = TestDriveResponse  # noqa: Y015
+
+@_typing.final
+class PublishRulesRequest(_message.Message):
+    """The request of RulesService.PublishRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    GOLDEN_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    document: _builtins.str
+    """The YAML document."""
+    golden: _builtins.str
+    """The golden-order suite it must pass (YAML); empty for none."""
+    actor: _builtins.str
+    """Who publishes."""
+    reason: _builtins.str
+    """Why."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.str = ...,
+        golden: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "document", b"document", "golden", b"golden", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishRulesRequest: _TypeAlias = PublishRulesRequest  # noqa: Y015
+
+@_typing.final
+class PublishRulesResponse(_message.Message):
+    """The response of RulesService.PublishRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    FINDINGS_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def version(self) -> Global___RuleVersion:
+        """The stored version (an earlier one when the same document was published before)."""
+
+    @_builtins.property
+    def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___LintFinding]:
+        """Lint warnings (errors refuse the publish)."""
+
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___GoldenCaseResult]:
+        """The golden cases run, all passed."""
+
+    def __init__(
+        self,
+        *,
+        version: Global___RuleVersion | None = ...,
+        findings: _abc.Iterable[Global___LintFinding] | None = ...,
+        results: _abc.Iterable[Global___GoldenCaseResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings", "results", b"results", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishRulesResponse: _TypeAlias = PublishRulesResponse  # noqa: Y015
+
+@_typing.final
+class ActivateRulesRequest(_message.Message):
+    """The request of RulesService.ActivateRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The published version to make active."""
+    actor: _builtins.str
+    """Who activates it."""
+    reason: _builtins.str
+    """Why."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateRulesRequest: _TypeAlias = ActivateRulesRequest  # noqa: Y015
+
+@_typing.final
+class ActivateRulesResponse(_message.Message):
+    """The response of RulesService.ActivateRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def activation(self) -> Global___RuleActivation:
+        """The recorded activation."""
+
+    def __init__(
+        self,
+        *,
+        activation: Global___RuleActivation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateRulesResponse: _TypeAlias = ActivateRulesResponse  # noqa: Y015
+
+@_typing.final
+class RollbackRulesRequest(_message.Message):
+    """The request of RulesService.RollbackRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TO_VERSION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    to_version: _builtins.int
+    """The version to go back to; unset means the version active before the current one."""
+    actor: _builtins.str
+    """Who rolls back."""
+    reason: _builtins.str
+    """Why."""
+    def __init__(
+        self,
+        *,
+        to_version: _builtins.int | None = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_to_version", b"_to_version", "to_version", b"to_version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_to_version", b"_to_version", "actor", b"actor", "reason", b"reason", "to_version", b"to_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__to_version: _TypeAlias = _typing.Literal["to_version"]  # noqa: Y015
+    _WhichOneofArgType__to_version: _TypeAlias = _typing.Literal["_to_version", b"_to_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__to_version) -> _WhichOneofReturnType__to_version | None: ...
+
+Global___RollbackRulesRequest: _TypeAlias = RollbackRulesRequest  # noqa: Y015
+
+@_typing.final
+class RollbackRulesResponse(_message.Message):
+    """The response of RulesService.RollbackRules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def activation(self) -> Global___RuleActivation:
+        """The recorded rollback."""
+
+    def __init__(
+        self,
+        *,
+        activation: Global___RuleActivation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackRulesResponse: _TypeAlias = RollbackRulesResponse  # noqa: Y015
+
+@_typing.final
+class ListRuleVersionsRequest(_message.Message):
+    """The request of RulesService.ListRuleVersions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRuleVersionsRequest: _TypeAlias = ListRuleVersionsRequest  # noqa: Y015
+
+@_typing.final
+class ListRuleVersionsResponse(_message.Message):
+    """The response of RulesService.ListRuleVersions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    ACTIVATIONS_FIELD_NUMBER: _builtins.int
+    ACTIVE_VERSION_FIELD_NUMBER: _builtins.int
+    active_version: _builtins.int
+    """The active version; 0 when none is."""
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleVersion]:
+        """Every published version, oldest first, without documents."""
+
+    @_builtins.property
+    def activations(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleActivation]:
+        """Every activation and rollback, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___RuleVersion] | None = ...,
+        activations: _abc.Iterable[Global___RuleActivation] | None = ...,
+        active_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activations", b"activations", "active_version", b"active_version", "versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRuleVersionsResponse: _TypeAlias = ListRuleVersionsResponse  # noqa: Y015
+
+@_typing.final
+class GetRuleVersionRequest(_message.Message):
+    """The request of RulesService.GetRuleVersion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The version to return."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRuleVersionRequest: _TypeAlias = GetRuleVersionRequest  # noqa: Y015
+
+@_typing.final
+class GetRuleVersionResponse(_message.Message):
+    """The response of RulesService.GetRuleVersion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def version(self) -> Global___RuleVersion:
+        """The version, with its document."""
+
+    def __init__(
+        self,
+        *,
+        version: Global___RuleVersion | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRuleVersionResponse: _TypeAlias = GetRuleVersionResponse  # noqa: Y015
+
+@_typing.final
+class DiffRuleVersionsRequest(_message.Message):
+    """The request of RulesService.DiffRuleVersions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_VERSION_FIELD_NUMBER: _builtins.int
+    TO_VERSION_FIELD_NUMBER: _builtins.int
+    from_version: _builtins.int
+    """The older side."""
+    to_version: _builtins.int
+    """The newer side."""
+    def __init__(
+        self,
+        *,
+        from_version: _builtins.int = ...,
+        to_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_version", b"from_version", "to_version", b"to_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiffRuleVersionsRequest: _TypeAlias = DiffRuleVersionsRequest  # noqa: Y015
+
+@_typing.final
+class DiffRuleVersionsResponse(_message.Message):
+    """The response of RulesService.DiffRuleVersions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIFF_FIELD_NUMBER: _builtins.int
+    diff: _builtins.str
+    """A unified diff of the two canonical documents; empty when they are the same rules."""
+    def __init__(
+        self,
+        *,
+        diff: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["diff", b"diff"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiffRuleVersionsResponse: _TypeAlias = DiffRuleVersionsResponse  # noqa: Y015

@@ -406,3 +406,485 @@ class InventoryService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RulesServiceStub:
+    """Rule sets for planners: validate, lint, test, publish immutable versions, activate and
+    roll back (docs/rules.md). Documents are YAML text as planners write them.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ValidateRules = channel.unary_unary(
+                '/router.v1.RulesService/ValidateRules',
+                request_serializer=router_dot_v1_dot_router__pb2.ValidateRulesRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ValidateRulesResponse.FromString,
+                _registered_method=True)
+        self.LintRules = channel.unary_unary(
+                '/router.v1.RulesService/LintRules',
+                request_serializer=router_dot_v1_dot_router__pb2.LintRulesRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.LintRulesResponse.FromString,
+                _registered_method=True)
+        self.TestRules = channel.unary_unary(
+                '/router.v1.RulesService/TestRules',
+                request_serializer=router_dot_v1_dot_router__pb2.TestRulesRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.TestRulesResponse.FromString,
+                _registered_method=True)
+        self.TestDrive = channel.unary_unary(
+                '/router.v1.RulesService/TestDrive',
+                request_serializer=router_dot_v1_dot_router__pb2.TestDriveRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.TestDriveResponse.FromString,
+                _registered_method=True)
+        self.PublishRules = channel.unary_unary(
+                '/router.v1.RulesService/PublishRules',
+                request_serializer=router_dot_v1_dot_router__pb2.PublishRulesRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.PublishRulesResponse.FromString,
+                _registered_method=True)
+        self.ActivateRules = channel.unary_unary(
+                '/router.v1.RulesService/ActivateRules',
+                request_serializer=router_dot_v1_dot_router__pb2.ActivateRulesRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ActivateRulesResponse.FromString,
+                _registered_method=True)
+        self.RollbackRules = channel.unary_unary(
+                '/router.v1.RulesService/RollbackRules',
+                request_serializer=router_dot_v1_dot_router__pb2.RollbackRulesRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.RollbackRulesResponse.FromString,
+                _registered_method=True)
+        self.ListRuleVersions = channel.unary_unary(
+                '/router.v1.RulesService/ListRuleVersions',
+                request_serializer=router_dot_v1_dot_router__pb2.ListRuleVersionsRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ListRuleVersionsResponse.FromString,
+                _registered_method=True)
+        self.GetRuleVersion = channel.unary_unary(
+                '/router.v1.RulesService/GetRuleVersion',
+                request_serializer=router_dot_v1_dot_router__pb2.GetRuleVersionRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.GetRuleVersionResponse.FromString,
+                _registered_method=True)
+        self.DiffRuleVersions = channel.unary_unary(
+                '/router.v1.RulesService/DiffRuleVersions',
+                request_serializer=router_dot_v1_dot_router__pb2.DiffRuleVersionsRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.DiffRuleVersionsResponse.FromString,
+                _registered_method=True)
+
+
+class RulesServiceServicer:
+    """Rule sets for planners: validate, lint, test, publish immutable versions, activate and
+    roll back (docs/rules.md). Documents are YAML text as planners write them.
+    """
+
+    def ValidateRules(self, request, context):
+        """Validates a rule-set document against the server's network. A valid document returns
+        its canonical form; an invalid one fails with INVALID_ARGUMENT and a BadRequest that
+        lists every violation with its path, e.g. "strategies[2].filters.max_distance_km".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LintRules(self, request, context):
+        """Lints a valid document: unreachable strategies, conditions no order meets,
+        contradictory constraints, filters that exclude every node, weights that change no
+        decision on the given orders, a missing final fallback.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestRules(self, request, context):
+        """Runs a golden-order suite against a document; no side effects.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestDrive(self, request, context):
+        """Plans one order with a given rule set and, optionally, given stock; no side effects.
+        The plan's trials say which strategy applied and why the others did not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishRules(self, request, context):
+        """Validates, lints and tests a document, then stores it as the next immutable version.
+        Lint errors or a failing golden case refuse it with FAILED_PRECONDITION and a
+        PreconditionFailure naming each problem. Publishing does not activate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateRules(self, request, context):
+        """Makes a published version the active one; recorded with who, when and why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackRules(self, request, context):
+        """Goes back to the version active before the current one (or to a named version).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuleVersions(self, request, context):
+        """Lists the published versions, the activation history and the active version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRuleVersion(self, request, context):
+        """Returns one published version with its document.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiffRuleVersions(self, request, context):
+        """Compares two published versions: a unified diff of their canonical documents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RulesServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ValidateRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateRules,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ValidateRulesRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ValidateRulesResponse.SerializeToString,
+            ),
+            'LintRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.LintRules,
+                    request_deserializer=router_dot_v1_dot_router__pb2.LintRulesRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.LintRulesResponse.SerializeToString,
+            ),
+            'TestRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestRules,
+                    request_deserializer=router_dot_v1_dot_router__pb2.TestRulesRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.TestRulesResponse.SerializeToString,
+            ),
+            'TestDrive': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestDrive,
+                    request_deserializer=router_dot_v1_dot_router__pb2.TestDriveRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.TestDriveResponse.SerializeToString,
+            ),
+            'PublishRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishRules,
+                    request_deserializer=router_dot_v1_dot_router__pb2.PublishRulesRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.PublishRulesResponse.SerializeToString,
+            ),
+            'ActivateRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateRules,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ActivateRulesRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ActivateRulesResponse.SerializeToString,
+            ),
+            'RollbackRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackRules,
+                    request_deserializer=router_dot_v1_dot_router__pb2.RollbackRulesRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.RollbackRulesResponse.SerializeToString,
+            ),
+            'ListRuleVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuleVersions,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ListRuleVersionsRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ListRuleVersionsResponse.SerializeToString,
+            ),
+            'GetRuleVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRuleVersion,
+                    request_deserializer=router_dot_v1_dot_router__pb2.GetRuleVersionRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.GetRuleVersionResponse.SerializeToString,
+            ),
+            'DiffRuleVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiffRuleVersions,
+                    request_deserializer=router_dot_v1_dot_router__pb2.DiffRuleVersionsRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.DiffRuleVersionsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'router.v1.RulesService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('router.v1.RulesService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RulesService:
+    """Rule sets for planners: validate, lint, test, publish immutable versions, activate and
+    roll back (docs/rules.md). Documents are YAML text as planners write them.
+    """
+
+    @staticmethod
+    def ValidateRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RulesService/ValidateRules',
+            router_dot_v1_dot_router__pb2.ValidateRulesRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ValidateRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LintRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RulesService/LintRules',
+            router_dot_v1_dot_router__pb2.LintRulesRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.LintRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RulesService/TestRules',
+            router_dot_v1_dot_router__pb2.TestRulesRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.TestRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestDrive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RulesService/TestDrive',
+            router_dot_v1_dot_router__pb2.TestDriveRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.TestDriveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RulesService/PublishRules',
+            router_dot_v1_dot_router__pb2.PublishRulesRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.PublishRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RulesService/ActivateRules',
+            router_dot_v1_dot_router__pb2.ActivateRulesRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ActivateRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RulesService/RollbackRules',
+            router_dot_v1_dot_router__pb2.RollbackRulesRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.RollbackRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuleVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RulesService/ListRuleVersions',
+            router_dot_v1_dot_router__pb2.ListRuleVersionsRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ListRuleVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRuleVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RulesService/GetRuleVersion',
+            router_dot_v1_dot_router__pb2.GetRuleVersionRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.GetRuleVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiffRuleVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RulesService/DiffRuleVersions',
+            router_dot_v1_dot_router__pb2.DiffRuleVersionsRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.DiffRuleVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

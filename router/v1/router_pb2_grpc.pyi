@@ -198,3 +198,181 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Changes one node's on hand by a feed delta; sequenced like ApplyStockSnapshot."""
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class RulesServiceStub:
+    """Rule sets for planners: validate, lint, test, publish immutable versions, activate and
+    roll back (docs/rules.md). Documents are YAML text as planners write them.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> RulesServiceAsyncStub: ...
+    ValidateRules: _grpc.UnaryUnaryMultiCallable[_router_pb2.ValidateRulesRequest, _router_pb2.ValidateRulesResponse]
+    """Validates a rule-set document against the server's network. A valid document returns
+    its canonical form; an invalid one fails with INVALID_ARGUMENT and a BadRequest that
+    lists every violation with its path, e.g. "strategies[2].filters.max_distance_km".
+    """
+    LintRules: _grpc.UnaryUnaryMultiCallable[_router_pb2.LintRulesRequest, _router_pb2.LintRulesResponse]
+    """Lints a valid document: unreachable strategies, conditions no order meets,
+    contradictory constraints, filters that exclude every node, weights that change no
+    decision on the given orders, a missing final fallback.
+    """
+    TestRules: _grpc.UnaryUnaryMultiCallable[_router_pb2.TestRulesRequest, _router_pb2.TestRulesResponse]
+    """Runs a golden-order suite against a document; no side effects."""
+    TestDrive: _grpc.UnaryUnaryMultiCallable[_router_pb2.TestDriveRequest, _router_pb2.TestDriveResponse]
+    """Plans one order with a given rule set and, optionally, given stock; no side effects.
+    The plan's trials say which strategy applied and why the others did not.
+    """
+    PublishRules: _grpc.UnaryUnaryMultiCallable[_router_pb2.PublishRulesRequest, _router_pb2.PublishRulesResponse]
+    """Validates, lints and tests a document, then stores it as the next immutable version.
+    Lint errors or a failing golden case refuse it with FAILED_PRECONDITION and a
+    PreconditionFailure naming each problem. Publishing does not activate.
+    """
+    ActivateRules: _grpc.UnaryUnaryMultiCallable[_router_pb2.ActivateRulesRequest, _router_pb2.ActivateRulesResponse]
+    """Makes a published version the active one; recorded with who, when and why."""
+    RollbackRules: _grpc.UnaryUnaryMultiCallable[_router_pb2.RollbackRulesRequest, _router_pb2.RollbackRulesResponse]
+    """Goes back to the version active before the current one (or to a named version)."""
+    ListRuleVersions: _grpc.UnaryUnaryMultiCallable[_router_pb2.ListRuleVersionsRequest, _router_pb2.ListRuleVersionsResponse]
+    """Lists the published versions, the activation history and the active version."""
+    GetRuleVersion: _grpc.UnaryUnaryMultiCallable[_router_pb2.GetRuleVersionRequest, _router_pb2.GetRuleVersionResponse]
+    """Returns one published version with its document."""
+    DiffRuleVersions: _grpc.UnaryUnaryMultiCallable[_router_pb2.DiffRuleVersionsRequest, _router_pb2.DiffRuleVersionsResponse]
+    """Compares two published versions: a unified diff of their canonical documents."""
+
+@_typing.type_check_only
+class RulesServiceAsyncStub(RulesServiceStub):
+    """Rule sets for planners: validate, lint, test, publish immutable versions, activate and
+    roll back (docs/rules.md). Documents are YAML text as planners write them.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ValidateRules: _aio.UnaryUnaryMultiCallable[_router_pb2.ValidateRulesRequest, _router_pb2.ValidateRulesResponse]  # type: ignore[assignment]
+    """Validates a rule-set document against the server's network. A valid document returns
+    its canonical form; an invalid one fails with INVALID_ARGUMENT and a BadRequest that
+    lists every violation with its path, e.g. "strategies[2].filters.max_distance_km".
+    """
+    LintRules: _aio.UnaryUnaryMultiCallable[_router_pb2.LintRulesRequest, _router_pb2.LintRulesResponse]  # type: ignore[assignment]
+    """Lints a valid document: unreachable strategies, conditions no order meets,
+    contradictory constraints, filters that exclude every node, weights that change no
+    decision on the given orders, a missing final fallback.
+    """
+    TestRules: _aio.UnaryUnaryMultiCallable[_router_pb2.TestRulesRequest, _router_pb2.TestRulesResponse]  # type: ignore[assignment]
+    """Runs a golden-order suite against a document; no side effects."""
+    TestDrive: _aio.UnaryUnaryMultiCallable[_router_pb2.TestDriveRequest, _router_pb2.TestDriveResponse]  # type: ignore[assignment]
+    """Plans one order with a given rule set and, optionally, given stock; no side effects.
+    The plan's trials say which strategy applied and why the others did not.
+    """
+    PublishRules: _aio.UnaryUnaryMultiCallable[_router_pb2.PublishRulesRequest, _router_pb2.PublishRulesResponse]  # type: ignore[assignment]
+    """Validates, lints and tests a document, then stores it as the next immutable version.
+    Lint errors or a failing golden case refuse it with FAILED_PRECONDITION and a
+    PreconditionFailure naming each problem. Publishing does not activate.
+    """
+    ActivateRules: _aio.UnaryUnaryMultiCallable[_router_pb2.ActivateRulesRequest, _router_pb2.ActivateRulesResponse]  # type: ignore[assignment]
+    """Makes a published version the active one; recorded with who, when and why."""
+    RollbackRules: _aio.UnaryUnaryMultiCallable[_router_pb2.RollbackRulesRequest, _router_pb2.RollbackRulesResponse]  # type: ignore[assignment]
+    """Goes back to the version active before the current one (or to a named version)."""
+    ListRuleVersions: _aio.UnaryUnaryMultiCallable[_router_pb2.ListRuleVersionsRequest, _router_pb2.ListRuleVersionsResponse]  # type: ignore[assignment]
+    """Lists the published versions, the activation history and the active version."""
+    GetRuleVersion: _aio.UnaryUnaryMultiCallable[_router_pb2.GetRuleVersionRequest, _router_pb2.GetRuleVersionResponse]  # type: ignore[assignment]
+    """Returns one published version with its document."""
+    DiffRuleVersions: _aio.UnaryUnaryMultiCallable[_router_pb2.DiffRuleVersionsRequest, _router_pb2.DiffRuleVersionsResponse]  # type: ignore[assignment]
+    """Compares two published versions: a unified diff of their canonical documents."""
+
+class RulesServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Rule sets for planners: validate, lint, test, publish immutable versions, activate and
+    roll back (docs/rules.md). Documents are YAML text as planners write them.
+    """
+
+    @_abc_1.abstractmethod
+    def ValidateRules(
+        self,
+        request: _router_pb2.ValidateRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ValidateRulesResponse, _abc.Awaitable[_router_pb2.ValidateRulesResponse]]:
+        """Validates a rule-set document against the server's network. A valid document returns
+        its canonical form; an invalid one fails with INVALID_ARGUMENT and a BadRequest that
+        lists every violation with its path, e.g. "strategies[2].filters.max_distance_km".
+        """
+
+    @_abc_1.abstractmethod
+    def LintRules(
+        self,
+        request: _router_pb2.LintRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.LintRulesResponse, _abc.Awaitable[_router_pb2.LintRulesResponse]]:
+        """Lints a valid document: unreachable strategies, conditions no order meets,
+        contradictory constraints, filters that exclude every node, weights that change no
+        decision on the given orders, a missing final fallback.
+        """
+
+    @_abc_1.abstractmethod
+    def TestRules(
+        self,
+        request: _router_pb2.TestRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.TestRulesResponse, _abc.Awaitable[_router_pb2.TestRulesResponse]]:
+        """Runs a golden-order suite against a document; no side effects."""
+
+    @_abc_1.abstractmethod
+    def TestDrive(
+        self,
+        request: _router_pb2.TestDriveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.TestDriveResponse, _abc.Awaitable[_router_pb2.TestDriveResponse]]:
+        """Plans one order with a given rule set and, optionally, given stock; no side effects.
+        The plan's trials say which strategy applied and why the others did not.
+        """
+
+    @_abc_1.abstractmethod
+    def PublishRules(
+        self,
+        request: _router_pb2.PublishRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.PublishRulesResponse, _abc.Awaitable[_router_pb2.PublishRulesResponse]]:
+        """Validates, lints and tests a document, then stores it as the next immutable version.
+        Lint errors or a failing golden case refuse it with FAILED_PRECONDITION and a
+        PreconditionFailure naming each problem. Publishing does not activate.
+        """
+
+    @_abc_1.abstractmethod
+    def ActivateRules(
+        self,
+        request: _router_pb2.ActivateRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ActivateRulesResponse, _abc.Awaitable[_router_pb2.ActivateRulesResponse]]:
+        """Makes a published version the active one; recorded with who, when and why."""
+
+    @_abc_1.abstractmethod
+    def RollbackRules(
+        self,
+        request: _router_pb2.RollbackRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.RollbackRulesResponse, _abc.Awaitable[_router_pb2.RollbackRulesResponse]]:
+        """Goes back to the version active before the current one (or to a named version)."""
+
+    @_abc_1.abstractmethod
+    def ListRuleVersions(
+        self,
+        request: _router_pb2.ListRuleVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ListRuleVersionsResponse, _abc.Awaitable[_router_pb2.ListRuleVersionsResponse]]:
+        """Lists the published versions, the activation history and the active version."""
+
+    @_abc_1.abstractmethod
+    def GetRuleVersion(
+        self,
+        request: _router_pb2.GetRuleVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.GetRuleVersionResponse, _abc.Awaitable[_router_pb2.GetRuleVersionResponse]]:
+        """Returns one published version with its document."""
+
+    @_abc_1.abstractmethod
+    def DiffRuleVersions(
+        self,
+        request: _router_pb2.DiffRuleVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.DiffRuleVersionsResponse, _abc.Awaitable[_router_pb2.DiffRuleVersionsResponse]]:
+        """Compares two published versions: a unified diff of their canonical documents."""
+
+def add_RulesServiceServicer_to_server(servicer: RulesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -51,7 +51,7 @@ def test_comparison_smoke_runs_with_a_sweep_and_writes_every_output(tmp_path, ca
 
 def test_a_mismatch_is_reported_and_fails_the_run(tmp_path, capsys, monkeypatch):
     """A baseline that disagrees on an objective is printed and makes the exit status 1."""
-    real = compare.plan_order
+    real = compare.route_order
 
     def off_by_one(*args, engine, **kwargs):
         plan = real(*args, engine=engine, **kwargs)
@@ -59,7 +59,7 @@ def test_a_mismatch_is_reported_and_fails_the_run(tmp_path, capsys, monkeypatch)
             object.__setattr__(plan, "objective", plan.objective + 1)
         return plan
 
-    monkeypatch.setattr(compare, "plan_order", off_by_one)
+    monkeypatch.setattr(compare, "route_order", off_by_one)
     assert compare.main(["--smoke", "--orders", "2", "--per-cell", "0", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     assert printed.count("MISMATCH standard seed 7") == 2
@@ -88,3 +88,15 @@ def test_generated_orders_are_valid_seeded_and_of_the_asked_size():
         assert len({line.sku for line in order.lines}) == 3
         assert order.ship_to in ship_tos
         assert all(line.sku in scenario.network.skus for line in order.lines)
+
+
+def test_rules_benchmark_smoke_runs_every_variant(capsys):
+    """The rules benchmark runs all three variants on every order and prints their ratios."""
+    from benchmarks import rules
+
+    times = rules.measure(12, smoke=True)
+    assert set(times) == {"bare", "default", "example"}
+    assert all(len(v) == 12 and min(v) > 0 for v in times.values())
+    assert rules.main(["--orders", "5", "--smoke"]) == 0
+    table = capsys.readouterr().out
+    assert "| example |" in table and "p50 / bare" in table

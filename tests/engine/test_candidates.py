@@ -5,7 +5,7 @@ from datetime import date, time
 from models.money import to_units
 from models.network import NodeType
 from models.plan import ExclusionReason
-from models.rules import RuleSet, SlaMode
+from models.rules import Policy, SlaMode
 from router.engine.candidates import build_model
 from tests.engine.conftest import network, node, order, stock
 
@@ -17,7 +17,7 @@ def reasons(built) -> dict[str, ExclusionReason]:
 def test_every_node_is_either_candidate_or_excluded():
     """Each node of the network appears exactly once: as a candidate or with a reason."""
     net = network(node("N1", 1), node("N2", 2), node("N3", 3, ships=False))
-    built = build_model(order(("A", 1)), net, stock(("N1", "A", 5)), RuleSet())
+    built = build_model(order(("A", 1)), net, stock(("N1", "A", 5)), Policy())
     ids = [c.node_id for c in built.model.candidates] + [e.node_id for e in built.excluded]
     assert sorted(ids) == ["N1", "N2", "N3"]
 
@@ -25,14 +25,14 @@ def test_every_node_is_either_candidate_or_excluded():
 def test_does_not_ship():
     """A node with ships=false is excluded with DOES_NOT_SHIP even when it has stock."""
     net = network(node("N1", 1, ships=False))
-    built = build_model(order(("A", 1)), net, stock(("N1", "A", 5)), RuleSet())
+    built = build_model(order(("A", 1)), net, stock(("N1", "A", 5)), Policy())
     assert reasons(built) == {"N1": ExclusionReason.DOES_NOT_SHIP}
 
 
 def test_filtered_by_node_type_and_radius():
     """Rules exclude nodes of disallowed types and nodes beyond the radius."""
     net = network(node("DC", 1), node("ST", 1, type=NodeType.STORE), node("FAR", 4))
-    rules = RuleSet(node_types=frozenset({NodeType.DC}), max_distance_km=300)
+    rules = Policy(node_types=frozenset({NodeType.DC}), max_distance_km=300)
     # FAR is 4 × 111.2 = 444.8 km away, beyond the 300 km radius.
     built = build_model(
         order(("A", 1)), net, stock(("DC", "A", 1), ("ST", "A", 1), ("FAR", "A", 1)), rules
@@ -51,7 +51,7 @@ def test_no_available_stock_counts_reserved_and_safety_stock():
     positions = Stock.of(
         [StockPosition("N1", "A", 5, safety_stock=3, reserved=2), StockPosition("N2", "A", 5, 1, 1)]
     )
-    built = build_model(order(("A", 1)), net, positions, RuleSet())
+    built = build_model(order(("A", 1)), net, positions, Policy())
     assert reasons(built) == {"N1": ExclusionReason.NO_AVAILABLE_STOCK}
     assert built.model.candidates[0].available == (3,)
 
@@ -60,7 +60,7 @@ def test_beyond_last_band():
     """A node farther than the service's last band (1,500 km) cannot ship it."""
     # 14 degrees = 1,556.7 km > 1,500 km.
     net = network(node("N1", 14))
-    built = build_model(order(("A", 1)), net, stock(("N1", "A", 5)), RuleSet())
+    built = build_model(order(("A", 1)), net, stock(("N1", "A", 5)), Policy())
     assert reasons(built) == {"N1": ExclusionReason.BEYOND_LAST_BAND}
 
 
@@ -70,9 +70,9 @@ def test_hard_sla_excludes_late_node_soft_sla_charges_it():
     # 23rd, one day after the 22nd.
     net = network(node("N1", 6))
     o = order(("A", 1), deliver_by=date(2026, 11, 22))
-    hard = build_model(o, net, stock(("N1", "A", 5)), RuleSet(sla=SlaMode.HARD))
+    hard = build_model(o, net, stock(("N1", "A", 5)), Policy(sla=SlaMode.HARD))
     assert reasons(hard) == {"N1": ExclusionReason.CANNOT_MEET_SLA}
-    soft = build_model(o, net, stock(("N1", "A", 5)), RuleSet(lateness_penalty_per_day=7))
+    soft = build_model(o, net, stock(("N1", "A", 5)), Policy(lateness_penalty_per_day=7))
     (cand,) = soft.model.candidates
     assert (cand.delivery_date, cand.days_late, cand.lateness_cost) == (
         date(2026, 11, 23),
@@ -84,7 +84,7 @@ def test_hard_sla_excludes_late_node_soft_sla_charges_it():
 def test_cutoff_moves_ship_and_delivery_date():
     """A node whose cutoff has passed ships, and so delivers, one day later."""
     net = network(node("EARLY", 1, cutoff=time(11)), node("LATE", 1, cutoff=time(13)))
-    built = build_model(order(("A", 1)), net, stock(("EARLY", "A", 1), ("LATE", "A", 1)), RuleSet())
+    built = build_model(order(("A", 1)), net, stock(("EARLY", "A", 1), ("LATE", "A", 1)), Policy())
     dates = {c.node_id: (c.ship_date, c.delivery_date) for c in built.model.candidates}
     assert dates == {
         "EARLY": (date(2026, 11, 21), date(2026, 11, 22)),
@@ -96,7 +96,7 @@ def test_out_of_capacity():
     """A node that has taken its daily order capacity is not a candidate."""
     net = network(node("N1", 1, capacity=2), node("N2", 1, capacity=2))
     built = build_model(
-        order(("A", 1)), net, stock(("N1", "A", 1), ("N2", "A", 1)), RuleSet(), {"N1": 2, "N2": 1}
+        order(("A", 1)), net, stock(("N1", "A", 1), ("N2", "A", 1)), Policy(), {"N1": 2, "N2": 1}
     )
     assert reasons(built) == {"N1": ExclusionReason.OUT_OF_CAPACITY}
 
@@ -105,7 +105,7 @@ def test_cost_terms():
     """F_j and c_lj follow the rate band, handling and weight, in exact solver units."""
     # N1 at 1 degree (111 km): band 1 (base 5, 1/kg). F = 1.25 + 5; c(B, 2 kg) = 0.1 + 2·1.
     net = network(node("N1", 1, per_shipment=1.25, per_unit=0.1))
-    built = build_model(order(("B", 3)), net, stock(("N1", "B", 9)), RuleSet())
+    built = build_model(order(("B", 3)), net, stock(("N1", "B", 9)), Policy())
     (cand,) = built.model.candidates
     assert cand.shipment_cost == to_units(6.25)
     assert cand.unit_costs == (to_units(2.1),)

@@ -20,7 +20,7 @@ from models.money import to_units
 from models.network import Network, Node, NodeType, RateBand, RateCard, Stock, StockPosition
 from models.order import Order
 from models.plan import CandidateTerms, Exclusion, ExclusionReason, ExplainedModel, LineTerms
-from models.rules import RuleSet, SlaMode
+from models.rules import Policy, SlaMode
 from router.engine import arrays
 from router.engine.candidates import build_model
 from router.engine.dates import ship_date
@@ -40,7 +40,7 @@ def _band(bands: tuple[RateBand, ...], distance_km: float) -> RateBand | None:
     return None
 
 
-def _max_shipments(order: Order, rules: RuleSet) -> int | None:
+def _max_shipments(order: Order, rules: Policy) -> int | None:
     caps = [c for c in (order.max_shipments, rules.max_shipments) if c is not None]
     return min(caps) if caps else None
 
@@ -49,7 +49,7 @@ def reference_build_model(
     order: Order,
     network: Network,
     stock: Stock,
-    rules: RuleSet,
+    rules: Policy,
     capacity_used: Mapping[str, int] | None = None,
 ) -> tuple[BuiltModel, tuple[Exclusion, ...], tuple[int, ...]]:
     """build_model before vectorisation (verbatim but for what it returns and the band terms)."""
@@ -85,10 +85,15 @@ def reference_build_model(
             exclude(node, ExclusionReason.DOES_NOT_SHIP, "node does not ship parcels")
             continue
         if rules.node_types is not None and node.type not in rules.node_types:
-            exclude(node, ExclusionReason.FILTERED_BY_RULE, f"node type {node.type} not allowed")
+            exclude(
+                node,
+                ExclusionReason.FILTERED_BY_RULE,
+                f"filters.node_types: node type {node.type} is not allowed",
+            )
             continue
         if rules.max_distance_km is not None and distance > rules.max_distance_km:
-            detail = f"{distance:.1f} km is beyond the {rules.max_distance_km:g} km radius"
+            radius = rules.max_distance_km
+            detail = f"filters.max_distance_km: {distance:.1f} km is beyond {radius:g} km"
             exclude(node, ExclusionReason.FILTERED_BY_RULE, detail)
             continue
         available = tuple(stock.available(node.node_id, line.sku) for line in order.lines)
@@ -166,7 +171,7 @@ def assert_same_model(
     order: Order,
     network: Network,
     stock: Stock,
-    rules: RuleSet,
+    rules: Policy,
     capacity_used: Mapping[str, int] | None = None,
 ) -> BuiltModel:
     """build_model equals the reference, value for value and type for type."""
@@ -191,11 +196,11 @@ def assert_same_model(
     return got
 
 
-def scenario_rules() -> list[RuleSet]:
+def scenario_rules() -> list[Policy]:
     """Rule sets that exercise every check: filters, hard SLA, penalties, caps."""
     return [
-        RuleSet(),
-        RuleSet(
+        Policy(),
+        Policy(
             sla=SlaMode.HARD,
             node_types=frozenset({NodeType.DC, NodeType.STORE, NodeType.DARK_STORE}),
             max_distance_km=900.0,
@@ -203,7 +208,7 @@ def scenario_rules() -> list[RuleSet]:
             lateness_penalty_per_day=2.35,
             unit_penalty_by_node_type={NodeType.STORE: 0.7, NodeType.DARK_STORE: 0.05},
         ),
-        RuleSet(sla=SlaMode.HARD, split_penalty=0.0001, backorder_cost_per_unit=12.345),
+        Policy(sla=SlaMode.HARD, split_penalty=0.0001, backorder_cost_per_unit=12.345),
     ]
 
 
@@ -227,7 +232,7 @@ def test_standard_sample_orders_match_the_reference():
     """The first orders of the standard sample scenario (the measured workload)."""
     scenario = sample_scenario()
     for o in scenario.orders[:40]:
-        assert_same_model(o, scenario.network, scenario.stock, scenario.rules)
+        assert_same_model(o, scenario.network, scenario.stock, scenario.rules.strategies[0].policy)
 
 
 # --- a hand-made network across time zones and daylight-saving changes -------------------
@@ -327,7 +332,7 @@ def test_world_network_across_daylight_saving_matches_the_reference():
     positions = world_stock(net)
     pickups = [n.node_id for n in net.nodes if n.pickup]
     used = {n.node_id: 5 for n in net.nodes[::3]}
-    rules = (RuleSet(), RuleSet(sla=SlaMode.HARD, max_distance_km=800.0))
+    rules = (Policy(), Policy(sla=SlaMode.HARD, max_distance_km=800.0))
     for k, created in enumerate(created_times()):
         deliver_by = (created.astimezone(UTC) + timedelta(days=k % 4)).date()
         lines = (("A", 2), ("B", 1), ("C", 3))[: 1 + k % 3]
@@ -358,10 +363,10 @@ def test_edge_cases_match_the_reference():
         order(("A", 1), pickup_node_id="P"),
         order(("B", 1), pickup_node_id="P", deliver_by=date(2026, 11, 19)),
     ):
-        assert_same_model(o, net, positions, RuleSet(), {"N": 0})
-        assert_same_model(o, net, positions, RuleSet(sla=SlaMode.HARD), {"P": 1})
+        assert_same_model(o, net, positions, Policy(), {"N": 0})
+        assert_same_model(o, net, positions, Policy(sla=SlaMode.HARD), {"P": 1})
     empty = Network((), SKUS, net.rates)
-    assert_same_model(order(("A", 1)), empty, positions, RuleSet())
+    assert_same_model(order(("A", 1)), empty, positions, Policy())
 
 
 # --- caches -----------------------------------------------------------------------------
@@ -387,9 +392,9 @@ def test_replaced_stock_is_seen():
     """A new stock object (stock changed) gives new availability on the same network."""
     net = Network((equator_node("N1", 1), equator_node("N2", 2)), SKUS, world_network().rates)
     before = stock(("N1", "A", 3))
-    first = build_model(order(("A", 1)), net, before, RuleSet())
+    first = build_model(order(("A", 1)), net, before, Policy())
     after = stock(("N1", "A", 1), ("N2", "A", 4))
-    second = build_model(order(("A", 1)), net, after, RuleSet())
+    second = build_model(order(("A", 1)), net, after, Policy())
     assert [c.available for c in first.model.candidates] == [(3,)]
     assert [c.available for c in second.model.candidates] == [(1,), (4,)]
     assert second.stock_anywhere == (5,)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from models.money import to_units
 from models.plan import Plan, SolveStatus, UnfulfilledReason
-from models.rules import RuleSet
+from models.rules import Policy
 from router.engine import plan_order
 from tests.engine.conftest import network, node, order, stock
 
@@ -40,12 +40,12 @@ def test_splits_only_when_it_pays():
     # All from N2: 6 + 12 + 13 = 31. Split: 6 + 1 + 6 + 13 + 4 (split) = 30 → split wins.
     net = network(node("N1", 1), node("N2", 1, per_unit=11))
     s = stock(("N1", "A", 1), ("N2", "A", 1), ("N2", "B", 1))
-    plan = plan_order(order(("A", 1), ("B", 1)), net, s, RuleSet())
+    plan = plan_order(order(("A", 1), ("B", 1)), net, s, Policy())
     assert plan.status is SolveStatus.OPTIMAL and plan.objective == to_units(30)
     assert shipped(plan) == {"N1": {"l1": 1}, "N2": {"l2": 1}}
     check(plan)
     # With a split penalty of 6 the split costs 32 > 31: one shipment from N2.
-    plan = plan_order(order(("A", 1), ("B", 1)), net, s, RuleSet(split_penalty=6))
+    plan = plan_order(order(("A", 1), ("B", 1)), net, s, Policy(split_penalty=6))
     assert plan.objective == to_units(31)
     assert shipped(plan) == {"N2": {"l1": 1, "l2": 1}}
     check(plan)
@@ -57,7 +57,7 @@ def test_ship_complete_keeps_one_shipment_and_backorders_the_rest():
     # N2 ships B: 6 + 2 = 8, A backordered 60 → 68. Optimum 67.
     net = network(node("N1", 1), node("N2", 1))
     s = stock(("N1", "A", 1), ("N2", "B", 1))
-    plan = plan_order(order(("A", 1), ("B", 1), ship_complete=True), net, s, RuleSet())
+    plan = plan_order(order(("A", 1), ("B", 1), ship_complete=True), net, s, Policy())
     assert plan.objective == to_units(67)
     assert shipped(plan) == {"N1": {"l1": 1}}
     assert [(u.line_id, u.quantity, u.reason) for u in plan.unfulfilled] == [
@@ -71,7 +71,7 @@ def test_ship_complete_without_partial_is_infeasible_with_reasons():
     net = network(node("N1", 1), node("N2", 1))
     s = stock(("N1", "A", 1), ("N2", "B", 1))
     plan = plan_order(
-        order(("A", 1), ("B", 1), ship_complete=True, allow_partial=False), net, s, RuleSet()
+        order(("A", 1), ("B", 1), ship_complete=True, allow_partial=False), net, s, Policy()
     )
     assert plan.status is SolveStatus.INFEASIBLE and plan.objective is None
     assert plan.shipments == ()
@@ -88,7 +88,7 @@ def test_no_partial_and_short_stock_names_the_short_line():
         order(("A", 5), ("C", 1), allow_partial=False),
         net,
         stock(("N1", "A", 3), ("N1", "C", 1)),
-        RuleSet(),
+        Policy(),
     )
     # 2 of the 5 A exist nowhere eligible; the other 3 (and C) are stuck by the constraint.
     assert plan.status is SolveStatus.INFEASIBLE
@@ -103,7 +103,7 @@ def test_partial_fulfilment_ships_what_exists():
     """With partial fulfilment allowed, available units ship and the rest is backordered."""
     # N1 ships 3 of 5 A: 6 + 3·1 = 9; 2 backordered at 60 → 129.
     net = network(node("N1", 1))
-    plan = plan_order(order(("A", 5), ("B", 1)), net, stock(("N1", "A", 3)), RuleSet())
+    plan = plan_order(order(("A", 5), ("B", 1)), net, stock(("N1", "A", 3)), Policy())
     assert plan.objective == to_units(9 + 120 + 60)
     assert reasons(plan) == [
         ("l1", 2, UnfulfilledReason.INSUFFICIENT_STOCK),
@@ -119,12 +119,12 @@ def test_max_shipments_caps_splits():
     # better than N2 + N3 + 4 + 60 (A) = 78.5 and N1 + N2 + 4 + 60 (C) = 79.
     net = network(node("N1", 1), node("N2", 1), node("N3", 1))
     s = stock(("N1", "A", 1), ("N2", "B", 1), ("N3", "C", 1))
-    free = plan_order(order(("A", 1), ("B", 1), ("C", 1)), net, s, RuleSet())
+    free = plan_order(order(("A", 1), ("B", 1), ("C", 1)), net, s, Policy())
     assert free.objective == to_units(29.5)
-    capped = plan_order(order(("A", 1), ("B", 1), ("C", 1), max_shipments=2), net, s, RuleSet())
+    capped = plan_order(order(("A", 1), ("B", 1), ("C", 1), max_shipments=2), net, s, Policy())
     assert capped.objective == to_units(77.5)
     assert shipped(capped) == {"N1": {"l1": 1}, "N3": {"l3": 1}}
-    ruled = plan_order(order(("A", 1), ("B", 1), ("C", 1)), net, s, RuleSet(max_shipments=2))
+    ruled = plan_order(order(("A", 1), ("B", 1), ("C", 1)), net, s, Policy(max_shipments=2))
     assert ruled.objective == to_units(77.5)
     check(capped)
 
@@ -134,7 +134,7 @@ def test_backorder_when_shipping_costs_more():
     # N1 at 9 degrees (1,000.8 km): second band, F = 1 + 8 = 9, c = 2 → 11 > backorder 5.
     net = network(node("N1", 9))
     plan = plan_order(
-        order(("A", 1)), net, stock(("N1", "A", 1)), RuleSet(backorder_cost_per_unit=5)
+        order(("A", 1)), net, stock(("N1", "A", 1)), Policy(backorder_cost_per_unit=5)
     )
     assert plan.objective == to_units(5)
     assert plan.unfulfilled[0].reason is UnfulfilledReason.BACKORDER_CHEAPER
@@ -144,7 +144,7 @@ def test_lines_of_the_same_sku_share_stock():
     """Two lines of one SKU never take more than the node's stock between them."""
     # 3 A at N1 for 2 + 2 ordered: 6 + 3·1 + 60 = 69.
     net = network(node("N1", 1))
-    plan = plan_order(order(("A", 2), ("A", 2)), net, stock(("N1", "A", 3)), RuleSet())
+    plan = plan_order(order(("A", 2), ("A", 2)), net, stock(("N1", "A", 3)), Policy())
     assert plan.objective == to_units(69)
     assert sum(sl.quantity for s in plan.shipments for sl in s.lines) == 3
     assert [(q, r) for _, q, r in reasons(plan)] == [(1, UnfulfilledReason.INSUFFICIENT_STOCK)]
@@ -155,7 +155,7 @@ def test_stock_only_at_excluded_nodes_is_no_eligible_stock():
     """Units whose only stock sits at excluded nodes are NO_ELIGIBLE_STOCK, not NO_STOCK."""
     # N1 holds A but is 14 degrees (1,557 km) away, beyond the last band; nobody holds B.
     net = network(node("N1", 14))
-    plan = plan_order(order(("A", 1), ("B", 1)), net, stock(("N1", "A", 5)), RuleSet())
+    plan = plan_order(order(("A", 1), ("B", 1)), net, stock(("N1", "A", 5)), Policy())
     assert reasons(plan) == [
         ("l1", 1, UnfulfilledReason.NO_ELIGIBLE_STOCK),
         ("l2", 1, UnfulfilledReason.NO_STOCK),
@@ -168,7 +168,7 @@ def test_short_and_chosen_backorders_are_told_apart():
     # 3 backorders at 4 = 12, so none ship; the other 2 of the 5 exist nowhere.
     net = network(node("N1", 9))
     plan = plan_order(
-        order(("A", 5)), net, stock(("N1", "A", 3)), RuleSet(backorder_cost_per_unit=4)
+        order(("A", 5)), net, stock(("N1", "A", 3)), Policy(backorder_cost_per_unit=4)
     )
     assert plan.shipments == ()
     assert reasons(plan) == [
@@ -184,7 +184,7 @@ def test_pickup_at_the_store_counter():
 
     net = network(node("S", 0, type=NodeType.STORE, pickup=True, ships=False), node("DC", 1))
     plan = plan_order(
-        order(("A", 1), pickup_node_id="S"), net, stock(("S", "A", 1), ("DC", "A", 1)), RuleSet()
+        order(("A", 1), pickup_node_id="S"), net, stock(("S", "A", 1), ("DC", "A", 1)), Policy()
     )
     assert plan.objective == to_units(1)
     (shipment,) = plan.shipments
@@ -206,9 +206,9 @@ def test_lateness_is_priced_when_the_sla_is_soft():
     net = network(node("FAST", 1, per_unit=10), node("SLOW", 6))
     s = stock(("FAST", "A", 1), ("SLOW", "A", 1))
     o = order(("A", 1), deliver_by=date(2026, 11, 22))
-    plan = plan_order(o, net, s, RuleSet(lateness_penalty_per_day=8))
+    plan = plan_order(o, net, s, Policy(lateness_penalty_per_day=8))
     assert plan.objective == to_units(17) and shipped(plan) == {"FAST": {"l1": 1}}
-    cheap_late = plan_order(o, net, s, RuleSet(lateness_penalty_per_day=2))
+    cheap_late = plan_order(o, net, s, Policy(lateness_penalty_per_day=2))
     # SLOW: 1 + 8 + 2 + 2 = 13 < 17.
     assert cheap_late.objective == to_units(13) and shipped(cheap_late) == {"SLOW": {"l1": 1}}
 
@@ -219,7 +219,7 @@ def test_a_stopped_solve_does_not_claim_its_backorders_were_chosen():
     from router.engine.cpsat import Solution
     from router.engine.solve import _unfulfilled
 
-    built = build_model(order(("A", 2)), network(node("N1", 1)), stock(("N1", "A", 5)), RuleSet())
+    built = build_model(order(("A", 2)), network(node("N1", 1)), stock(("N1", "A", 5)), Policy())
     stopped = Solution(SolveStatus.FEASIBLE, {(0, 0): 1}, to_units(200), to_units(10))
     assert [(u.quantity, u.reason) for u in _unfulfilled(built, stopped)] == [
         (1, UnfulfilledReason.STOPPED_EARLY)
@@ -237,7 +237,7 @@ def test_runner_up_and_counterfactuals():
         order(("A", 1), ("B", 1)),
         net,
         s,
-        RuleSet(split_penalty=6),
+        Policy(split_penalty=6),
         alternatives=2,
         counterfactual_nodes=("N1", "FAR"),
     )
@@ -255,8 +255,8 @@ def test_full_model_and_fast_engine_agree_on_these_instances():
     """Both engines give the same objective and the same plan on a hand-made order."""
     net = network(node("N1", 1), node("N2", 1, per_unit=11), node("N3", 2))
     s = stock(("N1", "A", 1), ("N2", "A", 1), ("N2", "B", 1), ("N3", "B", 2))
-    fast = plan_order(order(("A", 1), ("B", 2)), net, s, RuleSet(), engine="fast")
-    full = plan_order(order(("A", 1), ("B", 2)), net, s, RuleSet(), engine="cpsat-full")
+    fast = plan_order(order(("A", 1), ("B", 2)), net, s, Policy(), engine="fast")
+    full = plan_order(order(("A", 1), ("B", 2)), net, s, Policy(), engine="cpsat-full")
     assert fast.objective == full.objective
     assert (fast.engine, full.engine) == ("fast", "cpsat-full")
 
@@ -274,7 +274,7 @@ def test_a_stop_before_the_solve_still_answers_with_a_bound():
     s = stock(("N1", "A", 1), ("N2", "A", 1), ("N2", "B", 1))
     stop = Stop()
     stop.set()
-    stopped = plan_order(order(("A", 1), ("B", 1)), net, s, RuleSet(), stop=stop)
+    stopped = plan_order(order(("A", 1), ("B", 1)), net, s, Policy(), stop=stop)
     assert stopped.status is SolveStatus.FEASIBLE
     assert stopped.objective == to_units(31)
     assert [sh.node_id for sh in stopped.shipments] == ["N2"]

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.errors import InvalidArgumentError, Violations
+from models.errors import Violations
 from models.money import from_units, to_units
-from models.network import NodeType, StockPosition
+from models.network import StockPosition
 from models.order import Order
-from models.rules import RuleSet, SlaMode
 
 GOOD = {
     "order_id": "o1",
@@ -83,48 +82,6 @@ def test_order_size_limit():
     assert errors == ["order.lines: must have at most 500 lines, got 501"]
 
 
-def test_rules_reject_unknown_keys_and_bad_values():
-    """A rules file with a typo or a bad value fails with every path named."""
-    v = Violations("rules.yaml:")
-    rules = RuleSet.from_raw(
-        {
-            "split_penalti": 3,
-            "sla": "firm",
-            "node_types": ["dc", "warehouse"],
-            "max_distance_km": 0,
-        },
-        v,
-    )
-    assert rules is None
-    assert [x.field for x in v.items] == [
-        "rules.yaml:split_penalti",
-        "rules.yaml:max_distance_km",
-        "rules.yaml:sla",
-        "rules.yaml:node_types[1]",
-    ]
-    with pytest.raises(InvalidArgumentError) as error:
-        v.raise_if_any()
-    assert len(error.value.violations) == 4
-
-
-def test_rules_parse():
-    """A valid rules document sets every weight and filter it names."""
-    v = Violations()
-    rules = RuleSet.from_raw(
-        {
-            "split_penalty": 2.5,
-            "sla": "hard",
-            "node_types": ["dc", "store"],
-            "unit_penalty_by_node_type": {"store": 0.5},
-        },
-        v,
-    )
-    assert not v and rules is not None
-    assert rules.split_penalty == 2.5 and rules.sla is SlaMode.HARD
-    assert rules.node_types == {NodeType.DC, NodeType.STORE}
-    assert rules.unit_penalty_by_node_type == {NodeType.STORE: 0.5}
-
-
 def test_available_never_below_zero():
     """Available stock is on hand − reserved − safety stock, floored at zero."""
     assert StockPosition("n", "s", 10, safety_stock=2, reserved=3).available == 5
@@ -184,14 +141,3 @@ def test_sku_bounds(row, field):
     v = Violations()
     assert Sku.from_raw({"sku": "A", **row}, v) is None
     assert [x.field for x in v.items] == [field]
-
-
-def test_rules_money_is_bounded():
-    """A cost so large it would overflow the solver's integers is refused, with its path."""
-    v = Violations()
-    raw = {"backorder_cost_per_unit": 1e20, "unit_penalty_by_node_type": {"store": -1}}
-    assert RuleSet.from_raw(raw, v) is None
-    assert [(x.field, x.description.split(",")[0]) for x in v.items] == [
-        ("backorder_cost_per_unit", "must be <= 100000"),
-        ("unit_penalty_by_node_type.store", "must be >= 0"),
-    ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import re
 from collections.abc import Callable, Collection
@@ -16,7 +15,7 @@ import yaml
 
 from models.errors import InvalidArgumentError
 from models.network import NodeType
-from models.rules import RuleSet, SlaMode
+from models.rules import POLICY_FIELDS, Policy, RuleSet, SlaMode
 from router.scenario import order_to_json, read_orders, read_scenario
 from router.scenario.reader import TABLES, Table
 
@@ -136,6 +135,7 @@ ORDER_CASES = [
     ("ship_to.longitude", _set("ship_to.longitude", "west")),
     ("ship_to.country", _set("ship_to.country", "")),
     ("ship_to.postal_code", _set("ship_to.postal_code", [10001])),
+    ("ship_to.region", _set("ship_to.region", {"state": "CA"})),
     ("service", _set("service", "")),
     ("service", _set("service", "teleport")),
     ("deliver_by", _set("deliver_by", "next week")),
@@ -151,6 +151,7 @@ ORDER_CASES = [
     ("lines[0].sku", _set("lines[0].sku", "")),
     ("lines[0].sku", _set("lines[0].sku", "SKU-404")),
     ("lines[0].quantity", _set("lines[0].quantity", 0)),
+    ("lines[0].unit_price", _set("lines[0].unit_price", -3)),
 ]
 
 
@@ -161,7 +162,7 @@ def test_order_cases_cover_every_order_field(tiny: Path) -> None:
     ship_to = order_to_json(orders[0])["ship_to"]
     assert isinstance(ship_to, dict)
     emitted |= {f"ship_to.{key}" for key in ship_to}
-    emitted |= {f"lines[0].{key}" for key in ("line_id", "sku", "quantity")}
+    emitted |= {f"lines[0].{key}" for key in ("line_id", "sku", "quantity", "unit_price")}
     touched = {field.replace("[1]", "[0]") for field, _ in ORDER_CASES}
     assert emitted <= touched
 
@@ -175,35 +176,76 @@ def test_bad_order_field_is_reported_at_line_and_path(
     assert violation_fields(tiny) == [f"orders.jsonl:1:{field}"]
 
 
-# (expected field path under rules.yaml:, the rule's bad value)
+# (expected field path under rules.yaml:, section of strategies[0] or "" for the top, key, value)
 RULE_CASES = [
-    ("version", "version", ["v1"]),
-    ("split_penalty", "split_penalty", -1),
-    ("lateness_penalty_per_day", "lateness_penalty_per_day", "x"),
-    ("sla", "sla", "maybe"),
-    ("backorder_cost_per_unit", "backorder_cost_per_unit", -5),
-    ("node_types", "node_types", "dc"),
-    ("node_types[0]", "node_types", ["warehouse"]),
-    ("max_distance_km", "max_distance_km", 0),
-    ("max_shipments", "max_shipments", 0),
-    ("unit_penalty_by_node_type", "unit_penalty_by_node_type", "store"),
-    ("unit_penalty_by_node_type.store", "unit_penalty_by_node_type", {"store": -1}),
-    ("unit_penalty_by_node_type.depot", "unit_penalty_by_node_type", {"depot": 1}),
-    ("splitpenalty", "splitpenalty", 3),
+    ("name", "", "name", ["v1"]),
+    ("strategies", "", "strategies", []),
+    ("strategies[0].weights.split_penalty", "weights", "split_penalty", -1),
+    ("strategies[0].weights.lateness_penalty_per_day", "weights", "lateness_penalty_per_day", "x"),
+    ("strategies[0].weights.backorder_cost_per_unit", "weights", "backorder_cost_per_unit", -5),
+    (
+        "strategies[0].weights.unit_penalty_by_node_type",
+        "weights",
+        "unit_penalty_by_node_type",
+        "store",
+    ),
+    (
+        "strategies[0].weights.unit_penalty_by_node_type.store",
+        "weights",
+        "unit_penalty_by_node_type",
+        {"store": -1},
+    ),
+    (
+        "strategies[0].weights.unit_penalty_by_node_type.depot",
+        "weights",
+        "unit_penalty_by_node_type",
+        {"depot": 1},
+    ),
+    ("strategies[0].weights.priority_bonus", "weights", "priority_bonus", -1),
+    ("strategies[0].weights.distance_cost_per_km", "weights", "distance_cost_per_km", 1000),
+    ("strategies[0].weights.splitpenalty", "weights", "splitpenalty", 3),
+    ("strategies[0].filters.node_types", "filters", "node_types", "warehouse"),
+    ("strategies[0].filters.node_types[0]", "filters", "node_types", [""]),
+    ("strategies[0].filters.node_tags", "filters", "node_tags", []),
+    ("strategies[0].filters.exclude_node_tags", "filters", "exclude_node_tags", {"a": 1}),
+    ("strategies[0].filters.nodes", "filters", "nodes", ["DC-NOWHERE"]),
+    ("strategies[0].filters.exclude_nodes", "filters", "exclude_nodes", ["DC-NOWHERE"]),
+    ("strategies[0].filters.max_distance_km", "filters", "max_distance_km", 0),
+    ("strategies[0].filters.same_country", "filters", "same_country", "maybe"),
+    ("strategies[0].filters.capabilities", "filters", "capabilities", 7.5),
+    (
+        "strategies[0].filters.blocked[0].sku",
+        "filters",
+        "blocked",
+        [{"node_id": "DC-WEST", "sku": "NOPE"}],
+    ),
+    (
+        "strategies[0].filters.min_buffer_by_node_type.store",
+        "filters",
+        "min_buffer_by_node_type",
+        {"store": -2},
+    ),
+    ("strategies[0].constraints.max_shipments", "constraints", "max_shipments", -1),
+    ("strategies[0].constraints.ship_complete", "constraints", "ship_complete", "sometimes"),
+    ("strategies[0].constraints.sla", "constraints", "sla", "maybe"),
+    ("strategies[0].constraints.no_split_below_value", "constraints", "no_split_below_value", -1),
 ]
 
 
 def test_rule_cases_cover_every_rule() -> None:
-    """The rule corruptions below touch every field of the rule set."""
-    assert {f.name for f in dataclasses.fields(RuleSet)} <= {key for _, key, _ in RULE_CASES}
+    """The rule corruptions below touch every policy field of a strategy."""
+    assert set(POLICY_FIELDS) <= {key for _, _, key, _ in RULE_CASES}
 
 
-@pytest.mark.parametrize(("field", "key", "value"), RULE_CASES)
-def test_bad_rule_is_reported_at_its_key(tiny: Path, field: str, key: str, value: object) -> None:
-    """A bad or unknown rule is reported as ``rules.yaml:<key>``."""
+@pytest.mark.parametrize(("field", "section", "key", "value"), RULE_CASES)
+def test_bad_rule_is_reported_at_its_path(
+    tiny: Path, field: str, section: str, key: str, value: object
+) -> None:
+    """A bad or unknown rule is reported as ``rules.yaml:<path>``, node and SKU names checked."""
     path = tiny / "rules.yaml"
     rules = yaml.safe_load(path.read_text())
-    rules[key] = value
+    target = rules["strategies"][0].setdefault(section, {}) if section else rules
+    target[key] = value
     path.write_text(yaml.safe_dump(rules))
     assert violation_fields(tiny) == [f"rules.yaml:{field}"]
 
@@ -225,8 +267,9 @@ def test_tiny_scenario_loads(tiny: Path) -> None:
     assert network.skus["SKU-3"].hazmat
     assert network.rates.services == ("ground", "next_day")
     assert scenario.stock.available("DC-WEST", "SKU-3") == 10 - 1 - 2
-    assert scenario.rules.sla is SlaMode.HARD
-    assert scenario.rules.unit_penalty_by_node_type == {NodeType.STORE: 0.5}
+    policy = scenario.rules.strategies[0].policy
+    assert policy.sla is SlaMode.HARD
+    assert policy.unit_penalty_by_node_type == {NodeType.STORE: 0.5}
     first = scenario.orders[0]
     assert first.created_at == datetime(2026, 11, 20, 14, 5, tzinfo=UTC)
     assert first.deliver_by == date(2026, 11, 24)
@@ -291,10 +334,14 @@ def test_named_files_replace_the_defaults(tiny: Path) -> None:
     other_orders = tiny / "other.jsonl"
     other_orders.write_text((tiny / "orders.jsonl").read_text().splitlines()[0] + "\n")
     other_rules = tiny / "other.yaml"
-    other_rules.write_text("split_penalty: 9.5\n")
+    other_rules.write_text(
+        "name: other\nstrategies:\n  - name: only\n    weights: {split_penalty: 9.5}\n"
+    )
     scenario = read_scenario(tiny, orders_file=other_orders, rules_file=other_rules)
     assert [o.order_id for o in scenario.orders] == ["O-1"]
-    assert scenario.rules == RuleSet(split_penalty=9.5)
+    assert scenario.rules == RuleSet.single(
+        Policy(split_penalty=9.5), name="other", strategy="only"
+    )
 
 
 def test_paths_name_the_file_that_was_read(tiny: Path) -> None:
@@ -443,13 +490,15 @@ def test_violations_in_all_files_are_reported_together(tiny: Path) -> None:
     """Problems in several files come in one error, in file order."""
     set_cell(tiny / "nodes.csv", 2, "type", "warehouse")
     set_cell(tiny / "stock.csv", 3, "on_hand", "lots")
-    (tiny / "rules.yaml").write_text("sla: never\n")
+    (tiny / "rules.yaml").write_text(
+        "name: r\nstrategies: [{name: s, constraints: {sla: never}}]\n"
+    )
     edit_order(tiny / "orders.jsonl", 2, _set("ship_to.latitude", 100))
     edit_order(tiny / "orders.jsonl", 3, _set("lines[0].quantity", 0))
     assert violation_fields(tiny) == [
         "nodes.csv:2:type",
         "stock.csv:3:on_hand",
-        "rules.yaml:sla",
+        "rules.yaml:strategies[0].constraints.sla",
         "orders.jsonl:2:ship_to.latitude",
         "orders.jsonl:3:lines[0].quantity",
     ]

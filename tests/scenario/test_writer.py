@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from models.network import NodeType, RateBand, RateCard
 from models.order import Order, OrderLine, ShipTo
-from models.rules import RuleSet, SlaMode
+from models.rules import (
+    Condition,
+    Fallback,
+    FallbackAction,
+    Policy,
+    RuleSet,
+    SlaMode,
+    Strategy,
+)
 from models.scenario import Scenario
 from router.sample import sample_scenario
 from router.scenario import order_to_json, read_orders, read_scenario, write_scenario
@@ -60,17 +68,48 @@ def test_unset_values_are_written_blank(tmp_path: Path, tiny_scenario: Scenario)
 
 
 def test_rules_round_trip(tmp_path: Path, tiny_scenario: Scenario) -> None:
-    """Default rules and rules with every field set both read back equal."""
-    full = RuleSet(
-        version="v2",
+    """Default rules and rules with every element set both read back equal."""
+    every = Policy(
         split_penalty=2.5,
         lateness_penalty_per_day=0.1 + 0.2,
-        sla=SlaMode.HARD,
         backorder_cost_per_unit=80.0,
-        node_types=frozenset({NodeType.DC, NodeType.THREE_PL}),
-        max_distance_km=1200.5,
-        max_shipments=3,
         unit_penalty_by_node_type={NodeType.STORE: 1.25, NodeType.DROPSHIP: 0.5},
+        priority_bonus=0.75,
+        distance_cost_per_km=0.002,
+        node_types=frozenset({NodeType.DC, NodeType.THREE_PL}),
+        node_tags=frozenset({"urban"}),
+        exclude_node_tags=frozenset({"closed"}),
+        nodes=frozenset({"DC-EAST", "DC-WEST"}),
+        exclude_nodes=frozenset({"ST-CHI"}),
+        max_distance_km=1200.5,
+        same_country=True,
+        capabilities=frozenset({"hazmat"}),
+        blocked=frozenset({("DC-WEST", "SKU-3")}),
+        min_buffer_by_node_type={NodeType.STORE: 2},
+        max_shipments=3,
+        ship_complete=True,
+        sla=SlaMode.HARD,
+        no_split_below_value=25.0,
+    )
+    when = Condition(
+        channels=frozenset({"web"}),
+        segments=frozenset({"vip"}),
+        services=frozenset({"ground"}),
+        countries=frozenset({"US"}),
+        regions=frozenset({"CA", "NY"}),
+        postal_code_prefixes=frozenset({"9"}),
+        sku_attributes=frozenset({"hazmat"}),
+        min_order_value=10.0,
+        max_order_value=500.0,
+    )
+    full = RuleSet(
+        name="full",
+        description="every element",
+        groups={"coasts": frozenset({"DC-EAST", "DC-WEST"})},
+        strategies=(
+            Strategy("first", when, every, Fallback(FallbackAction.NEXT, 1, 3), "the first"),
+            Strategy("last", fallback=Fallback(FallbackAction.REJECT, reason="no stock")),
+        ),
     )
     for rules in (RuleSet(), full):
         write_scenario(dataclasses.replace(tiny_scenario, rules=rules), tmp_path)

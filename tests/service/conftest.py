@@ -90,6 +90,16 @@ class Running:
         """A RoutingService client on the channel."""
         return router_pb2_grpc.RoutingServiceStub(self.channel)
 
+    @property
+    def inventory(self) -> router_pb2_grpc.InventoryServiceStub:
+        """An InventoryService client on the channel."""
+        return router_pb2_grpc.InventoryServiceStub(self.channel)
+
+    @property
+    def rules(self) -> router_pb2_grpc.RulesServiceStub:
+        """A RulesService client on the channel."""
+        return router_pb2_grpc.RulesServiceStub(self.channel)
+
 
 def run(scenario: Scenario, **config: Any) -> Iterator[Running]:
     """Start a server for ``scenario`` on a free port; stop it when the caller is done."""

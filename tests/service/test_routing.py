@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from grpc_status import rpc_status
 
 from models.scenario import Scenario
-from router.engine import plan_order
+from router.engine import route_order
 from router.service.convert import order_to_proto
 from router.v1 import router_pb2
 from tests.service.conftest import Running, order, run
@@ -26,7 +26,7 @@ from tests.service.conftest import Running, order, run
 def test_plan_order_matches_the_engine(server: Running, small_scenario: Scenario) -> None:
     """PlanOrder returns the engine's plan: same status, objective and shipments."""
     sc = small_scenario
-    domain = plan_order(sc.orders[0], sc.network, sc.stock, sc.rules)
+    domain = route_order(sc.orders[0], sc.network, sc.stock, sc.rules)
     request = router_pb2.PlanOrderRequest(order=order_to_proto(sc.orders[0]))
 
     plan = server.routing.PlanOrder(request, timeout=30).plan

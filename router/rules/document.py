@@ -1,0 +1,71 @@
+"""Rule-set documents: YAML text in, a validated :class:`RuleSet` out, and back.
+
+The text a planner publishes is stored as written (comments and all); its SHA-256 is the
+version's digest. :func:`canonical_text` is the normal form used to compare two rule sets.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+
+import yaml
+
+from models.errors import Violations
+from models.network import Network
+from models.rules import RuleSet
+
+
+def parse_rules(
+    text: str, where: str, v: Violations, network: Network | None = None
+) -> RuleSet | None:
+    """The rule set in YAML ``text``; violations go to ``v`` prefixed by ``where``.
+
+    ``where`` names the source (``rules.yaml``, ``document``); a YAML syntax error is
+    reported with its line (``rules.yaml:7``).
+    """
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        v.add(where if mark is None else f"{where}:{mark.line + 1}", f"is not valid YAML: {exc}")
+        return None
+    if document is None:  # an empty file: the default rules
+        return RuleSet()
+    if not isinstance(document, dict):
+        v.add(where, "must be a mapping with name and strategies (docs/rules.md)")
+        return None
+    found = Violations(f"{where}:")
+    rules = RuleSet.from_raw({str(k): value for k, value in document.items()}, found, network)
+    v.extend(found.items)
+    return rules
+
+
+def load_rules(text: str, where: str = "rules", network: Network | None = None) -> RuleSet:
+    """The rule set in YAML ``text``; raises InvalidArgumentError with every violation."""
+    v = Violations()
+    rules = parse_rules(text, where, v, network)
+    v.raise_if_any()
+    assert rules is not None
+    return rules
+
+
+def canonical_text(rules: RuleSet) -> str:
+    """The rule set as canonical YAML: same rules, same text, whatever the formatting."""
+    return yaml.safe_dump(rules.to_raw(), sort_keys=False, allow_unicode=True, width=100)
+
+
+def digest(text: str) -> str:
+    """The SHA-256 of a document as published (hex)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def diff_rules(old: RuleSet, new: RuleSet, old_label: str, new_label: str) -> str:
+    """A unified diff of two rule sets' canonical documents; empty when the rules are equal."""
+    lines = difflib.unified_diff(
+        canonical_text(old).splitlines(keepends=True),
+        canonical_text(new).splitlines(keepends=True),
+        fromfile=old_label,
+        tofile=new_label,
+    )
+    return "".join(lines)

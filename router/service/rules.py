@@ -1,0 +1,435 @@
+"""The RulesService servicer: rule sets checked, driven, published, activated, compared.
+
+It validates, lints, tests and test-drives rule-set documents; publishes, activates and
+rolls back versions in the ledger; lists, shows and diffs them. The checks a publish
+requires (:func:`publish_checks`) and the answers of the calls without side effects
+(:func:`validate_response`, :func:`lint_response`, :func:`test_response`, :func:`drive`)
+are plain functions, so that ``router rules`` runs them locally on files exactly as the
+server runs them on requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import grpc
+
+from models.errors import (
+    FieldViolation,
+    InvalidArgumentError,
+    Refusal,
+    RulesRefusedError,
+    Violations,
+)
+from models.network import Network, Stock
+from models.order import Order
+from models.plan import Plan
+from models.rules import RuleSet
+from models.scenario import Scenario
+from router.engine import route_order
+from router.engine.solve import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
+from router.engine.stop import Stop
+from router.ledger import Ledger
+from router.rules.document import canonical_text, diff_rules, digest, load_rules, parse_rules
+from router.rules.golden import CaseResult, GoldenSuite, parse_suite, run_suite
+from router.rules.lint import Finding, Severity, lint_rules
+from router.service.convert import (
+    golden_result_to_proto,
+    lint_finding_to_proto,
+    order_from_proto,
+    plan_to_proto,
+    rule_activation_to_proto,
+    rule_version_to_proto,
+    stock_from_proto,
+)
+from router.service.errors import abort_on_error
+from router.service.routing import DEADLINE_MARGIN_S, RuleSets
+from router.v1 import router_pb2, router_pb2_grpc
+
+DOCUMENT = "document"
+"""The request field holding a rule-set document; its YAML syntax errors read ``document:7``."""
+GOLDEN = "golden"
+"""The request field holding a golden-order suite; its violations read ``golden:cases[0]…``."""
+
+LINT = "LINT"
+"""PreconditionFailure violation type of a lint error (subject: its path in the document)."""
+GOLDEN_CASE = "GOLDEN"
+"""PreconditionFailure violation type of a failing golden case (subject: the case's name)."""
+
+
+# --- the checks, shared with the command line ---------------------------------------------
+
+
+def validate_response(rules: RuleSet) -> router_pb2.ValidateRulesResponse:
+    """What ValidateRules answers for a valid rule set."""
+    return router_pb2.ValidateRulesResponse(
+        name=rules.name,
+        strategies=[s.name for s in rules.strategies],
+        canonical_document=canonical_text(rules),
+    )
+
+
+def lint_response(findings: Sequence[Finding]) -> router_pb2.LintRulesResponse:
+    """What LintRules answers: every finding, errors first (as lint orders them)."""
+    return router_pb2.LintRulesResponse(findings=[lint_finding_to_proto(f) for f in findings])
+
+
+def test_response(results: Sequence[CaseResult]) -> router_pb2.TestRulesResponse:
+    """What TestRules answers: one result per case, and whether all passed."""
+    return router_pb2.TestRulesResponse(
+        results=[golden_result_to_proto(r) for r in results],
+        passed=all(r.passed for r in results),
+    )
+
+
+def suite_skus(suite: GoldenSuite) -> set[str]:
+    """The SKUs the suite's orders ask for (the live stock a run needs)."""
+    return {line.sku for case in suite.cases for line in case.order.lines}
+
+
+def run_golden(
+    suite: GoldenSuite, rules: RuleSet, network: Network, live: Stock
+) -> tuple[CaseResult, ...]:
+    """Run ``suite`` under ``rules``: against its own stock when it has some, else ``live``."""
+    return run_suite(suite, rules, network, suite.stock if suite.stock is not None else live)
+
+
+def refusals(findings: Sequence[Finding], results: Sequence[CaseResult]) -> list[Refusal]:
+    """Why a publish is refused: each lint error and each failing golden case."""
+    out = [
+        Refusal(LINT, f.path, f"{f.message} [{f.code}]")
+        for f in findings
+        if f.severity is Severity.ERROR
+    ]
+    out += [Refusal(GOLDEN_CASE, r.name, "; ".join(r.failures)) for r in results if not r.passed]
+    return out
+
+
+def publish_checks(
+    rules: RuleSet, suite: GoldenSuite | None, network: Network, live: Stock
+) -> tuple[tuple[Finding, ...], tuple[CaseResult, ...]]:
+    """Lint ``rules`` and run ``suite`` (when given); the warnings and the results.
+
+    The suite's orders (on its stock, else ``live``) are the orders lint judges weights on.
+    Raises :class:`RulesRefusedError` naming every lint error and every failing case; both
+    checks run first, so one refusal lists every problem.
+    """
+    results: tuple[CaseResult, ...] = ()
+    if suite is None:
+        findings = lint_rules(rules, network)
+    else:
+        stock = suite.stock if suite.stock is not None else live
+        findings = lint_rules(rules, network, stock, [case.order for case in suite.cases])
+        results = run_golden(suite, rules, network, live)
+    refused = refusals(findings, results)
+    if refused:
+        raise RulesRefusedError(refused)
+    return tuple(f for f in findings if f.severity is Severity.WARNING), results
+
+
+def lint_text(warnings: Sequence[Finding]) -> str:
+    """Lint warnings as stored with a version: one per line."""
+    return "\n".join(str(w) for w in warnings)
+
+
+def drive(
+    rules: RuleSet,
+    order: Order,
+    network: Network,
+    stock: Stock,
+    *,
+    capacity_used: dict[str, int] | None = None,
+    stop: Stop | None = None,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    engine: str = FAST,
+    explain: bool = False,
+) -> Plan:
+    """The plan ``rules`` make for ``order`` against ``stock``; no side effects.
+
+    With ``explain`` the runner-up is computed too, as PlanOrder does.
+    """
+    return route_order(
+        order,
+        network,
+        stock,
+        rules,
+        capacity_used=capacity_used,
+        stop=stop,
+        time_limit_s=time_limit_s,
+        engine=engine,
+        alternatives=1 if explain else 0,
+    )
+
+
+def parse_document(text: str, v: Violations, network: Network | None) -> RuleSet | None:
+    """The rule set of a request's ``document``; every violation recorded in ``v``.
+
+    Paths are those inside the document (``strategies[2].filters.max_distance_km``); a YAML
+    syntax error names its line (``document:7``), an empty document ``document``.
+    """
+    if not text.strip():
+        v.add(DOCUMENT, "must not be empty")
+        return None
+    found = Violations()
+    rules = parse_rules(text, DOCUMENT, found, network)
+    prefix = f"{DOCUMENT}:"
+    for item in found.items:
+        inner = item.field.removeprefix(prefix)
+        keep = inner == item.field or not inner or inner.isdigit()
+        v.extend([item if keep else FieldViolation(inner, item.description)])
+    return rules
+
+
+def required_text(value: str, field: str, v: Violations) -> None:
+    """Record a violation on ``field`` when ``value`` is blank."""
+    if not value.strip():
+        v.add(field, "must not be empty")
+
+
+# --- the servicer ----------------------------------------------------------------------
+
+
+class RulesServicer(router_pb2_grpc.RulesServiceServicer):
+    """Rule sets on ``scenario``'s network, versions in ``ledger``.
+
+    ``rule_sets`` is the parsed-version cache shared with routing; ``engine`` and
+    ``default_time_limit_s`` plan test drives and golden cases as routing plans orders.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        ledger: Ledger,
+        rule_sets: RuleSets,
+        *,
+        default_time_limit_s: float = 10.0,
+        engine: str = FAST,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
+        self._network = scenario.network
+        self._ledger = ledger
+        self._rule_sets = rule_sets
+        self._default_time_limit_s = default_time_limit_s
+        self._engine = engine
+
+    def _rules(self, document: str) -> RuleSet:
+        v = Violations()
+        rules = parse_document(document, v, self._network)
+        v.raise_if_any()
+        assert rules is not None
+        return rules
+
+    def _live(self, skus: set[str]) -> Stock:
+        return self._ledger.stock(skus)
+
+    def ValidateRules(
+        self, request: router_pb2.ValidateRulesRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ValidateRulesResponse:
+        """The document's name, strategies and canonical form; INVALID_ARGUMENT if bad."""
+        with abort_on_error(context):
+            return validate_response(self._rules(request.document))
+
+    def LintRules(
+        self, request: router_pb2.LintRulesRequest, context: grpc.ServicerContext
+    ) -> router_pb2.LintRulesResponse:
+        """Every lint finding; the weight check runs on the given orders and live stock."""
+        with abort_on_error(context):
+            v = Violations()
+            rules = parse_document(request.document, v, self._network)
+            orders = []
+            for i, msg in enumerate(request.orders):
+                try:
+                    orders.append(order_from_proto(msg, self._network))
+                except InvalidArgumentError as exc:  # re-pathed from order… to orders[i]…
+                    v.extend(
+                        FieldViolation(f"orders[{i}]{x.field.removeprefix('order')}", x.description)
+                        for x in exc.violations
+                    )
+            v.raise_if_any()
+            assert rules is not None
+            stock = self._live({line.sku for o in orders for line in o.lines}) if orders else None
+            return lint_response(lint_rules(rules, self._network, stock, orders))
+
+    def TestRules(
+        self, request: router_pb2.TestRulesRequest, context: grpc.ServicerContext
+    ) -> router_pb2.TestRulesResponse:
+        """Run the golden suite under the document; its own stock, else the live stock."""
+        with abort_on_error(context):
+            v = Violations()
+            rules = parse_document(request.document, v, self._network)
+            suite = parse_suite(request.golden, GOLDEN, v, self._network)
+            v.raise_if_any()
+            assert rules is not None and suite is not None
+            results = run_golden(suite, rules, self._network, self._live(suite_skus(suite)))
+            return test_response(results)
+
+    def TestDrive(
+        self, request: router_pb2.TestDriveRequest, context: grpc.ServicerContext
+    ) -> router_pb2.TestDriveResponse:
+        """Plan one order under a document or a published version; no side effects."""
+        with abort_on_error(context):
+            v = Violations()
+            which = request.WhichOneof("rules")
+            rules: RuleSet | None = None
+            if which == "document":
+                rules = parse_document(request.document, v, self._network)
+            elif which == "version":
+                if request.version < 1:
+                    v.add("version", f"must be >= 1, got {request.version}")
+            else:
+                v.add("rules", "set document or version")
+            order: Order | None = None
+            try:
+                order = order_from_proto(request.order, self._network)
+            except InvalidArgumentError as exc:
+                v.extend(exc.violations)
+            given: Stock | None = None
+            if request.stock:
+                try:
+                    given = stock_from_proto(request.stock, self._network)
+                except InvalidArgumentError as exc:
+                    v.extend(exc.violations)
+            v.raise_if_any()
+            assert order is not None
+            if which == "version":
+                rules = self._rule_sets.of(self._ledger.rule_version(request.version))
+            assert rules is not None
+            stock = given if given is not None else self._live({ln.sku for ln in order.lines})
+            used = self._ledger.capacity_used(order.created_at.astimezone(UTC).date())
+            limit_s = self._default_time_limit_s
+            remaining_s = context.time_remaining()
+            if remaining_s is not None:
+                limit_s = max(0.0, min(limit_s, remaining_s - DEADLINE_MARGIN_S))
+            stop = Stop(time_limit_s=limit_s)
+            if not context.add_callback(stop.set):
+                stop.set()
+            plan = drive(
+                rules,
+                order,
+                self._network,
+                stock,
+                capacity_used=used,
+                stop=stop,
+                time_limit_s=limit_s,
+                engine=self._engine,
+                explain=request.explain,
+            )
+            return router_pb2.TestDriveResponse(plan=plan_to_proto(plan, explain=request.explain))
+
+    def PublishRules(
+        self, request: router_pb2.PublishRulesRequest, context: grpc.ServicerContext
+    ) -> router_pb2.PublishRulesResponse:
+        """Validate, lint, test, then store the next version (idempotent by digest)."""
+        with abort_on_error(context):
+            v = Violations()
+            required_text(request.actor, "actor", v)
+            required_text(request.reason, "reason", v)
+            rules = parse_document(request.document, v, self._network)
+            suite = None
+            if request.golden.strip():
+                suite = parse_suite(request.golden, GOLDEN, v, self._network)
+            v.raise_if_any()
+            assert rules is not None
+            live = self._live(suite_skus(suite)) if suite is not None else Stock.of(())
+            warnings, results = publish_checks(rules, suite, self._network, live)
+            stored = self._ledger.publish_rules(
+                rules.name,
+                request.document,
+                digest(request.document),
+                request.actor.strip(),
+                request.reason.strip(),
+                lint_text(warnings),
+                datetime.now(UTC),
+            )
+            return router_pb2.PublishRulesResponse(
+                version=rule_version_to_proto(stored, document=True),
+                findings=[lint_finding_to_proto(w) for w in warnings],
+                results=[golden_result_to_proto(r) for r in results],
+            )
+
+    def ActivateRules(
+        self, request: router_pb2.ActivateRulesRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ActivateRulesResponse:
+        """Make a published version active; recorded with who, when and why."""
+        with abort_on_error(context):
+            v = Violations()
+            if request.version < 1:
+                v.add("version", f"must be >= 1, got {request.version}")
+            required_text(request.actor, "actor", v)
+            required_text(request.reason, "reason", v)
+            v.raise_if_any()
+            activation = self._ledger.activate_rules(
+                request.version, request.actor.strip(), request.reason.strip(), datetime.now(UTC)
+            )
+            return router_pb2.ActivateRulesResponse(activation=rule_activation_to_proto(activation))
+
+    def RollbackRules(
+        self, request: router_pb2.RollbackRulesRequest, context: grpc.ServicerContext
+    ) -> router_pb2.RollbackRulesResponse:
+        """Go back to the version active before the current one, or to ``to_version``."""
+        with abort_on_error(context):
+            v = Violations()
+            to = request.to_version if request.HasField("to_version") else None
+            if to is not None and to < 1:
+                v.add("to_version", f"must be >= 1, got {to}")
+            required_text(request.actor, "actor", v)
+            required_text(request.reason, "reason", v)
+            v.raise_if_any()
+            activation = self._ledger.rollback_rules(
+                request.actor.strip(), request.reason.strip(), datetime.now(UTC), to
+            )
+            return router_pb2.RollbackRulesResponse(activation=rule_activation_to_proto(activation))
+
+    def ListRuleVersions(
+        self, request: router_pb2.ListRuleVersionsRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ListRuleVersionsResponse:
+        """Every version (no documents), the activation history and the active version."""
+        with abort_on_error(context):
+            activations = self._ledger.rule_activations()
+            return router_pb2.ListRuleVersionsResponse(
+                versions=[
+                    rule_version_to_proto(rv, document=False) for rv in self._ledger.rule_versions()
+                ],
+                activations=[rule_activation_to_proto(a) for a in activations],
+                active_version=activations[-1].version if activations else 0,
+            )
+
+    def GetRuleVersion(
+        self, request: router_pb2.GetRuleVersionRequest, context: grpc.ServicerContext
+    ) -> router_pb2.GetRuleVersionResponse:
+        """One version with its document as published; NOT_FOUND when there is none."""
+        with abort_on_error(context):
+            v = Violations()
+            if request.version < 1:
+                v.add("version", f"must be >= 1, got {request.version}")
+            v.raise_if_any()
+            stored = self._ledger.rule_version(request.version)
+            return router_pb2.GetRuleVersionResponse(
+                version=rule_version_to_proto(stored, document=True)
+            )
+
+    def DiffRuleVersions(
+        self, request: router_pb2.DiffRuleVersionsRequest, context: grpc.ServicerContext
+    ) -> router_pb2.DiffRuleVersionsResponse:
+        """A unified diff of two versions' canonical documents, labelled ``vA`` and ``vB``."""
+        with abort_on_error(context):
+            v = Violations()
+            for field, number in (
+                ("from_version", request.from_version),
+                ("to_version", request.to_version),
+            ):
+                if number < 1:
+                    v.add(field, f"must be >= 1, got {number}")
+            v.raise_if_any()
+            old = self._ledger.rule_version(request.from_version)
+            new = self._ledger.rule_version(request.to_version)
+            # Parsed without the network: a diff is about the text, not about this network.
+            diff = diff_rules(
+                load_rules(old.document, f"v{old.version}"),
+                load_rules(new.document, f"v{new.version}"),
+                f"v{old.version}",
+                f"v{new.version}",
+            )
+            return router_pb2.DiffRuleVersionsResponse(diff=diff)
