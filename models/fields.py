@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
+from typing import Any
 
 from models.errors import Violations
 
@@ -227,3 +228,32 @@ def tags(raw: Raw, field: str) -> frozenset[str]:
         return frozenset()
     items = value if isinstance(value, list | tuple) else str(value).split(";")
     return frozenset(str(t).strip() for t in items if str(t).strip())
+
+
+def unknown_keys(raw: Mapping[Any, object], known: Iterable[str], v: Violations) -> None:
+    """Record every key of ``raw`` that is not ``known``: a typo must not pass as a no-op."""
+    known = tuple(known)
+    for key in sorted(set(map(str, raw)) - set(known)):
+        v.add(key, f"is not a known key (known: {', '.join(known)})")
+
+
+def names(raw: Raw, field: str, v: Violations) -> list[tuple[str, str]] | None:
+    """A name or a non-empty list of names, each with its path (``field`` or ``field[i]``).
+
+    ``None`` when the field is absent or is neither; bad items are recorded and left out.
+    """
+    value = raw.get(field)
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
+    if not isinstance(items, list) or not items:
+        v.add(field, "must be a name or a non-empty list of names")
+        return None
+    out = []
+    for i, item in enumerate(items):
+        path = f"{field}[{i}]" if isinstance(value, list) else field
+        if isinstance(item, bool) or not isinstance(item, str | int) or not str(item).strip():
+            v.add(path, f"must be a non-empty name, got {item!r}")
+        else:
+            out.append((path, str(item).strip()))
+    return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time
 from enum import StrEnum
@@ -10,6 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from models import fields as f
 from models.errors import Violations
+
+MAX_PRIORITY = 1000
+"""Node priorities lie in ±this; with the rules' ``priority_bonus`` (at most 100,000 a point)
+a shipment's priority penalty stays far inside the solver's int64 sums."""
 
 
 class NodeType(StrEnum):
@@ -21,6 +25,15 @@ class NodeType(StrEnum):
     THREE_PL = "3pl"
     DROPSHIP = "dropship"
 
+    @staticmethod
+    def parse(value: object, field: str, v: Violations) -> NodeType | None:
+        """The node type named ``value`` (any case); ``None`` after recording why not."""
+        try:
+            return NodeType(str(value).lower())
+        except ValueError:
+            v.add(field, f"must be one of {'|'.join(NodeType)}, got {value!r}")
+            return None
+
 
 @dataclass(frozen=True, slots=True)
 class Node:
@@ -29,7 +42,8 @@ class Node:
     Costs are currency amounts; ``processing_hours`` is the time from order creation until
     the node can hand a parcel to the carrier; parcels ready after ``cutoff_local_time`` (in
     the node's ``timezone``) leave the next day. ``daily_order_capacity`` ``None`` is
-    unlimited. A higher ``priority`` wins ties between plans of equal cost (docs/cost-model.md).
+    unlimited. A higher ``priority`` (−1000 to 1000) wins ties between plans of equal cost
+    (docs/cost-model.md) and pays less ``priority_bonus`` penalty (docs/rules.md).
     """
 
     node_id: str
@@ -54,13 +68,7 @@ class Node:
         before = len(v.items)
         node_id = f.text(raw, "node_id", v)
         type_text = f.text(raw, "type", v)
-        node_type: NodeType | None = None
-        if type_text is not None:
-            try:
-                node_type = NodeType(type_text.lower())
-            except ValueError:
-                allowed = "|".join(t.value for t in NodeType)
-                v.add("type", f"must be one of {allowed}, got {type_text!r}")
+        node_type = None if type_text is None else NodeType.parse(type_text, "type", v)
         latitude = f.number(raw, "latitude", v, minimum=-90, maximum=90)
         longitude = f.number(raw, "longitude", v, minimum=-180, maximum=180)
         country = f.text(raw, "country", v)
@@ -75,7 +83,9 @@ class Node:
         processing = f.number(raw, "processing_hours", v, minimum=0, maximum=f.MAX_HOURS)
         cutoff = f.local_time(raw, "cutoff_local_time", v)
         capacity = f.integer(raw, "daily_order_capacity", v, required=False, minimum=0)
-        priority = f.integer(raw, "priority", v, required=False)
+        priority = f.integer(
+            raw, "priority", v, required=False, minimum=-MAX_PRIORITY, maximum=MAX_PRIORITY
+        )
         ships = f.boolean(raw, "ships", v, default=True)
         pickup = f.boolean(raw, "pickup", v, default=False)
         if len(v.items) > before:
@@ -250,6 +260,39 @@ class Stock:
     def of(positions: Iterable[StockPosition]) -> Stock:
         """Index positions by (node_id, sku)."""
         return Stock({(p.node_id, p.sku): p for p in positions})
+
+    @staticmethod
+    def from_rows(rows: Sequence[object], v: Violations, network: Network) -> Stock | None:
+        """Validate positions given as mappings (a request's or a file's), ``[i]``-pathed.
+
+        Every row must be a valid position of a node and SKU of ``network``, and no
+        (node, SKU) pair may come twice. ``None`` after any violation.
+        """
+        before = len(v.items)
+        positions: list[StockPosition] = []
+        seen: set[tuple[str, str]] = set()
+        for i, row in enumerate(rows):
+            sub = Violations(v.path(f"[{i}]"))
+            if not isinstance(row, Mapping):
+                sub.add("", "must be a mapping {node_id, sku, on_hand, safety_stock, reserved}")
+                v.extend(sub.items)
+                continue
+            raw = {str(k): x for k, x in row.items()}
+            position = StockPosition.from_raw(raw, sub)
+            node_id = f.text(raw, "node_id", Violations())
+            sku = f.text(raw, "sku", Violations())
+            if node_id is not None and network.node(node_id) is None:
+                sub.add("node_id", f"unknown node {node_id!r}")
+            if sku is not None and sku not in network.skus:
+                sub.add("sku", f"unknown sku {sku!r}")
+            if node_id is not None and sku is not None:
+                if (node_id, sku) in seen:
+                    sub.add("", f"duplicates an earlier position {node_id}/{sku}")
+                seen.add((node_id, sku))
+            v.extend(sub.items)
+            if position is not None and not sub:
+                positions.append(position)
+        return None if len(v.items) > before else Stock.of(positions)
 
     def available(self, node_id: str, sku: str) -> int:
         """Available units of ``sku`` at ``node_id`` (0 when the node has no position)."""

@@ -12,7 +12,7 @@ reference, with examples; this module only reads, validates and writes documents
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -280,7 +280,7 @@ class RuleSet:
         ``network``, node ids (groups, ``nodes``, ``blocked``) and SKUs must exist in it.
         """
         before = len(v.items)
-        _unknown(raw, ("name", "description", "groups", "defaults", "strategies"), "", v)
+        f.unknown_keys(raw, ("name", "description", "groups", "defaults", "strategies"), v)
         name = f.text(raw, "name", v) or ""
         description = f.text(raw, "description", v, required=False) or ""
         groups = _groups(raw.get("groups"), v, network)
@@ -288,8 +288,8 @@ class RuleSet:
         inherited: dict[str, object] = {}
         if defaults is not None:
             if isinstance(defaults, dict):
-                _unknown(defaults, tuple(SECTIONS), "defaults", v)
                 found = Violations(v.path("defaults"))
+                f.unknown_keys(defaults, SECTIONS, found)
                 inherited = _policy_fields(defaults, found, groups, network)
                 v.extend(found.items)
             else:
@@ -334,41 +334,12 @@ def _listed(values: Iterable[str]) -> str:
     return "[" + ", ".join(sorted(values)) + "]"
 
 
-def _unknown(raw: f.Raw, known: Iterable[str], where: str, v: Violations) -> None:
-    known = tuple(known)
-    for key in sorted(set(map(str, raw)) - set(known)):
-        path = f"{where}.{key}" if where else key
-        v.add(path, f"is not a known key (known: {', '.join(known)})")
-
-
 def _names(raw: f.Raw, key: str, v: Violations, *, upper: bool = False) -> frozenset[str] | None:
-    """A name or a non-empty list of names; ``None`` when absent."""
-    value = raw.get(key)
-    if value is None:
+    """A name or a non-empty list of names as a set; ``None`` when absent or bad."""
+    found = f.names(raw, key, v)
+    if found is None:
         return None
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        v.add(key, "must be a name or a non-empty list of names")
-        return None
-    out = set()
-    for i, item in enumerate(items):
-        if not isinstance(item, str | int) or isinstance(item, bool) or not str(item).strip():
-            v.add(
-                f"{key}[{i}]" if isinstance(value, list) else key,
-                f"must be a non-empty name, got {item!r}",
-            )
-        else:
-            out.add(str(item).strip().upper() if upper else str(item).strip())
-    return frozenset(out)
-
-
-def _node_type(value: object, path: str, v: Violations) -> NodeType | None:
-    try:
-        return NodeType(str(value).lower())
-    except ValueError:
-        allowed = "|".join(t.value for t in NodeType)
-        v.add(path, f"must be one of {allowed}, got {value!r}")
-        return None
+    return frozenset(name.upper() if upper else name for _, name in found)
 
 
 def _groups(raw: object, v: Violations, network: Network | None) -> dict[str, frozenset[str]]:
@@ -407,7 +378,7 @@ def _strategy(
         return None
     before = len(sub.items)
     known = ("name", "description", "when", *SECTIONS, "fallback")
-    _unknown(item, known, "", sub)
+    f.unknown_keys(item, known, sub)
     name = f.text(item, "name", sub)
     description = f.text(item, "description", sub, required=False) or ""
     when = _condition(item.get("when"), sub)
@@ -435,7 +406,7 @@ def _policy_fields(
             where.add(section, f"must be a mapping of {', '.join(keys)}")
             continue
         sub = Violations(where.path(section))
-        _unknown(body, keys, "", sub)
+        f.unknown_keys(body, keys, sub)
         for key in keys:
             if key in body:
                 value = _READERS[key](body, key, sub, groups, network)
@@ -492,7 +463,7 @@ def _read_node_types(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
     value = _names(raw, key, v)
     if value is None:
         return _BAD
-    types = [_node_type(t, key, v) for t in sorted(value)]
+    types = [NodeType.parse(t, key, v) for t in sorted(value)]
     return _BAD if None in types else frozenset(t for t in types if t is not None)
 
 
@@ -526,7 +497,7 @@ def _read_blocked(
         if not isinstance(item, dict):
             sub.add("", "must be a mapping {node_id, sku}")
         else:
-            _unknown(item, ("node_id", "sku"), "", sub)
+            f.unknown_keys(item, ("node_id", "sku"), sub)
             node_id = f.text(item, "node_id", sub)
             sku = f.text(item, "sku", sub)
             if network is not None and node_id is not None and network.node(node_id) is None:
@@ -547,7 +518,7 @@ def _by_node_type(raw: f.Raw, key: str, v: Violations, read: object) -> object:
     out = {}
     sub = Violations(v.path(key))
     for type_name in value:
-        node_type = _node_type(type_name, str(type_name), sub)
+        node_type = NodeType.parse(type_name, str(type_name), sub)
         amount = read(value, type_name, sub)  # type: ignore[operator]
         if node_type is not None and amount is not None:
             out[node_type] = amount
@@ -615,7 +586,7 @@ def _condition(raw: object, v: Violations) -> Condition | None:
         v.add("when", "must be a mapping of clauses (channel, segment, order_value, …)")
         return None
     sub = Violations(v.path("when"))
-    _unknown(raw, (*_WHEN_KEYS, "order_value"), "", sub)
+    f.unknown_keys(raw, (*_WHEN_KEYS, "order_value"), sub)
     clauses: dict[str, object] = {}
     for key, attr in _WHEN_KEYS.items():
         names = _names(raw, key, sub, upper=key in ("country", "region"))
@@ -627,7 +598,7 @@ def _condition(raw: object, v: Violations) -> Condition | None:
             sub.add("order_value", "must be a mapping with min and/or max")
         else:
             bounds = Violations(sub.path("order_value"))
-            _unknown(value, ("min", "max"), "", bounds)
+            f.unknown_keys(value, ("min", "max"), bounds)
             clauses["min_order_value"] = f.number(value, "min", bounds, required=False, minimum=0)
             clauses["max_order_value"] = f.number(value, "max", bounds, required=False, minimum=0)
             sub.extend(bounds.items)
@@ -645,7 +616,7 @@ def _fallback(raw: object, v: Violations) -> Fallback | None:
         v.add("fallback", "must be next, backorder, reject or a mapping {relax_sla, then, reason}")
         return None
     sub = Violations(v.path("fallback"))
-    _unknown(raw, ("relax_sla", "then", "reason"), "", sub)
+    f.unknown_keys(raw, ("relax_sla", "then", "reason"), sub)
     then_text = f.text(raw, "then", sub, required=False) or FallbackAction.BACKORDER.value
     then = None
     try:
@@ -662,7 +633,7 @@ def _fallback(raw: object, v: Violations) -> Fallback | None:
             sub.add("relax_sla", "must be a mapping {step_days, max_days}")
         else:
             days = Violations(sub.path("relax_sla"))
-            _unknown(relax, ("step_days", "max_days"), "", days)
+            f.unknown_keys(relax, ("step_days", "max_days"), days)
             step = f.integer(relax, "step_days", days, minimum=1, maximum=f.MAX_DAYS) or 0
             maximum = f.integer(relax, "max_days", days, minimum=1, maximum=f.MAX_DAYS) or 0
             if step and maximum and maximum < step:
@@ -730,15 +701,3 @@ def _strategy_raw(strategy: Strategy) -> dict[str, object]:
 
 POLICY_FIELDS = tuple(fld.name for fld in fields(Policy))
 """Every :class:`Policy` field, in declaration order (each belongs to one of :data:`SECTIONS`)."""
-
-
-def with_policy(rules: RuleSet, strategy: str, **changes: object) -> RuleSet:
-    """``rules`` with one strategy's policy changed (lint and tests try variations)."""
-    return replace(
-        rules,
-        strategies=tuple(
-            replace(s, policy=replace(s.policy, **changes)) if s.name == strategy else s  # type: ignore[arg-type]
-            for s in rules.strategies
-        ),
-        version=None,
-    )

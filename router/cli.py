@@ -46,6 +46,7 @@ def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from models.errors import RulesRefusedError, RuleVersionStateError
     from router.service.server import ServerConfig, serve
 
     scenario = _scenario(args.scenario, None, args.rules)
@@ -58,7 +59,21 @@ def _serve(args: argparse.Namespace) -> int:
         ledger_url=args.ledger,
         rules_file=args.rules,
     )
-    serve(config, scenario)
+    try:
+        serve(config, scenario)
+    except RulesRefusedError as refused:  # the rules to publish fail lint: say which
+        source = args.rules or "the scenario's rules"
+        problems = len(refused.refusals)
+        print(
+            f"router serve: cannot start: {source} fails lint ({problems} error(s)):",
+            file=sys.stderr,
+        )
+        for refusal in refused.refusals:
+            print(f"  {refusal}", file=sys.stderr)
+        return 1
+    except RuleVersionStateError as error:  # the active version does not fit this network
+        print(f"router serve: cannot start: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -295,8 +310,8 @@ def _rules_lint(args: argparse.Namespace) -> int:
 
 
 def _rules_test(args: argparse.Namespace) -> int:
-    from router.rules.golden import load_suite
-    from router.service.rules import run_golden, test_response
+    from router.rules.golden import load_suite, run_suite
+    from router.service.rules import test_response
 
     scenario = _scenario(args.scenario, None, None)
     v = Violations()
@@ -311,7 +326,7 @@ def _rules_test(args: argparse.Namespace) -> int:
         v.extend(error.violations)
     v.raise_if_any()
     assert rules is not None and suite is not None
-    answer = test_response(run_golden(suite, rules, scenario.network, scenario.stock))
+    answer = test_response(run_suite(suite, rules, scenario.network, scenario.stock))
     _print_results(answer.results)
     return 0 if answer.passed else 1
 
@@ -321,7 +336,6 @@ def _rules_drive(args: argparse.Namespace) -> int:
 
     from router.scenario import read_stock
     from router.service.convert import order_from_proto, plan_to_proto
-    from router.service.rules import drive
     from router.v1 import router_pb2
 
     scenario = _scenario(args.scenario, None, None)
@@ -347,7 +361,9 @@ def _rules_drive(args: argparse.Namespace) -> int:
             v.extend(error.violations)
     v.raise_if_any()
     assert rules is not None and order is not None
-    plan = drive(rules, order, scenario.network, stock, explain=args.explain)
+    # As TestDrive plans it: with --explain the runner-up too.
+    alternatives = 1 if args.explain else 0
+    plan = route_order(order, scenario.network, stock, rules, alternatives=alternatives)
     _print_plan(plan_to_proto(plan, explain=args.explain))
     return 0
 
@@ -410,7 +426,6 @@ def _rules_publish(stub: Any, args: argparse.Namespace) -> int:
     answer = stub.PublishRules(request, timeout=args.timeout)
     print(f"published {args.file} as v{answer.version.version} (not active until activated):")
     _print_version(answer.version)
-    _print_findings(answer.findings)
     if answer.results:
         _print_results(answer.results)
     return 0

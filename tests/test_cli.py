@@ -15,6 +15,7 @@ from models.money import to_units
 from models.plan import CandidateTerms, ExplainedModel, LineTerms
 from router.cli import main
 from tests.engine.test_independent import highs_optimum
+from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
 
 TINY = Path(__file__).parent / "data" / "tiny"
 ROUTER = Path(sys.executable).parent / "router"
@@ -398,10 +399,17 @@ def test_rules_drive_prints_the_plan_and_every_trial(tmp_path: Path, capsys):
     assert "order.lines[0].sku" in err and "order.lines[0].quantity" in err
 
 
-@pytest.fixture
-def served_tiny(tmp_path: Path) -> Iterator[str]:
-    """A ``router serve`` process for the tiny scenario on a SQLite file; its address."""
-    url = f"sqlite://{tmp_path / 'ledger.db'}"
+@pytest.fixture(params=["sqlite", "postgres"])
+def served_tiny(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ``router serve`` process for the tiny scenario; its address.
+
+    Its ledger is a SQLite file or a fresh PostgreSQL schema (the real server; skipped when
+    unreachable, unless CI=true).
+    """
+    if request.param == "sqlite":
+        url = f"sqlite://{tmp_path / 'ledger.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
     process = subprocess.Popen(
         [str(ROUTER), "serve", "--scenario", str(TINY), "--ledger", url, "--port", "0"],
         stdout=subprocess.PIPE,
@@ -426,7 +434,7 @@ def served_tiny(tmp_path: Path) -> Iterator[str]:
 def test_rules_publish_activate_rollback_list_show_diff_on_a_server(
     served_tiny: str, tmp_path: Path, capsys
 ):
-    """The remote commands against a real ``router serve`` process on SQLite.
+    """The remote commands against a real ``router serve`` process, SQLite and PostgreSQL.
 
     Publish makes v2 (not active), activate switches to it, list marks it, diff shows the
     new weight, show prints the document as published, rollback returns to v1; refusals
@@ -468,3 +476,32 @@ def test_rules_publish_activate_rollback_list_show_diff_on_a_server(
     assert main(["rules", "list", *target]) == 0
     out = capsys.readouterr().out
     assert "* v1  tiny" in out and "v3" not in out.split("activations:")[0]
+
+
+@pytest.mark.timeout(120)
+def test_serve_with_rules_that_fail_lint_exits_1_listing_each_error(tmp_path: Path):
+    """``router serve --rules FILE`` publishes only what passes lint: else it exits 1 at once.
+
+    The message names the file and each lint error with its path and code; the ledger
+    gets no version of it.
+    """
+    unreachable = _write(tmp_path, "unreachable.yaml", UNREACHABLE)
+    url = f"sqlite://{tmp_path / 'ledger.db'}"
+    args = ["serve", "--scenario", str(TINY), "--ledger", url, "--port", "0"]
+    try:
+        done = subprocess.run(
+            [str(ROUTER), *args, "--rules", str(unreachable)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("router serve started with rules that fail lint")
+    assert done.returncode == 1, done.stderr
+    assert "listening on" not in done.stdout
+    assert f"cannot start: {unreachable} fails lint (1 error(s)):" in done.stderr
+    assert "  LINT strategies[1]:" in done.stderr and "[unreachable-strategy]" in done.stderr
+    from router.ledger import open_ledger
+
+    with open_ledger(url) as ledger:
+        assert ledger.rule_versions() == ()

@@ -229,31 +229,37 @@ def _hold_back(
     ``capabilities`` zeroes a line at nodes without the tag its SKU's attribute needs;
     ``blocked`` zeroes (node, sku) pairs. Returns, for a node left with nothing, why.
     """
-    rules: list[str] = []
+    held: list[tuple[NDArray[np.bool_], str]] = []  # (rows a rule took stock from, the rule)
     if policy.min_buffer_by_node_type:
         buffer = np.array(
             [policy.min_buffer_by_node_type.get(t, 0) for t in arrays.types], dtype=np.int64
         )[arrays.type_index]
         np.subtract(available, buffer[:, None], out=available)
         np.maximum(available, 0, out=available)
-        rules.append("filters.min_buffer_by_node_type")
+        held.append((buffer > 0, "filters.min_buffer_by_node_type"))
     for line_no, line in enumerate(order.lines):
         needed = network.skus[line.sku].attributes & policy.capabilities
         if needed:
-            able = np.array([needed <= n.tags for n in arrays.nodes], dtype=np.bool_)
-            available[~able, line_no] = 0
-            rules.append(f"filters.capabilities ({line.sku} needs {sorted(needed)})")
+            unable = np.array([not needed <= n.tags for n in arrays.nodes], dtype=np.bool_)
+            available[unable, line_no] = 0
+            held.append((unable, f"filters.capabilities ({line.sku} needs {sorted(needed)})"))
     if policy.blocked:
         lines_of: dict[str, list[int]] = {}
         for line_no, line in enumerate(order.lines):
             lines_of.setdefault(line.sku, []).append(line_no)
-        for node_id, sku in policy.blocked:
+        for node_id, sku in sorted(policy.blocked):
             row = arrays.row.get(node_id)
             if row is not None and sku in lines_of:
                 available[row, lines_of[sku]] = 0
-                rules.append(f"filters.blocked ({node_id}/{sku})")
-    said = "; ".join(dict.fromkeys(rules))
-    return lambda row: f"its stock of the order's SKUs is held back by {said}"
+                only = np.zeros(len(arrays.nodes), dtype=np.bool_)
+                only[row] = True
+                held.append((only, f"filters.blocked ({node_id}/{sku})"))
+
+    def why(row: int) -> str:
+        rules = "; ".join(dict.fromkeys(rule for rows, rule in held if rows[row]))
+        return f"its stock of the order's SKUs is held back by {rules}"
+
+    return why
 
 
 def _matrices(
@@ -285,8 +291,8 @@ def _matrices(
     per_unit = arrays.handling_per_unit[rows] + unit_penalty[arrays.type_index[rows]]
     # Node penalties per shipment: priority points below the top, and distance.
     penalty = np.zeros(len(rows), dtype=np.int64)
-    if policy.priority_bonus:
-        below_top = arrays.priority.max(initial=0) - arrays.priority[rows]
+    if policy.priority_bonus and len(rows):
+        below_top = arrays.priority.max() - arrays.priority[rows]
         penalty += money_units(policy.priority_bonus) * below_top
     if policy.distance_cost_per_km:
         per_km = policy.distance_cost_per_km * MONEY_SCALE

@@ -83,7 +83,8 @@ def route_order(
     last: Plan | None = None
     while index is not None and made is None:
         strategy = rules.strategies[index]
-        steps = ((PRIMARY, 0), *((f"relax_sla+{d}d", d) for d in strategy.fallback.relax_days))
+        days = strategy.fallback.relax_days if order.deliver_by is not None else ()
+        steps = ((PRIMARY, 0), *((f"relax_sla+{d}d", d) for d in days))
         for step, relax in steps:
             last = attempt(strategy, relax)
             if _final(last):
@@ -109,8 +110,9 @@ def route_order(
             reason = "no strategy's condition holds for the order"
         else:
             reason = "every strategy whose condition holds fell back; none is left"
-        plan, strategy_name, step = _rejected(_empty(order, rules, engine), reason), "", "reject"
-        detail = reason
+        # The last plan tried, if any, keeps its model and exclusions for the explanation.
+        plan = _rejected(last or _empty(order, rules, engine), reason)
+        strategy_name, step = "", "reject"
     else:
         plan, chosen, step, detail = made
         strategy_name = rules.strategies[chosen].name

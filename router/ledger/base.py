@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
+from typing import NamedTuple
 
 from models.errors import (
     FieldViolation,
@@ -134,24 +135,34 @@ def rules_digest(document: str) -> str:
     return hashlib.sha256(document.encode()).hexdigest()
 
 
-def validate_publish(name: str, document: str, digest: str, by: str, now: datetime) -> datetime:
-    """Check a publish_rules call; the publication instant in UTC.
-
-    ``digest`` must be the SHA-256 hex of ``document``: publishing is idempotent by it, so
-    a digest of anything else would return another document's version.
-    """
+def validate_publish(name: str, document: str, by: str, now: datetime) -> datetime:
+    """Check a publish_rules call; the publication instant in UTC."""
     v = Violations()
     if not name.strip():
         v.add("name", "must not be empty")
     if not document.strip():
         v.add("document", "must not be empty")
-    if digest != rules_digest(document):
-        v.add("digest", "must be the SHA-256 hex digest of document")
     if not by.strip():
         v.add("by", "must not be empty")
     check_now(now, v)
     v.raise_if_any()
     return now.astimezone(UTC)
+
+
+class Publication(NamedTuple):
+    """What :meth:`Ledger.publish_rules` returns: the version, and whether this call stored it.
+
+    ``created`` is False when the document had been published before (same digest): the
+    version is the earlier one, as it was first published.
+    """
+
+    version: RuleVersion
+    created: bool
+
+
+RuleCheck = Callable[[RuleVersion], object]
+"""A check of the version about to become active (activate or rollback), called inside
+the ledger's transaction; whatever it raises refuses the change and is raised to the caller."""
 
 
 def check_version(version: int, field: str = "version", v: Violations | None = None) -> None:
@@ -449,13 +460,14 @@ class Ledger(ABC):
 
     @abstractmethod
     def publish_rules(
-        self, name: str, document: str, digest: str, by: str, reason: str, lint: str, now: datetime
-    ) -> RuleVersion:
+        self, name: str, document: str, by: str, reason: str, lint: str, now: datetime
+    ) -> Publication:
         """Store ``document`` as the next version (1, 2, 3 … without gaps); does not activate.
 
-        Idempotent by content: when a version with ``digest`` exists already, nothing is
-        stored and that version is returned (with its own name, reason and lint).
-        ``digest`` is the SHA-256 hex of ``document``; ``by`` must not be empty.
+        The version's digest is :func:`rules_digest` of ``document``, computed here.
+        Idempotent by content: when a version with that digest exists already, nothing is
+        stored and that version is returned (with its own name, reason and lint) with
+        ``created`` False. ``name``, ``document`` and ``by`` must not be empty.
         """
 
     @abstractmethod
@@ -467,16 +479,37 @@ class Ledger(ABC):
         """The version numbered ``version``; raises NotFoundError naming it when absent."""
 
     @abstractmethod
-    def activate_rules(self, version: int, by: str, reason: str, now: datetime) -> RuleActivation:
+    def activate_rules(
+        self,
+        version: int,
+        by: str,
+        reason: str,
+        now: datetime,
+        *,
+        only_if_none: bool = False,
+        check: RuleCheck | None = None,
+    ) -> RuleActivation | None:
         """Make ``version`` the active rule set (action "activate").
 
         Raises NotFoundError when it does not exist and RuleVersionStateError when it is
         already active. The activation records the version active before as ``previous``.
+
+        With ``only_if_none`` it is a compare-and-set: when any version is active already,
+        nothing is recorded and None is returned (decided under the same lock and in the
+        same transaction as the activation, so of replicas racing, exactly one activates).
+        Without it the result is never None. ``check`` is called with the version before
+        anything is recorded (see :data:`RuleCheck`).
         """
 
     @abstractmethod
     def rollback_rules(
-        self, by: str, reason: str, now: datetime, to: int | None = None
+        self,
+        by: str,
+        reason: str,
+        now: datetime,
+        to: int | None = None,
+        *,
+        check: RuleCheck | None = None,
     ) -> RuleActivation:
         """Make an earlier version active again (action "rollback").
 
@@ -484,15 +517,21 @@ class Ledger(ABC):
         RuleVersionStateError when it is the active one), else the version that was active
         before the current activation, so a second rollback undoes the first. Raises
         RuleVersionStateError when nothing is active, or when the current activation has
-        no previous version and ``to`` is not given.
+        no previous version and ``to`` is not given. ``check`` is called with the target
+        version before anything is recorded (see :data:`RuleCheck`).
+        """
+
+    @abstractmethod
+    def active_rule_version(self) -> int | None:
+        """The number of the active version (latest activation); None when none was ever.
+
+        Read on every routing request: one primary-key lookup of the activation log, no
+        document (:meth:`rule_version` fetches that, once per version and process).
         """
 
     @abstractmethod
     def active_rules(self) -> RuleVersion | None:
-        """The version of the latest activation; None when none was ever activated.
-
-        Read on every routing request: one indexed lookup.
-        """
+        """The version of the latest activation, with its document; None when none was ever."""
 
     @abstractmethod
     def rule_activations(self) -> tuple[RuleActivation, ...]:

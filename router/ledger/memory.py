@@ -35,6 +35,8 @@ from router.ledger.base import (
     RESERVE,
     Ledger,
     NoReservationError,
+    Publication,
+    RuleCheck,
     check_activation,
     check_now,
     check_on_hand,
@@ -44,6 +46,7 @@ from router.ledger.base import (
     no_rule_version,
     request_digest,
     rollback_target,
+    rules_digest,
     validate_delta,
     validate_publish,
     validate_reserve,
@@ -348,17 +351,18 @@ class MemoryLedger(Ledger):
     # --- rule-set versions -------------------------------------------------------------
 
     def publish_rules(
-        self, name: str, document: str, digest: str, by: str, reason: str, lint: str, now: datetime
-    ) -> RuleVersion:
+        self, name: str, document: str, by: str, reason: str, lint: str, now: datetime
+    ) -> Publication:
         """See :meth:`Ledger.publish_rules`."""
-        at = validate_publish(name, document, digest, by, now)
+        at = validate_publish(name, document, by, now)
+        digest = rules_digest(document)
         with self._lock:
             same = next((r for r in self._rules if r.digest == digest), None)
             if same is not None:
-                return same
+                return Publication(same, created=False)
             made = RuleVersion(len(self._rules) + 1, name, document, digest, at, by, reason, lint)
             self._rules.append(made)
-            return made
+            return Publication(made, created=True)
 
     def rule_versions(self) -> tuple[RuleVersion, ...]:
         """See :meth:`Ledger.rule_versions`."""
@@ -392,16 +396,35 @@ class MemoryLedger(Ledger):
     def _rule_exists(self, version: int) -> bool:
         return 1 <= version <= len(self._rules)
 
-    def activate_rules(self, version: int, by: str, reason: str, now: datetime) -> RuleActivation:
+    def activate_rules(
+        self,
+        version: int,
+        by: str,
+        reason: str,
+        now: datetime,
+        *,
+        only_if_none: bool = False,
+        check: RuleCheck | None = None,
+    ) -> RuleActivation | None:
         """See :meth:`Ledger.activate_rules`."""
         at = validate_rule_change(by, reason, now, version)
         with self._lock:
+            if only_if_none and self._activations:
+                return None
             active = self._activations[-1].version if self._activations else None
             check_activation(active, version, self._rule_exists)
+            if check is not None:
+                check(self._rules[version - 1])
             return self._append_activation(version, ACTIVATE, at, by, reason)
 
     def rollback_rules(
-        self, by: str, reason: str, now: datetime, to: int | None = None
+        self,
+        by: str,
+        reason: str,
+        now: datetime,
+        to: int | None = None,
+        *,
+        check: RuleCheck | None = None,
     ) -> RuleActivation:
         """See :meth:`Ledger.rollback_rules`."""
         at = validate_rule_change(by, reason, now, to, "to")
@@ -412,7 +435,14 @@ class MemoryLedger(Ledger):
                 to,
                 self._rule_exists,
             )
+            if check is not None:
+                check(self._rules[target - 1])
             return self._append_activation(target, ROLLBACK, at, by, reason)
+
+    def active_rule_version(self) -> int | None:
+        """See :meth:`Ledger.active_rule_version`."""
+        with self._lock:
+            return self._activations[-1].version if self._activations else None
 
     def active_rules(self) -> RuleVersion | None:
         """See :meth:`Ledger.active_rules`."""

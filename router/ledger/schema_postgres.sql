@@ -103,12 +103,18 @@ BEGIN
     RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation';
 END
 $$;
--- A new version must be the next number; a new activation the next seq, with previous the
--- version active until now. (The ledger takes an advisory lock before it reads them.)
+-- A new version must be the next number with a digest not stored yet; a new activation
+-- the next seq, with previous the version active until now. (The ledger takes an advisory
+-- lock before it reads them.) The digest test runs before any ON CONFLICT clause is
+-- considered, so an upsert on the digest is refused rather than updated or skipped.
 CREATE OR REPLACE FUNCTION rule_history_in_order() RETURNS trigger LANGUAGE plpgsql
     SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_TABLE_NAME = 'rule_versions' THEN
+        IF EXISTS (SELECT 1 FROM rule_versions WHERE digest = NEW.digest) THEN
+            RAISE EXCEPTION 'rule versions are immutable: digest % is stored already',
+                NEW.digest USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
         IF NEW.version IS DISTINCT FROM
                 (SELECT COALESCE(max(version), 0) + 1 FROM rule_versions) THEN
             RAISE EXCEPTION 'rule versions are numbered 1, 2, 3 without gaps: % is not next',

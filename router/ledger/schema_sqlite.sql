@@ -84,6 +84,13 @@ CREATE TABLE IF NOT EXISTS rule_versions (
 CREATE TRIGGER IF NOT EXISTS rule_versions_gapless BEFORE INSERT ON rule_versions
     WHEN NEW.version IS NOT (SELECT COALESCE(MAX(version), 0) + 1 FROM rule_versions)
 BEGIN SELECT RAISE(ABORT, 'rule versions are numbered 1, 2, 3 without gaps'); END;
+-- INSERT OR REPLACE / REPLACE INTO resolve a clash on a key (version) or on the unique
+-- digest by deleting the stored row, and DELETE triggers do not fire for that deletion
+-- (unless recursive_triggers is on): refuse every insert whose version or digest is stored.
+CREATE TRIGGER IF NOT EXISTS rule_versions_no_replace BEFORE INSERT ON rule_versions
+    WHEN EXISTS (SELECT 1 FROM rule_versions WHERE version = NEW.version)
+      OR EXISTS (SELECT 1 FROM rule_versions WHERE digest = NEW.digest)
+BEGIN SELECT RAISE(ABORT, 'rule versions are immutable: that version or digest is stored already'); END;
 CREATE TRIGGER IF NOT EXISTS rule_versions_no_update BEFORE UPDATE ON rule_versions
 BEGIN SELECT RAISE(ABORT, 'rule versions are immutable'); END;
 CREATE TRIGGER IF NOT EXISTS rule_versions_no_delete BEFORE DELETE ON rule_versions
@@ -105,6 +112,10 @@ CREATE TRIGGER IF NOT EXISTS rule_activations_in_order BEFORE INSERT ON rule_act
     WHEN NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM rule_activations)
       OR NEW.previous IS NOT (SELECT version FROM rule_activations ORDER BY seq DESC LIMIT 1)
 BEGIN SELECT RAISE(ABORT, 'rule activations are appended in order: seq is the next number, previous the active version'); END;
+-- The same for the activation log: no insert may replace a stored row.
+CREATE TRIGGER IF NOT EXISTS rule_activations_no_replace BEFORE INSERT ON rule_activations
+    WHEN EXISTS (SELECT 1 FROM rule_activations WHERE seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'rule activations are append-only: that seq is stored already'); END;
 CREATE TRIGGER IF NOT EXISTS rule_activations_no_update BEFORE UPDATE ON rule_activations
 BEGIN SELECT RAISE(ABORT, 'rule activations are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS rule_activations_no_delete BEFORE DELETE ON rule_activations

@@ -12,8 +12,10 @@ UNIQUE constraints (schema_*.sql); the statements below keep them by constructio
 - a request_id is claimed by inserting its idempotency record first in the transaction:
   the unique key makes a concurrent call with the same id wait, then find the record;
 - rule-set publishes and activations read the next number (and the active version)
-  under ``_rules_lock`` and insert it in the same transaction; triggers refuse gaps,
-  an out-of-order ``previous`` and any UPDATE or DELETE of the history.
+  under ``_rules_lock`` and insert it in the same transaction (so ``only_if_none`` is a
+  true compare-and-set); triggers refuse gaps, an out-of-order ``previous``, an insert
+  of a stored key or digest (SQLite's REPLACE would delete the stored row) and any
+  UPDATE or DELETE of the history.
 
 Rows are always locked in one order (idempotency record, reservation, positions by
 (node_id, sku), capacity by (node_id, day), feed counters), so transactions do not deadlock.
@@ -51,7 +53,9 @@ from router.ledger.base import (
     RESERVE,
     Ledger,
     NoReservationError,
+    Publication,
     ReserveRequest,
+    RuleCheck,
     check_activation,
     check_now,
     check_on_hand,
@@ -61,6 +65,7 @@ from router.ledger.base import (
     no_rule_version,
     request_digest,
     rollback_target,
+    rules_digest,
     validate_delta,
     validate_publish,
     validate_reserve,
@@ -81,6 +86,8 @@ _ACTIVE_RULES = (
     "FROM rule_activations a JOIN rule_versions v ON v.version = a.version "
     "ORDER BY a.seq DESC LIMIT 1"
 )
+#: The number of the active version alone: the activation with the highest seq.
+_ACTIVE_VERSION = "SELECT version FROM rule_activations ORDER BY seq DESC LIMIT 1"
 
 
 class Tx(Protocol):
@@ -642,16 +649,17 @@ class SqlLedger(Ledger):
         )
 
     def publish_rules(
-        self, name: str, document: str, digest: str, by: str, reason: str, lint: str, now: datetime
-    ) -> RuleVersion:
+        self, name: str, document: str, by: str, reason: str, lint: str, now: datetime
+    ) -> Publication:
         """See :meth:`Ledger.publish_rules`."""
-        at = validate_publish(name, document, digest, by, now)
+        at = validate_publish(name, document, by, now)
+        digest = rules_digest(document)
 
-        def work(tx: Tx) -> RuleVersion:
+        def work(tx: Tx) -> Publication:
             self._rules_lock(tx)
             same = tx.one(f"SELECT {_RULE_COLUMNS} FROM rule_versions WHERE digest = ?", (digest,))
             if same is not None:
-                return self._rule(same)
+                return Publication(self._rule(same), created=False)
             top = tx.one("SELECT COALESCE(MAX(version), 0) FROM rule_versions")
             assert top is not None
             made = RuleVersion(int(top[0]) + 1, name, document, digest, at, by, reason, lint)
@@ -659,7 +667,7 @@ class SqlLedger(Ledger):
                 f"INSERT INTO rule_versions ({_RULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (made.version, name, document, digest, self.ts(at), by, reason, lint),
             )
-            return made
+            return Publication(made, created=True)
 
         return self.transaction(work)
 
@@ -673,14 +681,13 @@ class SqlLedger(Ledger):
     def rule_version(self, version: int) -> RuleVersion:
         """See :meth:`Ledger.rule_version`."""
         check_version(version)
-        row = self.transaction(
-            lambda tx: tx.one(
-                f"SELECT {_RULE_COLUMNS} FROM rule_versions WHERE version = ?", (version,)
-            )
-        )
+        row = self.transaction(lambda tx: self._rule_row(tx, version))
         if row is None:
             raise no_rule_version(version)
         return self._rule(row)
+
+    def _rule_row(self, tx: Tx, version: int) -> Row | None:
+        return tx.one(f"SELECT {_RULE_COLUMNS} FROM rule_versions WHERE version = ?", (version,))
 
     def _current_activation(self, tx: Tx) -> RuleActivation | None:
         row = tx.one(
@@ -690,6 +697,13 @@ class SqlLedger(Ledger):
 
     def _rule_exists(self, tx: Tx, version: int) -> bool:
         return tx.one("SELECT 1 FROM rule_versions WHERE version = ?", (version,)) is not None
+
+    def _check_target(self, tx: Tx, version: int, check: RuleCheck | None) -> None:
+        """Call ``check`` with the stored ``version`` (which exists), if there is a check."""
+        if check is not None:
+            row = self._rule_row(tx, version)
+            assert row is not None, "the target version was found in this transaction"
+            check(self._rule(row))
 
     def _append_activation(
         self,
@@ -716,21 +730,39 @@ class SqlLedger(Ledger):
         )
         return made
 
-    def activate_rules(self, version: int, by: str, reason: str, now: datetime) -> RuleActivation:
-        """See :meth:`Ledger.activate_rules`."""
+    def activate_rules(
+        self,
+        version: int,
+        by: str,
+        reason: str,
+        now: datetime,
+        *,
+        only_if_none: bool = False,
+        check: RuleCheck | None = None,
+    ) -> RuleActivation | None:
+        """See :meth:`Ledger.activate_rules`: the compare-and-set runs under ``_rules_lock``."""
         at = validate_rule_change(by, reason, now, version)
 
-        def work(tx: Tx) -> RuleActivation:
+        def work(tx: Tx) -> RuleActivation | None:
             self._rules_lock(tx)
             current = self._current_activation(tx)
+            if only_if_none and current is not None:
+                return None
             active = None if current is None else current.version
             check_activation(active, version, lambda n: self._rule_exists(tx, n))
+            self._check_target(tx, version, check)
             return self._append_activation(tx, current, version, ACTIVATE, at, by, reason)
 
         return self.transaction(work)
 
     def rollback_rules(
-        self, by: str, reason: str, now: datetime, to: int | None = None
+        self,
+        by: str,
+        reason: str,
+        now: datetime,
+        to: int | None = None,
+        *,
+        check: RuleCheck | None = None,
     ) -> RuleActivation:
         """See :meth:`Ledger.rollback_rules`."""
         at = validate_rule_change(by, reason, now, to, "to")
@@ -743,9 +775,15 @@ class SqlLedger(Ledger):
                 to,
                 lambda n: self._rule_exists(tx, n),
             )
+            self._check_target(tx, target, check)
             return self._append_activation(tx, current, target, ROLLBACK, at, by, reason)
 
         return self.transaction(work)
+
+    def active_rule_version(self) -> int | None:
+        """See :meth:`Ledger.active_rule_version`: the last activation by its primary key."""
+        row = self.transaction(lambda tx: tx.one(_ACTIVE_VERSION))
+        return None if row is None else int(row[0])
 
     def active_rules(self) -> RuleVersion | None:
         """See :meth:`Ledger.active_rules`: the latest activation by its primary key, one query."""

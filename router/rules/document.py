@@ -1,19 +1,58 @@
 """Rule-set documents: YAML text in, a validated :class:`RuleSet` out, and back.
 
-The text a planner publishes is stored as written (comments and all); its SHA-256 is the
-version's digest. :func:`canonical_text` is the normal form used to compare two rule sets.
+The text a planner publishes is stored as written (comments and all; the ledger keeps its
+SHA-256). :func:`canonical_text` is the normal form used to compare two rule sets.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
+import re
 
 import yaml
 
 from models.errors import Violations
 from models.network import Network
 from models.rules import RuleSet
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 booleans and no timestamps.
+
+    YAML 1.1 reads ``NO`` (Norway), ``ON`` (Ontario), ``y`` and ``off`` as booleans and
+    ``2026-11-24`` as a date; here only ``true``/``false`` are booleans and dates stay text
+    (the readers of orders and conditions parse them).
+    """
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in (_BOOL, "tag:yaml.org,2002:timestamp")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+NOT_READ = object()
+"""What :func:`read_yaml` returns when the text is not valid YAML."""
+
+
+def read_yaml(text: str, where: str, v: Violations) -> object:
+    """The YAML document in ``text`` (``None`` when empty), or :data:`NOT_READ`.
+
+    A syntax error is recorded in ``v`` at ``where:<line>``.
+    """
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        v.add(where if mark is None else f"{where}:{mark.line + 1}", f"is not valid YAML: {exc}")
+        return NOT_READ
 
 
 def parse_rules(
@@ -24,11 +63,8 @@ def parse_rules(
     ``where`` names the source (``rules.yaml``, ``document``); a YAML syntax error is
     reported with its line (``rules.yaml:7``).
     """
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        v.add(where if mark is None else f"{where}:{mark.line + 1}", f"is not valid YAML: {exc}")
+    document = read_yaml(text, where, v)
+    if document is NOT_READ:
         return None
     if document is None:  # an empty file: the default rules
         return RuleSet()
@@ -53,11 +89,6 @@ def load_rules(text: str, where: str = "rules", network: Network | None = None) 
 def canonical_text(rules: RuleSet) -> str:
     """The rule set as canonical YAML: same rules, same text, whatever the formatting."""
     return yaml.safe_dump(rules.to_raw(), sort_keys=False, allow_unicode=True, width=100)
-
-
-def digest(text: str) -> str:
-    """The SHA-256 of a document as published (hex)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def diff_rules(old: RuleSet, new: RuleSet, old_label: str, new_label: str) -> str:

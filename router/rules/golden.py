@@ -41,11 +41,8 @@ A failed expectation reads like ``lines.1: shipped from ST-CHI, expected DC-EAST
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
-
-import yaml
 
 from models import fields as f
 from models.errors import Violations
@@ -54,6 +51,7 @@ from models.order import Order, OrderLine, ShipTo
 from models.plan import Plan, SolveStatus
 from models.rules import RuleSet
 from router.engine.route import route_order
+from router.rules.document import NOT_READ, read_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +103,6 @@ class CaseResult:
 # Reading
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that keeps unquoted dates and timestamps as text (the order reads them)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
 _SUITE_KEYS = ("stock", "cases")
 _CASE_KEYS = ("name", "order", "expect")
 _EXPECT_KEYS = tuple(fld.name for fld in fields(Expectation))
@@ -130,11 +119,8 @@ def parse_suite(text: str, where: str, v: Violations, network: Network) -> Golde
     ``where`` names the source (``golden.yaml``); a YAML syntax error is reported with
     its line (``golden.yaml:7``). Returns ``None`` after any violation.
     """
-    try:
-        document = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        v.add(where if mark is None else f"{where}:{mark.line + 1}", f"is not valid YAML: {exc}")
+    document = read_yaml(text, where, v)
+    if document is NOT_READ:
         return None
     if document is None:
         document = {}
@@ -142,7 +128,7 @@ def parse_suite(text: str, where: str, v: Violations, network: Network) -> Golde
         v.add(where, "must be a mapping with cases (and optionally stock)")
         return None
     found = Violations(f"{where}:")
-    _unknown(document, _SUITE_KEYS, found)
+    f.unknown_keys(document, _SUITE_KEYS, found)
     stock = _stock(document.get("stock"), found, network)
     cases = _cases(document.get("cases"), found, network)
     v.extend(found.items)
@@ -160,12 +146,6 @@ def load_suite(text: str, where: str, network: Network) -> GoldenSuite:
     return suite
 
 
-def _unknown(raw: Mapping[Any, object], known: Sequence[str], v: Violations) -> None:
-    """Record every key of ``raw`` that is not ``known``."""
-    for key in sorted(set(map(str, raw)) - set(known)):
-        v.add(key, f"is not a known key (known: {', '.join(known)})")
-
-
 def _stock(raw: object, v: Violations, network: Network) -> Stock | None:
     """The suite's stock positions, ``None`` when the suite gives none."""
     if raw is None:
@@ -173,30 +153,15 @@ def _stock(raw: object, v: Violations, network: Network) -> Stock | None:
     if not isinstance(raw, list):
         v.add("stock", "must be a list of {node_id, sku, on_hand, safety_stock, reserved}")
         return None
-    positions: list[StockPosition] = []
-    seen: set[tuple[str, str]] = set()
+    rows = Violations(v.path("stock"))
     for i, row in enumerate(raw):
-        sub = Violations(v.path(f"stock[{i}]"))
-        if not isinstance(row, dict):
-            sub.add("", "must be a mapping {node_id, sku, on_hand, safety_stock, reserved}")
-            v.extend(sub.items)
-            continue
-        _unknown(row, _STOCK_KEYS, sub)
-        position = StockPosition.from_raw({str(k): x for k, x in row.items()}, sub)
-        node_id = f.text(row, "node_id", Violations())
-        sku = f.text(row, "sku", Violations())
-        if node_id is not None and network.node(node_id) is None:
-            sub.add("node_id", f"unknown node {node_id!r}")
-        if sku is not None and sku not in network.skus:
-            sub.add("sku", f"unknown sku {sku!r}")
-        if node_id is not None and sku is not None:
-            if (node_id, sku) in seen:
-                sub.add("", f"duplicates an earlier position {node_id}/{sku}")
-            seen.add((node_id, sku))
-        v.extend(sub.items)
-        if position is not None and not sub:
-            positions.append(position)
-    return Stock.of(positions)
+        if isinstance(row, dict):
+            typos = Violations(rows.path(f"[{i}]"))
+            f.unknown_keys(row, _STOCK_KEYS, typos)
+            rows.extend(typos.items)
+    stock = Stock.from_rows(raw, rows, network)
+    v.extend(rows.items)
+    return None if rows else stock
 
 
 def _cases(raw: object, v: Violations, network: Network) -> list[GoldenCase]:
@@ -223,7 +188,7 @@ def _case(item: object, v: Violations, network: Network) -> tuple[str | None, Go
     if not isinstance(item, dict):
         v.add("", "must be a mapping {name, order, expect}")
         return None, None
-    _unknown(item, _CASE_KEYS, v)
+    f.unknown_keys(item, _CASE_KEYS, v)
     name = f.text(item, "name", v)
     raw_order = item.get("order")
     order = _order(raw_order, v, network)
@@ -240,18 +205,18 @@ def _order(raw: object, v: Violations, network: Network) -> Order | None:
         v.add("order", "must be a mapping, as a line of orders.jsonl")
         return None
     sub = Violations(v.path("order"))
-    _unknown(raw, _ORDER_KEYS, sub)
+    f.unknown_keys(raw, _ORDER_KEYS, sub)
     ship_to = raw.get("ship_to")
     if isinstance(ship_to, dict):
         nested = Violations(sub.path("ship_to"))
-        _unknown(ship_to, _SHIP_TO_KEYS, nested)
+        f.unknown_keys(ship_to, _SHIP_TO_KEYS, nested)
         sub.extend(nested.items)
     lines = raw.get("lines")
     if isinstance(lines, list):
         for i, line in enumerate(lines):
             if isinstance(line, dict):
                 nested = Violations(sub.path(f"lines[{i}]"))
-                _unknown(line, _LINE_KEYS, nested)
+                f.unknown_keys(line, _LINE_KEYS, nested)
                 sub.extend(nested.items)
     order = Order.from_raw({str(k): x for k, x in raw.items()}, sub, network)
     v.extend(sub.items)
@@ -279,7 +244,7 @@ def _expectation(
         v.add("expect", f"must be a mapping that sets at least one of {', '.join(_EXPECT_KEYS)}")
         return None
     sub = Violations(v.path("expect"))
-    _unknown(raw, _EXPECT_KEYS, sub)
+    f.unknown_keys(raw, _EXPECT_KEYS, sub)
     for key in _EXPECT_KEYS:
         if key in raw and raw[key] is None:
             sub.add(key, "has no value (leave the key out to check nothing)")
@@ -291,10 +256,11 @@ def _expectation(
         sub.add("step", f"must be primary, relax_sla+<n>d, backorder or reject, got {step!r}")
     lines = _expected_lines(raw, sub, line_ids, network)
     node_types = {
-        _node_type(name, path, sub) for path, name in _names(raw, "not_from_node_types", sub)
+        NodeType.parse(name, path, sub)
+        for path, name in f.names(raw, "not_from_node_types", sub) or ()
     }
     nodes = set()
-    for path, node_id in _names(raw, "not_from_nodes", sub):
+    for path, node_id in f.names(raw, "not_from_nodes", sub) or ():
         if network.node(node_id) is None:
             sub.add(path, f"unknown node {node_id!r}")
         nodes.add(node_id)
@@ -350,33 +316,6 @@ def _expected_lines(
         out[line_id] = node_id
     v.extend(sub.items)
     return out
-
-
-def _names(raw: Mapping[str, object], key: str, v: Violations) -> list[tuple[str, str]]:
-    """A name or a non-empty list of names, each with its path (``key`` or ``key[i]``)."""
-    value = raw.get(key)
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    if not items or isinstance(value, dict):
-        v.add(key, "must be a name or a non-empty list of names")
-        return []
-    out = []
-    for i, item in enumerate(items):
-        path = f"{key}[{i}]" if isinstance(value, list) else key
-        if isinstance(item, bool) or not isinstance(item, str | int) or not str(item).strip():
-            v.add(path, f"must be a non-empty name, got {item!r}")
-        else:
-            out.append((path, str(item).strip()))
-    return out
-
-
-def _node_type(name: str, path: str, v: Violations) -> NodeType | None:
-    try:
-        return NodeType(name.lower())
-    except ValueError:
-        v.add(path, f"must be one of {'|'.join(NodeType)}, got {name!r}")
-        return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -478,17 +417,3 @@ def _line_failure(line_id: str, expected: str, order: Order, plan: Plan) -> str 
             parts.append(f"{units} unit(s) not shipped ({reasons})")
         said = "; ".join(parts)
     return f"lines.{line_id}: {said}, expected {expected}"
-
-
-def summary(results: Sequence[CaseResult]) -> str:
-    """A readable report: one ``PASS``/``FAIL`` line per case, its failures indented below.
-
-    The last line counts the cases that passed and failed.
-    """
-    lines = []
-    for result in results:
-        lines.append(f"{'PASS' if result.passed else 'FAIL'}  {result.name}")
-        lines.extend(f"      {failure}" for failure in result.failures)
-    failed = sum(not r.passed for r in results)
-    lines.append(f"{len(results) - failed} passed, {failed} failed")
-    return "\n".join(lines)

@@ -36,7 +36,6 @@ from models.plan import Plan, StrategyOutcome
 from models.rules import FallbackAction, Policy, RuleSet, Strategy
 from router.engine.arrays import network_arrays, node_filter
 from router.engine.route import route_order
-from router.engine.solve import plan_order
 
 
 class Severity(StrEnum):
@@ -216,35 +215,45 @@ def _idle_weights(
     orders: Sequence[Order],
     progress: Callable[[int], None] | None,
 ) -> list[Finding]:
-    """``weight-changes-nothing``: plan each order with the weight as set and at zero.
+    """``weight-changes-nothing``: route each order with the weight as set and at zero.
 
-    A strategy is judged on the orders that reach it (routing them under ``rules`` tries
-    it). A weight it sets itself is judged on its own, at ``strategies[i].weights.<w>``; a
-    weight it inherits (from ``defaults`` or the built-in defaults) once, on the orders of
-    every strategy that inherits it, at ``defaults.weights.<w>``: it is idle only when it
-    changes no plan of any of them.
+    Orders are routed under the whole rule set, so a weight that matters only at a
+    relaxation step or after a fallback counts. A strategy is judged on the orders that
+    reach it (their routing tries it: zeroing its weights cannot change any other order).
+    A weight it sets itself is judged on its own, at ``strategies[i].weights.<w>``; a
+    weight it inherits (from ``defaults`` or the built-in defaults) once, zeroed in every
+    strategy that inherits it, at ``defaults.weights.<w>``: it is idle only when it changes
+    no plan of any of their orders.
     """
-    applies: list[list[Order]] = [[] for _ in rules.strategies]
     index = {s.name: i for i, s in enumerate(rules.strategies)}
-    for order in orders:
-        for trial in route_order(order, network, stock, rules).trials:
+    reached: list[set[int]] = [set() for _ in rules.strategies]
+    decisions = []
+    for k, order in enumerate(orders):
+        plan = route_order(order, network, stock, rules)
+        decisions.append(_decision(plan))
+        for trial in plan.trials:
             if trial.outcome in (StrategyOutcome.APPLIED, StrategyOutcome.FELL_BACK):
-                applies[index[trial.strategy]].append(order)
-    plans: dict[tuple[int, int], tuple[object, ...]] = {}  # (strategy, order) → decision
-    planned = 0
+                reached[index[trial.strategy]].add(k)
+    planned = len(orders)
 
-    def changes(i: int, weight: str) -> bool:
+    def changes(zeroed: Sequence[int], weight: str) -> bool:
+        """Whether zeroing ``weight`` in the strategies ``zeroed`` changes any plan."""
         nonlocal planned
-        strategy = rules.strategies[i]
         zero: object = {} if weight == "unit_penalty_by_node_type" else 0.0
-        without = replace(strategy.policy, **{weight: zero})  # type: ignore[arg-type]
-        for k, order in enumerate(applies[i]):
-            if (i, k) not in plans:
-                plans[i, k] = _decision(plan_order(order, network, stock, strategy.policy))
+        variant = replace(
+            rules,
+            strategies=tuple(
+                replace(s, policy=replace(s.policy, **{weight: zero}))  # type: ignore[arg-type]
+                if i in zeroed
+                else s
+                for i, s in enumerate(rules.strategies)
+            ),
+        )
+        for k in sorted(set().union(*(reached[i] for i in zeroed))):
             planned += 1
             if progress is not None:
                 progress(planned)
-            if _decision(plan_order(order, network, stock, without)) != plans[i, k]:
+            if _decision(route_order(orders[k], network, stock, variant)) != decisions[k]:
                 return True
         return False
 
@@ -252,15 +261,16 @@ def _idle_weights(
     for weight in CHECKED_WEIGHTS:
         heirs = []
         for i, strategy in enumerate(rules.strategies):
-            if not getattr(strategy.policy, weight) or not applies[i]:
+            if not getattr(strategy.policy, weight) or not reached[i]:
                 continue
             if weight not in strategy.overrides:
                 heirs.append(i)
-            elif not changes(i, weight):
-                n = len(applies[i])
-                out.append(_idle(f"strategies[{i}].weights.{weight}", n, repr(strategy.name)))
-        if heirs and not any(changes(i, weight) for i in heirs):
-            n = sum(len(applies[i]) for i in heirs)
+            elif not changes([i], weight):
+                out.append(
+                    _idle(f"strategies[{i}].weights.{weight}", len(reached[i]), repr(strategy.name))
+                )
+        if heirs and not changes(heirs, weight):
+            n = len(set().union(*(reached[i] for i in heirs)))
             names = ", ".join(repr(rules.strategies[i].name) for i in heirs)
             out.append(_idle(f"defaults.weights.{weight}", n, names))
     return sorted(out, key=lambda f: f.path)
@@ -272,7 +282,7 @@ def _idle(path: str, n_orders: int, strategies: str) -> Finding:
 
 
 def _decision(plan: Plan) -> tuple[object, ...]:
-    """What a plan decides: which node ships which units of which line, what is left."""
+    """What a plan decides: strategy, step, which node ships which units, what is left."""
     shipped = sorted((s.node_id, x.line_id, x.quantity) for s in plan.shipments for x in s.lines)
     left = sorted((u.line_id, u.quantity) for u in plan.unfulfilled)
-    return (plan.status, tuple(shipped), tuple(left))
+    return (plan.strategy, plan.step, plan.status, tuple(shipped), tuple(left))

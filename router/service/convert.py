@@ -17,7 +17,7 @@ from google.protobuf import duration_pb2, json_format
 
 from models.errors import Violations
 from models.money import from_units
-from models.network import Network, Stock, StockPosition
+from models.network import Network, Stock
 from models.order import Order
 from models.plan import (
     Alternative,
@@ -462,27 +462,16 @@ def stock_from_proto(
     ignored: it follows from the other counts.
     """
     v = Violations(field)
-    seen: set[tuple[str, str]] = set()
-    out: list[StockPosition] = []
-    for i, p in enumerate(positions):
-        at = f"[{i}]"
-        if network.node(p.node_id) is None:
-            v.add(f"{at}.node_id", f"unknown node {p.node_id!r}")
-        if p.sku not in network.skus:
-            v.add(f"{at}.sku", f"unknown sku {p.sku!r}")
-        for name, value in (
-            ("on_hand", p.on_hand),
-            ("safety_stock", p.safety_stock),
-            ("reserved", p.reserved),
-        ):
-            if value < 0:
-                v.add(f"{at}.{name}", f"must be >= 0, got {value}")
-        if (p.node_id, p.sku) in seen:
-            v.add(at, f"duplicates an earlier position {p.node_id}/{p.sku}")
-        seen.add((p.node_id, p.sku))
-        out.append(StockPosition(p.node_id, p.sku, p.on_hand, p.safety_stock, p.reserved))
+    rows = [
+        json_format.MessageToDict(
+            p, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+        for p in positions
+    ]
+    stock = Stock.from_rows(rows, v, network)
     v.raise_if_any()
-    return Stock.of(out)
+    assert stock is not None
+    return stock
 
 
 def rule_version_to_proto(version: RuleVersion, *, document: bool) -> router_pb2.RuleVersion:

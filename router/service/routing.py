@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import grpc
 
-from models.errors import StockConflictError
+from models.errors import RuleVersionStateError, StockConflictError
 from models.network import Network
 from models.order import Order
 from models.plan import Plan, SolveStatus
@@ -22,7 +21,7 @@ from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.ledger import Ledger
 from router.ledger.base import NoReservationError
-from router.rules.document import load_rules
+from router.rules.publish import version_rules
 from router.service.convert import (
     plan_order_args_from_proto,
     plan_to_proto,
@@ -44,10 +43,12 @@ FEASIBLE or NO_SOLUTION, may ship something when retried)."""
 class RuleSets:
     """The rule sets of published versions, each parsed once; and the one active now.
 
-    Versions are immutable, so a parsed version is cached in-process for good. The active
-    version is read from the ledger on every call (one indexed lookup), so an activation
-    through any replica takes effect on every replica at its next request. ``fallback``
-    (the scenario's rules, ``name@draft``) serves only while no version is active.
+    Versions are immutable, so a parsed version is cached in-process for good. The number
+    of the active version is read from the ledger on every call (one primary-key lookup,
+    no document), so an activation through any replica takes effect on every replica at
+    its next request; the document is fetched only for a version not parsed yet.
+    ``fallback`` (the scenario's rules, ``name@draft``) serves only while no version is
+    active.
     """
 
     def __init__(self, ledger: Ledger, network: Network, fallback: RuleSet) -> None:
@@ -58,32 +59,34 @@ class RuleSets:
         self._lock = threading.Lock()
 
     def of(self, version: RuleVersion) -> RuleSet:
-        """The rule set of a published ``version``, labelled ``name@vN``."""
+        """The rule set of a published ``version``, labelled ``name@vN``.
+
+        Raises RuleVersionStateError when it does not load on this network.
+        """
         with self._lock:
             cached = self._parsed.get(version.version)
         if cached is not None:
             return cached
-        rules = replace(
-            load_rules(version.document, f"v{version.version}", self._network),
-            version=version.version,
-        )
+        rules = version_rules(version, self._network)
         with self._lock:
             return self._parsed.setdefault(version.version, rules)
 
     def active(self) -> RuleSet:
         """The active version's rule set; the fallback while none is active."""
-        version = self._ledger.active_rules()
-        if version is None:
+        number = self._ledger.active_rule_version()
+        if number is None:
             return self._fallback
+        with self._lock:
+            cached = self._parsed.get(number)
+        if cached is not None:
+            return cached
         try:
-            return self.of(version)
-        except Exception as exc:
-            # A stored version no longer fits this server's network: a server fault, not
-            # the client's; logged, and the RPC fails INTERNAL rather than routing with
-            # other rules than the active ones.
-            raise RuntimeError(
-                f"active rule set version {version.version} does not load on this network"
-            ) from exc
+            return self.of(self._ledger.rule_version(number))
+        except RuleVersionStateError as exc:
+            # Activations check that the version loads, so this is a replica whose network
+            # differs from the one that activated it: a server fault, not the client's;
+            # logged, and the RPC fails INTERNAL rather than routing with other rules.
+            raise RuntimeError(f"active rule set {exc}") from exc
 
 
 class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):

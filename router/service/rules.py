@@ -1,39 +1,34 @@
 """The RulesService servicer: rule sets checked, driven, published, activated, compared.
 
 It validates, lints, tests and test-drives rule-set documents; publishes, activates and
-rolls back versions in the ledger; lists, shows and diffs them. The checks a publish
-requires (:func:`publish_checks`) and the answers of the calls without side effects
-(:func:`validate_response`, :func:`lint_response`, :func:`test_response`, :func:`drive`)
-are plain functions, so that ``router rules`` runs them locally on files exactly as the
-server runs them on requests.
+rolls back versions in the ledger; lists, shows and diffs them. The checks themselves are
+pure (router/rules/publish.py, shared with ``router serve`` and ``router rules``); this
+module adds the wire: requests in, :func:`validate_response`, :func:`lint_response` and
+:func:`test_response` out (the command line prints the same answers for local files).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import grpc
 
-from models.errors import (
-    FieldViolation,
-    InvalidArgumentError,
-    Refusal,
-    RulesRefusedError,
-    Violations,
-)
-from models.network import Network, Stock
+from models.errors import FieldViolation, InvalidArgumentError, Violations
+from models.network import Stock
 from models.order import Order
-from models.plan import Plan
+from models.rule_versions import RuleVersion
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.engine import route_order
-from router.engine.solve import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
+from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.ledger import Ledger
-from router.rules.document import canonical_text, diff_rules, digest, load_rules, parse_rules
-from router.rules.golden import CaseResult, GoldenSuite, parse_suite, run_suite
-from router.rules.lint import Finding, Severity, lint_rules
+from router.rules.document import canonical_text, diff_rules, load_rules
+from router.rules.golden import CaseResult, parse_suite, run_suite
+from router.rules.lint import Finding, lint_rules
+from router.rules.publish import lint_text, parse_document, publish_checks, suite_skus
 from router.service.convert import (
     golden_result_to_proto,
     lint_finding_to_proto,
@@ -47,18 +42,14 @@ from router.service.errors import abort_on_error
 from router.service.routing import DEADLINE_MARGIN_S, RuleSets
 from router.v1 import router_pb2, router_pb2_grpc
 
-DOCUMENT = "document"
-"""The request field holding a rule-set document; its YAML syntax errors read ``document:7``."""
 GOLDEN = "golden"
 """The request field holding a golden-order suite; its violations read ``golden:cases[0]…``."""
 
-LINT = "LINT"
-"""PreconditionFailure violation type of a lint error (subject: its path in the document)."""
-GOLDEN_CASE = "GOLDEN"
-"""PreconditionFailure violation type of a failing golden case (subject: the case's name)."""
+_PROTO_FIELDS = {"by": "actor", "to": "to_version"}
+"""The ledger's argument names that differ from the request fields they come from."""
 
 
-# --- the checks, shared with the command line ---------------------------------------------
+# --- the answers, shared with the command line --------------------------------------------
 
 
 def validate_response(rules: RuleSet) -> router_pb2.ValidateRulesResponse:
@@ -83,108 +74,39 @@ def test_response(results: Sequence[CaseResult]) -> router_pb2.TestRulesResponse
     )
 
 
-def suite_skus(suite: GoldenSuite) -> set[str]:
-    """The SKUs the suite's orders ask for (the live stock a run needs)."""
-    return {line.sku for case in suite.cases for line in case.order.lines}
-
-
-def run_golden(
-    suite: GoldenSuite, rules: RuleSet, network: Network, live: Stock
-) -> tuple[CaseResult, ...]:
-    """Run ``suite`` under ``rules``: against its own stock when it has some, else ``live``."""
-    return run_suite(suite, rules, network, suite.stock if suite.stock is not None else live)
-
-
-def refusals(findings: Sequence[Finding], results: Sequence[CaseResult]) -> list[Refusal]:
-    """Why a publish is refused: each lint error and each failing golden case."""
-    out = [
-        Refusal(LINT, f.path, f"{f.message} [{f.code}]")
-        for f in findings
-        if f.severity is Severity.ERROR
-    ]
-    out += [Refusal(GOLDEN_CASE, r.name, "; ".join(r.failures)) for r in results if not r.passed]
-    return out
-
-
-def publish_checks(
-    rules: RuleSet, suite: GoldenSuite | None, network: Network, live: Stock
-) -> tuple[tuple[Finding, ...], tuple[CaseResult, ...]]:
-    """Lint ``rules`` and run ``suite`` (when given); the warnings and the results.
-
-    The suite's orders (on its stock, else ``live``) are the orders lint judges weights on.
-    Raises :class:`RulesRefusedError` naming every lint error and every failing case; both
-    checks run first, so one refusal lists every problem.
-    """
-    results: tuple[CaseResult, ...] = ()
-    if suite is None:
-        findings = lint_rules(rules, network)
-    else:
-        stock = suite.stock if suite.stock is not None else live
-        findings = lint_rules(rules, network, stock, [case.order for case in suite.cases])
-        results = run_golden(suite, rules, network, live)
-    refused = refusals(findings, results)
-    if refused:
-        raise RulesRefusedError(refused)
-    return tuple(f for f in findings if f.severity is Severity.WARNING), results
-
-
-def lint_text(warnings: Sequence[Finding]) -> str:
-    """Lint warnings as stored with a version: one per line."""
-    return "\n".join(str(w) for w in warnings)
-
-
-def drive(
-    rules: RuleSet,
-    order: Order,
-    network: Network,
-    stock: Stock,
-    *,
-    capacity_used: dict[str, int] | None = None,
-    stop: Stop | None = None,
-    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
-    engine: str = FAST,
-    explain: bool = False,
-) -> Plan:
-    """The plan ``rules`` make for ``order`` against ``stock``; no side effects.
-
-    With ``explain`` the runner-up is computed too, as PlanOrder does.
-    """
-    return route_order(
-        order,
-        network,
-        stock,
-        rules,
-        capacity_used=capacity_used,
-        stop=stop,
-        time_limit_s=time_limit_s,
-        engine=engine,
-        alternatives=1 if explain else 0,
-    )
-
-
-def parse_document(text: str, v: Violations, network: Network | None) -> RuleSet | None:
-    """The rule set of a request's ``document``; every violation recorded in ``v``.
-
-    Paths are those inside the document (``strategies[2].filters.max_distance_km``); a YAML
-    syntax error names its line (``document:7``), an empty document ``document``.
-    """
-    if not text.strip():
-        v.add(DOCUMENT, "must not be empty")
-        return None
-    found = Violations()
-    rules = parse_rules(text, DOCUMENT, found, network)
-    prefix = f"{DOCUMENT}:"
-    for item in found.items:
-        inner = item.field.removeprefix(prefix)
-        keep = inner == item.field or not inner or inner.isdigit()
-        v.extend([item if keep else FieldViolation(inner, item.description)])
-    return rules
-
-
 def required_text(value: str, field: str, v: Violations) -> None:
     """Record a violation on ``field`` when ``value`` is blank."""
     if not value.strip():
         v.add(field, "must not be empty")
+
+
+def check_version_field(value: int, field: str, v: Violations) -> None:
+    """Record a violation on ``field`` when the version number ``value`` is below 1."""
+    if value < 1:
+        v.add(field, f"must be >= 1, got {value}")
+
+
+def check_change(actor: str, reason: str, v: Violations) -> None:
+    """A publish, activation or rollback names who (``actor``) and why (``reason``)."""
+    required_text(actor, "actor", v)
+    required_text(reason, "reason", v)
+
+
+@contextmanager
+def request_fields() -> Iterator[None]:
+    """Re-name the ledger's argument violations after the request fields (``by`` → ``actor``).
+
+    The servicer checks its requests itself, with the proto's field names, before it calls
+    the ledger; should the ledger still refuse an argument, the client is told the field
+    it sent, not the ledger's parameter.
+    """
+    try:
+        yield
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(
+            FieldViolation(_PROTO_FIELDS.get(x.field, x.field), x.description)
+            for x in exc.violations
+        ) from exc
 
 
 # --- the servicer ----------------------------------------------------------------------
@@ -224,6 +146,14 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
     def _live(self, skus: set[str]) -> Stock:
         return self._ledger.stock(skus)
 
+    def _loads(self, version: RuleVersion) -> None:
+        """Refuse (RuleVersionStateError) a version that does not load on this network.
+
+        Called by the ledger with the version about to become active; a version that
+        loads is parsed into the cache routing reads, ready for the next request.
+        """
+        self._rule_sets.of(version)
+
     def ValidateRules(
         self, request: router_pb2.ValidateRulesRequest, context: grpc.ServicerContext
     ) -> router_pb2.ValidateRulesResponse:
@@ -262,7 +192,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
             suite = parse_suite(request.golden, GOLDEN, v, self._network)
             v.raise_if_any()
             assert rules is not None and suite is not None
-            results = run_golden(suite, rules, self._network, self._live(suite_skus(suite)))
+            results = run_suite(suite, rules, self._network, self._live(suite_skus(suite)))
             return test_response(results)
 
     def TestDrive(
@@ -276,8 +206,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
             if which == "document":
                 rules = parse_document(request.document, v, self._network)
             elif which == "version":
-                if request.version < 1:
-                    v.add("version", f"must be >= 1, got {request.version}")
+                check_version_field(request.version, "version", v)
             else:
                 v.add("rules", "set document or version")
             order: Order | None = None
@@ -305,16 +234,16 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
             stop = Stop(time_limit_s=limit_s)
             if not context.add_callback(stop.set):
                 stop.set()
-            plan = drive(
-                rules,
+            plan = route_order(
                 order,
                 self._network,
                 stock,
+                rules,
                 capacity_used=used,
                 stop=stop,
                 time_limit_s=limit_s,
                 engine=self._engine,
-                explain=request.explain,
+                alternatives=1 if request.explain else 0,  # the runner-up, as PlanOrder
             )
             return router_pb2.TestDriveResponse(plan=plan_to_proto(plan, explain=request.explain))
 
@@ -324,8 +253,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
         """Validate, lint, test, then store the next version (idempotent by digest)."""
         with abort_on_error(context):
             v = Violations()
-            required_text(request.actor, "actor", v)
-            required_text(request.reason, "reason", v)
+            check_change(request.actor, request.reason, v)
             rules = parse_document(request.document, v, self._network)
             suite = None
             if request.golden.strip():
@@ -333,16 +261,16 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
             v.raise_if_any()
             assert rules is not None
             live = self._live(suite_skus(suite)) if suite is not None else Stock.of(())
-            warnings, results = publish_checks(rules, suite, self._network, live)
-            stored = self._ledger.publish_rules(
-                rules.name,
-                request.document,
-                digest(request.document),
-                request.actor.strip(),
-                request.reason.strip(),
-                lint_text(warnings),
-                datetime.now(UTC),
-            )
+            warnings, results = publish_checks(rules, self._network, suite, live)
+            with request_fields():
+                stored = self._ledger.publish_rules(
+                    rules.name,
+                    request.document,
+                    request.actor.strip(),
+                    request.reason.strip(),
+                    lint_text(warnings),
+                    datetime.now(UTC),
+                ).version
             return router_pb2.PublishRulesResponse(
                 version=rule_version_to_proto(stored, document=True),
                 findings=[lint_finding_to_proto(w) for w in warnings],
@@ -352,34 +280,48 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
     def ActivateRules(
         self, request: router_pb2.ActivateRulesRequest, context: grpc.ServicerContext
     ) -> router_pb2.ActivateRulesResponse:
-        """Make a published version active; recorded with who, when and why."""
+        """Make a published version active; recorded with who, when and why.
+
+        The version must load on this server's network (FAILED_PRECONDITION otherwise).
+        """
         with abort_on_error(context):
             v = Violations()
-            if request.version < 1:
-                v.add("version", f"must be >= 1, got {request.version}")
-            required_text(request.actor, "actor", v)
-            required_text(request.reason, "reason", v)
+            check_version_field(request.version, "version", v)
+            check_change(request.actor, request.reason, v)
             v.raise_if_any()
-            activation = self._ledger.activate_rules(
-                request.version, request.actor.strip(), request.reason.strip(), datetime.now(UTC)
-            )
+            with request_fields():
+                activation = self._ledger.activate_rules(
+                    request.version,
+                    request.actor.strip(),
+                    request.reason.strip(),
+                    datetime.now(UTC),
+                    check=self._loads,
+                )
+            assert activation is not None, "an unconditional activation records one"
             return router_pb2.ActivateRulesResponse(activation=rule_activation_to_proto(activation))
 
     def RollbackRules(
         self, request: router_pb2.RollbackRulesRequest, context: grpc.ServicerContext
     ) -> router_pb2.RollbackRulesResponse:
-        """Go back to the version active before the current one, or to ``to_version``."""
+        """Go back to the version active before the current one, or to ``to_version``.
+
+        The target must load on this server's network (FAILED_PRECONDITION otherwise).
+        """
         with abort_on_error(context):
             v = Violations()
             to = request.to_version if request.HasField("to_version") else None
-            if to is not None and to < 1:
-                v.add("to_version", f"must be >= 1, got {to}")
-            required_text(request.actor, "actor", v)
-            required_text(request.reason, "reason", v)
+            if to is not None:
+                check_version_field(to, "to_version", v)
+            check_change(request.actor, request.reason, v)
             v.raise_if_any()
-            activation = self._ledger.rollback_rules(
-                request.actor.strip(), request.reason.strip(), datetime.now(UTC), to
-            )
+            with request_fields():
+                activation = self._ledger.rollback_rules(
+                    request.actor.strip(),
+                    request.reason.strip(),
+                    datetime.now(UTC),
+                    to,
+                    check=self._loads,
+                )
             return router_pb2.RollbackRulesResponse(activation=rule_activation_to_proto(activation))
 
     def ListRuleVersions(
@@ -402,8 +344,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
         """One version with its document as published; NOT_FOUND when there is none."""
         with abort_on_error(context):
             v = Violations()
-            if request.version < 1:
-                v.add("version", f"must be >= 1, got {request.version}")
+            check_version_field(request.version, "version", v)
             v.raise_if_any()
             stored = self._ledger.rule_version(request.version)
             return router_pb2.GetRuleVersionResponse(
@@ -416,12 +357,8 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
         """A unified diff of two versions' canonical documents, labelled ``vA`` and ``vB``."""
         with abort_on_error(context):
             v = Violations()
-            for field, number in (
-                ("from_version", request.from_version),
-                ("to_version", request.to_version),
-            ):
-                if number < 1:
-                    v.add(field, f"must be >= 1, got {number}")
+            check_version_field(request.from_version, "from_version", v)
+            check_version_field(request.to_version, "to_version", v)
             v.raise_if_any()
             old = self._ledger.rule_version(request.from_version)
             new = self._ledger.rule_version(request.to_version)

@@ -18,11 +18,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from models.errors import RuleVersionStateError
+from models.errors import RulesRefusedError, RuleVersionStateError
 from models.order import Order, OrderLine, ShipTo
+from models.rule_versions import RuleVersion
 from models.scenario import Scenario
 from router.ledger import DEFAULT_LEDGER_URL, Ledger, open_ledger
-from router.rules.document import canonical_text, digest, load_rules
+from router.rules.document import canonical_text, load_rules
+from router.rules.publish import lint_text, publish_checks, version_rules
 from router.scenario import order_to_json
 from router.service.inventory import InventoryServicer
 from router.service.routing import RoutingServicer, RuleSets
@@ -61,8 +63,8 @@ class ServerConfig:
     sweep_interval_s: float = 5.0
     """How often the sweeper expires lapsed reservations (``Ledger.expire``)."""
     rules_file: Path | None = None
-    """A rules.yaml published (its text as is) and activated at startup, unless it is the
-    active version already (``router serve --rules``); see :func:`bootstrap_rules`."""
+    """A rules.yaml published (its text as is) at startup and activated when it is new to
+    the ledger or nothing is active (``router serve --rules``); see :func:`bootstrap_rules`."""
 
 
 class Sweeper:
@@ -155,37 +157,80 @@ def open_seeded_ledger(url: str, scenario: Scenario) -> Ledger:
 
 
 def bootstrap_rules(ledger: Ledger, scenario: Scenario, rules_file: Path | None = None) -> None:
-    """Make sure a rule-set version is active before the server answers.
+    """Make sure a rule-set version is active before the server answers, overriding none.
 
-    With ``rules_file``, its text is published (idempotent by digest) and activated unless
-    it is the active version already. Without, and only when no version is active, the
-    scenario's rules are published as their canonical document and activated. Replicas
-    starting together may race: publishing is idempotent, and an activation that another
-    replica made first ("already active") is fine.
+    A document is published only after the checks PublishRules runs without a golden
+    suite (validation against the network, lint: :func:`router.rules.publish.publish_checks`);
+    lint errors refuse start-up (:class:`RulesRefusedError` naming each), warnings are
+    stored with the version.
+
+    - Without ``rules_file``, and only when no version is active, the scenario's rules are
+      published as their canonical document and activated if still none is active: a
+      compare-and-set in the ledger (``only_if_none``), so of replicas starting together
+      exactly one activates, and an activation made meanwhile by anyone else stands.
+    - With ``rules_file``, its text is published as written. It is activated when this
+      publish stored it (the file is new to the ledger), or else only when nothing is
+      active; a file published before leaves the active version alone (a planner's later
+      activation or rollback survives restarts), and which version is active is logged.
+
+    Either way the version that ends up active must load on this server's network
+    (:class:`RuleVersionStateError` otherwise: every plan would fail).
     """
     if rules_file is not None:
         document = rules_file.read_text(encoding="utf-8")
-        name = load_rules(document, rules_file.name, scenario.network).name
-        reason = f"router serve --rules {rules_file.name}"
-    elif ledger.active_rules() is None:
+        where, reason = rules_file.name, f"router serve --rules {rules_file.name}"
+    elif ledger.active_rule_version() is None:
         document = canonical_text(scenario.rules)
-        name = scenario.rules.name
-        reason = "initial rules from the scenario"
+        where, reason = "the scenario's rules", "initial rules from the scenario"
     else:
+        _check_active(ledger, scenario)
         return
-    now = datetime.now(UTC)
-    version = ledger.publish_rules(name, document, digest(document), SERVE_ACTOR, reason, "", now)
-    active = ledger.active_rules()
-    if active is not None and active.version == version.version:
-        return
+    rules = load_rules(document, where, scenario.network)
     try:
-        ledger.activate_rules(version.version, SERVE_ACTOR, reason, now)
-    except RuleVersionStateError:
-        active = ledger.active_rules()
-        if active is None or active.version != version.version:
-            raise
-        return  # another replica activated it first
-    logger.info("activated rule set %s@v%d (%s)", name, version.version, reason)
+        warnings, _ = publish_checks(rules, scenario.network)
+    except RulesRefusedError as refused:
+        logger.error(
+            "%s fail the publish checks:\n%s", where, "\n".join(f"  {r}" for r in refused.refusals)
+        )
+        raise
+    now = datetime.now(UTC)
+    published = ledger.publish_rules(
+        rules.name, document, SERVE_ACTOR, reason, lint_text(warnings), now
+    )
+    number = published.version.version
+
+    def loads(version: RuleVersion) -> None:
+        version_rules(version, scenario.network)
+
+    activated = None
+    if rules_file is not None and published.created:
+        try:
+            activated = ledger.activate_rules(number, SERVE_ACTOR, reason, now, check=loads)
+        except RuleVersionStateError:
+            if ledger.active_rule_version() != number:
+                raise  # not "already active"
+    else:
+        activated = ledger.activate_rules(
+            number, SERVE_ACTOR, reason, now, only_if_none=True, check=loads
+        )
+    if activated is not None:
+        logger.info("activated rule set %s@v%d (%s)", rules.name, number, reason)
+    else:
+        logger.info(
+            "%s is v%d, published before: left v%s active (router rules activate %d switches)",
+            where,
+            number,
+            ledger.active_rule_version(),
+            number,
+        )
+    _check_active(ledger, scenario)
+
+
+def _check_active(ledger: Ledger, scenario: Scenario) -> None:
+    """Raise RuleVersionStateError when the active version does not load on the network."""
+    number = ledger.active_rule_version()
+    if number is not None:
+        version_rules(ledger.rule_version(number), scenario.network)
 
 
 def create_server(

@@ -24,6 +24,7 @@ from models.order import Order, OrderLine
 from models.plan import SolveStatus, StrategyOutcome, UnfulfilledReason
 from models.rules import RuleSet
 from router.engine import route_order
+from router.engine.stop import Stop
 from router.rules.document import load_rules
 from tests.engine.conftest import CREATED, RATES, SKUS, node, order, stock
 
@@ -116,17 +117,21 @@ def test_capabilities_restrict_only_the_lines_that_need_them() -> None:
     assert ships_from(one("weights: {}"), order(("H", 1))) == ["FAR"]
 
 
-def test_held_back_stock_is_explained() -> None:
-    """A node whose stock the buffer holds back is excluded by rule, and the detail says so."""
-    plan = route_order(
-        order(("A", 1)),
-        net(),
-        everywhere("A"),
-        rules(one("filters: {min_buffer_by_node_type: {dc: 10}}")),
-    )
-    far = next(e for e in plan.excluded if e.node_id == "FAR")
-    assert far.reason.value == "FILTERED_BY_RULE"
-    assert "filters.min_buffer_by_node_type" in far.detail
+def test_held_back_stock_is_explained_per_node() -> None:
+    """A node whose stock rules hold back is excluded by rule.
+
+    The detail names only the rules that took stock from that node.
+    """
+    text = one("filters: {min_buffer_by_node_type: {dc: 10}, blocked: [{node_id: STORE, sku: A}]}")
+    plan = route_order(order(("A", 1)), net(), everywhere("A"), rules(text))
+    assert plan.shipments == ()
+    held = "its stock of the order's SKUs is held back by "
+    assert {e.node_id: (e.reason.value, e.detail) for e in plan.excluded} == {
+        "FAR": ("FILTERED_BY_RULE", held + "filters.min_buffer_by_node_type"),
+        "NEAR": ("FILTERED_BY_RULE", held + "filters.min_buffer_by_node_type"),
+        "STORE": ("FILTERED_BY_RULE", held + "filters.blocked (STORE/A)"),
+    }
+    assert plan.unfulfilled[0].reason is UnfulfilledReason.NO_ELIGIBLE_STOCK
 
 
 @pytest.mark.parametrize(
@@ -143,6 +148,29 @@ def test_held_back_stock_is_explained() -> None:
 def test_each_node_weight_moves_the_order(weights: str, expected: str) -> None:
     """Per-unit, priority and distance weights change which node is cheapest."""
     assert ships_from(one(f"weights: {{{weights}}}")) == [expected]
+
+
+def test_priority_bonus_charges_points_below_the_top_even_when_all_are_negative() -> None:
+    """The top node pays no priority penalty whatever the priorities' sign.
+
+    All at priority −5 but NEAR at −3: NEAR pays 0, the others 2 points each; with a bonus
+    of 5 a point FAR (7 + 10) and STORE (9 + 10) lose to NEAR (8).
+    """
+    low = net()
+    nodes = tuple(
+        dataclasses.replace(n, priority=-3 if n.node_id == "NEAR" else -5) for n in low.nodes
+    )
+    network = Network(nodes, low.skus, low.rates)
+    plan = route_order(
+        order(("A", 1)), network, everywhere("A"), load_rules(one("weights: {priority_bonus: 5}"))
+    )
+    assert [x.node_id for x in plan.shipments] == ["NEAR"]
+    assert {c.node_id: c.node_penalty for c in plan.model.candidates} == {
+        "STORE": 10 * 10_000,
+        "NEAR": 0,
+        "FAR": 10 * 10_000,
+    }
+    assert plan.objective == 8 * 10_000
 
 
 def test_priority_bonus_and_distance_appear_in_the_model() -> None:
@@ -304,6 +332,81 @@ def test_later_strategies_are_not_reached_once_one_applies() -> None:
         StrategyOutcome.NOT_REACHED,
         StrategyOutcome.NOT_REACHED,
     ]
+
+
+def test_an_order_that_falls_off_the_end_is_rejected_and_keeps_its_explanation() -> None:
+    """When every matching strategy falls back to next, the order is rejected.
+
+    The plan still explains the last strategy tried (its candidates and exclusions).
+    """
+    text = (
+        "name: t\nstrategies:\n"
+        "  - name: stores\n    filters: {node_types: [store]}\n    fallback: next\n"
+    )
+    plan = route_order(order(("A", 1)), net(), stock(("FAR", "A", 5)), rules(text))
+    assert plan.status is SolveStatus.REJECTED
+    assert plan.detail == "every strategy whose condition holds fell back; none is left"
+    assert plan.trials[0].outcome is StrategyOutcome.FELL_BACK
+    assert {e.node_id: e.reason.value for e in plan.excluded} == {
+        "STORE": "NO_AVAILABLE_STOCK",
+        "NEAR": "FILTERED_BY_RULE",
+        "FAR": "FILTERED_BY_RULE",
+    }
+    assert [u.reason for u in plan.unfulfilled] == [UnfulfilledReason.REJECTED_BY_RULE]
+
+
+def test_alternatives_and_counterfactuals_come_from_the_step_that_made_the_plan() -> None:
+    """Under a rule set, top-k and counterfactuals price the applying strategy's model.
+
+    Stores only (first strategy) has no stock, so 'rest' plans: FAR (7) best, NEAR (8)
+    the runner-up; shipping from STORE costs 9, 2 over the optimum.
+    """
+    text = (
+        "name: t\nstrategies:\n"
+        "  - name: none\n    filters: {node_types: [dark_store]}\n    fallback: next\n"
+        "  - name: rest\n"
+    )
+    plan = route_order(
+        order(("A", 1)),
+        net(),
+        everywhere("A"),
+        load_rules(text),
+        alternatives=1,
+        counterfactual_nodes=("STORE",),
+    )
+    assert plan.strategy == "rest"
+    assert [s.node_id for a in plan.alternatives for s in a.shipments] == ["NEAR"]
+    assert [(c.node_id, c.delta) for c in plan.counterfactuals] == [("STORE", 2 * 10_000)]
+
+
+def test_a_stopped_solve_ends_the_chain_as_it_is() -> None:
+    """When the budget is spent, the first step's answer is returned; no fallback runs.
+
+    A at FAR and B at NEAR need two shipments; a stopped solve proves only one-node plans
+    and answers FEASIBLE, which the reject fallback must not turn into a rejection.
+    """
+    stop = Stop(10.0)
+    stop.set()
+    text = one("fallback: {then: reject, reason: never}")
+    plan = route_order(order(("A", 1), ("B", 1)), net(), split_stock(), rules(text), stop=stop)
+    assert plan.status is SolveStatus.FEASIBLE
+    assert (plan.step, plan.detail) == ("primary", "stopped by the time limit; see bound and gap")
+
+
+@pytest.mark.parametrize("engine", ["fast", "cpsat-full"])
+def test_max_shipments_zero_ships_nothing_in_either_engine(engine: str) -> None:
+    """With max_shipments 0 nothing ships.
+
+    The order is backordered when partial fulfilment is allowed, else infeasible.
+    """
+    text = one("constraints: {max_shipments: 0}")
+    partial = route_order(order(("A", 1)), net(), everywhere("A"), rules(text), engine=engine)
+    assert (partial.status, partial.shipments) == (SolveStatus.OPTIMAL, ())
+    assert partial.objective == 60 * 10_000
+    whole = route_order(
+        order(("A", 1), allow_partial=False), net(), everywhere("A"), rules(text), engine=engine
+    )
+    assert whole.status is SolveStatus.INFEASIBLE
 
 
 def test_an_order_no_strategy_applies_to_is_rejected_with_a_reason() -> None:

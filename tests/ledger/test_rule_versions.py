@@ -7,6 +7,9 @@ and (SQLite, PostgreSQL) refuses any change to the stored history in the databas
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import inspect
 import itertools
 import sqlite3
 import threading
@@ -40,10 +43,14 @@ def doc(n: int) -> str:
     return f"rules:\n  - name: rule-{n}\n    exclude_node: N{n}\n"
 
 
+def sha256(text: str) -> str:
+    """The SHA-256 hex of ``text``'s UTF-8 bytes, computed here, independently of the ledger."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def publish(ledger: Ledger, n: int, *, by: str = "alice", at: datetime = NOW) -> RuleVersion:
     """Publish document ``n`` under the name ``set-n``."""
-    text = doc(n)
-    return ledger.publish_rules(f"set-{n}", text, rules_digest(text), by, f"why {n}", "", at)
+    return ledger.publish_rules(f"set-{n}", doc(n), by, f"why {n}", "", at).version
 
 
 @pytest.fixture
@@ -102,16 +109,17 @@ def test_versions_are_numbered_without_gaps_and_stored_as_given(rules: Ledger) -
     east = timezone(timedelta(hours=5))
     made = [publish(rules, n, at=NOW + timedelta(minutes=n)) for n in (1, 2, 3)]
     lint_text = "warning: rule 1 never matches"
-    linted = rules.publish_rules(
-        "set-4", doc(4), rules_digest(doc(4)), "bob", "", lint_text, NOW.astimezone(east)
-    )
+    linted = rules.publish_rules("set-4", doc(4), "bob", "", lint_text, NOW.astimezone(east))
+    assert linted.created
+    linted_version = linted.version
     assert [v.version for v in made] == [1, 2, 3]
+    linted = linted_version
     assert linted.version == 4 and linted.lint == lint_text and linted.reason == ""
     assert linted.published_at == NOW and linted.published_at.utcoffset() == timedelta(0)
     stored = rules.rule_versions()
     assert stored == (*made, linted)
     assert stored[1] == RuleVersion(
-        2, "set-2", doc(2), rules_digest(doc(2)), NOW + timedelta(minutes=2), "alice", "why 2", ""
+        2, "set-2", doc(2), sha256(doc(2)), NOW + timedelta(minutes=2), "alice", "why 2", ""
     )
     assert rules.rule_version(2) == stored[1]
     assert rules.active_rules() is None and rules.rule_activations() == ()
@@ -122,11 +130,43 @@ def test_publishing_the_same_document_again_returns_its_version(rules: Ledger) -
     first = publish(rules, 1)
     publish(rules, 2)
     again = rules.publish_rules(
-        "renamed", doc(1), rules_digest(doc(1)), "carol", "again", "lint", NOW + timedelta(days=1)
+        "renamed", doc(1), "carol", "again", "lint", NOW + timedelta(days=1)
     )
-    assert again == first
+    assert again == (first, False)
     assert [v.version for v in rules.rule_versions()] == [1, 2]
     assert publish(rules, 3).version == 3  # the repeat used up no number
+
+
+def test_the_ledger_computes_the_digest_itself(rules: Ledger) -> None:
+    """publish_rules takes no digest: it stores the SHA-256 hex of the document's UTF-8 text.
+
+    One implementation (``rules_digest``); no module of the service, the command line or
+    the publish checks hashes documents itself (router/rules/document.py's copy goes).
+    """
+    assert "digest" not in inspect.signature(Ledger.publish_rules).parameters
+    text = "name: café\nstrategies:\n  - name: a\n"
+    made = rules.publish_rules("s", text, "a", "", "", NOW)
+    assert made.created and made.version.digest == sha256(text) == rules_digest(text)
+    assert rules.publish_rules("t", text, "b", "", "", NOW) == (made.version, False)
+    root = Path(__file__).parents[2]
+    for path in [
+        *sorted((root / "router" / "service").glob("*.py")),
+        *sorted((root / "router" / "ledger").glob("*.py")),
+        root / "router" / "cli.py",
+        root / "router" / "rules" / "publish.py",
+    ]:
+        tree = ast.parse(path.read_text())
+        names = {
+            (node.module, alias.name)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+        assert ("router.rules.document", "digest") not in names, path
+        hashes = any(
+            isinstance(n, ast.Import) and n.names[0].name == "hashlib" for n in ast.walk(tree)
+        )
+        assert not hashes or path.name == "base.py", path
 
 
 # --- activation and rollback --------------------------------------------------------------
@@ -200,19 +240,93 @@ def test_rule_version_state_error_is_failed_precondition() -> None:
     assert status.details == "version 3 is already active"
 
 
+def test_only_if_none_activates_only_while_nothing_is_active(rules: Ledger) -> None:
+    """activate_rules(only_if_none=True) is a compare-and-set on "nothing is active".
+
+    Once any version is active (whichever, even the one asked for) it returns None and
+    records nothing.
+    """
+    publish(rules, 1)
+    publish(rules, 2)
+    first = rules.activate_rules(2, "boot", "initial", NOW, only_if_none=True)
+    assert first == RuleActivation(1, 2, "activate", NOW, "boot", "initial", None)
+    assert rules.activate_rules(1, "boot", "initial", NOW, only_if_none=True) is None
+    assert rules.activate_rules(2, "boot", "initial", NOW, only_if_none=True) is None
+    assert rules.rule_activations() == (first,)
+    assert rules.activate_rules(1, "ops", "go", NOW) is not None  # unconditional still works
+
+
+def test_concurrent_compare_and_set_activations_activate_once(backend_url: str) -> None:
+    """8 replicas (real threads) CAS-activate different versions at once: exactly one wins."""
+    ledgers = replicas(backend_url, THREADS)
+    try:
+        for n in range(1, THREADS + 1):
+            publish(ledgers[0], n)
+        made = run_threads(
+            [
+                partial(ledgers[w].activate_rules, w + 1, f"r{w}", "boot", NOW, only_if_none=True)
+                for w in range(THREADS)
+            ]
+        )
+        winners = [a for a in made if a is not None]
+        assert len(winners) == 1
+        assert ledgers[0].rule_activations() == tuple(winners)
+        assert ledgers[-1].active_rule_version() == winners[0].version
+    finally:
+        for ledger in set(ledgers):
+            ledger.close()
+
+
+def test_a_failing_check_refuses_the_activation_and_records_nothing(rules: Ledger) -> None:
+    """A failing ``check`` refuses an activation or rollback; nothing is recorded.
+
+    ``check`` sees the version about to become active (for a rollback, its target).
+    """
+    for n in (1, 2, 3):
+        publish(rules, n)
+    rules.activate_rules(1, "ops", "go", NOW)
+    rules.activate_rules(2, "ops", "go", NOW)
+    seen: list[RuleVersion] = []
+
+    def refuse(version: RuleVersion) -> None:
+        seen.append(version)
+        raise RuleVersionStateError(f"version {version.version} does not fit")
+
+    with pytest.raises(RuleVersionStateError, match="version 3 does not fit"):
+        rules.activate_rules(3, "ops", "go", NOW, check=refuse)
+    with pytest.raises(RuleVersionStateError, match="version 1 does not fit"):
+        rules.rollback_rules("ops", "undo", NOW, check=refuse)  # back to the previous: 1
+    with pytest.raises(RuleVersionStateError, match="version 3 does not fit"):
+        rules.rollback_rules("ops", "undo", NOW, to=3, check=refuse)
+    assert seen == [rules.rule_version(3), rules.rule_version(1), rules.rule_version(3)]
+    assert len(rules.rule_activations()) == 2 and rules.active_rule_version() == 2
+    rolled = rules.rollback_rules("ops", "undo", NOW, check=seen.append)
+    assert rolled.version == 1 and seen[-1] == rules.rule_version(1)
+
+
+def test_active_rule_version_is_the_number_of_the_active_rules(rules: Ledger) -> None:
+    """active_rule_version() follows activations and rollbacks: active_rules()'s number."""
+    assert rules.active_rule_version() is None
+    for n in (1, 2):
+        publish(rules, n)
+    assert rules.active_rule_version() is None
+    rules.activate_rules(2, "ops", "go", NOW)
+    assert rules.active_rule_version() == 2
+    rules.activate_rules(1, "ops", "go", NOW)
+    rules.rollback_rules("ops", "undo", NOW)
+    active = rules.active_rules()
+    assert active is not None and rules.active_rule_version() == active.version == 2
+
+
 # --- validation ---------------------------------------------------------------------------
 
 NAIVE = datetime(2026, 11, 20, 15, 0)
-D1 = rules_digest(doc(1))
 INVALID: list[tuple[Callable[[Ledger], object], set[str]]] = [
-    (lambda lg: lg.publish_rules("", doc(1), D1, "a", "", "", NOW), {"name"}),
-    (lambda lg: lg.publish_rules("s", "", rules_digest(""), "a", "", "", NOW), {"document"}),
-    (lambda lg: lg.publish_rules("s", doc(1), D1, " ", "", "", NOW), {"by"}),
-    (lambda lg: lg.publish_rules("s", doc(1), "abc", "a", "", "", NOW), {"digest"}),
-    (lambda lg: lg.publish_rules("s", doc(1), D1.upper(), "a", "", "", NOW), {"digest"}),
-    (lambda lg: lg.publish_rules("s", doc(1), D1, "a", "", "", NAIVE), {"now"}),
-    (lambda lg: lg.publish_rules("", " \n", D1, "", "", "", NOW),
-     {"name", "document", "digest", "by"}),
+    (lambda lg: lg.publish_rules("", doc(1), "a", "", "", NOW), {"name"}),
+    (lambda lg: lg.publish_rules("s", "", "a", "", "", NOW), {"document"}),
+    (lambda lg: lg.publish_rules("s", doc(1), " ", "", "", NOW), {"by"}),
+    (lambda lg: lg.publish_rules("s", doc(1), "a", "", "", NAIVE), {"now"}),
+    (lambda lg: lg.publish_rules("", " \n", "", "", "", NOW), {"name", "document", "by"}),
     (lambda lg: lg.activate_rules(1, "", "go", NOW), {"by"}),
     (lambda lg: lg.activate_rules(1, "ops", "", NOW), {"reason"}),
     (lambda lg: lg.activate_rules(0, "", "", NAIVE), {"version", "by", "reason", "now"}),
@@ -239,6 +353,12 @@ def test_invalid_input_names_every_bad_field(
 
 # --- the databases enforce the history ----------------------------------------------------
 
+#: Version 1 again as the next number (3): its digest, another number.
+_V1_AS_NEXT = (
+    "INSERT INTO rule_versions SELECT (SELECT MAX(version) + 1 FROM rule_versions), name, "
+    "document, digest, published_at, published_by, reason, lint FROM rule_versions "
+    "WHERE version = 1"
+)
 #: Raw writes that would rewrite the history; the database refuses each one.
 TAMPERING = [
     "UPDATE rule_versions SET document = 'rules: []' WHERE version = 1",
@@ -258,6 +378,28 @@ TAMPERING = [
     "reason, 2 FROM rule_activations WHERE seq = 1",
     "INSERT INTO rule_activations SELECT seq + 1, 2, 'rollback', activated_at, activated_by, "
     "reason, 2 FROM rule_activations WHERE seq = 1",
+    # upserts: the next number with a stored digest, a stored seq (PostgreSQL and SQLite)
+    f"{_V1_AS_NEXT} ON CONFLICT (digest) DO UPDATE SET document = excluded.document",
+    f"{_V1_AS_NEXT} ON CONFLICT (digest) DO NOTHING",
+    f"{_V1_AS_NEXT} ON CONFLICT DO NOTHING",
+    "INSERT INTO rule_activations SELECT seq, 1, action, activated_at, activated_by, reason, "
+    "previous FROM rule_activations WHERE seq = 1 ON CONFLICT (seq) DO UPDATE SET version = 1",
+    "INSERT INTO rule_activations SELECT seq, version, action, activated_at, activated_by, "
+    "reason, previous FROM rule_activations WHERE seq = 1 ON CONFLICT DO NOTHING",
+]
+#: SQLite's REPLACE resolves a key or digest clash by deleting the stored row, without
+#: firing DELETE triggers; IGNORE would skip the row silently. Each is refused.
+SQLITE_TAMPERING = [
+    _V1_AS_NEXT.replace("INSERT", "INSERT OR REPLACE", 1),
+    _V1_AS_NEXT.replace("INSERT", "REPLACE", 1),
+    _V1_AS_NEXT.replace("INSERT", "INSERT OR IGNORE", 1),
+    "INSERT OR REPLACE INTO rule_versions SELECT * FROM rule_versions WHERE version = 1",
+    "REPLACE INTO rule_versions SELECT version, 'x', 'rules: []', 'x', published_at, "
+    "published_by, reason, lint FROM rule_versions WHERE version = 2",
+    "INSERT OR REPLACE INTO rule_activations SELECT * FROM rule_activations WHERE seq = 1",
+    "REPLACE INTO rule_activations SELECT seq, 1, action, activated_at, activated_by, reason, "
+    "previous FROM rule_activations WHERE seq = 1",
+    "UPDATE OR REPLACE rule_versions SET version = 1 WHERE version = 2",
 ]
 
 
@@ -275,9 +417,14 @@ def _unchanged(url: str, before: tuple[object, object]) -> None:
         assert (ledger.rule_versions(), ledger.rule_activations()) == before
 
 
-@pytest.mark.parametrize("sql", TAMPERING)
+@pytest.mark.parametrize("sql", [*TAMPERING, *SQLITE_TAMPERING])
 def test_sqlite_refuses_rewriting_the_history(sql: str, tmp_path: Path) -> None:
-    """A raw SQLite connection cannot update, delete or misnumber versions or activations."""
+    """A raw SQLite connection cannot update, delete, replace or misnumber the history.
+
+    Nor skip a clash silently: INSERT OR REPLACE / REPLACE INTO / INSERT OR IGNORE and
+    upserts of a stored digest or seq are refused, and every version stays (the REPLACE of
+    version 1's digest as version 3 used to delete version 1).
+    """
     url = f"sqlite://{tmp_path / 'l.db'}"
     before = _history(url)
     with sqlite3.connect(tmp_path / "l.db") as conn, pytest.raises(sqlite3.IntegrityError):
@@ -287,7 +434,11 @@ def test_sqlite_refuses_rewriting_the_history(sql: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("sql", [*TAMPERING, "TRUNCATE rule_versions, rule_activations"])
 def test_postgres_refuses_rewriting_the_history(sql: str, pg_url: str) -> None:
-    """A raw PostgreSQL connection cannot update, delete, truncate or misnumber the history."""
+    """A raw PostgreSQL connection cannot update, delete, truncate or misnumber the history.
+
+    Upserts (``ON CONFLICT DO UPDATE`` / ``DO NOTHING``) of a stored digest or seq are
+    refused too, before the conflict is considered.
+    """
     before = _history(pg_url)
     with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.IntegrityError):
         conn.execute(sql)
@@ -360,6 +511,23 @@ def test_active_rules_is_one_indexed_lookup(tmp_path: Path) -> None:
         plan = " ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + queries[0]))
         assert "SEARCH v USING INTEGER PRIMARY KEY" in plan, plan
         assert "TEMP B-TREE" not in plan, plan
+
+
+def test_active_rule_version_reads_no_document(tmp_path: Path) -> None:
+    """SQLite: active_rule_version is one query on the activation log's key, no version row."""
+    with open_ledger(f"sqlite://{tmp_path / 'l.db'}") as ledger:
+        assert isinstance(ledger, SqliteLedger)
+        publish(ledger, 1)
+        ledger.activate_rules(1, "ops", "go", NOW)
+        seen: list[str] = []
+        conn = ledger._connection()
+        conn.set_trace_callback(seen.append)
+        assert ledger.active_rule_version() == 1
+        conn.set_trace_callback(None)
+        queries = [q for q in seen if q.startswith("SELECT")]
+        assert len(queries) == 1 and "rule_versions" not in queries[0]
+        plan = " ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + queries[0]))
+        assert "rule_activations" in plan and "TEMP B-TREE" not in plan, plan
 
 
 # --- concurrency --------------------------------------------------------------------------

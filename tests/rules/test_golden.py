@@ -41,7 +41,6 @@ from router.rules.golden import (
     load_suite,
     parse_suite,
     run_suite,
-    summary,
 )
 from router.scenario import read_scenario
 from tests.engine.conftest import RATES, SKUS, node, stock
@@ -379,28 +378,6 @@ cases:
     suite = load_suite(text, "golden.yaml", scenario.network)
     (result,) = run_suite(suite, scenario.rules, scenario.network, scenario.stock)
     assert result.passed, result.failures
-
-
-# --- summary -----------------------------------------------------------------------------
-
-
-def test_summary_lists_every_case_and_the_failures_of_failing_ones():
-    """The report has a PASS/FAIL line per case, each failure indented under its case."""
-    text = text_of(
-        {"name": "good", "order": raw_order(("A", 1)), "expect": {"lines": {"1": "DC-NEAR"}}},
-        {
-            "name": "bad",
-            "order": raw_order(("B", 1)),
-            "expect": {"not_from_node_types": "store", "fulfilled": False},
-        },
-    )
-    results = run_suite(load_suite(text, "golden.yaml", NETWORK), RuleSet(), NETWORK, STOCK)
-    report = summary(results).splitlines()
-    assert report[0].split() == ["PASS", "good"]
-    assert report[1].split() == ["FAIL", "bad"]
-    assert report[2].startswith(" ") and "not_from_node_types: shipped from ST-NEAR" in report[2]
-    assert report[3].startswith(" ") and "fulfilled: every unit ships" in report[3]
-    assert "1 passed, 1 failed" in report[-1]
 
 
 # --- validation --------------------------------------------------------------------------

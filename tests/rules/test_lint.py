@@ -10,11 +10,12 @@ import dataclasses
 import pytest
 
 from models.rules import RuleSet
+from router.engine import route_order
 from router.rules.document import load_rules
 from router.rules.lint import Finding, Severity, errors, lint_rules
 from router.sample import sample_scenario
-from tests.engine.conftest import order
-from tests.engine.test_route import everywhere, net
+from tests.engine.conftest import CREATED, order, stock
+from tests.engine.test_route import everywhere, net, sla_net
 
 
 def lint(text: str, **kwargs: object) -> list[tuple[str, str]]:
@@ -214,6 +215,28 @@ def test_an_inherited_weight_counts_if_any_heir_needs_it() -> None:
     assert "defaults.weights.distance_cost_per_km" not in [f.path for f in found]
     alone = lint_rules(load_rules(text, "rules.yaml", net()), net(), everywhere("A"), [web])
     assert "defaults.weights.distance_cost_per_km" in [f.path for f in alone]
+
+
+def test_a_weight_that_matters_only_after_relaxing_the_sla_is_not_idle() -> None:
+    """Lint routes orders through fallbacks, so a weight deciding at a relax step counts.
+
+    Due the day it is created, both nodes are late and a hard SLA excludes them; relaxed
+    by 3 days both are on time, and only the distance weight makes QUICK (11 + 1.11) beat
+    SLOW (10 + 6.67).
+    """
+    text = (
+        "name: t\nstrategies:\n  - name: s\n"
+        "    weights: {distance_cost_per_km: 0.01, lateness_penalty_per_day: 0}\n"
+        "    constraints: {sla: hard}\n"
+        "    fallback: {relax_sla: {step_days: 3, max_days: 3}}\n"
+    )
+    due_today = order(("A", 1), deliver_by=CREATED.date())
+    both = stock(("QUICK", "A", 5), ("SLOW", "A", 5))
+    ruled = load_rules(text, "rules.yaml", sla_net())
+    plan = route_order(due_today, sla_net(), both, ruled)
+    assert (plan.step, [x.node_id for x in plan.shipments]) == ("relax_sla+3d", ["QUICK"])
+    found = lint_rules(ruled, sla_net(), both, [due_today])
+    assert "strategies[0].weights.distance_cost_per_km" not in [f.path for f in found]
 
 
 def test_weight_check_needs_orders() -> None:

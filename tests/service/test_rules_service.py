@@ -9,20 +9,28 @@ bootstrap makes version 1, the scenario's rules, active.
 
 from __future__ import annotations
 
+import ast
 import threading
+from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from models.errors import FieldViolation, InvalidArgumentError
+from models.rule_versions import RuleActivation, RuleVersion
 from models.scenario import Scenario
 from router.ledger import open_ledger
+from router.ledger.memory import MemoryLedger
+from router.rules import publish
 from router.rules.document import canonical_text
 from router.service.convert import order_to_proto
-from router.service.server import SERVE_ACTOR, bootstrap_rules
+from router.service.server import SERVE_ACTOR, ServerConfig, bootstrap_rules, create_server
 from router.v1 import router_pb2
 from tests.ledger.conftest import ledger_url, pg_server, pg_url  # noqa: F401  (fixtures)
 from tests.service.conftest import Running, order, run
@@ -485,3 +493,171 @@ def test_replicas_bootstrapping_together_publish_and_activate_once(
     with open_ledger(pg_url) as ledger:
         assert [v.version for v in ledger.rule_versions()] == [1]
         assert [a.version for a in ledger.rule_activations()] == [1]
+
+
+# --- review fixes -----------------------------------------------------------------------
+
+NOWHERE = "name: default\nstrategies:\n  - name: a\n    filters: {nodes: [nowhere]}\n"
+"""Valid YAML rules naming a node the small scenario's network lacks."""
+
+
+def test_activate_and_rollback_refuse_a_version_that_does_not_load_here(
+    tmp_path: Path, small_scenario: Scenario
+) -> None:
+    """A version naming a node this network lacks is never made active through the API.
+
+    Stored by another server (another network) on the shared ledger: ActivateRules,
+    RollbackRules to it, and a rollback whose previous version it is are each
+    FAILED_PRECONDITION naming the version and the unknown node; nothing is recorded and
+    plans keep the active version.
+    """
+    url = f"sqlite://{tmp_path / 'ledger.db'}"
+    with open_ledger(url) as other:
+        for running in run(small_scenario, ledger_url=url):
+            other.publish_rules("default", NOWHERE, "elsewhere", "", "", datetime.now(UTC))
+            requests: list[tuple[Any, Any]] = [
+                (running.rules.ActivateRules, router_pb2.ActivateRulesRequest(version=2, **WHO)),
+                (running.rules.RollbackRules, router_pb2.RollbackRulesRequest(to_version=2, **WHO)),
+            ]
+            for call, request in requests:
+                with pytest.raises(grpc.RpcError) as caught:
+                    call(request, timeout=30)
+                assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+                assert "version 2 does not load" in str(caught.value.details())
+                assert "unknown node 'nowhere'" in str(caught.value.details())
+            assert len(versions(running).activations) == 1
+            # Activated behind the API's back, then replaced: rolling back would return to it.
+            other.activate_rules(2, "elsewhere", "other network", datetime.now(UTC))
+            running.rules.ActivateRules(router_pb2.ActivateRulesRequest(version=1, **WHO))
+            with pytest.raises(grpc.RpcError) as caught:
+                running.rules.RollbackRules(router_pb2.RollbackRulesRequest(**WHO), timeout=30)
+            assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+            assert "version 2 does not load" in str(caught.value.details())
+            assert versions(running).active_version == 1
+            assert plan_label(running) == "default@v1"
+
+
+class _Counting(MemoryLedger):
+    """A memory ledger that counts the rule-set reads routing makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def active_rules(self) -> RuleVersion | None:
+        self.calls["active_rules"] += 1
+        return super().active_rules()
+
+    def active_rule_version(self) -> int | None:
+        self.calls["active_rule_version"] += 1
+        return super().active_rule_version()
+
+    def rule_version(self, version: int) -> RuleVersion:
+        self.calls["rule_version"] += 1
+        return super().rule_version(version)
+
+
+def test_routing_reads_the_active_number_and_fetches_a_document_once(
+    small_scenario: Scenario,
+) -> None:
+    """Each routed order reads only the active version's number; documents come on a miss.
+
+    Three plans fetch v1's document once; after v2 is activated (parsed by the activation's
+    check) plans fetch nothing more; ``active_rules`` (with its document) is never read.
+    """
+    ledger = _Counting()
+    server, port = create_server(ServerConfig(port=0), small_scenario, ledger)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            running = Running(port, channel)
+            ledger.calls.clear()
+            assert [plan_label(running) for _ in range(3)] == ["default@v1"] * 3
+            assert ledger.calls == Counter(active_rule_version=3, rule_version=1)
+            running.rules.PublishRules(
+                router_pb2.PublishRulesRequest(document=HEAVIER_SPLITS, **WHO), timeout=30
+            )
+            running.rules.ActivateRules(router_pb2.ActivateRulesRequest(version=2, **WHO))
+            ledger.calls.clear()
+            assert [plan_label(running) for _ in range(2)] == ["default@v2"] * 2
+            assert ledger.calls == Counter(active_rule_version=2)
+    finally:
+        server.stop(0).wait()
+
+
+class _Strict(MemoryLedger):
+    """A ledger stricter than the API about who may change rules (``by``) and ``to``."""
+
+    def activate_rules(self, version: int, by: str, *args: Any, **kw: Any) -> RuleActivation | None:
+        if by == "robot":
+            raise InvalidArgumentError([FieldViolation("by", "robots may not activate")])
+        return super().activate_rules(version, by, *args, **kw)
+
+    def rollback_rules(self, by: str, reason: str, *args: Any, **kw: Any) -> RuleActivation:
+        raise InvalidArgumentError(
+            [FieldViolation("by", "no rollbacks"), FieldViolation("to", "no rollbacks")]
+        )
+
+
+def test_clients_see_the_request_fields_never_the_ledgers_argument_names(
+    small_scenario: Scenario,
+) -> None:
+    """Errors name the request's fields (actor, reason, version, to_version), never ``by``.
+
+    Blank or bad fields are named as in the proto; should the ledger refuse ``by`` or
+    ``to``, the client still reads ``actor`` and ``to_version``.
+    """
+    for running in run(small_scenario):
+        cases: list[tuple[Any, Any, set[str]]] = [
+            (running.rules.ActivateRules, router_pb2.ActivateRulesRequest(version=0),
+             {"version", "actor", "reason"}),
+            (running.rules.RollbackRules, router_pb2.RollbackRulesRequest(to_version=0),
+             {"to_version", "actor", "reason"}),
+            (running.rules.PublishRules,
+             router_pb2.PublishRulesRequest(document=HEAVIER_SPLITS, actor=" ", reason="\n"),
+             {"actor", "reason"}),
+        ]  # fmt: skip
+        for call, request, fields in cases:
+            with pytest.raises(grpc.RpcError) as caught:
+                call(request, timeout=30)
+            assert set(bad_fields(caught.value)) == fields
+    ledger = _Strict()
+    server, port = create_server(ServerConfig(port=0), small_scenario, ledger)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            running = Running(port, channel)
+            request = router_pb2.ActivateRulesRequest(version=1, actor="robot", reason="r")
+            with pytest.raises(grpc.RpcError) as caught:
+                running.rules.ActivateRules(request, timeout=30)
+            assert bad_fields(caught.value) == {"actor": "robots may not activate"}
+            rollback = router_pb2.RollbackRulesRequest(to_version=1, actor="ana", reason="r")
+            with pytest.raises(grpc.RpcError) as caught:
+                running.rules.RollbackRules(rollback, timeout=30)
+            assert set(bad_fields(caught.value)) == {"actor", "to_version"}
+    finally:
+        server.stop(0).wait()
+
+
+def test_publish_logic_is_pure_and_the_servicer_only_wires_it() -> None:
+    """The publish checks live in router/rules/publish.py, which imports no wire types.
+
+    The servicer re-implements none of them (no run_golden, no drive wrapper): what it
+    uses comes from router.rules.publish, router.rules.golden and router.engine.
+    """
+    import router.service.rules as servicer
+
+    path = Path(publish.__file__)
+    tree = ast.parse(path.read_text())
+    imported = {
+        alias.name if isinstance(node, ast.Import) else str(node.module)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    wire = ("grpc", "google", "router.v1", "router.service")
+    assert not {m for m in imported if m.split(".")[0] in wire or m.startswith(wire)}
+    for name in ("publish_checks", "refusals", "parse_document", "lint_text", "suite_skus"):
+        assert getattr(servicer, name, None) in (None, getattr(publish, name)), name
+    for gone in ("drive", "run_golden"):
+        assert not hasattr(servicer, gone), gone
