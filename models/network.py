@@ -294,6 +294,31 @@ class Stock:
                 positions.append(position)
         return None if len(v.items) > before else Stock.of(positions)
 
+    def replaced(self, positions: Iterable[StockPosition]) -> Stock:
+        """The stock with ``positions`` put in place of those with the same (node, SKU).
+
+        Equal to ``Stock.of`` of the merged positions (new ones come last in their SKU's
+        group), but only the SKUs touched are regrouped, so a small change to a large stock
+        is cheap: a replay makes one per order.
+        """
+        merged = dict(self.positions)
+        new: dict[str, dict[tuple[str, str], StockPosition]] = {}
+        touched: set[str] = set()
+        for position in positions:
+            key = (position.node_id, position.sku)
+            if key not in self.positions:
+                new.setdefault(position.sku, {})[key] = position
+            merged[key] = position
+            touched.add(position.sku)
+        by_sku = dict(self.by_sku)
+        for sku in touched:
+            kept = tuple(merged[p.node_id, p.sku] for p in self.by_sku.get(sku, ()))
+            by_sku[sku] = kept + tuple(new.get(sku, {}).values())
+        out = object.__new__(Stock)  # frozen; its by-SKU index is already made here
+        object.__setattr__(out, "positions", merged)
+        object.__setattr__(out, "by_sku", by_sku)
+        return out
+
     def available(self, node_id: str, sku: str) -> int:
         """Available units of ``sku`` at ``node_id`` (0 when the node has no position)."""
         pos = self.positions.get((node_id, sku))

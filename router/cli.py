@@ -638,11 +638,22 @@ def parser() -> argparse.ArgumentParser:
     plan.set_defaults(run=_plan)
 
     _add_rules_commands(commands)
+    commands.add_parser(
+        "whatif",
+        help="what-if benchmarks: replay a scenario under policies and weights "
+        "(same flags as python -m benchmarks.whatif; router whatif --help)",
+        add_help=False,
+    )
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``router`` command; bad input files exit 2 with every violation listed."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["whatif"]:  # its own parser: every flag after the word is the command's
+        from benchmarks.whatif.run import main as whatif
+
+        return whatif(argv[1:], prog="router whatif")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parser().parse_args(argv)
     try:

@@ -1,0 +1,571 @@
+"""What-if outputs: tables (CSV and Parquet), PNG figures, and one self-contained HTML report.
+
+* :func:`write_tables`: ``records``, ``kpis`` and ``paired`` as ``.csv`` and ``.parquet``;
+  :func:`read_table` reads any of them back with the dtypes they were written with.
+* ``plot_*``: matplotlib figures (Agg canvas, no pyplot state), one per chart.
+* :func:`write_report`: ``report.html``, one file with every figure embedded as a base64
+  PNG data URI, the tables as HTML and inline CSS (no external assets), plus each figure
+  as a PNG beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from benchmarks.whatif.kpis import METRICS, node_utilisation
+from models.network import Network, NodeType
+
+STRING_COLUMNS: frozenset[str] = frozenset(
+    {"run", "policy", "setting", "scenario", "order_id", "status", "node_units"}
+    | {"base", "other", "metric", "node_id", "type"}
+)
+"""Text columns of the what-if tables: read back from CSV as text, empty stays ``""``."""
+
+TABLES: tuple[str, ...] = ("records", "kpis", "paired")
+"""The tables :func:`write_tables` writes, each as ``<name>.csv`` and ``<name>.parquet``."""
+
+US_EXTENT: tuple[float, float, float, float] = (-125.0, -66.5, 24.0, 49.5)
+"""Longitude and latitude limits of the continental US (west, east, south, north)."""
+
+TYPE_STYLE: dict[str, tuple[str, str, str]] = {
+    NodeType.DC.value: ("s", "#1f77b4", "DC"),
+    NodeType.STORE.value: ("o", "#2ca02c", "store"),
+    NodeType.DARK_STORE.value: ("D", "#9467bd", "dark store"),
+    NodeType.THREE_PL.value: ("^", "#ff7f0e", "3PL"),
+    NodeType.DROPSHIP.value: ("v", "#d62728", "drop-ship"),
+    "unknown": ("x", "#7f7f7f", "unknown"),
+}
+"""Marker, colour and legend label of each node type on the map and utilisation chart."""
+
+RATE_COLUMNS: frozenset[str] = frozenset(
+    {"split_rate", "on_time_rate", "fill_rate", "backorder_rate", "store_share", "dc_share"}
+)
+
+KPI_LABELS: dict[str, str] = {
+    "run": "run",
+    "policy": "policy",
+    "setting": "setting",
+    "orders": "orders",
+    "total_cost": "total cost",
+    "cost_per_order": "cost / order",
+    "cost_ratio_to_bound": "cost / hindsight bound",
+    "shipments_per_order": "shipments / order",
+    "split_rate": "split rate",
+    "on_time_rate": "on-time rate",
+    "mean_distance_km": "mean km / unit",
+    "fill_rate": "fill rate",
+    "backordered_units": "backordered units",
+    "backorder_rate": "orders backordered",
+    "store_share": "store share",
+    "dc_share": "DC share",
+    "nodes_used": "nodes used",
+    "p50_latency_ms": "p50 ms",
+    "p99_latency_ms": "p99 ms",
+}
+"""Column headings of the KPI table in the report."""
+
+
+# tables ----------------------------------------------------------------------------------
+
+
+def write_tables(
+    out: Path, records: pd.DataFrame, kpi_table: pd.DataFrame, comparisons: pd.DataFrame
+) -> dict[str, Path]:
+    """Write each table as ``<name>.csv`` and ``<name>.parquet`` under ``out``.
+
+    Returns the paths keyed ``records.csv``, ``records.parquet``, ``kpis.csv``, …
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, table in zip(TABLES, (records, kpi_table, comparisons), strict=True):
+        csv, parquet = out / f"{name}.csv", out / f"{name}.parquet"
+        table.to_csv(csv, index=False)
+        table.to_parquet(parquet, index=False)
+        paths[csv.name], paths[parquet.name] = csv, parquet
+    return paths
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A table :func:`write_tables` wrote (``.csv`` or ``.parquet``), with its dtypes.
+
+    From CSV, text columns stay text (an empty setting is ``""``, not NaN), empty numbers
+    are NaN and an empty ``on_time`` is ``None``, as in a table built from records.
+    """
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    header = pd.read_csv(path, nrows=0).columns
+    text = [c for c in header if c in STRING_COLUMNS]
+    table = pd.read_csv(
+        path,
+        dtype=dict.fromkeys(text, str),
+        keep_default_na=False,
+        na_values={c: [""] for c in header if c not in STRING_COLUMNS},
+    )
+    if "on_time" in table.columns:
+        values = table["on_time"].astype(object)
+        table["on_time"] = values.where(values.notna(), None)
+    return table
+
+
+# figures ---------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure rendered as PNG bytes (Agg)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _runs(table: pd.DataFrame) -> list[str]:
+    return [str(r) for r in table["run"]]
+
+
+def plot_kpis(kpi_table: pd.DataFrame, bound: float | None = None) -> Figure:
+    """Bars per run: cost per order, split rate, on-time rate, fill rate.
+
+    With ``bound`` (total hindsight bound) and runs of equal size, the cost panel marks
+    the bound per order as a dashed line.
+    """
+    panels = [
+        ("cost_per_order", "cost per order"),
+        ("split_rate", "split rate"),
+        ("on_time_rate", "on-time rate"),
+        ("fill_rate", "fill rate"),
+    ]
+    runs = _runs(kpi_table)
+    fig = _figure(14, 1.6 + 0.35 * max(1, len(runs)))
+    axes = fig.subplots(1, len(panels), sharey=True)
+    y = np.arange(len(runs))
+    colours = colormaps["tab10"](np.arange(len(runs)) % 10)
+    for ax, (column, label) in zip(axes, panels, strict=True):
+        values = kpi_table[column].to_numpy(dtype=float)
+        ax.barh(y, np.nan_to_num(values), color=colours)
+        for yi, v in zip(y, values, strict=True):
+            text = "n/a" if math.isnan(v) else (f"{v:.1%}" if "rate" in column else f"{v:.2f}")
+            ax.annotate(
+                text, (0 if math.isnan(v) else v, yi), xytext=(3, 0),
+                textcoords="offset points", va="center", fontsize=8,
+            )  # fmt: skip
+        ax.set_title(label)
+        ax.grid(True, axis="x", alpha=0.3)
+        if "rate" in column:
+            ax.set_xlim(0, 1.15)
+            ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+        else:
+            ax.set_xlim(0, np.nanmax(np.append(values, 0.0)) * 1.2 or 1.0)
+    orders = kpi_table["orders"].unique()
+    if bound is not None and len(orders) == 1 and orders[0] > 0:
+        per_order = bound / float(orders[0])
+        axes[0].axvline(per_order, color="black", linestyle="--", linewidth=1)
+        axes[0].annotate(
+            "hindsight bound", (per_order, len(runs) - 0.5), rotation=90, fontsize=8,
+            va="top", ha="right",
+        )  # fmt: skip
+    axes[0].set_yticks(y, runs)
+    axes[0].invert_yaxis()
+    fig.suptitle("KPIs per run (evaluation cost, scenario rules)")
+    return fig
+
+
+def plot_paired(comparisons: pd.DataFrame) -> Figure:
+    """Mean per-order difference (other − base) per run with interval whiskers, per metric.
+
+    One panel per metric; filled markers where the interval excludes 0 (significant),
+    hollow where it does not.
+    """
+    rows = comparisons.dropna(subset=["mean_difference"])
+    metrics = list(pd.unique(rows["metric"])) or ["cost"]
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    others = list(pd.unique(rows["other"]))
+    fig = _figure(5 * ncols, (1.4 + 0.35 * max(1, len(others))) * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax, metric in zip(axes, metrics, strict=False):
+        part = rows[rows["metric"] == metric].set_index("other").reindex(others)
+        y = np.arange(len(others))
+        mean = part["mean_difference"].to_numpy(dtype=float)
+        err = np.vstack([mean - part["low"].to_numpy(float), part["high"].to_numpy(float) - mean])
+        significant = part["significant"].fillna(False).to_numpy(dtype=bool)
+        ax.errorbar(mean, y, xerr=err, fmt="none", ecolor="#555555", capsize=3)
+        ax.scatter(
+            mean[significant], y[significant], color="#d62728", zorder=3, label="significant"
+        )
+        ax.scatter(
+            mean[~significant], y[~significant], facecolors="white", edgecolors="#555555",
+            zorder=3, label="interval contains 0",
+        )  # fmt: skip
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(y, [str(o) for o in others])
+        ax.invert_yaxis()
+        ax.set_title(f"Δ {METRICS.get(metric, metric).split(' (')[0]}", fontsize=10)
+        ax.grid(True, axis="x", alpha=0.3)
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    if len(rows):
+        base = str(rows["base"].iloc[0])
+        level = float(rows["level"].iloc[0]) if "level" in rows.columns else 0.95
+        axes[0].legend(fontsize=8, loc="best")
+        fig.suptitle(f"other − {base}: mean per-order difference, {level:.0%} bootstrap interval")
+    return fig
+
+
+def plot_tradeoff(
+    tradeoff_table: pd.DataFrame,
+    x: str = "split_rate",
+    y: str = "cost_per_order",
+    z: str = "on_time_rate",
+) -> Figure:
+    """Cost per order against split rate, coloured by on-time rate; Pareto points connected.
+
+    Points are labelled with their setting (the run when the setting is empty); the
+    Pareto-efficient ones (column ``pareto``) are ringed and joined in order of ``x``.
+    """
+    fig = _figure(8, 6)
+    ax = fig.subplots()
+    t = tradeoff_table
+    colour = t[z].to_numpy(dtype=float) if z in t.columns else np.full(len(t), np.nan)
+    if np.isnan(colour).all():
+        ax.scatter(t[x], t[y], color="#7f7f7f", s=40, zorder=3)
+    else:
+        points = ax.scatter(t[x], t[y], c=colour, cmap="viridis", s=40, zorder=3)
+        fig.colorbar(points, ax=ax, label=z.replace("_", " "))
+    if "pareto" in t.columns:
+        front = t[t["pareto"].astype(bool)].sort_values([x, y])
+        ax.plot(front[x], front[y], "-", color="#d62728", linewidth=1, zorder=2)
+        ax.scatter(
+            front[x], front[y], s=140, facecolors="none", edgecolors="#d62728", linewidths=1.5,
+            zorder=4, label="Pareto-efficient",
+        )  # fmt: skip
+        ax.legend(loc="best", fontsize=8)
+    for _, row in t.iterrows():
+        label = str(row["setting"]) if "setting" in t.columns and row["setting"] else row["run"]
+        ax.annotate(
+            str(label), (row[x], row[y]), xytext=(5, 4), textcoords="offset points", fontsize=8
+        )
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(y.replace("_", " "))
+    ax.grid(True, alpha=0.3)
+    ax.set_title("trade-off: cost per order against splits (colour: on-time rate)")
+    return fig
+
+
+def _type_legend(types: Sequence[str]) -> list[Line2D]:
+    handles = []
+    for t in types:
+        marker, colour, label = TYPE_STYLE.get(t, TYPE_STYLE["unknown"])
+        handles.append(
+            Line2D([], [], marker=marker, color=colour, linestyle="", markersize=7, label=label)
+        )
+    return handles
+
+
+def plot_map(network: Network, records: pd.DataFrame, run: str) -> Figure:
+    """The nodes over the continental US; those that shipped in ``run`` sized by units shipped.
+
+    Every node of the network is drawn faintly at its longitude/latitude, marker and
+    colour by type; each node that shipped in ``run`` is drawn again, its area
+    proportional to its units. The records carry no ship-to coordinates, so the map shows
+    where units left from, not where they went. Nodes outside the continental extent are
+    counted in the title.
+    """
+    fig = _figure(11, 6.5)
+    ax = fig.subplots()
+    west, east, south, north = US_EXTENT
+    types = [t.value for t in NodeType]
+    for t in types:
+        nodes = [n for n in network.nodes if n.type.value == t]
+        if nodes:
+            marker, colour, _ = TYPE_STYLE[t]
+            ax.scatter(
+                [n.longitude for n in nodes], [n.latitude for n in nodes], marker=marker,
+                s=8, color=colour, alpha=0.25, linewidths=0,
+            )  # fmt: skip
+    use = node_utilisation(records[records["run"] == run], network)
+    largest = float(use["units"].max()) if len(use) else 0.0
+    for t in pd.unique(use["type"]):
+        part = use[use["type"] == t]
+        marker, colour, _ = TYPE_STYLE.get(str(t), TYPE_STYLE["unknown"])
+        ax.scatter(
+            part["longitude"], part["latitude"], s=15 + 485 * part["units"] / largest,
+            marker=marker, color=colour, alpha=0.65, edgecolors="black", linewidths=0.5,
+        )  # fmt: skip
+    outside = sum(
+        1
+        for n in network.nodes
+        if not (west <= n.longitude <= east and south <= n.latitude <= north)
+    )
+    present = [t for t in types if any(n.type.value == t for n in network.nodes)]
+    handles = _type_legend(present)
+    if largest > 0:
+        for units in sorted({max(1, round(largest / 4)), round(largest)}):
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    linestyle="",
+                    color="#bbbbbb",
+                    markeredgecolor="black",
+                    markersize=math.sqrt(15 + 485 * units / largest),
+                    label=f"{units} units",
+                )
+            )
+    ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.85)
+    ax.set_xlim(west, east)
+    ax.set_ylim(south, north)
+    ax.set_aspect(1 / math.cos(math.radians((south + north) / 2)))
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.grid(True, alpha=0.2)
+    shipped = int(use["units"].sum()) if len(use) else 0
+    note = f"; {outside} nodes outside the map" if outside else ""
+    ax.set_title(
+        f"{run}: units shipped per node ({len(use)} nodes, {shipped} units){note}", fontsize=10
+    )
+    return fig
+
+
+def plot_utilisation(
+    records: pd.DataFrame, network: Network, *, top: int = 30, runs: Sequence[str] | None = None
+) -> Figure:
+    """Per run, the ``top`` nodes by units shipped as horizontal bars, coloured by type."""
+    use = node_utilisation(records, network)
+    names = [str(r) for r in (runs if runs is not None else pd.unique(records["run"]))]
+    ncols = min(3, max(1, len(names)))
+    nrows = math.ceil(max(1, len(names)) / ncols)
+    fig = _figure(5 * ncols, (1.0 + 0.18 * top) * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax, run in zip(axes, names, strict=False):
+        part = use[use["run"] == run].head(top)
+        y = np.arange(len(part))
+        colours = [TYPE_STYLE.get(str(t), TYPE_STYLE["unknown"])[1] for t in part["type"]]
+        ax.barh(y, part["units"], color=colours)
+        ax.set_yticks(y, [str(n) for n in part["node_id"]], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("units shipped")
+        covered = float(part["share"].sum()) if len(part) else 0.0
+        ax.set_title(f"{run}: top {len(part)} nodes ({covered:.0%} of units)", fontsize=9)
+        ax.grid(True, axis="x", alpha=0.3)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    present = [t for t in TYPE_STYLE if t in set(use["type"])]
+    if present:
+        fig.legend(handles=_type_legend(present), loc="outside lower center", ncols=len(present))
+    fig.suptitle(f"node utilisation: top {top} nodes by units shipped, per run")
+    return fig
+
+
+# report ----------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1200px; color: #222; line-height: 1.45; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.8em 0; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; }
+td:first-child, th:first-child { text-align: left; }
+tr.significant td { background: #fff4e5; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def _fmt_number(column: str) -> Callable[[object], str]:
+    def fmt(value: object) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        if isinstance(value, bool | np.bool_):
+            return "yes" if value else "no"
+        if isinstance(value, int | np.integer):
+            return f"{int(value):,}"
+        if isinstance(value, float | np.floating):
+            v = float(value)
+            if column in RATE_COLUMNS:
+                return f"{v:.1%}"
+            if column == "cost_ratio_to_bound":
+                return f"{v:.3f}"
+            return f"{v:,.2f}"
+        return str(value)
+
+    return fmt
+
+
+def _html_table(table: pd.DataFrame, labels: Mapping[str, str] | None = None) -> str:
+    shown = pd.DataFrame({c: table[c].map(_fmt_number(c)) for c in table.columns})
+    if labels:
+        shown = shown.rename(columns=dict(labels))
+    return str(shown.to_html(index=False, escape=True, border=0))
+
+
+def _img(name: str, data: bytes, alt: str) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def _paired_html(comparisons: pd.DataFrame) -> str:
+    rows = []
+    means = comparisons["mean_difference"].to_numpy(dtype=float)
+    lows = comparisons["low"].to_numpy(dtype=float)
+    highs = comparisons["high"].to_numpy(dtype=float)
+    counts = comparisons["n"].to_numpy(dtype=int)
+    flags = comparisons["significant"].fillna(False).to_numpy(dtype=bool)
+    for i, (other, metric) in enumerate(
+        zip(comparisons["other"], comparisons["metric"], strict=True)
+    ):
+        mean, low, high, significant = (
+            float(means[i]),
+            float(lows[i]),
+            float(highs[i]),
+            bool(flags[i]),
+        )
+        if math.isnan(mean):
+            interval, verdict, klass = "–", "no paired orders", ""
+        else:
+            interval = f"[{low:+.4g}, {high:+.4g}]"
+            klass = ' class="significant"' if significant else ""
+            verdict = "significant" if significant else "not significant (interval contains 0)"
+        cells = [
+            html.escape(str(other)),
+            html.escape(METRICS.get(str(metric), str(metric))),
+            f"{int(counts[i]):,}",
+            "–" if math.isnan(mean) else f"{mean:+.4g}",
+            interval,
+            verdict,
+        ]
+        rows.append(f"<tr{klass}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("run", "metric", "orders paired", "mean difference", "interval", "verdict")
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def write_report(
+    out: Path,
+    *,
+    title: str,
+    records: pd.DataFrame,
+    kpi_table: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    network: Network,
+    bound: float | None,
+    tradeoff_table: pd.DataFrame | None,
+    notes: Sequence[str] = (),
+    map_run: str | None = None,
+    top_nodes: int = 30,
+) -> Path:
+    """Write ``out/report.html`` (self-contained) and each figure as a PNG under ``out``.
+
+    Sections: title and notes (scenarios, seeds, runs, the hindsight bound); the KPI table
+    (with ``cost / hindsight bound`` when ``bound`` is given); the paired differences with
+    their intervals; the trade-off curve (when ``tradeoff_table`` is given); the map of
+    ``map_run`` (default: the comparisons' base run, else the first run); the utilisation
+    chart. Returns the report's path.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    kpi = kpi_table.copy()
+    if bound is not None and "cost_ratio_to_bound" not in kpi.columns:
+        kpi["cost_ratio_to_bound"] = kpi["total_cost"] / bound
+    if map_run is None:
+        map_run = str(comparisons["base"].iloc[0]) if len(comparisons) else _runs(kpi)[0]
+
+    figures: list[tuple[str, str, Figure]] = [("kpis.png", "KPIs per run", plot_kpis(kpi, bound))]
+    if len(comparisons):
+        figures.append(("paired.png", "paired differences", plot_paired(comparisons)))
+    if tradeoff_table is not None and len(tradeoff_table):
+        figures.append(("tradeoff.png", "trade-off curve", plot_tradeoff(tradeoff_table)))
+    figures.append(("map.png", f"map of {map_run}", plot_map(network, records, map_run)))
+    figures.append(
+        ("utilisation.png", "node utilisation", plot_utilisation(records, network, top=top_nodes))
+    )
+    images: dict[str, str] = {}
+    for name, alt, fig in figures:
+        data = png(fig)
+        (out / name).write_bytes(data)
+        images[name] = _img(name, data, alt)
+
+    scenarios = ", ".join(sorted({str(s) for s in records["scenario"]}))
+    seeds = ", ".join(str(s) for s in sorted({int(s) for s in records["seed"]}))
+    facts = [
+        f"Scenario {html.escape(scenarios)}, seed {html.escape(seeds)}; {len(kpi)} runs, "
+        f"{len(records):,} order records.",
+        "Costs are evaluation costs: every run is priced by the canonical model under the "
+        "scenario's own rules, whatever rules or weights it routed with.",
+    ]
+    if bound is not None:
+        facts.append(
+            f"Hindsight bound (LP relaxation of routing the whole stream with full "
+            f"knowledge): {bound:,.2f}. No routing of the stream costs less, so a run's "
+            f"cost / bound − 1 over-states (never under-states) how far it is from the best "
+            f"possible."
+        )
+    facts += [html.escape(n) for n in notes]
+    columns = [c for c in (*KPI_LABELS,) if c in kpi.columns]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>",
+        "<h2>KPIs per run</h2>",
+        _html_table(kpi[columns], KPI_LABELS),
+        '<p class="note">Rates are shares of orders (on-time: among orders with a deliver-by '
+        "date and something shipped); fill rate and node shares are shares of units; "
+        "latency is the policy's decision time.</p>",
+        images["kpis.png"],
+    ]
+    if len(comparisons):
+        base = html.escape(str(comparisons["base"].iloc[0]))
+        level = float(comparisons["level"].iloc[0]) if "level" in comparisons.columns else 0.95
+        parts += [
+            f"<h2>Paired differences against {base}</h2>",
+            f'<p class="note">Each order routed by both runs is paired; the mean per-order '
+            f"difference (run − {base}) has a {level:.0%} percentile bootstrap interval. "
+            "<b>significant</b> when the interval excludes 0.</p>",
+            _paired_html(comparisons),
+            images["paired.png"],
+        ]
+    if "tradeoff.png" in images and tradeoff_table is not None:
+        shown = ["run", "setting", "cost_per_order", "split_rate", "on_time_rate", "pareto"]
+        parts += [
+            "<h2>Trade-off</h2>",
+            '<p class="note">Pareto-efficient settings: no other setting is at least as good '
+            "on cost per order, split rate and on-time rate and better on one.</p>",
+            _html_table(
+                tradeoff_table[[c for c in shown if c in tradeoff_table.columns]],
+                {**KPI_LABELS, "pareto": "Pareto-efficient"},
+            ),
+            images["tradeoff.png"],
+        ]
+    parts += [
+        f"<h2>Where units shipped from: {html.escape(map_run)}</h2>",
+        images["map.png"],
+        "<h2>Node utilisation</h2>",
+        images["utilisation.png"],
+        "</body></html>",
+    ]
+    path = out / "report.html"
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path
