@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import time
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -314,9 +314,25 @@ class Stock:
         for sku in touched:
             kept = tuple(merged[p.node_id, p.sku] for p in self.by_sku.get(sku, ()))
             by_sku[sku] = kept + tuple(new.get(sku, {}).values())
-        out = object.__new__(Stock)  # frozen; its by-SKU index is already made here
-        object.__setattr__(out, "positions", merged)
-        object.__setattr__(out, "by_sku", by_sku)
+        return Stock._indexed(merged, by_sku)
+
+    @staticmethod
+    def _indexed(
+        positions: Mapping[tuple[str, str], StockPosition],
+        by_sku: Mapping[str, tuple[StockPosition, ...]],
+    ) -> Stock:
+        """A stock built without ``__post_init__``, its by-SKU index given: the one place.
+
+        ``by_sku`` must group ``positions`` as ``__post_init__`` would. Every field of the
+        dataclass is set by name from the values given here, so a field added to Stock and
+        not given here fails loudly (``KeyError``) instead of being silently left unset.
+        """
+        values: dict[str, object] = {"positions": positions, "by_sku": by_sku}
+        out = object.__new__(Stock)  # frozen: fields are set through object.__setattr__
+        for name in (field_.name for field_ in fields(Stock)):
+            object.__setattr__(out, name, values.pop(name))
+        if values:
+            raise TypeError(f"Stock has no field(s) {', '.join(sorted(values))}")
         return out
 
     def available(self, node_id: str, sku: str) -> int:

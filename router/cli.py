@@ -21,12 +21,11 @@ from models.scenario import Scenario
 from router.engine import route_order
 from router.engine.solve import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
 from router.ledger import DEFAULT_LEDGER_URL
+from router.rules.document import read_rules_file
 
 if TYPE_CHECKING:
     import grpc
 
-    from models.network import Network
-    from models.rules import RuleSet
     from router.v1 import router_pb2
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -189,13 +188,6 @@ def _read_text(path: Path) -> str:
         raise InvalidArgumentError([FieldViolation(str(path), f"cannot be read: {exc}")]) from exc
 
 
-def _rules_file(path: Path, network: Network) -> RuleSet:
-    """The rule set in ``path``, validated against ``network`` (violations as file:field)."""
-    from router.rules.document import load_rules
-
-    return load_rules(_read_text(path), path.name, network)
-
-
 def _print_findings(findings: Sequence[router_pb2.LintFinding]) -> None:
     from router.v1 import router_pb2
 
@@ -286,7 +278,7 @@ def _rules_validate(args: argparse.Namespace) -> int:
     from router.service.rules import validate_response
 
     scenario = _scenario(args.scenario, None, None)
-    answer = validate_response(_rules_file(args.file, scenario.network))
+    answer = validate_response(read_rules_file(args.file, scenario.network))
     print(f"{args.file}: valid rule set {answer.name!r}: {', '.join(answer.strategies)}")
     if args.canonical:
         print(answer.canonical_document, end="")
@@ -300,7 +292,7 @@ def _rules_lint(args: argparse.Namespace) -> int:
     from router.v1 import router_pb2
 
     scenario = _scenario(args.scenario, None, None)
-    rules = _rules_file(args.file, scenario.network)
+    rules = read_rules_file(args.file, scenario.network)
     orders = read_orders(args.orders, scenario.network) if args.orders is not None else ()
     answer = lint_response(lint_rules(rules, scenario.network, scenario.stock, orders))
     _print_findings(answer.findings)
@@ -317,7 +309,7 @@ def _rules_test(args: argparse.Namespace) -> int:
     v = Violations()
     rules = suite = None
     try:
-        rules = _rules_file(args.file, scenario.network)
+        rules = read_rules_file(args.file, scenario.network)
     except InvalidArgumentError as error:
         v.extend(error.violations)
     try:
@@ -342,7 +334,7 @@ def _rules_drive(args: argparse.Namespace) -> int:
     v = Violations()
     rules = order = None
     try:
-        rules = _rules_file(args.file, scenario.network)
+        rules = read_rules_file(args.file, scenario.network)
     except InvalidArgumentError as error:
         v.extend(error.violations)
     try:
@@ -638,24 +630,32 @@ def parser() -> argparse.ArgumentParser:
     plan.set_defaults(run=_plan)
 
     _add_rules_commands(commands)
-    commands.add_parser(
+    # Every word after ``whatif`` is the what-if command's own (benchmarks/whatif/run.py,
+    # imported only when it runs). A prefix character no flag uses makes argparse read its
+    # flags as plain words, which REMAINDER then collects whatever they look like.
+    whatif = commands.add_parser(
         "whatif",
-        help="what-if benchmarks: replay a scenario under policies and weights "
+        help="what-if benchmarks: replay a scenario under policies, rule sets and settings "
         "(same flags as python -m benchmarks.whatif; router whatif --help)",
         add_help=False,
+        prefix_chars="\x00",
     )
+    whatif.add_argument("whatif_args", nargs=argparse.REMAINDER)
+    whatif.set_defaults(run=_whatif)
     return root
+
+
+def _whatif(args: argparse.Namespace) -> int:
+    from benchmarks.whatif.run import main as whatif
+
+    return whatif(args.whatif_args, prog="router whatif")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``router`` command; bad input files exit 2 with every violation listed."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["whatif"]:  # its own parser: every flag after the word is the command's
-        from benchmarks.whatif.run import main as whatif
-
-        return whatif(argv[1:], prog="router whatif")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    args = parser().parse_args(argv)
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command != "whatif":  # what-if prints its own progress, not log lines
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return int(args.run(args))
     except InvalidArgumentError as error:

@@ -36,6 +36,7 @@ WIRE_AND_IO = ("grpc", "google", "router.v1", "router.service", "router.scenario
     [
         ("models", ("grpc", "google", "ortools", "geopy", "pandas", "router", "yaml", "numpy")),
         ("router/engine", WIRE_AND_IO),
+        ("router/rules", WIRE_AND_IO),
     ],
 )
 def test_layers_import_only_downwards(package, forbidden):

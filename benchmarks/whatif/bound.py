@@ -7,9 +7,10 @@ and shipments fractionally. Every replayed run is a feasible integer point of it
 so every policy's total evaluation cost is at least :attr:`Bound.value`.
 
 For each order *o*, the evaluation model is the canonical model (docs/cost-model.md)
-built on ``stock_all`` (the initial stock plus every replenished unit, so every node that
-ever holds stock is a candidate) with no capacity used; its cost terms do not depend on
-stock. Over all orders, in solver units (:data:`models.money.MONEY_SCALE`)::
+built on ``stock_all`` (the initial stock plus every unit replenished by the last order,
+so every node that holds stock while the stream runs is a candidate) with no capacity
+used; its cost terms do not depend on stock. Over all orders, in solver units
+(:data:`models.money.MONEY_SCALE`)::
 
     minimise  Σ_o [offset + Σ_j F_oj·y_oj + P_o·e_o + Σ_lj c_olj·x_olj + Σ_l b_ol·u_ol]
     s.t.      Σ_j x_olj + u_ol = q_ol                     every order o, line l
@@ -17,13 +18,21 @@ stock. Over all orders, in solver units (:data:`models.money.MONEY_SCALE`)::
               e_o ≥ Σ_j y_oj − 1,  0 ≤ e_o ≤ J_o − 1       extra shipments
               Σ_j y_oj ≤ max_shipments;  ≤ 1 if ship complete
               Σ_{o,l: sku(l)=s} x_olj ≤ A_js + R_js        shared stock of node j, SKU s
+              Σ_{o: t_o < t, l: sku(l)=s} x_olj ≤ A_js + R_js(< t)
+                                            every arrival time t of a replenishment of (j, s)
               Σ_{o on day d} y_oj ≤ capacity_j            daily order capacity (UTC day)
               0 ≤ y_oj ≤ 1,  0 ≤ u_ol ≤ q_ol
 
-``A_js`` is the initial available stock (on hand − reserved − safety stock, ≥ 0) and
-``R_js`` the units replenished in total. ``u_ol`` is allowed even when an order does not
-allow partial fulfilment: a policy may end up backordering such an order, and the bound
-must stay below its cost too.
+``A_js`` is the initial available stock (on hand − reserved − safety stock, ≥ 0), ``t_o``
+order *o*'s ``created_at``, ``R_js(< t)`` the units of (j, s) arriving strictly before
+``t`` and ``R_js`` those arriving by the last order's ``created_at``. Replenishment is
+timed exactly as replay applies it: units arriving at ``t`` are there for every order
+with ``t_o >= t`` and for no earlier one, so the orders created before ``t`` share only
+what was there before it (one cumulative row per arrival time; a row whose orders are
+those of the previous arrival time is implied by it and left out), and units arriving
+after the last order are dropped (no order of the stream can use them). ``u_ol`` is
+allowed even when an order does not allow partial fulfilment: a policy may end up
+backordering such an order, and the bound must stay below its cost too.
 
 The model is assembled from numpy index arrays, one block per order, into sparse matrices
 and solved by HiGHS through ``scipy.optimize.linprog`` (``highspy`` itself must not be
@@ -35,16 +44,18 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from itertools import groupby
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.optimize import linprog
 
+from benchmarks.whatif.replay import Replenishment, arrival_order, check_replenishment
 from models.money import MONEY_SCALE
 from models.network import Network, Stock, StockPosition
 from models.order import Order
@@ -52,9 +63,6 @@ from models.rules import RuleSet
 from models.scenario import Scenario
 from router.engine.candidates import build_model
 from router.engine.terms import BuiltModel
-
-if TYPE_CHECKING:
-    from benchmarks.whatif.replay import Replenishment
 
 Int = NDArray[np.int64]
 Float = NDArray[np.float64]
@@ -88,8 +96,10 @@ def hindsight_bound(
 
     ``orders`` default to the scenario's; ``evaluation`` (default: the scenario's rules)
     prices them and must have a single strategy. ``replenishment`` adds units to the
-    stock that the whole stream shares. Raises ``ValueError`` for an evaluation rule set
-    of several strategies or a replenishment of an unknown node or SKU.
+    stock that the stream shares, each from its arrival on (as replay applies it; arrivals
+    after the last order are dropped). Raises ``ValueError`` for an evaluation rule set of
+    several strategies and :class:`~models.errors.InvalidArgumentError` for a bad
+    replenishment (:func:`~benchmarks.whatif.replay.check_replenishment`).
     """
     started = time.perf_counter()
     rules = scenario.rules if evaluation is None else evaluation
@@ -99,15 +109,20 @@ def hindsight_bound(
             f"{len(rules.strategies)}"
         )
     policy = rules.strategies[0].policy
-    stream = scenario.orders if orders is None else tuple(orders)
+    stream = arrival_order(scenario.orders if orders is None else orders)
     network = scenario.network
-    added = _replenished(network, replenishment)
+    check_replenishment(replenishment, network)
+    last = stream[-1].created_at if stream else None
+    arrivals = sorted((r for r in replenishment if last is not None and r.at <= last), key=_at)
+    added: dict[tuple[str, str], int] = {}
+    for r in arrivals:
+        added[r.node_id, r.sku] = added.get((r.node_id, r.sku), 0) + r.units
     stock_all = _with_units(scenario.stock, added)
 
     lp = _Program(network)
-    for order in stream:
-        lp.add(order, build_model(order, network, stock_all, policy, None))
-    lp.add_shared_stock(scenario.stock, added)
+    for rank, order in enumerate(stream):
+        lp.add(order, build_model(order, network, stock_all, policy, None), rank)
+    lp.add_shared_stock(scenario.stock, arrivals, [o.created_at for o in stream])
     lp.add_capacity()
     if lp.n_vars == 0:
         return Bound(0.0, "OPTIMAL", 0, 0, time.perf_counter() - started)
@@ -131,20 +146,8 @@ def hindsight_bound(
     return Bound(value, status, lp.n_vars, constraints, time.perf_counter() - started)
 
 
-def _replenished(
-    network: Network, replenishment: Sequence[Replenishment]
-) -> dict[tuple[str, str], int]:
-    """Units replenished in total per (node, SKU)."""
-    added: dict[tuple[str, str], int] = {}
-    for r in replenishment:
-        if network.node(r.node_id) is None:
-            raise ValueError(f"replenishment of unknown node {r.node_id!r}")
-        if r.sku not in network.skus:
-            raise ValueError(f"replenishment of unknown sku {r.sku!r}")
-        if r.units < 0:
-            raise ValueError(f"replenishment of {r.units} units of {r.node_id}/{r.sku}")
-        added[r.node_id, r.sku] = added.get((r.node_id, r.sku), 0) + r.units
-    return added
+def _at(r: Replenishment) -> datetime:
+    return r.at
 
 
 def _with_units(stock: Stock, added: Mapping[tuple[str, str], int]) -> Stock:
@@ -200,9 +203,11 @@ class _Program:
         self.upper: list[Float] = []
         self.eq = _Rows()
         self.ub = _Rows()
-        # Per x variable: its column and its (node row, sku index) stock key.
+        # Per x variable: its column, its (node row, sku index) stock key and its order's
+        # rank in arrival order.
         self.x_col: list[Int] = []
         self.x_key: list[Int] = []
+        self.x_rank: list[Int] = []
         # Per y_j of a node with a daily capacity: column and coefficient of its
         # expression, node row, UTC day ordinal.
         self.y_col: list[Int] = []
@@ -222,8 +227,10 @@ class _Program:
         self.upper.append(np.broadcast_to(np.asarray(upper, dtype=np.float64), (n,)))
         return cols
 
-    def add(self, order: Order, built: BuiltModel) -> None:
+    def add(self, order: Order, built: BuiltModel, rank: int) -> None:
         """The variables and own constraints of one order's evaluation model.
+
+        ``rank`` is the order's place in arrival order (orders are added in that order).
 
         A candidate that can ship only one line (one x variable) and has ``F_j ≥ 0`` gets
         no ``y_j``: at an optimum ``y_j = x_lj / min(q_l, a_lj)`` (``y_j`` only has a
@@ -281,6 +288,7 @@ class _Program:
         sku = np.array([self.sku_index[t.sku] for t in built.lines], dtype=np.int64)
         self.x_col.append(x)
         self.x_key.append(node_row[jj] * len(self.skus) + sku[ll])
+        self.x_rank.append(np.full(len(x), rank, dtype=np.int64))
         capped = self.capacity[node_row] >= 0
         day = order.created_at.astimezone(UTC).date().toordinal()
         self.y_col.append(y_col[capped])
@@ -288,22 +296,55 @@ class _Program:
         self.y_node.append(node_row[capped])
         self.y_day.append(np.full(int(capped.sum()), day, dtype=np.int64))
 
-    def add_shared_stock(self, stock: Stock, added: Mapping[tuple[str, str], int]) -> None:
-        """Σ x over every order's lines of SKU s at node j ≤ initial available + replenished."""
+    def add_shared_stock(
+        self, stock: Stock, arrivals: Sequence[Replenishment], created: Sequence[datetime]
+    ) -> None:
+        """The shared-stock rows of every (node j, SKU s) some order may ship.
+
+        One row over every order: Σ x ≤ initial available + ``arrivals``. And per arrival
+        time t of (j, s) (``arrivals`` sorted by time, all by the last order): Σ x over the
+        orders created before t ≤ initial available + units arriving before t.
+        ``created`` lists the orders' ``created_at`` in arrival order (their ranks).
+        """
         if not self.x_col:
             return
         keys = np.concatenate(self.x_key)
         if not len(keys):
             return
-        unique, inverse = np.unique(keys, return_inverse=True)
+        cols, ranks = np.concatenate(self.x_col), np.concatenate(self.x_rank)
         n_skus = len(self.skus)
         nodes = self.network.nodes
+        timed: dict[int, list[Replenishment]] = {}
+        for r in arrivals:
+            key = self.node_row[r.node_id] * n_skus + self.sku_index[r.sku]
+            timed.setdefault(key, []).append(r)
+
+        def initial(key: int) -> int:
+            return stock.available(nodes[key // n_skus].node_id, self.skus[key % n_skus])
+
+        unique, inverse = np.unique(keys, return_inverse=True)
         rhs = np.empty(len(unique), dtype=np.float64)
         for i, key in enumerate(unique.tolist()):
-            node_id, sku = nodes[key // n_skus].node_id, self.skus[key % n_skus]
-            rhs[i] = stock.available(node_id, sku) + added.get((node_id, sku), 0)
+            rhs[i] = initial(key) + sum(r.units for r in timed.get(key, ()))
         first = self.ub.add(len(unique), rhs)
-        self.ub.put(first + inverse.astype(np.int64), np.concatenate(self.x_col), 1.0)
+        self.ub.put(first + inverse.astype(np.int64), cols, 1.0)
+
+        by_key = np.lexsort((ranks, keys))  # x sorted by key, then order rank
+        keys, ranks, cols = keys[by_key], ranks[by_key], cols[by_key]
+        for key, due in timed.items():
+            lo, hi = np.searchsorted(keys, [key, key + 1]).tolist()
+            if lo == hi:
+                continue  # no order may ship this SKU from this node
+            base, arrived, covered = initial(key), 0, 0
+            for at, group in groupby(due, key=_at):
+                n_before = bisect_left(created, at)  # orders created before ``at``
+                if n_before > covered:  # else no order more than the previous row's
+                    k = int(np.searchsorted(ranks[lo:hi], n_before))  # their x of (j, s)
+                    if k:
+                        row = self.ub.add(1, np.array([float(base + arrived)]))
+                        self.ub.put(np.full(k, row, dtype=np.int64), cols[lo : lo + k], 1.0)
+                    covered = n_before
+                arrived += sum(r.units for r in group)
 
     def add_capacity(self) -> None:
         """Σ y over the orders of one UTC day at node j ≤ its daily order capacity."""

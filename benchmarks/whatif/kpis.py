@@ -13,8 +13,9 @@ seed gives the same interval on every machine.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from datetime import UTC
 
 import numpy as np
 import numpy.typing as npt
@@ -22,11 +23,15 @@ import pandas as pd
 
 from benchmarks.whatif.records import COLUMNS
 from models.network import Network
+from models.order import Order
 
 RUN_KEYS: tuple[str, ...] = ("run", "policy", "setting")
 """The columns naming a run in every per-run table."""
 
-ORDER_KEYS: tuple[str, ...] = ("scenario", "seed", "order_id")
+STREAM_KEYS: tuple[str, ...] = ("scenario", "seed")
+"""The columns naming an order stream: a scenario built with a seed."""
+
+ORDER_KEYS: tuple[str, ...] = (*STREAM_KEYS, "order_id")
 """The columns naming an order: paired comparisons pair records on these."""
 
 KPI_COLUMNS: tuple[str, ...] = (
@@ -47,7 +52,8 @@ KPI_COLUMNS: tuple[str, ...] = (
     "p50_latency_ms",
     "p99_latency_ms",
 )
-"""The columns of :func:`kpis` (plus ``cost_ratio_to_bound`` when a bound is given)."""
+"""The columns of :func:`kpis` (after the extra ``by`` columns; plus ``cost_ratio_to_bound``
+when bounds are given)."""
 
 METRICS: dict[str, str] = {
     "cost": "cost per order",
@@ -100,17 +106,35 @@ def node_units(records: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def kpis(records: pd.DataFrame, bound: float | None = None) -> pd.DataFrame:
-    """One row per run (in order of first appearance) with the KPIs of :data:`KPI_COLUMNS`.
+def kpis(
+    records: pd.DataFrame,
+    bounds: Mapping[tuple[str, int], float] | None = None,
+    by: Sequence[str] = ("run",),
+) -> pd.DataFrame:
+    """One row per group of ``by`` (in order of first appearance) with :data:`KPI_COLUMNS`.
+
+    ``by`` is ``("run",)`` (a run over every stream) or adds stream columns
+    (``("scenario", "seed", "run")``: a row per stream and run); the groups always keep the
+    run's ``policy`` and ``setting``, and the extra ``by`` columns come first.
 
     Rates are shares of orders; ``on_time_rate`` counts only orders whose ``on_time`` is not
     null (NaN when none is); ``mean_distance_km`` weighs each order's mean distance by its
-    shipped units; ``fill_rate`` and the node-type shares are unit ratios (NaN when nothing
-    was ordered/shipped); latencies are pandas' linear-interpolated percentiles. With
-    ``bound`` (the hindsight lower bound on the stream's total cost, currency units) adds
-    ``cost_ratio_to_bound`` = total_cost / bound.
+    shipped units (orders that shipped nothing have no distance); ``fill_rate`` and the
+    node-type shares are unit ratios (NaN when nothing was ordered/shipped); latencies are
+    pandas' linear-interpolated percentiles.
+
+    With ``bounds`` (the hindsight lower bound of each stream's total cost, currency units,
+    keyed by (scenario, seed)) adds ``cost_ratio_to_bound``: the group's total cost over the
+    sum of the bounds of the streams it covers (streams are independent, so their bounds
+    add); NaN when one of those streams has no bound. This is the one place the ratio is
+    computed.
     """
     _check_columns(records)
+    extra = [c for c in by if c not in RUN_KEYS]
+    unknown = [c for c in extra if c not in STREAM_KEYS]
+    if unknown or "run" not in by:
+        raise ValueError(f"by must name run and optionally scenario, seed; got {list(by)}")
+    keys = [*extra, *RUN_KEYS]
     frame = records.assign(
         _split=(records["shipments"] >= 2).astype(float),
         _on_time=on_time_values(records),
@@ -118,7 +142,7 @@ def kpis(records: pd.DataFrame, bound: float | None = None) -> pd.DataFrame:
         _backorder=(records["units_backordered"] > 0).astype(float),
         _latency_ms=records["latency_s"] * 1e3,
     )
-    groups = frame.groupby(list(RUN_KEYS), sort=False, dropna=False)
+    groups = frame.groupby(keys, sort=False, dropna=False)
     g = groups.agg(
         orders=("order_id", "size"),
         total_cost=("cost", "sum"),
@@ -142,22 +166,70 @@ def kpis(records: pd.DataFrame, bound: float | None = None) -> pd.DataFrame:
     g["fill_rate"] = g["units_shipped"] / ordered
     g["store_share"] = g["store_units"] / shipped
     g["dc_share"] = g["dc_units"] / shipped
-    used = node_units(records).groupby("run", sort=False)["node_id"].nunique()
-    g["nodes_used"] = g["run"].map(used).fillna(0).astype(int)
-    out = g[list(KPI_COLUMNS)].copy()
-    if bound is not None:
-        if not math.isfinite(bound) or bound <= 0:
-            raise ValueError(f"bound must be a positive cost, got {bound!r}")
-        out["cost_ratio_to_bound"] = out["total_cost"] / bound
+    used = node_units(records).groupby(keys, sort=False, dropna=False)["node_id"].nunique()
+    g = g.merge(used.rename("_used").reset_index(), on=keys, how="left")
+    g["nodes_used"] = g["_used"].fillna(0).astype(int)
+    out = g[[*extra, *KPI_COLUMNS]].copy()
+    if bounds is not None:
+        for key, value in bounds.items():
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"the bound of {key} must be a positive cost, got {value!r}")
+        streams = records[list(dict.fromkeys([*keys, *STREAM_KEYS]))].drop_duplicates()
+        streams = streams.assign(
+            _bound=[
+                bounds.get((str(s), int(n)), math.nan)
+                for s, n in zip(streams["scenario"], streams["seed"], strict=True)
+            ]
+        )
+        total = streams.groupby(keys, sort=False, dropna=False)["_bound"].agg(
+            lambda b: b.sum(skipna=False)
+        )
+        merged = g[keys].merge(total.rename("_total").reset_index(), on=keys, how="left")
+        out["cost_ratio_to_bound"] = out["total_cost"] / merged["_total"].to_numpy(dtype=float)
     return out
 
 
-def node_utilisation(records: pd.DataFrame, network: Network) -> pd.DataFrame:
-    """Per run and shipping node: units shipped, orders shipped, share of the run's units.
+def kpis_long(table: pd.DataFrame) -> pd.DataFrame:
+    """A KPI table in tidy form: one row per (group, metric) with its ``value`` (float).
+
+    The key columns (``run``, ``policy``, ``setting`` and whichever of ``scenario``,
+    ``seed`` the table has) stay; every other column becomes a ``metric``.
+    """
+    keys = [c for c in (*RUN_KEYS, *STREAM_KEYS) if c in table.columns]
+    metrics = [c for c in table.columns if c not in keys]
+    long = table.melt(id_vars=keys, value_vars=metrics, var_name="metric", value_name="value")
+    long["value"] = long["value"].astype(float)
+    return long
+
+
+def order_table(orders: Iterable[Order], scenario: str, seed: int) -> pd.DataFrame:
+    """The orders of one stream as a table: :data:`ORDER_KEYS`, ``day`` and ship-to position.
+
+    ``day`` is the UTC date of ``created_at`` (the day replay counts capacity on);
+    ``latitude`` and ``longitude`` are the ship-to's. Feeds :func:`node_utilisation` (peak
+    day against capacity) and the report's map (lines from node to customer).
+    """
+    rows = [
+        (scenario, seed, o.order_id, o.created_at.astimezone(UTC).date(),
+         o.ship_to.latitude, o.ship_to.longitude)
+        for o in orders
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=[*ORDER_KEYS, "day", "latitude", "longitude"])
+
+
+def node_utilisation(
+    records: pd.DataFrame, network: Network, orders: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per run and shipping node: units and orders shipped, share of units, capacity use.
 
     Columns ``run, policy, setting, node_id, type, latitude, longitude, units, orders,
-    share``; ``type`` is the node's type value (``"unknown"`` and NaN coordinates for a node
-    the network lacks). Sorted by run (first appearance), then units descending, node id.
+    share, capacity, peak_day_orders, peak_capacity_use``; ``type`` is the node's type
+    value (``"unknown"`` and NaN coordinates for a node the network lacks). ``capacity`` is
+    the node's ``daily_order_capacity`` (NaN when it has none). With ``orders``
+    (:func:`order_table` of the streams), ``peak_day_orders`` is the most orders the node
+    shipped on one UTC day of one stream, and ``peak_capacity_use`` that over its capacity
+    (NaN without a capacity, or without ``orders``). Sorted by run (first appearance), then
+    units descending, node id.
     """
     _check_columns(records)
     per = node_units(records)
@@ -173,10 +245,25 @@ def node_utilisation(records: pd.DataFrame, network: Network) -> pd.DataFrame:
     out["type"] = [str(nodes[i].type) if i in nodes else "unknown" for i in out["node_id"]]
     out["latitude"] = [nodes[i].latitude if i in nodes else math.nan for i in out["node_id"]]
     out["longitude"] = [nodes[i].longitude if i in nodes else math.nan for i in out["node_id"]]
+    capacity = [nodes[i].daily_order_capacity if i in nodes else None for i in out["node_id"]]
+    out["capacity"] = pd.array([math.nan if c is None else c for c in capacity], dtype=float)
+    out["peak_day_orders"] = math.nan
+    if orders is not None:
+        days = per.merge(orders[[*ORDER_KEYS, "day"]], on=list(ORDER_KEYS), how="left")
+        if days["day"].isna().any():
+            missing = days.loc[days["day"].isna(), list(ORDER_KEYS)].iloc[0].tolist()
+            raise ValueError(f"orders lacks an order of the records, e.g. {missing}")
+        daily = days.groupby([*keys, *STREAM_KEYS, "day"], sort=False, dropna=False).size()
+        peak = daily.groupby(level=list(range(len(keys)))).max()
+        out["peak_day_orders"] = [
+            float(peak.get(tuple(k), math.nan)) for k in out[keys].itertuples(index=False)
+        ]
+    out["peak_capacity_use"] = out["peak_day_orders"] / out["capacity"].where(out["capacity"] > 0)
     order = {r: i for i, r in enumerate(pd.unique(records["run"]))}
     out["_run_order"] = out["run"].map(order)
     out = out.sort_values(["_run_order", "units", "node_id"], ascending=[True, False, True])
     columns = [*keys, "type", "latitude", "longitude", "units", "orders", "share"]
+    columns += ["capacity", "peak_day_orders", "peak_capacity_use"]
     return out[columns].reset_index(drop=True)
 
 

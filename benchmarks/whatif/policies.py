@@ -20,11 +20,13 @@ capacity and stock; they respect ``ship_complete`` and ``max_shipments``; and wh
 order does not allow partial fulfilment and their plan would leave units, they ship
 nothing (as the engine does for an infeasible order). They are deterministic: every tie is
 broken by distance, priority and node id.
+
+:data:`POLICIES` names every policy a run may use, each made from the routing rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,8 +50,8 @@ HEURISTIC = "HEURISTIC"
 class Decision(dict[tuple[int, int], int]):
     """An assignment that also says how it was reached: ``status``.
 
-    Replay records ``status`` (the engine's plan status, e.g. ``OPTIMAL``, or
-    :data:`HEURISTIC` for a baseline); a plain dict counts as :data:`HEURISTIC`.
+    Every policy answers with one; replay records ``status`` (the engine's plan status,
+    e.g. ``OPTIMAL``, or :data:`HEURISTIC` for a baseline).
     """
 
     status: str
@@ -74,8 +76,12 @@ class RoutingPolicy(Protocol):
         network: Network,
         stock: Stock,
         capacity_used: Mapping[str, int],
-    ) -> dict[tuple[int, int], int]:
-        """Units per (candidate index in ``evaluation.matrices``, line index)."""
+    ) -> Decision:
+        """Units per (candidate index in ``evaluation.matrices``, line index), with a status.
+
+        Replay checks the answer against the evaluation model
+        (:func:`~benchmarks.whatif.replay.check_decision`) and refuses one that breaks it.
+        """
         ...
 
 
@@ -232,9 +238,25 @@ class RankedChain:
         return view.finish(out)
 
 
-def baseline_policies(rules: RuleSet) -> list[RoutingPolicy]:
-    """The four policies every what-if run compares: engine, full-model and the baselines."""
-    return [EnginePolicy(rules), full_model(rules), GreedyNearest(), RankedChain()]
+def _greedy_nearest(rules: RuleSet) -> RoutingPolicy:
+    return GreedyNearest()
+
+
+def _ranked_chain(rules: RuleSet) -> RoutingPolicy:
+    return RankedChain()
+
+
+POLICIES: dict[str, Callable[[RuleSet], RoutingPolicy]] = {
+    "engine": EnginePolicy,
+    "full-model": full_model,
+    "greedy-nearest": _greedy_nearest,
+    "ranked-chain": _ranked_chain,
+}
+"""Every policy a what-if run may use, by name, as a function of the routing rules.
+
+In the order the command runs and reports them; each key is the name of the policy it
+makes (``POLICIES[name](rules).name == name``). The baselines ignore the rules.
+"""
 
 
 @dataclass(frozen=True, slots=True)

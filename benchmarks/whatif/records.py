@@ -20,11 +20,15 @@ class OrderRecord:
     """One order as one run routed it.
 
     ``cost`` is in currency units (the evaluation objective at the policy's assignment).
-    ``on_time`` is ``None`` when the order has no deliver-by date or nothing shipped, else
-    whether every shipment arrives by it. ``distance_km`` is the unit-weighted mean
-    distance of the shipped units (0 when none). ``node_units`` lists the units each
-    shipping node sent, as ``"DC-01:3;ST-0007:1"`` (sorted by node id). ``latency_s`` is
-    the wall-clock time of the policy's decision.
+    ``on_time`` is *on time in full*: ``None`` when the order has no deliver-by date;
+    otherwise ``True`` only when every unit ordered ships and no shipment is late (the
+    evaluation model's ``late`` is 0 for every shipping candidate), and ``False`` when a
+    shipment is late, some units are backordered, or nothing ships at all, so
+    backordering never counts as on time. ``distance_km`` is the unit-weighted mean
+    distance of the shipped units only, and NaN when nothing ships (not 0, which would
+    make a backorder look close; the KPIs and paired comparisons leave NaN out).
+    ``node_units`` lists the units each shipping node sent, as ``"DC-01:3;ST-0007:1"``
+    (sorted by node id). ``latency_s`` is the wall-clock time of the policy's decision.
     """
 
     run: str

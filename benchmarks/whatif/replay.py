@@ -1,12 +1,15 @@
 """Replay an order stream under one policy on depleting stock: one record per order.
 
-Orders are routed one at a time in arrival order (``created_at``, then order id). Before
-each order, the replenishments due by its ``created_at`` arrive (on hand grows). For each
-order replay builds the *evaluation model*, the canonical model under the evaluation rules
-(the scenario's own, a single strategy) on the current stock and today's capacity, asks
-the policy for its assignment, prices it on that model, and then takes the shipped units
-off on hand and counts an order against the daily capacity of every node that ships
-(days are UTC days of ``created_at``).
+Orders are routed one at a time in arrival order (:func:`arrival_order`: ``created_at``,
+then order id). Before each order, the replenishments due by its ``created_at`` arrive (on
+hand grows; a replenishment at ``at`` is there for every order with ``created_at >= at``).
+For each order replay builds the *evaluation model*, the canonical model under the
+evaluation rules (the scenario's own, a single strategy) on the current stock and today's
+capacity, asks the policy for its decision, checks that the decision keeps that model
+(:func:`check_decision`), prices it on that model, and then takes the shipped units off on
+hand and counts an order against the daily capacity of every node that ships (days are UTC
+days of ``created_at``). Every replay is therefore a feasible integer point of the
+hindsight bound's model (:mod:`benchmarks.whatif.bound`), and costs at least the bound.
 
 Stock stays a frozen :class:`~models.network.Stock`: after each order a new one is made in
 which only the positions that changed are replaced, so an order costs a copy of the
@@ -15,16 +18,17 @@ position index, not a regrouping of every position.
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 
-from tqdm import tqdm
-
-from benchmarks.whatif.policies import HEURISTIC, RoutingPolicy
+from benchmarks.whatif.policies import RoutingPolicy
 from benchmarks.whatif.records import OrderRecord
+from models.errors import Violations
 from models.money import from_units
 from models.network import Network, NodeType, Stock, StockPosition
 from models.order import Order
@@ -59,15 +63,26 @@ def replay(
     orders: Sequence[Order] | None = None,
     replenishment: Sequence[Replenishment] = (),
     evaluation: RuleSet | None = None,
-    progress: bool = False,
+    progress_every: int = 0,
 ) -> list[OrderRecord]:
     """Route ``orders`` (default: the scenario's) under ``policy``; one record per order.
 
     ``evaluation`` (default: the scenario's rules) must be a rule set of exactly one
     strategy: its policy prices every decision. ``run`` defaults to the policy's name,
     followed by ``setting`` when there is one. ``seq`` is the order's place in arrival
-    order, from 0. The scenario itself is not changed.
+    order (:func:`arrival_order`), from 0. The scenario itself is not changed.
+
+    Every decision is checked against the evaluation model (:func:`check_decision`):
+    one that breaks it raises ``ValueError`` naming the order and the constraint, so no
+    replay is priced on a plan the evaluation model forbids (which could cost less than
+    the hindsight bound). A bad replenishment raises
+    :class:`~models.errors.InvalidArgumentError` (:func:`check_replenishment`).
+
+    With ``progress_every`` > 0, a line ``"{run} {scenario} seed {seed}: {k}/{n} orders"``
+    goes to stderr (flushed) after every ``progress_every`` orders.
     """
+    if progress_every < 0:
+        raise ValueError(f"progress_every must be >= 0, got {progress_every}")
     rules = scenario.rules if evaluation is None else evaluation
     if len(rules.strategies) != 1:
         names = ", ".join(s.name for s in rules.strategies) or "none"
@@ -77,16 +92,15 @@ def replay(
         )
     eval_policy = rules.strategies[0].policy
     network = scenario.network
-    _check_replenishment(replenishment, network)
-    stream = sorted(scenario.orders if orders is None else orders, key=_arrival)
+    check_replenishment(replenishment, network)
+    stream = arrival_order(scenario.orders if orders is None else orders)
     arrivals = sorted(replenishment, key=lambda r: r.at)
     due = 0
     name = run if run is not None else (f"{policy.name} {setting}" if setting else policy.name)
     stock = scenario.stock
     capacity: dict[date, dict[str, int]] = {}
     records: list[OrderRecord] = []
-    iterable: Iterable[Order] = tqdm(stream, desc=name, unit="order", disable=not progress)
-    for seq, order in enumerate(iterable):
+    for seq, order in enumerate(stream):
         arrived: dict[tuple[str, str], int] = {}
         while due < len(arrivals) and arrivals[due].at <= order.created_at:
             r = arrivals[due]
@@ -99,14 +113,14 @@ def replay(
         started = time.perf_counter()
         decision = policy.decide(order, built, network, stock, MappingProxyType(used))
         latency = time.perf_counter() - started
-        assignment = _checked(decision, built, order, policy.name)
+        assignment = check_decision(decision, built, order_id=order.order_id, policy=policy.name)
         records.append(
             _record(
                 order,
                 built,
                 network,
                 assignment,
-                status=str(getattr(decision, "status", HEURISTIC)),
+                status=str(decision.status),
                 run=name,
                 policy=policy.name,
                 setting=setting,
@@ -125,48 +139,125 @@ def replay(
             stock = _moved(stock, shipped, order_id=order.order_id)
             for node_id in {node for node, _ in shipped}:
                 used[node_id] = used.get(node_id, 0) + 1
+        if progress_every and (seq + 1) % progress_every == 0:
+            print(
+                f"{name} {scenario_name} seed {seed}: {seq + 1}/{len(stream)} orders",
+                file=sys.stderr,
+                flush=True,
+            )
     return records
 
 
-def _arrival(order: Order) -> tuple[datetime, str]:
-    return order.created_at, order.order_id
+def arrival_order(orders: Iterable[Order], n: int | None = None) -> tuple[Order, ...]:
+    """``orders`` in arrival order: by ``created_at``, then order id; the first ``n`` (all if None).
+
+    The one order every part of what-if replays and bounds a stream in.
+    """
+    if n is not None and n < 0:
+        raise ValueError(f"n must be >= 0 or None, got {n}")
+    ordered = sorted(orders, key=lambda o: (o.created_at, o.order_id))
+    return tuple(ordered if n is None else ordered[:n])
 
 
-def _check_replenishment(replenishment: Sequence[Replenishment], network: Network) -> None:
-    for r in replenishment:
+def check_replenishment(replenishment: Sequence[Replenishment], network: Network) -> None:
+    """Refuse replenishments that ``network`` cannot take, naming every bad row.
+
+    Each row must name a node and a SKU of ``network``, bring ``units`` >= 0 and arrive at
+    a timezone-aware time. Raises :class:`~models.errors.InvalidArgumentError` with one
+    violation per bad field, pathed ``replenishment[i].field`` (e.g.
+    ``replenishment[2].node_id: unknown node 'X'``).
+    """
+    v = Violations("replenishment")
+    for i, r in enumerate(replenishment):
+        row = Violations(v.path(f"[{i}]"))
         if network.node(r.node_id) is None:
-            raise ValueError(f"replenishment at {r.at}: unknown node {r.node_id!r}")
+            row.add("node_id", f"unknown node {r.node_id!r}")
         if r.sku not in network.skus:
-            raise ValueError(f"replenishment at {r.at}: unknown sku {r.sku!r}")
+            row.add("sku", f"unknown sku {r.sku!r}")
         if r.units < 0:
-            raise ValueError(f"replenishment at {r.at}: units must be >= 0, got {r.units}")
-        if r.at.tzinfo is None:
-            raise ValueError(f"replenishment at {r.at}: the time must be timezone-aware")
+            row.add("units", f"must be >= 0, got {r.units}")
+        if r.at.tzinfo is None or r.at.utcoffset() is None:
+            row.add("at", f"must be timezone-aware, got {r.at.isoformat()}")
+        v.extend(row.items)
+    v.raise_if_any()
 
 
-def _checked(
-    decision: Mapping[tuple[int, int], int], built: BuiltModel, order: Order, policy: str
+def check_decision(
+    decision: Mapping[tuple[int, int], int], built: BuiltModel, *, order_id: str, policy: str
 ) -> dict[tuple[int, int], int]:
-    """The decision's positive entries, after checking that they fit the model."""
-    n_candidates, n_lines = len(built.matrices.node_ids), len(built.lines)
+    """The decision's positive entries, after checking that it keeps the evaluation model.
+
+    A decision (units per (candidate, line)) keeps ``built`` when:
+
+    - every key is a candidate and a line of the model and every unit count is >= 0;
+    - no line ships more than it orders;
+    - *availability*: at each candidate, the lines of one SKU together ship at most the
+      units of it available there (``a_lj``; the lines of a SKU share the node's stock);
+    - *max shipments*: it ships from at most ``max_shipments`` candidates, and from one
+      when the model must ship complete (``ship_complete``);
+    - *all or nothing*: when anything ships, every line that does not allow partial
+      fulfilment ships in full (an empty decision, all backordered, is always allowed:
+      it is the engine's answer to an order no plan fits).
+
+    Daily node capacity needs no check here: a node whose capacity is used up is not a
+    candidate of the evaluation model. Raises ``ValueError`` naming the order, the policy
+    and the broken constraint.
+    """
+    m = built.matrices
+    n_candidates, n_lines = len(m.node_ids), len(built.lines)
+
+    def refuse(what: str) -> ValueError:
+        return ValueError(f"order {order_id}: policy {policy!r} {what}")
+
     out: dict[tuple[int, int], int] = {}
     shipped = [0] * n_lines
+    per_sku: dict[tuple[int, str], int] = {}
     for (j, line), units in decision.items():
         if not (0 <= j < n_candidates and 0 <= line < n_lines) or units < 0:
-            raise ValueError(
-                f"order {order.order_id}: policy {policy!r} assigned {units} unit(s) to "
-                f"(candidate {j}, line {line}); the model has {n_candidates} candidates "
-                f"and {n_lines} lines, and units must be >= 0"
+            raise refuse(
+                f"assigned {units} unit(s) to (candidate {j}, line {line}); the model has "
+                f"{n_candidates} candidates and {n_lines} lines, and units must be >= 0"
             )
         if units:
             out[(j, line)] = units
             shipped[line] += units
+            key = (j, built.lines[line].sku)
+            per_sku[key] = per_sku.get(key, 0) + units
     for line, terms in enumerate(built.lines):
         if shipped[line] > terms.quantity:
-            raise ValueError(
-                f"order {order.order_id}: policy {policy!r} ships {shipped[line]} unit(s) of "
-                f"line {terms.line_id}, which orders {terms.quantity}"
+            raise refuse(
+                f"ships {shipped[line]} unit(s) of line {terms.line_id}, which orders "
+                f"{terms.quantity}"
             )
+    first_line: dict[str, int] = {}
+    for line, terms in enumerate(built.lines):
+        first_line.setdefault(terms.sku, line)
+    for (j, sku), units in per_sku.items():
+        available = int(m.available[j, first_line[sku]])
+        if units > available:
+            raise refuse(
+                f"ships {units} unit(s) of {sku} from {m.node_ids[j]}, which has {available} "
+                "available (availability: lines of one SKU share a node's stock)"
+            )
+    nodes = sorted({j for j, _ in out})
+    limits = [(built.max_shipments, "max_shipments")] if built.max_shipments is not None else []
+    if built.ship_complete:
+        limits.append((1, "ship_complete"))
+    for limit, constraint in limits:
+        if len(nodes) > limit:
+            shipping = ", ".join(m.node_ids[j] for j in nodes)
+            raise refuse(
+                f"ships from {len(nodes)} nodes ({shipping}); the evaluation model allows "
+                f"at most {limit} ({constraint})"
+            )
+    if out:
+        for line, terms in enumerate(built.lines):
+            if not terms.allow_partial and shipped[line] < terms.quantity:
+                raise refuse(
+                    f"ships {shipped[line]} of {terms.quantity} unit(s) of line "
+                    f"{terms.line_id}, which does not allow partial fulfilment (all or "
+                    "nothing: every unit ships, or nothing of the order does)"
+                )
     return out
 
 
@@ -200,14 +291,14 @@ def _record(
         else:
             kind = "store" if node.type in STORE_TYPES else "other"
         by_type[kind] += units
+    # On time in full: dated orders only; every unit ships and no shipment is late.
     on_time: bool | None = None
-    if order.deliver_by is not None and per_node:
-        deadline = order.deliver_by.toordinal()
-        on_time = all(int(m.delivery[j]) <= deadline for j in per_node)
+    if order.deliver_by is not None:
+        on_time = shipped == ordered and all(int(m.late[j]) == 0 for j in per_node)
     distance = (
         sum(float(m.distance[j]) * units for j, units in per_node.items()) / shipped
         if shipped
-        else 0.0
+        else math.nan
     )
     node_units = ";".join(
         f"{node_id}:{units}"
@@ -242,13 +333,14 @@ def objective(built: BuiltModel, assignment: Mapping[tuple[int, int], int]) -> i
 
     The same sum as :meth:`~models.plan.ExplainedModel.objective`, without making the
     explained model (a few hundred candidate objects, which cost more than the replay
-    step itself).
+    step itself). Each shipping candidate's fixed cost is the model's own ``F_j``
+    (:attr:`~router.engine.terms.Matrices.shipment`), not a re-sum of its terms.
     """
     m = built.matrices
     used = sorted({j for (j, _), units in assignment.items() if units > 0})
     total = built.offset + built.split_penalty * max(0, len(used) - 1)
-    for j in used:
-        total += int(m.handling[j]) + int(m.shipping[j]) + int(m.lateness[j]) + int(m.penalty[j])
+    if used:
+        total += int(m.shipment[used].sum())  # F_j of every shipping candidate
     shipped = [0] * len(built.lines)
     for (j, line), units in assignment.items():
         total += int(m.unit[j, line]) * units

@@ -1,7 +1,8 @@
 """What-if outputs: tables (CSV and Parquet), PNG figures, and one self-contained HTML report.
 
-* :func:`write_tables`: ``records``, ``kpis`` and ``paired`` as ``.csv`` and ``.parquet``;
+* :func:`write_tables`: every table as ``<name>.csv`` and ``<name>.parquet``;
   :func:`read_table` reads any of them back with the dtypes they were written with.
+* :func:`format_value` formats every number shown (HTML tables and :func:`markdown`).
 * ``plot_*``: matplotlib figures (Agg canvas, no pyplot state), one per chart.
 * :func:`write_report`: ``report.html``, one file with every figure embedded as a base64
   PNG data URI, the tables as HTML and inline CSS (no external assets), plus each figure
@@ -14,17 +15,18 @@ import base64
 import html
 import io
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from benchmarks.whatif.kpis import METRICS, node_utilisation
+from benchmarks.whatif.kpis import METRICS, ORDER_KEYS, STREAM_KEYS, node_units, node_utilisation
 from models.network import Network, NodeType
 
 STRING_COLUMNS: frozenset[str] = frozenset(
@@ -32,9 +34,6 @@ STRING_COLUMNS: frozenset[str] = frozenset(
     | {"base", "other", "metric", "node_id", "type"}
 )
 """Text columns of the what-if tables: read back from CSV as text, empty stays ``""``."""
-
-TABLES: tuple[str, ...] = ("records", "kpis", "paired")
-"""The tables :func:`write_tables` writes, each as ``<name>.csv`` and ``<name>.parquet``."""
 
 US_EXTENT: tuple[float, float, float, float] = (-125.0, -66.5, 24.0, 49.5)
 """Longitude and latitude limits of the continental US (west, east, south, north)."""
@@ -51,7 +50,12 @@ TYPE_STYLE: dict[str, tuple[str, str, str]] = {
 
 RATE_COLUMNS: frozenset[str] = frozenset(
     {"split_rate", "on_time_rate", "fill_rate", "backorder_rate", "store_share", "dc_share"}
+    | {"share", "peak_capacity_use"}
 )
+"""Columns shown as percentages."""
+
+MAX_MAP_LINES = 2_000
+"""At most this many node → customer lines on the map (an even sample of the shipments)."""
 
 KPI_LABELS: dict[str, str] = {
     "run": "run",
@@ -76,25 +80,62 @@ KPI_LABELS: dict[str, str] = {
 }
 """Column headings of the KPI table in the report."""
 
+TRADEOFF_COLUMNS: tuple[str, ...] = (
+    "run", "setting", "cost_per_order", "split_rate", "on_time_rate", "shipments_per_order",
+    "pareto",
+)  # fmt: skip
+"""The columns of the trade-off table shown (in the report and by the command)."""
+
 
 # tables ----------------------------------------------------------------------------------
 
 
-def write_tables(
-    out: Path, records: pd.DataFrame, kpi_table: pd.DataFrame, comparisons: pd.DataFrame
-) -> dict[str, Path]:
+def write_tables(out: Path, tables: Mapping[str, pd.DataFrame]) -> dict[str, Path]:
     """Write each table as ``<name>.csv`` and ``<name>.parquet`` under ``out``.
 
-    Returns the paths keyed ``records.csv``, ``records.parquet``, ``kpis.csv``, …
+    Returns the paths keyed by file name (``records.csv``, ``records.parquet``, …).
     """
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    for name, table in zip(TABLES, (records, kpi_table, comparisons), strict=True):
+    for name, table in tables.items():
         csv, parquet = out / f"{name}.csv", out / f"{name}.parquet"
         table.to_csv(csv, index=False)
         table.to_parquet(parquet, index=False)
         paths[csv.name], paths[parquet.name] = csv, parquet
     return paths
+
+
+def format_value(column: str, value: object) -> str:
+    """How every table of the report and the command shows a value of ``column``.
+
+    Missing (None, NaN) is ``–``; flags ``yes``/``no``; whole numbers with thousands
+    separators; rates as percentages; the bound ratio with 3 decimals; other numbers with 2.
+    """
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if column in RATE_COLUMNS:
+            return f"{v:.1%}"
+        if column == "cost_ratio_to_bound":
+            return f"{v:.3f}"
+        return f"{v:,.2f}"
+    return str(value)
+
+
+def markdown(table: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """``table`` as a markdown table of ``columns`` (those it has; default all)."""
+    shown = [c for c in (columns or table.columns) if c in table.columns]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    for row in table[shown].itertuples(index=False):
+        lines.append(
+            "| " + " | ".join(format_value(c, v) for c, v in zip(shown, row, strict=True)) + " |"
+        )
+    return "\n".join(lines)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -139,11 +180,11 @@ def _runs(table: pd.DataFrame) -> list[str]:
     return [str(r) for r in table["run"]]
 
 
-def plot_kpis(kpi_table: pd.DataFrame, bound: float | None = None) -> Figure:
+def plot_kpis(kpi_table: pd.DataFrame) -> Figure:
     """Bars per run: cost per order, split rate, on-time rate, fill rate.
 
-    With ``bound`` (total hindsight bound) and runs of equal size, the cost panel marks
-    the bound per order as a dashed line.
+    With a ``cost_ratio_to_bound`` column and runs of equal size, the cost panel marks the
+    hindsight bound per order (cost per order / ratio) as a dashed line.
     """
     panels = [
         ("cost_per_order", "cost per order"),
@@ -173,8 +214,11 @@ def plot_kpis(kpi_table: pd.DataFrame, bound: float | None = None) -> Figure:
         else:
             ax.set_xlim(0, np.nanmax(np.append(values, 0.0)) * 1.2 or 1.0)
     orders = kpi_table["orders"].unique()
-    if bound is not None and len(orders) == 1 and orders[0] > 0:
-        per_order = bound / float(orders[0])
+    ratio = kpi_table.get("cost_ratio_to_bound")
+    per_order = math.nan
+    if ratio is not None and len(orders) == 1 and ratio.notna().all():
+        per_order = float((kpi_table["cost_per_order"] / ratio).iloc[0])
+    if math.isfinite(per_order):
         axes[0].axvline(per_order, color="black", linestyle="--", linewidth=1)
         axes[0].annotate(
             "hindsight bound", (per_order, len(runs) - 0.5), rotation=90, fontsize=8,
@@ -278,14 +322,34 @@ def _type_legend(types: Sequence[str]) -> list[Line2D]:
     return handles
 
 
-def plot_map(network: Network, records: pd.DataFrame, run: str) -> Figure:
-    """The nodes over the continental US; those that shipped in ``run`` sized by units shipped.
+def _first_stream(records: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The records of the first stream (scenario, seed) and a note when there are several."""
+    streams = records[list(STREAM_KEYS)].drop_duplicates()
+    if len(streams) <= 1:
+        return records, ""
+    scenario, seed = streams.iloc[0]
+    rows = records[(records["scenario"] == scenario) & (records["seed"] == seed)]
+    seeds = ", ".join(str(n) for n in streams["seed"])
+    return rows, f"seed {seed} of {seeds} (positions differ by seed)"
 
-    Every node of the network is drawn faintly at its longitude/latitude, marker and
-    colour by type; each node that shipped in ``run`` is drawn again, its area
-    proportional to its units. The records carry no ship-to coordinates, so the map shows
-    where units left from, not where they went. Nodes outside the continental extent are
-    counted in the title.
+
+def plot_map(
+    network: Network,
+    records: pd.DataFrame,
+    run: str,
+    orders: pd.DataFrame | None = None,
+    *,
+    max_lines: int = MAX_MAP_LINES,
+) -> Figure:
+    """Where ``run`` shipped from and to, over the continental US; one stream.
+
+    Every node of the network is drawn faintly at its longitude/latitude, marker and colour
+    by type; each node that shipped in ``run`` is drawn again, its area proportional to
+    its units. With ``orders`` (:func:`benchmarks.whatif.kpis.order_table`: ship-to
+    positions), a thin translucent line joins each shipping node to the customer of each
+    shipment (an even sample of ``max_lines`` when there are more). With several streams
+    (seeds) only the first is drawn, as customers and stock differ by seed: the title says
+    which. Nodes outside the continental extent are counted in the title.
     """
     fig = _figure(11, 6.5)
     ax = fig.subplots()
@@ -299,7 +363,30 @@ def plot_map(network: Network, records: pd.DataFrame, run: str) -> Figure:
                 [n.longitude for n in nodes], [n.latitude for n in nodes], marker=marker,
                 s=8, color=colour, alpha=0.25, linewidths=0,
             )  # fmt: skip
-    use = node_utilisation(records[records["run"] == run], network)
+    rows, which = _first_stream(records[records["run"] == run])
+    use = node_utilisation(rows, network)
+    drawn = total = 0
+    if orders is not None and len(rows):
+        by_node = {n.node_id: n for n in network.nodes}
+        legs = node_units(rows).merge(
+            orders[[*ORDER_KEYS, "latitude", "longitude"]], on=list(ORDER_KEYS), how="inner"
+        )
+        legs = legs[legs["node_id"].isin(list(by_node))]
+        total = len(legs)
+        if total > max_lines:
+            legs = legs.iloc[np.linspace(0, total - 1, max_lines).astype(int)]
+        drawn = len(legs)
+        segments = [
+            [(by_node[n].longitude, by_node[n].latitude), (lon, lat)]
+            for n, lat, lon in zip(
+                legs["node_id"], legs["latitude"], legs["longitude"], strict=True
+            )
+        ]
+        colours = [TYPE_STYLE[by_node[n].type.value][1] for n in legs["node_id"]]
+        alpha = float(np.clip(8 / math.sqrt(max(drawn, 1)), 0.08, 0.5))  # faint when many
+        ax.add_collection(
+            LineCollection(segments, colors=colours, linewidths=0.4, alpha=alpha, zorder=1)
+        )
     largest = float(use["units"].max()) if len(use) else 0.0
     for t in pd.unique(use["type"]):
         part = use[use["type"] == t]
@@ -307,6 +394,7 @@ def plot_map(network: Network, records: pd.DataFrame, run: str) -> Figure:
         ax.scatter(
             part["longitude"], part["latitude"], s=15 + 485 * part["units"] / largest,
             marker=marker, color=colour, alpha=0.65, edgecolors="black", linewidths=0.5,
+            zorder=3,
         )  # fmt: skip
     outside = sum(
         1
@@ -319,16 +407,10 @@ def plot_map(network: Network, records: pd.DataFrame, run: str) -> Figure:
         for units in sorted({max(1, round(largest / 4)), round(largest)}):
             handles.append(
                 Line2D(
-                    [],
-                    [],
-                    marker="o",
-                    linestyle="",
-                    color="#bbbbbb",
-                    markeredgecolor="black",
-                    markersize=math.sqrt(15 + 485 * units / largest),
-                    label=f"{units} units",
+                    [], [], marker="o", linestyle="", color="#bbbbbb", markeredgecolor="black",
+                    markersize=math.sqrt(15 + 485 * units / largest), label=f"{units} units",
                 )
-            )
+            )  # fmt: skip
     ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.85)
     ax.set_xlim(west, east)
     ax.set_ylim(south, north)
@@ -337,18 +419,34 @@ def plot_map(network: Network, records: pd.DataFrame, run: str) -> Figure:
     ax.set_ylabel("latitude")
     ax.grid(True, alpha=0.2)
     shipped = int(use["units"].sum()) if len(use) else 0
-    note = f"; {outside} nodes outside the map" if outside else ""
-    ax.set_title(
-        f"{run}: units shipped per node ({len(use)} nodes, {shipped} units){note}", fontsize=10
-    )
+    notes = [f"{len(use)} nodes, {shipped} units"]
+    if total:
+        notes.append(
+            f"lines to customers: {drawn:,} of {total:,} shipments" if drawn < total
+            else f"lines to customers: {total:,} shipments"
+        )  # fmt: skip
+    if outside:
+        notes.append(f"{outside} nodes outside the map")
+    title = f"{run}: units shipped per node ({'; '.join(notes)})"
+    ax.set_title(f"{title}\n{which}" if which else title, fontsize=10)
     return fig
 
 
 def plot_utilisation(
-    records: pd.DataFrame, network: Network, *, top: int = 30, runs: Sequence[str] | None = None
+    records: pd.DataFrame,
+    network: Network,
+    orders: pd.DataFrame | None = None,
+    *,
+    top: int = 30,
+    runs: Sequence[str] | None = None,
 ) -> Figure:
-    """Per run, the ``top`` nodes by units shipped as horizontal bars, coloured by type."""
-    use = node_utilisation(records, network)
+    """Per run, the ``top`` nodes by units shipped as horizontal bars, coloured by type.
+
+    With ``orders``, each bar of a node with a daily order capacity is labelled with its
+    peak day's orders as a share of that capacity
+    (:func:`benchmarks.whatif.kpis.node_utilisation`).
+    """
+    use = node_utilisation(records, network, orders)
     names = [str(r) for r in (runs if runs is not None else pd.unique(records["run"]))]
     ncols = min(3, max(1, len(names)))
     nrows = math.ceil(max(1, len(names)) / ncols)
@@ -359,9 +457,17 @@ def plot_utilisation(
         y = np.arange(len(part))
         colours = [TYPE_STYLE.get(str(t), TYPE_STYLE["unknown"])[1] for t in part["type"]]
         ax.barh(y, part["units"], color=colours)
+        for yi, units, peak in zip(y, part["units"], part["peak_capacity_use"], strict=True):
+            if not math.isnan(peak):
+                ax.annotate(
+                    f"peak day {peak:.1%} of capacity", (units, yi), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=6,
+                )  # fmt: skip
         ax.set_yticks(y, [str(n) for n in part["node_id"]], fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel("units shipped")
+        if len(part):
+            ax.set_xlim(0, float(part["units"].max()) * 1.45)
         covered = float(part["share"].sum()) if len(part) else 0.0
         ax.set_title(f"{run}: top {len(part)} nodes ({covered:.0%} of units)", fontsize=9)
         ax.grid(True, axis="x", alpha=0.3)
@@ -391,34 +497,14 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 """
 
 
-def _fmt_number(column: str) -> Callable[[object], str]:
-    def fmt(value: object) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "–"
-        if isinstance(value, bool | np.bool_):
-            return "yes" if value else "no"
-        if isinstance(value, int | np.integer):
-            return f"{int(value):,}"
-        if isinstance(value, float | np.floating):
-            v = float(value)
-            if column in RATE_COLUMNS:
-                return f"{v:.1%}"
-            if column == "cost_ratio_to_bound":
-                return f"{v:.3f}"
-            return f"{v:,.2f}"
-        return str(value)
-
-    return fmt
-
-
 def _html_table(table: pd.DataFrame, labels: Mapping[str, str] | None = None) -> str:
-    shown = pd.DataFrame({c: table[c].map(_fmt_number(c)) for c in table.columns})
+    shown = pd.DataFrame({c: [format_value(c, v) for v in table[c]] for c in table.columns})
     if labels:
         shown = shown.rename(columns=dict(labels))
     return str(shown.to_html(index=False, escape=True, border=0))
 
 
-def _img(name: str, data: bytes, alt: str) -> str:
+def _img(data: bytes, alt: str) -> str:
     encoded = base64.b64encode(data).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
 
@@ -461,6 +547,18 @@ def _paired_html(comparisons: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+CAPACITY_LABELS: dict[str, str] = {
+    "node_id": "node",
+    "type": "type",
+    "units": "units",
+    "orders": "orders",
+    "capacity": "orders / day capacity",
+    "peak_day_orders": "peak day orders",
+    "peak_capacity_use": "peak day / capacity",
+}
+"""Columns and headings of the report's capacity table."""
+
+
 def write_report(
     out: Path,
     *,
@@ -469,41 +567,42 @@ def write_report(
     kpi_table: pd.DataFrame,
     comparisons: pd.DataFrame,
     network: Network,
-    bound: float | None,
-    tradeoff_table: pd.DataFrame | None,
+    bound: float | None = None,
+    tradeoff_table: pd.DataFrame | None = None,
+    orders: pd.DataFrame | None = None,
     notes: Sequence[str] = (),
     map_run: str | None = None,
     top_nodes: int = 30,
 ) -> Path:
     """Write ``out/report.html`` (self-contained) and each figure as a PNG under ``out``.
 
-    Sections: title and notes (scenarios, seeds, runs, the hindsight bound); the KPI table
-    (with ``cost / hindsight bound`` when ``bound`` is given); the paired differences with
-    their intervals; the trade-off curve (when ``tradeoff_table`` is given); the map of
-    ``map_run`` (default: the comparisons' base run, else the first run); the utilisation
-    chart. Returns the report's path.
+    Sections: title and notes (scenarios, seeds, runs, the hindsight bound ``bound``, the
+    sum over the streams, stated as a fact); the KPI table as given (with its
+    ``cost_ratio_to_bound`` column when it has one); the paired differences with their
+    intervals; the trade-off curve (when ``tradeoff_table`` is given); the map of
+    ``map_run`` (default: the comparisons' base run, else the first run), with lines to the
+    customers when ``orders`` (:func:`benchmarks.whatif.kpis.order_table`) is given; the
+    utilisation chart and, with ``orders``, the peak day of the nodes that have a daily
+    capacity. Returns the report's path.
     """
     out.mkdir(parents=True, exist_ok=True)
-    kpi = kpi_table.copy()
-    if bound is not None and "cost_ratio_to_bound" not in kpi.columns:
-        kpi["cost_ratio_to_bound"] = kpi["total_cost"] / bound
+    kpi = kpi_table
     if map_run is None:
         map_run = str(comparisons["base"].iloc[0]) if len(comparisons) else _runs(kpi)[0]
 
-    figures: list[tuple[str, str, Figure]] = [("kpis.png", "KPIs per run", plot_kpis(kpi, bound))]
+    figures: list[tuple[str, str, Figure]] = [("kpis.png", "KPIs per run", plot_kpis(kpi))]
     if len(comparisons):
         figures.append(("paired.png", "paired differences", plot_paired(comparisons)))
     if tradeoff_table is not None and len(tradeoff_table):
         figures.append(("tradeoff.png", "trade-off curve", plot_tradeoff(tradeoff_table)))
-    figures.append(("map.png", f"map of {map_run}", plot_map(network, records, map_run)))
-    figures.append(
-        ("utilisation.png", "node utilisation", plot_utilisation(records, network, top=top_nodes))
-    )
+    figures.append(("map.png", f"map of {map_run}", plot_map(network, records, map_run, orders)))
+    utilisation = plot_utilisation(records, network, orders, top=top_nodes)
+    figures.append(("utilisation.png", "node utilisation", utilisation))
     images: dict[str, str] = {}
     for name, alt, fig in figures:
         data = png(fig)
         (out / name).write_bytes(data)
-        images[name] = _img(name, data, alt)
+        images[name] = _img(data, alt)
 
     scenarios = ", ".join(sorted({str(s) for s in records["scenario"]}))
     seeds = ", ".join(str(s) for s in sorted({int(s) for s in records["seed"]}))
@@ -511,7 +610,7 @@ def write_report(
         f"Scenario {html.escape(scenarios)}, seed {html.escape(seeds)}; {len(kpi)} runs, "
         f"{len(records):,} order records.",
         "Costs are evaluation costs: every run is priced by the canonical model under the "
-        "scenario's own rules, whatever rules or weights it routed with.",
+        "scenario's own rules, whatever rules or settings it routed with.",
     ]
     if bound is not None:
         facts.append(
@@ -521,7 +620,7 @@ def write_report(
             f"possible."
         )
     facts += [html.escape(n) for n in notes]
-    columns = [c for c in (*KPI_LABELS,) if c in kpi.columns]
+    columns = [c for c in KPI_LABELS if c in kpi.columns]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -531,9 +630,9 @@ def write_report(
         "<ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>",
         "<h2>KPIs per run</h2>",
         _html_table(kpi[columns], KPI_LABELS),
-        '<p class="note">Rates are shares of orders (on-time: among orders with a deliver-by '
-        "date and something shipped); fill rate and node shares are shares of units; "
-        "latency is the policy's decision time.</p>",
+        '<p class="note">Rates are shares of orders (on-time: in full by the deliver-by date, '
+        "among orders with one; a backorder is late); fill rate and node shares are shares "
+        "of units; latency is the policy's decision time.</p>",
         images["kpis.png"],
     ]
     if len(comparisons):
@@ -543,12 +642,15 @@ def write_report(
             f"<h2>Paired differences against {base}</h2>",
             f'<p class="note">Each order routed by both runs is paired; the mean per-order '
             f"difference (run − {base}) has a {level:.0%} percentile bootstrap interval. "
-            "<b>significant</b> when the interval excludes 0.</p>",
+            "<b>significant</b> when the interval excludes 0. The bootstrap treats orders as "
+            "independent, but the decisions on one stream share its stock and capacity, so "
+            "an order's outcome depends on earlier ones and the intervals may be too narrow; "
+            "replicate over streams (<code>--seeds</code>) for independent evidence.</p>",
             _paired_html(comparisons),
             images["paired.png"],
         ]
     if "tradeoff.png" in images and tradeoff_table is not None:
-        shown = ["run", "setting", "cost_per_order", "split_rate", "on_time_rate", "pareto"]
+        shown = TRADEOFF_COLUMNS
         parts += [
             "<h2>Trade-off</h2>",
             '<p class="note">Pareto-efficient settings: no other setting is at least as good '
@@ -560,12 +662,23 @@ def write_report(
             images["tradeoff.png"],
         ]
     parts += [
-        f"<h2>Where units shipped from: {html.escape(map_run)}</h2>",
+        f"<h2>Where units shipped from and to: {html.escape(map_run)}</h2>",
         images["map.png"],
         "<h2>Node utilisation</h2>",
         images["utilisation.png"],
-        "</body></html>",
     ]
+    if orders is not None:
+        use = node_utilisation(records[records["run"] == map_run], network, orders)
+        capped = use[use["capacity"].notna()].sort_values(
+            ["peak_capacity_use", "node_id"], ascending=[False, True]
+        )
+        if len(capped):
+            parts += [
+                f'<p class="note">{html.escape(map_run)}: the nodes with a daily order '
+                "capacity, by their busiest UTC day of one stream against it.</p>",
+                _html_table(capped[list(CAPACITY_LABELS)].head(top_nodes), CAPACITY_LABELS),
+            ]
+    parts.append("</body></html>")
     path = out / "report.html"
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path

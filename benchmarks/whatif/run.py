@@ -1,37 +1,41 @@
 """The what-if command: replay order streams under policies and settings, fanned out.
 
-One :class:`RunSpec` names one run: a registered scenario and seed, a policy (``engine``,
-``full-model``, ``greedy-nearest``, ``ranked-chain``), the setting of a sweep (weights
-applied to the routing rules), optionally another rule set to route with, the first
-``n_orders`` orders in arrival order, and replenishments. :func:`execute` replays it in the
-calling process (the scenario is built once per process and seed); :func:`run_all` fans
-many out over a local process pool or Ray and returns one record table, sorted
-deterministically, so the same specs give the same :data:`~benchmarks.whatif.records.DETERMINISTIC`
-columns whichever executor ran them.
+A :class:`Stream` names what is replayed: a registered scenario and seed, its first
+``n_orders`` orders in arrival order and the replenishments. A :class:`RunSpec` routes one
+stream under a policy of :data:`~benchmarks.whatif.policies.POLICIES`, with the
+scenario's rules or a rule-set file, changed by a setting of a sweep. :func:`run_all`
+executes specs (and, if asked, the hindsight bound of every stream) in this process, on a
+local process pool or on Ray, and returns one record table, sorted deterministically, so
+the same specs give the same :data:`~benchmarks.whatif.records.DETERMINISTIC` columns on
+every engine whenever every solve is proven (see :data:`PROVEN`).
 
 Every run is priced with the scenario's own rules (the evaluation model), whatever rules
-or weights it routed with. The command::
+or settings it routed with. The command::
 
     python -m benchmarks.whatif --scenario standard --seeds 7 8 --out out/whatif
-    python -m benchmarks.whatif --sweep split_penalty=0,2,4,8,16 --policies engine
-    router whatif --smoke --scenario dc-outage --executor ray --workers 4
+    python -m benchmarks.whatif --sweep split_penalty=0,2,4,8,16 --sweep sla=hard,soft
+    router whatif --smoke --scenario dc-outage --rules a.yaml --rules b.yaml
+    router whatif --smoke --engine ray --workers 4
 
-``--executor ray`` starts a local Ray runtime (``--workers`` CPUs) unless ``RAY_ADDRESS``
-is set, in which case it attaches to that cluster (``RAY_ADDRESS=ray://head:10001``) and
-ships the project's packages (``benchmarks``, ``models``, ``router``) to it as
-``py_modules``; the cluster's Python must have the pinned dependencies installed.
+``--engine ray`` (the ``whatif`` extra: ``pip install -e '.[whatif]'``) starts a local Ray
+runtime (``--workers`` CPUs) unless ``RAY_ADDRESS`` is set, in which case it attaches to
+that cluster (``RAY_ADDRESS=ray://head:10001``) and ships the project's packages
+(``benchmarks``, ``models``, ``router``) to it as ``py_modules``; the cluster's Python
+must have the pinned dependencies installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import importlib.util
 import itertools
-import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,32 +44,27 @@ from tqdm import tqdm
 
 from benchmarks.scenarios import REGISTRY
 from benchmarks.whatif.bound import Bound, hindsight_bound
-from benchmarks.whatif.kpis import comparisons, kpis
-from benchmarks.whatif.policies import EnginePolicy, GreedyNearest, RankedChain, RoutingPolicy
-from benchmarks.whatif.policies import full_model as full_model_policy
+from benchmarks.whatif.kpis import METRICS, comparisons, kpis, kpis_long, order_table
+from benchmarks.whatif.policies import HEURISTIC, POLICIES
 from benchmarks.whatif.records import COLUMNS, OrderRecord
-from benchmarks.whatif.replay import Replenishment, replay
-from benchmarks.whatif.sweep import grid, tradeoff, weight_names
+from benchmarks.whatif.replay import Replenishment, arrival_order, check_replenishment, replay
+from benchmarks.whatif.report import TRADEOFF_COLUMNS, markdown, write_report, write_tables
+from benchmarks.whatif.sweep import Setting, grid, tradeoff
 from models import fields as f
-from models.errors import InvalidArgumentError, Violations
+from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.network import Network
 from models.order import Order
 from models.rules import RuleSet
 from models.scenario import Scenario
+from router.rules.document import NOT_READ, read_rules_file, read_yaml
 
 T = TypeVar("T")
 
-ENGINE = "engine"
-FULL_MODEL = "full-model"
-GREEDY_NEAREST = "greedy-nearest"
-RANKED_CHAIN = "ranked-chain"
-POLICY_KINDS: tuple[str, ...] = (ENGINE, FULL_MODEL, GREEDY_NEAREST, RANKED_CHAIN)
-"""Every policy a run may use, in the order the command runs and reports them."""
+ENGINES: tuple[str, ...] = ("local", "ray")
+"""Where runs execute: a local process pool, or Ray."""
 
-METRICS: tuple[str, ...] = ("cost", "shipments", "split", "on_time", "distance_km")
-"""The metrics of the paired comparisons against the base run."""
-
-EXECUTORS: tuple[str, ...] = ("local", "ray")
+PROVEN: frozenset[str] = frozenset({"OPTIMAL", "INFEASIBLE", "REJECTED"})
+"""Statuses of an engine decision that no time limit or machine can change."""
 
 REPLENISHMENT_COLUMNS: tuple[str, ...] = ("at", "node_id", "sku", "units")
 """The columns of a ``--replenishment`` CSV file."""
@@ -73,58 +72,12 @@ REPLENISHMENT_COLUMNS: tuple[str, ...] = ("at", "node_id", "sku", "units")
 SORT_KEYS: list[str] = ["run", "scenario", "seed", "seq"]
 """How :func:`run_all` orders its records: by run, then stream (scenario, seed), then seq."""
 
-
-@dataclass(frozen=True, slots=True)
-class RunSpec:
-    """One run: what to replay, under which policy and setting. Frozen and picklable.
-
-    ``weights`` (``{"split_penalty": 8.0}``) replace those fields of every strategy's
-    policy of the routing rules; ``setting`` is their label (``"split_penalty=8"``).
-    ``rules`` names a rule-set file to route with instead of the scenario's (the engine
-    policies only); the evaluation always uses the scenario's own rules. ``n_orders``
-    keeps the first orders in arrival order (``None``: all). ``smoke`` builds the scenario
-    at the registry's smoke size.
-    """
-
-    scenario: str
-    seed: int
-    policy: str = ENGINE
-    setting: str = ""
-    weights: Mapping[str, float] = field(default_factory=dict, hash=False)
-    rules: Path | None = None
-    n_orders: int | None = None
-    replenishment: tuple[Replenishment, ...] = ()
-    smoke: bool = False
-
-    def __post_init__(self) -> None:
-        if self.scenario not in REGISTRY:
-            raise ValueError(f"unknown scenario {self.scenario!r}; one of {', '.join(REGISTRY)}")
-        if self.policy not in POLICY_KINDS:
-            raise ValueError(f"unknown policy {self.policy!r}; one of {', '.join(POLICY_KINDS)}")
-        unknown = sorted(set(self.weights) - set(weight_names()))
-        if unknown:
-            raise ValueError(
-                f"unknown weight(s) {', '.join(unknown)}; one of {', '.join(weight_names())}"
-            )
-        # A plain dict of floats: picklable, and equal specs compare equal.
-        object.__setattr__(self, "weights", {k: float(v) for k, v in self.weights.items()})
-        object.__setattr__(self, "replenishment", tuple(self.replenishment))
-
-    @property
-    def run(self) -> str:
-        """The run's label in records: the policy, then the setting when there is one."""
-        return f"{self.policy} {self.setting}" if self.setting else self.policy
-
-
-@dataclass(frozen=True, slots=True)
-class BoundSpec:
-    """The hindsight bound of one stream: the orders and replenishments a run replays."""
-
-    scenario: str
-    seed: int
-    n_orders: int | None = None
-    replenishment: tuple[Replenishment, ...] = ()
-    smoke: bool = False
+MARKDOWN_COLUMNS: tuple[str, ...] = (
+    "run", "orders", "cost_per_order", "cost_ratio_to_bound", "shipments_per_order",
+    "split_rate", "on_time_rate", "mean_distance_km", "fill_rate", "store_share",
+    "p50_latency_ms", "p99_latency_ms",
+)  # fmt: skip
+"""The KPI columns the command prints (every column is in ``kpis.csv``)."""
 
 
 _SCENARIOS: dict[tuple[str, int, bool], Scenario] = {}
@@ -140,73 +93,89 @@ def scenario_for(name: str, seed: int, smoke: bool = False) -> Scenario:
     return _SCENARIOS[key]
 
 
-def stream(scenario: Scenario, n_orders: int | None) -> tuple[Order, ...]:
-    """The first ``n_orders`` orders in arrival order (created_at, then id); all if None."""
-    ordered = sorted(scenario.orders, key=lambda o: (o.created_at, o.order_id))
-    return tuple(ordered if n_orders is None else ordered[:n_orders])
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """An order stream: the first ``n_orders`` (all if None) of a scenario built with ``seed``.
+
+    ``smoke`` builds the scenario at the registry's smoke size; ``replenishment`` arrives
+    on the stream's stock. Frozen, hashable and picklable.
+    """
+
+    scenario: str
+    seed: int
+    n_orders: int | None = None
+    replenishment: tuple[Replenishment, ...] = ()
+    smoke: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scenario not in REGISTRY:
+            raise ValueError(f"unknown scenario {self.scenario!r}; one of {', '.join(REGISTRY)}")
+        object.__setattr__(self, "replenishment", tuple(self.replenishment))
+
+    def build(self) -> Scenario:
+        """The scenario (cached per process)."""
+        return scenario_for(self.scenario, self.seed, self.smoke)
+
+    def orders(self) -> tuple[Order, ...]:
+        """The orders replayed, in arrival order."""
+        return arrival_order(self.build().orders, self.n_orders)
 
 
-def load_rules_file(path: Path, network: Network) -> RuleSet:
-    """The rule set in ``path`` validated against ``network``; InvalidArgumentError if bad."""
-    from models.errors import FieldViolation
-    from router.rules.document import load_rules
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """One run: ``stream`` routed by ``policy`` (a key of POLICIES) under one setting.
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgumentError([FieldViolation(str(path), f"cannot be read: {exc}")]) from exc
-    return load_rules(text, path.name, network)
+    The policy routes with the rule set in the file ``rules`` (default: the scenario's),
+    with ``changes`` (Policy fields, ``{"split_penalty": 8.0}``) set in every strategy;
+    ``setting`` is the label of both (``"split_penalty=8"``; replay appends it to the
+    policy's name to label the run). The evaluation always uses the scenario's own rules.
+    """
+
+    stream: Stream
+    policy: str = "engine"
+    setting: str = ""
+    rules: Path | None = None
+    changes: Mapping[str, object] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}; one of {', '.join(POLICIES)}")
+        object.__setattr__(self, "changes", dict(self.changes))
 
 
-def with_weights(rules: RuleSet, weights: Mapping[str, float]) -> RuleSet:
-    """``rules`` with ``weights`` set in every strategy's policy (``dataclasses.replace``)."""
-    if not weights:
+def with_changes(rules: RuleSet, changes: Mapping[str, object]) -> RuleSet:
+    """``rules`` with ``changes`` set in every strategy's policy (``dataclasses.replace``)."""
+    if not changes:
         return rules
-    changes: dict[str, Any] = dict(weights)
+    fields: dict[str, Any] = dict(changes)  # checked by the rule language (sweep.grid)
     strategies = tuple(
-        replace(s, policy=replace(s.policy, **changes), overrides=s.overrides | set(weights))
+        replace(s, policy=replace(s.policy, **fields), overrides=s.overrides | set(changes))
         for s in rules.strategies
     )
     return replace(rules, strategies=strategies)
 
 
-def make_policy(spec: RunSpec, scenario: Scenario) -> RoutingPolicy:
-    """The policy of ``spec``: the engine policies route with its rules and weights."""
-    if spec.policy == GREEDY_NEAREST:
-        return GreedyNearest()
-    if spec.policy == RANKED_CHAIN:
-        return RankedChain()
-    base = scenario.rules if spec.rules is None else load_rules_file(spec.rules, scenario.network)
-    rules = with_weights(base, spec.weights)
-    return EnginePolicy(rules) if spec.policy == ENGINE else full_model_policy(rules)
-
-
 def execute(spec: RunSpec) -> list[OrderRecord]:
     """Replay ``spec`` in this process: one record per order, in arrival order."""
-    scenario = scenario_for(spec.scenario, spec.seed, spec.smoke)
+    stream = spec.stream
+    scenario = stream.build()
+    base = scenario.rules if spec.rules is None else read_rules_file(spec.rules, scenario.network)
     return replay(
         scenario,
-        make_policy(spec, scenario),
-        scenario_name=spec.scenario,
-        seed=spec.seed,
+        POLICIES[spec.policy](with_changes(base, spec.changes)),
+        scenario_name=stream.scenario,
+        seed=stream.seed,
         setting=spec.setting,
-        run=spec.run,
-        orders=stream(scenario, spec.n_orders),
-        replenishment=spec.replenishment,
+        orders=stream.orders(),
+        replenishment=stream.replenishment,
     )
 
 
-def execute_bound(spec: BoundSpec) -> Bound:
-    """The hindsight bound of ``spec``'s stream, computed in this process."""
-    scenario = scenario_for(spec.scenario, spec.seed, spec.smoke)
-    return hindsight_bound(
-        scenario, orders=stream(scenario, spec.n_orders), replenishment=spec.replenishment
-    )
-
-
-def _work(job: RunSpec | BoundSpec) -> list[OrderRecord] | Bound:
-    """One job of an executor: a run's records or a stream's bound."""
-    return execute(job) if isinstance(job, RunSpec) else execute_bound(job)
+def _work(job: RunSpec | Stream) -> list[OrderRecord] | Bound:
+    """One job of an engine: a run's records, or a stream's hindsight bound."""
+    if isinstance(job, RunSpec):
+        return execute(job)
+    return hindsight_bound(job.build(), orders=job.orders(), replenishment=job.replenishment)
 
 
 def records_frame(records: Iterable[OrderRecord]) -> pd.DataFrame:
@@ -219,65 +188,47 @@ def records_frame(records: Iterable[OrderRecord]) -> pd.DataFrame:
 def run_all(
     specs: Sequence[RunSpec],
     *,
-    executor: str = "local",
-    workers: int | None = None,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Execute every spec and return all records (see :func:`records_frame`).
-
-    ``executor="local"``: a process pool of ``workers`` (default ``os.cpu_count()``); one
-    worker runs every spec in this process. ``executor="ray"``: one Ray task per spec on a
-    local runtime of ``workers`` CPUs, or on the cluster at ``RAY_ADDRESS``. The result is
-    the same whichever executor and however many workers.
-    """
-    results = _map(_work, list(specs), executor=executor, workers=workers, progress=progress)
-    return records_frame(r for result in results for r in _records(result))
-
-
-def run_with_bounds(
-    specs: Sequence[RunSpec],
-    bounds: Sequence[BoundSpec],
-    *,
-    executor: str = "local",
+    bounds: bool = False,
+    engine: str = "local",
     workers: int | None = None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], Bound]]:
-    """:func:`run_all` and the bounds, as jobs of one executor; bounds by (scenario, seed)."""
-    jobs: list[RunSpec | BoundSpec] = [*bounds, *specs]
-    results = _map(_work, jobs, executor=executor, workers=workers, progress=progress)
-    found = {(b.scenario, b.seed): r for b, r in zip(bounds, results, strict=False)}
-    table = records_frame(r for result in results[len(bounds) :] for r in _records(result))
-    return table, {key: b for key, b in found.items() if isinstance(b, Bound)}
+    """Execute every spec: the records (:func:`records_frame`) and the bounds.
 
+    With ``bounds``, also the hindsight bound of every stream the specs replay, keyed by
+    (scenario, seed).
 
-def _records(result: list[OrderRecord] | Bound) -> list[OrderRecord]:
-    assert isinstance(result, list)
-    return result
+    ``engine="local"``: a process pool of ``workers`` (default ``os.cpu_count()``); one
+    worker runs every job in this process. ``engine="ray"``: one Ray task per job on a
+    local runtime of ``workers`` CPUs, or on the cluster at ``RAY_ADDRESS``. Bounds and
+    runs are jobs of the same pool, the slowest submitted first. The result is the same
+    whichever engine and however many workers (the latencies aside).
+    """
+    streams = list(dict.fromkeys(s.stream for s in specs)) if bounds else []
+    if len({(s.scenario, s.seed) for s in streams}) < len(streams):
+        raise ValueError("the specs replay different streams of one scenario and seed")
+    jobs: list[RunSpec | Stream] = [*streams, *specs]
+    results = _map(_work, jobs, engine=engine, workers=workers, progress=progress)
+    found = {(s.scenario, s.seed): b for s, b in zip(streams, results, strict=False)}
+    records = (r for result in results[len(streams) :] if isinstance(result, list) for r in result)
+    return records_frame(records), {k: b for k, b in found.items() if isinstance(b, Bound)}
 
 
 def _map(
-    fn: Callable[[Any], T],
-    jobs: list[Any],
-    *,
-    executor: str,
-    workers: int | None,
-    progress: bool,
+    fn: Callable[[Any], T], jobs: list[Any], *, engine: str, workers: int | None, progress: bool
 ) -> list[T]:
-    """``[fn(job) for job in jobs]`` on ``executor``, with a progress bar over completions."""
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; one of {', '.join(EXECUTORS)}")
+    """``[fn(job) for job in jobs]`` on ``engine``, with a progress bar over completions."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     n = workers or os.cpu_count() or 1
     bar = tqdm(
-        total=len(jobs),
-        desc=f"what-if ({executor})",
-        unit="run",
-        disable=not progress,
+        total=len(jobs), desc=f"what-if ({engine})", unit="job", disable=not progress,
         file=sys.stderr,
-    )
+    )  # fmt: skip
     with bar:
-        if executor == "ray":
+        if engine == "ray":
             return _map_ray(fn, jobs, n if workers else None, bar.update)
         if n == 1 or len(jobs) <= 1:
             out = []
@@ -285,13 +236,13 @@ def _map(
                 out.append(fn(job))
                 bar.update()
             return out
-        results: list[T | None] = [None] * len(jobs)
+        results: dict[int, T] = {}
         with concurrent.futures.ProcessPoolExecutor(max_workers=min(n, len(jobs))) as pool:
             index = {pool.submit(fn, jobs[i]): i for i in _slow_first(jobs)}
             for future in concurrent.futures.as_completed(index):
                 results[index[future]] = future.result()
                 bar.update()
-        return results  # type: ignore[return-value]
+        return [results[i] for i in range(len(jobs))]
 
 
 def _slow_first(jobs: Sequence[object]) -> list[int]:
@@ -303,9 +254,9 @@ def _slow_first(jobs: Sequence[object]) -> list[int]:
 
     def rank(i: int) -> int:
         job = jobs[i]
-        if isinstance(job, BoundSpec):
+        if isinstance(job, Stream):
             return 0
-        return 1 if isinstance(job, RunSpec) and job.policy == FULL_MODEL else 2
+        return 1 if isinstance(job, RunSpec) and job.policy == "full-model" else 2
 
     return sorted(range(len(jobs)), key=rank)
 
@@ -338,14 +289,14 @@ def _map_ray(
     try:
         task = ray.remote(num_cpus=1)(fn)
         index = {task.remote(jobs[i]): i for i in _slow_first(jobs)}
-        results: list[T | None] = [None] * len(jobs)
+        results: dict[int, T] = {}
         pending = list(index)
         while pending:
             finished, pending = ray.wait(pending, num_returns=1)
             for ref in finished:
                 results[index[ref]] = ray.get(ref)
                 done()
-        return results  # type: ignore[return-value]
+        return [results[i] for i in range(len(jobs))]
     finally:
         if started:
             ray.shutdown()
@@ -353,11 +304,16 @@ def _map_ray(
 
 # --- input files and flags ------------------------------------------------------------------
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ROW_FIELD = re.compile(r"^replenishment\[(\d+)\]\.(\w+)$")
+
 
 def read_replenishment(path: Path, network: Network) -> tuple[Replenishment, ...]:
     """The replenishments of a CSV file (``at,node_id,sku,units``), checked against ``network``.
 
-    ``at`` is an RFC 3339 timestamp with an offset; ``units`` a whole number >= 0. Raises
+    ``at`` is an RFC 3339 timestamp with an offset; ``units`` a whole number. Values are
+    read here; whether the network can take them is
+    :func:`~benchmarks.whatif.replay.check_replenishment`'s call. Raises
     :class:`InvalidArgumentError` with every problem as ``file:line:column``.
     """
     v = Violations()
@@ -370,18 +326,17 @@ def read_replenishment(path: Path, network: Network) -> tuple[Replenishment, ...
         v.add(name, f"cannot be read as CSV: {exc}")
         v.raise_if_any()
     frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in REPLENISHMENT_COLUMNS if c not in frame.columns]
     header = Violations(f"{name}:1:")
-    for column in missing:
-        header.add(column, "column is missing")
+    for column in REPLENISHMENT_COLUMNS:
+        if column not in frame.columns:
+            header.add(column, "column is missing")
     for column in frame.columns:
         if column not in REPLENISHMENT_COLUMNS:
             header.add(
                 column, f"is not a column; the columns are {', '.join(REPLENISHMENT_COLUMNS)}"
             )
-    v.extend(header.items)
-    v.raise_if_any()
-    out: list[Replenishment] = []
+    header.raise_if_any()
+    rows: list[tuple[int, Replenishment, set[str]]] = []  # line, row, fields already refused
     for i, raw in enumerate(frame.to_dict("records")):
         if all(f.is_blank(value) for value in raw.values()):
             continue
@@ -390,32 +345,43 @@ def read_replenishment(path: Path, network: Network) -> tuple[Replenishment, ...
         at = f.timestamp(values, "at", row)
         node_id = f.text(values, "node_id", row)
         sku = f.text(values, "sku", row)
-        units = f.integer(values, "units", row, minimum=0, maximum=f.MAX_INT32)
-        if node_id is not None and network.node(node_id) is None:
-            row.add("node_id", f"unknown node {node_id!r}")
-        if sku is not None and sku not in network.skus:
-            row.add("sku", f"unknown sku {sku!r}")
+        units = f.integer(values, "units", row, maximum=f.MAX_INT32)
         v.extend(row.items)
-        if not row and at is not None and node_id and sku and units is not None:
-            out.append(Replenishment(at, node_id, sku, units))
+        refused = {x.field.rsplit(":", 1)[-1] for x in row.items}
+        # Placeholders for refused values, so the network checks still see the rest.
+        item = Replenishment(at or _EPOCH, node_id or "", sku or "", units or 0)
+        rows.append((i + 2, item, refused))
+    try:
+        check_replenishment([item for _, item, _ in rows], network)
+    except InvalidArgumentError as error:
+        for x in error.violations:
+            match = _ROW_FIELD.match(x.field)
+            if match is None:
+                v.add(x.field, x.description)
+                continue
+            line, _, refused = rows[int(match[1])]
+            if match[2] not in refused:
+                v.items.append(FieldViolation(f"{name}:{line}:{match[2]}", x.description))
     v.raise_if_any()
-    return tuple(out)
+    return tuple(item for _, item, _ in rows)
 
 
-def _sweep_flag(text: str) -> tuple[str, list[tuple[str, dict[str, float]]]]:
-    """``split_penalty=0,2,4`` as the weight and its grid of settings (argparse type)."""
+def _sweep_flag(text: str) -> tuple[str, list[Setting]]:
+    """``split_penalty=0,2,4`` as the field and its grid of settings (argparse type).
+
+    Each value is read as YAML (``sla=hard,soft``, ``ship_complete=true,false``) and then
+    by the rule language (:func:`benchmarks.whatif.sweep.grid`).
+    """
     name, sep, values = text.partition("=")
     name = name.strip()
     if not sep or not values.strip():
-        raise argparse.ArgumentTypeError(f"expected WEIGHT=V1,V2,…, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected FIELD=V1,V2,…, got {text!r}")
+    v = Violations()
+    parsed = [read_yaml(value, f"{name}={value}", v) for value in values.split(",")]
+    if v or NOT_READ in parsed:
+        raise argparse.ArgumentTypeError("; ".join(map(str, v.items)))
     try:
-        numbers = [float(v) for v in values.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"values of {name} must be numbers separated by commas, got {values!r}"
-        ) from None
-    try:
-        return name, grid(name, numbers)
+        return name, grid(name, parsed)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -435,89 +401,86 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog or "python -m benchmarks.whatif",
         description="What-if benchmarks: replay a scenario's order stream under routing "
-        "policies and weight settings; KPIs, paired comparisons, hindsight bound, report.",
+        "policies, rule sets and settings; KPIs, paired comparisons, hindsight bound, report.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--scenario", choices=sorted(REGISTRY), default="standard")
     p.add_argument("--seeds", type=int, nargs="+", default=[7], help="one stream per seed")
     p.add_argument("--orders", type=_positive, help="first N orders in arrival order (all)")
     p.add_argument(
-        "--policies",
-        nargs="+",
-        choices=POLICY_KINDS,
-        default=list(POLICY_KINDS),
-        help="policies to replay",
-    )
+        "--policies", nargs="+", choices=list(POLICIES), default=list(POLICIES),
+        help="policies to replay under the scenario's rules",
+    )  # fmt: skip
     p.add_argument(
-        "--rules",
-        type=Path,
-        help="rules.yaml the engine policies route with "
-        "(default: the scenario's; evaluation always uses the scenario's)",
-    )
+        "--rules", type=Path, action="append", default=[], metavar="FILE",
+        help="a rules.yaml the engine routes with: one run per file, labelled by the file's "
+        "stem (repeatable; evaluation always uses the scenario's rules)",
+    )  # fmt: skip
     p.add_argument(
-        "--sweep",
-        type=_sweep_flag,
-        action="append",
-        default=[],
-        metavar="WEIGHT=V1,V2,…",
-        help="run the engine at each value of a weight (repeatable: the grid's product)",
-    )
+        "--sweep", type=_sweep_flag, action="append", default=[], metavar="FIELD=V1,V2,…",
+        help="run the engine at each value of a scalar policy field (weights, max_shipments, "
+        "ship_complete, sla, max_distance_km, same_country, no_split_below_value); "
+        "repeatable: the grid's product; with --rules, on each file",
+    )  # fmt: skip
     p.add_argument("--replenishment", type=Path, help="CSV of at,node_id,sku,units arrivals")
     p.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        default="local",
-        help="local process pool, or Ray (local runtime unless RAY_ADDRESS is set)",
-    )
+        "--engine", "--executor", dest="engine", choices=ENGINES, default="local",
+        help="local process pool, or Ray (the whatif extra; a local runtime unless "
+        "RAY_ADDRESS is set)",
+    )  # fmt: skip
     p.add_argument("--workers", type=_positive, help="processes / Ray CPUs (os.cpu_count())")
     p.add_argument(
-        "--bound",
-        action=argparse.BooleanOptionalAction,
-        default=True,
+        "--bound", action=argparse.BooleanOptionalAction, default=True,
         help="compute the hindsight LP bound per scenario and seed",
-    )
-    p.add_argument("--base", default=ENGINE, help="the run the paired comparisons are against")
+    )  # fmt: skip
+    p.add_argument(
+        "--base", default="engine",
+        help="what the paired comparisons are against: a policy or a setting's label",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("out/whatif"), help="output directory")
     p.add_argument("--smoke", action="store_true", help="the scenario at its smoke size")
     return p
 
 
+def settings(args: argparse.Namespace) -> list[tuple[str, Path | None, dict[str, object]]]:
+    """The engine's settings the flags ask for: (label, rules file, Policy field changes).
+
+    Each ``--rules`` file, times each combination of the ``--sweep`` grids (on the
+    scenario's rules when no file is given); labels join the file's stem and the values.
+    """
+    combos: list[tuple[Setting, ...]] = list(itertools.product(*(g for _, g in args.sweep)))
+    files: list[Path | None] = list(args.rules) or [None]
+    out = []
+    for path, combo in itertools.product(files, combos if args.sweep else [()]):
+        if path is None and not combo:
+            continue
+        labels = ([path.stem] if path is not None else []) + [label for label, _ in combo]
+        changes = {k: value for _, c in combo for k, value in c.items()}
+        out.append((",".join(labels), path, changes))
+    return out
+
+
 def build_specs(
     args: argparse.Namespace, replenishment: tuple[Replenishment, ...]
 ) -> list[RunSpec]:
-    """The runs the flags ask for: each policy per seed, then each sweep setting per seed."""
-    settings: list[tuple[str, dict[str, float]]] = []
-    if args.sweep:
-        for combo in itertools.product(*(g for _, g in args.sweep)):
-            label = ",".join(label for label, _ in combo)
-            weights = {k: v for _, w in combo for k, v in w.items()}
-            settings.append((label, weights))
-    common: dict[str, Any] = {
-        "scenario": args.scenario,
-        "rules": args.rules,
-        "n_orders": args.orders,
-        "replenishment": replenishment,
-        "smoke": args.smoke,
-    }
+    """The runs the flags ask for: each policy per seed, then each setting per seed."""
     specs = []
     for seed in args.seeds:
-        specs += [RunSpec(seed=seed, policy=kind, **common) for kind in args.policies]
-        specs += [
-            RunSpec(seed=seed, policy=ENGINE, setting=label, weights=weights, **common)
-            for label, weights in settings
-        ]
+        stream = Stream(args.scenario, seed, args.orders, replenishment, args.smoke)
+        specs += [RunSpec(stream, policy) for policy in args.policies]
+        specs += [RunSpec(stream, "engine", label, path, c) for label, path, c in settings(args)]
     return specs
 
 
 def _check_inputs(args: argparse.Namespace) -> tuple[Replenishment, ...]:
-    """Validate --rules and --replenishment against every seed's network; every problem."""
+    """Validate the --rules and --replenishment files against every seed's network."""
     v = Violations()
     replenishment: tuple[Replenishment, ...] = ()
     for seed in args.seeds:
         network = scenario_for(args.scenario, seed, args.smoke).network
-        if args.rules is not None:
+        for path in args.rules:
             try:
-                load_rules_file(args.rules, network)
+                read_rules_file(path, network)
             except InvalidArgumentError as error:
                 v.extend(x for x in error.violations if x not in v.items)
         if args.replenishment is not None:
@@ -529,86 +492,40 @@ def _check_inputs(args: argparse.Namespace) -> tuple[Replenishment, ...]:
     return replenishment
 
 
-def kpi_table(records: pd.DataFrame, bounds: Mapping[tuple[str, int], Bound]) -> pd.DataFrame:
-    """KPIs per run over every stream, with ``cost_ratio_to_bound`` when every bound is usable.
-
-    The streams (seeds) are independent, so their bounds add: the ratio is the run's total
-    cost over the sum of the seeds' bounds.
-    """
-    return kpis(records, total_bound(records, bounds))
-
-
-def kpi_table_by_seed(
-    records: pd.DataFrame, bounds: Mapping[tuple[str, int], Bound]
-) -> pd.DataFrame:
-    """KPIs per (scenario, seed, run), each with its own stream's bound ratio."""
-    parts = []
-    for key, rows in records.groupby(["scenario", "seed"], sort=True):
-        scenario, seed = str(key[0]), int(str(key[1]))
-        bound = bounds.get((scenario, seed))
-        part = kpis(rows, bound.value if bound is not None and _usable(bound) else None)
-        part.insert(0, "seed", seed)
-        part.insert(0, "scenario", scenario)
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
-
-
-def total_bound(records: pd.DataFrame, bounds: Mapping[tuple[str, int], Bound]) -> float | None:
-    """The sum of the bounds of every stream in ``records``; None unless each is usable."""
-    keys = {(str(s), int(n)) for s, n in records[["scenario", "seed"]].drop_duplicates().values}
-    if not keys or not all(k in bounds and _usable(bounds[k]) for k in keys):
-        return None
-    return sum(bounds[k].value for k in keys)
+def _problem(args: argparse.Namespace) -> str | None:
+    """A problem argparse cannot see alone (flags that disagree, a missing extra), or None."""
+    swept = [name for name, _ in args.sweep]
+    repeated = sorted({name for name in swept if swept.count(name) > 1})
+    if repeated:
+        return f"argument --sweep: {', '.join(repeated)} is swept twice; give its values once"
+    stems = [path.stem for path in args.rules]
+    if len(set(stems)) < len(stems):
+        return f"argument --rules: two files named {', '.join(stems)} would share a label"
+    choices = [*args.policies, *(label for label, _, _ in settings(args))]
+    if args.base not in choices:
+        return f"argument --base: {args.base!r} is none of the runs: {', '.join(choices)}"
+    needed = ["pyarrow", "ray"] if args.engine == "ray" else ["pyarrow"]
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        flag = "argument --engine: " if "ray" in missing else ""
+        return (
+            f"{flag}{' and '.join(missing)} not installed; install the whatif extra "
+            "(pip install -e '.[whatif]')"
+        )
+    return None
 
 
-def _usable(bound: Bound) -> bool:
-    return bound.status == "OPTIMAL" and math.isfinite(bound.value) and bound.value > 0
+def base_run(records: pd.DataFrame, base: str) -> str:
+    """The run label of ``--base``: the policy's plain run, else the setting's run."""
+    plain = records[(records["policy"] == base) & (records["setting"] == "")]
+    rows = plain if len(plain) else records[records["setting"] == base]
+    return str(rows["run"].iloc[0])
 
 
-MARKDOWN_COLUMNS: tuple[str, ...] = (
-    "run",
-    "orders",
-    "cost_per_order",
-    "cost_ratio_to_bound",
-    "shipments_per_order",
-    "split_rate",
-    "on_time_rate",
-    "mean_distance_km",
-    "fill_rate",
-    "store_share",
-    "p50_latency_ms",
-    "p99_latency_ms",
-)
-"""The KPI columns the command prints (every column is in ``kpis.csv``)."""
-
-TRADEOFF_COLUMNS: tuple[str, ...] = (
-    "run",
-    "setting",
-    "cost_per_order",
-    "split_rate",
-    "on_time_rate",
-    "shipments_per_order",
-    "pareto",
-)
-
-
-def markdown(table: pd.DataFrame, columns: Sequence[str] = MARKDOWN_COLUMNS) -> str:
-    """``table`` as a markdown table of ``columns`` (those it has); numbers rounded."""
-    shown = [c for c in columns if c in table.columns]
-    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    for row in table[shown].itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else ""
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
-    return str(value)
+def unproven(records: pd.DataFrame) -> pd.DataFrame:
+    """The engine decisions (status not HEURISTIC) whose status is not in :data:`PROVEN`."""
+    status = records["status"].astype(str)
+    return records[(status != HEURISTIC) & ~status.isin(PROVEN)]
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
@@ -618,6 +535,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         args = p.parse_args(argv)
     except SystemExit as stop:  # argparse: --help (0) or a bad flag (2, message printed)
         return int(stop.code or 0)
+    problem = _problem(args)
+    if problem is not None:
+        p.print_usage(sys.stderr)
+        print(f"{p.prog}: error: {problem}", file=sys.stderr)
+        return 2
     try:
         replenishment = _check_inputs(args)
     except InvalidArgumentError as error:
@@ -626,95 +548,89 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             print(f"  {violation}", file=sys.stderr)
         return 2
     specs = build_specs(args, replenishment)
-    runs = list(dict.fromkeys(s.run for s in specs))
-    if args.base not in runs:
-        p.print_usage(sys.stderr)
-        print(
-            f"{p.prog}: error: argument --base: {args.base!r} is not one of the runs: "
-            f"{', '.join(runs)}",
-            file=sys.stderr,
-        )
-        return 2
-    bound_specs = (
-        [
-            BoundSpec(args.scenario, seed, args.orders, replenishment, args.smoke)
-            for seed in args.seeds
-        ]
-        if args.bound
-        else []
+    streams = list(dict.fromkeys(s.stream for s in specs))
+    records, found = run_all(specs, bounds=args.bound, engine=args.engine, workers=args.workers)
+    usable = {k: b.value for k, b in found.items() if b.status == "OPTIMAL" and b.value > 0}
+    bounds = usable if args.bound else None
+    tables = {
+        "records": records,
+        "kpis": kpis(records, bounds),
+        "kpis_long": kpis_long(kpis(records, bounds, by=("scenario", "run"))),
+        "paired": comparisons(records, base_run(records, args.base), tuple(METRICS)),
+    }
+    if len(args.seeds) > 1:
+        tables["kpis_by_seed"] = kpis(records, bounds, by=("scenario", "seed", "run"))
+    if args.sweep or args.rules:
+        swept = tables["kpis"][tables["kpis"]["setting"] != ""]
+        tables["tradeoff"] = tradeoff(swept.reset_index(drop=True))
+    write_tables(args.out, tables)
+    notes = _notes(args, records, found)
+    report = write_report(
+        args.out,
+        title=_title(args),
+        records=records,
+        kpi_table=tables["kpis"],
+        comparisons=tables["paired"],
+        network=scenario_for(args.scenario, args.seeds[0], args.smoke).network,
+        bound=sum(usable.values()) if usable and len(usable) == len(args.seeds) else None,
+        tradeoff_table=tables.get("tradeoff"),
+        orders=pd.concat([order_table(s.orders(), s.scenario, s.seed) for s in streams]),
+        notes=notes,
+        map_run=base_run(records, args.base),
     )
-    records, bounds = run_with_bounds(
-        specs, bound_specs, executor=args.executor, workers=args.workers
-    )
-    table = kpi_table(records, bounds)
-    by_seed = kpi_table_by_seed(records, bounds) if len(args.seeds) > 1 else None
-    compared = comparisons(records, args.base, METRICS)
-    trade = None
-    if args.sweep:
-        swept = [s.run for s in specs if s.setting]
-        trade = tradeoff(kpis(records[records["run"].isin(swept)]))
-    report = _write(args, records, table, by_seed, compared, trade, bounds)
-    print(markdown(table))
-    if by_seed is not None:
-        print()
-        print(markdown(by_seed, ("scenario", "seed", *MARKDOWN_COLUMNS)))
-    if trade is not None:
-        print()
-        print(markdown(trade, TRADEOFF_COLUMNS))
-    for (scenario, seed), bound in sorted(bounds.items()):
+    print(markdown(tables["kpis"], MARKDOWN_COLUMNS))
+    shown = {"kpis_by_seed": ("scenario", "seed", *MARKDOWN_COLUMNS), "tradeoff": TRADEOFF_COLUMNS}
+    for name, columns in shown.items():
+        if name in tables:
+            print(f"\n{markdown(tables[name], columns)}")
+    for (scenario, seed), bound in sorted(found.items()):
         print(
             f"hindsight bound {scenario} seed {seed}: {bound.value:,.2f} ({bound.status}, "
             f"{bound.variables:,} variables, {bound.constraints:,} constraints, "
             f"{bound.seconds:.1f} s)"
         )
+    for note in notes:
+        if note.startswith("Warning"):
+            print(note, file=sys.stderr)
     print(f"report: {report}")
     return 0
 
 
-def _write(
-    args: argparse.Namespace,
-    records: pd.DataFrame,
-    table: pd.DataFrame,
-    by_seed: pd.DataFrame | None,
-    compared: pd.DataFrame,
-    trade: pd.DataFrame | None,
-    bounds: Mapping[tuple[str, int], Bound],
-) -> Path:
-    """Write the tables and the report under ``args.out``; the report's path.
+def _title(args: argparse.Namespace) -> str:
+    size = "smoke size" if args.smoke else "full size"
+    orders = f"first {args.orders} orders" if args.orders else "every order"
+    return f"What-if: {args.scenario} ({size}, {orders})"
 
-    ``records``, ``kpis`` and ``paired`` as CSV and Parquet (report.write_tables), plus
-    ``tradeoff`` (when sweeping) and ``kpis_by_seed`` (several seeds); ``report.html``.
-    """
-    from benchmarks.whatif.report import write_report, write_tables
 
-    out: Path = args.out
-    write_tables(out, records, table, compared)
-    for name, extra in (("tradeoff", trade), ("kpis_by_seed", by_seed)):
-        if extra is not None:
-            extra.to_csv(out / f"{name}.csv", index=False)
-            extra.to_parquet(out / f"{name}.parquet", index=False)
+def _notes(
+    args: argparse.Namespace, records: pd.DataFrame, bounds: Mapping[tuple[str, int], Bound]
+) -> list[str]:
+    """The report's notes: inputs, unusable bounds, and whether the engines agree by design."""
+    rules = ", ".join(map(str, args.rules)) or "none"
     notes = [
-        f"Routing rules: {args.rules if args.rules else 'the scenario rules'}; "
-        f"{len(args.policies)} policies, base run {args.base!r}.",
+        f"Policies {', '.join(args.policies)} route with the scenario's rules; rule-set "
+        f"files: {rules}; base run {args.base!r}; engine {args.engine}.",
     ]
     if args.replenishment is not None:
         notes.append(f"Replenishment: {args.replenishment}.")
     for (scenario, seed), bound in sorted(bounds.items()):
-        if not _usable(bound):
+        if bound.status != "OPTIMAL" or not bound.value > 0:
             notes.append(
                 f"The hindsight bound of {scenario} seed {seed} is unusable: "
                 f"{bound.status} ({bound.value})."
             )
-    size = "smoke size" if args.smoke else "full size"
-    orders = f"first {args.orders} orders" if args.orders else "every order"
-    return write_report(
-        out,
-        title=f"What-if: {args.scenario} ({size}, {orders})",
-        records=records,
-        kpi_table=table,
-        comparisons=compared,
-        network=scenario_for(args.scenario, args.seeds[0], args.smoke).network,
-        bound=total_bound(records, bounds),
-        tradeoff_table=trade,
-        notes=notes,
+    notes.append(
+        "Records are identical whichever engine (local, any number of workers, Ray) ran "
+        "them when every solve is proven (status OPTIMAL, INFEASIBLE or REJECTED): a "
+        "time-limited solve may stop at a different plan on a slower or busier machine."
     )
+    late = unproven(records)
+    if len(late):
+        counts = late.groupby("run", sort=False).size()
+        runs = ", ".join(f"{run} {n}" for run, n in counts.items())
+        notes.append(
+            f"Warning: {len(late)} engine decisions are not proven ({runs}; statuses "
+            f"{', '.join(sorted(set(late['status'])))}): these runs may differ between "
+            "engines and machines."
+        )
+    return notes

@@ -1,25 +1,35 @@
-"""Weight sweeps: grids of settings, trade-off tables and their Pareto-efficient rows.
+"""Sweeps of the routing rules: grids of settings, trade-off tables, Pareto-efficient rows.
 
-A sweep routes the same order stream once per setting of one weight of the routing policy
-(``grid``) and prices every run with the scenario's own rules, so the KPI table of the
-runs (:func:`benchmarks.whatif.kpis.kpis`) traces how the weight trades cost against
-splits and promises kept (:func:`tradeoff`).
+A sweep routes the same order stream once per setting of one scalar field of the routing
+policy (a weight such as ``split_penalty``, or a filter or constraint such as
+``max_shipments`` or ``sla``; :func:`grid`) and prices every run with the scenario's own
+rules, so the KPI table of the runs (:func:`benchmarks.whatif.kpis.kpis`) traces how the
+setting trades cost against splits and promises kept (:func:`tradeoff`).
+
+Every value is validated by the rule language itself: each becomes a one-strategy rule
+document read by :meth:`models.rules.RuleSet.from_raw`, so a sweep accepts exactly what a
+``rules.yaml`` accepts, and the setting holds the value as the rules hold it
+(``sla=hard`` is :attr:`models.rules.SlaMode.HARD`).
 """
 
 from __future__ import annotations
 
-import math
+import enum
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import fields
 
 import numpy as np
 import pandas as pd
 
-from models.rules import SECTIONS, Policy
+from models.errors import Violations
+from models.rules import SECTIONS, Policy, RuleSet
 
-_WEIGHT_LIMITS: dict[str, float] = {"distance_cost_per_km": 100.0}
-"""Upper bounds the rule language puts on a weight (money weights: up to 100,000)."""
-_MAX_MONEY = 100_000.0
+Setting = tuple[str, dict[str, object]]
+"""A setting's label (``"split_penalty=8"``) and the Policy fields it sets."""
+
+_SCALARS: tuple[type, ...] = (float, int, bool, str, enum.Enum, type(None))
 
 
 def pareto(
@@ -65,47 +75,80 @@ def tradeoff(
     return out
 
 
-def weight_names() -> tuple[str, ...]:
-    """The weights of :class:`models.rules.Policy` a grid may sweep (the numeric ones)."""
-    defaults = {f.name: f.default for f in fields(Policy)}
-    return tuple(
-        name
-        for name in SECTIONS["weights"]
-        if isinstance(defaults.get(name), float | int) and not isinstance(defaults[name], bool)
-    )
+def _scalar(hint: object) -> bool:
+    """True for a type hint of plain values: numbers, flags, enums, optionally None."""
+    parts = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return all(isinstance(p, type) and issubclass(p, _SCALARS) for p in parts)
 
 
-def setting_label(name: str, value: float) -> str:
-    """``"split_penalty=8"``: the weight and its value, shortest exact form."""
-    return (
-        f"{name}={float(value):g}" if float(value) == float(f"{value:g}") else f"{name}={value!r}"
-    )
+def sweepable() -> tuple[str, ...]:
+    """The :class:`models.rules.Policy` fields a grid may sweep: every scalar one.
 
-
-def grid(name: str, values: Sequence[float]) -> list[tuple[str, dict[str, float]]]:
-    """One setting per value: ``("split_penalty=8", {"split_penalty": 8.0})``, in order.
-
-    ``name`` must be a numeric weight of :class:`models.rules.Policy`
-    (``SECTIONS["weights"]``; ``unit_penalty_by_node_type`` is a mapping and cannot be
-    swept this way); values must be finite, within the rule language's bounds (0 to
-    100,000; ``distance_cost_per_km`` 0 to 100) and distinct. The run orchestrator applies
-    a setting with ``dataclasses.replace(policy, **weights)``.
+    The numeric weights and the scalar filters and constraints (``max_distance_km``,
+    ``same_country``, ``max_shipments``, ``ship_complete``, ``sla``,
+    ``no_split_below_value``); not the sets and mappings (``node_types``,
+    ``unit_penalty_by_node_type``, …). In the order of :data:`models.rules.SECTIONS`.
     """
-    allowed = weight_names()
+    hints = typing.get_type_hints(Policy)
+    return tuple(name for keys in SECTIONS.values() for name in keys if _scalar(hints[name]))
+
+
+def section_of(name: str) -> str:
+    """The section of a rule document (``weights``, ``filters``, ``constraints``) of ``name``."""
+    for section, keys in SECTIONS.items():
+        if name in keys:
+            return section
+    raise ValueError(f"{name!r} is not a field of a strategy's policy")
+
+
+def setting_label(name: str, value: object) -> str:
+    """``"split_penalty=8"``: the field and its value as a rule document writes it."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = f"{value:g}" if value == float(f"{value:g}") else repr(value)
+    elif isinstance(value, enum.Enum):
+        text = str(value.value)
+    else:
+        text = "null" if value is None else str(value)
+    return f"{name}={text}"
+
+
+def grid(name: str, values: Sequence[object]) -> list[Setting]:
+    """One setting per value, in order: ``("split_penalty=8", {"split_penalty": 8.0})``.
+
+    ``name`` must be one of :func:`sweepable`. Each value is read by the rule language as
+    ``{"name": "sweep", "strategies": [{"name": "s", SECTION: {name: value}}]}``; the
+    setting holds the value the rules hold (a number as float, ``"hard"`` as
+    ``SlaMode.HARD``). Raises ``ValueError`` naming every refused value (with the rule
+    language's reason), or a value that comes twice (after reading: ``8`` and ``8.0``).
+    """
+    allowed = sweepable()
     if name not in allowed:
-        other = " (a mapping, not sweepable)" if name in SECTIONS["weights"] else ""
-        raise ValueError(f"{name!r} is not a sweepable weight{other}; one of {', '.join(allowed)}")
+        kind = (
+            " (not a scalar field: cannot be swept)"
+            if name in {f.name for f in fields(Policy)}
+            else ""
+        )
+        raise ValueError(f"{name!r} is not a sweepable field{kind}; one of {', '.join(allowed)}")
     if not values:
         raise ValueError(f"grid over {name} needs at least one value")
-    limit = _WEIGHT_LIMITS.get(name, _MAX_MONEY)
-    out: list[tuple[str, dict[str, float]]] = []
-    seen: set[float] = set()
+    section = section_of(name)
+    problems: list[str] = []
+    out: list[Setting] = []
     for raw in values:
-        value = float(raw)
-        if not math.isfinite(value) or not 0 <= value <= limit:
-            raise ValueError(f"{name} must lie in 0..{limit:g}, got {raw!r}")
-        if value in seen:
-            raise ValueError(f"{name}={value:g} comes twice in the grid")
-        seen.add(value)
-        out.append((setting_label(name, value), {name: value}))
+        v = Violations()
+        document = {"name": "sweep", "strategies": [{"name": "s", section: {name: raw}}]}
+        rules = RuleSet.from_raw(document, v)
+        if rules is None or v:
+            problems += [f"{name}={raw!r}: {x.description}" for x in v.items]
+            continue
+        value = getattr(rules.strategies[0].policy, name)
+        label = setting_label(name, value)
+        if any(label == seen for seen, _ in out):
+            problems.append(f"{label} comes twice in the grid")
+            continue
+        out.append((label, {name: value}))
+    if problems:
+        raise ValueError("; ".join(problems))
     return out

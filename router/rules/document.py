@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from pathlib import Path
 
 import yaml
 
-from models.errors import Violations
+from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.network import Network
 from models.rules import RuleSet
 
@@ -84,6 +85,20 @@ def load_rules(text: str, where: str = "rules", network: Network | None = None) 
     v.raise_if_any()
     assert rules is not None
     return rules
+
+
+def read_rules_file(path: Path, network: Network | None = None) -> RuleSet:
+    """The rule set in the file ``path``, validated against ``network``.
+
+    Raises InvalidArgumentError with every violation, each prefixed by the file's name
+    (``rules.yaml:strategies[0].weights.split_penalty``); an unreadable file is one
+    violation naming the path.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError([FieldViolation(str(path), f"cannot be read: {exc}")]) from exc
+    return load_rules(text, path.name, network)
 
 
 def canonical_text(rules: RuleSet) -> str:

@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from benchmarks.whatif.bound import hindsight_bound
-from benchmarks.whatif.replay import Replenishment
+from benchmarks.whatif.policies import EnginePolicy
+from benchmarks.whatif.replay import Replenishment, replay
+from models.errors import InvalidArgumentError
 from models.money import MONEY_SCALE
 from models.network import Stock
 from models.order import Order, ShipTo
@@ -114,8 +116,80 @@ def test_replenishment_adds_units_to_the_shared_stock():
     assert hindsight_bound(scenario, replenishment=at_n).value == pytest.approx(8.0, abs=1e-6)
     at_m = [Replenishment(at, "M", "A", 1)]
     assert hindsight_bound(scenario, replenishment=at_m).value == pytest.approx(18.0, abs=1e-6)
-    with pytest.raises(ValueError, match="unknown node"):
+    with pytest.raises(InvalidArgumentError, match=r"replenishment\[0\].node_id: unknown node 'X'"):
         hindsight_bound(scenario, replenishment=[Replenishment(at, "X", "A", 1)])
+
+
+def test_an_arrival_after_the_stream_does_not_lower_the_bound():
+    """Units arriving after the last order are there for no order: they are dropped.
+
+    The case above (N holds 1 A, the order wants 2 A: 67). 1 A more at N an hour after
+    the order leaves the bound at 67 (not 8); at the order's very time it arrives in
+    time (replay applies an arrival once created_at >= at): 8.
+    """
+    net, held = network(node("N", 0.0), node("M", 0.5)), stock(("N", "A", 1))
+    scenario = scenario_of((net, held), order(("A", 2)))
+    late = [Replenishment(CREATED + timedelta(hours=1), "N", "A", 1)]
+    assert hindsight_bound(scenario, replenishment=late).value == pytest.approx(67.0, abs=1e-6)
+    on_time = [Replenishment(CREATED, "N", "A", 1)]
+    assert hindsight_bound(scenario, replenishment=on_time).value == pytest.approx(8.0, abs=1e-6)
+
+
+def test_an_arrival_between_two_orders_helps_only_the_later_one():
+    """One unit arriving at N between o1 and o2 is there for o2 only.
+
+    N at lon 0 holds nothing, W at lon −10 holds 2 A; 1 A arrives at N at 12:30.
+    o1 (12:00, to (0, 5)): N 556 km (11); W 1,668 km is beyond the last band, so without N
+    it backorders (60): N would save it 49.
+    o2 (13:00, to (0, 0)): N 0 km (7), W 1,112 km (11): N saves it 4.
+    Were the unit there from the start, o1 would take it: 11 + 11 = 22. Arriving after
+    o1, only o2 can use it: o1 backorders (60), o2 takes N (7) = 67; without the arrival
+    o2 ships from W: 60 + 11 = 71. Replay with the engine costs exactly the bound.
+    """
+    net, held = network(node("N", 0.0), node("W", -10.0)), stock(("W", "A", 2))
+    o1 = named(order(("A", 1)), "o1", lon=5.0)
+    o2 = named(order(("A", 1)), "o2", created_at=CREATED + timedelta(hours=1))
+    scenario = scenario_of((net, held), o1, o2)
+    between = [Replenishment(CREATED + timedelta(minutes=30), "N", "A", 1)]
+    before = [Replenishment(CREATED - timedelta(minutes=30), "N", "A", 1)]
+    assert hindsight_bound(scenario).value == pytest.approx(71.0, abs=1e-6)
+    bound = hindsight_bound(scenario, replenishment=between)
+    assert bound.value == pytest.approx(67.0, abs=1e-6)
+    assert hindsight_bound(scenario, replenishment=before).value == pytest.approx(22.0, abs=1e-6)
+    engine = EnginePolicy(scenario.rules)
+    records = replay(scenario, engine, scenario_name="t", seed=0, replenishment=between)
+    assert [r.node_units for r in records] == ["", "N:1"]
+    assert sum(r.cost for r in records) == pytest.approx(bound.value, abs=1e-6)
+
+
+def test_cumulative_rows_per_arrival_time_of_one_node():
+    """Arrivals at several times: the orders before each arrival share only what came before.
+
+    N at lon 0 holds 1 A; W at lon −10 holds plenty. Four orders of 1 A to (0, 0), o0 to
+    o3 at 12:00, 13:00, 14:00, 15:00 (N 7, W 11 each); 1 A arrives at N at 12:30 and 2
+    more at 14:30. o0 alone shares the 1 unit there before 12:30; o0–o2 share the 2 there
+    before 14:30; all four the 4 there by 15:00: at most three orders ship from N,
+    3 × 7 + 11 = 32 (replay with the engine: o0, o1, o3 from N, o2 from W). All up front
+    the four would ship from N: 28.
+    """
+    net = network(node("N", 0.0), node("W", -10.0))
+    held = stock(("N", "A", 1), ("W", "A", 9))
+    orders = [
+        named(order(("A", 1)), f"o{i}", created_at=CREATED + timedelta(hours=i)) for i in range(4)
+    ]
+    scenario = scenario_of((net, held), *orders)
+    arrivals = [
+        Replenishment(CREATED + timedelta(minutes=30), "N", "A", 1),
+        Replenishment(CREATED + timedelta(minutes=150), "N", "A", 1),
+        Replenishment(CREATED + timedelta(minutes=150), "N", "A", 1),
+    ]
+    bound = hindsight_bound(scenario, replenishment=arrivals)
+    assert bound.value == pytest.approx(32.0, abs=1e-6)
+    early = [replace(r, at=CREATED - timedelta(hours=1)) for r in arrivals]
+    assert hindsight_bound(scenario, replenishment=early).value == pytest.approx(28.0, abs=1e-6)
+    engine = EnginePolicy(scenario.rules)
+    records = replay(scenario, engine, scenario_name="t", seed=0, replenishment=arrivals)
+    assert sum(r.cost for r in records) == pytest.approx(bound.value, abs=1e-6)
 
 
 def test_a_capacity_one_node_serves_one_order_a_day():

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import time
 
 import numpy as np
@@ -7,10 +8,16 @@ import pandas as pd
 import pytest
 
 from benchmarks.whatif import kpis as k
-from benchmarks.whatif import sweep
-from benchmarks.whatif.kpis import KPI_COLUMNS, comparisons, kpis, node_utilisation, paired
+from benchmarks.whatif.kpis import (
+    KPI_COLUMNS,
+    comparisons,
+    kpis,
+    kpis_long,
+    node_utilisation,
+    order_table,
+    paired,
+)
 from benchmarks.whatif.records import COLUMNS, OrderRecord
-from benchmarks.whatif.sweep import grid, pareto, tradeoff
 from models.network import Network, Node, NodeType, RateCard
 
 
@@ -84,7 +91,7 @@ def tiny_records() -> pd.DataFrame:
 
 def test_kpis_by_hand():
     """Every KPI of both runs equals its hand-computed value; the bound adds the cost ratio."""
-    table = kpis(tiny_records(), bound=80.0)
+    table = kpis(tiny_records(), {("tiny", 1): 80.0})
     assert list(table.columns) == [*KPI_COLUMNS, "cost_ratio_to_bound"]
     assert list(table["run"]) == ["engine", "greedy"]
     engine, greedy = (table.iloc[i].to_dict() for i in range(2))
@@ -275,62 +282,85 @@ def test_comparisons_is_tidy_one_row_per_other_run_and_metric():
     assert set(table["base"]) == {"engine"}
 
 
-def test_pareto_on_a_hand_made_table():
-    """Rows no other row dominates (min cost, min split, max on-time); ties stay; NaN is out."""
-    table = pd.DataFrame(
-        {
-            "name": ["A", "B", "C", "D", "E", "F", "G"],
-            "cost_per_order": [10.0, 12.0, 12.0, 9.0, 10.0, 11.0, 5.0],
-            "split_rate": [0.2, 0.1, 0.2, 0.5, 0.2, 0.3, 0.0],
-            "on_time_rate": [0.9, 0.9, 0.9, 0.8, 0.9, 0.95, np.nan],
-        },
-        index=[10, 11, 12, 13, 14, 15, 16],
+def two_seeds() -> pd.DataFrame:
+    """tiny_records on seed 1 and again on seed 2 with every cost doubled."""
+    one = tiny_records()
+    return pd.concat([one, one.assign(seed=2, cost=one["cost"] * 2)], ignore_index=True)
+
+
+def test_bound_ratio_sums_the_bounds_of_the_streams_a_row_covers():
+    """Per run over both seeds: total cost / (bound 1 + bound 2); per seed: its own bound.
+
+    A stream without a bound leaves NaN where it is covered, never a ratio over part of it.
+    """
+    records = two_seeds()
+    bounds = {("tiny", 1): 80.0, ("tiny", 2): 160.0}
+    overall = kpis(records, bounds).set_index("run")
+    assert overall.loc["engine", "total_cost"] == 96.0 * 3
+    assert overall.loc["engine", "cost_ratio_to_bound"] == pytest.approx(288 / 240)
+    by_seed = kpis(records, bounds, by=("scenario", "seed", "run"))
+    assert list(by_seed.columns[:5]) == ["scenario", "seed", "run", "policy", "setting"]
+    assert list(zip(by_seed["seed"], by_seed["run"], strict=True)) == [
+        (1, "engine"), (1, "greedy"), (2, "engine"), (2, "greedy"),
+    ]  # fmt: skip
+    assert by_seed["cost_ratio_to_bound"].tolist() == pytest.approx(
+        [96 / 80, 167 / 80, 192 / 160, 334 / 160]
     )
-    # A: efficient (E equals it, nothing better). B: lowest split among on-time 0.9.
-    # C: dominated by A (cost 10 < 12, split and on-time equal). D: lowest cost.
-    # E: equal to A, so efficient too. F: best on-time. G: NaN on-time, never efficient.
-    efficient = pareto(table, ["cost_per_order", "split_rate"], ["on_time_rate"])
-    assert list(efficient.index) == list(table.index)
-    assert dict(zip(table["name"], efficient, strict=True)) == {
-        "A": True, "B": True, "C": False, "D": True, "E": True, "F": True, "G": False,
-    }  # fmt: skip
-    # With cost alone, only the cheapest valid row (G has no NaN there) survives.
-    assert list(table["name"][pareto(table, ["cost_per_order"], [])]) == ["G"]
-    marked = tradeoff(table)
-    assert list(marked["pareto"]) == list(efficient) and "pareto" not in table.columns
-    with pytest.raises(ValueError, match="lacks columns"):
-        pareto(table, ["nope"], [])
+    assert by_seed["nodes_used"].tolist() == [3, 3, 3, 3]
+    partial = kpis(records, {("tiny", 1): 80.0})
+    assert partial["cost_ratio_to_bound"].isna().all()
+    per_seed = kpis(records, {("tiny", 1): 80.0}, by=("scenario", "seed", "run"))
+    assert per_seed["cost_ratio_to_bound"].notna().tolist() == [True, True, False, False]
+    with pytest.raises(ValueError, match="positive cost"):
+        kpis(records, {("tiny", 1): 0.0})
+    with pytest.raises(ValueError, match="by must name run"):
+        kpis(records, by=("seed",))
 
 
-def test_grid_settings_and_validation():
-    """Settings are labelled name=value and set exactly that weight; bad names/values refused."""
-    assert grid("split_penalty", [0, 2, 8]) == [
-        ("split_penalty=0", {"split_penalty": 0.0}),
-        ("split_penalty=2", {"split_penalty": 2.0}),
-        ("split_penalty=8", {"split_penalty": 8.0}),
-    ]
-    assert grid("distance_cost_per_km", [0.05]) == [
-        ("distance_cost_per_km=0.05", {"distance_cost_per_km": 0.05})
-    ]
-    assert "unit_penalty_by_node_type" not in sweep.weight_names()
-    for name, values, message in (
-        ("max_shipments", [1.0], "not a sweepable weight"),
-        ("unit_penalty_by_node_type", [1.0], "a mapping"),
-        ("split_penalty", [], "at least one value"),
-        ("split_penalty", [-1.0], "must lie in"),
-        ("distance_cost_per_km", [101.0], "must lie in"),
-        ("split_penalty", [2.0, 2], "comes twice"),
-    ):
-        with pytest.raises(ValueError, match=message):
-            grid(name, values)
+def test_kpis_long_is_the_kpi_table_one_metric_per_row():
+    """Tidy: keys, metric, value; every (row, metric) of the wide table once, same value."""
+    wide = kpis(tiny_records(), {("tiny", 1): 80.0}, by=("scenario", "run"))
+    long = kpis_long(wide)
+    assert list(long.columns) == ["run", "policy", "setting", "scenario", "metric", "value"]
+    metrics = [c for c in wide.columns if c not in ("run", "policy", "setting", "scenario")]
+    assert len(long) == len(wide) * len(metrics)
+    back = long.pivot(index="run", columns="metric", values="value")
+    for metric in metrics:
+        assert back[metric].tolist() == pytest.approx(wide[metric].astype(float).tolist())
 
 
-def test_grid_settings_apply_to_a_policy():
-    """Each setting is a valid dataclasses.replace of models.rules.Policy."""
-    from dataclasses import replace
+def test_node_utilisation_peak_day_against_capacity():
+    """Orders per UTC day of each node, at its busiest day, over its daily order capacity.
 
-    from models.rules import Policy
+    DC-1 (capacity 4) ships engine's O1 and O2, both created on 20 Nov UTC (O3, on 21 Nov,
+    ships from 3P-1): peak 2 orders, 50% of its capacity; in greedy it ships O2 only (25%).
+    Nodes without a capacity have NaN; without the orders table, no peak.
+    """
+    from datetime import UTC, datetime
 
-    for _, weights in grid("lateness_penalty_per_day", [1.5, 12]):
-        policy = replace(Policy(), **weights)  # type: ignore[arg-type]
-        assert policy.lateness_penalty_per_day == weights["lateness_penalty_per_day"]
+    from models.order import Order, ShipTo
+
+    network = tiny_network()
+    capped = Network(
+        nodes=tuple(
+            replace(n, daily_order_capacity=4) if n.node_id == "DC-1" else n for n in network.nodes
+        ),
+        skus={},
+        rates=RateCard.of([]),
+    )
+    when = {
+        "O1": datetime(2026, 11, 20, 1, tzinfo=UTC),
+        "O2": datetime(2026, 11, 20, 23, tzinfo=UTC),
+        "O3": datetime(2026, 11, 21, 1, tzinfo=UTC),
+    }
+    orders = [Order(i, at, ShipTo(40.0, -90.0, "US"), "ground", ()) for i, at in when.items()]
+    table = order_table(orders, "tiny", 1)
+    assert list(table.columns) == ["scenario", "seed", "order_id", "day", "latitude", "longitude"]
+    use = node_utilisation(tiny_records(), capped, table).set_index(["run", "node_id"])
+    assert use.loc[("engine", "DC-1"), "capacity"] == 4
+    assert use.loc[("engine", "DC-1"), "peak_day_orders"] == 2
+    assert use.loc[("engine", "DC-1"), "peak_capacity_use"] == 0.5
+    assert use.loc[("greedy", "DC-1"), "peak_capacity_use"] == 0.25  # O2 only
+    assert np.isnan(use.loc[("engine", "ST-1"), "peak_capacity_use"])
+    without = node_utilisation(tiny_records(), capped)
+    assert without["peak_capacity_use"].isna().all() and without["capacity"].max() == 4

@@ -11,14 +11,33 @@ parcel leaves on 2026-11-20. Default rules: split penalty 4, lateness 6 a day, b
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from benchmarks.whatif.policies import EnginePolicy, GreedyNearest, RankedChain, RoutingPolicy
+from benchmarks.whatif.bound import hindsight_bound
+from benchmarks.whatif.policies import (
+    HEURISTIC,
+    Decision,
+    EnginePolicy,
+    GreedyNearest,
+    RankedChain,
+    RoutingPolicy,
+)
 from benchmarks.whatif.records import COLUMNS
-from benchmarks.whatif.replay import Replenishment, _moved, objective, replay
-from models.network import NodeType, Stock
+from benchmarks.whatif.replay import (
+    Replenishment,
+    _moved,
+    arrival_order,
+    check_decision,
+    check_replenishment,
+    objective,
+    replay,
+)
+from models.errors import InvalidArgumentError
+from models.network import Network, NodeType, Stock
 from models.order import Order
 from models.rules import Policy, RuleSet, Strategy
 from models.scenario import Scenario
@@ -115,7 +134,8 @@ def test_records_of_a_stream_that_runs_out_of_stock(policy: RoutingPolicy, statu
             "other_units": 0,
             "node_units": "FAR:1",
         },
-        # No stock left: 1 unit backordered at 60; nothing shipped, so on_time is None.
+        # No stock left: 1 unit backordered at 60; no promise, so on_time is None, and
+        # nothing shipped, so distance_km is NaN (not 0: a backorder is not "close").
         {
             **common,
             "seq": 2,
@@ -127,7 +147,7 @@ def test_records_of_a_stream_that_runs_out_of_stock(policy: RoutingPolicy, statu
             "units_shipped": 0,
             "units_backordered": 1,
             "on_time": None,
-            "distance_km": 0.0,
+            "distance_km": pytest.approx(math.nan, nan_ok=True),
             "dc_units": 0,
             "store_units": 0,
             "other_units": 0,
@@ -253,15 +273,43 @@ def test_evaluation_must_be_one_strategy() -> None:
 
 
 def test_bad_replenishment_is_refused() -> None:
-    """A replenishment at an unknown node, of an unknown SKU or of negative units is refused."""
+    """Unknown node or SKU, negative units, a naive time: refused, one violation per field.
+
+    check_replenishment raises InvalidArgumentError pathed ``replenishment[i].field``;
+    replay and the bound both use it.
+    """
     scenario = two_nodes(1, 1, at(0, "o1", ("A", 1)))
-    for bad in (
-        Replenishment(CREATED, "NOWHERE", "A", 1),
-        Replenishment(CREATED, "NEAR", "ZZZ", 1),
-        Replenishment(CREATED, "NEAR", "A", -1),
-    ):
-        with pytest.raises(ValueError, match="replenishment"):
-            replay(scenario, GreedyNearest(), scenario_name="t", seed=0, replenishment=[bad])
+    good = Replenishment(CREATED, "NEAR", "A", 1)
+    cases = {
+        "replenishment[1].node_id: unknown node 'NOWHERE'": replace_r(good, node_id="NOWHERE"),
+        "replenishment[1].sku: unknown sku 'ZZZ'": replace_r(good, sku="ZZZ"),
+        "replenishment[1].units: must be >= 0, got -1": replace_r(good, units=-1),
+        "replenishment[1].at: must be timezone-aware": replace_r(
+            good, at=CREATED.replace(tzinfo=None)
+        ),
+    }
+    for message, bad in cases.items():
+        rows = [good, bad]
+        with pytest.raises(InvalidArgumentError) as caught:
+            check_replenishment(rows, scenario.network)
+        assert len(caught.value.violations) == 1
+        assert str(caught.value.violations[0]).startswith(message)
+        with pytest.raises(InvalidArgumentError, match=message.replace("[", r"\[")):
+            replay(scenario, GreedyNearest(), scenario_name="t", seed=0, replenishment=rows)
+        with pytest.raises(InvalidArgumentError, match=message.replace("[", r"\[")):
+            hindsight_bound(scenario, replenishment=rows)
+    both = replace_r(good, node_id="X", sku="Y")
+    with pytest.raises(InvalidArgumentError) as caught:
+        check_replenishment([good, good, both], scenario.network)
+    assert [str(v) for v in caught.value.violations] == [
+        "replenishment[2].node_id: unknown node 'X'",
+        "replenishment[2].sku: unknown sku 'Y'",
+    ]
+    check_replenishment([good], scenario.network)  # a good one passes
+
+
+def replace_r(r: Replenishment, **changes: object) -> Replenishment:
+    return dataclasses.replace(r, **changes)  # type: ignore[arg-type]
 
 
 def test_moved_stock_equals_stock_rebuilt_from_scratch() -> None:
@@ -311,3 +359,173 @@ def test_engine_cost_is_its_plan_objective_under_its_own_rules() -> None:
     first = scenario.orders[0]
     plan = route_order(first, scenario.network, scenario.stock, scenario.rules)
     assert plan.objective_amount == records[0].cost
+
+
+def test_arrival_order_is_created_at_then_order_id_and_takes_the_first_n() -> None:
+    """arrival_order sorts by created_at, then order id, and keeps the first n (all: None)."""
+    b0, a0, c1 = at(0, "b", ("A", 1)), at(0, "a", ("A", 1)), at(1, "c", ("A", 1))
+    assert [o.order_id for o in arrival_order([c1, b0, a0])] == ["a", "b", "c"]
+    assert [o.order_id for o in arrival_order((c1, b0, a0), 2)] == ["a", "b"]
+    assert arrival_order([c1], 0) == ()
+    assert isinstance(arrival_order([c1]), tuple)
+    with pytest.raises(ValueError, match="n must be"):
+        arrival_order([c1], -1)
+
+
+# --- check_decision: a decision must keep the evaluation model ----------------------------
+
+
+def built_two(*lines: tuple[str, int], near: int = 3, far: int = 3, **kwargs: object):
+    """The evaluation model of an order on NEAR and FAR (candidates :data:`N` and :data:`F`)."""
+    o = at(0, "o9", *lines, **kwargs)
+    s = stock(("NEAR", "A", near), ("FAR", "A", far))
+    built = build_model(o, network(NEAR, FAR), s, Policy(), {})
+    assert (built.matrices.node_ids[N], built.matrices.node_ids[F]) == ("NEAR", "FAR")
+    return built
+
+
+F, N = 0, 1  # candidates come in node id order
+
+
+def test_check_decision_refuses_each_broken_constraint_naming_order_and_constraint() -> None:
+    """Each constraint of the evaluation model is checked and named when broken.
+
+    Indices, line quantities, availability (lines of a SKU share it), max_shipments,
+    ship_complete and all-or-nothing lines are each refused with a clear ValueError.
+    """
+    two_lines = built_two(("A", 2), ("A", 2), near=3)
+
+    def refused(decision: Mapping[tuple[int, int], int], built, pattern: str) -> None:
+        with pytest.raises(ValueError, match=f"order o9: policy 'p' .*{pattern}"):
+            check_decision(decision, built, order_id="o9", policy="p")
+
+    refused({(2, 0): 1}, two_lines, "candidate 2")
+    refused({(N, 0): -1}, two_lines, "units must be >= 0")
+    refused({(N, 0): 2, (F, 0): 1}, two_lines, "ships 3 unit.* of line l1, which orders 2")
+    # each line alone fits NEAR's 3 A, both together (4) do not: they share the stock
+    assert check_decision({(N, 0): 2, (F, 1): 2}, two_lines, order_id="o9", policy="p")
+    refused({(N, 0): 2, (N, 1): 2}, two_lines, "4 unit.* of A from NEAR, which has 3 available")
+    capped = built_two(("A", 2), max_shipments=1)
+    refused({(N, 0): 1, (F, 0): 1}, capped, r"at most 1 \(max_shipments\)")
+    complete = built_two(("A", 2), ship_complete=True)
+    refused({(N, 0): 1, (F, 0): 1}, complete, r"at most 1 \(ship_complete\)")
+    whole = built_two(("A", 2), allow_partial=False)
+    refused({(N, 0): 1}, whole, "does not allow partial fulfilment")
+    # all or nothing: nothing at all, or every unit, is fine; zeros are dropped
+    assert check_decision({}, whole, order_id="o9", policy="p") == {}
+    assert check_decision({(N, 0): 2, (F, 0): 0}, whole, order_id="o9", policy="p") == {(N, 0): 2}
+
+
+def test_replay_refuses_a_plan_the_evaluation_rules_forbid() -> None:
+    """Evaluation rules that ship complete, routing rules that split: replay raises.
+
+    3 A, NEAR holds 1 and FAR 2: the engine under the default rules splits (26.00). Priced
+    under ship-complete rules that plan would cost 26, below the hindsight bound of those
+    rules (one node at most: FAR's 2 units and 1 backordered, 15 + 60 = 75), so replay
+    refuses it instead of recording a cost no feasible plan has.
+    """
+    complete = RuleSet.single(Policy(ship_complete=True))
+    scenario = two_nodes(1, 2, at(0, "o1", ("A", 3)))
+    bound = hindsight_bound(scenario, evaluation=complete)
+    assert bound.value == pytest.approx(75.0, abs=1e-6)
+    with pytest.raises(ValueError, match=r"order o1: policy 'engine' .*\(ship_complete\)"):
+        replay(scenario, EnginePolicy(RULES), scenario_name="t", seed=0, evaluation=complete)
+    # routing under the same rules is fine, and costs the bound
+    (record,) = replay(
+        scenario, EnginePolicy(complete), scenario_name="t", seed=0, evaluation=complete
+    )
+    assert (record.node_units, record.cost) == ("FAR:2", 75.0)
+
+
+# --- on time in full, distance of shipped units -------------------------------------------
+
+
+def test_a_part_shipped_order_is_not_on_time_and_its_distance_counts_shipped_units() -> None:
+    """3 A due 11-25, NEAR and FAR hold 1 each: both ship on time, 1 unit is backordered.
+
+    on_time is on time in full, so False; distance_km is the mean over the 2 shipped units
+    (1 and 5 degrees: 3 degrees), not over the 3 ordered.
+    """
+    scenario = two_nodes(1, 1, at(0, "o1", ("A", 3), deliver_by=date(2026, 11, 25)))
+    for policy in (EnginePolicy(RULES), GreedyNearest(), RankedChain()):
+        (record,) = replay(scenario, policy, scenario_name="t", seed=0)
+        assert (record.units_shipped, record.units_backordered) == (2, 1), policy.name
+        assert record.on_time is False, policy.name
+        assert record.distance_km == pytest.approx(3 * KM_PER_DEGREE), policy.name
+
+
+def test_nothing_shipped_has_no_distance_and_is_not_on_time_when_dated() -> None:
+    """No stock anywhere: distance_km NaN; on_time False when dated, None when not."""
+    dated = at(0, "o1", ("A", 1), deliver_by=date(2026, 11, 25))
+    undated = at(1, "o2", ("A", 1))
+    records = replay(two_nodes(0, 0, dated, undated), GreedyNearest(), scenario_name="t", seed=0)
+    assert [r.units_shipped for r in records] == [0, 0]
+    assert all(math.isnan(r.distance_km) for r in records)
+    assert [r.on_time for r in records] == [False, None]
+
+
+def test_on_time_in_full_is_true_only_when_everything_ships_in_time() -> None:
+    """Shipped in full from NEAR (delivers 11-21) and due 11-21: on time in full."""
+    o = at(0, "o1", ("A", 2), deliver_by=date(2026, 11, 21))
+    (record,) = replay(two_nodes(5, 0, o), GreedyNearest(), scenario_name="t", seed=0)
+    assert (record.units_backordered, record.on_time) == (0, True)
+
+
+# --- progress, decisions, stock ------------------------------------------------------------
+
+
+def test_progress_every_prints_a_line_to_stderr_every_that_many_orders(capsys) -> None:
+    """progress_every=2 over 5 orders: lines after the 2nd and 4th; 0 (default): none."""
+    orders = [at(i, f"o{i}", ("A", 1)) for i in range(5)]
+    scenario = two_nodes(9, 9, *orders)
+    replay(scenario, GreedyNearest(), scenario_name="tiny", seed=3, setting="s=1", progress_every=2)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "greedy-nearest s=1 tiny seed 3: 2/5 orders",
+        "greedy-nearest s=1 tiny seed 3: 4/5 orders",
+    ]
+    replay(scenario, GreedyNearest(), scenario_name="tiny", seed=3)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="progress_every"):
+        replay(scenario, GreedyNearest(), scenario_name="tiny", seed=3, progress_every=-1)
+
+
+def test_every_policy_decides_with_a_decision() -> None:
+    """Replay reads the status off the Decision every policy returns."""
+
+    class Fixed:
+        name = "fixed"
+
+        def decide(
+            self, order: Order, evaluation, network: Network, stock: Stock, used: object
+        ) -> Decision:
+            return Decision({(F, 0): 1}, status="MINE")
+
+    scenario = two_nodes(1, 1, at(0, "o1", ("A", 1)))
+    (record,) = replay(scenario, Fixed(), scenario_name="t", seed=0)
+    assert (record.status, record.node_units) == ("MINE", "FAR:1")
+    (record,) = replay(scenario, GreedyNearest(), scenario_name="t", seed=0)
+    assert record.status == HEURISTIC
+
+
+def test_replaced_stock_is_built_through_the_one_indexed_constructor(monkeypatch) -> None:
+    """Stock.replaced makes its result through Stock._indexed, which sets every field.
+
+    Every dataclass field of the result is set, and it equals Stock.of of its positions.
+    """
+    calls: list[int] = []
+    original = Stock._indexed
+
+    def counting(positions, by_sku):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return original(positions, by_sku)
+
+    monkeypatch.setattr(Stock, "_indexed", staticmethod(counting))
+    before = stock(("NEAR", "A", 3))
+    after = before.replaced([dataclasses.replace(before.positions["NEAR", "A"], on_hand=1)])
+    assert calls == [1]
+    for field in dataclasses.fields(Stock):
+        getattr(after, field.name)
+    assert after == Stock.of(after.positions.values())
+    assert dict(after.by_sku) == dict(Stock.of(after.positions.values()).by_sku)

@@ -7,7 +7,7 @@ import pandas as pd
 from pandas.testing import assert_frame_equal
 
 from benchmarks.whatif import report
-from benchmarks.whatif.kpis import comparisons, kpis
+from benchmarks.whatif.kpis import KPI_COLUMNS, comparisons, kpis, order_table
 from benchmarks.whatif.sweep import tradeoff
 from tests.benchmarks.whatif.test_kpis import tiny_network, tiny_records
 
@@ -16,17 +16,31 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def outputs() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     records = tiny_records()
-    return records, kpis(records, bound=80.0), comparisons(records, "engine", resamples=200)
+    bounds = {("tiny", 1): 80.0}
+    return records, kpis(records, bounds), comparisons(records, "engine", resamples=200)
+
+
+def tiny_orders() -> pd.DataFrame:
+    """The three orders of tiny_records, shipped to Denver, Phoenix and Seattle."""
+    from datetime import UTC, datetime
+
+    from models.order import Order, ShipTo
+
+    at = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    places = {"O1": (39.74, -104.99), "O2": (33.45, -112.07), "O3": (47.61, -122.33)}
+    orders = [
+        Order(i, at, ShipTo(lat, lon, "US"), "ground", ()) for i, (lat, lon) in places.items()
+    ]
+    return order_table(orders, "tiny", 1)
 
 
 def test_tables_are_written_as_csv_and_parquet_and_read_back_equal(tmp_path):
-    """records, kpis and paired: both formats, each read back equal to what was written."""
+    """Any named tables: both formats, each read back equal to what was written."""
     records, kpi_table, paired = outputs()
-    paths = report.write_tables(tmp_path, records, kpi_table, paired)
-    assert sorted(paths) == sorted(
-        f"{name}.{ext}" for name in report.TABLES for ext in ("csv", "parquet")
-    )
-    for name, table in zip(report.TABLES, (records, kpi_table, paired), strict=True):
+    tables = {"records": records, "kpis": kpi_table, "paired": paired}
+    paths = report.write_tables(tmp_path, tables)
+    assert sorted(paths) == sorted(f"{name}.{ext}" for name in tables for ext in ("csv", "parquet"))
+    for name, table in tables.items():
         for ext in ("csv", "parquet"):
             back = report.read_table(tmp_path / f"{name}.{ext}")
             assert_frame_equal(back, table, check_dtype=ext == "parquet", obj=f"{name}.{ext}")
@@ -49,6 +63,7 @@ def test_write_report_is_one_self_contained_html_file_with_embedded_figures(tmp_
         network=tiny_network(),
         bound=80.0,
         tradeoff_table=sweep_table,
+        orders=tiny_orders(),
         notes=["replayed 3 orders", "rules: default"],
     )
     assert path == tmp_path / "report.html"
@@ -63,6 +78,7 @@ def test_write_report_is_one_self_contained_html_file_with_embedded_figures(tmp_
     assert "What-if &lt;tiny&gt;" in text and "replayed 3 orders" in text
     assert "cost / hindsight bound" in text and "1.200" in text  # 96 / 80
     assert "Trade-off" in text and "Pareto" in text
+    assert "treats orders as independent" in text and "--seeds" in text
     assert ">significant<" in text or "significant</td>" in text
     for name in ("kpis.png", "paired.png", "tradeoff.png", "map.png", "utilisation.png"):
         data = (tmp_path / name).read_bytes()
@@ -83,8 +99,6 @@ def test_write_report_without_sweep_bound_or_comparisons(tmp_path):
         kpi_table=kpi_table,
         comparisons=empty,
         network=tiny_network(),
-        bound=None,
-        tradeoff_table=None,
     )
     text = path.read_text(encoding="utf-8")
     assert text.count("data:image/png;base64,") == 3  # KPIs, map, utilisation
@@ -101,3 +115,63 @@ def test_paired_table_says_significant_only_when_the_interval_excludes_zero(tmp_
     assert len(rows) == len(paired)
     for row, significant in zip(rows, paired["significant"], strict=True):
         assert ("<td>significant</td>" in row) == bool(significant)
+
+
+def test_the_kpi_table_of_the_report_shows_every_value_of_the_kpi_table(tmp_path):
+    """Each KPI row of the report's table is the KPI table's row, formatted by format_value."""
+    records, kpi_table, paired = outputs()
+    path = report.write_report(
+        tmp_path, title="t", records=records, kpi_table=kpi_table, comparisons=paired,
+        network=tiny_network(),
+    )  # fmt: skip
+    text = path.read_text(encoding="utf-8")
+    section = text.split("<h2>KPIs per run</h2>", 1)[1].split("</table>", 1)[0]
+    rows = [
+        re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", section, re.S)
+    ]
+    rows = [r for r in rows if r]
+    columns = [c for c in report.KPI_LABELS if c in kpi_table.columns]
+    assert set(KPI_COLUMNS) <= set(columns) and "cost_ratio_to_bound" in columns
+    assert len(rows) == len(kpi_table)
+    for cells, (_, row) in zip(rows, kpi_table.iterrows(), strict=True):
+        assert cells == [report.format_value(c, row[c]) for c in columns]
+    assert rows[0][columns.index("cost_ratio_to_bound")] == "1.200"  # 96 / 80
+    assert rows[0][columns.index("split_rate")] == "33.3%"
+
+
+def test_format_value_is_the_one_number_format_of_tables_and_markdown():
+    """Missing, flags, counts, rates, the bound ratio and other numbers; markdown uses it."""
+    assert report.format_value("cost_per_order", float("nan")) == "–"
+    assert report.format_value("pareto", True) == "yes"
+    assert report.format_value("orders", 12345) == "12,345"
+    assert report.format_value("split_rate", 0.0191) == "1.9%"
+    assert report.format_value("cost_ratio_to_bound", 1.00512) == "1.005"
+    assert report.format_value("cost_per_order", 21.344) == "21.34"
+    table = pd.DataFrame({"run": ["engine"], "split_rate": [0.5], "orders": [3]})
+    assert report.markdown(table, ["run", "split_rate", "nope"]).splitlines() == [
+        "| run | split_rate |", "|---|---|", "| engine | 50.0% |",
+    ]  # fmt: skip
+
+
+def test_the_map_joins_nodes_to_customers_and_caps_the_lines(tmp_path):
+    """One line per (order, shipping node) of the map run, an even sample beyond the cap."""
+    records, _, _ = outputs()
+    fig = report.plot_map(tiny_network(), records, "greedy", tiny_orders())
+    lines = [c for c in fig.axes[0].collections if type(c).__name__ == "LineCollection"]
+    assert len(lines) == 1 and len(lines[0].get_segments()) == 5  # O1: 2 nodes, O2: 3
+    first = lines[0].get_segments()[0]
+    assert tuple(first[1]) == (-104.99, 39.74)  # to O1's ship-to (lon, lat)
+    capped = report.plot_map(tiny_network(), records, "greedy", tiny_orders(), max_lines=2)
+    segments = [c for c in capped.axes[0].collections if type(c).__name__ == "LineCollection"]
+    assert len(segments[0].get_segments()) == 2
+    assert "2 of 5 shipments" in capped.axes[0].get_title()
+
+
+def test_the_map_of_several_seeds_draws_the_first_and_says_so():
+    """Positions differ by seed: the map draws seed 1 of 1, 2 and its title names it."""
+    records = tiny_records()
+    both = pd.concat([records, records.assign(seed=2)], ignore_index=True)
+    orders = pd.concat([tiny_orders(), tiny_orders().assign(seed=2)], ignore_index=True)
+    fig = report.plot_map(tiny_network(), both, "engine", orders)
+    title = fig.axes[0].get_title()
+    assert "seed 1 of 1, 2" in title and "6 units" in title  # one seed's units, not both

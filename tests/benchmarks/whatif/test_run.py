@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import pickle
 
 import pandas as pd
@@ -7,51 +8,75 @@ import pytest
 
 from benchmarks.scenarios import REGISTRY
 from benchmarks.whatif import run
+from benchmarks.whatif.kpis import METRICS
+from benchmarks.whatif.policies import POLICIES
 from benchmarks.whatif.records import COLUMNS, DETERMINISTIC
-from benchmarks.whatif.replay import Replenishment
+from benchmarks.whatif.replay import Replenishment, arrival_order
 from benchmarks.whatif.report import read_table
+from models.errors import Violations
 from models.rules import RuleSet
 from router.cli import main as router_main
 
 SMOKE_ORDERS = "8"
 
-TABLES = ("records", "kpis", "paired")
+TABLES = ("records", "kpis", "kpis_long", "paired")
 
 
-def _specs() -> list[run.RunSpec]:
-    return [
-        run.RunSpec("standard", seed, policy, smoke=True)
-        for seed in (7, 8)
-        for policy in (run.ENGINE, run.GREEDY_NEAREST)
-    ]
+def _replenishment(tmp_path) -> tuple[Replenishment, ...]:
+    """Two arrivals read from a CSV file: one at the start of the stream, one later."""
+    network = run.scenario_for("standard", 7, True).network
+    skus = sorted(network.skus)
+    path = tmp_path / "arrivals.csv"
+    path.write_text(
+        "at,node_id,sku,units\n"
+        f"2020-01-01T00:00:00Z,DC-01,{skus[0]},50\n"
+        f"2026-11-20T18:00:00+01:00,DC-02,{skus[1]},7\n",
+        encoding="utf-8",
+    )
+    return run.read_replenishment(path, network)
 
 
-def test_local_and_ray_executors_give_identical_records():
-    """The local executor (1 worker in-process, 2 worker processes) and Ray agree exactly.
+def test_local_and_ray_engines_give_identical_records_and_bounds(tmp_path):
+    """Local with 1 worker (in-process), with 2 worker processes, and Ray agree exactly.
 
-    A smoke run of 2 policies x 2 seeds through ``run_all`` with each executor; Ray on a
-    local runtime of 2 CPUs (``num_cpus=2``). Every DETERMINISTIC column (all but the
+    A smoke run of three policies (engine, full-model, greedy-nearest) x 2 seeds, with a
+    replenishment CSV and the hindsight bound of each stream, through ``run_all`` on each
+    engine; Ray on a local runtime of 2 CPUs. Every DETERMINISTIC column (all but the
     machine-dependent ``latency_s``) is equal, row for row, and the rows come sorted by
-    run, scenario, seed, seq: the issue's "equal results between the local and the Ray
-    engines". Ray is shut down afterwards.
+    run, scenario, seed, seq; every solve is proven (so no time limit can change a plan);
+    the bounds are equal (value, status, size). Ray is shut down afterwards.
     """
     import ray
 
-    specs = _specs()
-    one = run.run_all(specs, executor="local", workers=1, progress=False)
-    two = run.run_all(specs, executor="local", workers=2, progress=False)
+    arrivals = _replenishment(tmp_path)
+    specs = [
+        run.RunSpec(run.Stream("standard", seed, 6, arrivals, smoke=True), policy)
+        for seed in (7, 8)
+        for policy in ("engine", "full-model", "greedy-nearest")
+    ]
+    one, bounds_one = run.run_all(specs, bounds=True, engine="local", workers=1, progress=False)
+    two, bounds_two = run.run_all(specs, bounds=True, engine="local", workers=2, progress=False)
     try:
-        on_ray = run.run_all(specs, executor="ray", workers=2, progress=False)
+        on_ray, bounds_ray = run.run_all(
+            specs, bounds=True, engine="ray", workers=2, progress=False
+        )
     finally:
         ray.shutdown()
     assert list(one.columns) == list(COLUMNS)
-    n_orders = sum(len(run.scenario_for("standard", seed, True).orders) for seed in (7, 8))
-    assert len(one) == 2 * n_orders
-    assert set(one["run"]) == {run.ENGINE, run.GREEDY_NEAREST}
+    assert len(one) == 3 * 2 * 6
+    assert set(one["run"]) == {"engine", "full-model", "greedy-nearest"}
     assert one.equals(one.sort_values(run.SORT_KEYS, ignore_index=True))
+    assert run.unproven(one).empty
     columns = list(DETERMINISTIC)
     pd.testing.assert_frame_equal(one[columns], two[columns])
     pd.testing.assert_frame_equal(one[columns], on_ray[columns])
+    assert set(bounds_one) == {("standard", 7), ("standard", 8)}
+
+    def same(b: dict) -> dict:
+        return {k: (v.value, v.status, v.variables, v.constraints) for k, v in b.items()}
+
+    assert same(bounds_one) == same(bounds_two) == same(bounds_ray)
+    assert all(b.status == "OPTIMAL" for b in bounds_one.values())
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -59,8 +84,8 @@ def test_every_registered_scenario_smoke_runs_through_the_command(name, tmp_path
     """``main --smoke --scenario NAME`` replays all four policies, bounds, writes everything.
 
     The command end to end at smoke size on the first orders: exit 0, the KPI table printed
-    (one row per policy, every cost at least the hindsight bound per order: the bound
-    is a lower bound of every replay), the tables as CSV and Parquet, and the report.
+    (one row per policy, every cost at least the hindsight bound: the bound is a lower
+    bound of every replay), the tables as CSV and Parquet, and the report.
     """
     out = tmp_path / name
     argv = ["--smoke", "--scenario", name, "--orders", SMOKE_ORDERS, "--workers", "1"]
@@ -68,7 +93,7 @@ def test_every_registered_scenario_smoke_runs_through_the_command(name, tmp_path
     printed = capsys.readouterr().out
     assert f"report: {out / 'report.html'}" in printed
     assert f"hindsight bound {name} seed 7:" in printed
-    for policy in run.POLICY_KINDS:
+    for policy in POLICIES:
         assert f"| {policy} | {SMOKE_ORDERS} |" in printed
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
@@ -80,65 +105,52 @@ def test_every_registered_scenario_smoke_runs_through_the_command(name, tmp_path
         )  # fmt: skip
     records = read_table(out / "records.parquet")
     assert list(records.columns) == list(COLUMNS)
-    assert len(records) == len(run.POLICY_KINDS) * int(SMOKE_ORDERS)
+    assert len(records) == len(POLICIES) * int(SMOKE_ORDERS)
     kpis = read_table(out / "kpis.csv")
-    assert list(kpis["run"]) == list(run.POLICY_KINDS)
+    assert list(kpis["run"]) == sorted(POLICIES)
     assert (kpis["cost_ratio_to_bound"] >= 1 - 1e-9).all()
+    long = read_table(out / "kpis_long.csv")
+    assert list(long.columns) == ["run", "policy", "setting", "scenario", "metric", "value"]
+    assert set(long["scenario"]) == {name}
     paired = read_table(out / "paired.csv")
-    assert set(paired["base"]) == {run.ENGINE}
-    assert set(paired["metric"]) == set(run.METRICS)
+    assert set(paired["base"]) == {"engine"}
+    assert set(paired["metric"]) == set(METRICS)
 
 
-def test_a_higher_split_penalty_never_splits_more(tmp_path, capsys):
-    """``--sweep split_penalty=0,100``: a pareto column; P=100 splits no more than P=0.
+def test_several_seeds_give_a_kpi_table_per_seed_with_its_own_bound(tmp_path, capsys):
+    """With --seeds 7 8, each seed's ratio is over its own bound, the overall over both.
 
-    Why: on one order and one stock, the engine minimises ``c(plan) + P * e(plan)``, where
-    ``e`` is the number of extra shipments and ``c`` every other term (P does not enter
-    it). Let A be optimal at P=0 and B at P=100. Optimality gives c(A) <= c(B) + 0 and
-    c(B) + 100 e(B) <= c(A) + 100 e(A); adding both, 100 e(B) <= 100 e(A), so e(B) <= e(A)
-    whatever the ties: the order splits at P=100 only if it splits at P=0. The first order
-    of the stream meets the same stock in both runs, so there it holds exactly; later
-    orders meet stock depleted by different plans, so for the whole stream the claim is
-    the aggregate one, checked on the peak-day smoke stream (30 orders on thin stock, where
-    P=0 does split; the data are seeded, so the check is deterministic).
+    ``kpis_by_seed`` has a row per (seed, run), its ``cost_ratio_to_bound`` the seed's total
+    cost over that stream's printed bound; ``kpis`` divides the total over both seeds by the
+    sum of both bounds (the streams are independent, so their bounds add).
     """
-    out = tmp_path / "sweep"
-    argv = ["--smoke", "--scenario", "peak-day", "--policies", "engine", "--no-bound"]
-    argv += ["--sweep", "split_penalty=0,100", "--workers", "1", "--out", str(out)]
-    assert run.main(argv) == 0
-    assert "| pareto |" in capsys.readouterr().out
-    trade = read_table(out / "tradeoff.csv").set_index("run")
-    low, high = "engine split_penalty=0", "engine split_penalty=100"
-    assert set(trade.index) == {low, high}
-    assert trade["pareto"].dtype == bool and trade["pareto"].any()
-    split_rate = trade["split_rate"].astype(float)
-    assert split_rate[high] <= split_rate[low]
-    records = read_table(out / "records.parquet")
-    first = records[records["seq"] == 0].set_index("run")["shipments"]
-    assert (first[high] >= 2) <= (first[low] >= 2)
-    assert "split_penalty=100" in (out / "report.html").read_text(encoding="utf-8")
-
-
-@pytest.mark.parametrize(
-    ("flag", "named"),
-    [
-        ("split_pennalty=0,4", "'split_pennalty' is not a sweepable weight"),
-        ("unit_penalty_by_node_type=1", "a mapping, not sweepable"),
-        ("split_penalty=0,x", "must be numbers"),
-        ("split_penalty", "expected WEIGHT=V1,V2"),
-    ],
-)
-def test_a_bad_sweep_exits_2_naming_the_problem(flag, named, tmp_path, capsys):
-    """A bad ``--sweep`` is a bad flag: exit 2 before any run, the problem on stderr."""
-    argv = ["--smoke", "--sweep", flag, "--out", str(tmp_path / "out")]
-    assert run.main(argv) == 2
-    err = capsys.readouterr().err
-    assert "--sweep" in err and named in err
-    assert not (tmp_path / "out").exists()
+    out = tmp_path / "seeds"
+    argv = ["--smoke", "--seeds", "7", "8", "--orders", "4", "--policies", "engine"]
+    assert run.main([*argv, "--workers", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    bounds = {
+        int(line.split()[4].rstrip(":")): float(line.split()[5].replace(",", ""))
+        for line in printed.splitlines()
+        if line.startswith("hindsight bound")
+    }
+    by_seed = read_table(out / "kpis_by_seed.csv").set_index("seed")
+    for seed, bound in bounds.items():
+        assert by_seed.loc[seed, "cost_ratio_to_bound"] == pytest.approx(
+            by_seed.loc[seed, "total_cost"] / bound, rel=1e-4
+        )
+    overall = read_table(out / "kpis.csv").iloc[0]
+    assert overall["cost_ratio_to_bound"] == pytest.approx(
+        overall["total_cost"] / sum(bounds.values()), rel=1e-4
+    )
 
 
 def test_a_bad_replenishment_file_exits_2_listing_every_violation(tmp_path, capsys):
-    """Every bad row and field of the CSV is printed as file:line:column; exit 2, no run."""
+    """Every bad row and field of the CSV is printed as file:line:column; exit 2, no run.
+
+    Values are read by the CSV reader; unknown nodes and SKUs are found by
+    replay.check_replenishment and reported at the file's line and column too, even on a
+    row whose other fields are bad.
+    """
     bad = tmp_path / "arrivals.csv"
     bad.write_text(
         "at,node_id,sku,units\n"
@@ -162,6 +174,7 @@ def test_a_bad_replenishment_file_exits_2_listing_every_violation(tmp_path, caps
 
 
 def test_a_replenishment_file_missing_a_column_exits_2(tmp_path, capsys):
+    """A header without ``node_id`` (and with an unknown ``node``) names both columns."""
     bad = tmp_path / "arrivals.csv"
     bad.write_text("at,node,sku,units\n2026-11-20T18:00:00Z,DC-01,SKU-00001,5\n")
     assert run.main(["--smoke", "--replenishment", str(bad)]) == 2
@@ -172,28 +185,45 @@ def test_a_replenishment_file_missing_a_column_exits_2(tmp_path, capsys):
 
 def test_a_valid_replenishment_file_is_read_and_replayed(tmp_path):
     """Rows become Replenishments (timezone-aware); a run that gets them replays fine."""
-    network = run.scenario_for("standard", 7, True).network
-    sku = sorted(network.skus)[0]
-    path = tmp_path / "arrivals.csv"
-    path.write_text(f"at,node_id,sku,units\n2026-11-20T18:00:00Z,DC-01,{sku},5\n\n")
-    arrivals = run.read_replenishment(path, network)
-    assert arrivals == (Replenishment(arrivals[0].at, "DC-01", sku, 5),)
-    assert len(arrivals) == 1 and arrivals[0].units == 5 and arrivals[0].at.tzinfo is not None
-    spec = run.RunSpec("standard", 7, smoke=True, n_orders=3, replenishment=arrivals)
-    assert len(run.execute(spec)) == 3
+    arrivals = _replenishment(tmp_path)
+    assert [(r.node_id, r.units) for r in arrivals] == [("DC-01", 50), ("DC-02", 7)]
+    assert all(r.at.tzinfo is not None for r in arrivals)
+    stream = run.Stream("standard", 7, 3, arrivals, smoke=True)
+    assert len(run.execute(run.RunSpec(stream))) == 3
 
 
 def test_a_bad_rules_file_exits_2(tmp_path, capsys):
+    """A rules file the rule language refuses is invalid input: exit 2, the file named."""
     rules = tmp_path / "rules.yaml"
     rules.write_text("name: x\nstrategies:\n  - name: a\n    weights: {split_penalty: -1}\n")
     assert run.main(["--smoke", "--rules", str(rules), "--out", str(tmp_path / "o")]) == 2
-    assert "rules.yaml" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "rules.yaml:strategies[0].weights.split_penalty: must be >= 0" in err
 
 
 def test_an_unknown_base_run_exits_2(tmp_path, capsys):
+    """``--base`` must name a policy or a setting of the command: exit 2 before any run."""
     argv = ["--smoke", "--policies", "greedy-nearest", "--out", str(tmp_path / "o")]
     assert run.main(argv) == 2
-    assert "--base: 'engine' is not one of the runs: greedy-nearest" in capsys.readouterr().err
+    assert "--base: 'engine' is none of the runs: greedy-nearest" in capsys.readouterr().err
+
+
+def test_ray_without_the_extra_exits_2(tmp_path, capsys, monkeypatch):
+    """``--engine ray`` when ray cannot be imported: exit 2 asking for the whatif extra."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
+    assert run.main(["--smoke", "--engine", "ray", "--out", str(tmp_path / "o")]) == 2
+    assert "install the whatif extra" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_executor_is_an_alias_of_engine():
+    """``--executor`` (the old name) sets the same option as ``--engine``."""
+    assert run.parser().parse_args(["--executor", "ray"]).engine == "ray"
+    assert run.parser().parse_args(["--engine", "ray"]).engine == "ray"
+    assert run.parser().parse_args([]).engine == "local"
 
 
 def test_router_whatif_runs_the_command(tmp_path, capsys):
@@ -205,26 +235,33 @@ def test_router_whatif_runs_the_command(tmp_path, capsys):
     assert (out / "report.html").is_file()
     assert router_main(["whatif", "--policies", "nope"]) == 2
     assert "router whatif: error: argument --policies" in capsys.readouterr().err
+    assert router_main(["whatif", "--help"]) == 0
+    assert "--engine" in capsys.readouterr().out
 
 
-def test_run_specs_pickle_and_apply_weights_to_the_routing_rules():
-    """Specs cross process boundaries; a setting's weights change routing, not evaluation."""
-    spec = run.RunSpec("standard", 7, setting="split_penalty=8", weights={"split_penalty": 8})
+def test_run_specs_pickle_and_changes_apply_to_the_routing_rules():
+    """Specs cross process boundaries; a setting's changes reach every strategy's policy."""
+    stream = run.Stream("standard", 7, smoke=True)
+    spec = run.RunSpec(stream, setting="split_penalty=8", changes={"split_penalty": 8.0})
     assert pickle.loads(pickle.dumps(spec)) == spec
-    assert spec.run == "engine split_penalty=8" and spec.weights == {"split_penalty": 8.0}
-    scenario = run.scenario_for("standard", 7, True)
-    policy = run.make_policy(spec, scenario)
-    assert policy.rules.strategies[0].policy.split_penalty == 8.0  # type: ignore[attr-defined]
-    assert scenario.rules == RuleSet()
-    with pytest.raises(ValueError, match="unknown weight"):
-        run.RunSpec("standard", 7, weights={"split_penalti": 1.0})
+    rules = RuleSet.from_raw(
+        {"name": "two", "strategies": [{"name": "a"}, {"name": "b"}]}, Violations()
+    )
+    assert rules is not None
+    changed = run.with_changes(rules, spec.changes)
+    assert [s.policy.split_penalty for s in changed.strategies] == [8.0, 8.0]
+    assert all("split_penalty" in s.overrides for s in changed.strategies)
+    assert run.with_changes(rules, {}) is rules
     with pytest.raises(ValueError, match="unknown policy"):
-        run.RunSpec("standard", 7, policy="random")
+        run.RunSpec(stream, policy="random")
+    with pytest.raises(ValueError, match="unknown scenario"):
+        run.Stream("nope", 7)
 
 
 def test_the_stream_is_the_first_orders_in_arrival_order():
-    scenario = run.scenario_for("standard", 7, True)
-    first = run.stream(scenario, 3)
-    assert len(first) == 3
-    assert list(first) == sorted(scenario.orders, key=lambda o: (o.created_at, o.order_id))[:3]
-    assert run.stream(scenario, None) == run.stream(scenario, len(scenario.orders))
+    """A stream of n orders replays replay.arrival_order's first n of the scenario."""
+    stream = run.Stream("standard", 7, 3, smoke=True)
+    scenario = stream.build()
+    assert stream.orders() == arrival_order(scenario.orders, 3)
+    assert len(stream.orders()) == 3
+    assert run.Stream("standard", 7, smoke=True).orders() == arrival_order(scenario.orders)
