@@ -1,4 +1,4 @@
-"""The ``router`` command: serve, sample, plan, import stock, check and manage rule sets."""
+"""The ``router`` command: serve, intake, sample, plan, import stock, check and manage rule sets."""
 
 from __future__ import annotations
 
@@ -73,6 +73,33 @@ def _serve(args: argparse.Namespace) -> int:
     except RuleVersionStateError as error:  # the active version does not fit this network
         print(f"router serve: cannot start: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _intake(args: argparse.Namespace) -> int:
+    from router.intake.app import IntakeConfig, serve
+
+    problems = [
+        f"--{name} must be above 0"
+        for name, value in (
+            ("deadline", args.deadline),
+            ("max-body-bytes", args.max_body_bytes),
+            ("max-in-flight", args.max_in_flight),
+        )
+        if not value > 0
+    ]
+    if problems:
+        print("router intake: " + "; ".join(problems), file=sys.stderr)
+        return 2
+    config = IntakeConfig(
+        target=args.target,
+        deadline_s=args.deadline,
+        max_body_bytes=args.max_body_bytes,
+        max_in_flight=args.max_in_flight,
+        geocoder=args.geocoder,
+        geocoder_user_agent=args.geocoder_user_agent,
+    )
+    serve(config, args.host, args.port)
     return 0
 
 
@@ -566,6 +593,33 @@ def parser() -> argparse.ArgumentParser:
         "an empty ledger is seeded from the scenario)",
     )
     serve.set_defaults(run=_serve)
+
+    intake = commands.add_parser(
+        "intake",
+        help="run the HTTP/JSON intake gateway in front of the gRPC service (docs/intake.md)",
+    )
+    intake.add_argument("--host", default="127.0.0.1")
+    intake.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    intake.add_argument(
+        "--target", default=DEFAULT_TARGET, help="gRPC server host:port (default: %(default)s)"
+    )
+    intake.add_argument(
+        "--deadline",
+        type=float,
+        default=5.0,
+        help="seconds per request, the gRPC deadline (X-Request-Timeout may lower it)",
+    )
+    intake.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies are 413")
+    intake.add_argument(
+        "--max-in-flight", type=int, default=64, help="more requests at once are 429"
+    )
+    intake.add_argument(
+        "--geocoder",
+        help="geopy geocoder for ship-tos with neither coordinates nor a US postal code "
+        "(e.g. nominatim; default: none)",
+    )
+    intake.add_argument("--geocoder-user-agent", help="user agent sent to the geocoder")
+    intake.set_defaults(run=_intake)
 
     stock = commands.add_parser("stock", help="manage the stock in a ledger")
     stock_commands = stock.add_subparsers(dest="stock_command", required=True)

@@ -1,0 +1,165 @@
+"""The one table from gRPC status codes to HTTP statuses, and the JSON error body.
+
+Every error the gateway answers has the shape of ``google.rpc.Status`` in JSON::
+
+    {"error": {"code": 400, "message": "...", "status": "INVALID_ARGUMENT",
+               "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                            "fieldViolations": [{"field": "...", "description": "..."}]}]}}
+
+Errors from the gRPC service keep their code, message and details (rendered with
+``json_format``); errors the gateway finds itself (bad JSON, a missing header, a body too
+large) are built here in the same shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, json_format
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from models.errors import FieldViolation
+
+_C = grpc.StatusCode
+
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    _C.OK: 200,
+    _C.INVALID_ARGUMENT: 400,
+    _C.FAILED_PRECONDITION: 400,
+    _C.OUT_OF_RANGE: 400,
+    _C.UNAUTHENTICATED: 401,
+    _C.PERMISSION_DENIED: 403,
+    _C.NOT_FOUND: 404,
+    _C.ABORTED: 409,
+    _C.ALREADY_EXISTS: 409,
+    _C.RESOURCE_EXHAUSTED: 429,
+    _C.CANCELLED: 499,
+    _C.UNIMPLEMENTED: 501,
+    _C.UNAVAILABLE: 503,
+    _C.DEADLINE_EXCEEDED: 504,
+    # UNKNOWN, INTERNAL, DATA_LOSS and anything else: 500.
+}
+"""gRPC status code → HTTP status (Google's mapping); codes not listed are 500."""
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    """The HTTP status of a gRPC status code, per :data:`HTTP_STATUS` (500 when unlisted)."""
+    return HTTP_STATUS.get(code, 500)
+
+
+def status_name_of_http(status: int) -> str:
+    """The gRPC status name for an HTTP status the gateway answers on its own.
+
+    The first code of :data:`HTTP_STATUS` with that status (400 is INVALID_ARGUMENT, 409
+    ABORTED); other 4xx (405, 413, 415) are INVALID_ARGUMENT, other 5xx INTERNAL.
+    """
+    for code, http in HTTP_STATUS.items():
+        if http == status and code is not _C.OK:
+            return code.name
+    return "INVALID_ARGUMENT" if 400 <= status < 500 else "INTERNAL"
+
+
+class GatewayError(Exception):
+    """An error answered as the JSON body of :func:`error_body`."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        details: Sequence[dict[str, Any]] = (),
+        *,
+        http: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = list(details)
+        self.http = http if http is not None else http_status(code)
+        self.headers = headers or {}
+
+    def error(self) -> dict[str, Any]:
+        """The ``error`` object: code (HTTP), message, status (gRPC name), details."""
+        return {
+            "code": self.http,
+            "message": self.message,
+            "status": self.code.name,
+            "details": self.details,
+        }
+
+    def body(self) -> dict[str, Any]:
+        """The whole response body, ``{"error": ...}``."""
+        return {"error": self.error()}
+
+
+def detail_json(detail: Message) -> dict[str, Any]:
+    """A ``google.rpc`` detail message as proto3 JSON of an ``Any`` (with ``@type``)."""
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    return json_format.MessageToDict(packed)
+
+
+def bad_request(violations: Iterable[FieldViolation]) -> dict[str, Any]:
+    """A ``google.rpc.BadRequest`` detail with one field violation per item."""
+    return detail_json(
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in violations
+            ]
+        )
+    )
+
+
+def invalid_argument(
+    violations: Iterable[FieldViolation], *, http: int | None = None
+) -> GatewayError:
+    """INVALID_ARGUMENT (400 unless ``http`` says otherwise) naming every bad field."""
+    items = list(violations)
+    message = "; ".join(str(v) for v in items) or "invalid argument"
+    return GatewayError(_C.INVALID_ARGUMENT, message, [bad_request(items)], http=http)
+
+
+def invalid_field(field: str, description: str, *, http: int | None = None) -> GatewayError:
+    """INVALID_ARGUMENT naming one bad field."""
+    return invalid_argument([FieldViolation(field, description)], http=http)
+
+
+def from_rpc_error(error: grpc.RpcError) -> GatewayError:
+    """The gateway error of a failed RPC: its code, message and rich-status details."""
+    code: grpc.StatusCode = error.code()
+    message: str = error.details() or code.name
+    details: list[dict[str, Any]] = []
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except ValueError:  # rich status disagrees with the call's code/message: ignore it
+        status = None
+    if status is not None:
+        for packed in status.details:
+            try:
+                details.append(json_format.MessageToDict(packed))
+            except (TypeError, KeyError, json_format.Error):  # a type not linked in
+                details.append({"@type": packed.type_url})
+    return GatewayError(code, message, details)
+
+
+def internal() -> GatewayError:
+    """INTERNAL (500) that reveals nothing of the failure."""
+    return GatewayError(_C.INTERNAL, "internal error")
+
+
+_PREFIX = re.compile(r"^(Failed to parse \w+ field: )+")
+_SUFFIX = re.compile(r"\s+at \S+\.*$")
+
+
+def parse_error_description(message: str) -> str:
+    """The innermost reason of a ``json_format.ParseError`` message, without its path."""
+    text = _PREFIX.sub("", message.strip())
+    return _SUFFIX.sub("", text).rstrip(".") or message

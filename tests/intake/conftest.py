@@ -1,0 +1,126 @@
+"""Real processes on loopback: ``router serve`` for the tiny scenario and gateways before it.
+
+One gRPC service (SQLite ledger in a temporary directory) runs for the session; three
+``router intake`` gateways front it: the main one (64 KiB body limit), a ``tight`` one that
+lets one request in at a time, and a ``down`` one pointed at a closed port.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+TINY = Path(__file__).parent.parent / "data" / "tiny"
+ROUTER = Path(sys.executable).parent / "router"
+MAX_BODY_BYTES = 65536
+
+
+def tiny_orders() -> list[dict[str, Any]]:
+    """The tiny scenario's orders as proto3 JSON (original field names)."""
+    lines = (TINY / "orders.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _start(
+    args: list[str], log: Path, marker: str = "listening on"
+) -> tuple[subprocess.Popen[str], str]:
+    """Start ``router ARGS`` with stdout to ``log``; wait for its address line."""
+    out = log.with_suffix(".out")
+    process = subprocess.Popen(
+        [str(ROUTER), *args],
+        stdout=out.open("w"),
+        stderr=log.open("w"),
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        first = out.read_text().splitlines()[:1]
+        if first and marker in first[0]:
+            return process, first[0].rsplit(" ", 1)[1].strip()
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"router {args[0]} did not start:\n{log.read_text()}")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("intake")
+
+
+@pytest.fixture(scope="session")
+def grpc_target(workdir: Path) -> Iterator[str]:
+    """The address of a ``router serve`` process for the tiny scenario."""
+    ledger = f"sqlite://{workdir / 'ledger.db'}"
+    args = ["serve", "--scenario", str(TINY), "--ledger", ledger, "--port", "0"]
+    process, address = _start(args, workdir / "serve.log")
+    try:
+        yield address
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def start_gateway(workdir: Path) -> Iterator[Callable[..., str]]:
+    """Start a ``router intake`` process with the given flags; its base URL."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(name: str, target: str, *flags: str) -> str:
+        args = ["intake", "--port", "0", "--target", target, *flags]
+        process, address = _start(args, workdir / f"intake-{name}.log")
+        started.append(process)
+        return f"http://{address}"
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            _stop(process)
+
+
+@pytest.fixture(scope="session")
+def gateway(start_gateway: Callable[..., str], grpc_target: str) -> str:
+    """The main gateway's base URL."""
+    return start_gateway("main", grpc_target, "--max-body-bytes", str(MAX_BODY_BYTES))
+
+
+@pytest.fixture(scope="session")
+def tight_gateway(start_gateway: Callable[..., str], grpc_target: str) -> str:
+    """A gateway that lets one request in at a time."""
+    return start_gateway("tight", grpc_target, "--max-in-flight", "1")
+
+
+@pytest.fixture(scope="session")
+def down_gateway(start_gateway: Callable[..., str]) -> str:
+    """A gateway whose gRPC target is a closed port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return start_gateway("down", f"127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="session")
+def client(gateway: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the main gateway."""
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        yield http
