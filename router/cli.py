@@ -85,6 +85,7 @@ def _intake(args: argparse.Namespace) -> int:
             ("deadline", args.deadline),
             ("max-body-bytes", args.max_body_bytes),
             ("max-in-flight", args.max_in_flight),
+            ("max-batch-orders", args.max_batch_orders),
         )
         if not value > 0
     ]
@@ -96,10 +97,15 @@ def _intake(args: argparse.Namespace) -> int:
         deadline_s=args.deadline,
         max_body_bytes=args.max_body_bytes,
         max_in_flight=args.max_in_flight,
+        max_batch_orders=args.max_batch_orders,
         geocoder=args.geocoder,
         geocoder_user_agent=args.geocoder_user_agent,
     )
-    serve(config, args.host, args.port)
+    try:
+        serve(config, args.host, args.port)
+    except ValueError as error:  # a bad --geocoder: nothing was printed or bound yet
+        print(f"router intake: --geocoder: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -612,6 +618,12 @@ def parser() -> argparse.ArgumentParser:
     intake.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies are 413")
     intake.add_argument(
         "--max-in-flight", type=int, default=64, help="more requests at once are 429"
+    )
+    intake.add_argument(
+        "--max-batch-orders",
+        type=int,
+        default=1000,
+        help="batches of more orders are 413 (default: %(default)s)",
     )
     intake.add_argument(
         "--geocoder",

@@ -9,7 +9,9 @@ addresses get coordinates (:mod:`router.intake.addresses`), and it is forwarded 
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -49,6 +51,7 @@ from router.intake.errors import (
     invalid_field,
     parse_error_description,
     status_name_of_http,
+    unavailable,
 )
 from router.v1 import router_pb2, router_pb2_grpc
 
@@ -59,6 +62,14 @@ M = TypeVar("M", bound=Message)
 DEFAULT_DEADLINE_S = 5.0
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_IN_FLIGHT = 64
+DEFAULT_MAX_BATCH_ORDERS = 1000
+MAX_REQUEST_ID_CHARS = 200
+"""The longest Idempotency-Key, and the longest request_id a batch order is routed under."""
+GRPC_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.initial_reconnect_backoff_ms", 1000),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+]
 
 JSONL_TYPES = frozenset(
     {
@@ -113,6 +124,7 @@ class IntakeConfig:
     deadline_s: float = DEFAULT_DEADLINE_S
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_batch_orders: int = DEFAULT_MAX_BATCH_ORDERS
     geocoder: str | None = None
     geocoder_user_agent: str | None = None
 
@@ -217,9 +229,14 @@ def parse(value: dict[str, Any], cls: type[M], prefix: str = "") -> M:
     """``value`` (proto3 JSON) as a ``cls``; INVALID_ARGUMENT naming each bad field if not."""
     try:
         return json_format.ParseDict(value, cls())
+    except RecursionError:
+        raise invalid_field(prefix or "body", "nested too deeply") from None
     except json_format.ParseError as error:
         found: list[FieldViolation] = []
-        _locate(value, cls.DESCRIPTOR, prefix, found)
+        try:
+            _locate(value, cls.DESCRIPTOR, prefix, found)
+        except RecursionError:
+            raise invalid_field(prefix or "body", "nested too deeply") from None
         if not found:
             found.append(FieldViolation(prefix or "body", parse_error_description(str(error))))
         raise invalid_argument(found) from None
@@ -230,6 +247,8 @@ def _json_object(data: bytes, field: str = "body") -> dict[str, Any]:
         raise invalid_field(field, "is empty; expected a JSON object")
     try:
         value = json.loads(data)
+    except RecursionError:
+        raise invalid_field(field, "nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise invalid_field(field, f"is not valid JSON: {error}") from None
     if not isinstance(value, dict):
@@ -248,9 +267,26 @@ def _idempotency_key(key: str | None) -> str:
     if key is None or not key.strip():
         raise invalid_field("Idempotency-Key", "header is required: the request's request_id")
     key = key.strip()
-    if len(key) > 200:
-        raise invalid_field("Idempotency-Key", f"is {len(key)} characters, at most 200")
+    if len(key) > MAX_REQUEST_ID_CHARS:
+        raise invalid_field(
+            "Idempotency-Key", f"is {len(key)} characters, at most {MAX_REQUEST_ID_CHARS}"
+        )
     return key
+
+
+def batch_request_id(key: str, order_id: str) -> str:
+    """The request_id a routed batch order is sent under: unambiguous for every key and id.
+
+    ``batch/`` + 32 hex digits of SHA-256 of the key + ``/`` + the order_id: the key part
+    has a fixed length (so no key/order_id split is ambiguous) and never contains the
+    order_id's characters, and single-order keys are not expected to look like it.
+    """
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return f"batch/{digest}/{order_id}"
+
+
+BATCH_REQUEST_ID_OVERHEAD = len(batch_request_id("", ""))
+"""How many characters of a batch request_id are not the order_id."""
 
 
 def _check_request_id(body: dict[str, Any], key: str) -> None:
@@ -299,18 +335,19 @@ def _rewrite(error: GatewayError, rewrite: Callable[[str], str]) -> GatewayError
     """``error`` with every field path of its BadRequest details rewritten."""
     message = error.message
     details = []
+    every: list[FieldViolation] = []
     for detail in error.details:
         violations = detail.get("fieldViolations")
         if isinstance(violations, list):
             renamed = []
             for fv in violations:
-                old = str(fv.get("field", ""))
-                new = rewrite(old)
-                if old and new != old:
-                    message = message.replace(old, new)
+                new = rewrite(str(fv.get("field", "")))
                 renamed.append({**fv, "field": new})
+                every.append(FieldViolation(new, str(fv.get("description", ""))))
             detail = {**detail, "fieldViolations": renamed}
         details.append(detail)
+    if every:
+        message = "; ".join(str(v) for v in every)  # as invalid_argument words it
     return GatewayError(error.code, message, details, http=error.http, headers=error.headers)
 
 
@@ -336,7 +373,9 @@ def create_app(config: IntakeConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with grpc.aio.insecure_channel(config.target) as channel:
+        async with grpc.aio.insecure_channel(
+            config.target, options=GRPC_CHANNEL_OPTIONS
+        ) as channel:
             stubs.routing = router_pb2_grpc.RoutingServiceStub(channel)
             stubs.inventory = router_pb2_grpc.InventoryServiceStub(channel)
             yield
@@ -379,25 +418,33 @@ def create_app(config: IntakeConfig) -> FastAPI:
         seconds = config.deadline_s if timeout is None else min(config.deadline_s, timeout)
         return time.monotonic() + seconds
 
-    async def read_body(request: Request) -> bytes:
-        """The body, 413 when over the limit (by Content-Length, or counted while reading)."""
+    async def read_body(request: Request, end: float) -> bytes:
+        """The body, 413 when over the limit (by Content-Length, or counted while reading).
+
+        Reading it counts against the request's deadline: a body still arriving when the
+        deadline passes is 504, so a slow sender cannot hold an in-flight slot for ever.
+        """
         limit = config.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise _too_large(int(declared), limit)
         chunks: list[bytes] = []
         total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise _too_large(total, limit)
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(max(0.0, end - time.monotonic())):
+                async for chunk in request.stream():
+                    total += len(chunk)
+                    if total > limit:
+                        raise _too_large(total, limit)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise _deadline_exceeded("while reading the body") from None
         return b"".join(chunks)
 
     async def call(method: Any, request: Message, end: float) -> Message:
         remaining = end - time.monotonic()
         if remaining <= 0:
-            raise GatewayError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+            raise _deadline_exceeded()
         try:
             answer: Message = await method(request, timeout=remaining)
         except grpc.RpcError as error:
@@ -417,25 +464,29 @@ def create_app(config: IntakeConfig) -> FastAPI:
         v = Violations()
         timeout = max(0.1, min(addresses.GEOCODE_TIMEOUT_S, end - time.monotonic()))
         try:
-            filled = await run_in_threadpool(
-                addresses.normalise_ship_to,
-                ship_to if ship_to is not None else {},
-                "order.ship_to",
-                v,
-                geocoder,
-                timeout=timeout,
-            )
+            async with asyncio.timeout(max(0.0, end - time.monotonic())):
+                filled = await run_in_threadpool(
+                    addresses.normalise_ship_to,
+                    ship_to if ship_to is not None else {},
+                    "order.ship_to",
+                    v,
+                    geocoder,
+                    timeout=timeout,
+                )
+        except TimeoutError:
+            raise _deadline_exceeded("while looking the address up") from None
         except addresses.GeocoderUnavailableError as error:
-            raise GatewayError(grpc.StatusCode.UNAVAILABLE, f"geocoder: {error}") from None
+            logger.warning("geocoder failed: %s", error)
+            raise unavailable("the geocoder is unavailable; retry later") from None
         if v:
             raise invalid_argument(v.items)
         order.pop("shipTo", None)
         order["ship_to"] = filled
 
     async def prepare(body: dict[str, Any], cls: type[M], end: float) -> M:
-        parse(body, cls)  # types first: paths of ParseDict's complaints
+        await run_in_threadpool(parse, body, cls)  # types first: paths of ParseDict's complaints
         await with_coordinates(body, end)
-        return parse(body, cls)
+        return await run_in_threadpool(parse, body, cls)
 
     def answer(message: Message) -> JSONResponse:
         return JSONResponse(json_format.MessageToDict(message))
@@ -450,7 +501,7 @@ def create_app(config: IntakeConfig) -> FastAPI:
     )
     async def plan_order(request: Request, timeout: Timeout = None) -> JSONResponse:
         end = deadline(timeout)
-        body = _json_object(await read_body(request))
+        body = await run_in_threadpool(_json_object, await read_body(request, end))
         message = await prepare(body, router_pb2.PlanOrderRequest, end)
         return answer(await call(stubs.routing.PlanOrder, message, end))
 
@@ -465,7 +516,7 @@ def create_app(config: IntakeConfig) -> FastAPI:
     ) -> JSONResponse:
         end = deadline(timeout)
         request_id = _idempotency_key(key)
-        body = _json_object(await read_body(request))
+        body = await run_in_threadpool(_json_object, await read_body(request, end))
         _check_request_id(body, request_id)
         message = await prepare(body, router_pb2.RouteOrderRequest, end)
         return answer(await call(stubs.routing.RouteOrder, message, end))
@@ -475,14 +526,14 @@ def create_app(config: IntakeConfig) -> FastAPI:
     ) -> Message:
         end = deadline(timeout)
         request_id = _idempotency_key(key)
-        data = await read_body(request)
-        body = _json_object(data) if data.strip() else {}
+        data = await read_body(request, end)
+        body = await run_in_threadpool(_json_object, data) if data.strip() else {}
         _check_request_id(body, request_id)
         given = _pop_either(body, "reservation_id", "reservationId")
         if given not in (None, "", reservation_id):
             raise invalid_field("reservation_id", f"is {given!r} but the path names it")
         body["reservation_id"] = reservation_id
-        message = parse(body, cls)
+        message = await run_in_threadpool(parse, body, cls)
         method = (
             stubs.routing.ConfirmReservation
             if cls is router_pb2.ConfirmReservationRequest
@@ -543,12 +594,14 @@ def create_app(config: IntakeConfig) -> FastAPI:
     ) -> JSONResponse:
         end = deadline(timeout)
         batch_key = _idempotency_key(key) if mode == "route" else None
-        orders = await read_batch(request)
+        orders = await read_batch(request, end)
         results = []
         seen: set[str] = set()
         for order in orders:
             result: dict[str, Any] = {"orderId": order.order_id}
             try:
+                if time.monotonic() >= end:
+                    raise _deadline_exceeded("before this order was sent")
                 if order.error is not None:
                     raise order.error
                 assert order.raw is not None
@@ -559,7 +612,12 @@ def create_app(config: IntakeConfig) -> FastAPI:
                 if explain:
                     body["explain"] = True
                 if batch_key is not None:
-                    body["request_id"] = f"{batch_key}:{order.order_id}"
+                    body["request_id"] = batch_request_id(batch_key, order.order_id)
+                    if len(body["request_id"]) > MAX_REQUEST_ID_CHARS:
+                        longest = MAX_REQUEST_ID_CHARS - BATCH_REQUEST_ID_OVERHEAD
+                        raise invalid_field(
+                            "order.order_id", f"is longer than {longest} characters"
+                        )
                     message: Message = await prepare(body, router_pb2.RouteOrderRequest, end)
                     reply = await call(stubs.routing.RouteOrder, message, end)
                 else:
@@ -574,27 +632,39 @@ def create_app(config: IntakeConfig) -> FastAPI:
             results.append(result)
         return JSONResponse({"results": results})
 
-    async def read_batch(request: Request) -> list[_Order]:
+    async def read_batch(request: Request, end: float) -> list[_Order]:
+        orders = await read_orders(request, end)
+        if len(orders) > config.max_batch_orders:
+            raise invalid_field(
+                "body",
+                f"has {len(orders)} orders, more than --max-batch-orders "
+                f"{config.max_batch_orders}; split the batch",
+                http=413,
+            )
+        return orders
+
+    async def read_orders(request: Request, end: float) -> list[_Order]:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media in JSONL_TYPES:
-            return _jsonl_orders(await read_body(request))
+            return await run_in_threadpool(_jsonl_orders, await read_body(request, end))
         if media in ("text/csv", "application/csv"):
-            return _csv_orders(await read_body(request), "file.csv")
+            data = await read_body(request, end)
+            return await run_in_threadpool(_csv_orders, data, "file.csv")
         if media == "multipart/form-data":
-            data = await read_body(request)
+            data = await read_body(request, end)
 
             async def replay() -> dict[str, Any]:
                 return {"type": "http.request", "body": data, "more_body": False}
 
-            form = await Request(request.scope, replay).form()
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise invalid_field("file", "is required: a CSV or JSON lines upload")
-            content = await upload.read()
-            name = upload.filename or "file.csv"
+            async with Request(request.scope, replay).form() as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise invalid_field("file", "is required: a CSV or JSON lines upload")
+                content = await upload.read()
+                name = upload.filename or "file.csv"
             if name.endswith((".jsonl", ".ndjson")):
-                return _jsonl_orders(content)
-            return _csv_orders(content, name)
+                return await run_in_threadpool(_jsonl_orders, content)
+            return await run_in_threadpool(_csv_orders, content, name)
         raise invalid_field(
             "Content-Type",
             f"is {media or 'missing'}; send application/x-ndjson, text/csv or "
@@ -615,9 +685,17 @@ def create_app(config: IntakeConfig) -> FastAPI:
             for operation in operations.values():
                 operation.get("responses", {}).pop("422", None)
                 for parameter in operation.get("parameters", []):
-                    if parameter["name"] == "Idempotency-Key" and not path.endswith(":batch"):
-                        parameter["required"] = True  # checked by _idempotency_key
-                        parameter["schema"] = {"type": "string", "minLength": 1}
+                    _drop_null(parameter)
+                    if parameter["name"] == "Idempotency-Key":
+                        # as _idempotency_key checks it; required except for batches
+                        parameter["required"] = not path.endswith(":batch")
+                        parameter["schema"] = {
+                            **parameter["schema"],
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_REQUEST_ID_CHARS,
+                            "pattern": r"\S",
+                        }
         components.update(schemas.openapi_components())
         components.update(_LOCAL_SCHEMAS)
         app.openapi_schema = spec
@@ -625,6 +703,22 @@ def create_app(config: IntakeConfig) -> FastAPI:
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
     return app
+
+
+def _drop_null(parameter: dict[str, Any]) -> None:
+    """Strip the ``null`` branch FastAPI gives optional parameters: absent is not null."""
+    schema = parameter.get("schema", {})
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list):
+        return
+    kept = [b for b in branches if b.get("type") != "null"]
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    parameter["schema"] = {**kept[0], **rest} if len(kept) == 1 else {**rest, "anyOf": kept}
+
+
+def _deadline_exceeded(when: str = "") -> GatewayError:
+    text = f"Deadline Exceeded {when}" if when else "Deadline Exceeded"
+    return GatewayError(grpc.StatusCode.DEADLINE_EXCEEDED, text)
 
 
 def _too_large(size: int, limit: int) -> GatewayError:
@@ -650,13 +744,17 @@ def _jsonl_orders(data: bytes) -> list[_Order]:
     except UnicodeDecodeError as error:
         raise invalid_field("body", f"is not UTF-8: {error}") from None
     orders: list[_Order] = []
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines(): U+2028 may sit inside a string
         if not line.strip():
             continue
         index = len(orders)
         rewrite = _jsonl_path(index)
         try:
             raw = json.loads(line)
+        except RecursionError:
+            bad = invalid_field(f"orders[{index}]", "nested too deeply")
+            orders.append(_Order("", None, rewrite, bad))
+            continue
         except ValueError as error:
             bad = invalid_field(f"orders[{index}]", f"is not valid JSON: {error}")
             orders.append(_Order("", None, rewrite, bad))
@@ -678,6 +776,14 @@ def _csv_orders(data: bytes, name: str) -> list[_Order]:
     except UnicodeDecodeError as error:
         raise invalid_field(name, f"is not UTF-8: {error}") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _csv_groups(reader, name)
+    except csv.Error as error:
+        # line_num counts the lines of the records read whole: the bad one is the next
+        raise invalid_field(f"{name}:{reader.line_num + 1}", str(error)) from None
+
+
+def _csv_groups(reader: csv.DictReader[str], name: str) -> list[_Order]:
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in REQUIRED_CSV_COLUMNS if c not in header]
     if missing:
@@ -799,9 +905,12 @@ _ERROR_STATUSES = {
     400: "INVALID_ARGUMENT or FAILED_PRECONDITION: bad input; fieldViolations name each field",
     404: "NOT_FOUND",
     409: "ALREADY_EXISTS (Idempotency-Key reused with another body) or ABORTED",
-    413: "body larger than --max-body-bytes",
+    405: "UNIMPLEMENTED: no such method on this path",
+    413: "INVALID_ARGUMENT: body larger than --max-body-bytes, or a batch of more than "
+    "--max-batch-orders orders",
+    415: "INVALID_ARGUMENT: a batch Content-Type other than JSON lines, CSV or multipart",
     429: "more than --max-in-flight requests at once; Retry-After: 1",
-    503: "UNAVAILABLE: the gRPC service is down",
+    503: "UNAVAILABLE: the gRPC service (or the geocoder) is down; Retry-After: 1",
     504: "DEADLINE_EXCEEDED",
 }
 
@@ -884,13 +993,12 @@ def serve(config: IntakeConfig, host: str = "127.0.0.1", port: int = 8080) -> No
     """Run the gateway until SIGINT or SIGTERM; print its address first (port 0 is resolved)."""
     import uvicorn
 
+    app = create_app(config)  # a bad --geocoder fails here, before anything is printed
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     address = f"{host}:{bound_port}"
     print(usage(address, config), flush=True)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config), log_config=None, timeout_graceful_shutdown=5)
-    )
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=5))
     server.run(sockets=[sock])
 
 

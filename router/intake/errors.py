@@ -13,6 +13,7 @@ large) are built here in the same shape.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -25,7 +26,14 @@ from grpc_status import rpc_status
 
 from models.errors import FieldViolation
 
+logger = logging.getLogger(__name__)
+
 _C = grpc.StatusCode
+
+MAX_VIOLATIONS = 100
+"""At most this many field violations are listed in an error; a last entry counts the rest."""
+MAX_MESSAGE_CHARS = 2000
+"""An error's message is cut to this many characters (ending in "…")."""
 
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
     _C.OK: 200,
@@ -52,16 +60,44 @@ def http_status(code: grpc.StatusCode) -> int:
     return HTTP_STATUS.get(code, 500)
 
 
+GATEWAY_ONLY_STATUS: dict[int, grpc.StatusCode] = {
+    405: _C.UNIMPLEMENTED,  # no such method on this path (as grpc-gateway answers it)
+    408: _C.DEADLINE_EXCEEDED,
+    413: _C.INVALID_ARGUMENT,  # the body is too large or the batch has too many orders
+    415: _C.INVALID_ARGUMENT,  # a batch Content-Type the gateway cannot read
+}
+"""HTTP statuses only the gateway answers (no gRPC code maps to them) → their gRPC code."""
+
+
 def status_name_of_http(status: int) -> str:
     """The gRPC status name for an HTTP status the gateway answers on its own.
 
-    The first code of :data:`HTTP_STATUS` with that status (400 is INVALID_ARGUMENT, 409
-    ABORTED); other 4xx (405, 413, 415) are INVALID_ARGUMENT, other 5xx INTERNAL.
+    :data:`GATEWAY_ONLY_STATUS` first, then the first code of :data:`HTTP_STATUS` with that
+    status (400 is INVALID_ARGUMENT, 409 ABORTED); any other 4xx is INVALID_ARGUMENT, any
+    other 5xx INTERNAL.
     """
+    if status in GATEWAY_ONLY_STATUS:
+        return GATEWAY_ONLY_STATUS[status].name
     for code, http in HTTP_STATUS.items():
         if http == status and code is not _C.OK:
             return code.name
     return "INVALID_ARGUMENT" if 400 <= status < 500 else "INTERNAL"
+
+
+def cap_message(message: str) -> str:
+    """``message`` cut to :data:`MAX_MESSAGE_CHARS`."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def cap_violations(violations: Sequence[FieldViolation]) -> list[FieldViolation]:
+    """The first :data:`MAX_VIOLATIONS`, then one ``"…"`` entry saying how many more."""
+    items = list(violations)
+    if len(items) <= MAX_VIOLATIONS:
+        return items
+    more = len(items) - MAX_VIOLATIONS
+    return [*items[:MAX_VIOLATIONS], FieldViolation("…", f"and {more} more")]
 
 
 class GatewayError(Exception):
@@ -78,7 +114,7 @@ class GatewayError(Exception):
     ) -> None:
         super().__init__(message)
         self.code = code
-        self.message = message
+        self.message = cap_message(message)
         self.details = list(details)
         self.http = http if http is not None else http_status(code)
         self.headers = headers or {}
@@ -122,7 +158,7 @@ def invalid_argument(
     violations: Iterable[FieldViolation], *, http: int | None = None
 ) -> GatewayError:
     """INVALID_ARGUMENT (400 unless ``http`` says otherwise) naming every bad field."""
-    items = list(violations)
+    items = cap_violations(list(violations))
     message = "; ".join(str(v) for v in items) or "invalid argument"
     return GatewayError(_C.INVALID_ARGUMENT, message, [bad_request(items)], http=http)
 
@@ -132,10 +168,31 @@ def invalid_field(field: str, description: str, *, http: int | None = None) -> G
     return invalid_argument([FieldViolation(field, description)], http=http)
 
 
+_GENERIC_5XX = {
+    _C.UNAVAILABLE: "the routing service is unavailable; retry later",
+    _C.DEADLINE_EXCEEDED: "Deadline Exceeded",
+    _C.UNIMPLEMENTED: "not implemented by the routing service",
+}
+
+
+def unavailable(message: str = _GENERIC_5XX[_C.UNAVAILABLE]) -> GatewayError:
+    """UNAVAILABLE (503) with ``Retry-After: 1``."""
+    return GatewayError(_C.UNAVAILABLE, message, headers={"Retry-After": "1"})
+
+
 def from_rpc_error(error: grpc.RpcError) -> GatewayError:
-    """The gateway error of a failed RPC: its code, message and rich-status details."""
+    """The gateway error of a failed RPC: its code, message and rich-status details.
+
+    A 5xx keeps only its code: the message is generic (the real one is logged), so nothing
+    of the backend (addresses, stack traces) leaks; 503 carries ``Retry-After: 1``.
+    """
     code: grpc.StatusCode = error.code()
     message: str = error.details() or code.name
+    if http_status(code) >= 500:
+        logger.warning("gRPC call failed: %s: %s", code.name, message)
+        if code is _C.UNAVAILABLE:
+            return unavailable()
+        return GatewayError(code, _GENERIC_5XX.get(code, "internal error"))
     details: list[dict[str, Any]] = []
     try:
         status = rpc_status.from_call(error)  # type: ignore[arg-type]

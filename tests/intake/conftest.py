@@ -105,6 +105,14 @@ def gateway(start_gateway: Callable[..., str], grpc_target: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def roomy_gateway(start_gateway: Callable[..., str], grpc_target: str) -> str:
+    """A gateway taking 1 MiB bodies but batches of at most 3 orders."""
+    return start_gateway(
+        "roomy", grpc_target, "--max-body-bytes", str(1 << 20), "--max-batch-orders", "3"
+    )
+
+
+@pytest.fixture(scope="session")
 def tight_gateway(start_gateway: Callable[..., str], grpc_target: str) -> str:
     """A gateway that lets one request in at a time."""
     return start_gateway("tight", grpc_target, "--max-in-flight", "1")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
 import threading
 import time
 import uuid
@@ -12,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.intake.conftest import MAX_BODY_BYTES, tiny_orders
+from tests.intake.conftest import MAX_BODY_BYTES, ROUTER, tiny_orders
 
 
 def order(order_id: str | None = None, **changes: Any) -> dict[str, Any]:
@@ -265,7 +267,7 @@ def test_batch_csv_groups_rows_by_order_and_names_file_lines(client: httpx.Clien
 
 
 def test_batch_multipart_upload_and_route_mode(client: httpx.Client):
-    """A multipart ``file`` upload routes each order under ``<key>:<order_id>``; retry replays."""
+    """A multipart ``file`` upload routes each order under its own request_id; retry replays."""
     rows = CSV.splitlines()[:3]
     text = "\n".join(rows).replace("C-1", f"M-{uuid.uuid4().hex[:6]}") + "\n"
     missing = client.post("/v1/orders:batch?mode=route", files={"file": ("up.csv", text)})
@@ -283,13 +285,13 @@ def test_batch_multipart_upload_and_route_mode(client: httpx.Client):
         "/v1/orders:batch?mode=route", files={"file": ("up.csv", text)}, headers=headers
     )
     assert again.json() == routed.json()
-    # the same request_id through the single-order endpoint replays it too
+    # a single-order call under "<key>:<order_id>" is another request, not a collision
     single = client.post(
         "/v1/orders:route",
         json={"order": order(result["orderId"])},
         headers={"Idempotency-Key": f"{k}:{result['orderId']}"},
     )
-    error_of(single, 409, "ALREADY_EXISTS")
+    assert single.status_code == 200, single.text
 
 
 def test_batch_with_an_unsupported_content_type_is_415(client: httpx.Client):
@@ -375,3 +377,172 @@ def test_openapi_documents_every_body_in_the_proto_vocabulary(client: httpx.Clie
     }  # fmt: skip
     assert named <= set(components)
     assert "shipTo" in components["Order"]["properties"]
+
+
+def jsonl(*orders: dict[str, Any]) -> bytes:
+    return "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in orders).encode()
+
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+def test_deeply_nested_json_is_400_not_500(client: httpx.Client):
+    """JSON nested past the parser's recursion limit is 400 "nested too deeply", never 500."""
+    deep = b"[" * 30000 + b"]" * 30000
+    error = error_of(client.post("/v1/orders:plan", content=deep), 400, "INVALID_ARGUMENT")
+    assert error["message"] == "body: nested too deeply"
+    lines = jsonl(order("D-1")) + deep + b"\n"
+    response = client.post("/v1/orders:batch", content=lines, headers=NDJSON)
+    assert response.status_code == 200, response.text
+    first, second = response.json()["results"]
+    assert first["httpStatus"] == 200 and second["httpStatus"] == 400
+    assert "orders[1]" in fields(second["error"])
+
+
+def test_a_csv_cell_over_the_field_limit_is_400_naming_the_line(roomy_gateway: str):
+    """A CSV cell longer than the csv module's field limit is 400 ``file.csv:LINE``."""
+    text = "order_id,sku,quantity\nC-1,SKU-1,1\nC-2," + "x" * 200_000 + ",1\n"
+    with httpx.Client(base_url=roomy_gateway, timeout=30) as http:
+        response = http.post("/v1/orders:batch", content=text, headers={"Content-Type": "text/csv"})
+    error = error_of(response, 400, "INVALID_ARGUMENT")
+    assert list(fields(error)) == ["file.csv:3"], error
+
+
+def test_a_body_trickling_past_the_deadline_is_504_and_frees_the_slot(tight_gateway: str):
+    """A body still arriving when X-Request-Timeout runs out is 504 and frees its slot then.
+
+    With --max-in-flight 1, a client trickling its body for 4 s under a 0.5 s timeout would
+    hold the only slot (every other request 429) if reading the body ignored the deadline.
+    """
+    answers: list[httpx.Response | Exception] = []
+
+    def trickle() -> Iterator[bytes]:
+        yield b'{"order": '
+        for _ in range(40):
+            time.sleep(0.1)
+            yield b" "
+        yield b"{}}"
+
+    def send() -> None:
+        with httpx.Client(base_url=tight_gateway, timeout=30) as http:
+            try:
+                answers.append(
+                    http.post(
+                        "/v1/orders:plan", content=trickle(), headers={"X-Request-Timeout": "0.5"}
+                    )
+                )
+            except httpx.HTTPError as error:  # the server may close before the body is sent
+                answers.append(error)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        time.sleep(1.5)  # past the 0.5 s deadline, still trickling
+        with httpx.Client(base_url=tight_gateway, timeout=10) as http:
+            # The one slot is free again long before the 4 s trickle ends (polled, so a
+            # loaded machine's slower timer does not fail the test).
+            give_up = time.monotonic() + 2.0
+            while (status := http.get("/v1/stock").status_code) == 429:
+                assert time.monotonic() < give_up, "the slot stayed taken"
+                time.sleep(0.05)
+            assert status == 200
+    finally:
+        sender.join(30)
+    [answer] = answers
+    if isinstance(answer, httpx.Response):
+        error_of(answer, 504, "DEADLINE_EXCEEDED")
+
+
+def test_batch_deadline_marks_the_rest_504_in_order(client: httpx.Client):
+    """Orders still waiting when the batch's deadline passes are 504 each, none sent after."""
+    body = jsonl(*(order(f"B-{i}") for i in range(150)))
+    assert len(body) < MAX_BODY_BYTES
+    started = time.monotonic()
+    response = client.post(
+        "/v1/orders:batch", content=body, headers={**NDJSON, "X-Request-Timeout": "0.05"}
+    )
+    assert time.monotonic() - started < 10.0
+    assert response.status_code == 200, response.text
+    statuses = [r["httpStatus"] for r in response.json()["results"]]
+    assert len(statuses) == 150 and statuses[-1] == 504
+    first_late = statuses.index(504)
+    assert set(statuses[first_late:]) == {504} and set(statuses[:first_late]) <= {200}
+
+
+def test_batches_over_max_batch_orders_are_413(roomy_gateway: str):
+    """More orders than --max-batch-orders is 413 saying so; exactly the limit is fine."""
+    with httpx.Client(base_url=roomy_gateway, timeout=30) as http:
+        ok = http.post("/v1/orders:batch", content=jsonl(*(order() for _ in range(3))),
+                       headers=NDJSON)  # fmt: skip
+        assert ok.status_code == 200, ok.text
+        over = http.post("/v1/orders:batch", content=jsonl(*(order() for _ in range(4))),
+                         headers=NDJSON)  # fmt: skip
+    error = error_of(over, 413, "INVALID_ARGUMENT")
+    assert "--max-batch-orders 3" in error["message"]
+
+
+def test_batch_request_ids_are_unambiguous(client: httpx.Client):
+    """Key ``K:b`` with order ``c`` and key ``K`` with order ``b:c`` are different requests."""
+    k, tail = key(), uuid.uuid4().hex[:6]
+    first = client.post("/v1/orders:batch?mode=route", content=jsonl(order(tail)),
+                        headers={**NDJSON, "Idempotency-Key": f"{k}:b"})  # fmt: skip
+    second = client.post("/v1/orders:batch?mode=route", content=jsonl(order(f"b:{tail}")),
+                         headers={**NDJSON, "Idempotency-Key": k})  # fmt: skip
+    for response in (first, second):
+        [result] = response.json()["results"]
+        assert result["httpStatus"] == 200, result
+        assert result["reservation"]["status"] == "RESERVATION_STATUS_HELD"
+
+
+def test_error_bodies_list_at_most_100_violations(client: httpx.Client):
+    """An error lists the first 100 violations and one "… and N more"; the message is capped."""
+    text = "order_id,sku,quantity\n" + ",SKU-1,1\n" * 150
+    response = client.post("/v1/orders:batch", content=text, headers={"Content-Type": "text/csv"})
+    error = error_of(response, 400, "INVALID_ARGUMENT")
+    [detail] = error["details"]
+    violations = detail["fieldViolations"]
+    assert len(violations) == 101
+    assert violations[-1] == {"field": "…", "description": "and 50 more"}
+    assert len(error["message"]) <= 2000
+
+
+def test_a_bad_geocoder_exits_2_before_listening():
+    """``router intake --geocoder nosuch`` says why and exits 2, never printing its address."""
+    done = subprocess.run(
+        [str(ROUTER), "intake", "--geocoder", "nosuch", "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done
+    assert "listening on" not in done.stdout and "nosuch" in done.stderr
+
+
+def test_openapi_parameters_are_never_null_and_keys_are_bounded(client: httpx.Client):
+    """Header and query parameters have no null branch; Idempotency-Key is as enforced."""
+    spec = client.get("/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                assert "null" not in json.dumps(parameter["schema"]), (path, parameter)
+                if parameter["name"] == "Idempotency-Key":
+                    schema = parameter["schema"]
+                    assert schema["maxLength"] == 200 and schema["pattern"] == r"\S"
+
+
+def test_405_is_unimplemented_and_503_is_generic_with_retry_after(down_gateway: str):
+    """405 uses the table's UNIMPLEMENTED; a 503 names no backend address and says retry."""
+    with httpx.Client(base_url=down_gateway, timeout=10) as http:
+        error_of(http.get("/v1/orders:plan"), 405, "UNIMPLEMENTED")
+        response = http.post("/v1/orders:plan", json={"order": order()})
+    error = error_of(response, 503, "UNAVAILABLE")
+    assert response.headers["Retry-After"] == "1"
+    assert "127.0.0.1" not in response.text and error["details"] == []
+
+
+def test_jsonl_lines_split_only_on_newline(client: httpx.Client):
+    """A U+2028 inside a JSON string does not split the line: one order, planned."""
+    raw = order("U-1")
+    raw["ship_to"] = {**raw["ship_to"], "region": "a\u2028b"}
+    response = client.post("/v1/orders:batch", content=jsonl(raw), headers=NDJSON)
+    assert response.status_code == 200, response.text
+    [result] = response.json()["results"]
+    assert result["httpStatus"] == 200, result
