@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 import grpc
@@ -363,7 +363,6 @@ class _Order:
     raw: dict[str, Any] | None
     rewrite: Callable[[str], str]
     error: GatewayError | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def create_app(config: IntakeConfig) -> FastAPI:
@@ -522,7 +521,12 @@ def create_app(config: IntakeConfig) -> FastAPI:
         return answer(await call(stubs.routing.RouteOrder, message, end))
 
     async def reservation_call(
-        request: Request, reservation_id: str, key: str | None, timeout: float | None, cls: Any
+        request: Request,
+        reservation_id: str,
+        key: str | None,
+        timeout: float | None,
+        cls: Any,
+        method: Any,
     ) -> Message:
         end = deadline(timeout)
         request_id = _idempotency_key(key)
@@ -534,11 +538,6 @@ def create_app(config: IntakeConfig) -> FastAPI:
             raise invalid_field("reservation_id", f"is {given!r} but the path names it")
         body["reservation_id"] = reservation_id
         message = await run_in_threadpool(parse, body, cls)
-        method = (
-            stubs.routing.ConfirmReservation
-            if cls is router_pb2.ConfirmReservationRequest
-            else stubs.routing.ReleaseReservation
-        )
         return await call(method, message, end)
 
     @app.post(
@@ -550,8 +549,8 @@ def create_app(config: IntakeConfig) -> FastAPI:
     async def confirm_reservation(
         request: Request, reservation_id: str, key: IdempotencyKey = None, timeout: Timeout = None
     ) -> JSONResponse:
-        cls = router_pb2.ConfirmReservationRequest
-        return answer(await reservation_call(request, reservation_id, key, timeout, cls))
+        cls, method = router_pb2.ConfirmReservationRequest, stubs.routing.ConfirmReservation
+        return answer(await reservation_call(request, reservation_id, key, timeout, cls, method))
 
     @app.post(
         "/v1/reservations/{reservation_id}:release",
@@ -562,8 +561,8 @@ def create_app(config: IntakeConfig) -> FastAPI:
     async def release_reservation(
         request: Request, reservation_id: str, key: IdempotencyKey = None, timeout: Timeout = None
     ) -> JSONResponse:
-        cls = router_pb2.ReleaseReservationRequest
-        return answer(await reservation_call(request, reservation_id, key, timeout, cls))
+        cls, method = router_pb2.ReleaseReservationRequest, stubs.routing.ReleaseReservation
+        return answer(await reservation_call(request, reservation_id, key, timeout, cls, method))
 
     @app.get(
         "/v1/stock",

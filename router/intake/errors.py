@@ -21,10 +21,10 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, json_format
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from models.errors import FieldViolation
+from router.service.errors import bad_request_detail
 
 logger = logging.getLogger(__name__)
 
@@ -141,17 +141,8 @@ def detail_json(detail: Message) -> dict[str, Any]:
 
 
 def bad_request(violations: Iterable[FieldViolation]) -> dict[str, Any]:
-    """A ``google.rpc.BadRequest`` detail with one field violation per item."""
-    return detail_json(
-        error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in violations
-            ]
-        )
-    )
+    """A ``google.rpc.BadRequest`` detail (as the service builds it) as proto3 JSON."""
+    return detail_json(bad_request_detail(violations))
 
 
 def invalid_argument(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import grpc
@@ -13,6 +13,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from models.errors import (
+    FieldViolation,
     IdempotencyMismatchError,
     InvalidArgumentError,
     LedgerUnavailableError,
@@ -28,19 +29,20 @@ logger = logging.getLogger(__name__)
 _Details = Callable[[Exception], Sequence[Message]]
 
 
+def bad_request_detail(violations: Iterable[FieldViolation]) -> error_details_pb2.BadRequest:
+    """A ``google.rpc.BadRequest`` with one field violation per item, paths as written."""
+    return error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in violations
+        ]
+    )
+
+
 def _bad_request(exc: Exception) -> Sequence[Message]:
     """One field violation per bad field, paths as the domain wrote them."""
     assert isinstance(exc, InvalidArgumentError)
-    return [
-        error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in exc.violations
-            ]
-        )
-    ]
+    return [bad_request_detail(exc.violations)]
 
 
 def _no_details(exc: Exception) -> Sequence[Message]:
@@ -50,16 +52,8 @@ def _no_details(exc: Exception) -> Sequence[Message]:
 def _reused_request_id(exc: Exception) -> Sequence[Message]:
     """A violation on ``request_id``: it was used before for another request."""
     assert isinstance(exc, IdempotencyMismatchError)
-    return [
-        error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field="request_id",
-                    description="already used with a different request; use a new request_id",
-                )
-            ]
-        )
-    ]
+    why = "already used with a different request; use a new request_id"
+    return [bad_request_detail([FieldViolation("request_id", why)])]
 
 
 def _precondition_failure(exc: Exception) -> Sequence[Message]:
