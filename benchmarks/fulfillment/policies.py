@@ -1,0 +1,276 @@
+"""The benchmark's policies: published baselines and the look-ahead policy.
+
+Each policy decides, for one arriving order (type q at city j) and the stock left, the
+centre to try for each item (the dummy row K for "do not serve"). The simulation
+(:mod:`benchmarks.fulfillment.simulate`) ships an item from its centre when that centre
+still has it and sends it to the dummy otherwise (no re-routing), as published.
+
+- ``myopic``: each item from the closest centre that carries it.
+- ``js``: Jasin & Sinha's correlated rounding of the DLP shares of (q, j).
+- ``dilated``: Ma's dilated rounding: one exponential clock per centre, each item goes to
+  the centre whose clock divided by the item's share rings first.
+- ``greedy``: the order's exact optimum on current stock (the fast engine's search over
+  sets of centres, here on the benchmark's costs).
+- ``lookahead``: the same exact optimum with each unit of stock priced at its opportunity
+  cost, the dual value of its stock row in the DLP re-solved on the stock and periods
+  left, ``resolves`` times per sequence.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from benchmarks.fulfillment.dlp import Dlp, solve_dlp
+from benchmarks.fulfillment.instance import Instance
+
+Centres = NDArray[np.int64]
+
+_EPSILON = 1e-7
+"""Shares at most this are zero in Jasin–Sinha's rounding (the published constant)."""
+
+
+class Policy(Protocol):
+    """Decides where each item of an order is tried; ``start`` begins a sequence."""
+
+    name: str
+
+    def start(self, instance: Instance, dlp: Dlp, rng: np.random.Generator) -> None:
+        """Prepare for a new arrival sequence of ``instance`` (``dlp``: its DLP at start)."""
+
+    def decide(self, t: int, q: int, j: int, stock: NDArray[np.int64]) -> Centres:
+        """The centre (dummy: K) to try for each item of type ``q`` at city ``j``, period t."""
+
+
+@cache
+def _combinations(rows: int, size: int) -> NDArray[np.int64]:
+    return np.array(list(itertools.combinations(range(rows), size)), dtype=np.int64)
+
+
+def best_plan(unit: NDArray[np.float64], box: NDArray[np.float64]) -> Centres:
+    """The cheapest assignment of items (columns) to rows: Σ boxes opened + Σ unit costs.
+
+    ``unit[r, i]`` is the cost of item i from row r (``inf`` where r cannot ship it);
+    ``box[r]`` the cost of one box from r. Exact: the sets of rows are enumerated by size,
+    and a size stops the search once its bound (its cheapest boxes + every item at its
+    cheapest row) cannot beat the best plan found. Returns the row of each item.
+    """
+    useful = np.flatnonzero(np.isfinite(unit).any(axis=1))
+    unit, box = unit[useful], box[useful]
+    n_rows, n_items = unit.shape
+    floor = float(unit.min(axis=0).sum())
+    cheapest_boxes = np.cumsum(np.sort(box))
+    best_cost, best = np.inf, np.zeros(n_items, dtype=np.int64)
+    for size in range(1, min(n_rows, n_items) + 1):
+        if cheapest_boxes[size - 1] + floor >= best_cost:
+            break
+        sets = _combinations(n_rows, size)
+        per_item = unit[sets]  # (sets, size, items)
+        totals = per_item.min(axis=1).sum(axis=1) + box[sets].sum(axis=1)
+        s = int(totals.argmin())
+        if totals[s] < best_cost:
+            best_cost = float(totals[s])
+            best = sets[s][per_item[s].argmin(axis=0)]
+    return np.asarray(useful[best], dtype=np.int64)
+
+
+@dataclass
+class Myopic:
+    """Each item from the closest centre that carries it (the dummy when none does)."""
+
+    name: str = "myopic"
+    _closest: NDArray[np.int64] = field(init=False, repr=False)
+    _types: tuple[NDArray[np.int64], ...] = field(init=False, repr=False)
+
+    def start(self, instance: Instance, dlp: Dlp, rng: np.random.Generator) -> None:
+        """Keep the closest carrying centres."""
+        self._closest = instance.closest
+        self._types = tuple(np.array(items, dtype=np.int64) for items in instance.types)
+
+    def decide(self, t: int, q: int, j: int, stock: NDArray[np.int64]) -> Centres:
+        """The closest carrying centre of each item."""
+        return np.asarray(self._closest[self._types[q], j], dtype=np.int64)
+
+
+@dataclass
+class Dilated:
+    """Ma's dilated rounding of the DLP shares of the arriving (q, j)."""
+
+    name: str = "dilated"
+    _shares: tuple[tuple[NDArray[np.float64] | None, ...], ...] = field(init=False, repr=False)
+    _rng: np.random.Generator = field(init=False, repr=False)
+
+    def start(self, instance: Instance, dlp: Dlp, rng: np.random.Generator) -> None:
+        """Keep the DLP shares and the random stream."""
+        self._shares, self._rng = dlp.shares, rng
+
+    def decide(self, t: int, q: int, j: int, stock: NDArray[np.int64]) -> Centres:
+        """Exponential opening times per centre, dilated by each item's share."""
+        shares = self._shares[q][j]
+        assert shares is not None
+        clocks = np.asarray(self._rng.exponential(size=shares.shape[0]))
+        with np.errstate(divide="ignore"):
+            return np.asarray((clocks[:, None] / shares).argmin(axis=0), dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class _JsTable:
+    """Jasin–Sinha's sampling tables for one (q, j).
+
+    A (centre, level) slot is drawn with weight ``slot_weight``; item i goes to the slot's
+    centre when ``covered[slot, i]``, else to a centre drawn from its own residual weights
+    ``residual[i]``.
+    """
+
+    slot_centre: NDArray[np.int64]
+    slot_cumulative: NDArray[np.float64]
+    covered: NDArray[np.bool_]
+    residual_cumulative: NDArray[np.float64]  # (items, slots)
+
+
+def _js_table(shares: NDArray[np.float64]) -> _JsTable:
+    """Steps 1–3 of Jasin & Sinha's correlated rounding (as in Ma's published code)."""
+    n_rows, n = shares.shape
+    tilde = np.zeros((n, n_rows, n))  # [level m - 1, centre, item]
+    for k in range(n_rows):
+        v = shares[k].copy()
+        for m in range(n, 0, -1):
+            positive = v > _EPSILON
+            low = float(v[positive].min()) if positive.any() else 0.0
+            if int(positive.sum()) < m:
+                low = 0.0
+            tilde[m - 1, k] = np.where(positive, low, 0.0)
+            v -= tilde[m - 1, k]
+    levels = np.arange(1, n + 1)
+    lengths = tilde.max(axis=2) * (levels / n)[:, None]  # [m - 1, k]
+    reduced = np.where(tilde > _EPSILON, tilde - lengths[:, :, None], 0.0)
+    # Slots in (k, m) order.
+    slot_weight = lengths.T.ravel()
+    slot_centre = np.repeat(np.arange(n_rows), n)
+    covered = (tilde.transpose(1, 0, 2) > 0).reshape(n_rows * n, n)
+    residual = np.maximum(reduced.transpose(1, 0, 2).reshape(n_rows * n, n).T, 0.0)
+    return _JsTable(
+        slot_centre=slot_centre,
+        slot_cumulative=np.cumsum(slot_weight) / slot_weight.sum(),
+        covered=covered,
+        residual_cumulative=np.cumsum(residual, axis=1)
+        / np.maximum(residual.sum(axis=1, keepdims=True), 1e-300),
+    )
+
+
+@dataclass
+class JasinSinha:
+    """Jasin & Sinha's correlated rounding of the DLP shares of the arriving (q, j)."""
+
+    name: str = "js"
+    _tables: dict[tuple[int, int], _JsTable] = field(init=False, repr=False)
+    _shares: tuple[tuple[NDArray[np.float64] | None, ...], ...] | None = field(
+        init=False, repr=False, default=None
+    )
+    _rng: np.random.Generator = field(init=False, repr=False)
+
+    def start(self, instance: Instance, dlp: Dlp, rng: np.random.Generator) -> None:
+        """Keep the shares (and the tables made from them, on first use of each (q, j))."""
+        if dlp.shares is not self._shares:
+            self._tables, self._shares = {}, dlp.shares
+        self._rng = rng
+
+    def decide(self, t: int, q: int, j: int, stock: NDArray[np.int64]) -> Centres:
+        """One correlated draw for the whole order."""
+        table = self._tables.get((q, j))
+        if table is None:
+            assert self._shares is not None
+            shares = self._shares[q][j]
+            assert shares is not None
+            table = self._tables[(q, j)] = _js_table(shares)
+        draws = self._rng.random(1 + table.covered.shape[1])
+        slot = int(np.searchsorted(table.slot_cumulative, draws[0], side="right"))
+        slot = min(slot, len(table.slot_centre) - 1)
+        centres = np.full(table.covered.shape[1], table.slot_centre[slot], dtype=np.int64)
+        for i in np.flatnonzero(~table.covered[slot]).tolist():
+            other = int(np.searchsorted(table.residual_cumulative[i], draws[1 + i], side="right"))
+            centres[i] = table.slot_centre[min(other, len(table.slot_centre) - 1)]
+        return centres
+
+
+@dataclass
+class Greedy:
+    """The order's exact optimum on current stock, each unit priced by ``prices`` when set.
+
+    With ``resolves`` > 0 (look-ahead) the prices are the stock duals of the DLP re-solved
+    on the stock and periods left at ``resolves`` evenly spaced periods (the first at 0).
+    A plan is remembered per (q, j) until a re-solve: while every unit it takes is still in
+    stock it is still optimal (stock only shrinks, so no cheaper plan can appear), which
+    spares most searches without changing a decision.
+    """
+
+    name: str = "greedy"
+    resolves: int = 0
+    resolve_seconds: float = field(init=False, default=0.0)
+    _instance: Instance = field(init=False, repr=False)
+    _types: tuple[NDArray[np.int64], ...] = field(init=False, repr=False)
+    _prices: NDArray[np.float64] = field(init=False, repr=False)
+    _next_resolve: int = field(init=False, repr=False)
+    _plans: dict[tuple[int, int], tuple[Centres, list[tuple[int, int]]]] = field(
+        init=False, repr=False
+    )
+
+    def start(self, instance: Instance, dlp: Dlp, rng: np.random.Generator) -> None:
+        """Start with the DLP's prices (look-ahead) or none (greedy)."""
+        self._instance = instance
+        self._types = tuple(np.array(items, dtype=np.int64) for items in instance.types)
+        self._prices = np.zeros((instance.stock.shape[0] + 1, instance.stock.shape[1]))
+        if self.resolves:
+            self._prices[:-1] = dlp.prices
+        self._next_resolve = self._interval if self.resolves else instance.periods + 1
+        self._plans = {}
+        self.resolve_seconds = 0.0
+
+    @property
+    def _interval(self) -> int:
+        return max(1, -(-self._instance.periods // max(1, self.resolves)))
+
+    def decide(self, t: int, q: int, j: int, stock: NDArray[np.int64]) -> Centres:
+        """The cheapest plan of the order on ``stock`` with priced units."""
+        if t >= self._next_resolve:
+            dlp = solve_dlp(self._instance, stock, self._instance.periods - t)
+            self.resolve_seconds += dlp.seconds
+            self._prices[:-1] = dlp.prices
+            self._next_resolve += self._interval
+            self._plans.clear()
+        known = self._plans.get((q, j))
+        if known is not None and all(stock[k, i] > 0 for k, i in known[1]):
+            return known[0]
+        geo = self._instance.geography
+        items = self._types[q]
+        unit = geo.item[:, j, None] + self._prices[:, items]
+        unit[:-1][stock[:, items] <= 0] = np.inf
+        plan = best_plan(unit, geo.box[:, j])
+        dummy = geo.dummy
+        cells = [(k, i) for k, i in zip(plan.tolist(), items.tolist(), strict=True) if k != dummy]
+        self._plans[(q, j)] = (plan, cells)
+        return plan
+
+
+POLICIES = ("myopic", "js", "dilated", "greedy", "lookahead")
+
+
+def make_policy(name: str, *, resolves: int = 20) -> Policy:
+    """A fresh policy by name (``resolves``: DLP re-solves per sequence for look-ahead)."""
+    match name:
+        case "myopic":
+            return Myopic()
+        case "js":
+            return JasinSinha()
+        case "dilated":
+            return Dilated()
+        case "greedy":
+            return Greedy()
+        case "lookahead":
+            return Greedy(name="lookahead", resolves=resolves)
+    raise ValueError(f"policy: unknown {name!r}; expected one of {', '.join(POLICIES)}")
