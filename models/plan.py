@@ -253,7 +253,10 @@ class Plan:
     runner-up); ``counterfactuals`` price the nodes the caller named. ``rule_version``
     names the rule set (``name@v3``), ``strategy`` and ``step`` what in it made the plan
     (``primary``, ``relax_sla+2d``, ``backorder``, ``reject``), and ``trials`` what became
-    of every strategy.
+    of every strategy. ``price_version`` names the look-ahead stock prices
+    (``prices@v7``) the plan's model was priced with: set when the step that made the plan
+    used a strategy with ``opportunity_cost`` > 0 and prices were given, else empty
+    (docs/lookahead.md). The objective then includes those prices.
     """
 
     order_id: str
@@ -272,6 +275,7 @@ class Plan:
     strategy: str = ""
     step: str = ""
     trials: tuple[StrategyTrial, ...] = ()
+    price_version: str = ""
 
     @property
     def model(self) -> ExplainedModel:

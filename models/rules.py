@@ -42,7 +42,9 @@ class Policy:
     tagged with it; ``blocked`` holds (node_id, sku) pairs that may not ship;
     ``min_buffer_by_node_type`` holds back that many units of every SKU at nodes of a type.
     Weights: ``priority_bonus`` is charged per shipment for each priority point a node is
-    below the network's top priority; ``distance_cost_per_km`` per shipment per km.
+    below the network's top priority; ``distance_cost_per_km`` per shipment per km;
+    ``opportunity_cost`` scales the look-ahead price of each unit shipped (0: off, 1: the
+    full price; docs/lookahead.md), and matters only when the engine is given prices.
     Constraints: ``no_split_below_value`` ships orders worth less in one shipment.
     """
 
@@ -53,6 +55,7 @@ class Policy:
     unit_penalty_by_node_type: Mapping[NodeType, float] = field(default_factory=dict)
     priority_bonus: float = 0.0
     distance_cost_per_km: float = 0.0
+    opportunity_cost: float = 0.0
     # filters
     node_types: frozenset[NodeType] | None = None
     node_tags: frozenset[str] | None = None
@@ -90,6 +93,7 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
         "unit_penalty_by_node_type",
         "priority_bonus",
         "distance_cost_per_km",
+        "opportunity_cost",
     ),
     "filters": (
         "node_types",
@@ -264,6 +268,16 @@ class RuleSet:
         """How plans name the rule set: ``name@v3`` once published, ``name@draft`` before."""
         return f"{self.name}@{'draft' if self.version is None else f'v{self.version}'}"
 
+    @property
+    def pricing_strategy(self) -> Strategy | None:
+        """The first strategy with ``opportunity_cost`` > 0; None: nothing uses stock prices.
+
+        Its policy (backorder cost, unit penalties, buffers) is the one stock prices are
+        computed under: one price per (node, SKU) serves every strategy, and the first
+        pricing strategy routes the orders its condition admits before any later one.
+        """
+        return next((s for s in self.strategies if s.policy.opportunity_cost > 0), None)
+
     @staticmethod
     def single(
         policy: Policy | None = None, *, name: str = "default", strategy: str = "default"
@@ -429,6 +443,11 @@ def _read_per_km(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
     return _BAD if value is None else value
 
 
+def _read_scale(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
+    value = f.number(raw, key, v, minimum=0, maximum=100)
+    return _BAD if value is None else value
+
+
 def _read_radius(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
     value = f.number(raw, key, v, strictly_positive=True, maximum=40_075)
     return _BAD if value is None else value
@@ -550,6 +569,7 @@ _READERS: dict[str, _Reader] = {
     "unit_penalty_by_node_type": _read_unit_penalties,
     "priority_bonus": _read_money,
     "distance_cost_per_km": _read_per_km,
+    "opportunity_cost": _read_scale,
     "node_types": _read_node_types,
     "node_tags": _read_names,
     "exclude_node_tags": _read_names,

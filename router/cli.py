@@ -46,8 +46,24 @@ def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -
 
 def _serve(args: argparse.Namespace) -> int:
     from models.errors import RulesRefusedError, RuleVersionStateError
+    from router.service.prices import PriceSettings
     from router.service.server import ServerConfig, serve
 
+    prices = PriceSettings(
+        refresh_interval_s=args.price_refresh,
+        stock_change_fraction=args.price_stock_change,
+        forecast_window_hours=args.forecast_window_hours,
+        forecast_horizon_hours=args.forecast_horizon_hours,
+    )
+    bad_flags = prices.check()
+    if not 0 <= args.metrics_port <= 65535:
+        bad_flags.append(
+            FieldViolation("--metrics-port", f"must be 0 (off) to 65535, got {args.metrics_port}")
+        )
+    if bad_flags:
+        for bad in bad_flags:
+            print(f"router serve: {bad}", file=sys.stderr)
+        return 2
     scenario = _scenario(args.scenario, None, args.rules)
     config = ServerConfig(
         host=args.host,
@@ -57,6 +73,9 @@ def _serve(args: argparse.Namespace) -> int:
         engine=args.engine,
         ledger_url=args.ledger,
         rules_file=args.rules,
+        prices=prices,
+        forecast_file=args.forecast,
+        metrics_port=args.metrics_port or None,
     )
     try:
         serve(config, scenario)
@@ -597,6 +616,55 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_LEDGER_URL,
         help="ledger URL: sqlite://PATH, memory:// or postgresql://… (default: %(default)s; "
         "an empty ledger is seeded from the scenario)",
+    )
+    lookahead = serve.add_argument_group(
+        "look-ahead stock prices (docs/lookahead-service.md; computed only while a strategy "
+        "of the active rules has opportunity_cost > 0)"
+    )
+    lookahead.add_argument(
+        "--forecast",
+        type=Path,
+        metavar="FILE",
+        help="expected demand as CSV (region,sku,units,latitude,longitude), read at start-up; "
+        "default: a forecast from the orders RouteOrder routed recently",
+    )
+    lookahead.add_argument(
+        "--price-refresh",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="seconds between price refreshes (default: %(default)s)",
+    )
+    lookahead.add_argument(
+        "--price-stock-change",
+        type=float,
+        default=0.1,
+        metavar="FRACTION",
+        help="refresh early once stock moves exceed this fraction of the priced SKUs' "
+        "available units, or newly routed units this fraction of the forecast window's "
+        "(default: %(default)s); any feed snapshot does too",
+    )
+    lookahead.add_argument(
+        "--forecast-window-hours",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="routed orders of the last HOURS make the forecast (default: %(default)s)",
+    )
+    lookahead.add_argument(
+        "--forecast-horizon-hours",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="demand is expected over the next HOURS (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 9464; 0: off "
+        "(default: %(default)s, so replicas on one host never clash)",
     )
     serve.set_defaults(run=_serve)
 

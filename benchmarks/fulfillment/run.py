@@ -38,6 +38,12 @@ from benchmarks.fulfillment.policies import POLICIES, Greedy, make_policy
 from benchmarks.fulfillment.simulate import run_sequence
 from benchmarks.whatif.kpis import bootstrap_means
 
+PUBLISHED: dict[str, dict[str, float]] = {
+    "small": {"myopic": 1.119, "js": 1.096, "dilated": 1.085, "greedy": 1.089},
+    "large": {"myopic": 1.248, "js": 1.140, "dilated": 1.107},
+}
+"""Cost / DLP of the published policies (the benchmark's README, re-run of the generator)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -65,6 +71,7 @@ def run_instance(job: Job) -> list[dict[str, object]]:
             rows.append(
                 {
                     "config": job.config.name,
+                    "periods": job.config.periods,
                     "instance": job.instance,
                     "sequence": sequence,
                     "policy": name,
@@ -125,6 +132,7 @@ def summarise(records: pd.DataFrame, base: str | None, seed: int = 0) -> pd.Data
         low, high = _interval(instances, seed)
         row: dict[str, object] = {
             "policy": name,
+            "published": PUBLISHED.get(str(mine["config"].iloc[0]), {}).get(name, float("nan")),
             "cost_dlp": float(mine["ratio"].mean()),
             "ci_low": low,
             "ci_high": high,
@@ -150,8 +158,10 @@ def summarise(records: pd.DataFrame, base: str | None, seed: int = 0) -> pd.Data
 
 def markdown_table(summary: pd.DataFrame, base: str | None) -> str:
     """The summary as a Markdown table (the README's form)."""
-    head = "| policy | cost / DLP [95% CI] | boxes / item | unserved % | µs / decision |"
-    rule = "|---|---|---|---|---|"
+    head = (
+        "| policy | cost / DLP [95% CI] | published | boxes / item | unserved % | µs / decision |"
+    )
+    rule = "|---|---|---|---|---|---|"
     if base is not None and f"minus_{base}" in summary:
         head += f" − {base} [95% CI] |"
         rule += "---|"
@@ -159,8 +169,10 @@ def markdown_table(summary: pd.DataFrame, base: str | None) -> str:
     for d in summary.to_dict("records"):
         line = (
             f"| {d['policy']} | {d['cost_dlp']:.4f} [{d['ci_low']:.4f}, {d['ci_high']:.4f}] "
+            f"| {'' if np.isnan(d['published']) else format(d['published'], '.3f')} "
             f"| {d['boxes_per_item']:.3f} | {d['unserved_pct']:.2f} "
-            f"| {d['us_per_decision']:.0f} |"
+            f"| {d['us_per_decision']:.0f}"
+            + (f" ({d['resolve_share']:.0%} LP) |" if d["resolve_share"] else " |")
         )
         if base is not None and f"minus_{base}" in d:
             line += (
@@ -172,7 +184,10 @@ def markdown_table(summary: pd.DataFrame, base: str | None) -> str:
 
 
 def plot(records: pd.DataFrame, path: Path, title: str) -> None:
-    """One box of cost / DLP per policy (one point per instance × sequence)."""
+    """One box of cost / DLP per policy (one point per instance × sequence).
+
+    The published value of a policy, when there is one, is a red cross.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,6 +200,11 @@ def plot(records: pd.DataFrame, path: Path, title: str) -> None:
         tick_labels=policies,
         showmeans=True,
     )
+    published = PUBLISHED.get(str(records["config"].iloc[0]), {})
+    marks = [(x, published[p]) for x, p in enumerate(policies, start=1) if p in published]
+    if marks:
+        ax.scatter(*zip(*marks, strict=True), marker="x", color="red", zorder=3, label="published")
+        ax.legend(loc="upper right")
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_ylabel("cost / DLP")
     ax.set_title(title)
@@ -227,17 +247,27 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     ]
     started = time.perf_counter()
     records = run_all(jobs, args.workers)
-    summary = summarise(records, base, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     records.to_csv(args.out / "records.csv", index=False)
-    summary.to_csv(args.out / "summary.csv", index=False)
-    table = markdown_table(summary, base)
-    title = (
-        f"{config.name}: {args.instances} instances × {args.sequences} sequences, "
-        f"T = {config.periods:,}"
-    )
-    (args.out / "summary.md").write_text(f"{title}\n\n{table}")
-    plot(records, args.out / "ratios.png", title)
+    title, table = report(records, args.out, base, args.seed)
     print(f"{title} ({time.perf_counter() - started:.0f} s)\n\n{table}")
     print(f"written to {args.out}/ (records.csv, summary.csv, summary.md, ratios.png)")
     return 0
+
+
+def report(records: pd.DataFrame, out: Path, base: str | None, seed: int) -> tuple[str, str]:
+    """Write ``summary.csv``, ``summary.md`` and ``ratios.png`` of ``records`` to ``out``.
+
+    Returns the title and the Markdown table.
+    """
+    summary = summarise(records, base, seed)
+    summary.to_csv(out / "summary.csv", index=False)
+    table = markdown_table(summary, base)
+    sequences = records.groupby("instance")["sequence"].nunique().max()
+    title = (
+        f"{records['config'].iloc[0]}: {records['instance'].nunique()} instances × "
+        f"{sequences} sequences, T = {int(records['periods'].iloc[0]):,}"
+    )
+    (out / "summary.md").write_text(f"{title}\n\n{table}")
+    plot(records, out / "ratios.png", title)
+    return title, table

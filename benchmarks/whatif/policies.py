@@ -14,6 +14,8 @@ policies are priced alike.
   stock left, splitting over the next nearest.
 - :class:`RankedChain`: a commercial-style ranked-rule chain: one node that has everything
   (the closest, then the highest priority), else greedy splitting by units covered.
+- ``look-ahead``: the engine steered by look-ahead stock prices
+  (:class:`benchmarks.whatif.lookahead.LookAheadPolicy`).
 
 The baselines choose among the evaluation model's candidates, so they obey its filters,
 capacity and stock; they respect ``ship_complete`` and ``max_shipments``; and when the
@@ -28,13 +30,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from models.network import Network, Stock
 from models.order import Order
+from models.plan import Plan
 from models.rules import RuleSet
 from router.engine import route_order
 from router.engine.solve import FAST, FULL_MODEL
@@ -48,17 +51,26 @@ HEURISTIC = "HEURISTIC"
 
 
 class Decision(dict[tuple[int, int], int]):
-    """An assignment that also says how it was reached: ``status``.
+    """An assignment that also says how it was reached: ``status``, ``price_version``.
 
     Every policy answers with one; replay records ``status`` (the engine's plan status,
-    e.g. ``OPTIMAL``, or :data:`HEURISTIC` for a baseline).
+    e.g. ``OPTIMAL``, or :data:`HEURISTIC` for a baseline) and ``price_version`` (the
+    look-ahead prices the plan was priced with, ``prices@v3``; empty for the others).
     """
 
     status: str
+    price_version: str
 
-    def __init__(self, units: Mapping[tuple[int, int], int] | None = None, *, status: str) -> None:
+    def __init__(
+        self,
+        units: Mapping[tuple[int, int], int] | None = None,
+        *,
+        status: str,
+        price_version: str = "",
+    ) -> None:
         super().__init__(units or {})
         self.status = status
+        self.price_version = price_version
 
 
 class RoutingPolicy(Protocol):
@@ -82,6 +94,15 @@ class RoutingPolicy(Protocol):
         Replay checks the answer against the evaluation model
         (:func:`~benchmarks.whatif.replay.check_decision`) and refuses one that breaks it.
         """
+        ...
+
+
+@runtime_checkable
+class StockAware(Protocol):
+    """A policy that wants to hear of replenishments (the look-ahead re-prices on them)."""
+
+    def arrived(self, units: Mapping[tuple[str, str], int]) -> None:
+        """``units`` per (node, SKU) arrived on hand, before the next order is routed."""
         ...
 
 
@@ -113,24 +134,37 @@ class EnginePolicy:
         plan = route_order(
             order, network, stock, self.rules, capacity_used=capacity_used, engine=self.engine
         )
-        candidate = {node_id: j for j, node_id in enumerate(evaluation.matrices.node_ids)}
-        line_of = {terms.line_id: i for i, terms in enumerate(evaluation.lines)}
-        out = Decision(status=str(plan.status))
-        for shipment in plan.shipments:
-            j = candidate.get(shipment.node_id)
-            if j is None:
-                why = next((e for e in evaluation.excluded if e.node_id == shipment.node_id), None)
-                reason = "not in the network" if why is None else f"{why.reason}: {why.detail}"
-                raise NotACandidateError(
-                    f"order {order.order_id}: policy {self.name!r} ({self.rules.label}, "
-                    f"engine {self.engine}) ships from {shipment.node_id}, which is not a "
-                    f"candidate of the evaluation model ({reason}); the policy's rules and "
-                    "the evaluation rules disagree on which nodes may ship"
-                )
-            for item in shipment.lines:
-                key = (j, line_of[item.line_id])
-                out[key] = out.get(key, 0) + item.quantity
-        return out
+        label = f"{self.rules.label}, engine {self.engine}"
+        return decision_of(plan, order, evaluation, policy=self.name, label=label)
+
+
+def decision_of(
+    plan: Plan, order: Order, evaluation: BuiltModel, *, policy: str, label: str
+) -> Decision:
+    """An engine plan as a decision: each shipment's units per (evaluation candidate, line).
+
+    The decision's status is the plan's; its ``price_version`` the plan's. Raises
+    :class:`NotACandidateError` (naming ``policy`` and ``label``, its rules and engine)
+    when the plan ships from a node that is not a candidate of ``evaluation``.
+    """
+    candidate = {node_id: j for j, node_id in enumerate(evaluation.matrices.node_ids)}
+    line_of = {terms.line_id: i for i, terms in enumerate(evaluation.lines)}
+    out = Decision(status=str(plan.status), price_version=plan.price_version)
+    for shipment in plan.shipments:
+        j = candidate.get(shipment.node_id)
+        if j is None:
+            why = next((e for e in evaluation.excluded if e.node_id == shipment.node_id), None)
+            reason = "not in the network" if why is None else f"{why.reason}: {why.detail}"
+            raise NotACandidateError(
+                f"order {order.order_id}: policy {policy!r} ({label}) ships from "
+                f"{shipment.node_id}, which is not a candidate of the evaluation model "
+                f"({reason}); the policy's rules and the evaluation rules disagree on which "
+                "nodes may ship"
+            )
+        for item in shipment.lines:
+            key = (j, line_of[item.line_id])
+            out[key] = out.get(key, 0) + item.quantity
+    return out
 
 
 def full_model(rules: RuleSet) -> EnginePolicy:
@@ -246,16 +280,26 @@ def _ranked_chain(rules: RuleSet) -> RoutingPolicy:
     return RankedChain()
 
 
+def _look_ahead(rules: RuleSet) -> RoutingPolicy:
+    # Imported here: benchmarks.whatif.lookahead builds on this module (Decision).
+    from benchmarks.whatif.lookahead import LookAheadPolicy
+
+    return LookAheadPolicy(rules)
+
+
 POLICIES: dict[str, Callable[[RuleSet], RoutingPolicy]] = {
     "engine": EnginePolicy,
     "full-model": full_model,
     "greedy-nearest": _greedy_nearest,
     "ranked-chain": _ranked_chain,
+    "look-ahead": _look_ahead,
 }
 """Every policy a what-if run may use, by name, as a function of the routing rules.
 
 In the order the command runs and reports them; each key is the name of the policy it
 makes (``POLICIES[name](rules).name == name``). The baselines ignore the rules.
+``look-ahead`` (:mod:`benchmarks.whatif.lookahead`) is the engine with stock prices, at
+its default configuration here; it keeps state, so each call makes a fresh one.
 """
 
 

@@ -28,7 +28,10 @@ class OrderRecord:
     distance of the shipped units only, and NaN when nothing ships (not 0, which would
     make a backorder look close; the KPIs and paired comparisons leave NaN out).
     ``node_units`` lists the units each shipping node sent, as ``"DC-01:3;ST-0007:1"``
-    (sorted by node id). ``latency_s`` is the wall-clock time of the policy's decision.
+    (sorted by node id). ``latency_s`` is the wall-clock time of the policy's decision
+    (a look-ahead decision that re-prices includes the pricing). ``price_version`` names
+    the look-ahead stock prices the decision was made with (``prices@v3``; empty for
+    other policies and before the first pricing).
     """
 
     run: str
@@ -51,6 +54,7 @@ class OrderRecord:
     other_units: int
     node_units: str
     latency_s: float
+    price_version: str = ""
 
     def row(self) -> dict[str, object]:
         """The record as a table row (column → value)."""

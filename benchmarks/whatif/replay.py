@@ -2,9 +2,10 @@
 
 Orders are routed one at a time in arrival order (:func:`arrival_order`: ``created_at``,
 then order id). Before each order, the replenishments due by its ``created_at`` arrive (on
-hand grows; a replenishment at ``at`` is there for every order with ``created_at >= at``).
-For each order replay builds the *evaluation model*, the canonical model under the
-evaluation rules (the scenario's own, a single strategy) on the current stock and today's
+hand grows; a replenishment at ``at`` is there for every order with ``created_at >= at``;
+a :class:`~benchmarks.whatif.policies.StockAware` policy is told what arrived). For each
+order replay builds the *evaluation model*, the canonical model under the evaluation
+rules (the scenario's own, a single strategy) on the current stock and today's
 capacity, asks the policy for its decision, checks that the decision keeps that model
 (:func:`check_decision`), prices it on that model, and then takes the shipped units off on
 hand and counts an order against the daily capacity of every node that ships (days are UTC
@@ -26,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 
-from benchmarks.whatif.policies import RoutingPolicy
+from benchmarks.whatif.policies import RoutingPolicy, StockAware
 from benchmarks.whatif.records import OrderRecord
 from models.errors import Violations
 from models.money import from_units
@@ -108,6 +109,8 @@ def replay(
             due += 1
         if arrived:
             stock = _moved(stock, arrived)
+            if isinstance(policy, StockAware):
+                policy.arrived(arrived)
         used = capacity.setdefault(order.created_at.astimezone(UTC).date(), {})
         built = build_model(order, network, stock, eval_policy, used)
         started = time.perf_counter()
@@ -128,6 +131,7 @@ def replay(
                 seed=seed,
                 seq=seq,
                 latency=latency,
+                price_version=decision.price_version,
             )
         )
         shipped: dict[tuple[str, str], int] = {}
@@ -275,6 +279,7 @@ def _record(
     seed: int,
     seq: int,
     latency: float,
+    price_version: str = "",
 ) -> OrderRecord:
     m = built.matrices
     per_node: dict[int, int] = {}
@@ -325,6 +330,7 @@ def _record(
         other_units=by_type["other"],
         node_units=node_units,
         latency_s=latency,
+        price_version=price_version,
     )
 
 

@@ -30,7 +30,7 @@ from benchmarks.whatif.kpis import METRICS, ORDER_KEYS, STREAM_KEYS, node_units,
 from models.network import Network, NodeType
 
 STRING_COLUMNS: frozenset[str] = frozenset(
-    {"run", "policy", "setting", "scenario", "order_id", "status", "node_units"}
+    {"run", "policy", "setting", "scenario", "order_id", "status", "node_units", "price_version"}
     | {"base", "other", "metric", "node_id", "type"}
 )
 """Text columns of the what-if tables: read back from CSV as text, empty stays ``""``."""

@@ -14,6 +14,7 @@ or settings it routed with. The command::
 
     python -m benchmarks.whatif --scenario standard --seeds 7 8 --out out/whatif
     python -m benchmarks.whatif --sweep split_penalty=0,2,4,8,16 --sweep sla=hard,soft
+    router whatif --scenario standard --policies engine look-ahead --horizon-hours 36
     router whatif --smoke --scenario dc-outage --rules a.yaml --rules b.yaml
     router whatif --smoke --engine ray --workers 4
 
@@ -45,18 +46,21 @@ from tqdm import tqdm
 from benchmarks.scenarios import REGISTRY
 from benchmarks.whatif.bound import Bound, hindsight_bound
 from benchmarks.whatif.kpis import METRICS, comparisons, kpis, kpis_long, order_table
-from benchmarks.whatif.policies import HEURISTIC, POLICIES
+from benchmarks.whatif.lookahead import LOOK_AHEAD, LookAhead, LookAheadPolicy
+from benchmarks.whatif.policies import HEURISTIC, POLICIES, RoutingPolicy
 from benchmarks.whatif.records import COLUMNS, OrderRecord
 from benchmarks.whatif.replay import Replenishment, arrival_order, check_replenishment, replay
 from benchmarks.whatif.report import TRADEOFF_COLUMNS, markdown, write_report, write_tables
 from benchmarks.whatif.sweep import Setting, grid, tradeoff
 from models import fields as f
 from models.errors import FieldViolation, InvalidArgumentError, Violations
+from models.lookahead import Forecast
 from models.network import Network
 from models.order import Order
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.rules.document import NOT_READ, read_rules_file, read_yaml
+from router.scenario import read_forecast
 
 T = TypeVar("T")
 
@@ -65,6 +69,9 @@ ENGINES: tuple[str, ...] = ("local", "ray")
 
 PROVEN: frozenset[str] = frozenset({"OPTIMAL", "INFEASIBLE", "REJECTED"})
 """Statuses of an engine decision that no time limit or machine can change."""
+
+DEFAULT_POLICIES: tuple[str, ...] = tuple(p for p in POLICIES if p != LOOK_AHEAD)
+"""The policies a run replays unless ``--policies`` says otherwise (look-ahead is opt-in)."""
 
 REPLENISHMENT_COLUMNS: tuple[str, ...] = ("at", "node_id", "sku", "units")
 """The columns of a ``--replenishment`` CSV file."""
@@ -129,6 +136,7 @@ class RunSpec:
     with ``changes`` (Policy fields, ``{"split_penalty": 8.0}``) set in every strategy;
     ``setting`` is the label of both (``"split_penalty=8"``; replay appends it to the
     policy's name to label the run). The evaluation always uses the scenario's own rules.
+    ``lookahead`` configures the ``look-ahead`` policy (default: :class:`LookAhead`()).
     """
 
     stream: Stream
@@ -136,6 +144,7 @@ class RunSpec:
     setting: str = ""
     rules: Path | None = None
     changes: Mapping[str, object] = field(default_factory=dict, hash=False)
+    lookahead: LookAhead | None = None
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -160,9 +169,15 @@ def execute(spec: RunSpec) -> list[OrderRecord]:
     stream = spec.stream
     scenario = stream.build()
     base = scenario.rules if spec.rules is None else read_rules_file(spec.rules, scenario.network)
+    rules = with_changes(base, spec.changes)
+    policy: RoutingPolicy
+    if spec.policy == LOOK_AHEAD:
+        policy = LookAheadPolicy(rules, spec.lookahead or LookAhead())
+    else:
+        policy = POLICIES[spec.policy](rules)
     return replay(
         scenario,
-        POLICIES[spec.policy](with_changes(base, spec.changes)),
+        policy,
         scenario_name=stream.scenario,
         seed=stream.seed,
         setting=spec.setting,
@@ -386,6 +401,27 @@ def _sweep_flag(text: str) -> tuple[str, list[Setting]]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _positive_number(text: str) -> float:
+    value = _number(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _weight(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, got {text}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -408,8 +444,8 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[7], help="one stream per seed")
     p.add_argument("--orders", type=_positive, help="first N orders in arrival order (all)")
     p.add_argument(
-        "--policies", nargs="+", choices=list(POLICIES), default=list(POLICIES),
-        help="policies to replay under the scenario's rules",
+        "--policies", nargs="+", choices=list(POLICIES), default=list(DEFAULT_POLICIES),
+        help="policies to replay under the scenario's rules (look-ahead only when named)",
     )  # fmt: skip
     p.add_argument(
         "--rules", type=Path, action="append", default=[], metavar="FILE",
@@ -437,6 +473,33 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--base", default="engine",
         help="what the paired comparisons are against: a policy or a setting's label",
     )  # fmt: skip
+    defaults = LookAhead()
+    look = p.add_argument_group("look-ahead", "the look-ahead policy (docs/lookahead.md)")
+    look.add_argument(
+        "--forecast", type=Path, metavar="CSV",
+        help="a fixed forecast (region,sku,units,latitude,longitude over --horizon-hours) "
+        "instead of the rolling one from the orders already replayed",
+    )  # fmt: skip
+    look.add_argument(
+        "--opportunity-cost", type=_weight, default=defaults.opportunity_cost,
+        help="weight of the stock prices, set in every strategy that leaves it at 0",
+    )  # fmt: skip
+    look.add_argument(
+        "--horizon-hours", type=_positive_number, default=defaults.horizon_hours,
+        help="hours of expected demand the prices look ahead",
+    )  # fmt: skip
+    look.add_argument(
+        "--window-hours", type=_positive_number, default=defaults.window_hours,
+        help="hours of recent orders the rolling forecast counts",
+    )  # fmt: skip
+    look.add_argument(
+        "--refresh-orders", type=_positive, default=defaults.refresh_orders,
+        help="re-price after this many orders (and after any replenishment arrives)",
+    )  # fmt: skip
+    look.add_argument(
+        "--min-orders", type=_positive, default=defaults.min_orders,
+        help="orders the rolling forecast needs before the first pricing",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("out/whatif"), help="output directory")
     p.add_argument("--smoke", action="store_true", help="the scenario at its smoke size")
     return p
@@ -460,22 +523,46 @@ def settings(args: argparse.Namespace) -> list[tuple[str, Path | None, dict[str,
     return out
 
 
+def lookahead_config(args: argparse.Namespace, forecast: Forecast | None = None) -> LookAhead:
+    """The look-ahead configuration the flags ask for."""
+    return LookAhead(
+        opportunity_cost=args.opportunity_cost,
+        horizon_hours=args.horizon_hours,
+        window_hours=args.window_hours,
+        refresh_orders=args.refresh_orders,
+        min_orders=args.min_orders,
+        forecast=forecast,
+    )
+
+
 def build_specs(
-    args: argparse.Namespace, replenishment: tuple[Replenishment, ...]
+    args: argparse.Namespace,
+    replenishment: tuple[Replenishment, ...],
+    forecast: Forecast | None = None,
 ) -> list[RunSpec]:
     """The runs the flags ask for: each policy per seed, then each setting per seed."""
     specs = []
+    config = lookahead_config(args, forecast)
     for seed in args.seeds:
         stream = Stream(args.scenario, seed, args.orders, replenishment, args.smoke)
-        specs += [RunSpec(stream, policy) for policy in args.policies]
+        specs += [
+            RunSpec(stream, policy, lookahead=config if policy == LOOK_AHEAD else None)
+            for policy in args.policies
+        ]
         specs += [RunSpec(stream, "engine", label, path, c) for label, path, c in settings(args)]
     return specs
 
 
-def _check_inputs(args: argparse.Namespace) -> tuple[Replenishment, ...]:
-    """Validate the --rules and --replenishment files against every seed's network."""
+def _check_inputs(args: argparse.Namespace) -> tuple[tuple[Replenishment, ...], Forecast | None]:
+    """Validate the --rules, --replenishment and --forecast files (the first two per network)."""
     v = Violations()
     replenishment: tuple[Replenishment, ...] = ()
+    forecast: Forecast | None = None
+    if args.forecast is not None:
+        try:
+            forecast = read_forecast(args.forecast, args.horizon_hours)
+        except InvalidArgumentError as error:
+            v.extend(error.violations)
     for seed in args.seeds:
         network = scenario_for(args.scenario, seed, args.smoke).network
         for path in args.rules:
@@ -489,7 +576,7 @@ def _check_inputs(args: argparse.Namespace) -> tuple[Replenishment, ...]:
             except InvalidArgumentError as error:
                 v.extend(x for x in error.violations if x not in v.items)
     v.raise_if_any()
-    return replenishment
+    return replenishment, forecast
 
 
 def _problem(args: argparse.Namespace) -> str | None:
@@ -541,13 +628,13 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         print(f"{p.prog}: error: {problem}", file=sys.stderr)
         return 2
     try:
-        replenishment = _check_inputs(args)
+        replenishment, forecast = _check_inputs(args)
     except InvalidArgumentError as error:
         print(f"invalid input ({len(error.violations)} problems):", file=sys.stderr)
         for violation in error.violations:
             print(f"  {violation}", file=sys.stderr)
         return 2
-    specs = build_specs(args, replenishment)
+    specs = build_specs(args, replenishment, forecast)
     streams = list(dict.fromkeys(s.stream for s in specs))
     records, found = run_all(specs, bounds=args.bound, engine=args.engine, workers=args.workers)
     usable = {k: b.value for k, b in found.items() if b.status == "OPTIMAL" and b.value > 0}
@@ -613,6 +700,13 @@ def _notes(
     ]
     if args.replenishment is not None:
         notes.append(f"Replenishment: {args.replenishment}.")
+    if LOOK_AHEAD in args.policies:
+        config = lookahead_config(args)
+        if args.forecast is not None:
+            config = replace(
+                config, forecast=Forecast((), args.horizon_hours, f"file {args.forecast}")
+            )
+        notes.append(f"Look-ahead: {config.label()}; costs exclude the prices.")
     for (scenario, seed), bound in sorted(bounds.items()):
         if bound.status != "OPTIMAL" or not bound.value > 0:
             notes.append(

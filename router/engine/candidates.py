@@ -28,6 +28,7 @@ from datetime import date, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
+from models.lookahead import StockPrices
 from models.money import MONEY_SCALE
 from models.network import Network, Stock
 from models.order import Order
@@ -42,6 +43,7 @@ from router.engine.arrays import (
     weight_units,
 )
 from router.engine.geo import great_circle_km
+from router.engine.prices import price_rows
 from router.engine.terms import BuiltModel, Matrices
 
 
@@ -60,6 +62,7 @@ def build_model(
     capacity_used: Mapping[str, int] | None = None,
     *,
     relax_sla_days: int = 0,
+    prices: StockPrices | None = None,
 ) -> BuiltModel:
     """Build the canonical model (docs/cost-model.md) of ``order`` on current ``stock``.
 
@@ -67,6 +70,9 @@ def build_model(
     ``policy`` is the applying strategy's filters, weights and constraints (docs/rules.md);
     ``relax_sla_days`` moves the deliver-by date later (a fallback step).
     ``capacity_used`` counts the orders each node has already taken today.
+    With ``prices`` and a ``policy.opportunity_cost`` above 0, each unit of a line's SKU
+    at a candidate costs ``opportunity_cost × prices.of(node, sku)`` more (rounded to
+    solver units; docs/lookahead.md): the model is then the *priced* model.
     A pickup order is delivered to its pickup node: that node hands over its own stock at
     the counter (no carrier cost, no transit), and other nodes ship to it by carrier.
     """
@@ -159,6 +165,7 @@ def build_model(
         policy,
         arrays,
         weights,
+        prices=prices,
         rows=rows[keep],
         band=band[keep],
         at_counter=at_counter[keep],
@@ -268,6 +275,7 @@ def _matrices(
     arrays: NetworkArrays,
     weights: list[float],
     *,
+    prices: StockPrices | None,
     rows: NDArray[np.intp],
     band: NDArray[np.intp],
     at_counter: NDArray[np.bool_],
@@ -280,7 +288,8 @@ def _matrices(
     """The terms of the candidate nodes ``rows`` (ascending, so in node id order).
 
     ``band``, ``at_counter`` and the date arrays are per candidate; ``distances`` and
-    ``available`` per network row.
+    ``available`` per network row. ``prices`` (with the policy's ``opportunity_cost``)
+    add each unit's look-ahead price to its unit cost.
     """
     service = arrays.services[order.service]
     n_bands = len(service.bands)
@@ -302,6 +311,13 @@ def _matrices(
     carrier_band = np.where(at_counter, n_bands, band)
     for b in set(band[~at_counter].tolist()):
         per_kg[b] = [weight_units(service.bands[b].cost_per_kg, w) for w in weights]
+    unit = (per_unit[:, None] + per_kg[carrier_band]).astype(np.int64)
+    if prices is not None and policy.opportunity_cost > 0 and len(rows):
+        scale = policy.opportunity_cost * MONEY_SCALE
+        for line_no, line in enumerate(order.lines):
+            price = price_rows(prices, arrays, line.sku)
+            if price is not None:
+                unit[:, line_no] += np.rint(price[rows] * scale).astype(np.int64)
     services = [order.service] * len(rows)
     for i in np.flatnonzero(at_counter).tolist():
         services[i] = "pickup"
@@ -313,7 +329,7 @@ def _matrices(
         shipping=np.where(at_counter, 0, service.base_units[band]).astype(np.int64),
         lateness=money_units(policy.lateness_penalty_per_day) * late.astype(np.int64),
         penalty=penalty,
-        unit=(per_unit[:, None] + per_kg[carrier_band]).astype(np.int64),
+        unit=unit,
         available=available[rows],
         distance=distances[rows],
         services=tuple(services),

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from models.lookahead import StockPrices
 from models.network import Network, Stock
 from models.order import Order
 from models.plan import (
@@ -47,11 +48,15 @@ def route_order(
     engine: str = FAST,
     alternatives: int = 0,
     counterfactual_nodes: Sequence[str] = (),
+    prices: StockPrices | None = None,
 ) -> Plan:
     """The plan ``rules`` make for ``order`` against ``stock``; no side effects.
 
-    One time budget covers every step. ``alternatives`` and ``counterfactual_nodes`` are
-    those of the step that makes the plan (see :func:`~router.engine.solve.plan_order`).
+    ``prices`` are the look-ahead stock prices (docs/lookahead.md): every step of a
+    strategy whose ``opportunity_cost`` is above 0 solves its priced model, and the plan's
+    ``price_version`` names them when such a step made it. One time budget covers every
+    step. ``alternatives`` and ``counterfactual_nodes`` are those of the step that makes
+    the plan (see :func:`~router.engine.solve.plan_order`).
     """
     started = time.perf_counter()
     stop = stop or Stop(time_limit_s)
@@ -76,6 +81,7 @@ def route_order(
             engine=engine,
             alternatives=alternatives,
             relax_sla_days=relax,
+            prices=prices,
         )
 
     index = next_matching(-1)
@@ -111,7 +117,8 @@ def route_order(
         else:
             reason = "every strategy whose condition holds fell back; none is left"
         # The last plan tried, if any, keeps its model and exclusions for the explanation.
-        plan = _rejected(last or _empty(order, rules, engine), reason)
+        # No strategy made it, so no prices did either.
+        plan = replace(_rejected(last or _empty(order, rules, engine), reason), price_version="")
         strategy_name, step = "", "reject"
     else:
         plan, chosen, step, detail = made

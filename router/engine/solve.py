@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from models.lookahead import StockPrices
 from models.network import Network, Stock
 from models.order import Order
 from models.plan import (
@@ -53,6 +54,7 @@ def plan_order(
     alternatives: int = 0,
     counterfactual_nodes: Sequence[str] = (),
     relax_sla_days: int = 0,
+    prices: StockPrices | None = None,
 ) -> Plan:
     """The optimal plan for ``order`` against ``stock`` under one strategy's ``policy``.
 
@@ -63,11 +65,23 @@ def plan_order(
     plan's status says whether it is proven optimal, feasible within a gap, infeasible,
     or unsolved. ``alternatives`` asks for that many next best plans over other node sets
     (the first is the runner-up); ``counterfactual_nodes`` for the best plan that ships
-    from each named node and its cost over the optimum.
+    from each named node and its cost over the optimum. With ``prices`` and a
+    ``policy.opportunity_cost`` above 0 the model is the priced one (docs/lookahead.md):
+    the plan is exact for it, its objective includes the prices, and ``price_version``
+    names them.
     """
     started = time.perf_counter()
     stop = stop or Stop(time_limit_s)  # one budget for the plan, alternatives, counterfactuals
-    built = build_model(order, network, stock, policy, capacity_used, relax_sla_days=relax_sla_days)
+    built = build_model(
+        order,
+        network,
+        stock,
+        policy,
+        capacity_used,
+        relax_sla_days=relax_sla_days,
+        prices=prices,
+    )
+    priced = prices is not None and policy.opportunity_cost > 0
     if engine == FAST:
         result = solve_fast(built, stop, time_limit_s, alternatives=alternatives)
         solution, others = result.best, result.alternatives
@@ -100,6 +114,7 @@ def plan_order(
             for s in others[:alternatives]
             if s.objective is not None
         ),
+        price_version=prices.label if priced and prices is not None else "",
     )
     return with_counterfactuals(plan, counterfactual_nodes, stop, time_limit_s)
 

@@ -19,7 +19,10 @@ Warnings (published, and stored with the version):
   plan (which node ships which units, what is left). A weight a strategy sets is judged
   on the orders that reach it; an inherited one on the orders of every strategy that
   inherits it. Checked only when orders are given; ``backorder_cost_per_unit`` is not
-  (zero always changes plans: it is the price of leaving units).
+  (zero always changes plans: it is the price of leaving units), and neither is
+  ``opportunity_cost``: it scales look-ahead stock prices, which come from the live
+  forecast and stock when the service routes (docs/lookahead.md), not from the rule set,
+  so on a lint's orders without prices it would always look idle.
 """
 
 from __future__ import annotations

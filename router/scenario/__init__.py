@@ -7,11 +7,18 @@ bad field with its file, line and column.
 
 from __future__ import annotations
 
-from router.scenario.reader import read_orders, read_rules, read_scenario, read_stock
+from router.scenario.reader import (
+    read_forecast,
+    read_orders,
+    read_rules,
+    read_scenario,
+    read_stock,
+)
 from router.scenario.writer import order_to_json, write_scenario
 
 __all__ = [
     "order_to_json",
+    "read_forecast",
     "read_orders",
     "read_rules",
     "read_scenario",

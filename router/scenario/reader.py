@@ -18,6 +18,7 @@ import pandas as pd
 
 from models import fields as f
 from models.errors import Violations
+from models.lookahead import Forecast
 from models.network import Network, Node, RateBand, RateCard, Sku, Stock, StockPosition
 from models.order import Order
 from models.rules import RuleSet
@@ -165,6 +166,28 @@ def read_rules(path: Path) -> RuleSet:
     v.raise_if_any()
     assert rules is not None
     return rules
+
+
+def read_forecast(path: Path, horizon_hours: float) -> Forecast:
+    """The forecast in a CSV file (``region,sku,units,latitude,longitude``; any name).
+
+    Its units are expected over ``horizon_hours``. Rows are read here as text;
+    :meth:`Forecast.from_rows` validates them. Raises :class:`InvalidArgumentError` naming
+    every bad cell as ``file:line:column``, or the file when it cannot be read as CSV.
+    """
+    name = path.name
+    try:
+        # Blank lines are kept (and skipped by from_rows) so that row i sits on line i + 2.
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False
+        )
+    except (OSError, ValueError) as exc:  # also pandas' ParserError, EmptyDataError, bad UTF-8
+        v = Violations()
+        v.add(name, f"cannot be read as CSV: {exc}")
+        v.raise_if_any()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    rows = [{str(k): str(x) for k, x in raw.items()} for raw in frame.to_dict("records")]
+    return Forecast.from_rows(rows, horizon_hours=horizon_hours, source=name)
 
 
 def _read_table(

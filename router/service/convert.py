@@ -321,6 +321,7 @@ def plan_to_proto(plan: Plan, *, explain: bool) -> router_pb2.Plan:
             )
             for t in plan.trials
         ],
+        price_version=plan.price_version,
     )
     msg.solve_time.FromTimedelta(timedelta(seconds=plan.solve_seconds))
     if explain:

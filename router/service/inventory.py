@@ -7,14 +7,20 @@ import grpc
 from router.ledger import Ledger
 from router.service.convert import feed_outcome_to_proto, stock_to_proto
 from router.service.errors import abort_on_error
+from router.service.prices import PriceBoard
 from router.v1 import router_pb2, router_pb2_grpc
 
 
 class InventoryServicer(router_pb2_grpc.InventoryServiceServicer):
-    """Reads stock positions and applies feed snapshots and deltas to ``ledger``."""
+    """Reads stock positions and applies feed snapshots and deltas to ``ledger``.
 
-    def __init__(self, ledger: Ledger) -> None:
+    Applied feed updates are reported to ``prices``, whose refresher re-prices the stock
+    early after a snapshot or when deltas move many units.
+    """
+
+    def __init__(self, ledger: Ledger, prices: PriceBoard | None = None) -> None:
         self._ledger = ledger
+        self._prices = prices
 
     def GetStock(
         self, request: router_pb2.GetStockRequest, context: grpc.ServicerContext
@@ -37,6 +43,8 @@ class InventoryServicer(router_pb2_grpc.InventoryServiceServicer):
                 request.node_id,
                 [(p.sku, p.on_hand, p.safety_stock) for p in request.positions],
             )
+            if result.applied and self._prices is not None:
+                self._prices.snapshot_applied()
             return router_pb2.ApplyStockSnapshotResponse(
                 applied=result.applied,
                 outcome=feed_outcome_to_proto(result),
@@ -54,6 +62,8 @@ class InventoryServicer(router_pb2_grpc.InventoryServiceServicer):
                 request.node_id,
                 [(d.sku, d.on_hand_change) for d in request.deltas],
             )
+            if result.applied and self._prices is not None:
+                self._prices.stock_moved((d.sku, d.on_hand_change) for d in request.deltas)
             return router_pb2.ApplyStockDeltaResponse(
                 applied=result.applied,
                 outcome=feed_outcome_to_proto(result),

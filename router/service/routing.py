@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import grpc
 
 from models.errors import RuleVersionStateError, StockConflictError
+from models.lookahead import StockPrices
 from models.network import Network
 from models.order import Order
 from models.plan import Plan, SolveStatus
@@ -29,6 +30,8 @@ from router.service.convert import (
     route_order_args_from_proto,
 )
 from router.service.errors import abort_on_error
+from router.service.metrics import ServiceMetrics
+from router.service.prices import PriceBoard
 from router.v1 import router_pb2, router_pb2_grpc
 
 DEADLINE_MARGIN_S = 0.1
@@ -95,6 +98,10 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     The network comes from one scenario; stock, reservations, capacity and the active
     rule-set version from ``ledger`` (shared by every replica; see :class:`RuleSets`).
     ``engine`` names the engine every request is planned with (one of ``ENGINES``).
+    With ``prices``, each request plans with the look-ahead stock prices current when it
+    starts (one set for all of RouteOrder's attempts; never waiting for a refresh), and
+    RouteOrder records its order in their forecast window and its stock moves; ``metrics``
+    counts the plans returned by price version and status.
     """
 
     def __init__(
@@ -105,6 +112,8 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         default_time_limit_s: float = 10.0,
         engine: str = FAST,
         rule_sets: RuleSets | None = None,
+        prices: PriceBoard | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
@@ -113,6 +122,17 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         self._rule_sets = rule_sets or RuleSets(ledger, scenario.network, scenario.rules)
         self._default_time_limit_s = default_time_limit_s
         self._engine = engine
+        self._prices = prices
+        self._metrics = metrics
+
+    def _prices_for(self, rules: RuleSet) -> StockPrices | None:
+        """The current look-ahead prices (None: none yet, or no board)."""
+        return None if self._prices is None else self._prices.for_rules(rules)
+
+    def _count(self, plan: router_pb2.Plan) -> None:
+        """Count a plan returned to the client in the metrics."""
+        if self._metrics is not None:
+            self._metrics.count_plan(plan.price_version, router_pb2.SolveStatus.Name(plan.status))
 
     def _stop(self, limit_s: float | None, context: grpc.ServicerContext) -> tuple[Stop, float]:
         """The least of the request's limit, the server's and the deadline: a Stop, seconds."""
@@ -131,13 +151,15 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         limit: tuple[Stop, float],
         rules: RuleSet,
         *,
+        prices: StockPrices | None,
         full: dict[str, int] | None = None,
         alternatives: int = 0,
         counterfactual_node_ids: tuple[str, ...] = (),
     ) -> Plan:
         """Plan ``order`` under ``rules`` against the ledger's stock and today's used capacity.
 
-        ``full`` marks nodes found full at reservation time (slots used = their limit).
+        ``full`` marks nodes found full at reservation time (slots used = their limit);
+        ``prices`` are the look-ahead stock prices to price the model with, if any.
         """
         stock = self._ledger.stock({line.sku for line in order.lines})
         used = self._ledger.capacity_used(order.created_at.astimezone(UTC).date())
@@ -153,6 +175,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             engine=self._engine,
             alternatives=alternatives,
             counterfactual_nodes=counterfactual_node_ids,
+            prices=prices,
         )
 
     def PlanOrder(
@@ -161,14 +184,18 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         """Validate → convert → plan → convert; reads the ledger, never changes it."""
         with abort_on_error(context):
             args = plan_order_args_from_proto(request, self._scenario.network)
+            rules = self._rule_sets.active()
             plan = self._plan(
                 args.order,
                 self._stop(args.time_limit_s, context),
-                self._rule_sets.active(),
+                rules,
+                prices=self._prices_for(rules),
                 alternatives=args.alternatives,
                 counterfactual_node_ids=args.counterfactual_node_ids,
             )
-            return router_pb2.PlanOrderResponse(plan=plan_to_proto(plan, explain=args.explain))
+            response = router_pb2.PlanOrderResponse(plan=plan_to_proto(plan, explain=args.explain))
+            self._count(response.plan)
+            return response
 
     def RouteOrder(
         self, request: router_pb2.RouteOrderRequest, context: grpc.ServicerContext
@@ -183,15 +210,16 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             full: dict[str, int] = {}
             conflict: StockConflictError | None = None
             rules = self._rule_sets.active()  # one rule set for every attempt
+            prices = self._prices_for(rules)  # and one set of prices
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 stop = self._stop(args.time_limit_s, context)
-                plan = self._plan(args.order, stop, rules, full=full)
+                plan = self._plan(args.order, stop, rules, prices=prices, full=full)
                 plan_msg = plan_to_proto(plan, explain=args.explain)
                 lines, slots = _holdings(plan)
                 if not lines:  # nothing ships: reserve nothing
                     answer = router_pb2.RouteOrderResponse(plan=plan_msg, attempts=attempt)
                     if plan.status not in FINAL:  # cut short: a retry must plan again
-                        return answer
+                        return self._routed(args.order, answer, held=False)
                     stored = self._ledger.store_response(
                         args.request_id,
                         payload,
@@ -199,7 +227,9 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                         datetime.now(UTC),
                     )
                     assert stored is not None, "a committed reserve call stored its response"
-                    return router_pb2.RouteOrderResponse.FromString(stored)
+                    return self._routed(
+                        args.order, router_pb2.RouteOrderResponse.FromString(stored), held=False
+                    )
                 made: dict[str, bytes] = {}  # by reservation id (a retried transaction)
 
                 def respond(
@@ -241,11 +271,11 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                             full[node_id] = node.daily_order_capacity
                     continue
                 # Our response, or the one a concurrent call with the same id committed.
-                stored = made.get(reserved.reservation_id) or self._ledger.stored_response(
-                    args.request_id, payload
-                )
+                ours = made.get(reserved.reservation_id)
+                stored = ours or self._ledger.stored_response(args.request_id, payload)
                 assert stored is not None, "a committed reserve call stored its response"
-                return router_pb2.RouteOrderResponse.FromString(stored)
+                response = router_pb2.RouteOrderResponse.FromString(stored)
+                return self._routed(args.order, response, held=ours is not None)
             assert conflict is not None
             raise StockConflictError(conflict.shortfalls, conflict.full_nodes) from conflict
 
@@ -267,7 +297,24 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             done = self._ledger.release(
                 request.request_id, request.reservation_id, datetime.now(UTC)
             )
+            if self._prices is not None:
+                # A retry of a release returns the same reservation: its units may be
+                # counted twice, which at worst refreshes the prices a little early.
+                self._prices.stock_moved((line.sku, line.quantity) for line in done.lines)
             return router_pb2.ReleaseReservationResponse(reservation=reservation_to_proto(done))
+
+    def _routed(
+        self, order: Order, response: router_pb2.RouteOrderResponse, *, held: bool
+    ) -> router_pb2.RouteOrderResponse:
+        """Count a fresh RouteOrder answer: the plan, the order's demand, the units ``held``."""
+        self._count(response.plan)
+        if self._prices is not None:
+            self._prices.record_order(order)
+            if held:
+                self._prices.stock_moved(
+                    (line.sku, line.quantity) for line in response.reservation.lines
+                )
+        return response
 
 
 def _holdings(plan: Plan) -> tuple[list[ReservationLine], list[tuple[str, date]]]:

@@ -1,4 +1,7 @@
-"""Server bootstrap: routing and inventory on a ledger, health, reflection, sweeper, stop."""
+"""Server bootstrap: routing and inventory on a ledger, health, reflection, sweeper, stop.
+
+Beside them: the look-ahead price refresher and the Prometheus metrics endpoint.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import signal
 import sys
 import threading
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -19,14 +22,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from models.errors import RulesRefusedError, RuleVersionStateError
+from models.lookahead import Forecast
 from models.order import Order, OrderLine, ShipTo
 from models.rule_versions import RuleVersion
 from models.scenario import Scenario
 from router.ledger import DEFAULT_LEDGER_URL, Ledger, open_ledger
 from router.rules.document import canonical_text, load_rules
 from router.rules.publish import lint_text, publish_checks, version_rules
-from router.scenario import order_to_json
+from router.scenario import order_to_json, read_forecast
 from router.service.inventory import InventoryServicer
+from router.service.metrics import MetricsEndpoint, ServiceMetrics, serve_metrics
+from router.service.prices import PriceBoard, PriceFunction, PriceSettings
 from router.service.routing import RoutingServicer, RuleSets
 from router.service.rules import RulesServicer
 from router.v1 import router_pb2, router_pb2_grpc
@@ -65,6 +71,18 @@ class ServerConfig:
     rules_file: Path | None = None
     """A rules.yaml published (its text as is) at startup and activated when it is new to
     the ledger or nothing is active (``router serve --rules``); see :func:`bootstrap_rules`."""
+    prices: PriceSettings = field(default_factory=PriceSettings)
+    """When look-ahead stock prices are refreshed, and the forecast's window and horizon
+    (docs/lookahead-service.md)."""
+    forecast_file: Path | None = None
+    """A forecast CSV read once at start-up (``router serve --forecast``); without it the
+    forecast comes from the orders RouteOrder routed within the window."""
+    price_function: PriceFunction | None = None
+    """What computes prices; None is :func:`router.engine.prices.price_stock` (tests inject
+    slow or failing ones)."""
+    metrics_port: int | None = None
+    """Where Prometheus metrics are served (``/metrics`` on ``host``); None: nowhere, 0 picks
+    a free port (tests; :attr:`RouterServer.metrics_port` says which)."""
 
 
 class Sweeper:
@@ -98,32 +116,59 @@ class Sweeper:
 
 
 class RouterServer:
-    """The gRPC server with its ledger and sweeper; ``stop`` stops all three.
+    """The gRPC server with its ledger, sweeper, price refresher and metrics endpoint.
 
-    The ledger is closed after the RPCs in flight have ended, when the server opened it.
+    ``stop`` stops them all. The ledger is closed after the RPCs in flight have ended, when
+    the server opened it.
     """
 
     def __init__(
-        self, server: grpc.Server, ledger: Ledger, sweeper: Sweeper, *, owns_ledger: bool
+        self,
+        server: grpc.Server,
+        ledger: Ledger,
+        sweeper: Sweeper,
+        *,
+        owns_ledger: bool,
+        prices: PriceBoard,
+        metrics: ServiceMetrics,
+        metrics_endpoint: MetricsEndpoint | None = None,
     ) -> None:
         self.grpc_server = server
         self.ledger = ledger
+        self.prices = prices
+        """The look-ahead stock prices routing uses, and their refresher."""
+        self.metrics = metrics
         self._sweeper = sweeper
         self._owns_ledger = owns_ledger
+        self._metrics_endpoint = metrics_endpoint
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port serving ``/metrics``; None when metrics are off."""
+        endpoint = self._metrics_endpoint
+        return None if endpoint is None else endpoint.port
 
     def start(self) -> None:
-        """Start serving and sweeping."""
+        """Start serving RPCs, sweeping and refreshing prices (metrics are served already)."""
         self.grpc_server.start()
         self._sweeper.start()
+        self.prices.start()
 
     def stop(self, grace: float | None) -> threading.Event:
-        """Stop serving (RPCs in flight get ``grace`` seconds) and sweeping; set when done."""
+        """Stop serving (RPCs in flight get ``grace`` seconds) and the rest; set when done.
+
+        Sweeping, price refreshes and metrics stop too; a price refresh still running after
+        ``grace`` is abandoned.
+        """
         done = threading.Event()
         stopped = self.grpc_server.stop(grace)
 
         def finish() -> None:
             self._sweeper.stop()
+            self.prices.stop(timeout_s=grace or 0.0)
             stopped.wait()
+            if self._metrics_endpoint is not None:
+                self._metrics_endpoint.stop()
             if self._owns_ledger:
                 self.ledger.close()
             done.set()
@@ -238,11 +283,15 @@ def create_server(
 ) -> tuple[RouterServer, int]:
     """Build the server (not started) and bind it; returns it with the bound port.
 
+    Metrics, when :attr:`ServerConfig.metrics_port` is set, are served from here on (all
+    zero until the server starts); ``stop`` ends them.
+
     Uses ``ledger`` when given (the caller closes it), else opens (and seeds when empty)
     :attr:`ServerConfig.ledger_url`; either way a rule-set version is made active when none
-    is (:func:`bootstrap_rules`). Health reports SERVING overall and for
-    ``router.v1.RoutingService``, ``router.v1.InventoryService`` and
-    ``router.v1.RulesService``.
+    is (:func:`bootstrap_rules`). A :attr:`ServerConfig.forecast_file` is read first: a bad
+    one raises InvalidArgumentError naming each bad cell, and nothing is opened. Health
+    reports SERVING overall and for ``router.v1.RoutingService``,
+    ``router.v1.InventoryService`` and ``router.v1.RulesService``.
     """
     server, port, _ = _create(config, scenario, ledger)
     return server, port
@@ -251,6 +300,9 @@ def create_server(
 def _create(
     config: ServerConfig, scenario: Scenario, ledger: Ledger | None = None
 ) -> tuple[RouterServer, int, health.HealthServicer]:
+    forecast: Forecast | None = None
+    if config.forecast_file is not None:
+        forecast = read_forecast(config.forecast_file, config.prices.forecast_horizon_hours)
     owns = ledger is None
     if ledger is None:
         ledger = open_seeded_ledger(config.ledger_url, scenario)
@@ -262,6 +314,15 @@ def _create(
         raise
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
     rule_sets = RuleSets(ledger, scenario.network, scenario.rules)
+    metrics = ServiceMetrics()
+    prices = PriceBoard(
+        scenario.network,
+        ledger,
+        metrics,
+        config.prices,
+        forecast=forecast,
+        price=config.price_function,
+    )
     router_pb2_grpc.add_RoutingServiceServicer_to_server(
         RoutingServicer(
             scenario,
@@ -269,10 +330,14 @@ def _create(
             default_time_limit_s=config.default_time_limit_s,
             engine=config.engine,
             rule_sets=rule_sets,
+            prices=prices,
+            metrics=metrics,
         ),
         server,
     )
-    router_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(ledger), server)
+    router_pb2_grpc.add_InventoryServiceServicer_to_server(
+        InventoryServicer(ledger, prices), server
+    )
     router_pb2_grpc.add_RulesServiceServicer_to_server(
         RulesServicer(
             scenario,
@@ -303,8 +368,25 @@ def _create(
         if owns:
             ledger.close()
         raise
+    endpoint = None
+    if config.metrics_port is not None:
+        try:
+            endpoint = serve_metrics(metrics, config.host, config.metrics_port)
+        except BaseException:
+            if owns:
+                ledger.close()
+            raise
     sweeper = Sweeper(ledger, config.sweep_interval_s)
-    return RouterServer(server, ledger, sweeper, owns_ledger=owns), port, health_servicer
+    router = RouterServer(
+        server,
+        ledger,
+        sweeper,
+        owns_ledger=owns,
+        prices=prices,
+        metrics=metrics,
+        metrics_endpoint=endpoint,
+    )
+    return router, port, health_servicer
 
 
 def serve(config: ServerConfig, scenario: Scenario) -> None:
@@ -317,6 +399,8 @@ def serve(config: ServerConfig, scenario: Scenario) -> None:
     server.start()
     address = f"{config.host}:{port}"
     logger.info("router.v1 services listening on %s", address)
+    if server.metrics_port is not None:
+        logger.info("metrics at http://%s:%d/metrics", config.host, server.metrics_port)
     print(usage(address, scenario), flush=True)
 
     stopping = threading.Event()

@@ -1224,6 +1224,7 @@ class Plan(_message.Message):
     STRATEGY_FIELD_NUMBER: _builtins.int
     STEP_FIELD_NUMBER: _builtins.int
     TRIALS_FIELD_NUMBER: _builtins.int
+    PRICE_VERSION_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Id of the order planned."""
     status: Global___SolveStatus.ValueType
@@ -1251,6 +1252,11 @@ class Plan(_message.Message):
     step: _builtins.str
     """Which step of that strategy made it: "primary" (as written), "relax_sla+2d" (the
     deliver-by date relaxed by 2 days), "backorder" or "reject".
+    """
+    price_version: _builtins.str
+    """The look-ahead stock prices the plan's model was priced with, "prices@v7": set when
+    the strategy that made the plan has opportunity_cost > 0 and the server had prices,
+    else empty. Each replica numbers the prices it computes itself.
     """
     @_builtins.property
     def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment]:
@@ -1305,10 +1311,11 @@ class Plan(_message.Message):
         strategy: _builtins.str = ...,
         step: _builtins.str = ...,
         trials: _abc.Iterable[Global___StrategyTrial] | None = ...,
+        price_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "bound", b"bound", "explain", b"explain", "objective", b"objective", "solve_time", b"solve_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "alternatives", b"alternatives", "bound", b"bound", "counterfactuals", b"counterfactuals", "detail", b"detail", "engine", b"engine", "explain", b"explain", "gap", b"gap", "objective", b"objective", "order_id", b"order_id", "rule_version", b"rule_version", "shipments", b"shipments", "solve_time", b"solve_time", "status", b"status", "step", b"step", "strategy", b"strategy", "trials", b"trials", "unfulfilled", b"unfulfilled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "alternatives", b"alternatives", "bound", b"bound", "counterfactuals", b"counterfactuals", "detail", b"detail", "engine", b"engine", "explain", b"explain", "gap", b"gap", "objective", b"objective", "order_id", b"order_id", "price_version", b"price_version", "rule_version", b"rule_version", "shipments", b"shipments", "solve_time", b"solve_time", "status", b"status", "step", b"step", "strategy", b"strategy", "trials", b"trials", "unfulfilled", b"unfulfilled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__bound: _TypeAlias = _typing.Literal["bound"]  # noqa: Y015
     _WhichOneofArgType__bound: _TypeAlias = _typing.Literal["_bound", b"_bound"]  # noqa: Y015

@@ -203,6 +203,7 @@ RULE_CASES = [
     ),
     ("strategies[0].weights.priority_bonus", "weights", "priority_bonus", -1),
     ("strategies[0].weights.distance_cost_per_km", "weights", "distance_cost_per_km", 1000),
+    ("strategies[0].weights.opportunity_cost", "weights", "opportunity_cost", -0.5),
     ("strategies[0].weights.splitpenalty", "weights", "splitpenalty", 3),
     ("strategies[0].filters.node_types", "filters", "node_types", "warehouse"),
     ("strategies[0].filters.node_types[0]", "filters", "node_types", [""]),

@@ -199,13 +199,19 @@ def test_engine_shipping_from_a_non_candidate_is_a_clear_error() -> None:
         decide(EnginePolicy(RULES), order(("A", 3)), net, s, strict)
 
 
-def test_the_policy_registry_names_the_four_policies() -> None:
-    """POLICIES: engine, full-model (cpsat-full), greedy-nearest, ranked-chain, in that order.
+def test_the_policy_registry_names_the_five_policies() -> None:
+    """POLICIES: engine, full-model (cpsat-full), greedy-nearest, ranked-chain, look-ahead.
 
     Each key is the name of the policy it makes; the engine policies route with the rules
-    given.
+    given (look-ahead: tests/benchmarks/whatif/test_lookahead.py).
     """
-    assert list(POLICIES) == ["engine", "full-model", "greedy-nearest", "ranked-chain"]
+    assert list(POLICIES) == [
+        "engine",
+        "full-model",
+        "greedy-nearest",
+        "ranked-chain",
+        "look-ahead",
+    ]
     heavy = RuleSet.single(Policy(split_penalty=100.0))
     for name, make in POLICIES.items():
         assert make(heavy).name == name

@@ -43,7 +43,8 @@ def test_sweepable_fields_are_the_scalar_policy_fields():
     """Weights and the scalar filters/constraints sweep; sets and mappings do not."""
     assert set(sweep.sweepable()) == {
         "split_penalty", "lateness_penalty_per_day", "backorder_cost_per_unit",
-        "priority_bonus", "distance_cost_per_km", "max_distance_km", "same_country",
+        "priority_bonus", "distance_cost_per_km", "opportunity_cost", "max_distance_km",
+        "same_country",
         "max_shipments", "ship_complete", "sla", "no_split_below_value",
     }  # fmt: skip
     for name in ("unit_penalty_by_node_type", "node_types", "blocked", "nodes"):

@@ -1,0 +1,190 @@
+"""The look-ahead policy: the engine, steered by stock prices re-computed as the replay runs.
+
+:class:`LookAheadPolicy` routes like :class:`~benchmarks.whatif.policies.EnginePolicy`
+(``route_order`` under its rules) with every strategy's ``opportunity_cost`` set to
+:attr:`LookAhead.opportunity_cost` (where the rules leave it at 0) and with the current
+:class:`~models.lookahead.StockPrices`. Prices are re-computed by
+:func:`router.engine.prices.price_stock` from the replay's current stock and a forecast:
+
+- before the first order that comes ``refresh_orders`` orders after the last pricing,
+- before the first order after a replenishment of at least ``restock_units`` units arrived
+  (replay tells the policy, :meth:`LookAheadPolicy.arrived`),
+
+and never before ``min_orders`` orders have been seen (rolling forecasts only). The
+forecast is either the rolling one the service keeps, from the orders already routed in
+this replay within the last ``window_hours`` (the current order excluded;
+:meth:`~models.lookahead.Forecast.from_orders`, scaled to ``horizon_hours`` over the time
+actually covered when the replay is younger than the window), or a fixed one given with
+the configuration (``router whatif --forecast FILE``). Each decision carries the price
+version it used (``prices@v3``; empty before the first pricing).
+
+The policy is the one stateful thing of a replay: make a new one per replay
+(:func:`~benchmarks.whatif.run.execute` does). Given the same stream it makes the same
+decisions: the forecast depends only on the orders already seen, the prices on it and the
+replay's stock, and the LP is solved deterministically.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from benchmarks.whatif.policies import Decision, decision_of
+from models.lookahead import Forecast, StockPrices
+from models.network import Network, Stock
+from models.order import Order
+from models.rules import RuleSet
+from router.engine import route_order
+from router.engine.prices import NEAREST, UNITS_PER_SHIPMENT, price_stock
+from router.engine.solve import FAST
+from router.engine.terms import BuiltModel
+
+LOOK_AHEAD = "look-ahead"
+"""The policy's name in records and in ``--policies``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookAhead:
+    """How the look-ahead policy prices stock (docs/lookahead.md has the defaults' why).
+
+    ``forecast``: a fixed forecast (a file's), else the rolling one from orders seen.
+    """
+
+    opportunity_cost: float = 1.0
+    horizon_hours: float = 12.0
+    window_hours: float = 36.0
+    refresh_orders: int = 25
+    min_orders: int = 100
+    restock_units: int = 1
+    nearest: int = NEAREST
+    units_per_shipment: float = UNITS_PER_SHIPMENT
+    forecast: Forecast | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.opportunity_cost >= 0:
+            problems.append(f"opportunity_cost must be >= 0, got {self.opportunity_cost}")
+        for name in ("horizon_hours", "window_hours", "units_per_shipment"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("refresh_orders", "nearest", "restock_units"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_orders < 0:
+            problems.append(f"min_orders must be >= 0, got {self.min_orders}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def label(self) -> str:
+        """A short description for reports: the forecast and the pricing cadence."""
+        where = (
+            self.forecast.source
+            if self.forecast is not None
+            else (f"rolling {self.window_hours:g} h of orders")
+        )
+        return (
+            f"opportunity_cost={self.opportunity_cost:g}, horizon {self.horizon_hours:g} h, "
+            f"forecast {where}, re-priced every {self.refresh_orders} orders and on restock"
+        )
+
+
+@dataclass(slots=True)
+class LookAheadPolicy:
+    """The engine with look-ahead stock prices; one object per replay (it keeps state)."""
+
+    rules: RuleSet
+    config: LookAhead = LookAhead()
+    engine: str = FAST
+    name: str = LOOK_AHEAD
+    prices: StockPrices | None = None
+    seen: list[Order] = field(default_factory=list, repr=False)
+    _seen_at: list[datetime] = field(default_factory=list, repr=False)
+    _since: int = 0
+    _restocked: int = 0
+    _priced_rules: RuleSet = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        weight = self.config.opportunity_cost
+        strategies = tuple(
+            s
+            if s.policy.opportunity_cost > 0
+            else replace(s, policy=replace(s.policy, opportunity_cost=weight))
+            for s in self.rules.strategies
+        )
+        self._priced_rules = replace(self.rules, strategies=strategies)
+
+    def arrived(self, units: Mapping[tuple[str, str], int]) -> None:
+        """Replay's notice that replenishment ``units`` (per (node, SKU)) arrived on hand."""
+        self._restocked += sum(max(0, u) for u in units.values())
+
+    def decide(
+        self,
+        order: Order,
+        evaluation: BuiltModel,
+        network: Network,
+        stock: Stock,
+        capacity_used: Mapping[str, int],
+    ) -> Decision:
+        """Re-price when due, then route with the engine on the priced model."""
+        if self._due():
+            self._price(order.created_at, network, stock)
+        plan = route_order(
+            order,
+            network,
+            stock,
+            self._priced_rules,
+            capacity_used=capacity_used,
+            engine=self.engine,
+            prices=self.prices,
+        )
+        self.seen.append(order)
+        self._seen_at.append(order.created_at)
+        self._since += 1
+        return decision_of(
+            plan, order, evaluation, policy=self.name, label=self._priced_rules.label
+        )
+
+    def _due(self) -> bool:
+        config = self.config
+        if config.forecast is None and len(self.seen) < config.min_orders:
+            return False
+        if self.prices is None:
+            return True
+        return self._since >= config.refresh_orders or self._restocked >= config.restock_units
+
+    def _forecast(self, now: datetime) -> Forecast:
+        config = self.config
+        if config.forecast is not None:
+            return config.forecast
+        start = now - timedelta(hours=config.window_hours)
+        first = bisect.bisect_left(self._seen_at, start)
+        recent = self.seen[first:]
+        # The replay's age, not the first recent order's: a lull at the window's start
+        # must not shrink the window the units are spread over.
+        covered = (now - self._seen_at[0]).total_seconds() / 3600 if recent else 0.0
+        window = max(min(config.window_hours, covered), 1.0)
+        return Forecast.from_orders(
+            recent,
+            window_hours=window,
+            horizon_hours=config.horizon_hours,
+            source=f"recent orders ({len(recent)} orders over {window:.1f} h)",
+        )
+
+    def _price(self, now: datetime, network: Network, stock: Stock) -> None:
+        forecast = self._forecast(now)
+        priced = self._priced_rules.pricing_strategy or self._priced_rules.strategies[0]
+        policy = priced.policy  # the service's choice (docs/lookahead-service.md)
+        prices = price_stock(
+            network,
+            stock,
+            forecast,
+            policy,
+            nearest=self.config.nearest,
+            units_per_shipment=self.config.units_per_shipment,
+        )
+        version = 1 if self.prices is None else self.prices.version + 1
+        self.prices = StockPrices(version, now, forecast.source, forecast.horizon_hours, prices)
+        self._since = 0
+        self._restocked = 0

@@ -1,0 +1,204 @@
+"""Look-ahead pricing: expected demand over a horizon, and the stock prices made from it.
+
+A :class:`Forecast` says how many units of each SKU each region is expected to order over
+the next ``horizon_hours``, and where that region's demand ships to. The engine turns it,
+with the current stock, into :class:`StockPrices`: the opportunity cost of one unit of
+each (node, SKU), the duals of a transportation LP that serves the forecast
+(:func:`router.engine.prices.price_stock`). A strategy whose ``opportunity_cost`` weight is
+above 0 adds ``opportunity_cost × price`` to the per-unit cost of every unit it ships
+(docs/lookahead.md). Prices steer decisions; they are not a cost the retailer pays.
+
+Pure data: no I/O. Reading a forecast file is the caller's job; :meth:`Forecast.from_rows`
+validates its rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+from models import fields as f
+from models.errors import Violations
+from models.order import Order
+
+FORECAST_COLUMNS: tuple[str, ...] = ("region", "sku", "units", "latitude", "longitude")
+"""The columns of a forecast CSV file (:meth:`Forecast.from_rows`)."""
+
+
+def region_of(order: Order) -> str:
+    """The demand region of an order: ``US-CA`` (country-region), or the country alone."""
+    ship_to = order.ship_to
+    return f"{ship_to.country}-{ship_to.region}" if ship_to.region else ship_to.country
+
+
+@dataclass(frozen=True, slots=True)
+class RegionDemand:
+    """Expected units of one SKU that one region orders over the horizon.
+
+    ``region`` is ``US-CA`` (country-region) or the country alone when orders carry no
+    region; ``latitude``/``longitude`` are where the region's demand ships to (the
+    unit-weighted mean of its orders' delivery points).
+    """
+
+    region: str
+    sku: str
+    units: float
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """Expected demand by (region, SKU) over the next ``horizon_hours``; ``source`` says whence."""
+
+    demand: tuple[RegionDemand, ...]
+    horizon_hours: float
+    source: str
+
+    @property
+    def total_units(self) -> float:
+        """Units expected over the horizon, all regions and SKUs."""
+        return sum(d.units for d in self.demand)
+
+    @staticmethod
+    def from_orders(
+        orders: Sequence[Order],
+        *,
+        window_hours: float,
+        horizon_hours: float,
+        source: str = "",
+    ) -> Forecast:
+        """The demand of ``orders`` (seen over ``window_hours``) scaled to ``horizon_hours``.
+
+        Each (region, SKU) expects its ordered units × ``horizon_hours / window_hours``;
+        its point is the unit-weighted mean of its orders' ship-to points. A pickup order
+        counts at its ship-to point like any other (its region is where the customer is,
+        and its pickup node is normally near it). The order of ``demand`` is sorted by
+        (region, SKU), so equal inputs give equal forecasts. ``source`` defaults to
+        ``"recent orders (N orders over W h)"``.
+        """
+        if window_hours <= 0 or not math.isfinite(window_hours):
+            raise ValueError(f"window_hours must be > 0, got {window_hours}")
+        if horizon_hours <= 0 or not math.isfinite(horizon_hours):
+            raise ValueError(f"horizon_hours must be > 0, got {horizon_hours}")
+        scale = horizon_hours / window_hours
+        demand = _merged(
+            (
+                RegionDemand(
+                    region_of(order),
+                    line.sku,
+                    line.quantity,
+                    order.ship_to.latitude,
+                    order.ship_to.longitude,
+                )
+                for order in orders
+                for line in order.lines
+            ),
+            scale=scale,
+        )
+        label = source or f"recent orders ({len(orders)} orders over {window_hours:g} h)"
+        return Forecast(demand, horizon_hours, label)
+
+    @staticmethod
+    def from_rows(
+        rows: Iterable[Mapping[str, str]], *, horizon_hours: float, source: str
+    ) -> Forecast:
+        """A forecast from CSV rows (``region,sku,units,latitude,longitude``; line 1 the header).
+
+        ``units`` is a number >= 0 (expected over ``horizon_hours``), ``latitude`` in
+        [-90, 90], ``longitude`` in [-180, 180]. Raises
+        :class:`~models.errors.InvalidArgumentError` naming every bad cell at once as
+        ``<source>:<line>:<column>``, with line 2 the first row. Rows for the same
+        (region, SKU) add up; their point is the unit-weighted mean.
+        """
+        if horizon_hours <= 0 or not math.isfinite(horizon_hours):
+            raise ValueError(f"horizon_hours must be > 0, got {horizon_hours}")
+        v = Violations()
+        found: list[RegionDemand] = []
+        for i, raw in enumerate(rows):
+            if all(f.is_blank(value) for value in raw.values()):
+                continue
+            row = Violations(f"{source}:{i + 2}:")
+            values = {str(k).strip(): value for k, value in raw.items()}
+            for column in FORECAST_COLUMNS:
+                if column not in values:
+                    row.add(column, "column is missing")
+            for column in values:
+                if column not in FORECAST_COLUMNS:
+                    row.add(
+                        column, f"is not a column; the columns are {', '.join(FORECAST_COLUMNS)}"
+                    )
+            region = f.text(values, "region", row)
+            sku = f.text(values, "sku", row)
+            units = f.number(values, "units", row, minimum=0)
+            latitude = f.number(values, "latitude", row, minimum=-90, maximum=90)
+            longitude = f.number(values, "longitude", row, minimum=-180, maximum=180)
+            v.extend(row.items)
+            if row or region is None or sku is None:
+                continue
+            assert units is not None and latitude is not None and longitude is not None
+            found.append(RegionDemand(region.upper(), sku, units, latitude, longitude))
+        v.raise_if_any()
+        demand = _merged(found)
+        return Forecast(demand, horizon_hours, source)
+
+
+def _merged(rows: Iterable[RegionDemand], *, scale: float = 1.0) -> tuple[RegionDemand, ...]:
+    """One demand per (region, SKU), sorted by them: units added up, times ``scale``.
+
+    The point is the rows' unit-weighted mean (the last row's when their units add up to 0).
+    """
+    acc: dict[tuple[str, str], list[float]] = {}
+    for d in rows:
+        a = acc.setdefault((d.region, d.sku), [0.0, 0.0, 0.0, 0.0, 0.0])
+        a[0] += d.units
+        a[1] += d.units * d.latitude
+        a[2] += d.units * d.longitude
+        a[3], a[4] = d.latitude, d.longitude
+    return tuple(
+        RegionDemand(
+            region,
+            sku,
+            a[0] * scale,
+            a[1] / a[0] if a[0] else a[3],
+            a[2] / a[0] if a[0] else a[4],
+        )
+        for (region, sku), a in sorted(acc.items())
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StockPrices:
+    """The opportunity cost of one unit of each (node, SKU), as of ``computed_at``.
+
+    ``version`` counts computations (plans name it as :attr:`label`); ``source`` is the
+    forecast's source and ``horizon_hours`` its horizon. ``prices`` is in currency units
+    per unit, each finite and >= 0 (the engine's bounds need every cost term
+    non-negative); a pair that is absent is priced 0.
+    """
+
+    version: int
+    computed_at: datetime
+    source: str
+    horizon_hours: float
+    prices: Mapping[tuple[str, str], float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.computed_at.tzinfo is None or self.computed_at.utcoffset() is None:
+            raise ValueError(f"computed_at must be timezone-aware, got {self.computed_at}")
+        bad = [k for k, p in self.prices.items() if not (math.isfinite(p) and p >= 0)]
+        if bad:
+            raise ValueError(f"prices must be finite and >= 0; not so at {sorted(bad)[:5]}")
+        object.__setattr__(self, "prices", MappingProxyType(dict(self.prices)))
+
+    @property
+    def label(self) -> str:
+        """How plans name these prices: ``prices@v7``."""
+        return f"prices@v{self.version}"
+
+    def of(self, node_id: str, sku: str) -> float:
+        """The price of one unit of ``sku`` at ``node_id`` (0 when not priced)."""
+        return self.prices.get((node_id, sku), 0.0)
