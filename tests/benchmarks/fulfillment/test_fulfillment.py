@@ -131,10 +131,9 @@ def test_dlp_on_a_worked_example():
     Type 1 ({0}) and type 2 ({0, 1}) each arrive 4 times in 10 periods. Near holds 4 of
     item 0 and plenty of item 1; far holds plenty of both. Near costs box 1 + item 1, far
     box 1 + item 3. Optimum: type 2 from near entirely (4 × (1 + 2) = 12), type 1 from far
-    (4 × (1 + 3) = 16), total 28; moving a unit of item 0 at near to type 1 saves 2 but
-    costs type 2 a second box and a dearer item (1 + 2 = 3): the near unit is worth 3 ... the
-    LP's dual of near's item-0 row is the marginal saving of one more unit: 2 (type 1 from
-    near instead of far).
+    (4 × (1 + 3) = 16), total 28: near's 4 units of item 0 save type 2 more (a second box
+    and a dearer item) than they would save type 1 (2 each). One more unit would go to
+    type 1 and save 2, so the dual of near's item-0 row, its price, is 2.
     """
     dlp = solve_dlp(_tiny_instance([[4, 100], [100, 100]]))
     assert dlp.objective == pytest.approx(28.0)
