@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -256,7 +256,8 @@ class Plan:
     of every strategy. ``price_version`` names the look-ahead stock prices
     (``prices@v7``) the plan's model was priced with: set when the step that made the plan
     used a strategy with ``opportunity_cost`` > 0 and prices were given, else empty
-    (docs/lookahead.md). The objective then includes those prices.
+    (docs/lookahead.md), with ``prices_computed_at``, when they were computed. The
+    objective then includes those prices.
     """
 
     order_id: str
@@ -276,6 +277,7 @@ class Plan:
     step: str = ""
     trials: tuple[StrategyTrial, ...] = ()
     price_version: str = ""
+    prices_computed_at: datetime | None = None
 
     @property
     def model(self) -> ExplainedModel:

@@ -118,7 +118,11 @@ def route_order(
             reason = "every strategy whose condition holds fell back; none is left"
         # The last plan tried, if any, keeps its model and exclusions for the explanation.
         # No strategy made it, so no prices did either.
-        plan = replace(_rejected(last or _empty(order, rules, engine), reason), price_version="")
+        plan = replace(
+            _rejected(last or _empty(order, rules, engine), reason),
+            price_version="",
+            prices_computed_at=None,
+        )
         strategy_name, step = "", "reject"
     else:
         plan, chosen, step, detail = made

@@ -115,6 +115,7 @@ def plan_order(
             if s.objective is not None
         ),
         price_version=prices.label if priced and prices is not None else "",
+        prices_computed_at=prices.computed_at if priced and prices is not None else None,
     )
     return with_counterfactuals(plan, counterfactual_nodes, stop, time_limit_s)
 

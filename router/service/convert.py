@@ -324,6 +324,8 @@ def plan_to_proto(plan: Plan, *, explain: bool) -> router_pb2.Plan:
         price_version=plan.price_version,
     )
     msg.solve_time.FromTimedelta(timedelta(seconds=plan.solve_seconds))
+    if plan.prices_computed_at is not None:
+        msg.prices_computed_at.FromDatetime(plan.prices_computed_at)
     if explain:
         msg.explain.CopyFrom(
             router_pb2.Explanation(

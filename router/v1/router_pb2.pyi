@@ -1225,6 +1225,7 @@ class Plan(_message.Message):
     STEP_FIELD_NUMBER: _builtins.int
     TRIALS_FIELD_NUMBER: _builtins.int
     PRICE_VERSION_FIELD_NUMBER: _builtins.int
+    PRICES_COMPUTED_AT_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Id of the order planned."""
     status: Global___SolveStatus.ValueType
@@ -1291,6 +1292,10 @@ class Plan(_message.Message):
     def trials(self) -> _containers.RepeatedCompositeFieldContainer[Global___StrategyTrial]:
         """What became of each strategy of the rule set for this order, in rule-set order."""
 
+    @_builtins.property
+    def prices_computed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the prices named by price_version were computed; absent when it is empty."""
+
     def __init__(
         self,
         *,
@@ -1312,10 +1317,11 @@ class Plan(_message.Message):
         step: _builtins.str = ...,
         trials: _abc.Iterable[Global___StrategyTrial] | None = ...,
         price_version: _builtins.str = ...,
+        prices_computed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "bound", b"bound", "explain", b"explain", "objective", b"objective", "solve_time", b"solve_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "bound", b"bound", "explain", b"explain", "objective", b"objective", "prices_computed_at", b"prices_computed_at", "solve_time", b"solve_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "alternatives", b"alternatives", "bound", b"bound", "counterfactuals", b"counterfactuals", "detail", b"detail", "engine", b"engine", "explain", b"explain", "gap", b"gap", "objective", b"objective", "order_id", b"order_id", "price_version", b"price_version", "rule_version", b"rule_version", "shipments", b"shipments", "solve_time", b"solve_time", "status", b"status", "step", b"step", "strategy", b"strategy", "trials", b"trials", "unfulfilled", b"unfulfilled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "alternatives", b"alternatives", "bound", b"bound", "counterfactuals", b"counterfactuals", "detail", b"detail", "engine", b"engine", "explain", b"explain", "gap", b"gap", "objective", b"objective", "order_id", b"order_id", "price_version", b"price_version", "prices_computed_at", b"prices_computed_at", "rule_version", b"rule_version", "shipments", b"shipments", "solve_time", b"solve_time", "status", b"status", "step", b"step", "strategy", b"strategy", "trials", b"trials", "unfulfilled", b"unfulfilled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__bound: _TypeAlias = _typing.Literal["bound"]  # noqa: Y015
     _WhichOneofArgType__bound: _TypeAlias = _typing.Literal["_bound", b"_bound"]  # noqa: Y015

@@ -146,8 +146,10 @@ def test_price_version_names_the_step_that_made_the_plan():
     held = stock(("X", "A", 1), ("Y", "B", 5))
     plan = route_order(order(("B", 1)), NET, held, rules, prices=PRICES)
     assert plan.strategy == "plain" and plan.price_version == ""
+    assert plan.prices_computed_at is None
     made_by_priced = route_order(order(("A", 1)), NET, held, rules, prices=PRICES)
     assert made_by_priced.strategy == "priced" and made_by_priced.price_version == "prices@v3"
+    assert made_by_priced.prices_computed_at == PRICES.computed_at
 
 
 @pytest.mark.parametrize("weight", [0.25, 1.0, 2.5])

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -169,14 +170,15 @@ def test_a_refresh_publishes_a_version_seen_in_metrics_and_plans(
 ) -> None:
     """A refresh's version names the plans after it and shows in /metrics.
 
-    Before any refresh plans carry no price version; the first request under pricing rules
-    starts one.
+    Before any refresh plans carry no price version (nor a computed-at time); the first
+    request under pricing rules starts one, and plans then carry its computed-at time.
     """
     pricer = Pricer()
     pricer.hold.clear()  # the first refresh waits until the test has seen a plan without
     with live(priced(small_scenario), pricer) as running:
         assert running.metric("router_price_version") == 0
-        assert running.plan().price_version == ""
+        unpriced = running.plan()
+        assert unpriced.price_version == "" and not unpriced.HasField("prices_computed_at")
         assert pricer.entered.acquire(timeout=WAIT_S)  # that request started the refresh
         pricer.hold.set()
         eventually(lambda: running.plan().price_version == "prices@v1", "prices@v1")
@@ -186,6 +188,9 @@ def test_a_refresh_publishes_a_version_seen_in_metrics_and_plans(
         assert running.metric("router_price_version") == 1
         refreshed = running.metric("router_price_last_refresh_timestamp_seconds")
         assert before - 60 < refreshed <= before
+        for plan in plans:
+            computed = plan.prices_computed_at.ToDatetime(tzinfo=UTC).timestamp()
+            assert computed == pytest.approx(refreshed, abs=1e-3)
         assert running.metric("router_price_refreshes_total", trigger="rules_change") == 1
         assert running.metric("router_price_refresh_duration_seconds_count") == 1
         assert running.metric("router_price_refresh_failures_total") == 0
