@@ -25,6 +25,7 @@ from typing import Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from models.lookahead import StockPrices
 from models.money import to_units
 from models.network import Network, Node, NodeType, RateBand, Stock
 from models.plan import Exclusion, ExclusionReason
@@ -267,6 +268,7 @@ def _filtered_by(policy: Policy, node: Node) -> str:
 
 
 _NETWORKS: _Recent[NetworkArrays] = _Recent(MAX_CACHED_NETWORKS)
+_PRICES: _Recent[dict[str, NDArray[np.float64]]] = _Recent(MAX_CACHED_NETWORKS)
 _STOCKS: _Recent[StockArrays] = _Recent(MAX_CACHED_STOCKS)
 _FILTERS: _Recent[NodeFilter] = _Recent(MAX_CACHED_FILTERS)
 
@@ -296,3 +298,21 @@ def stock_arrays(stock: Stock, network: Network) -> StockArrays:
         found = StockArrays(stock, network_arrays(network))
         _STOCKS.put(found, stock, network)
     return found
+
+
+def price_rows(prices: StockPrices, arrays: NetworkArrays, sku: str) -> NDArray[np.float64] | None:
+    """The look-ahead price of a unit of ``sku`` at every network row (``None``: 0 everywhere).
+
+    Made once per (prices, network arrays) pair for every SKU priced, and cached.
+    """
+    by_sku = _PRICES.get(prices, arrays)
+    if by_sku is None:
+        by_sku = {}
+        for (node_id, priced_sku), price in prices.prices.items():
+            row = arrays.row.get(node_id)
+            if row is not None and price:
+                if priced_sku not in by_sku:
+                    by_sku[priced_sku] = np.zeros(len(arrays.node_ids), dtype=np.float64)
+                by_sku[priced_sku][row] = price
+        _PRICES.put(by_sku, prices, arrays)
+    return by_sku.get(sku)

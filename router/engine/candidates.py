@@ -39,11 +39,11 @@ from router.engine.arrays import (
     money_units,
     network_arrays,
     node_filter,
+    price_rows,
     stock_arrays,
     weight_units,
 )
 from router.engine.geo import great_circle_km
-from router.engine.prices import price_rows
 from router.engine.terms import BuiltModel, Matrices
 
 

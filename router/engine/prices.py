@@ -30,14 +30,14 @@ OR-Tools in one process). Pure: no I/O.
 
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linprog
 from scipy.sparse import csr_array
 
-from models.lookahead import Forecast, StockPrices
+from models.lookahead import Forecast
 from models.money import MONEY_SCALE
 from models.network import Network, Stock
 from models.rules import Policy
@@ -106,27 +106,20 @@ def price_stock(
     }
 
 
+@dataclass(frozen=True, slots=True)
 class PricingLp:
     """The LP of :func:`price_stock` in ``linprog`` form; ``positions[i]`` is stock row ``i``.
 
     Variables: the ``x_rn`` (one per demand and allowed node), then one ``u_r`` per demand.
     """
 
-    __slots__ = ("a_eq", "a_ub", "b_eq", "b_ub", "cost", "n_demands", "positions")
-
-    def __init__(
-        self,
-        cost: NDArray[np.float64],
-        a_ub: csr_array,
-        b_ub: NDArray[np.float64],
-        a_eq: csr_array,
-        b_eq: NDArray[np.float64],
-        positions: list[tuple[str, str]],
-        n_demands: int,
-    ) -> None:
-        self.cost, self.a_ub, self.b_ub = cost, a_ub, b_ub
-        self.a_eq, self.b_eq = a_eq, b_eq
-        self.positions, self.n_demands = positions, n_demands
+    cost: NDArray[np.float64]
+    a_ub: csr_array
+    b_ub: NDArray[np.float64]
+    a_eq: csr_array
+    b_eq: NDArray[np.float64]
+    positions: list[tuple[str, str]]
+    n_demands: int
 
     @property
     def n_variables(self) -> int:
@@ -287,41 +280,3 @@ def _unit_costs(
     )
     out = per_unit[rows] + per_kg[safe] / MONEY_SCALE + shipment / units_per_shipment
     return np.where(inside, out, np.inf)
-
-
-def _price_rows_by_sku(
-    prices: StockPrices, arrays: NetworkArrays
-) -> dict[str, NDArray[np.float64]]:
-    """Per SKU priced, the price of a unit at every row of ``arrays`` (0 where not priced)."""
-    out: dict[str, NDArray[np.float64]] = {}
-    for (node_id, sku), price in prices.prices.items():
-        row = arrays.row.get(node_id)
-        if row is not None and price:
-            if sku not in out:
-                out[sku] = np.zeros(len(arrays.node_ids), dtype=np.float64)
-            out[sku][row] = price
-    return out
-
-
-_CACHE: dict[
-    tuple[int, int], tuple[StockPrices, NetworkArrays, dict[str, NDArray[np.float64]]]
-] = {}
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 4
-
-
-def price_rows(prices: StockPrices, arrays: NetworkArrays, sku: str) -> NDArray[np.float64] | None:
-    """The price of a unit of ``sku`` at every network row (``None``: 0 everywhere).
-
-    Cached per (prices, network arrays) pair by identity, the last few kept; each entry
-    holds its objects so their ids stay theirs while it lives.
-    """
-    key = (id(prices), id(arrays))
-    entry = _CACHE.get(key)
-    if entry is None:
-        entry = (prices, arrays, _price_rows_by_sku(prices, arrays))
-        with _CACHE_LOCK:
-            while len(_CACHE) >= _CACHE_SIZE:
-                del _CACHE[next(iter(_CACHE))]
-            _CACHE[key] = entry
-    return entry[2].get(sku)
