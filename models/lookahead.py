@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 
@@ -62,6 +62,19 @@ class Forecast:
     def total_units(self) -> float:
         """Units expected over the horizon, all regions and SKUs."""
         return sum(d.units for d in self.demand)
+
+    def within(self, hours: float) -> Forecast:
+        """The demand over the first ``hours`` of the horizon: units × hours / horizon.
+
+        Itself when ``hours`` reaches the horizon (demand is taken as even over it).
+        """
+        if not hours > 0:
+            raise ValueError(f"hours must be > 0, got {hours}")
+        if hours >= self.horizon_hours:
+            return self
+        scale = hours / self.horizon_hours
+        demand = tuple(replace(d, units=d.units * scale) for d in self.demand)
+        return Forecast(demand, hours, self.source)
 
     @staticmethod
     def from_orders(

@@ -44,16 +44,23 @@ from router.engine.terms import BuiltModel
 LOOK_AHEAD = "look-ahead"
 """The policy's name in records and in ``--policies``."""
 
+_NO_TIME_LEFT = 1e-6
+"""Hours a forecast covers at the replay's last order (a horizon must be > 0): no demand."""
+
 
 @dataclass(frozen=True, slots=True)
 class LookAhead:
     """How the look-ahead policy prices stock (docs/lookahead.md has the defaults' why).
 
     ``forecast``: a fixed forecast (a file's), else the rolling one from orders seen.
+    ``until``: when the replay's last order arrives (:func:`~benchmarks.whatif.run.execute`
+    sets it). Prices look no further: demand after the replay is in no replayed order's
+    cost, so the horizon shrinks to the hours left (a fixed forecast's units with it),
+    as the published benchmark's DLP is re-solved over the periods left.
     """
 
     opportunity_cost: float = 1.0
-    horizon_hours: float = 12.0
+    horizon_hours: float = 24.0
     window_hours: float = 36.0
     refresh_orders: int = 25
     min_orders: int = 100
@@ -61,6 +68,7 @@ class LookAhead:
     nearest: int = NEAREST
     units_per_shipment: float = UNITS_PER_SHIPMENT
     forecast: Forecast | None = None
+    until: datetime | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -156,8 +164,12 @@ class LookAheadPolicy:
 
     def _forecast(self, now: datetime) -> Forecast:
         config = self.config
+        horizon = config.horizon_hours
+        if config.until is not None:
+            left = (config.until - now).total_seconds() / 3600
+            horizon = max(min(horizon, left), _NO_TIME_LEFT)
         if config.forecast is not None:
-            return config.forecast
+            return config.forecast.within(horizon)
         start = now - timedelta(hours=config.window_hours)
         first = bisect.bisect_left(self._seen_at, start)
         recent = self.seen[first:]
@@ -168,7 +180,7 @@ class LookAheadPolicy:
         return Forecast.from_orders(
             recent,
             window_hours=window,
-            horizon_hours=config.horizon_hours,
+            horizon_hours=horizon,
             source=f"recent orders ({len(recent)} orders over {window:.1f} h)",
         )
 

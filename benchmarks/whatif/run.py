@@ -171,8 +171,9 @@ def execute(spec: RunSpec) -> list[OrderRecord]:
     base = scenario.rules if spec.rules is None else read_rules_file(spec.rules, scenario.network)
     rules = with_changes(base, spec.changes)
     policy: RoutingPolicy
+    orders = stream.orders()
     if spec.policy == LOOK_AHEAD:
-        policy = LookAheadPolicy(rules, spec.lookahead or LookAhead())
+        policy = LookAheadPolicy(rules, lookahead_for(spec, orders))
     else:
         policy = POLICIES[spec.policy](rules)
     return replay(
@@ -181,9 +182,17 @@ def execute(spec: RunSpec) -> list[OrderRecord]:
         scenario_name=stream.scenario,
         seed=stream.seed,
         setting=spec.setting,
-        orders=stream.orders(),
+        orders=orders,
         replenishment=stream.replenishment,
     )
+
+
+def lookahead_for(spec: RunSpec, orders: Sequence[Order]) -> LookAhead:
+    """The run's look-ahead configuration, looking no further than its last order (``until``)."""
+    config = spec.lookahead or LookAhead()
+    if not orders:
+        return config
+    return replace(config, until=max(o.created_at for o in orders))
 
 
 def _work(job: RunSpec | Stream) -> list[OrderRecord] | Bound:

@@ -30,6 +30,7 @@ OR-Tools in one process). Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +38,7 @@ from numpy.typing import NDArray
 from scipy.optimize import linprog
 from scipy.sparse import csr_array
 
-from models.lookahead import Forecast
+from models.lookahead import Forecast, RegionDemand
 from models.money import MONEY_SCALE
 from models.network import Network, Stock
 from models.rules import Policy
@@ -143,30 +144,17 @@ def pricing_lp(
     units_per_shipment: float = UNITS_PER_SHIPMENT,
 ) -> PricingLp:
     """Build the LP of :func:`price_stock` (costs in currency units)."""
-    if nearest < 1:
-        raise ValueError(f"nearest must be >= 1, got {nearest}")
-    if units_per_shipment <= 0:
-        raise ValueError(f"units_per_shipment must be > 0, got {units_per_shipment}")
-    arrays = network_arrays(network)
-    held = stock_arrays(stock, network)
-    services = network.rates.services
-    name = service or ("ground" if "ground" in services else (services[0] if services else ""))
-    bands = arrays.services.get(name)
+    node_ids = network_arrays(network).node_ids
     backorder = policy.backorder_cost_per_unit
-    buffer = np.array(
-        [policy.min_buffer_by_node_type.get(t, 0) for t in arrays.types], dtype=np.int64
-    )[arrays.type_index]
-    per_unit = (
-        arrays.handling_per_unit.astype(np.float64) / MONEY_SCALE
-        + np.array(
-            [policy.unit_penalty_by_node_type.get(t, 0.0) for t in arrays.types], dtype=np.float64
-        )[arrays.type_index]
+    holders = _holders(
+        network,
+        stock,
+        forecast,
+        policy,
+        service=service,
+        nearest=nearest,
+        units_per_shipment=units_per_shipment,
     )
-    per_shipment = arrays.handling_per_shipment.astype(np.float64) / MONEY_SCALE
-    if policy.priority_bonus and len(arrays.priority):
-        below_top = (arrays.priority.max() - arrays.priority).astype(np.float64)
-        per_shipment = per_shipment + policy.priority_bonus * below_top
-
     position_row: dict[tuple[int, str], int] = {}  # (network row, sku) -> stock row
     position_units: list[float] = []
     positions: list[tuple[str, str]] = []
@@ -176,49 +164,22 @@ def pricing_lp(
     eq_cols: list[int] = []
     eq_rows: list[int] = []
     demands: list[float] = []
-    for demand in forecast.demand:
-        if demand.units <= 0 or demand.sku not in network.skus or bands is None:
-            continue
+    for demand, rows, units, costs in holders:
         r = len(demands)
         demands.append(demand.units)
-        sku_stock = held.sku(demand.sku)
-        rows = sku_stock.rows
-        units = np.maximum(sku_stock.available - buffer[rows], 0)
-        usable = (units > 0) & arrays.ships[rows]
-        rows, units = rows[usable], units[usable]
-        if len(rows):
-            costs = _unit_costs(
-                arrays,
-                bands_name=name,
-                rows=rows,
-                weight_kg=network.skus[demand.sku].weight_kg,
-                latitude=demand.latitude,
-                longitude=demand.longitude,
-                per_unit=per_unit,
-                per_shipment=per_shipment,
-                distance_cost_per_km=policy.distance_cost_per_km,
-                units_per_shipment=units_per_shipment,
-            )
-            worth = np.isfinite(costs) & (costs < backorder)
-            rows, units, costs = rows[worth], units[worth], costs[worth]
-            if len(rows) > nearest:
-                keep = np.lexsort((rows, costs))[:nearest]
-                rows, units, costs = rows[keep], units[keep], costs[keep]
-            for row, held_units, c in zip(
-                rows.tolist(), units.tolist(), costs.tolist(), strict=True
-            ):
-                key = (row, demand.sku)
-                stock_row = position_row.get(key)
-                if stock_row is None:
-                    stock_row = position_row[key] = len(positions)
-                    positions.append((arrays.node_ids[row], demand.sku))
-                    position_units.append(float(held_units))
-                column = len(cost)
-                cost.append(c)
-                ub_rows.append(stock_row)
-                ub_cols.append(column)
-                eq_rows.append(r)
-                eq_cols.append(column)
+        for row, held_units, c in zip(rows.tolist(), units.tolist(), costs.tolist(), strict=True):
+            key = (row, demand.sku)
+            stock_row = position_row.get(key)
+            if stock_row is None:
+                stock_row = position_row[key] = len(positions)
+                positions.append((node_ids[row], demand.sku))
+                position_units.append(float(held_units))
+            column = len(cost)
+            cost.append(c)
+            ub_rows.append(stock_row)
+            ub_cols.append(column)
+            eq_rows.append(r)
+            eq_cols.append(column)
     n_x = len(cost)
     n_r = len(demands)
     # Backorder columns follow the x columns, one per demand.
@@ -249,6 +210,76 @@ def pricing_lp(
         positions,
         n_r,
     )
+
+
+Holders = Iterator[tuple[RegionDemand, NDArray[np.intp], NDArray[np.int64], NDArray[np.float64]]]
+"""Per forecast demand: its network rows, their usable units and unit costs, cheapest first."""
+
+
+def _holders(
+    network: Network,
+    stock: Stock,
+    forecast: Forecast,
+    policy: Policy,
+    *,
+    service: str | None,
+    nearest: int,
+    units_per_shipment: float,
+) -> Holders:
+    """Each forecast demand with the ``nearest`` cheapest nodes that could serve it.
+
+    Skips demands of no units or of SKUs the network lacks; a node serves when it ships,
+    holds units above the policy's buffer, lies inside the last band and costs less than
+    a backorder. Ties in cost go to the lower network row, so the order is deterministic.
+    """
+    if nearest < 1:
+        raise ValueError(f"nearest must be >= 1, got {nearest}")
+    if units_per_shipment <= 0:
+        raise ValueError(f"units_per_shipment must be > 0, got {units_per_shipment}")
+    arrays = network_arrays(network)
+    held = stock_arrays(stock, network)
+    services = network.rates.services
+    name = service or ("ground" if "ground" in services else (services[0] if services else ""))
+    if name not in arrays.services:
+        return
+    backorder = policy.backorder_cost_per_unit
+    buffer = np.array(
+        [policy.min_buffer_by_node_type.get(t, 0) for t in arrays.types], dtype=np.int64
+    )[arrays.type_index]
+    per_unit = (
+        arrays.handling_per_unit.astype(np.float64) / MONEY_SCALE
+        + np.array(
+            [policy.unit_penalty_by_node_type.get(t, 0.0) for t in arrays.types], dtype=np.float64
+        )[arrays.type_index]
+    )
+    per_shipment = arrays.handling_per_shipment.astype(np.float64) / MONEY_SCALE
+    if policy.priority_bonus and len(arrays.priority):
+        below_top = (arrays.priority.max() - arrays.priority).astype(np.float64)
+        per_shipment = per_shipment + policy.priority_bonus * below_top
+    for demand in forecast.demand:
+        if demand.units <= 0 or demand.sku not in network.skus:
+            continue
+        sku_stock = held.sku(demand.sku)
+        rows = sku_stock.rows
+        units = np.maximum(sku_stock.available - buffer[rows], 0)
+        usable = (units > 0) & arrays.ships[rows]
+        rows, units = rows[usable], units[usable]
+        costs = _unit_costs(
+            arrays,
+            bands_name=name,
+            rows=rows,
+            weight_kg=network.skus[demand.sku].weight_kg,
+            latitude=demand.latitude,
+            longitude=demand.longitude,
+            per_unit=per_unit,
+            per_shipment=per_shipment,
+            distance_cost_per_km=policy.distance_cost_per_km,
+            units_per_shipment=units_per_shipment,
+        )
+        worth = np.isfinite(costs) & (costs < backorder)
+        rows, units, costs = rows[worth], units[worth], costs[worth]
+        keep = np.lexsort((rows, costs))[:nearest]
+        yield demand, rows[keep], units[keep], costs[keep]
 
 
 def _unit_costs(

@@ -55,6 +55,16 @@ def test_from_orders_refuses_a_window_or_horizon_that_is_not_positive():
         Forecast.from_orders([], window_hours=1.0, horizon_hours=-1.0)
 
 
+def test_within_a_shorter_time_scales_units_and_keeps_points_and_source():
+    """24 h of demand within 6 h is a quarter of the units; within 24 h or more, itself."""
+    forecast = Forecast((RegionDemand("US-CA", "A", 8.0, 33.0, -117.0),), 24.0, "file f.csv")
+    quarter = forecast.within(6.0)
+    assert quarter == Forecast((RegionDemand("US-CA", "A", 2.0, 33.0, -117.0),), 6.0, "file f.csv")
+    assert forecast.within(24.0) is forecast and forecast.within(48.0) is forecast
+    with pytest.raises(ValueError, match="hours"):
+        forecast.within(0.0)
+
+
 def test_from_rows_reads_and_merges_rows_of_one_region_and_sku():
     """Two rows of (US-CA, A) add up, their point weighted by units; regions upper-cased."""
     rows = [

@@ -18,7 +18,7 @@ from benchmarks.whatif.lookahead import LookAhead, LookAheadPolicy
 from benchmarks.whatif.policies import POLICIES, EnginePolicy
 from benchmarks.whatif.records import DETERMINISTIC
 from benchmarks.whatif.replay import Replenishment, replay
-from benchmarks.whatif.run import RunSpec, Stream, execute, main
+from benchmarks.whatif.run import RunSpec, Stream, execute, lookahead_for, main
 from models.errors import InvalidArgumentError
 from models.lookahead import Forecast, RegionDemand
 from models.order import ShipTo
@@ -85,6 +85,25 @@ def test_a_replenishment_re_prices_before_the_next_order():
     assert [r.price_version for r in quiet] == ["prices@v1", "prices@v1"]
 
 
+def test_prices_look_no_further_than_the_replays_last_order():
+    """Demand expected after the replay ends does not steer it: look-ahead routes as the engine.
+
+    The same worked stream as above, but the replay ends at o2, one minute after o1: at o1
+    the file's 24 h forecast shrinks to that minute (W 1/1,440 unit, E 2/1,440), under X's
+    one unit, so X prices 0 and o1 ships from it (7); o2 backorders (60), as with the
+    engine. Without ``until`` the same configuration ships o1 from Y (first test).
+    """
+    config = LookAhead(opportunity_cost=0.5, forecast=FORECAST, refresh_orders=1)
+    ends = LookAheadPolicy(RuleSet(), dataclasses.replace(config, until=O2.created_at))
+    records = replay(_scenario(), ends, scenario_name="w", seed=1)
+    assert [r.cost for r in records] == [7.0, 60.0]
+    assert ends.prices is not None and ends.prices.horizon_hours == pytest.approx(1e-6)
+    assert [
+        r.cost
+        for r in replay(_scenario(), LookAheadPolicy(RuleSet(), config), scenario_name="w", seed=1)
+    ] == [9.0, 11.0]
+
+
 def test_rolling_forecast_waits_for_min_orders():
     """Without a file, no prices until ``min_orders`` orders were seen: o1 and o2 unpriced."""
     config = LookAhead(min_orders=2)
@@ -125,6 +144,10 @@ def test_policies_registry_and_execute_make_a_fresh_policy_per_run():
     once, twice = execute(spec), execute(spec)
     assert [r.row() | {"latency_s": 0} for r in once] == [r.row() | {"latency_s": 0} for r in twice]
     assert once[4].price_version == "prices@v1" and once[8].price_version == "prices@v2"
+    last = stream.orders()[-1].created_at
+    assert lookahead_for(spec, stream.orders()) == LookAhead(
+        min_orders=4, refresh_orders=4, until=last
+    )
 
 
 def test_read_forecast_names_bad_cells(tmp_path: Path):
