@@ -92,9 +92,11 @@ class LookAhead:
             if self.forecast is not None
             else (f"rolling {self.window_hours:g} h of orders")
         )
+        until = "" if self.until is None else ", never past the replay's last order"
         return (
-            f"opportunity_cost={self.opportunity_cost:g}, horizon {self.horizon_hours:g} h, "
-            f"forecast {where}, re-priced every {self.refresh_orders} orders and on restock"
+            f"opportunity_cost={self.opportunity_cost:g}, horizon {self.horizon_hours:g} h"
+            f"{until}, forecast {where}, re-priced every {self.refresh_orders} orders and on "
+            "restock"
         )
 
 
@@ -169,7 +171,11 @@ class LookAheadPolicy:
             left = (config.until - now).total_seconds() / 3600
             horizon = max(min(horizon, left), _NO_TIME_LEFT)
         if config.forecast is not None:
-            return config.forecast.within(horizon)
+            return (
+                config.forecast
+                if horizon == config.horizon_hours
+                else config.forecast.within(horizon)
+            )
         start = now - timedelta(hours=config.window_hours)
         first = bisect.bisect_left(self._seen_at, start)
         recent = self.seen[first:]

@@ -188,9 +188,12 @@ def execute(spec: RunSpec) -> list[OrderRecord]:
 
 
 def lookahead_for(spec: RunSpec, orders: Sequence[Order]) -> LookAhead:
-    """The run's look-ahead configuration, looking no further than its last order (``until``)."""
+    """The run's look-ahead configuration, looking no further than its last order (``until``).
+
+    An ``until`` the run's configuration already sets stays.
+    """
     config = spec.lookahead or LookAhead()
-    if not orders:
+    if not orders or config.until is not None:
         return config
     return replace(config, until=max(o.created_at for o in orders))
 

@@ -148,6 +148,8 @@ def test_policies_registry_and_execute_make_a_fresh_policy_per_run():
     assert lookahead_for(spec, stream.orders()) == LookAhead(
         min_orders=4, refresh_orders=4, until=last
     )
+    preset = dataclasses.replace(spec, lookahead=LookAhead(until=CREATED))
+    assert lookahead_for(preset, stream.orders()).until == CREATED
 
 
 def test_read_forecast_names_bad_cells(tmp_path: Path):
@@ -189,3 +191,24 @@ def test_rolling_forecast_spreads_units_over_the_window_once_the_replay_is_older
 
     assert forecast_at(40) == [pytest.approx(12 / 36)]
     assert forecast_at(35) == [pytest.approx(2 * 12 / 35)]
+
+
+def test_rolling_forecast_stops_at_the_replays_last_order():
+    """With the replay ending at 44 h, the 12 h forecast at 40 h covers the 4 h left.
+
+    The same orders as above: at 40 h the 36 h window holds 1 unit, so the 4 h left expect
+    1 × 4 / 36; at 30 h the 12 h horizon ends before the replay and stays whole.
+    """
+    policy = LookAheadPolicy(
+        RuleSet(),
+        LookAhead(horizon_hours=12.0, window_hours=36.0, until=CREATED + timedelta(hours=44)),
+    )
+    for seen, order_id in ((0, "a"), (30, "b")):
+        at = CREATED + timedelta(hours=seen)
+        policy.seen.append(dataclasses.replace(O1, order_id=order_id, created_at=at))
+        policy._seen_at.append(at)
+    at_40 = policy._forecast(CREATED + timedelta(hours=40))
+    assert at_40.horizon_hours == pytest.approx(4.0)
+    assert [d.units for d in at_40.demand] == [pytest.approx(1 * 4 / 36)]
+    at_30 = policy._forecast(CREATED + timedelta(hours=30))
+    assert at_30.horizon_hours == 12.0
