@@ -36,7 +36,7 @@ from benchmarks.fulfillment.dlp import solve_dlp
 from benchmarks.fulfillment.instance import CONFIGS, Config, arrivals, generate
 from benchmarks.fulfillment.policies import POLICIES, Greedy, make_policy
 from benchmarks.fulfillment.simulate import run_sequence
-from benchmarks.whatif.kpis import bootstrap_means
+from benchmarks.whatif.kpis import bootstrap_interval
 
 PUBLISHED: dict[str, dict[str, float]] = {
     "small": {"myopic": 1.119, "js": 1.096, "dilated": 1.085, "greedy": 1.089},
@@ -110,9 +110,7 @@ def run_all(jobs: Sequence[Job], workers: int) -> pd.DataFrame:
 def _interval(per_instance: np.ndarray, seed: int) -> tuple[float, float]:
     if len(per_instance) < 2:
         return (float("nan"), float("nan"))
-    means = bootstrap_means(per_instance, resamples=10_000, seed=seed)
-    low, high = np.quantile(means, [0.025, 0.975])
-    return float(low), float(high)
+    return bootstrap_interval(per_instance, resamples=10_000, seed=seed)
 
 
 def summarise(records: pd.DataFrame, base: str | None, seed: int = 0) -> pd.DataFrame:

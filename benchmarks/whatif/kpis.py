@@ -377,12 +377,21 @@ def paired(
     if n == 0:
         nan = math.nan
         return Paired(base_run, other_run, metric, 0, nan, nan, nan, False, level)
-    means = bootstrap_means(diff, resamples=resamples, seed=seed)
-    tail = (1 - level) / 2
-    low, high = (float(q) for q in np.quantile(means, [tail, 1 - tail]))
+    low, high = bootstrap_interval(diff, level=level, resamples=resamples, seed=seed)
     mean = float(diff.mean())
     significant = bool(low > 0 or high < 0)
     return Paired(base_run, other_run, metric, n, mean, low, high, significant, level)
+
+
+def bootstrap_interval(
+    values: npt.NDArray[np.float64], *, level: float = 0.95, resamples: int, seed: int
+) -> tuple[float, float]:
+    """The percentile interval at ``level`` of :func:`bootstrap_means` of ``values``."""
+    tail = (1 - level) / 2
+    low, high = np.quantile(
+        bootstrap_means(values, resamples=resamples, seed=seed), [tail, 1 - tail]
+    )
+    return float(low), float(high)
 
 
 def bootstrap_means(

@@ -1,4 +1,4 @@
-"""What myopia can cost a stream, and how much of it a policy won back, per seed.
+"""What myopia can cost a stream, and how much of it a policy won back, per stream.
 
 Routing each order *alone* on the stream's initial stock, with no capacity used (no
 earlier order has taken anything), at the optimum of the model replay prices it with,
@@ -29,9 +29,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from benchmarks.whatif.kpis import bootstrap_means
+from benchmarks.whatif.kpis import ORDER_KEYS, STREAM_KEYS, bootstrap_interval
 from benchmarks.whatif.replay import objective
-from benchmarks.whatif.report import _figure, png
+from benchmarks.whatif.report import figure, png
 from benchmarks.whatif.run import Stream
 from models.money import MONEY_SCALE
 from models.order import Order
@@ -40,9 +40,6 @@ from models.scenario import Scenario
 from router.engine.candidates import build_model
 from router.engine.fast import solve_fast
 from router.engine.stop import Stop
-
-KEYS = ["scenario", "seed", "order_id"]
-"""The columns naming an order of a stream."""
 
 COLUMNS = (
     "scenario", "seed", "orders", "base_cost", "other_cost", "alone_cost", "myopia",
@@ -82,7 +79,7 @@ def by_seed(records: pd.DataFrame, alone: pd.DataFrame, *, other: str) -> pd.Dat
     than alone (which no replay of the same stream can: a sign of a stream built otherwise,
     e.g. at smoke size or with replenishment).
     """
-    keys = KEYS
+    keys = list(ORDER_KEYS)
     runs = records[records["run"].isin(["engine", other])]
     cost = runs.pivot_table(index=keys, columns="run", values="cost").reset_index()
     table = cost.merge(alone, on=keys, how="outer")
@@ -96,7 +93,7 @@ def by_seed(records: pd.DataFrame, alone: pd.DataFrame, *, other: str) -> pd.Dat
         )
     diff = table[other] - table["engine"]
     table = table.assign(better=diff < -1e-9, worse=diff > 1e-9)
-    sums = table.groupby(["scenario", "seed"], sort=True).agg(
+    sums = table.groupby(list(STREAM_KEYS), sort=True).agg(
         orders=("order_id", "size"), base_cost=("engine", "sum"), other_cost=(other, "sum"),
         alone_cost=("alone", "sum"), orders_better=("better", "sum"), orders_worse=("worse", "sum"),
     )  # fmt: skip
@@ -114,15 +111,13 @@ def per_stream(
     of the per-order one the what-if report gives, whose orders share a stream's stock.
     """
     difference = table["difference"].to_numpy(dtype=np.float64)
-    means = bootstrap_means(difference, resamples=resamples, seed=seed)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(difference.mean()), float(low), float(high)
+    low, high = bootstrap_interval(difference, level=level, resamples=resamples, seed=seed)
+    return float(difference.mean()), low, high
 
 
 def plot(table: pd.DataFrame, *, other: str) -> Figure:
-    """Saving per seed against its myopia: on the diagonal a policy wins all of it back."""
-    fig = _figure(6.5, 5)
+    """Saving per stream against its myopia: on the diagonal a policy wins all of it back."""
+    fig = figure(6.5, 5)
     ax = fig.subplots()
     saving = -table["difference"]
     ax.scatter(table["myopia"], saving, s=14, color="#1f77b4")
@@ -149,13 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--other", default="look-ahead", help="the run compared with engine")
     p.add_argument("--smoke", action="store_true", help="the what-if run was at smoke size")
     args = p.parse_args(argv)
-    records = pd.read_csv(args.out / "records.csv", usecols=["run", *KEYS, "cost"])
+    records = pd.read_csv(args.out / "records.csv", usecols=["run", *ORDER_KEYS, "cost"])
     missing = {"engine", args.other} - set(records["run"])
     if missing:
         print(f"records.csv has no run {', '.join(sorted(missing))}", file=sys.stderr)
         return 2
     engine = records[records["run"] == "engine"]
-    sizes = engine.groupby(["scenario", "seed"]).size().reset_index(name="orders")
+    sizes = engine.groupby(list(STREAM_KEYS)).size().reset_index(name="orders")
     streams = [
         Stream(str(scenario), int(seed), n_orders=int(n), smoke=args.smoke)
         for scenario, seed, n in zip(sizes["scenario"], sizes["seed"], sizes["orders"], strict=True)
@@ -166,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for s in tqdm(streams, desc="alone", unit="stream")
             for order_id, cost in alone_costs(s.build(), s.orders()).items()
         ],
-        columns=[*KEYS, "alone"],
+        columns=[*ORDER_KEYS, "alone"],
     )
     try:
         table = by_seed(records, alone, other=args.other)

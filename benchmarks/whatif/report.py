@@ -163,7 +163,8 @@ def read_table(path: Path) -> pd.DataFrame:
 # figures ---------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float) -> Figure:
+def figure(width: float, height: float) -> Figure:
+    """An empty figure of that size (inches), laid out constrained, drawn by Agg."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -193,7 +194,7 @@ def plot_kpis(kpi_table: pd.DataFrame) -> Figure:
         ("fill_rate", "fill rate"),
     ]
     runs = _runs(kpi_table)
-    fig = _figure(14, 1.6 + 0.35 * max(1, len(runs)))
+    fig = figure(14, 1.6 + 0.35 * max(1, len(runs)))
     axes = fig.subplots(1, len(panels), sharey=True)
     y = np.arange(len(runs))
     colours = colormaps["tab10"](np.arange(len(runs)) % 10)
@@ -241,7 +242,7 @@ def plot_paired(comparisons: pd.DataFrame) -> Figure:
     ncols = min(3, len(metrics))
     nrows = math.ceil(len(metrics) / ncols)
     others = list(pd.unique(rows["other"]))
-    fig = _figure(5 * ncols, (1.4 + 0.35 * max(1, len(others))) * nrows)
+    fig = figure(5 * ncols, (1.4 + 0.35 * max(1, len(others))) * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for ax, metric in zip(axes, metrics, strict=False):
         part = rows[rows["metric"] == metric].set_index("other").reindex(others)
@@ -283,7 +284,7 @@ def plot_tradeoff(
     Points are labelled with their setting (the run when the setting is empty); the
     Pareto-efficient ones (column ``pareto``) are ringed and joined in order of ``x``.
     """
-    fig = _figure(8, 6)
+    fig = figure(8, 6)
     ax = fig.subplots()
     t = tradeoff_table
     colour = t[z].to_numpy(dtype=float) if z in t.columns else np.full(len(t), np.nan)
@@ -351,7 +352,7 @@ def plot_map(
     (seeds) only the first is drawn, as customers and stock differ by seed: the title says
     which. Nodes outside the continental extent are counted in the title.
     """
-    fig = _figure(11, 6.5)
+    fig = figure(11, 6.5)
     ax = fig.subplots()
     west, east, south, north = US_EXTENT
     types = [t.value for t in NodeType]
@@ -450,7 +451,7 @@ def plot_utilisation(
     names = [str(r) for r in (runs if runs is not None else pd.unique(records["run"]))]
     ncols = min(3, max(1, len(names)))
     nrows = math.ceil(max(1, len(names)) / ncols)
-    fig = _figure(5 * ncols, (1.0 + 0.18 * top) * nrows)
+    fig = figure(5 * ncols, (1.0 + 0.18 * top) * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for ax, run in zip(axes, names, strict=False):
         part = use[use["run"] == run].head(top)
