@@ -76,10 +76,13 @@ class Geography:
     """Centres and cities of a configuration, with the box and item cost of each pair.
 
     ``box`` and ``item`` have K + 1 rows: the last is the dummy centre (unserved items).
+    ``centre_points`` and ``city_points`` are (latitude, longitude) rows in degrees.
     """
 
     centres: tuple[str, ...]
     cities: tuple[str, ...]
+    centre_points: NDArray[np.float64]  # (K, 2)
+    city_points: NDArray[np.float64]  # (J, 2)
     population: NDArray[np.float64]
     miles: NDArray[np.float64]  # (K, J)
     box: NDArray[np.float64]  # (K + 1, J)
@@ -136,16 +139,21 @@ def geography(config: Config) -> Geography:
     """The centres, cities and costs of ``config`` (read from ``data/``)."""
     centres = _rows(config.centres_file)
     cities = _rows(config.cities_file)
-    c_lat = np.array([float(r[2]) for r in centres])[:, None]
-    c_lon = np.array([float(r[3]) for r in centres])[:, None]
-    j_lat = np.array([float(r[2]) for r in cities])[None, :]
-    j_lon = np.array([float(r[3]) for r in cities])[None, :]
-    miles = _haversine_km(c_lat, c_lon, j_lat, j_lon) / KM_PER_MILE
+    centre_points = np.array([[float(r[2]), float(r[3])] for r in centres])
+    city_points = np.array([[float(r[2]), float(r[3])] for r in cities])
+    miles = (
+        _haversine_km(
+            centre_points[:, :1], centre_points[:, 1:], city_points[:, 0], city_points[:, 1]
+        )
+        / KM_PER_MILE
+    )
     item = ITEM_COST + ITEM_COST_PER_MILE * miles
     box = np.full(miles.shape, BOX_COST)
     return Geography(
         centres=tuple(r[0] for r in centres),
         cities=tuple(r[0] for r in cities),
+        centre_points=centre_points,
+        city_points=city_points,
         population=np.array([float(r[4]) for r in cities]),
         miles=miles,
         box=np.vstack([box, np.full((1, miles.shape[1]), 2 * BOX_COST)]),

@@ -9,18 +9,18 @@ still has it and sends it to the dummy otherwise (no re-routing), as published.
 - ``js``: Jasin & Sinha's correlated rounding of the DLP shares of (q, j).
 - ``dilated``: Ma's dilated rounding: one exponential clock per centre, each item goes to
   the centre whose clock divided by the item's share rings first.
-- ``greedy``: the order's exact optimum on current stock (the fast engine's search over
-  sets of centres, here on the benchmark's costs).
-- ``lookahead``: the same exact optimum with each unit of stock priced at its opportunity
-  cost, the dual value of its stock row in the DLP re-solved on the stock and periods
-  left, ``resolves`` times per sequence.
+- ``greedy``: the order's exact optimum on current stock, planned by the product's engine
+  (``plan_order``, fast engine) on the benchmark's costs
+  (:mod:`benchmarks.fulfillment.product`).
+- ``lookahead``: the same, with each unit of stock priced at its opportunity cost through
+  the product's priced model (:class:`~models.lookahead.StockPrices`, ``opportunity_cost``
+  1): the dual value of its stock row in the DLP re-solved on the stock and periods left,
+  ``resolves`` times per sequence.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Protocol
 
 import numpy as np
@@ -28,6 +28,8 @@ from numpy.typing import NDArray
 
 from benchmarks.fulfillment.dlp import Dlp, solve_dlp
 from benchmarks.fulfillment.instance import Instance
+from benchmarks.fulfillment.product import LiveStock, ProductInstance
+from models.lookahead import StockPrices
 
 Centres = NDArray[np.int64]
 
@@ -45,38 +47,6 @@ class Policy(Protocol):
 
     def decide(self, t: int, q: int, j: int, stock: NDArray[np.int64]) -> Centres:
         """The centre (dummy: K) to try for each item of type ``q`` at city ``j``, period t."""
-
-
-@cache
-def _combinations(rows: int, size: int) -> NDArray[np.int64]:
-    return np.array(list(itertools.combinations(range(rows), size)), dtype=np.int64)
-
-
-def best_plan(unit: NDArray[np.float64], box: NDArray[np.float64]) -> Centres:
-    """The cheapest assignment of items (columns) to rows: Σ boxes opened + Σ unit costs.
-
-    ``unit[r, i]`` is the cost of item i from row r (``inf`` where r cannot ship it);
-    ``box[r]`` the cost of one box from r. Exact: the sets of rows are enumerated by size,
-    and a size stops the search once its bound (its cheapest boxes + every item at its
-    cheapest row) cannot beat the best plan found. Returns the row of each item.
-    """
-    useful = np.flatnonzero(np.isfinite(unit).any(axis=1))
-    unit, box = unit[useful], box[useful]
-    n_rows, n_items = unit.shape
-    floor = float(unit.min(axis=0).sum())
-    cheapest_boxes = np.cumsum(np.sort(box))
-    best_cost, best = np.inf, np.zeros(n_items, dtype=np.int64)
-    for size in range(1, min(n_rows, n_items) + 1):
-        if cheapest_boxes[size - 1] + floor >= best_cost:
-            break
-        sets = _combinations(n_rows, size)
-        per_item = unit[sets]  # (sets, size, items)
-        totals = per_item.min(axis=1).sum(axis=1) + box[sets].sum(axis=1)
-        s = int(totals.argmin())
-        if totals[s] < best_cost:
-            best_cost = float(totals[s])
-            best = sets[s][per_item[s].argmin(axis=0)]
-    return np.asarray(useful[best], dtype=np.int64)
 
 
 @dataclass
@@ -200,61 +170,69 @@ class JasinSinha:
 
 @dataclass
 class Greedy:
-    """The order's exact optimum on current stock, each unit priced by ``prices`` when set.
+    """The order's exact optimum on current stock, by the product's engine; priced for look-ahead.
 
-    With ``resolves`` > 0 (look-ahead) the prices are the stock duals of the DLP re-solved
-    on the stock and periods left at ``resolves`` evenly spaced periods (the first at 0).
-    A plan is remembered per (q, j) until a re-solve: while every unit it takes is still in
-    stock it is still optimal (stock only shrinks, so no cheaper plan can appear), which
-    spares most searches without changing a decision.
+    Each decision is ``plan_order`` (fast engine) on the order, network and stock of
+    :mod:`benchmarks.fulfillment.product`. With ``resolves`` > 0 (look-ahead) every unit
+    is priced at its stock dual in the DLP (as :class:`~models.lookahead.StockPrices`,
+    with ``opportunity_cost`` 1), the DLP re-solved on the stock and periods left at
+    ``resolves`` evenly spaced periods (the first at 0). A plan is remembered per (q, j)
+    until a re-solve: while every unit it takes is still in stock it is still optimal, and
+    still the engine's choice among equal plans (stock only shrinks, so no plan can
+    appear), which spares most solves without changing a decision.
     """
 
     name: str = "greedy"
     resolves: int = 0
     resolve_seconds: float = field(init=False, default=0.0)
-    _instance: Instance = field(init=False, repr=False)
-    _types: tuple[NDArray[np.int64], ...] = field(init=False, repr=False)
-    _prices: NDArray[np.float64] = field(init=False, repr=False)
+    _instance: Instance | None = field(init=False, repr=False, default=None)
+    _product: ProductInstance = field(init=False, repr=False)
+    _stock: LiveStock = field(init=False, repr=False)
+    _prices: StockPrices | None = field(init=False, repr=False)
     _next_resolve: int = field(init=False, repr=False)
     _plans: dict[tuple[int, int], tuple[Centres, list[tuple[int, int]]]] = field(
         init=False, repr=False
     )
 
     def start(self, instance: Instance, dlp: Dlp, rng: np.random.Generator) -> None:
-        """Start with the DLP's prices (look-ahead) or none (greedy)."""
-        self._instance = instance
-        self._types = tuple(np.array(items, dtype=np.int64) for items in instance.types)
-        self._prices = np.zeros((instance.stock.shape[0] + 1, instance.stock.shape[1]))
+        """Start with the DLP's prices (look-ahead) or none (greedy).
+
+        The product's network is built on the first sequence of an instance and kept.
+        """
+        if instance is not self._instance:
+            self._instance, self._product = instance, ProductInstance.of(instance)
+        self._stock = LiveStock(self._product, instance.stock)
+        self._prices = None
         if self.resolves:
-            self._prices[:-1] = dlp.prices
+            self._prices = self._product.prices(dlp.prices, 0, instance.periods)
         self._next_resolve = self._interval if self.resolves else instance.periods + 1
         self._plans = {}
         self.resolve_seconds = 0.0
 
     @property
     def _interval(self) -> int:
-        return max(1, -(-self._instance.periods // max(1, self.resolves)))
+        return max(1, -(-self._product.instance.periods // max(1, self.resolves)))
 
     def decide(self, t: int, q: int, j: int, stock: NDArray[np.int64]) -> Centres:
-        """The cheapest plan of the order on ``stock`` with priced units."""
+        """The product's optimal plan of the order on ``stock`` with priced units."""
+        instance = self._product.instance
         if t >= self._next_resolve:
-            dlp = solve_dlp(self._instance, stock, self._instance.periods - t)
+            dlp = solve_dlp(instance, stock, instance.periods - t)
             self.resolve_seconds += dlp.seconds
-            self._prices[:-1] = dlp.prices
+            version = t // self._interval
+            self._prices = self._product.prices(dlp.prices, version, instance.periods - t)
             self._next_resolve += self._interval
             self._plans.clear()
         known = self._plans.get((q, j))
         if known is not None and all(stock[k, i] > 0 for k, i in known[1]):
             return known[0]
-        geo = self._instance.geography
-        items = self._types[q]
-        unit = geo.item[:, j, None] + self._prices[:, items]
-        unit[:-1][stock[:, items] <= 0] = np.inf
-        plan = best_plan(unit, geo.box[:, j])
-        dummy = geo.dummy
-        cells = [(k, i) for k, i in zip(plan.tolist(), items.tolist(), strict=True) if k != dummy]
-        self._plans[(q, j)] = (plan, cells)
-        return plan
+        plan = self._product.plan(q, j, self._stock.view(stock), self._prices)
+        centres = self._product.centres(plan)
+        dummy = instance.geography.dummy
+        items = instance.types[q]
+        cells = [(k, i) for k, i in zip(centres.tolist(), items, strict=True) if k != dummy]
+        self._plans[(q, j)] = (centres, cells)
+        return centres
 
 
 POLICIES = ("myopic", "js", "dilated", "greedy", "lookahead")
