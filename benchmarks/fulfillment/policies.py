@@ -16,10 +16,14 @@ still has it and sends it to the dummy otherwise (no re-routing), as published.
   the product's priced model (:class:`~models.lookahead.StockPrices`, ``opportunity_cost``
   1): the dual value of its stock row in the DLP re-solved on the stock and periods left,
   ``resolves`` times per sequence.
+- ``lookahead-lp``: look-ahead with the product's own prices, the duals of its pricing
+  LP (:func:`~router.engine.prices.price_stock`) over the expected demand of the
+  periods left, in place of the DLP's.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -174,16 +178,18 @@ class Greedy:
 
     Each decision is ``plan_order`` (fast engine) on the order, network and stock of
     :mod:`benchmarks.fulfillment.product`. With ``resolves`` > 0 (look-ahead) every unit
-    is priced at its stock dual in the DLP (as :class:`~models.lookahead.StockPrices`,
-    with ``opportunity_cost`` 1), the DLP re-solved on the stock and periods left at
-    ``resolves`` evenly spaced periods (the first at 0). A plan is remembered per (q, j)
-    until a re-solve: while every unit it takes is still in stock it is still optimal, and
-    still the engine's choice among equal plans (stock only shrinks, so no plan can
-    appear), which spares most solves without changing a decision.
+    is priced (as :class:`~models.lookahead.StockPrices`, with ``opportunity_cost`` 1) at
+    its stock dual in the DLP, or with ``pricing_lp`` by the product's own pricing LP over
+    the expected demand, re-solved on the stock and periods left at ``resolves`` evenly
+    spaced periods (the first at 0, where the DLP is the one given to :meth:`start`). A
+    plan is remembered per (q, j) until a re-solve: while every unit it takes is still in
+    stock it is still optimal, and still the engine's choice among equal plans (stock only
+    shrinks, so no plan can appear), which spares most solves without changing a decision.
     """
 
     name: str = "greedy"
     resolves: int = 0
+    pricing_lp: bool = False
     resolve_seconds: float = field(init=False, default=0.0)
     _instance: Instance | None = field(init=False, repr=False, default=None)
     _product: ProductInstance = field(init=False, repr=False)
@@ -195,34 +201,45 @@ class Greedy:
     )
 
     def start(self, instance: Instance, dlp: Dlp, rng: np.random.Generator) -> None:
-        """Start with the DLP's prices (look-ahead) or none (greedy).
+        """Start with the prices at period 0 (look-ahead) or none (greedy).
 
         The product's network is built on the first sequence of an instance and kept.
         """
         if instance is not self._instance:
             self._instance, self._product = instance, ProductInstance.of(instance)
         self._stock = LiveStock(self._product, instance.stock)
-        self._prices = None
-        if self.resolves:
-            self._prices = self._product.prices(dlp.prices, 0, instance.periods)
-        self._next_resolve = self._interval if self.resolves else instance.periods + 1
         self._plans = {}
         self.resolve_seconds = 0.0
+        self._prices = None
+        self._next_resolve = instance.periods + 1
+        if self.resolves:
+            self._next_resolve = 0
+            self._price(0, instance.stock, dlp)
 
     @property
     def _interval(self) -> int:
         return max(1, -(-self._product.instance.periods // max(1, self.resolves)))
 
+    def _price(self, t: int, stock: NDArray[np.int64], dlp: Dlp | None = None) -> None:
+        """Prices for the periods left after ``t`` on ``stock``; ``dlp``: already solved."""
+        started = time.perf_counter()
+        left = self._product.instance.periods - t
+        version = t // self._interval
+        if self.pricing_lp:
+            self._prices = self._product.priced_by_product(self._stock.view(stock), left, version)
+        else:
+            dlp = dlp or solve_dlp(self._product.instance, stock, left)
+            self._prices = self._product.prices(dlp.prices, version, left)
+        if t:  # the starting DLP is the run's, timed there
+            self.resolve_seconds += time.perf_counter() - started
+        self._next_resolve += self._interval
+        self._plans.clear()
+
     def decide(self, t: int, q: int, j: int, stock: NDArray[np.int64]) -> Centres:
         """The product's optimal plan of the order on ``stock`` with priced units."""
         instance = self._product.instance
         if t >= self._next_resolve:
-            dlp = solve_dlp(instance, stock, instance.periods - t)
-            self.resolve_seconds += dlp.seconds
-            version = t // self._interval
-            self._prices = self._product.prices(dlp.prices, version, instance.periods - t)
-            self._next_resolve += self._interval
-            self._plans.clear()
+            self._price(t, stock)
         known = self._plans.get((q, j))
         if known is not None and all(stock[k, i] > 0 for k, i in known[1]):
             return known[0]
@@ -235,11 +252,11 @@ class Greedy:
         return centres
 
 
-POLICIES = ("myopic", "js", "dilated", "greedy", "lookahead")
+POLICIES = ("myopic", "js", "dilated", "greedy", "lookahead", "lookahead-lp")
 
 
 def make_policy(name: str, *, resolves: int = 20) -> Policy:
-    """A fresh policy by name (``resolves``: DLP re-solves per sequence for look-ahead)."""
+    """A fresh policy by name (``resolves``: price re-solves per sequence for look-ahead)."""
     match name:
         case "myopic":
             return Myopic()
@@ -251,4 +268,6 @@ def make_policy(name: str, *, resolves: int = 20) -> Policy:
             return Greedy()
         case "lookahead":
             return Greedy(name="lookahead", resolves=resolves)
+        case "lookahead-lp":
+            return Greedy(name="lookahead-lp", resolves=resolves, pricing_lp=True)
     raise ValueError(f"policy: unknown {name!r}; expected one of {', '.join(POLICIES)}")

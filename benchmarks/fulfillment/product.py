@@ -21,7 +21,10 @@ benchmark charges (docs: benchmarks/README.md, "Through the product"):
   :class:`~models.order.Order` of one unit of each item of q, shipped to city j;
 - look-ahead → the DLP's stock duals as :class:`~models.lookahead.StockPrices` and a
   policy with ``opportunity_cost`` 1: the product adds ``round(price × 10,000)`` solver
-  units to each unit's cost.
+  units to each unit's cost. The ``lookahead-lp`` policy prices with the product's own
+  pricing LP instead (:func:`~router.engine.prices.price_stock`), over the expected
+  demand of the periods left as a :class:`~models.lookahead.Forecast` (one region per
+  city, at the city).
 """
 
 from __future__ import annotations
@@ -34,13 +37,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks.fulfillment.instance import Instance
-from models.lookahead import StockPrices
+from models.lookahead import Forecast, RegionDemand, StockPrices
 from models.network import Network, Node, NodeType, RateBand, RateCard, Sku, Stock, StockPosition
 from models.order import Order, OrderLine, ShipTo
 from models.plan import Plan, SolveStatus
 from models.rules import Policy
 from router.engine import plan_order
 from router.engine.geo import great_circle_km
+from router.engine.prices import price_stock
 from router.engine.solve import FAST
 
 SERVICE = "benchmark"
@@ -154,6 +158,43 @@ class ProductInstance:
                 (centres[k], sku_of(i)): float(duals[k, i])
                 for k, i in np.argwhere(duals > 0).tolist()
             },
+        )
+
+    def forecast(self, periods: int) -> Forecast:
+        """The expected demand of the next ``periods`` arrivals: units of each (city, item).
+
+        City j orders item i at ``Σ_q rate[q, j]`` over the types q holding it, per period;
+        the region is the city's name and its point the city's.
+        """
+        instance, geo = self.instance, self.instance.geography
+        per_period = np.zeros((instance.stock.shape[1], len(geo.cities)))
+        for q, items in enumerate(instance.types):
+            per_period[list(items)] += instance.rate[q]
+        return Forecast(
+            tuple(
+                RegionDemand(geo.cities[j], sku_of(i), periods * float(per_period[i, j]), *point)
+                for j, point in enumerate(geo.city_points.tolist())
+                for i in np.flatnonzero(per_period[:, j]).tolist()
+            ),
+            horizon_hours=float(periods),
+            source=f"the benchmark's expected demand over {periods} periods",
+        )
+
+    def priced_by_product(self, stock: Stock, periods: int, version: int) -> StockPrices:
+        """The product's own prices: :func:`~router.engine.prices.price_stock` on ``stock``.
+
+        Over :meth:`forecast` of the next ``periods`` arrivals, under the look-ahead
+        policy, every node (the dummy too) open to every city.
+        """
+        forecast = self.forecast(periods)
+        return StockPrices(
+            version=version,
+            computed_at=ORDERED_AT,
+            source=forecast.source,
+            horizon_hours=forecast.horizon_hours,
+            prices=price_stock(
+                self.network, stock, forecast, LOOK_AHEAD, service=SERVICE, nearest=len(self.rows)
+            ),
         )
 
     def plan(self, q: int, j: int, stock: Stock, prices: StockPrices | None) -> Plan:

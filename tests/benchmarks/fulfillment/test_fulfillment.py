@@ -22,6 +22,7 @@ from benchmarks.fulfillment.instance import (
     geography,
 )
 from benchmarks.fulfillment.policies import Dilated, Greedy, JasinSinha, Myopic, make_policy
+from benchmarks.fulfillment.product import ProductInstance, sku_of
 from benchmarks.fulfillment.simulate import run_sequence
 
 SMALL = CONFIGS["small"]
@@ -270,6 +271,27 @@ def test_lookahead_saves_the_scarce_unit_for_the_order_that_needs_it():
     assert ahead.cost == 4 + 3
 
 
+def test_product_pricing_lp_prices_the_scarce_unit_by_its_transport_saving():
+    """The product's pricing LP prices near's one unit of item 0 at what it saves a unit.
+
+    Over 10 periods the city expects 8 units of item 0 (types 1 and 2 arrive 4 times
+    each) and 4 of item 1. The LP spreads a box over 2 units: item 0 costs 1 + 1/2 = 1.5
+    a unit from near (1 unit held), 3 + 1/2 = 3.5 from far (100), 20 + 10/2 = 25 from the
+    dummy. One more unit at near saves 3.5 − 1.5 = 2, so near's price is 2; every other
+    position is plentiful and priced 0. (It prices units one at a time: that type 2 would
+    also save a box with near's unit, as the DLP sees, is not in it.)
+    """
+    instance = _tiny_instance([[1, 100], [100, 100]], periods=10)
+    product = ProductInstance.of(instance)
+    forecast = product.forecast(10)
+    assert {(d.region, d.sku): d.units for d in forecast.demand} == {
+        ("city", sku_of(0)): pytest.approx(8.0),
+        ("city", sku_of(1)): pytest.approx(4.0),
+    }
+    prices = product.priced_by_product(product.stock(instance.stock), 10, version=1)
+    assert dict(prices.prices) == {("near", sku_of(0)): pytest.approx(2.0)}
+
+
 def test_plans_are_remembered_only_while_their_stock_lasts():
     """Remembered plans never change a decision.
 
@@ -292,14 +314,24 @@ def test_plans_are_remembered_only_while_their_stock_lasts():
 
 
 def test_command_writes_every_output_and_pairs_with_the_base(tmp_path, capsys):
-    """The command end to end at a tiny T: every policy, paired differences, files."""
+    """The command end to end at a tiny T: every policy, paired differences, files.
+
+    The smoke run of ``make test``: greedy and both look-aheads plan through the product.
+    """
     argv = ["--instances", "2", "--sequences", "2", "--periods", "300", "--workers", "1"]
     assert run.main([*argv, "--resolves", "2", "--out", str(tmp_path)]) == 0
     records = pd.read_csv(tmp_path / "records.csv")
-    assert len(records) == 2 * 2 * 5
+    assert len(records) == 2 * 2 * 6
     assert (records["ratio"] > 0.9).all()
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert list(summary["policy"]) == ["myopic", "js", "dilated", "greedy", "lookahead"]
+    assert list(summary["policy"]) == [
+        "myopic",
+        "js",
+        "dilated",
+        "greedy",
+        "lookahead",
+        "lookahead-lp",
+    ]
     base = summary.set_index("policy").loc["dilated"]
     assert base["minus_dilated"] == 0.0
     assert (tmp_path / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
