@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -64,16 +65,22 @@ def cost_of(box: np.ndarray, item: np.ndarray, centres: np.ndarray) -> np.ndarra
     return used @ box + item[centres, np.arange(centres.shape[1])].sum(axis=1)
 
 
-def random_stock(instance: Instance, rng: np.random.Generator) -> np.ndarray:
-    """Stock with about a third of the positions empty and the rest 1 to 3 units."""
-    shape = instance.stock.shape
-    return np.where(rng.random(shape) < 1 / 3, 0, rng.integers(1, 4, shape)).astype(np.int64)
+def random_orders(
+    instance: Instance, rng: np.random.Generator, count: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, int, int]]:
+    """``count`` random (stock, prices, type, city) draws.
 
-
-def random_prices(instance: Instance, rng: np.random.Generator) -> np.ndarray:
-    """Prices 0 on half the positions, else up to 15 (about a box and an item)."""
+    Stock: about a third of the positions empty, the rest 1 to 3 units. Prices: 0 on
+    every other draw (greedy's model), else 0 on half the positions and up to 15 (about a
+    box and an item) on the others.
+    """
     shape = instance.stock.shape
-    return np.where(rng.random(shape) < 0.5, 0.0, rng.random(shape) * 15)
+    for draw in range(count):
+        stock = np.where(rng.random(shape) < 1 / 3, 0, rng.integers(1, 4, shape))
+        prices = np.where(rng.random(shape) < 0.5, 0.0, rng.random(shape) * 15)
+        q = int(rng.integers(1, len(instance.types)))
+        j = int(rng.integers(len(instance.geography.cities)))
+        yield stock.astype(np.int64), prices * (draw % 2), q, j
 
 
 def plan_of(product: ProductInstance, q: int, j: int, stock: np.ndarray, prices: np.ndarray):
@@ -96,11 +103,7 @@ def test_product_model_charges_the_benchmark_costs(config):
     instance = generate(CONFIGS[config], rng)
     product = ProductInstance.of(instance)
     geo = instance.geography
-    for draw in range(300):
-        stock = random_stock(instance, rng)
-        prices = random_prices(instance, rng) if draw % 2 else np.zeros(stock.shape)
-        q = int(rng.integers(1, len(instance.types)))
-        j = int(rng.integers(len(geo.cities)))
+    for stock, prices, q, j in random_orders(instance, rng, 300):
         items = list(instance.types[q])
         plan = plan_of(product, q, j, stock, prices)
         model = plan.model
@@ -140,11 +143,7 @@ def test_product_plan_is_the_exact_optimum_of_the_benchmark_order():
         instance = generate(SMALL, rng)
         product = ProductInstance.of(instance)
         geo = instance.geography
-        for draw in range(50):
-            stock = random_stock(instance, rng)
-            prices = random_prices(instance, rng) if draw % 2 else np.zeros(stock.shape)
-            q = int(rng.integers(1, len(instance.types)))
-            j = int(rng.integers(len(geo.cities)))
+        for stock, prices, q, j in random_orders(instance, rng, 50):
             items = instance.types[q]
             rows = [[*np.flatnonzero(stock[:, i] > 0).tolist(), geo.dummy] for i in items]
             every = np.array(list(itertools.product(*rows)))
