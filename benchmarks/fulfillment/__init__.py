@@ -1,4 +1,5 @@
 """The published multi-item fulfillment benchmark (Jasin & Sinha 2015; Ma 2023).
 
-Generator, DLP bound, published baselines and the look-ahead policy. See benchmarks/README.md.
+Generator, DLP bound, published baselines, and the product's engine and look-ahead
+pricing run on it through an adapter (``product.py``). See benchmarks/README.md.
 """
