@@ -226,11 +226,11 @@ class Greedy:
         left = self._product.instance.periods - t
         version = t // self._interval
         if self.pricing_lp:
-            self._prices = self._product.priced_by_product(self._stock.view(stock), left, version)
+            self._prices = self._product.lp_prices(self._stock.view(stock), version, left)
         else:
             dlp = dlp or solve_dlp(self._product.instance, stock, left)
-            self._prices = self._product.prices(dlp.prices, version, left)
-        if t:  # the starting DLP is the run's, timed there
+            self._prices = self._product.dlp_prices(dlp.prices, version, left)
+        if t:  # pricing at period 0 is part of start, outside the decisions' time
             self.resolve_seconds += time.perf_counter() - started
         self._next_resolve += self._interval
         self._plans.clear()

@@ -69,7 +69,7 @@ LAST_BAND_KM = 40_000.0
 """Where the last band ends: beyond any distance on Earth."""
 
 MIN_GAP_KM = 1e-6
-"""Closest two pairs' distances may lie and still get bands of their own (else an error)."""
+"""Two (node, city) distances closer than this cannot get bands of their own: an error."""
 
 
 def sku_of(item: int) -> str:
@@ -142,7 +142,7 @@ class ProductInstance:
             + [StockPosition(DUMMY_NODE, sku_of(i), dummy) for i in range(stock.shape[1])]
         )
 
-    def prices(self, duals: NDArray[np.float64], version: int, periods: int) -> StockPrices:
+    def dlp_prices(self, duals: NDArray[np.float64], version: int, periods: int) -> StockPrices:
         """``duals[k, i]`` (currency units per unit) as the product's stock prices.
 
         ``version`` counts the re-solves of a sequence; ``periods`` are the periods the
@@ -180,7 +180,7 @@ class ProductInstance:
             source=f"the benchmark's expected demand over {periods} periods",
         )
 
-    def priced_by_product(self, stock: Stock, periods: int, version: int) -> StockPrices:
+    def lp_prices(self, stock: Stock, version: int, periods: int) -> StockPrices:
         """The product's own prices: :func:`~router.engine.prices.price_stock` on ``stock``.
 
         Over :meth:`forecast` of the next ``periods`` arrivals, under the look-ahead

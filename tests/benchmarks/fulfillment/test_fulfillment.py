@@ -288,7 +288,7 @@ def test_product_pricing_lp_prices_the_scarce_unit_by_its_transport_saving():
         ("city", sku_of(0)): pytest.approx(8.0),
         ("city", sku_of(1)): pytest.approx(4.0),
     }
-    prices = product.priced_by_product(product.stock(instance.stock), 10, version=1)
+    prices = product.lp_prices(product.stock(instance.stock), version=1, periods=10)
     assert dict(prices.prices) == {("near", sku_of(0)): pytest.approx(2.0)}
 
 

@@ -85,7 +85,7 @@ def random_orders(
 
 def plan_of(product: ProductInstance, q: int, j: int, stock: np.ndarray, prices: np.ndarray):
     """The product's plan: greedy's model when every price is 0, look-ahead's otherwise."""
-    priced = product.prices(prices, 1, 1) if prices.any() else None
+    priced = product.dlp_prices(prices, 1, 1) if prices.any() else None
     return product.plan(q, j, product.stock(stock), priced)
 
 
