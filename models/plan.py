@@ -228,10 +228,14 @@ class Alternative:
 
 @dataclass(frozen=True, slots=True)
 class Counterfactual:
-    """The best plan that ships from a node the caller named, and its cost over the optimum.
+    """The best plan that ships from a node the caller named, and its cost over the plan's.
 
-    ``status`` is INFEASIBLE when no plan can use the node (``detail`` says why, e.g. the
-    node's exclusion reason); ``objective`` and ``delta`` are then ``None``.
+    ``status`` is INFEASIBLE only when it is proven that no plan can use the node
+    (``detail`` says why, e.g. the node's exclusion reason); NO_SOLUTION when the time ran
+    out before any plan through it was found; ``objective`` and ``delta`` are then
+    ``None``. A counterfactual cut short is FEASIBLE: ``bound`` is a proven lower bound on
+    every plan through the node, so the best one costs between ``bound`` and
+    ``objective``.
     """
 
     node_id: str
@@ -241,6 +245,12 @@ class Counterfactual:
     detail: str
     shipments: tuple[Shipment, ...] = ()
     unfulfilled: tuple[Unfulfilled, ...] = ()
+    bound: int | None = None
+
+    @property
+    def gap(self) -> float:
+        """Relative gap |objective − bound| / max(1, |objective|); 0 when proven optimal."""
+        return _gap(self.status, self.objective, self.bound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,9 +302,7 @@ class Plan:
     @property
     def gap(self) -> float:
         """Relative gap |objective − bound| / max(1, |objective|); 0 when proven optimal."""
-        if self.status is SolveStatus.OPTIMAL or self.objective is None or self.bound is None:
-            return 0.0
-        return abs(self.objective - self.bound) / max(1, abs(self.objective))
+        return _gap(self.status, self.objective, self.bound)
 
     @property
     def objective_amount(self) -> float | None:
@@ -305,3 +313,10 @@ class Plan:
     def bound_amount(self) -> float | None:
         """The best bound in currency units."""
         return None if self.bound is None else from_units(self.bound)
+
+
+def _gap(status: SolveStatus, objective: int | None, bound: int | None) -> float:
+    """|objective − bound| / max(1, |objective|); 0 when proven optimal or nothing is known."""
+    if status is SolveStatus.OPTIMAL or objective is None or bound is None:
+        return 0.0
+    return abs(objective - bound) / max(1, abs(objective))

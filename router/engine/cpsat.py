@@ -10,27 +10,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
 from models.plan import ExplainedModel, SolveStatus
 from router.engine.stop import Stop
-
-
-@dataclass(frozen=True, slots=True)
-class Solution:
-    """What the solver found: status, units per (candidate, line), objective and bound."""
-
-    status: SolveStatus
-    assignment: dict[tuple[int, int], int]
-    objective: int | None
-    bound: int | None
-
-    @property
-    def nodes(self) -> frozenset[int]:
-        """The candidates that ship at least one unit."""
-        return frozenset(j for (j, _), q in self.assignment.items() if q > 0)
+from router.engine.terms import Solution
 
 
 def solve_model(

@@ -216,8 +216,8 @@ def test_lateness_is_priced_when_the_sla_is_soft():
 def test_a_stopped_solve_does_not_claim_its_backorders_were_chosen():
     """A FEASIBLE plan's backorders are STOPPED_EARLY, not BACKORDER_CHEAPER (not proven)."""
     from router.engine.candidates import build_model
-    from router.engine.cpsat import Solution
     from router.engine.solve import _unfulfilled
+    from router.engine.terms import Solution
 
     built = build_model(order(("A", 2)), network(node("N1", 1)), stock(("N1", "A", 5)), Policy())
     stopped = Solution(SolveStatus.FEASIBLE, {(0, 0): 1}, to_units(200), to_units(10))
@@ -262,21 +262,25 @@ def test_full_model_and_fast_engine_agree_on_these_instances():
 
 
 def test_a_stop_before_the_solve_still_answers_with_a_bound():
-    """A solve stopped before it starts still answers: the best one-node plan and a bound.
+    """A solve stopped before it starts still answers: the greedy plan and a bound.
 
-    One-node plans are a closed form, evaluated even after a stop; the bound must not
-    exceed the optimum, and the backorders are not claimed to be cheaper.
+    X holds A and B (F = 8 + 5), Y only A and Z only B (F = 1 + 5 each), splits are free,
+    A costs 1 a unit and B 2. X alone costs 13 + 1 + 2 = 16, Y and Z 6 + 1 + 6 + 2 = 15.
+    The greedy plan starts from the best one-node plan, X, and adding Y or Z to it costs
+    more (22), so it stays 16; the search that would find 15 does not run. The answer is
+    FEASIBLE with the two-shipment bound 6 + 6 + 1 + 2 = 15, never above the optimum.
     """
     from router.engine import Stop
 
-    # As in test_splits_only_when_it_pays: N2 alone costs 31, the optimum (a split) 30.
-    net = network(node("N1", 1), node("N2", 1, per_unit=11))
-    s = stock(("N1", "A", 1), ("N2", "A", 1), ("N2", "B", 1))
+    net = network(node("X", 1, per_shipment=8), node("Y", 1), node("Z", 1))
+    s = stock(("X", "A", 1), ("X", "B", 1), ("Y", "A", 1), ("Z", "B", 1))
     stop = Stop()
     stop.set()
-    stopped = plan_order(order(("A", 1), ("B", 1)), net, s, Policy(), stop=stop)
+    policy = Policy(split_penalty=0)
+    stopped = plan_order(order(("A", 1), ("B", 1)), net, s, policy, stop=stop)
     assert stopped.status is SolveStatus.FEASIBLE
-    assert stopped.objective == to_units(31)
-    assert [sh.node_id for sh in stopped.shipments] == ["N2"]
-    assert stopped.bound is not None and stopped.bound <= to_units(30)
+    assert stopped.objective == to_units(16)
+    assert [sh.node_id for sh in stopped.shipments] == ["X"]
+    assert stopped.bound == to_units(15)
     assert stopped.gap > 0
+    assert plan_order(order(("A", 1), ("B", 1)), net, s, policy).objective == to_units(15)
