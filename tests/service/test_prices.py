@@ -29,6 +29,7 @@ from models.order import Order
 from models.rules import Policy, RuleSet
 from models.scenario import Scenario
 from router.cli import main
+from router.sample import sample_scenario
 from router.service.convert import order_to_proto
 from router.service.metrics import KEPT_PRICE_VERSIONS, ServiceMetrics
 from router.service.prices import PriceSettings, RecentOrders
@@ -539,3 +540,50 @@ def test_plan_series_of_old_price_versions_are_dropped() -> None:
         if sample.name == "router_plans_total"
     }
     assert kept == {"prices@v3", "prices@v4", "prices@v5", "none"}
+
+
+CHICAGO = "ORD-000597"
+"""A sample order to Chicago (SKU-00802 × 2): unpriced, it ships from DC-03, 7.8 km away."""
+
+
+@pytest.fixture(scope="module")
+def sample_priced() -> Scenario:
+    """The standard sample scenario (seed 7) under :data:`PRICED` rules."""
+    return priced(sample_scenario())
+
+
+def test_a_cold_service_does_not_move_orders_on_a_few_orders_of_evidence(
+    sample_priced: Scenario, tmp_path: Path
+) -> None:
+    """Three orders just after start-up do not move an order away from the DC next to it.
+
+    The issue's defect, measured on main: a fresh server (SQLite ledger, the sample
+    network, look-ahead on) routes three copies of a Chicago order (2 units of SKU-00802
+    each); the forecast scaled them to 144 units in Illinois over 24 h, DC-03 (41 units
+    available) got a price, and the next such order moved from DC-03 (7.8 km, 14.13) to
+    DC-01 in New York (1,150 km, 25.05). With the default evidence rule no prices are made
+    from three orders: the order stays at DC-03, its plan names no prices, and the metrics
+    say why (too few orders).
+    """
+    chicago = next(o for o in sample_priced.orders if o.order_id == CHICAGO)
+    settings = PriceSettings(refresh_interval_s=0.3, min_gap_s=0.0)
+    url = f"sqlite://{tmp_path / 'ledger.db'}"
+    with live(sample_priced, None, prices=settings, ledger_url=url) as running:
+        before = running.plan(chicago)
+        assert [s.node_id for s in before.shipments] == ["DC-03"]
+        for i in range(3):
+            copy = replace(chicago, order_id=f"chicago-{i}")
+            request = router_pb2.RouteOrderRequest(request_id=f"r{i}", order=order_to_proto(copy))
+            assert running.routing.RouteOrder(request, timeout=60).reservation.lines
+
+        def refreshed_on_three_orders() -> bool:
+            current = running.server.prices.current
+            return running.metric("router_price_forecast_orders") == 3 and (
+                current is None or "(3 orders" in current.source
+            )
+
+        eventually(refreshed_on_three_orders, "a refresh that saw the three orders")
+        after = running.plan(chicago)
+    assert [s.node_id for s in after.shipments] == ["DC-03"], "moved on 3 orders of evidence"
+    assert after.price_version == ""
+    assert after.objective == before.objective
