@@ -40,6 +40,11 @@ from tests.service.conftest import Running, order
 
 PRICED = RuleSet.single(Policy(opportunity_cost=1.0))
 """One strategy that adds each unit's price to its cost: the service computes prices."""
+AT_ONCE = PriceSettings(
+    refresh_interval_s=3600.0, min_gap_s=0.0, forecast_min_orders=0, forecast_min_hours=0.0
+)
+"""Refreshes as soon as asked, and a rolling forecast that prices from no evidence at all
+(an empty one at first): the tests of the refresher's mechanics start from ``prices@v1``."""
 WAIT_S = 20.0
 """Longest wait for something the refresher does in the background."""
 
@@ -128,7 +133,7 @@ class Live(Running):
 def live(scenario: Scenario, pricer: Pricer | None, **config: Any) -> Iterator[Live]:
     """Start a server with metrics on a free port and ``pricer`` injected; stop it after."""
     config.setdefault("ledger_url", "memory://")
-    config.setdefault("prices", PriceSettings(refresh_interval_s=3600.0, min_gap_s=0.0))
+    config.setdefault("prices", AT_ONCE)
     server, port = create_server(
         ServerConfig(port=0, metrics_port=0, price_function=pricer, **config), scenario
     )
@@ -349,17 +354,18 @@ def test_a_big_stock_change_triggers_an_early_refresh(
 def test_the_forecast_from_recent_routed_orders_reflects_them(small_scenario: Scenario) -> None:
     """Orders RouteOrder routed make the forecast by region and SKU, and refresh it.
 
-    Their units are scaled to the horizon from the hours the window covers (at least 1 h,
-    the window once the service has run that long); each order id counts once, and
-    PlanOrder's orders do not count. Routed orders past 10 % of the window's units at the
-    last refresh start the next one (forecast_change): no snapshot or interval is needed.
+    Their units are scaled to the horizon over the hours the window covers (the time since
+    start-up, at most the window) plus the prior's 1 h: just started, × 12 / (≈0 + 1).
+    Each order id counts once, and PlanOrder's orders do not count. Routed orders past
+    10 % of the window's units at the last refresh start the next one (forecast_change):
+    no snapshot or interval is needed.
     """
     pricer = Pricer()
-    settings = PriceSettings(
-        refresh_interval_s=3600.0,
-        min_gap_s=0.0,
+    settings = replace(
+        AT_ONCE,
         forecast_window_hours=24.0,
         forecast_horizon_hours=12.0,
+        forecast_prior_hours=1.0,
     )
     with live(priced(small_scenario), pricer, prices=settings) as running:
         first_prices(running)
@@ -378,8 +384,8 @@ def test_the_forecast_from_recent_routed_orders_reflects_them(small_scenario: Sc
             assert forecast.horizon_hours == 12.0
             return {(d.region, d.sku): d.units for d in forecast.demand}
 
-        # Just started: (2 + 1) and 1 units over the 1 h floor, × 12 h.
-        expected = {("US", "A"): 36.0, ("US", "B"): 12.0}
+        # Just started: (2 + 1) and 1 units over seconds + the prior's 1 h, × 12 h.
+        expected = pytest.approx({("US", "A"): 36.0, ("US", "B"): 12.0}, rel=0.01)
         eventually(lambda: last_units() == expected, "a refresh with every routed order")
         assert running.metric("router_price_refreshes_total", trigger="forecast_change") >= 1
         eventually(lambda: running.metric("router_price_forecast_orders") == 2, "2 orders")
@@ -403,13 +409,13 @@ def test_the_rolling_window_drops_old_orders_and_counts_an_order_id_once() -> No
 
 
 def test_a_young_window_spreads_its_units_over_the_time_since_start_up() -> None:
-    """After a restart the forecast scales by the hours actually covered, not the window.
+    """After a restart the forecast's window covers the hours since start-up, not the window.
 
-    At least one hour, so a few minutes of orders do not make a day's demand; the full
-    window once the service has run that long.
+    Ten minutes are 1/6 h (the forecast rule then waits, or shrinks them toward its prior);
+    the full window once the service has run that long.
     """
     window = RecentOrders(window_hours=24.0, max_orders=10, started_s=1000.0)
-    assert window.covered_hours(now_s=1000.0 + 600) == 1.0
+    assert window.covered_hours(now_s=1000.0 + 600) == pytest.approx(1 / 6)
     assert window.covered_hours(now_s=1000.0 + 5 * 3600) == 5.0
     assert window.covered_hours(now_s=1000.0 + 30 * 3600) == 24.0
 
