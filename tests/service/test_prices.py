@@ -530,6 +530,12 @@ def test_bad_forecast_files_and_flags_exit_2_naming_the_cell(
     err = capsys.readouterr().err
     assert "--price-refresh" in err
     assert "--metrics-port" in err
+    evidence = ["--forecast-min-orders", "-1", "--forecast-min-hours", "-1"]
+    bounds = ["--forecast-prior-hours", "0", "--max-price-ratio", "0"]
+    assert main([*serve, *evidence, *bounds]) == 2
+    err = capsys.readouterr().err
+    for flag in (*evidence[::2], *bounds[::2]):
+        assert f"{flag}:" in err
 
 
 def test_plan_series_of_old_price_versions_are_dropped() -> None:
@@ -563,18 +569,55 @@ def test_a_cold_service_does_not_move_orders_on_a_few_orders_of_evidence(
 ) -> None:
     """Three orders just after start-up do not move an order away from the DC next to it.
 
-    The issue's defect, measured on main: a fresh server (SQLite ledger, the sample
-    network, look-ahead on) routes three copies of a Chicago order (2 units of SKU-00802
-    each); the forecast scaled them to 144 units in Illinois over 24 h, DC-03 (41 units
-    available) got a price, and the next such order moved from DC-03 (7.8 km, 14.13) to
-    DC-01 in New York (1,150 km, 25.05). With the default evidence rule no prices are made
-    from three orders: the order stays at DC-03, its plan names no prices, and the metrics
-    say why (too few orders).
+    The issue's defect, measured on main (where this test failed): a fresh server (SQLite
+    ledger, the sample network, look-ahead on) routes three copies of a Chicago order (2
+    units of SKU-00802 each); the forecast scaled them to 144 units in Illinois over 24 h,
+    DC-03 (41 units available) got a price, and the next such order moved from DC-03
+    (7.8 km, 14.13) to DC-01 in New York (1,150 km, 25.05). With the default evidence rule
+    no prices are made from three orders: the order stays at DC-03, its plan names no
+    prices, and the metrics say why (too few orders).
     """
-    chicago = next(o for o in sample_priced.orders if o.order_id == CHICAGO)
-    settings = PriceSettings(refresh_interval_s=0.3, min_gap_s=0.0)
+    chicago = _cold_chicago(sample_priced, tmp_path, PriceSettings(refresh_interval_s=0.3))
+    before, after, running = chicago
+    assert [s.node_id for s in after.shipments] == ["DC-03"], "moved on 3 orders of evidence"
+    assert after.price_version == ""
+    assert after.objective == before.objective
+    evidence = {"router_price_forecast_evidence": "too_few_orders"}
+    assert running["router_price_forecast_evidence", tuple(evidence.items())] == 1
+    assert running["router_price_version", ()] == 0
+
+
+def test_admitted_thin_evidence_is_shrunk_and_still_does_not_move_the_order(
+    sample_priced: Scenario, tmp_path: Path
+) -> None:
+    """With the evidence rule let down to 3 orders, shrinkage alone keeps the order at DC-03.
+
+    The same three orders, seconds after start-up, now price the stock (a version is
+    published), but their 6 units forecast 24 × 6 / (t + 6 h) ≈ 24 units in Illinois, not
+    144: DC-03's 35 units left cover them, so its SKU-00802 is priced 0 and the order
+    stays, at the same cost.
+    """
+    settings = PriceSettings(refresh_interval_s=0.3, forecast_min_orders=3, forecast_min_hours=0.0)
+    before, after, running = _cold_chicago(sample_priced, tmp_path, settings)
+    assert [s.node_id for s in after.shipments] == ["DC-03"]
+    assert after.price_version.startswith("prices@v")
+    assert after.objective == before.objective
+    evidence = {"router_price_forecast_evidence": "enough"}
+    assert running["router_price_forecast_evidence", tuple(evidence.items())] == 1
+
+
+def _cold_chicago(
+    scenario: Scenario, tmp_path: Path, settings: PriceSettings
+) -> tuple[router_pb2.Plan, router_pb2.Plan, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    """A fresh server plans :data:`CHICAGO`, routes three copies, and plans it again.
+
+    The second plan comes after a refresh has seen the three orders (and published prices
+    from them, if it does); returned with the metrics then.
+    """
+    chicago = next(o for o in scenario.orders if o.order_id == CHICAGO)
+    settings = replace(settings, min_gap_s=0.0)
     url = f"sqlite://{tmp_path / 'ledger.db'}"
-    with live(sample_priced, None, prices=settings, ledger_url=url) as running:
+    with live(scenario, None, prices=settings, ledger_url=url) as running:
         before = running.plan(chicago)
         assert [s.node_id for s in before.shipments] == ["DC-03"]
         for i in range(3):
@@ -589,7 +632,103 @@ def test_a_cold_service_does_not_move_orders_on_a_few_orders_of_evidence(
             )
 
         eventually(refreshed_on_three_orders, "a refresh that saw the three orders")
-        after = running.plan(chicago)
-    assert [s.node_id for s in after.shipments] == ["DC-03"], "moved on 3 orders of evidence"
-    assert after.price_version == ""
-    assert after.objective == before.objective
+        return before, running.plan(chicago), running.metrics()
+
+
+def test_the_service_says_why_it_does_not_price_yet(small_scenario: Scenario) -> None:
+    """Short of evidence no price is computed; the evidence metric names what is missing.
+
+    Rule: 2 orders over 1 h. Before any order: too_few_orders; two routed orders a moment
+    after start-up: too_few_hours. Plans name no prices and the LP is never called.
+    """
+    pricer = Pricer()
+    settings = replace(
+        AT_ONCE, refresh_interval_s=0.1, forecast_min_orders=2, forecast_min_hours=1.0
+    )
+
+    def evidence(running: Live, state: str) -> bool:
+        return (
+            running.metric("router_price_forecast_evidence", router_price_forecast_evidence=state)
+            == 1
+        )
+
+    with live(priced(small_scenario), pricer, prices=settings) as running:
+        assert running.plan().price_version == ""
+        eventually(lambda: running.metric("router_price_forecast_hours") > 0, "an attempt")
+        assert evidence(running, "too_few_orders")
+        for i in range(2):
+            request = router_pb2.RouteOrderRequest(
+                request_id=f"r{i}", order=order_to_proto(order(("A", 1), order_id=f"o{i}"))
+            )
+            assert running.routing.RouteOrder(request, timeout=30).plan.price_version == ""
+        eventually(lambda: evidence(running, "too_few_hours"), "too_few_hours")
+        assert running.metric("router_price_forecast_orders") == 2
+        assert running.plan().price_version == ""
+        assert pricer.calls == []
+        assert running.metric("router_price_version") == 0
+
+
+def test_prices_follow_as_soon_as_the_window_has_enough_evidence(
+    small_scenario: Scenario,
+) -> None:
+    """The order that completes the evidence starts a refresh (forecast_change) at once.
+
+    Rule: 2 orders, no hours. After o1 nothing is priced; o2 makes prices@v1 without
+    waiting for the interval, from the two orders shrunk toward zero demand over 6 h:
+    A 3 units and B 1, seconds after start-up, are 24 × 3 / (≈0 + 6) ≈ 12 and ≈ 4 over the
+    24 h horizon (not 72 and 24).
+    """
+    pricer = Pricer()
+    settings = replace(AT_ONCE, forecast_min_orders=2)
+    with live(priced(small_scenario), pricer, prices=settings) as running:
+        assert running.plan().price_version == ""
+        routed = [order(("A", 2), ("B", 1), order_id="o1"), order(("A", 1), order_id="o2")]
+        for i, the_order in enumerate(routed):
+            request = router_pb2.RouteOrderRequest(
+                request_id=f"r{i}", order=order_to_proto(the_order)
+            )
+            running.routing.RouteOrder(request, timeout=30)
+            if i == 0:
+                time.sleep(0.2)
+                assert running.plan().price_version == "" and pricer.calls == []
+        eventually(lambda: running.plan().price_version == "prices@v1", "prices@v1")
+        assert running.metric("router_price_refreshes_total", trigger="forecast_change") == 1
+        _, forecast, _ = pricer.calls[-1]
+        units = {(d.region, d.sku): d.units for d in forecast.demand}
+        assert units == pytest.approx({("US", "A"): 12.0, ("US", "B"): 4.0}, rel=0.01)
+        assert forecast.source.startswith("recent orders (2 orders over ")
+
+
+def test_prices_are_withdrawn_when_the_window_loses_its_evidence(
+    small_scenario: Scenario,
+) -> None:
+    """Once the window's orders age out, the next refresh withdraws the prices.
+
+    Rule: 1 order, a window of 2 seconds. o1 makes prices@v1; 2.5 s later a feed snapshot
+    refreshes with an empty window: plans name no prices again, router_price_version is 0
+    and the evidence metric says too_few_orders. Versions are not reused: o2 brings v2.
+    """
+    pricer = Pricer()
+    settings = replace(AT_ONCE, forecast_min_orders=1, forecast_window_hours=2 / 3600)
+    with live(priced(small_scenario), pricer, prices=settings) as running:
+        running.plan()
+        request = router_pb2.RouteOrderRequest(
+            request_id="r1", order=order_to_proto(order(("A", 1), order_id="o1"))
+        )
+        running.routing.RouteOrder(request, timeout=30)
+        eventually(lambda: running.plan().price_version == "prices@v1", "prices@v1")
+        time.sleep(2.5)
+        running.snapshot(1)
+        eventually(lambda: running.plan().price_version == "", "the prices withdrawn")
+        assert running.metric("router_price_version") == 0
+        assert (
+            running.metric(
+                "router_price_forecast_evidence", router_price_forecast_evidence="too_few_orders"
+            )
+            == 1
+        )
+        request = router_pb2.RouteOrderRequest(
+            request_id="r2", order=order_to_proto(order(("A", 1), order_id="o2"))
+        )
+        running.routing.RouteOrder(request, timeout=30)
+        eventually(lambda: running.plan().price_version == "prices@v2", "prices@v2")
