@@ -135,10 +135,11 @@ class Forecast:
         if prior is not None and prior_hours > 0:
             prior_scale = prior_hours / exposure * horizon_hours / prior.horizon_hours
             expected = (replace(d, units=d.units * prior_scale) for d in prior.demand)
-        label = source or f"recent orders ({len(orders)} orders over {window_hours:.3g} h)"
-        if prior_hours > 0 and not source:
+        shrunk = ""
+        if prior_hours > 0:
             towards = "zero demand" if prior is None else prior.source
-            label = f"{label[:-1]}, shrunk toward {towards} worth {prior_hours:g} h)"
+            shrunk = f", shrunk toward {towards} worth {prior_hours:g} h"
+        label = source or f"recent orders ({len(orders)} orders over {window_hours:.3g} h{shrunk})"
         return Forecast(_merged(itertools.chain(observed, expected)), horizon_hours, label)
 
     @staticmethod
@@ -198,15 +199,11 @@ class Evidence(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Waiting:
-    """No forecast yet: what the evidence lacks, and how much there is."""
+    """No forecast yet: the evidence that is short, and a reason naming how short."""
 
     evidence: Evidence
-    orders: int
-    """Orders in the window."""
-    hours: float
-    """Hours the window's orders were gathered over."""
     reason: str
-    """What is missing, for logs: ``3 of 100 orders``."""
+    """For logs: ``3 of 100 orders``, ``orders over 0.25 of 1 h``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,12 +260,9 @@ class ForecastRule:
         """
         evidence = self.evidence(len(orders), hours)
         if evidence is Evidence.TOO_FEW_ORDERS:
-            return Waiting(
-                evidence, len(orders), hours, f"{len(orders)} of {self.min_orders} orders"
-            )
+            return Waiting(evidence, f"{len(orders)} of {self.min_orders} orders")
         if evidence is Evidence.TOO_FEW_HOURS:
-            reason = f"orders over {hours:.2g} of {self.min_hours:g} h"
-            return Waiting(evidence, len(orders), hours, reason)
+            return Waiting(evidence, f"orders over {hours:.2g} of {self.min_hours:g} h")
         return Forecast.from_orders(
             orders,
             window_hours=hours,

@@ -151,9 +151,9 @@ def test_the_forecast_rule_waits_for_orders_then_hours_and_says_why():
     """
     rule = ForecastRule(min_orders=2, min_hours=1.0, prior_hours=6.0)
     few = rule.forecast(CALIFORNIA[:1], hours=3.0, horizon_hours=24.0)
-    assert few == Waiting(Evidence.TOO_FEW_ORDERS, 1, 3.0, "1 of 2 orders")
+    assert few == Waiting(Evidence.TOO_FEW_ORDERS, "1 of 2 orders")
     short = rule.forecast(CALIFORNIA, hours=0.5, horizon_hours=24.0)
-    assert short == Waiting(Evidence.TOO_FEW_HOURS, 2, 0.5, "orders over 0.5 of 1 h")
+    assert short == Waiting(Evidence.TOO_FEW_HOURS, "orders over 0.5 of 1 h")
     enough = rule.forecast(CALIFORNIA, hours=2.0, horizon_hours=24.0)
     assert enough == Forecast.from_orders(
         CALIFORNIA, window_hours=2.0, horizon_hours=24.0, prior_hours=6.0
