@@ -577,14 +577,15 @@ def test_a_cold_service_does_not_move_orders_on_a_few_orders_of_evidence(
     no prices are made from three orders: the order stays at DC-03, its plan names no
     prices, and the metrics say why (too few orders).
     """
-    chicago = _cold_chicago(sample_priced, tmp_path, PriceSettings(refresh_interval_s=0.3))
-    before, after, running = chicago
+    before, after, metrics = _cold_chicago(
+        sample_priced, tmp_path, PriceSettings(refresh_interval_s=0.3)
+    )
     assert [s.node_id for s in after.shipments] == ["DC-03"], "moved on 3 orders of evidence"
     assert after.price_version == ""
     assert after.objective == before.objective
     evidence = {"router_price_forecast_evidence": "too_few_orders"}
-    assert running["router_price_forecast_evidence", tuple(evidence.items())] == 1
-    assert running["router_price_version", ()] == 0
+    assert metrics["router_price_forecast_evidence", tuple(evidence.items())] == 1
+    assert metrics["router_price_version", ()] == 0
 
 
 def test_admitted_thin_evidence_is_shrunk_and_still_does_not_move_the_order(
@@ -598,21 +599,22 @@ def test_admitted_thin_evidence_is_shrunk_and_still_does_not_move_the_order(
     stays, at the same cost.
     """
     settings = PriceSettings(refresh_interval_s=0.3, forecast_min_orders=3, forecast_min_hours=0.0)
-    before, after, running = _cold_chicago(sample_priced, tmp_path, settings)
+    before, after, metrics = _cold_chicago(sample_priced, tmp_path, settings, prices=True)
     assert [s.node_id for s in after.shipments] == ["DC-03"]
     assert after.price_version.startswith("prices@v")
     assert after.objective == before.objective
     evidence = {"router_price_forecast_evidence": "enough"}
-    assert running["router_price_forecast_evidence", tuple(evidence.items())] == 1
+    assert metrics["router_price_forecast_evidence", tuple(evidence.items())] == 1
 
 
 def _cold_chicago(
-    scenario: Scenario, tmp_path: Path, settings: PriceSettings
+    scenario: Scenario, tmp_path: Path, settings: PriceSettings, *, prices: bool = False
 ) -> tuple[router_pb2.Plan, router_pb2.Plan, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
     """A fresh server plans :data:`CHICAGO`, routes three copies, and plans it again.
 
-    The second plan comes after a refresh has seen the three orders (and published prices
-    from them, if it does); returned with the metrics then.
+    The second plan comes after a refresh has seen the three orders: with ``prices``,
+    once prices made from them are published; else once a refresh has counted them.
+    Returned with the metrics then.
     """
     chicago = next(o for o in scenario.orders if o.order_id == CHICAGO)
     settings = replace(settings, min_gap_s=0.0)
@@ -627,6 +629,8 @@ def _cold_chicago(
 
         def refreshed_on_three_orders() -> bool:
             current = running.server.prices.current
+            if prices:
+                return current is not None and "(3 orders" in current.source
             return running.metric("router_price_forecast_orders") == 3 and (
                 current is None or "(3 orders" in current.source
             )
@@ -704,12 +708,12 @@ def test_prices_are_withdrawn_when_the_window_loses_its_evidence(
 ) -> None:
     """Once the window's orders age out, the next refresh withdraws the prices.
 
-    Rule: 1 order, a window of 2 seconds. o1 makes prices@v1; 2.5 s later a feed snapshot
+    Rule: 1 order, a window of 3 seconds. o1 makes prices@v1; 3.5 s later a feed snapshot
     refreshes with an empty window: plans name no prices again, router_price_version is 0
     and the evidence metric says too_few_orders. Versions are not reused: o2 brings v2.
     """
     pricer = Pricer()
-    settings = replace(AT_ONCE, forecast_min_orders=1, forecast_window_hours=2 / 3600)
+    settings = replace(AT_ONCE, forecast_min_orders=1, forecast_window_hours=3 / 3600)
     with live(priced(small_scenario), pricer, prices=settings) as running:
         running.plan()
         request = router_pb2.RouteOrderRequest(
@@ -717,7 +721,7 @@ def test_prices_are_withdrawn_when_the_window_loses_its_evidence(
         )
         running.routing.RouteOrder(request, timeout=30)
         eventually(lambda: running.plan().price_version == "prices@v1", "prices@v1")
-        time.sleep(2.5)
+        time.sleep(3.5)
         running.snapshot(1)
         eventually(lambda: running.plan().price_version == "", "the prices withdrawn")
         assert running.metric("router_price_version") == 0
