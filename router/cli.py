@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from tqdm import tqdm
 
 from models.errors import FieldViolation, InvalidArgumentError, Violations
+from models.lookahead import MAX_PRICE_RATIO, ForecastRule
 from models.scenario import Scenario
 from router.engine import route_order
 from router.engine.solve import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
@@ -54,6 +55,10 @@ def _serve(args: argparse.Namespace) -> int:
         stock_change_fraction=args.price_stock_change,
         forecast_window_hours=args.forecast_window_hours,
         forecast_horizon_hours=args.forecast_horizon_hours,
+        forecast_min_orders=args.forecast_min_orders,
+        forecast_min_hours=args.forecast_min_hours,
+        forecast_prior_hours=args.forecast_prior_hours,
+        max_price_ratio=args.max_price_ratio,
     )
     bad_flags = prices.check()
     if not 0 <= args.metrics_port <= 65535:
@@ -657,6 +662,37 @@ def parser() -> argparse.ArgumentParser:
         default=24.0,
         metavar="HOURS",
         help="demand is expected over the next HOURS (default: %(default)s)",
+    )
+    rule = ForecastRule()
+    lookahead.add_argument(
+        "--forecast-min-orders",
+        type=int,
+        default=rule.min_orders,
+        metavar="N",
+        help="no prices from routed orders until the window holds N orders (default: %(default)s)",
+    )
+    lookahead.add_argument(
+        "--forecast-min-hours",
+        type=float,
+        default=rule.min_hours,
+        metavar="HOURS",
+        help="and gathered over at least HOURS (default: %(default)s)",
+    )
+    lookahead.add_argument(
+        "--forecast-prior-hours",
+        type=float,
+        default=rule.prior_hours,
+        metavar="HOURS",
+        help="shrink the routed orders' rates toward zero demand with the weight of HOURS of "
+        "orders (default: %(default)s)",
+    )
+    lookahead.add_argument(
+        "--max-price-ratio",
+        type=float,
+        default=MAX_PRICE_RATIO,
+        metavar="RATIO",
+        help="a unit's price is at most RATIO times its own cost to its nearest forecast "
+        "demand; inf: no bound (default: %(default)s)",
     )
     serve.add_argument(
         "--metrics-port",
