@@ -19,6 +19,7 @@ from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
 
 TINY = Path(__file__).parent / "data" / "tiny"
 ROUTER = Path(sys.executable).parent / "router"
+FULL = ("--explain-level", "full")
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +33,9 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def plans(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    """``router plan --explain`` output for every order of the sample."""
+    """``router plan --explain-level full`` output for every order of the sample."""
     out = tmp_path_factory.mktemp("plans") / "plans.jsonl"
-    assert main(["plan", "--scenario", str(sample_dir), "--explain", "--out", str(out)]) == 0
+    assert main(["plan", "--scenario", str(sample_dir), *FULL, "--out", str(out)]) == 0
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -121,7 +122,7 @@ def test_explained_model_resolves_to_the_same_optimum_with_highs(plans: list[dic
 def test_plan_is_deterministic(sample_dir: Path, tmp_path: Path, plans: list[dict]):
     """Planning the same file twice gives the same plans (solve times aside)."""
     out = tmp_path / "again.jsonl"
-    assert main(["plan", "--scenario", str(sample_dir), "--explain", "--out", str(out)]) == 0
+    assert main(["plan", "--scenario", str(sample_dir), *FULL, "--out", str(out)]) == 0
     again = [json.loads(line) for line in out.read_text().splitlines()]
     for first, second in zip(plans, again, strict=True):
         first.pop("solve_time", None), second.pop("solve_time", None)
@@ -158,7 +159,7 @@ def test_rules_file_applies_to_the_built_in_sample(tmp_path: Path):
 
 
 def test_explain_adds_the_runner_up(plans: list[dict]):
-    """``--explain`` alone adds the runner-up: one alternative, never cheaper than the plan.
+    """An explanation alone adds the runner-up: one alternative, never cheaper than the plan.
 
     Every optimal plan of the sample has one (its orders allow backordering, always another
     plan); no counterfactuals are computed.
@@ -378,8 +379,10 @@ def test_rules_test_exits_1_when_a_golden_case_fails(tmp_path: Path, capsys):
 def test_rules_drive_prints_the_plan_and_every_trial(tmp_path: Path, capsys):
     """A drive prints the plan, the strategy and step, and each strategy's trial.
 
-    With --stock the given stock replaces the scenario's; a bad order exits 2 naming its
-    fields as the RPC does (``order.lines[0].sku``).
+    --explain adds the summary (the nearest excluded node per reason, no full model);
+    --explain-level full adds every candidate and exclusion. With --stock the given stock
+    replaces the scenario's; a bad order exits 2 naming its fields as the RPC does
+    (``order.lines[0].sku``).
     """
     unreachable = _write(tmp_path, "unreachable.yaml", UNREACHABLE)
     order = _write(tmp_path, "order.json", json.dumps(ORDER))
@@ -388,11 +391,16 @@ def test_rules_drive_prints_the_plan_and_every_trial(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "rules tiny@draft, strategy all step primary" in out
     assert "  all: APPLIED" in out and "  never: NOT_REACHED" in out
-    assert "ship from DC-EAST" in out and "excluded:" in out
+    assert "ship from DC-EAST" in out and "  chosen DC-EAST: shipment cost" in out
+    assert "excluded NO_AVAILABLE_STOCK: 1, nearest:\n    ST-CHI (1144 km)" in out
+    assert "candidates:" not in out
+    assert main([*args, *FULL]) == 0
+    out = capsys.readouterr().out
+    assert "candidates:\n  DC-EAST: shipment cost" in out and "excluded:\n  ST-CHI" in out
     stock = _write(tmp_path, "stock.csv", "node_id,sku,on_hand\nDC-WEST,SKU-1,9\n")
     assert main([*args, "--stock", str(stock)]) == 0
     out = capsys.readouterr().out
-    assert "ship from DC-WEST" in out and "excluded:" not in out
+    assert "ship from DC-WEST" in out and "explanation:" not in out
     bad = _write(tmp_path, "bad.json", json.dumps({**ORDER, "lines": [{"line_id": "1"}]}))
     assert main(["rules", "drive", str(unreachable), "--order", str(bad), "--scenario", str(TINY)])
     err = capsys.readouterr().err

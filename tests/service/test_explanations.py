@@ -111,7 +111,9 @@ def test_counterfactual_of_an_excluded_node_is_infeasible_with_the_reason(
     explain.excluded reports for the node.
     """
     request = router_pb2.PlanOrderRequest(
-        order=order_to_proto(order(("A", 1))), explain=True, counterfactual_node_ids=["east"]
+        order=order_to_proto(order(("A", 1))),
+        explain_level=router_pb2.EXPLAIN_LEVEL_FULL,
+        counterfactual_node_ids=["east"],
     )
     plan = server.routing.PlanOrder(request, timeout=30).plan
 
