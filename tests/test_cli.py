@@ -221,6 +221,23 @@ def test_plan_without_flags_has_empty_explanation_lists(tmp_path: Path):
         assert plan["alternatives"] == [] and plan["counterfactuals"] == []
 
 
+def test_plan_explain_is_the_summary_and_full_adds_the_model(tmp_path: Path):
+    """``--explain`` writes the summary only; ``--explain-level full`` adds model and exclusions.
+
+    The summary names each shipping node's terms; on these 3 orders it is the shorter line.
+    (``excluded`` prints as ``[]`` below full: the JSON keeps empty repeated fields.)
+    """
+    summaries = _plan_tiny(tmp_path, "--explain")
+    full = _plan_tiny(tmp_path, *FULL)
+    for short, long in zip(summaries, full, strict=True):
+        assert "model" not in short["explain"] and short["explain"]["excluded"] == []
+        assert {"summary", "model", "excluded"} <= set(long["explain"])
+        assert short["explain"]["summary"] == long["explain"]["summary"]
+        chosen = [c["node_id"] for c in short["explain"]["summary"]["chosen"]]
+        assert chosen == [s["node_id"] for s in short["shipments"]]
+        assert len(json.dumps(short)) < len(json.dumps(long))
+
+
 def test_bad_plan_flags_exit_2_naming_the_flags(tmp_path: Path, capsys):
     """A bad ``--top-k`` or ``--counterfactual`` exits 2, each named by its flag.
 
@@ -513,3 +530,28 @@ def test_serve_with_rules_that_fail_lint_exits_1_listing_each_error(tmp_path: Pa
 
     with open_ledger(url) as ledger:
         assert ledger.rule_versions() == ()
+
+
+@pytest.mark.timeout(120)
+def test_route_reserves_only_what_it_accepts_on_a_server(served_tiny: str, tmp_path: Path, capsys):
+    """``router route`` against a real server: a plan cut short exits 3 and holds nothing.
+
+    120 units of SKU-1 solved for 1 ns: DC-EAST's FEASIBLE one-node plan. Proven plans only
+    (the default): CUT_SHORT, exit 3; retried under the same request id with ``--accept
+    any``: reserved, exit 0. A ``--max-gap`` without ``--accept within_gap`` exits 2
+    naming ``max_gap``.
+    """
+    raw = json.loads((TINY / "orders.jsonl").read_text().splitlines()[0])
+    raw.pop("deliver_by")
+    raw["lines"] = [{"line_id": "1", "sku": "SKU-1", "quantity": 120}]
+    order = _write(tmp_path, "order.json", json.dumps(raw))
+    args = ["route", "--order", str(order), "--target", served_tiny, "--time-limit", "1e-9"]
+    assert main([*args, "--request-id", "r1"]) == 3
+    out = capsys.readouterr().out
+    assert out.startswith("CUT_SHORT after 1 attempt(s): not reserved") and "reservation" not in out
+    assert main([*args, "--request-id", "r1", "--accept", "any", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("RESERVED after 1 attempt(s)\nreservation R-")
+    assert "ship from DC-EAST" in out and "  chosen DC-EAST" in out
+    assert main([*args, "--request-id", "r2", "--max-gap", "0.1"]) == 2
+    assert "max_gap" in capsys.readouterr().err
