@@ -100,3 +100,15 @@ def test_rules_benchmark_smoke_runs_every_variant(capsys):
     assert rules.main(["--orders", "5", "--smoke"]) == 0
     table = capsys.readouterr().out
     assert "| example |" in table and "p50 / bare" in table
+
+
+def test_explain_size_benchmark_smoke_runs_every_level(capsys):
+    """The explanation-size benchmark measures every level; a summary is smaller than full."""
+    from benchmarks import explain_size
+
+    rows = explain_size.measure([2], smoke=True)
+    assert [row["level"] for row in rows] == ["none", "summary", "full"]
+    none, summary, full = (int(str(row["json_bytes"])) for row in rows)
+    assert none < summary < full
+    assert explain_size.main(["--lines", "2", "--smoke"]) == 0
+    assert "| summary |" in capsys.readouterr().out
