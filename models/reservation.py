@@ -93,7 +93,7 @@ class RouteOutcome(StrEnum):
     held and nothing stored, so a retry plans again."""
 
 
-PROVEN = frozenset({SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.REJECTED})
+FINAL = frozenset({SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.REJECTED})
 """Statuses of answers no retry can improve on: a solve cut short is FEASIBLE or NO_SOLUTION."""
 
 
@@ -115,7 +115,7 @@ def route_decision(plan: Plan, accept: PlanAcceptance, max_gap: float = 0.0) -> 
     """
     retry = "retry with a longer time_limit or deadline"
     if not plan.shipments:
-        if plan.status in PROVEN:
+        if plan.status in FINAL:
             return RouteDecision(RouteOutcome.NOTHING_TO_RESERVE, "")
         return RouteDecision(
             RouteOutcome.CUT_SHORT,

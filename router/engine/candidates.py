@@ -122,8 +122,8 @@ def build_model(
     fail(~holding, _NO_STOCK)
     fail(np.count_nonzero(available, axis=1) == 0, _HELD_BACK)
 
-    # The last three checks, on the nodes left; ``detailed`` holds the details that depend
-    # on the order (the others are shared per node, see NetworkArrays).
+    # The last three checks, on the nodes left; ``detailed`` holds the details of the
+    # exclusions they make (the others are made in ``describe`` below).
     detailed: dict[int, str] = {}
 
     def exclude(row: int, code: int, detail: str) -> None:

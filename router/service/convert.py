@@ -139,14 +139,14 @@ def route_order_args_from_proto(
     elif max_gap != 0.0:
         v.add("max_gap", f"is read only with accept PLAN_ACCEPTANCE_WITHIN_GAP, got {max_gap}")
     v.raise_if_any()
-    assert order is not None and ttl_s is not None
+    assert order is not None and ttl_s is not None and accept is not None
     return RouteOrderArgs(
         request_id=request.request_id,
         order=order,
         explain=explain,
         ttl_s=ttl_s,
         time_limit_s=time_limit_s,
-        accept=accept or PlanAcceptance.PROVEN,
+        accept=accept,
         max_gap=max_gap,
     )
 
