@@ -87,13 +87,13 @@ REGISTRY: dict[str, ScenarioSpec] = {
             "them, orders of 1, 5, 20 or 50 lines, 10% ship complete, 15% at most 2–5 "
             "shipments, 15% no partial fulfilment",
             lambda seed: dense_scenario(seed, n_nodes=400),
-            lambda seed: dense_scenario(seed, n_nodes=30, n_skus=60, n_orders=10),
+            lambda seed: dense_scenario(seed, n_nodes=30, n_skus=60, n_orders=10, lines=(1, 5, 20)),
         ),
         ScenarioSpec(
             "dense-3000",
             "the dense family at retail scale: 3,000 nodes, every SKU at 30–60% of them",
             lambda seed: dense_scenario(seed, n_nodes=3000),
-            lambda seed: dense_scenario(seed, n_nodes=60, n_skus=60, n_orders=10),
+            lambda seed: dense_scenario(seed, n_nodes=60, n_skus=60, n_orders=10, lines=(1, 5, 20)),
         ),
     )
 }

@@ -27,6 +27,17 @@ class SolveStatus(StrEnum):
     ships and the plan's detail gives the reason."""
 
 
+class ExplainLevel(StrEnum):
+    """How much of a plan's explanation an answer carries (docs/cost-model.md, Explanations)."""
+
+    NONE = "NONE"
+    """No explanation."""
+    SUMMARY = "SUMMARY"
+    """The part a person reads: an :class:`ExplanationSummary` (and the runner-up)."""
+    FULL = "FULL"
+    """The summary, the whole :class:`ExplainedModel` and every :class:`Exclusion`."""
+
+
 class ExclusionReason(StrEnum):
     """Why a node is not a candidate for an order."""
 
@@ -84,11 +95,16 @@ class StrategyTrial:
 
 @dataclass(frozen=True, slots=True)
 class Exclusion:
-    """A node left out of an order's model, and why."""
+    """A node left out of an order's model, and why.
+
+    ``distance_km`` is the great-circle distance to the destination (the pickup node for a
+    pickup order), which ranks exclusions in an :class:`ExplanationSummary`.
+    """
 
     node_id: str
     reason: ExclusionReason
     detail: str
+    distance_km: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +329,39 @@ class Plan:
     def bound_amount(self) -> float | None:
         """The best bound in currency units."""
         return None if self.bound is None else from_units(self.bound)
+
+
+@dataclass(frozen=True, slots=True)
+class ExclusionGroup:
+    """The nodes left out of an order's model for one reason: how many, and the nearest."""
+
+    reason: ExclusionReason
+    count: int
+    nearest: tuple[Exclusion, ...]
+    """The few nodes nearest the destination, nearest first (ties by node id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExplanationSummary:
+    """The part of a plan's explanation a person reads; its size does not grow with the network.
+
+    ``chosen`` are the terms of the nodes the plan ships from (in shipment order),
+    ``runner_up`` those of the nodes the runner-up (``plan.alternatives[0]``) ships from
+    and the plan does not, and ``runner_up_delta`` the runner-up's objective over the
+    plan's (solver units; ``None`` without a runner-up or a plan). ``excluded`` has one
+    group per reason that occurs, in :class:`ExclusionReason` order. ``lines`` and
+    ``split_penalty`` are the model's, so that the plan's objective can be checked from
+    the summary alone.
+    """
+
+    candidate_count: int
+    excluded_count: int
+    split_penalty: int
+    lines: tuple[LineTerms, ...]
+    chosen: tuple[CandidateTerms, ...]
+    runner_up: tuple[CandidateTerms, ...]
+    runner_up_delta: int | None
+    excluded: tuple[ExclusionGroup, ...]
 
 
 def _gap(status: SolveStatus, objective: int | None, bound: int | None) -> float:

@@ -28,7 +28,6 @@ from numpy.typing import NDArray
 from models.lookahead import StockPrices
 from models.money import to_units
 from models.network import Network, Node, NodeType, RateBand, Stock
-from models.plan import Exclusion, ExclusionReason
 from models.rules import Policy
 from router.engine.dates import NodeClocks
 
@@ -95,8 +94,7 @@ class NetworkArrays:
     """A network's nodes as arrays, row ``k`` being the ``k``-th node in node id order.
 
     Money is in solver units. ``capacity`` is -1 where a node has no daily capacity.
-    ``type_index[k]`` indexes ``types``. ``fixed_exclusions`` holds, for the reasons whose
-    detail depends on the node alone, each node's exclusion (shared: they are immutable).
+    ``type_index[k]`` indexes ``types``.
     """
 
     nodes: tuple[Node, ...]
@@ -115,7 +113,6 @@ class NetworkArrays:
     priority: NDArray[np.int64]
     country: NDArray[np.str_]
     services: Mapping[str, ServiceBands]
-    fixed_exclusions: Mapping[ExclusionReason, tuple[Exclusion, ...]]
 
     @staticmethod
     def of(network: Network) -> NetworkArrays:
@@ -123,9 +120,6 @@ class NetworkArrays:
         nodes = tuple(sorted(network.nodes, key=lambda n: n.node_id))
         types = tuple(dict.fromkeys(n.type for n in nodes))
         type_position = {t: i for i, t in enumerate(types)}
-
-        def fixed(reason: ExclusionReason, detail: str) -> tuple[Exclusion, ...]:
-            return tuple(Exclusion(n.node_id, reason, detail.format(node=n)) for n in nodes)
 
         return NetworkArrays(
             nodes=nodes,
@@ -155,14 +149,6 @@ class NetworkArrays:
             priority=np.array([n.priority for n in nodes], dtype=np.int64),
             country=np.array([n.country for n in nodes], dtype=np.str_),
             services={s: ServiceBands.of(b) for s, b in network.rates.bands.items()},
-            fixed_exclusions={
-                ExclusionReason.DOES_NOT_SHIP: fixed(
-                    ExclusionReason.DOES_NOT_SHIP, "node does not ship parcels"
-                ),
-                ExclusionReason.NO_AVAILABLE_STOCK: fixed(
-                    ExclusionReason.NO_AVAILABLE_STOCK, "no available unit of any line"
-                ),
-            },
         )
 
 

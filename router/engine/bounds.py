@@ -156,32 +156,31 @@ def ascend(
     free = k if forced is None else k - 1
     size = min(n, max(ASCENT_ACTIVE, 8 * k))
 
-    def reduced_of(rows: Int | slice, v: Float) -> Float:
-        gain: Float = (np.maximum(v[None, :] - unit[rows], 0.0) * available[rows]).sum(axis=1)
-        return shipment[rows] - gain
-
     v = start.copy()
     best_value, best = -np.inf, v.copy()
     step, stalled = 1.0, 0
-    active = np.arange(n)
     for it in range(iterations):
         if it % ASCENT_REFRESH == 0:
             if stop.is_set():
                 break
-            every = reduced_of(slice(None), v)
+            every = shipment - (np.maximum(v[None, :] - unit, 0.0) * available).sum(axis=1)
             if forced is not None:
                 every[forced] = -np.inf  # always active and always chosen
             active = np.argpartition(every, size - 1)[:size] if size < n else np.arange(n)
-        reduced = reduced_of(active, v)
-        picked = active[np.argpartition(reduced, free - 1)[:free]] if free > 0 else active[:0]
-        if forced is not None:
-            picked = np.append(picked[picked != forced], forced)
-        value = (
-            split
-            + float((v * q).sum())
-            + float((np.where(partial, np.minimum(0, b - v), 0) * q).sum())
-        )
-        value += float(reduced_of(picked, v).sum())
+            unit_a, available_a, shipment_a = unit[active], available[active], shipment[active]
+            forced_at = None if forced is None else int(np.flatnonzero(active == forced)[0])
+        above = v[None, :] > unit_a
+        gain = np.where(above, (v[None, :] - unit_a) * available_a, 0.0)
+        reduced = shipment_a - gain.sum(axis=1)
+        if forced_at is None:
+            picked = np.argpartition(reduced, free - 1)[:free]
+        else:
+            reduced_f, reduced[forced_at] = reduced[forced_at], np.inf
+            picked = np.argpartition(reduced, free - 1)[:free] if free else np.zeros(0, int)
+            reduced[forced_at] = reduced_f
+            picked = np.append(picked, forced_at)
+        backordered = partial & (v > b)
+        value = split + float(np.where(backordered, b, v) @ q) + float(reduced[picked].sum())
         if value > best_value + 1e-9:
             best_value, best, stalled = value, v.copy(), 0
             if value > target:
@@ -192,9 +191,8 @@ def ascend(
                 step, stalled = step / 2, 0
                 if step < 1e-4:
                     break
-        grad = q - np.where(partial & (v > b), q, 0.0)
-        grad -= (available[picked] * (v[None, :] > unit[picked])).sum(axis=0)
-        norm = float((grad * grad).sum())
+        grad = np.where(backordered, 0.0, q) - (available_a[picked] * above[picked]).sum(axis=0)
+        norm = float(grad @ grad)
         if norm == 0.0:
             break
         v = v + step * (target - value) / norm * grad

@@ -122,13 +122,13 @@ def build_model(
     fail(~holding, _NO_STOCK)
     fail(np.count_nonzero(available, axis=1) == 0, _HELD_BACK)
 
-    # The last three checks, on the nodes left; ``detailed`` holds exclusions whose detail
-    # depends on the order (the others are shared per node, see NetworkArrays).
-    detailed: dict[int, Exclusion] = {}
+    # The last three checks, on the nodes left; ``detailed`` holds the details of the
+    # exclusions they make (the others are made in ``describe`` below).
+    detailed: dict[int, str] = {}
 
     def exclude(row: int, code: int, detail: str) -> None:
         reason[row] = code
-        detailed[row] = Exclusion(ids[row], _REASONS[code], detail)
+        detailed[row] = detail
 
     rows = np.flatnonzero(reason == 0)
     band = service.band_of(distances[rows])
@@ -175,35 +175,33 @@ def build_model(
         delivered=delivered[keep],
         late=late[keep],
     )
-    fixed = arrays.fixed_exclusions
     out = np.flatnonzero(reason)
 
-    def describe(row: int, code: int) -> Exclusion:
-        """The exclusion of ``row``; details other than the stored ones are made here."""
+    def describe(row: int, code: int) -> str:
+        """The detail of ``row``'s exclusion, the stored one or one made here."""
         if code == _DOES_NOT_SHIP:
-            return fixed[ExclusionReason.DOES_NOT_SHIP][row]
+            return "node does not ship parcels"
         if code == _NO_STOCK:
-            return fixed[ExclusionReason.NO_AVAILABLE_STOCK][row]
+            return "no available unit of any line"
         if code == _NODE_FILTER:
             assert nodes_kept is not None
-            return Exclusion(ids[row], _REASONS[code], nodes_kept.detail(row))
+            return nodes_kept.detail(row)
         if code == _OTHER_COUNTRY:
-            detail = f"filters.same_country: in {arrays.country[row]}, not {order.ship_to.country}"
-            return Exclusion(ids[row], _REASONS[code], detail)
+            return f"filters.same_country: in {arrays.country[row]}, not {order.ship_to.country}"
         if code == _BEYOND_RADIUS:
-            radius = policy.max_distance_km
-            detail = (
-                f"filters.max_distance_km: {float(distances[row]):.1f} km is beyond {radius:g} km"
-            )
-            return Exclusion(ids[row], _REASONS[code], detail)
+            km, radius = float(distances[row]), policy.max_distance_km
+            return f"filters.max_distance_km: {km:.1f} km is beyond {radius:g} km"
         if code == _HELD_BACK:
-            return Exclusion(ids[row], _REASONS[code], held_back(row))
+            return held_back(row)
         return detailed[row]
 
     def excluded() -> tuple[Exclusion, ...]:
+        """Every node left out, with its reason, detail and distance to the destination."""
         return tuple(
-            describe(row, code)
-            for row, code in zip(out.tolist(), reason[out].tolist(), strict=True)
+            Exclusion(ids[row], _REASONS[code], describe(row, code), km)
+            for row, code, km in zip(
+                out.tolist(), reason[out].tolist(), distances[out].tolist(), strict=True
+            )
         )
 
     backorder = money_units(policy.backorder_cost_per_unit)

@@ -42,6 +42,8 @@ models go to CP-SAT (:mod:`router.engine.cpsat`).
 from __future__ import annotations
 
 import heapq
+import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -83,6 +85,9 @@ BUILD_CHUNK = 100_000
 
 EVALUATE_CHUNK = 2_048
 """Node sets evaluated at once (the threshold is updated between chunks)."""
+
+PROBE_SETS = 1_000
+"""Sets a crowded level tries at once among its nodes of least reduced cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,9 +312,15 @@ class _Search:
         return picked
 
     def _levels(self, fill: Int) -> list[_Level]:
-        """Each level's bound from two shipments on, or none for levels the bounds rule out."""
+        """Each level's bound from two shipments on, or none for levels the bounds rule out.
+
+        A crowded level gets the Lagrangian bound, and the sets of its nodes of least
+        reduced cost are tried at once (they are the likeliest plans: this is how the
+        relaxation guides the incumbent). Once every level is bounded, the Lagrangian
+        bounds found while the incumbent was worse are sharpened toward the better one.
+        """
         p, f = self.p, self.forced
-        levels: list[_Level] = []
+        bounds: list[tuple[LevelBound, bool, float]] = []  # bound, small, ascent target
         prices = initial_prices(p)
         for k in range(2, p.cap + 1):
             threshold = self.found.threshold
@@ -324,19 +335,49 @@ class _Search:
                 if bound.monotone:
                     break
                 continue
-            count = _count(bound, self._order(bound), threshold, f, SMALL_LEVEL)
-            if count > SMALL_LEVEL and threshold < INFINITE:
+            small = _count(bound, self._order(bound), threshold, f, SMALL_LEVEL) <= SMALL_LEVEL
+            target = np.inf
+            if not small and threshold < INFINITE:
                 target = threshold * 1.001 + 1
                 prices = ascend(p, k, prices, target, self.stop, forced=f)
                 sharp = lagrangian_bound(p, k, units_of(prices), f)
-                if sharp.floor(f) > threshold:
-                    if sharp.monotone:
-                        break
-                    continue
                 if sharp.floor(f) >= bound.floor(f):
                     bound = sharp
-            levels.append(self._level(bound, threshold, small=count <= SMALL_LEVEL))
+                    self._probe(bound)
+                if bound.floor(f) > self.found.threshold:
+                    if bound.monotone:
+                        break
+                    continue
+            bounds.append((bound, small, target))
+        threshold = self.found.threshold
+        levels = []
+        for bound, small, target in bounds:
+            if bound.prices.size and target > threshold * 1.01 + 1 and not self.stop.is_set():
+                again = ascend(p, bound.k, bound.prices, threshold * 1.001 + 1, self.stop, forced=f)
+                sharper = lagrangian_bound(p, bound.k, units_of(again), f)
+                if sharper.floor(f) > bound.floor(f):
+                    bound = sharper
+            if bound.floor(f) <= threshold:
+                levels.append(self._level(bound, threshold, small=small))
         return levels
+
+    def _probe(self, bound: LevelBound) -> None:
+        """Evaluate the level's sets among its few nodes of least reduced cost."""
+        f = self.forced
+        order = self._order(bound)
+        free = bound.k if f is None else bound.k - 1
+        pool = free
+        while pool < len(order) and math.comb(pool + 1, free) <= PROBE_SETS:
+            pool += 1
+        if pool < free:
+            return
+        chosen = np.fromiter(
+            itertools.chain.from_iterable(itertools.combinations(order[:pool].tolist(), free)),
+            dtype=np.int64,
+        ).reshape(-1, free)
+        if f is not None:
+            chosen = np.column_stack([chosen, np.full(len(chosen), f)])
+        self.found.add(self.p.evaluate(chosen), self.sub)
 
     def _order(self, bound: LevelBound) -> Int:
         order = np.argsort(bound.reduced, kind="stable")
@@ -424,86 +465,134 @@ class _Search:
 
 
 def _count(bound: LevelBound, order: Int, limit: int, forced: int | None, budget: int) -> int:
-    """How many sets the level has with Σ reduced ≤ ``limit`` − base (at most budget + 1)."""
+    """How many sets the level has with Σ reduced ≤ ``limit`` − base (at most budget + 1).
+
+    The last position of each set is only counted, never built.
+    """
     if limit >= INFINITE:
         return budget + 1
     r = bound.reduced[order]
     fixed = bound.base + (0 if forced is None else int(bound.reduced[forced]))
     free = bound.k if forced is None else bound.k - 1
+    if free == 0:
+        return int(limit >= fixed)
     total = 0
-    for chosen, _ in _expand(r, free, limit - fixed, budget=budget + 1):
-        total += len(chosen)
+    for batch in _batches(r, free, limit - fixed):
+        total += batch.size
         if total > budget:
             break
     return total
 
 
-def _expand(r: Int, k: int, slack: int, budget: int | None = None) -> Iterator[tuple[Int, Int]]:
+def _expand(r: Int, k: int, slack: int) -> Iterator[tuple[Int, Int]]:
     """Every k-subset of positions of ``r`` (sorted ascending) with Σ r ≤ ``slack``.
 
     Yields batches (positions (M, k) ascending within a row, their sums), each at most
-    ``BUILD_CHUNK`` rows. A prefix is extended by position n only while its sum plus r[n]
-    plus the smallest possible rest (the next positions after n) stays within the slack:
-    since r is sorted, those n form a range found by binary search.
+    ``BUILD_CHUNK`` rows.
     """
-    n = len(r)
     if k == 0:
         if slack >= 0:
             yield np.zeros((1, 0), dtype=np.int64), np.zeros(1, dtype=np.int64)
         return
-    if k > n:
+    for batch in _batches(r, k, slack):
+        yield batch.build(r)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """The children of some prefixes, not built yet.
+
+    Prefixes ``first`` to ``last`` (excluded), each extended by every position of its
+    range ``[low, low + count)``; or prefix ``first`` alone by the positions
+    ``[start, stop)``.
+    """
+
+    prefixes: Int
+    sums: Int
+    low: Int
+    count: Int
+    first: int
+    last: int
+    start: int = -1
+    stop: int = -1
+
+    @property
+    def size(self) -> int:
+        """Rows it builds."""
+        if self.start >= 0:
+            return self.stop - self.start
+        return int(self.count[self.first : self.last].sum())
+
+    def build(self, r: Int) -> tuple[Int, Int]:
+        """The extended prefixes and their sums."""
+        d = self.prefixes.shape[1]
+        if self.start >= 0:
+            nxt = np.arange(self.start, self.stop)
+            rows = np.broadcast_to(self.prefixes[self.first], (len(nxt), d))
+            return np.column_stack([rows, nxt]), self.sums[self.first] + r[nxt]
+        part = self.count[self.first : self.last]
+        owner = np.repeat(np.arange(self.first, self.last), part)
+        offset = np.arange(len(owner)) - np.repeat(np.cumsum(part) - part, part)
+        nxt = self.low[owner] + offset
+        return np.column_stack([self.prefixes[owner], nxt]), self.sums[owner] + r[nxt]
+
+
+def _batches(r: Int, k: int, slack: int) -> Iterator[_Batch]:
+    """The batches of k-subsets of positions of ``r`` with Σ r ≤ ``slack``, depth first.
+
+    A prefix is extended by position n only while its sum plus r[n] plus the smallest
+    possible rest (the next positions after n) stays within the slack: since r is sorted,
+    those n form a range found by binary search. Batches of each depth are built only
+    when taken, and hold at most ``BUILD_CHUNK`` rows, so memory stays bounded however
+    many sets there are; the last depth's batches are yielded unbuilt.
+    """
+    n = len(r)
+    if not 0 < k <= n:
         return
     sums_after = np.concatenate([[0], np.cumsum(r)])
+    start = np.arange(n)
 
     def least(t: int) -> Int:
         """r[n] + the t smallest entries after n, for every n (INFINITE past the end)."""
-        start = np.arange(n)
         end = start + 1 + t
-        within = end <= n
         total = sums_after[np.minimum(end, n)] - sums_after[start]
-        out: Int = np.where(within, total, INFINITE)
+        out: Int = np.where(end <= n, total, INFINITE)
         return out
 
     leasts = [least(k - d - 1) for d in range(k)]
-    stack: list[tuple[Int, Int]] = [(np.zeros((1, 0), dtype=np.int64), np.zeros(1, dtype=np.int64))]
-    produced = 0
-    while stack:
-        prefixes, sums = stack.pop()
+
+    def children(prefixes: Int, sums: Int) -> list[_Batch]:
         d = prefixes.shape[1]
-        if d == k:
-            produced += len(prefixes)
-            yield prefixes, sums
-            if budget is not None and produced >= budget:
-                return
-            continue
         low = prefixes[:, -1] + 1 if d else np.zeros(len(prefixes), dtype=np.int64)
         high = np.searchsorted(leasts[d], slack - sums, side="right")
-        counts = np.maximum(high - low, 0)
-        if not counts.any():
-            continue
-        ends = np.cumsum(counts)
-        # Split the prefixes so that each batch builds at most BUILD_CHUNK rows (a single
-        # prefix with more is split by ranges of its next position).
-        batch_start = 0
-        while batch_start < len(prefixes):
-            base = ends[batch_start - 1] if batch_start else 0
-            stop_at = int(np.searchsorted(ends, base + BUILD_CHUNK, side="right"))
-            if stop_at == batch_start:  # one prefix alone is too big: split its range
-                lo, hi = int(low[batch_start]), int(high[batch_start])
-                for part in range(hi, lo, -BUILD_CHUNK):
-                    nxt = np.arange(max(lo, part - BUILD_CHUNK), part)
-                    rows = np.broadcast_to(prefixes[batch_start], (len(nxt), d))
-                    stack.append((np.column_stack([rows, nxt]), sums[batch_start] + r[nxt]))
-                batch_start += 1
+        count = np.maximum(high - low, 0)
+        ends = np.cumsum(count)
+        batches: list[_Batch] = []
+        first = 0
+        while first < len(prefixes):
+            base = int(ends[first - 1]) if first else 0
+            last = int(np.searchsorted(ends, base + BUILD_CHUNK, side="right"))
+            if last == first:  # one prefix alone has too many children: split its range
+                lo, hi = int(low[first]), int(high[first])
+                for part in range(lo, hi, BUILD_CHUNK):
+                    stop = min(hi, part + BUILD_CHUNK)
+                    batches.append(_Batch(prefixes, sums, low, count, first, first + 1, part, stop))
+                first += 1
                 continue
-            part_counts = counts[batch_start:stop_at]
-            owner = np.repeat(np.arange(batch_start, stop_at), part_counts)
-            offset = np.arange(len(owner)) - np.repeat(
-                np.cumsum(part_counts) - part_counts, part_counts
-            )
-            nxt = low[owner] + offset
-            stack.append((np.column_stack([prefixes[owner], nxt]), sums[owner] + r[nxt]))
-            batch_start = stop_at
+            if int(ends[last - 1]) > base:
+                batches.append(_Batch(prefixes, sums, low, count, first, last))
+            first = last
+        return batches
+
+    root = np.zeros((1, 0), dtype=np.int64)
+    stack = children(root, np.zeros(1, dtype=np.int64))[::-1]
+    while stack:
+        batch = stack.pop()
+        if batch.prefixes.shape[1] == k - 1:
+            yield batch
+            continue
+        prefixes, sums = batch.build(r)
+        stack.extend(children(prefixes, sums)[::-1])
 
 
 def _result(

@@ -187,7 +187,7 @@ class Problem:
         unit = self.unit[sets]  # (M, k, G)
         available = self.available[sets]
         # Fill each group from the set's nodes in order of unit cost, then tie order.
-        key = unit * (self.n_nodes + 1) + self.rank[sets][:, :, None]
+        key = unit * (int(self.rank.max()) + 1) + self.rank[sets][:, :, None]
         order = np.argsort(key, axis=1, kind="stable")
         remaining = np.broadcast_to(self.quantity, (m, self.n_groups)).copy()
         take = np.zeros_like(unit)

@@ -12,8 +12,8 @@ from models.errors import RuleVersionStateError, StockConflictError
 from models.lookahead import StockPrices
 from models.network import Network
 from models.order import Order
-from models.plan import Plan, SolveStatus
-from models.reservation import Reservation, ReservationLine
+from models.plan import Plan
+from models.reservation import Reservation, ReservationLine, RouteOutcome, route_decision
 from models.rule_versions import RuleVersion
 from models.rules import RuleSet
 from models.scenario import Scenario
@@ -28,6 +28,7 @@ from router.service.convert import (
     plan_to_proto,
     reservation_to_proto,
     route_order_args_from_proto,
+    route_outcome_to_proto,
 )
 from router.service.errors import abort_on_error
 from router.service.metrics import ServiceMetrics
@@ -38,9 +39,6 @@ DEADLINE_MARGIN_S = 0.1
 """Time kept back from the RPC's deadline for converting and sending the plan."""
 MAX_ATTEMPTS = 3
 """Solves RouteOrder makes in all when stock keeps changing under its plans."""
-FINAL = frozenset({SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.REJECTED})
-"""Proven answers: only such a nothing-ships answer is stored for replay (a solve cut short,
-FEASIBLE or NO_SOLUTION, may ship something when retried)."""
 
 
 class RuleSets:
@@ -200,7 +198,11 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     def RouteOrder(
         self, request: router_pb2.RouteOrderRequest, context: grpc.ServicerContext
     ) -> router_pb2.RouteOrderResponse:
-        """Plan and reserve atomically; re-solve on a stock conflict; replay by request_id."""
+        """Plan and reserve atomically; re-solve on a stock conflict; replay by request_id.
+
+        Only a plan the request accepts is reserved (:func:`route_decision`); one cut short
+        outside it is answered as CUT_SHORT, holding and storing nothing.
+        """
         with abort_on_error(context):
             args = route_order_args_from_proto(request, self._scenario.network)
             payload = request.SerializeToString(deterministic=True)
@@ -215,10 +217,15 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 stop = self._stop(args.time_limit_s, context)
                 plan = self._plan(args.order, stop, rules, prices=prices, full=full)
                 plan_msg = plan_to_proto(plan, explain=args.explain)
-                lines, slots = _holdings(plan)
-                if not lines:  # nothing ships: reserve nothing
-                    answer = router_pb2.RouteOrderResponse(plan=plan_msg, attempts=attempt)
-                    if plan.status not in FINAL:  # cut short: a retry must plan again
+                decision = route_decision(plan, args.accept, args.max_gap)
+                if decision.outcome is not RouteOutcome.RESERVED:  # reserve nothing
+                    answer = router_pb2.RouteOrderResponse(
+                        plan=plan_msg,
+                        attempts=attempt,
+                        outcome=route_outcome_to_proto(decision.outcome),
+                        detail=decision.detail,
+                    )
+                    if decision.outcome is RouteOutcome.CUT_SHORT:  # a retry must plan again
                         return self._routed(args.order, answer, held=False)
                     stored = self._ledger.store_response(
                         args.request_id,
@@ -230,6 +237,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                     return self._routed(
                         args.order, router_pb2.RouteOrderResponse.FromString(stored), held=False
                     )
+                lines, slots = _holdings(plan)
                 made: dict[str, bytes] = {}  # by reservation id (a retried transaction)
 
                 def respond(
@@ -242,6 +250,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                         plan=plan_msg,
                         reservation=reservation_to_proto(reservation),
                         attempts=attempt,
+                        outcome=route_outcome_to_proto(RouteOutcome.RESERVED),
                     )
                     made[reservation.reservation_id] = response.SerializeToString(
                         deterministic=True

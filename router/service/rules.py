@@ -18,6 +18,7 @@ import grpc
 from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.network import Stock
 from models.order import Order
+from models.plan import ExplainLevel
 from models.rule_versions import RuleVersion
 from models.rules import RuleSet
 from models.scenario import Scenario
@@ -30,6 +31,8 @@ from router.rules.golden import CaseResult, parse_suite, run_suite
 from router.rules.lint import Finding, lint_rules
 from router.rules.publish import lint_text, parse_document, publish_checks, suite_skus
 from router.service.convert import (
+    alternatives_wanted,
+    explain_level_from_proto,
     golden_result_to_proto,
     lint_finding_to_proto,
     order_from_proto,
@@ -214,6 +217,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
                 order = order_from_proto(request.order, self._network)
             except InvalidArgumentError as exc:
                 v.extend(exc.violations)
+            explain = explain_level_from_proto(request.explain, request.explain_level, v)
             given: Stock | None = None
             if request.stock:
                 try:
@@ -243,9 +247,10 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
                 stop=stop,
                 time_limit_s=limit_s,
                 engine=self._engine,
-                alternatives=1 if request.explain else 0,  # the runner-up, as PlanOrder
+                # the runner-up, as PlanOrder
+                alternatives=alternatives_wanted(0, explain=explain is not ExplainLevel.NONE),
             )
-            return router_pb2.TestDriveResponse(plan=plan_to_proto(plan, explain=request.explain))
+            return router_pb2.TestDriveResponse(plan=plan_to_proto(plan, explain=explain))
 
     def PublishRules(
         self, request: router_pb2.PublishRulesRequest, context: grpc.ServicerContext

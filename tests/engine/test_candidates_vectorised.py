@@ -52,7 +52,10 @@ def reference_build_model(
     rules: Policy,
     capacity_used: Mapping[str, int] | None = None,
 ) -> tuple[BuiltModel, tuple[Exclusion, ...], tuple[int, ...]]:
-    """build_model before vectorisation (verbatim but for what it returns and the band terms)."""
+    """build_model before vectorisation (verbatim but for what it returns and the band terms).
+
+    Its exclusions carry the node's distance to the destination, as build_model's do.
+    """
     used = capacity_used or {}
     bands = network.rates.bands[order.service]
     pickup = order.pickup_node_id
@@ -74,19 +77,20 @@ def reference_build_model(
     candidates: list[CandidateTerms] = []
     excluded: list[Exclusion] = []
 
-    def exclude(node: Node, reason: ExclusionReason, detail: str) -> None:
-        excluded.append(Exclusion(node.node_id, reason, detail))
+    def exclude(node: Node, distance: float, reason: ExclusionReason, detail: str) -> None:
+        excluded.append(Exclusion(node.node_id, reason, detail, distance))
 
     for i in sorted(range(len(network.nodes)), key=lambda k: network.nodes[k].node_id):
         node = network.nodes[i]
         at_counter = node.node_id == pickup
         distance = 0.0 if at_counter else float(distances[i])
         if not node.ships and not at_counter:
-            exclude(node, ExclusionReason.DOES_NOT_SHIP, "node does not ship parcels")
+            exclude(node, distance, ExclusionReason.DOES_NOT_SHIP, "node does not ship parcels")
             continue
         if rules.node_types is not None and node.type not in rules.node_types:
             exclude(
                 node,
+                distance,
                 ExclusionReason.FILTERED_BY_RULE,
                 f"filters.node_types: node type {node.type} is not allowed",
             )
@@ -94,17 +98,19 @@ def reference_build_model(
         if rules.max_distance_km is not None and distance > rules.max_distance_km:
             radius = rules.max_distance_km
             detail = f"filters.max_distance_km: {distance:.1f} km is beyond {radius:g} km"
-            exclude(node, ExclusionReason.FILTERED_BY_RULE, detail)
+            exclude(node, distance, ExclusionReason.FILTERED_BY_RULE, detail)
             continue
         available = tuple(stock.available(node.node_id, line.sku) for line in order.lines)
         if not any(available):
-            exclude(node, ExclusionReason.NO_AVAILABLE_STOCK, "no available unit of any line")
+            exclude(
+                node, distance, ExclusionReason.NO_AVAILABLE_STOCK, "no available unit of any line"
+            )
             continue
         band = _band(bands, distance)
         if band is None:
             last = bands[-1].max_distance_km
             detail = f"{distance:.1f} km is beyond the last {order.service} band ({last:g} km)"
-            exclude(node, ExclusionReason.BEYOND_LAST_BAND, detail)
+            exclude(node, distance, ExclusionReason.BEYOND_LAST_BAND, detail)
             continue
         shipped = ship_date(
             order.created_at, node.processing_hours, node.cutoff_local_time, node.timezone
@@ -113,12 +119,12 @@ def reference_build_model(
         late = 0 if order.deliver_by is None else max(0, (delivered - order.deliver_by).days)
         if late and rules.sla is SlaMode.HARD:
             detail = f"delivers {delivered.isoformat()}, {late} day(s) after {order.deliver_by}"
-            exclude(node, ExclusionReason.CANNOT_MEET_SLA, detail)
+            exclude(node, distance, ExclusionReason.CANNOT_MEET_SLA, detail)
             continue
         capacity = node.daily_order_capacity
         if capacity is not None and used.get(node.node_id, 0) >= capacity:
             detail = f"{used.get(node.node_id, 0)} of {capacity} orders taken today"
-            exclude(node, ExclusionReason.OUT_OF_CAPACITY, detail)
+            exclude(node, distance, ExclusionReason.OUT_OF_CAPACITY, detail)
             continue
         per_unit = to_units(node.handling_cost_per_unit) + to_units(
             rules.unit_penalty_by_node_type.get(node.type, 0.0)

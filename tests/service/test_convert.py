@@ -18,11 +18,13 @@ from models.plan import (
     Exclusion,
     ExclusionReason,
     ExplainedModel,
+    ExplainLevel,
     Plan,
     SolveStatus,
     Unfulfilled,
     UnfulfilledReason,
 )
+from models.reservation import PlanAcceptance, RouteOutcome
 from router.service.convert import (
     alternatives_wanted,
     order_from_proto,
@@ -184,6 +186,9 @@ def test_bad_time_limit_is_a_field_violation(seconds: int, nanos: int, message: 
         (UnfulfilledReason, router_pb2.UnfulfilledReason, "UNFULFILLED_REASON_"),
         (ExclusionReason, router_pb2.ExclusionReason, "EXCLUSION_REASON_"),
         (NodeType, router_pb2.NodeType, "NODE_TYPE_"),
+        (ExplainLevel, router_pb2.ExplainLevel, "EXPLAIN_LEVEL_"),
+        (PlanAcceptance, router_pb2.PlanAcceptance, "PLAN_ACCEPTANCE_"),
+        (RouteOutcome, router_pb2.RouteOutcome, "ROUTE_OUTCOME_"),
     ],
 )
 def test_proto_enums_mirror_the_domain(domain: type, proto: object, prefix: str) -> None:
@@ -205,7 +210,7 @@ def _plan(status: SolveStatus, objective: int | None) -> Plan:
 
 def test_plan_json_keeps_a_zero_objective() -> None:
     """An objective of 0 prints, with the proto's field names and zero-valued fields."""
-    data = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=False)
+    data = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=ExplainLevel.NONE)
     assert data["objective"] == 0
     assert data["status"] == "SOLVE_STATUS_OPTIMAL"
     assert data["gap"] == 0
@@ -216,8 +221,8 @@ def test_plan_json_keeps_a_zero_objective() -> None:
 
 
 def test_plan_json_of_no_plan_has_no_objective() -> None:
-    """An infeasible plan has no objective or bound (absent, not 0); explain adds the model."""
-    data = plan_to_json(_plan(SolveStatus.INFEASIBLE, None), explain=True)
+    """An infeasible plan has no objective or bound (absent, not 0); FULL adds the model."""
+    data = plan_to_json(_plan(SolveStatus.INFEASIBLE, None), explain=ExplainLevel.FULL)
     assert "objective" not in data
     assert "bound" not in data
     assert data["explain"]["model"]["ship_complete"] is False
@@ -276,7 +281,7 @@ def test_plan_json_has_alternatives_and_counterfactuals() -> None:
             Counterfactual("east", SolveStatus.INFEASIBLE, None, None, "excluded: ..."),
         ),
     )
-    data = plan_to_json(plan, explain=False)
+    data = plan_to_json(plan, explain=ExplainLevel.NONE)
     assert data["alternatives"] == [
         {
             "objective": 6.0,
@@ -296,7 +301,7 @@ def test_plan_json_has_alternatives_and_counterfactuals() -> None:
     assert "objective" not in east and "delta" not in east
     assert east["status"] == "SOLVE_STATUS_INFEASIBLE" and east["detail"] == "excluded: ..."
 
-    empty = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=False)
+    empty = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=ExplainLevel.NONE)
     assert empty["alternatives"] == [] and empty["counterfactuals"] == []
 
 

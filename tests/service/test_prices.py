@@ -229,7 +229,9 @@ def test_prices_steer_the_plan_and_stay_exact_for_the_priced_model(
     pricer = Pricer({("mid", "A"): 40.0})
     with live(priced(small_scenario), pricer) as running:
         first_prices(running)
-        request = router_pb2.PlanOrderRequest(order=order_to_proto(a_only), explain=True)
+        request = router_pb2.PlanOrderRequest(
+            order=order_to_proto(a_only), explain_level=router_pb2.EXPLAIN_LEVEL_FULL
+        )
         plan = running.routing.PlanOrder(request, timeout=30).plan
     assert plan.price_version == "prices@v1"
     assert plan.status == router_pb2.SOLVE_STATUS_OPTIMAL
@@ -243,7 +245,9 @@ def test_prices_steer_the_plan_and_stay_exact_for_the_priced_model(
 def _explained(scenario: Scenario, the_order: Order) -> list[router_pb2.Candidate]:
     """The candidates of ``the_order``'s explained model on a server without prices."""
     with live(scenario, None) as running:
-        request = router_pb2.PlanOrderRequest(order=order_to_proto(the_order), explain=True)
+        request = router_pb2.PlanOrderRequest(
+            order=order_to_proto(the_order), explain_level=router_pb2.EXPLAIN_LEVEL_FULL
+        )
         return list(running.routing.PlanOrder(request, timeout=30).plan.explain.model.candidates)
 
 

@@ -42,10 +42,10 @@ def test_plan_order_matches_the_engine(server: Running, small_scenario: Scenario
 
 
 def test_explanation_only_when_asked(server: Running, small_scenario: Scenario) -> None:
-    """explain=true adds the model (every candidate, every line); it does not change the plan."""
+    """EXPLAIN_LEVEL_FULL adds the model (every candidate, every line); the plan is the same."""
     request = router_pb2.PlanOrderRequest(order=order_to_proto(small_scenario.orders[0]))
     plain = server.routing.PlanOrder(request, timeout=30).plan
-    request.explain = True
+    request.explain_level = router_pb2.EXPLAIN_LEVEL_FULL
     explained = server.routing.PlanOrder(request, timeout=30).plan
 
     assert explained.objective == plain.objective
