@@ -32,6 +32,7 @@ from router.rules.publish import lint_text, publish_checks, version_rules
 from router.scenario import order_to_json, read_forecast
 from router.service.inventory import InventoryServicer
 from router.service.metrics import MetricsEndpoint, ServiceMetrics, serve_metrics
+from router.service.network import LiveNetwork, NetworkServicer
 from router.service.prices import PriceBoard, PriceFunction, PriceSettings
 from router.service.routing import RoutingServicer, RuleSets
 from router.service.rules import RulesServicer
@@ -45,6 +46,8 @@ INVENTORY_SERVICE = router_pb2.DESCRIPTOR.services_by_name["InventoryService"].f
 """``router.v1.InventoryService``."""
 RULES_SERVICE = router_pb2.DESCRIPTOR.services_by_name["RulesService"].full_name
 """``router.v1.RulesService``."""
+NETWORK_SERVICE = router_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name
+"""``router.v1.NetworkService``."""
 SERVE_ACTOR = "router serve"
 """Who the versions and activations made at startup are recorded as."""
 
@@ -291,7 +294,8 @@ def create_server(
     is (:func:`bootstrap_rules`). A :attr:`ServerConfig.forecast_file` is read first: a bad
     one raises InvalidArgumentError naming each bad cell, and nothing is opened. Health
     reports SERVING overall and for ``router.v1.RoutingService``,
-    ``router.v1.InventoryService`` and ``router.v1.RulesService``.
+    ``router.v1.InventoryService``, ``router.v1.RulesService`` and
+    ``router.v1.NetworkService``.
     """
     server, port, _ = _create(config, scenario, ledger)
     return server, port
@@ -314,6 +318,7 @@ def _create(
         raise
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
     rule_sets = RuleSets(ledger, scenario.network, scenario.rules)
+    network = LiveNetwork(ledger, scenario.network)
     metrics = ServiceMetrics()
     prices = PriceBoard(
         scenario.network,
@@ -332,6 +337,7 @@ def _create(
             rule_sets=rule_sets,
             prices=prices,
             metrics=metrics,
+            network=network,
         ),
         server,
     )
@@ -345,18 +351,23 @@ def _create(
             rule_sets,
             default_time_limit_s=config.default_time_limit_s,
             engine=config.engine,
+            network=network,
         ),
         server,
     )
+    router_pb2_grpc.add_NetworkServiceServicer_to_server(
+        NetworkServicer(ledger, scenario.network), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in ("", ROUTING_SERVICE, INVENTORY_SERVICE, RULES_SERVICE):
+    for service in ("", ROUTING_SERVICE, INVENTORY_SERVICE, RULES_SERVICE, NETWORK_SERVICE):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
         (
             ROUTING_SERVICE,
             INVENTORY_SERVICE,
             RULES_SERVICE,
+            NETWORK_SERVICE,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ),
