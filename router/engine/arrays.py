@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Generic, TypeVar
@@ -32,7 +33,7 @@ from models.money import to_units
 from models.network import Network, Node, NodeType, RateBand, Stock
 from models.plan import Exclusion, ExclusionReason
 from models.rules import Policy
-from router.engine.dates import ClosedDays, NodeClocks
+from router.engine.dates import NodeClocks
 
 MAX_CACHED_NETWORKS = 4
 """Networks whose arrays are kept (the most recently built)."""
@@ -66,8 +67,8 @@ class ServiceBands:
 
     ``reach[b]`` is the largest ``max_distance_km`` of bands ``0..b``: the first band that
     reaches a distance ``d`` is ``np.searchsorted(reach, d)`` (``len(bands)`` when none does),
-    the same first match as scanning the bands in order, sorted or not. ``closed`` holds
-    the service's non-delivery days (one row).
+    the same first match as scanning the bands in order, sorted or not. ``calendar`` holds
+    the service's non-delivery days (None: it runs every day).
     """
 
     bands: tuple[RateBand, ...]
@@ -75,7 +76,7 @@ class ServiceBands:
     limits: NDArray[np.float64]
     transit_days: NDArray[np.int64]
     base_units: NDArray[np.int64]
-    closed: ClosedDays
+    calendar: Calendar | None
 
     @staticmethod
     def of(bands: tuple[RateBand, ...], calendar: Calendar | None = None) -> ServiceBands:
@@ -87,8 +88,12 @@ class ServiceBands:
             limits=limits,
             transit_days=np.array([b.transit_days for b in bands], dtype=np.int64),
             base_units=np.array([to_units(b.base_cost) for b in bands], dtype=np.int64),
-            closed=ClosedDays.of([calendar]),
+            calendar=calendar or None,
         )
+
+    def band_of(self, distance_km: NDArray[np.float64]) -> NDArray[np.intp]:
+        """Index of the first band reaching each distance; ``len(bands)`` beyond the last."""
+        return np.searchsorted(self.reach, distance_km, side="left")
 
     def delivery_ordinals(
         self, shipped: NDArray[np.int64], transit: NDArray[np.int64]
@@ -96,16 +101,35 @@ class ServiceBands:
         """Delivery dates of parcels handed to this service on ``shipped`` (ordinals).
 
         Each is delivered ``transit`` days later, counting only the days the service runs
-        (:meth:`~models.calendar.Calendar.open_days_after`); without a calendar, ``shipped
-        + transit``.
+        (:meth:`~models.calendar.Calendar.open_days_after`); without a calendar,
+        ``shipped + transit``. With one, the service's running days from the earliest
+        ship date on are listed (as far as the latest ship date needs): a parcel is
+        collected on the first of them on or after its ship date, and delivered
+        ``transit`` places further down the list.
         """
-        if not self.closed.any:
+        if self.calendar is None or not len(shipped):
             return shipped + transit
-        return self.closed.open_days_after(shipped, np.zeros(len(shipped), np.intp), transit)
+        running = _running_days(
+            self.calendar, int(shipped.min()), int(shipped.max()), int(transit.max())
+        )
+        return np.asarray(running[np.searchsorted(running, shipped) + transit], np.int64)
 
-    def band_of(self, distance_km: NDArray[np.float64]) -> NDArray[np.intp]:
-        """Index of the first band reaching each distance; ``len(bands)`` beyond the last."""
-        return np.searchsorted(self.reach, distance_km, side="left")
+
+def _running_days(calendar: Calendar, first: int, last: int, most: int) -> NDArray[np.int64]:
+    """The open days of ``calendar`` from ``first`` on (ordinals, ascending).
+
+    Through the ``most``-th open day after the first open day on or after ``last``.
+    """
+    days: list[int] = []
+    needed = -1  # index in ``days`` of the last open day wanted, once known
+    day = date.fromordinal(first)
+    while needed < 0 or len(days) <= needed:
+        if calendar.is_open(day):
+            days.append(day.toordinal())
+            if needed < 0 and days[-1] >= last:
+                needed = len(days) - 1 + most
+        day += timedelta(days=1)
+    return np.array(days, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)

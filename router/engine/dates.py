@@ -11,10 +11,10 @@ longer window) each node of that zone falls back to :func:`ship_date`. So does e
 when ``created_at`` is not at a fixed UTC offset (then ``created_at + processing`` is
 wall-clock arithmetic in its zone); orders carry fixed offsets (RFC 3339).
 
-Calendars (docs/calendars.md) then move dates to open days: a ship date on a node's
-non-shipping day to its next shipping day, and a delivery to the transit days-th running
-day of the carrier service after it collects (:meth:`models.calendar.Calendar.open_days_after`).
-:class:`ClosedDays` does both for many dates at once; without calendars it returns at once.
+Calendars (docs/calendars.md) then move ship dates on a node's non-shipping days to its
+next shipping day: :class:`ClosedDays` does it for many nodes at once, and returns at
+once when no node has a calendar. (Delivery dates follow the service's calendar:
+:meth:`router.engine.arrays.ServiceBands.delivery_ordinals`.)
 """
 
 from __future__ import annotations
@@ -94,19 +94,26 @@ _KEY = 1 << 22
 """Stride of a closed date's key ``calendar * _KEY + ordinal`` (above ``date.max``'s ordinal)."""
 
 
+def _weekday(ordinals: NDArray[np.int64]) -> NDArray[np.int64]:
+    """:meth:`datetime.date.weekday` of ordinals (0 Monday): ordinal 1 is a Monday."""
+    return (ordinals + 6) % 7
+
+
 @dataclass(frozen=True, slots=True)
 class ClosedDays:
     """The calendars of many rows (nodes), to move many dates to open days at once.
 
     ``calendar[r]`` indexes row ``r``'s calendar (-1: open every day); equal calendars
-    share an index. ``weekly[c, w]`` says whether calendar ``c`` closes weekday ``w`` (0
-    Monday), and ``dated`` holds ``c * _KEY + ordinal`` of every date it closes, sorted.
-    Dates are ordinals (:meth:`datetime.date.toordinal`); the results equal
-    :meth:`Calendar.next_open` and :meth:`Calendar.open_days_after` date by date.
+    share an index. Weekly closures are a table: ``skip[c, w]`` is how many days from a
+    day of weekday ``w`` (0 Monday) to calendar ``c``'s first weekly-open day on or after
+    it. ``dated`` holds ``c * _KEY + ordinal`` of each closed date that falls on a
+    weekly-open day (the others change nothing), sorted. So a weekend costs one table
+    lookup, and only closed dates need further rounds. Dates are ordinals
+    (:meth:`datetime.date.toordinal`); the results equal :meth:`Calendar.next_open`.
     """
 
     calendar: NDArray[np.intp]
-    weekly: NDArray[np.bool_]
+    skip: NDArray[np.int64]
     dated: NDArray[np.int64]
     any: bool
 
@@ -115,52 +122,54 @@ class ClosedDays:
         """The closed days of rows whose calendars are ``calendars`` (None: open every day)."""
         index: dict[Calendar, int] = {}
         rows = [-1 if not c else index.setdefault(c, len(index)) for c in calendars]
-        weekly = np.zeros((len(index), 7), dtype=np.bool_)
+        skip = np.zeros((len(index), 7), dtype=np.int64)
         dated: list[int] = []
         for c, k in index.items():
-            weekly[k, sorted(c.closed_weekdays)] = True
-            dated += [k * _KEY + d.toordinal() for d in c.closed_dates]
+            open_weekdays = [w for w in range(7) if w not in c.closed_weekdays]
+            if not open_weekdays:
+                raise ValueError("a calendar must leave a weekday open")
+            skip[k] = [min((o - w) % 7 for o in open_weekdays) for w in range(7)]
+            dated += [
+                k * _KEY + d.toordinal() for d in c.closed_dates if d.weekday() in open_weekdays
+            ]
         return ClosedDays(
             calendar=np.array(rows, dtype=np.intp),
-            weekly=weekly,
+            skip=skip,
             dated=np.array(sorted(dated), dtype=np.int64),
             any=bool(index),
         )
 
-    def next_open(self, ordinals: NDArray[np.int64], rows: NDArray[np.intp]) -> NDArray[np.int64]:
-        """The first open day on or after ``ordinals[i]`` in the calendar of ``rows[i]``.
+    def _is_dated(self, c: NDArray[np.intp], day: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether each ``day`` is a closed date (on a weekly-open day) of calendar ``c``."""
+        if not len(self.dated):
+            return np.zeros(len(day), dtype=np.bool_)
+        key = c * _KEY + day
+        at = np.minimum(np.searchsorted(self.dated, key), len(self.dated) - 1)
+        return np.asarray(self.dated[at] == key)
 
-        Each round moves every date that is still closed by one day; calendars keep a
-        weekday open, so the rounds end (after as many as the longest run of closed days).
+    def _open_from(self, c: NDArray[np.intp], day: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The first open day on or after each ``day`` in calendar ``c`` (all calendared).
+
+        One lookup skips weekly closures; each further round moves the dates that landed on
+        a closed date past it (rounds: the longest run of closed dates met).
         """
+        day = day + self.skip[c, _weekday(day)]
+        hit = np.flatnonzero(self._is_dated(c, day))
+        while len(hit):
+            following = day[hit] + 1
+            day[hit] = following + self.skip[c[hit], _weekday(following)]
+            hit = hit[self._is_dated(c[hit], day[hit])]
+        return day
+
+    def next_open(self, ordinals: NDArray[np.int64], rows: NDArray[np.intp]) -> NDArray[np.int64]:
+        """The first open day on or after ``ordinals[i]`` in the calendar of ``rows[i]``."""
         out = np.array(ordinals, dtype=np.int64)
         if not self.any:
             return out
         calendar = self.calendar[rows]
         moved = np.flatnonzero(calendar >= 0)
-        if not len(moved):
-            return out
-        c, day = calendar[moved], out[moved]
-        while True:
-            closed = self.weekly[c, (day + 6) % 7]  # (ordinal + 6) % 7 is date.weekday()
-            if len(self.dated):
-                key = c * _KEY + day
-                at = np.minimum(np.searchsorted(self.dated, key), len(self.dated) - 1)
-                closed |= self.dated[at] == key
-            if not closed.any():
-                break
-            day = day + closed
-        out[moved] = day
-        return out
-
-    def open_days_after(
-        self, ordinals: NDArray[np.int64], rows: NDArray[np.intp], days: NDArray[np.int64]
-    ) -> NDArray[np.int64]:
-        """The ``days[i]``-th open day after the first open day on or after ``ordinals[i]``."""
-        out = self.next_open(ordinals, rows)
-        for k in range(1, int(days.max(initial=0)) + 1):
-            step = np.flatnonzero(days >= k)
-            out[step] = self.next_open(out[step] + 1, rows[step])
+        if len(moved):
+            out[moved] = self._open_from(calendar[moved], out[moved])
         return out
 
 

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 from models.calendar import Calendar, CalendarKind, Calendars
 from models.capacity import CapacityUsed
-from models.network import Network
+from models.network import Network, RateBand
 from models.plan import ExclusionReason
 from models.rules import Policy, SlaMode
+from router.engine.arrays import ServiceBands
 from router.engine.candidates import build_model, ship_window
 from router.engine.dates import ClosedDays
 from tests.engine.conftest import network, node, order, stock
@@ -162,21 +163,30 @@ _CALENDARS = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(
     calendars=_CALENDARS,
-    picks=st.lists(
-        st.tuples(st.integers(0, 3), st.integers(0, 80), st.integers(0, 6)), max_size=30
-    ),
+    picks=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 80)), max_size=30),
 )
-def test_closed_days_equal_the_calendar_definitions(calendars, picks):
-    """ClosedDays moves every date exactly as Calendar.next_open and open_days_after do."""
+def test_closed_days_equal_the_calendar_definition(calendars, picks):
+    """ClosedDays moves every date of every row exactly as Calendar.next_open does."""
     rows_of = [*calendars, None]  # the last row has no calendar
     closed = ClosedDays.of(rows_of)
-    rows = np.array([r % len(rows_of) for r, _, _ in picks], dtype=np.intp)
-    days = [date(2026, 11, 1).toordinal() + d for _, d, _ in picks]
-    ordinals = np.array(days, dtype=np.int64)
-    transit = np.array([t for _, _, t in picks], dtype=np.int64)
-    opened = closed.next_open(ordinals, rows).tolist()
-    moved = closed.open_days_after(ordinals, rows, transit).tolist()
-    for i, (row, day, t) in enumerate(zip(rows.tolist(), days, transit.tolist(), strict=True)):
+    rows = np.array([r % len(rows_of) for r, _ in picks], dtype=np.intp)
+    days = [date(2026, 11, 1).toordinal() + d for _, d in picks]
+    opened = closed.next_open(np.array(days, dtype=np.int64), rows).tolist()
+    for got, row, day in zip(opened, rows.tolist(), days, strict=True):
         calendar = rows_of[row] or Calendar()
-        assert opened[i] == calendar.next_open(date.fromordinal(day)).toordinal()
-        assert moved[i] == calendar.open_days_after(date.fromordinal(day), t).toordinal()
+        assert got == calendar.next_open(date.fromordinal(day)).toordinal()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    calendar=_CALENDARS.map(lambda c: c[0]),
+    picks=st.lists(st.tuples(st.integers(0, 80), st.integers(0, 60)), max_size=30),
+)
+def test_delivery_dates_follow_the_service_calendar(calendar, picks):
+    """delivery_ordinals gives each (ship date, transit days) Calendar.open_days_after."""
+    service = ServiceBands.of((RateBand("ground", 100.0, 1.0, 1.0, 1),), calendar)
+    shipped = np.array([date(2026, 11, 1).toordinal() + d for d, _ in picks], dtype=np.int64)
+    transit = np.array([t for _, t in picks], dtype=np.int64)
+    got = service.delivery_ordinals(shipped, transit).tolist()
+    for delivered, day, days in zip(got, shipped.tolist(), transit.tolist(), strict=True):
+        assert delivered == calendar.open_days_after(date.fromordinal(day), days).toordinal()
