@@ -459,6 +459,8 @@ def usage(address: str, scenario: Scenario) -> str:
             f"  {curl} -d {stock} {url}/{INVENTORY_SERVICE}/GetStock",
             "Rule-set versions and the active one (router rules list --target ADDRESS):",
             f"  {curl} {url}/{RULES_SERVICE}/ListRuleVersions",
+            "Calendars: the days nodes do not ship and services do not run (docs/calendars.md):",
+            f"  {curl} {url}/{NETWORK_SERVICE}/ListCalendars",
         ]
     )
 
