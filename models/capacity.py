@@ -27,7 +27,7 @@ class CapacityUsed:
 
     def used(self, node_id: str, day: date) -> int:
         """Slots of ``node_id`` taken on ``day``."""
-        return self.slots.get((node_id, day), 0) if node_id in self.nodes else 0
+        return self.slots.get((node_id, day), 0)
 
     def with_full(self, full: Mapping[tuple[str, date], int]) -> CapacityUsed:
         """These slots with ``full[(node_id, day)]`` slots taken on those days instead.

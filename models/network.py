@@ -244,7 +244,7 @@ class Network:
         i = self.node_index.get(node_id)
         return None if i is None else self.nodes[i]
 
-    def unknown(self, kind: CalendarKind, owner: str) -> str:
+    def unknown_owner(self, kind: CalendarKind, owner: str) -> str:
         """Why ``owner`` cannot have a calendar of ``kind`` here ("" when it can).
 
         A node calendar needs a node of the network, a service calendar a service of the

@@ -267,7 +267,7 @@ def _read_calendars(
     for line, row in rows:
         kind, owner = row.owner
         column = "node_id" if kind is CalendarKind.NODE else "service"
-        unknown = network.unknown(kind, owner)
+        unknown = network.unknown_owner(kind, owner)
         if unknown and (nodes_ok if kind is CalendarKind.NODE else rates_ok):
             v.add(f"{CALENDARS.name}:{line}:{column}", unknown)
         days.setdefault((kind, owner), []).append((line, row.closed_day))

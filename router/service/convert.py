@@ -144,7 +144,7 @@ def calendar_from_proto(
     else:
         kind = CalendarKind.NODE if which == "node_id" else CalendarKind.SERVICE
         owner = msg.node_id if which == "node_id" else msg.service
-        unknown = network.unknown(kind, owner)
+        unknown = network.unknown_owner(kind, owner)
         if unknown:
             v.add(which, unknown)
     calendar = Calendar.parse(list(msg.closed_days), "closed_days", v)

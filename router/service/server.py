@@ -187,7 +187,8 @@ class RouterServer:
 def open_seeded_ledger(url: str, scenario: Scenario) -> Ledger:
     """Open the ledger at ``url`` (creating a SQLite file's directory) and seed it when empty.
 
-    A ledger that already holds stock positions is not re-seeded: its stock is live.
+    A ledger that already holds stock positions is not re-seeded: its stock and calendars
+    are live (a warning says so when its calendars differ from the scenario's).
     """
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
@@ -198,6 +199,11 @@ def open_seeded_ledger(url: str, scenario: Scenario) -> Ledger:
         # Check and load in one transaction: replicas starting together seed only once.
         if ledger.seed(scenario.network, scenario.stock):
             logger.info("seeded the empty ledger from the scenario")
+        elif ledger.calendars()[1] != scenario.network.calendars:
+            logger.warning(
+                "the ledger's calendars differ from the scenario's calendars.csv: the "
+                "ledger's are used (NetworkService.SetCalendar changes them)"
+            )
     except BaseException:
         ledger.close()
         raise

@@ -118,3 +118,21 @@ def test_bad_calendar_is_invalid_argument_naming_the_field(
     assert bad_request_fields(caught.value) == fields
     listed = network_stub(served).ListCalendars(router_pb2.ListCalendarsRequest(), timeout=10)
     assert listed.revision == 0
+
+
+def test_a_ledger_in_use_keeps_its_calendars_and_says_so(
+    small_scenario: Scenario, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """A ledger in use keeps its calendars when the scenario's differ, with a warning.
+
+    Restarted with a scenario whose calendars differ, the server plans with the ledger's
+    (set over the API) and logs where calendars are changed.
+    """
+    url = f"sqlite://{tmp_path / 'ledger.db'}"
+    for first in run(small_scenario, ledger_url=url):
+        set_calendar(first, node_id="west", closed_days=["FRI"])
+    calendars = Calendars.of([(CalendarKind.NODE, "east", Calendar(frozenset({6})))])
+    scenario = replace(small_scenario, network=replace(small_scenario.network, calendars=calendars))
+    for served in run(scenario, ledger_url=url):
+        assert west_dates(served) == ("2026-11-21", "2026-11-22")
+    assert "the ledger's calendars differ from the scenario's" in caplog.text
