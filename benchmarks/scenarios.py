@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from models.network import Network, NodeType
+from models.network import NodeType
 from models.scenario import Scenario
 from router.sample import dense_scenario, sample_scenario
 
@@ -24,7 +24,7 @@ def dc_outage(scenario: Scenario, node_id: str = OUTAGE_DC) -> Scenario:
     if node is None or node.type is not NodeType.DC:
         raise ValueError(f"{node_id!r} is not a DC of the scenario")
     nodes = tuple(replace(n, ships=False) if n.node_id == node_id else n for n in network.nodes)
-    return replace(scenario, network=Network(nodes, network.skus, network.rates))
+    return replace(scenario, network=replace(network, nodes=nodes))
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from benchmarks.whatif.policies import Decision, decision_of
+from models.capacity import CapacityUsed
 from models.lookahead import MAX_PRICE_RATIO, Forecast, ForecastRule, StockPrices, Waiting
 from models.network import Network, Stock
 from models.order import Order
@@ -150,7 +151,7 @@ class LookAheadPolicy:
         evaluation: BuiltModel,
         network: Network,
         stock: Stock,
-        capacity_used: Mapping[str, int],
+        capacity_used: CapacityUsed,
     ) -> Decision:
         """Re-price when due, then route with the engine on the priced model."""
         if self._due():

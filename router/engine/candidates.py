@@ -7,6 +7,11 @@ radius, no available stock, stock all held back by rules, beyond the last rate b
 cannot meet a hard SLA, out of capacity. The detail of a rule exclusion names the rule
 (``filters.max_distance_km: …``).
 
+Dates follow the network's calendars (docs/calendars.md): each node's ship date is its
+next shipping day, the delivery date counts the service's running days, lateness is the
+calendar days from the deliver-by date to that delivery date, and a node with a daily
+order capacity is checked against the slots taken on *its own* ship date.
+
 The checks run on arrays over all nodes at once (:mod:`router.engine.arrays`, built once
 per network and per stock object). Distances are computed for every node (the radius
 filter and its detail need them); bands, dates and costs only for the nodes that pass the
@@ -22,12 +27,13 @@ the 51,000 (rate, weight) pairs of the standard sample scenario.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
 
+from models.capacity import CapacityUsed
 from models.lookahead import StockPrices
 from models.money import MONEY_SCALE
 from models.network import Network, Stock
@@ -54,12 +60,26 @@ def _max_shipments(order: Order, policy: Policy) -> int | None:
     return min(caps) if caps else None
 
 
+def ship_window(order: Order, network: Network) -> tuple[date, date]:
+    """The earliest and the latest ship date any node of ``network`` has for ``order``.
+
+    Every candidate's ship date lies in it, so the slots used on these days are all that
+    planning the order needs to know of node capacity.
+    """
+    arrays = network_arrays(network)
+    shipped = arrays.clocks.ship_ordinals(order.created_at, np.arange(len(arrays.nodes)))
+    if not len(shipped):
+        day = order.created_at.date()
+        return day, day
+    return date.fromordinal(int(shipped.min())), date.fromordinal(int(shipped.max()))
+
+
 def build_model(
     order: Order,
     network: Network,
     stock: Stock,
     policy: Policy,
-    capacity_used: Mapping[str, int] | None = None,
+    capacity_used: CapacityUsed | None = None,
     *,
     relax_sla_days: int = 0,
     prices: StockPrices | None = None,
@@ -69,14 +89,15 @@ def build_model(
     ``order`` must have passed validation against ``network`` (``Order.from_raw(..., network)``).
     ``policy`` is the applying strategy's filters, weights and constraints (docs/rules.md);
     ``relax_sla_days`` moves the deliver-by date later (a fallback step).
-    ``capacity_used`` counts the orders each node has already taken today.
+    ``capacity_used`` counts the order slots each node has already taken per day; a node
+    is out of capacity when its slots of the order's ship date there are used up.
     With ``prices`` and a ``policy.opportunity_cost`` above 0, each unit of a line's SKU
     at a candidate costs ``opportunity_cost × prices.of(node, sku)`` more (rounded to
     solver units; docs/lookahead.md): the model is then the *priced* model.
     A pickup order is delivered to its pickup node: that node hands over its own stock at
     the counter (no carrier cost, no transit), and other nodes ship to it by carrier.
     """
-    used = capacity_used or {}
+    used = capacity_used or CapacityUsed()
     arrays = network_arrays(network)
     service = arrays.services[order.service]
     weights = [network.skus[line.sku].weight_kg for line in order.lines]
@@ -141,7 +162,8 @@ def build_model(
 
     at_counter = rows == counter
     shipped = arrays.clocks.ship_ordinals(order.created_at, rows)
-    delivered = shipped + np.where(at_counter, 0, service.transit_days[band])
+    delivered = service.delivery_ordinals(shipped, service.transit_days[band])
+    delivered[at_counter] = shipped[at_counter]  # handed over at the counter: no carrier
     late = np.zeros(len(rows), dtype=np.int64)
     deadline = order.deliver_by
     if deadline is not None:
@@ -155,9 +177,13 @@ def build_model(
     capacity = arrays.capacity[rows]
     for i in np.flatnonzero((reason[rows] == 0) & (capacity >= 0)).tolist():
         row, limit = int(rows[i]), int(capacity[i])
-        taken = used.get(ids[row], 0)
+        if limit and ids[row] not in used.nodes:
+            continue  # none of its slots is taken, on any day
+        on = date.fromordinal(int(shipped[i]))
+        taken = used.used(ids[row], on)
         if taken >= limit:
-            exclude(row, _NO_CAPACITY, f"{taken} of {limit} orders taken today")
+            detail = f"{taken} of {limit} orders taken on {on.isoformat()}, its ship date"
+            exclude(row, _NO_CAPACITY, detail)
 
     keep = reason[rows] == 0
     matrices = _matrices(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
+from models.capacity import CapacityUsed
 from models.lookahead import StockPrices
 from models.network import Network, Stock
 from models.order import Order
@@ -54,7 +55,7 @@ def plan_order(
     stock: Stock,
     policy: Policy,
     *,
-    capacity_used: Mapping[str, int] | None = None,
+    capacity_used: CapacityUsed | None = None,
     stop: Stop | None = None,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     engine: str = FAST,

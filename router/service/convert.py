@@ -16,6 +16,7 @@ from typing import Any
 
 from google.protobuf import duration_pb2, json_format
 
+from models.calendar import Calendar, CalendarKind
 from models.errors import Violations
 from models.money import from_units
 from models.network import Network, Stock
@@ -186,6 +187,40 @@ _PLAN_ACCEPTANCE = {
 def route_outcome_to_proto(outcome: RouteOutcome) -> router_pb2.RouteOutcome.ValueType:
     """The wire enum of what RouteOrder did with a plan."""
     return router_pb2.RouteOutcome.Value(f"ROUTE_OUTCOME_{outcome.name}")
+
+
+def calendar_from_proto(
+    msg: router_pb2.Calendar, network: Network, path: str = "calendar"
+) -> tuple[CalendarKind, str, Calendar]:
+    """The owner and closed days of a calendar message, checked against ``network``.
+
+    The owner (``node_id`` or ``service``) must be a node or a service of the network;
+    every closed day a weekday or a date (:meth:`Calendar.parse`). Raises
+    InvalidArgumentError naming each bad field under ``path`` (``calendar.closed_days[1]``).
+    """
+    v = Violations(path)
+    which = msg.WhichOneof("owner")
+    kind, owner = CalendarKind.NODE, ""
+    if which is None:
+        v.add("", "set node_id or service")
+    else:
+        kind = CalendarKind.NODE if which == "node_id" else CalendarKind.SERVICE
+        owner = msg.node_id if which == "node_id" else msg.service
+        unknown = network.unknown_owner(kind, owner)
+        if unknown:
+            v.add(which, unknown)
+    calendar = Calendar.parse(list(msg.closed_days), "closed_days", v)
+    v.raise_if_any()
+    assert calendar is not None
+    return kind, owner, calendar
+
+
+def calendar_to_proto(kind: CalendarKind, owner: str, calendar: Calendar) -> router_pb2.Calendar:
+    """The message of ``owner``'s calendar, closed days as :attr:`Calendar.closed_days`."""
+    days = calendar.closed_days
+    if kind is CalendarKind.NODE:
+        return router_pb2.Calendar(node_id=owner, closed_days=days)
+    return router_pb2.Calendar(service=owner, closed_days=days)
 
 
 def reservation_to_proto(reservation: Reservation) -> router_pb2.Reservation:

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 import grpc
 
 from models.errors import FieldViolation, InvalidArgumentError, Violations
-from models.network import Stock
+from models.network import Network, Stock
 from models.order import Order
 from models.plan import ExplainLevel
 from models.rule_versions import RuleVersion
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.engine import route_order
+from router.engine.candidates import ship_window
 from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.ledger import Ledger
@@ -42,6 +43,7 @@ from router.service.convert import (
     stock_from_proto,
 )
 from router.service.errors import abort_on_error
+from router.service.network import LiveNetwork
 from router.service.routing import DEADLINE_MARGIN_S, RuleSets
 from router.v1 import router_pb2, router_pb2_grpc
 
@@ -119,7 +121,8 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
     """Rule sets on ``scenario``'s network, versions in ``ledger``.
 
     ``rule_sets`` is the parsed-version cache shared with routing; ``engine`` and
-    ``default_time_limit_s`` plan test drives and golden cases as routing plans orders.
+    ``default_time_limit_s`` plan test drives and golden cases as routing plans orders,
+    on the same network (``network``: the scenario's with the ledger's calendars).
     """
 
     def __init__(
@@ -130,14 +133,20 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
         *,
         default_time_limit_s: float = 10.0,
         engine: str = FAST,
+        network: LiveNetwork | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
-        self._network = scenario.network
+        self._live_network = network or LiveNetwork(ledger, scenario.network)
         self._ledger = ledger
         self._rule_sets = rule_sets
         self._default_time_limit_s = default_time_limit_s
         self._engine = engine
+
+    @property
+    def _network(self) -> Network:
+        """The network as routing plans on it now (calendars from the ledger)."""
+        return self._live_network.current()
 
     def _rules(self, document: str) -> RuleSet:
         v = Violations()
@@ -230,7 +239,8 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
                 rules = self._rule_sets.of(self._ledger.rule_version(request.version))
             assert rules is not None
             stock = given if given is not None else self._live({ln.sku for ln in order.lines})
-            used = self._ledger.capacity_used(order.created_at.astimezone(UTC).date())
+            network = self._network
+            used = self._ledger.capacity_used(*ship_window(order, network))
             limit_s = self._default_time_limit_s
             remaining_s = context.time_remaining()
             if remaining_s is not None:
@@ -240,7 +250,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
                 stop.set()
             plan = route_order(
                 order,
-                self._network,
+                network,
                 stock,
                 rules,
                 capacity_used=used,

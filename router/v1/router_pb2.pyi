@@ -952,6 +952,145 @@ class ApplyStockDeltaResponse(_message.Message):
 Global___ApplyStockDeltaResponse: _TypeAlias = ApplyStockDeltaResponse  # noqa: Y015
 
 @_typing.final
+class Calendar(_message.Message):
+    """The closed days of one node (its non-shipping days) or one carrier service (its
+    non-delivery days: it collects, moves and delivers nothing then, and its transit days
+    count only the days it runs).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    CLOSED_DAYS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """A node of the network: parcels ready on a closed day, or after the cutoff on the
+    day before one, leave on its next shipping day.
+    """
+    service: _builtins.str
+    """A carrier service of the rate card, e.g. "ground"."""
+    @_builtins.property
+    def closed_days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The closed days: weekdays "MON" … "SUN" (closed every week) and dates "YYYY-MM-DD"
+        (holidays, closures). At least one weekday stays open. Returned weekdays first in
+        week order, then dates ascending.
+        """
+
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        service: _builtins.str = ...,
+        closed_days: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "owner", b"owner", "service", b"service"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_days", b"closed_days", "node_id", b"node_id", "owner", b"owner", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_owner: _TypeAlias = _typing.Literal["node_id", "service"]  # noqa: Y015
+    _WhichOneofArgType_owner: _TypeAlias = _typing.Literal["owner", b"owner"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_owner) -> _WhichOneofReturnType_owner | None: ...
+
+Global___Calendar: _TypeAlias = Calendar  # noqa: Y015
+
+@_typing.final
+class ListCalendarsRequest(_message.Message):
+    """The request of NetworkService.ListCalendars."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCalendarsRequest: _TypeAlias = ListCalendarsRequest  # noqa: Y015
+
+@_typing.final
+class ListCalendarsResponse(_message.Message):
+    """The response of NetworkService.ListCalendars."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDARS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """Counts the calendar changes stored in the ledger; it grows with every SetCalendar."""
+    @_builtins.property
+    def calendars(self) -> _containers.RepeatedCompositeFieldContainer[Global___Calendar]:
+        """Every calendar that closes some day; nodes and services not listed are open every day."""
+
+    def __init__(
+        self,
+        *,
+        calendars: _abc.Iterable[Global___Calendar] | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendars", b"calendars", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCalendarsResponse: _TypeAlias = ListCalendarsResponse  # noqa: Y015
+
+@_typing.final
+class SetCalendarRequest(_message.Message):
+    """The request of NetworkService.SetCalendar."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDAR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def calendar(self) -> Global___Calendar:
+        """The calendar to store in place of the owner's current one."""
+
+    def __init__(
+        self,
+        *,
+        calendar: Global___Calendar | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCalendarRequest: _TypeAlias = SetCalendarRequest  # noqa: Y015
+
+@_typing.final
+class SetCalendarResponse(_message.Message):
+    """The response of NetworkService.SetCalendar."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDAR_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision of the calendars after this change."""
+    @_builtins.property
+    def calendar(self) -> Global___Calendar:
+        """The calendar as stored (closed days normalised and sorted)."""
+
+    def __init__(
+        self,
+        *,
+        calendar: Global___Calendar | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCalendarResponse: _TypeAlias = SetCalendarResponse  # noqa: Y015
+
+@_typing.final
 class PlanOrderRequest(_message.Message):
     """The request of RoutingService.PlanOrder."""
 

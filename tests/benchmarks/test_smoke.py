@@ -133,3 +133,32 @@ def test_explain_size_benchmark_smoke_runs_every_level(capsys):
     assert none < summary < full
     assert explain_size.main(["--lines", "2", "--smoke"]) == 0
     assert "| summary |" in capsys.readouterr().out
+
+
+def test_calendars_benchmark_smoke_runs_both_variants(capsys):
+    """The calendars benchmark times both networks on every order and prints their ratios.
+
+    Its calendars do move some order's ship dates.
+    """
+    from benchmarks import calendars
+    from router.engine.candidates import build_model
+    from router.sample import sample_scenario
+
+    times = calendars.measure(12, smoke=True)
+    assert set(times) == {"open", "calendars"}
+    assert all(len(v) == 12 and min(v) > 0 for v in times.values())
+    assert calendars.main(["--orders", "5", "--smoke"]) == 0
+    table = capsys.readouterr().out
+    assert "| calendars |" in table and "p50 / open" in table
+    scenario = sample_scenario(n_orders=40, n_stores=50, n_skus=200)
+    closed = calendars.with_calendars(scenario.network, scenario.orders)
+    policy = scenario.rules.strategies[0].policy
+
+    def ship_dates(network):
+        return [
+            c.ship_date
+            for o in scenario.orders
+            for c in build_model(o, network, scenario.stock, policy).model.candidates
+        ]
+
+    assert ship_dates(closed) != ship_dates(scenario.network)

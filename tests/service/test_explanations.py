@@ -7,18 +7,15 @@ from {east, mid}, {east, west}, {west}, {east} or from no node at all (all backo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import cast
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from models.scenario import Scenario
 from router.engine.solve import FULL_MODEL
 from router.service.convert import MAX_COUNTERFACTUALS, MAX_TOP_K, order_to_proto
 from router.v1 import router_pb2
-from tests.service.conftest import Running, order, run
+from tests.service.conftest import Running, bad_request_fields, order, run
 
 
 def _request(small_scenario: Scenario, **fields: object) -> router_pb2.PlanOrderRequest:
@@ -133,14 +130,7 @@ def _violations(server: Running, request: router_pb2.PlanOrderRequest) -> list[s
     """The BadRequest field paths of a call that must fail with INVALID_ARGUMENT."""
     with pytest.raises(grpc.RpcError) as caught:
         server.routing.PlanOrder(request, timeout=30)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    status = rpc_status.from_call(cast(grpc.Call, caught.value))
-    assert status is not None
-    [detail] = status.details
-    bad_request = error_details_pb2.BadRequest()
-    assert detail.Unpack(bad_request)
-    assert all(v.description for v in bad_request.field_violations)
-    return sorted(v.field for v in bad_request.field_violations)
+    return sorted(bad_request_fields(caught.value))
 
 
 @pytest.mark.parametrize("top_k", [-1, MAX_TOP_K + 1])
