@@ -488,6 +488,8 @@ def _counterfactual(counterfactual: Counterfactual) -> router_pb2.Counterfactual
         detail=counterfactual.detail,
         shipments=[_shipment(s) for s in counterfactual.shipments],
         unfulfilled=[_unfulfilled(u) for u in counterfactual.unfulfilled],
+        bound=None if counterfactual.bound is None else from_units(counterfactual.bound),
+        gap=counterfactual.gap,
     )
 
 

@@ -1713,22 +1713,34 @@ class Counterfactual(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     SHIPMENTS_FIELD_NUMBER: _builtins.int
     UNFULFILLED_FIELD_NUMBER: _builtins.int
+    BOUND_FIELD_NUMBER: _builtins.int
+    GAP_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """The node priced."""
     status: Global___SolveStatus.ValueType
-    """How good the forced plan is known to be; SOLVE_STATUS_INFEASIBLE when no plan can
-    ship from the node (detail says why, e.g. the node's exclusion reason).
+    """How good the forced plan is known to be: SOLVE_STATUS_OPTIMAL when proven;
+    SOLVE_STATUS_FEASIBLE when the time limit cut the search short (the best plan through
+    the node costs between bound and objective); SOLVE_STATUS_INFEASIBLE only when it is
+    proven that no plan can ship from the node (detail says why, e.g. the node's exclusion
+    reason); SOLVE_STATUS_NO_SOLUTION when the time ran out before any plan through it
+    was found.
     """
     objective: _builtins.float
     """Total cost of the forced plan in currency units; absent when there is none."""
     delta: _builtins.float
-    """Cost over the optimum (objective minus the plan's objective), currency units; absent
-    when either is absent.
+    """Cost over the plan's objective (the optimum when the plan is OPTIMAL), currency
+    units; absent when either is absent. 0 for a node the optimal plan ships from.
     """
     detail: _builtins.str
     """Free text: the solve's outcome, or why the node cannot ship, e.g.
     "excluded: NO_AVAILABLE_STOCK: ...".
     """
+    bound: _builtins.float
+    """A proven lower bound on every plan that ships from the node, currency units; equal
+    to objective when OPTIMAL; absent when nothing is known.
+    """
+    gap: _builtins.float
+    """|objective - bound| / max(1, |objective|) in solver units; 0 when proven optimal."""
     @_builtins.property
     def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment]:
         """The parcels of the forced plan, one per shipping node; one of them is the node's."""
@@ -1747,15 +1759,21 @@ class Counterfactual(_message.Message):
         detail: _builtins.str = ...,
         shipments: _abc.Iterable[Global___Shipment] | None = ...,
         unfulfilled: _abc.Iterable[Global___UnfulfilledLine] | None = ...,
+        bound: _builtins.float | None = ...,
+        gap: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_objective", b"_objective", "delta", b"delta", "objective", b"objective"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_delta", b"_delta", "_objective", b"_objective", "bound", b"bound", "delta", b"delta", "objective", b"objective"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_objective", b"_objective", "delta", b"delta", "detail", b"detail", "node_id", b"node_id", "objective", b"objective", "shipments", b"shipments", "status", b"status", "unfulfilled", b"unfulfilled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_delta", b"_delta", "_objective", b"_objective", "bound", b"bound", "delta", b"delta", "detail", b"detail", "gap", b"gap", "node_id", b"node_id", "objective", b"objective", "shipments", b"shipments", "status", b"status", "unfulfilled", b"unfulfilled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__bound: _TypeAlias = _typing.Literal["bound"]  # noqa: Y015
+    _WhichOneofArgType__bound: _TypeAlias = _typing.Literal["_bound", b"_bound"]  # noqa: Y015
     _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
     _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015
     _WhichOneofReturnType__objective: _TypeAlias = _typing.Literal["objective"]  # noqa: Y015
     _WhichOneofArgType__objective: _TypeAlias = _typing.Literal["_objective", b"_objective"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__bound) -> _WhichOneofReturnType__bound | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
     @_typing.overload

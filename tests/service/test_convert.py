@@ -269,8 +269,8 @@ def test_bad_explanation_fields_are_reported_with_the_order_s() -> None:
 def test_plan_json_has_alternatives_and_counterfactuals() -> None:
     """Alternatives and counterfactuals print in currency units.
 
-    An unpriceable node's objective and delta are absent, not 0; with none asked for, both
-    lists are empty.
+    An unpriceable node's objective and delta are absent, not 0; a counterfactual cut
+    short carries its bound and gap; with none asked for, both lists are empty.
     """
     backorder = Unfulfilled("l1", "A", 1, UnfulfilledReason.BACKORDER_CHEAPER)
     plan = replace(
@@ -279,6 +279,7 @@ def test_plan_json_has_alternatives_and_counterfactuals() -> None:
         counterfactuals=(
             Counterfactual("west", SolveStatus.OPTIMAL, 20_000, 7_500, "proven optimal"),
             Counterfactual("east", SolveStatus.INFEASIBLE, None, None, "excluded: ..."),
+            Counterfactual("mid", SolveStatus.FEASIBLE, 40_000, 27_500, "stopped", bound=30_000),
         ),
     )
     data = plan_to_json(plan, explain=ExplainLevel.NONE)
@@ -296,9 +297,11 @@ def test_plan_json_has_alternatives_and_counterfactuals() -> None:
             ],
         }
     ]
-    west, east = data["counterfactuals"]
+    west, east, mid = data["counterfactuals"]
     assert (west["objective"], west["delta"], west["status"]) == (2.0, 0.75, "SOLVE_STATUS_OPTIMAL")
-    assert "objective" not in east and "delta" not in east
+    assert "objective" not in east and "delta" not in east and "bound" not in east
+    assert (mid["status"], mid["objective"], mid["bound"]) == ("SOLVE_STATUS_FEASIBLE", 4.0, 3.0)
+    assert mid["gap"] == 0.25
     assert east["status"] == "SOLVE_STATUS_INFEASIBLE" and east["detail"] == "excluded: ..."
 
     empty = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=ExplainLevel.NONE)

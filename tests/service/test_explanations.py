@@ -97,6 +97,8 @@ def test_counterfactual_of_a_candidate_ships_from_it(
     west, mid = plan.counterfactuals
     assert west.delta > 0  # the optimum does not ship from west
     assert _nodes(plan.shipments) == {"mid"} and mid.delta == 0
+    for counterfactual in plan.counterfactuals:  # proven: bound = objective, no gap
+        assert counterfactual.bound == counterfactual.objective and counterfactual.gap == 0
 
 
 def test_counterfactual_of_an_excluded_node_is_infeasible_with_the_reason(
