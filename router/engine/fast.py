@@ -77,8 +77,19 @@ SMALL_LEVEL = 20_000
 """A level with at most this many sets under the cheap bound is enumerated with it; a
 larger one first gets the Lagrangian bound."""
 
+CROWDED_LEVEL = 200_000
+"""A level bounded while the incumbent was worse gets its prices sharpened toward the
+better one when it still has more than this many sets under its bound."""
+
 GREEDY_POOL = 256
 """Candidates the greedy heuristic tries per step (the most promising by a cheap score)."""
+
+GREEDY_AFTER_STOP = 4_000_000
+"""(set, node, group) cells the greedy heuristic may still evaluate after the stop signal:
+enough to finish it on any ordinary order, bounded on pathological ones."""
+
+EVALUATE_CELLS = 1_000_000
+"""(set, node, group) cells evaluated at once, so memory stays bounded on huge orders."""
 
 BUILD_CHUNK = 100_000
 """Node sets built in memory at once by the enumeration."""
@@ -257,8 +268,9 @@ class _Search:
     def _greedy(self) -> None:
         """Grow a plan one node at a time, the cheapest set each step, while it pays.
 
-        Starts from the best one-node plan (or the forced node); runs to its end even
-        when the stop signal is set, so a search cut short still has this plan.
+        Starts from the best one-node plan (or the forced node). It goes on after the stop
+        signal for up to ``GREEDY_AFTER_STOP`` cells of work, so a search cut short still
+        has this plan.
         """
         p, f = self.p, self.forced
         if f is not None:
@@ -272,10 +284,14 @@ class _Search:
         now = p.evaluate(current[None, :])
         best = int(now.cost[0]) if now.valid[0] else INFINITE
         taken = now.take[0]
+        work = 0
         while len(current) < p.cap:
+            if self.stop.is_set() and work > GREEDY_AFTER_STOP:
+                break
             pool = self._pool(current, taken)
             if not len(pool):
                 break
+            work += len(pool) * (len(current) + 1) * p.n_groups
             sets = np.column_stack([np.broadcast_to(current, (len(pool), len(current))), pool])
             tried = p.evaluate(sets)
             self.found.add(tried, self.sub)
@@ -302,13 +318,14 @@ class _Search:
         outside = np.ones(p.n_nodes, dtype=np.bool_)
         outside[current] = False
         pool = np.flatnonzero(outside)
-        if len(pool) <= GREEDY_POOL:
+        size = max(1, min(GREEDY_POOL, EVALUATE_CELLS // ((len(current) + 1) * p.n_groups)))
+        if len(pool) <= size:
             return pool
         missing = p.quantity - taken.sum(axis=0)
         worst = np.where(p.partial, p.backorder, INFINITE // (4 * max(1, int(p.quantity.sum()))))
         gain = np.minimum(p.available[pool], missing) * np.maximum(worst - p.unit[pool], 0)
         score = p.shipment[pool] - gain.sum(axis=1)
-        picked: Int = pool[np.argpartition(score, GREEDY_POOL - 1)[:GREEDY_POOL]]
+        picked: Int = pool[np.argpartition(score, size - 1)[:size]]
         return picked
 
     def _levels(self, fill: Int) -> list[_Level]:
@@ -352,7 +369,12 @@ class _Search:
         threshold = self.found.threshold
         levels = []
         for bound, small, target in bounds:
-            if bound.prices.size and target > threshold * 1.01 + 1 and not self.stop.is_set():
+            sharpen = bound.prices.size and target > threshold * 1.01 + 1
+            if (
+                sharpen
+                and not self.stop.is_set()
+                and _count(bound, self._order(bound), threshold, f, CROWDED_LEVEL) > CROWDED_LEVEL
+            ):
                 again = ascend(p, bound.k, bound.prices, threshold * 1.001 + 1, self.stop, forced=f)
                 sharper = lagrangian_bound(p, bound.k, units_of(again), f)
                 if sharper.floor(f) > bound.floor(f):
@@ -367,7 +389,8 @@ class _Search:
         order = self._order(bound)
         free = bound.k if f is None else bound.k - 1
         pool = free
-        while pool < len(order) and math.comb(pool + 1, free) <= PROBE_SETS:
+        most = max(1, min(PROBE_SETS, EVALUATE_CELLS // (bound.k * self.p.n_groups)))
+        while pool < len(order) and math.comb(pool + 1, free) <= most:
             pool += 1
         if pool < free:
             return
@@ -426,39 +449,69 @@ class _Search:
     def _window(self, level: _Level, upper: int) -> bool:
         """Evaluate the level's sets with bound in (edge, upper]; False when stopped."""
         p = self.p
+        step = max(1, min(EVALUATE_CHUNK, EVALUATE_CELLS // (level.bound.k * p.n_groups)))
         for sets, bounds in self._sets(level, upper):
             order = np.argsort(bounds, kind="stable")
             sets, bounds = sets[order], bounds[order]
-            for start in range(0, len(sets), EVALUATE_CHUNK):
+            for start in range(0, len(sets), step):
                 if self.stop.is_set():
                     return False
-                chunk = slice(start, start + EVALUATE_CHUNK)
+                chunk = slice(start, start + step)
                 keep = bounds[chunk] <= self.found.threshold
                 if not keep.any():
                     break
                 self.found.add(p.evaluate(sets[chunk][keep]), self.sub)
-        return True
+        return not self.stop.is_set()  # the sets may have ended early at the stop
 
     def _sets(self, level: _Level, upper: int) -> Iterator[tuple[Int, Int]]:
-        """The level's sets with bound in (edge, upper], in batches, with their bounds."""
+        """The level's sets with bound in (edge, upper], in batches, with their bounds.
+
+        The last node of each set is only looked at, not built into a row: the bits its
+        prefix holds (OR of the prefix's nodes, and the forced node's) are combined with
+        each candidate last node's, and only the sets whose whole bound is in the window
+        become rows.
+        """
         bound, f = level.bound, self.forced
         r = bound.reduced[level.order]
         fixed = bound.base + (0 if f is None else int(bound.reduced[f]))
         free = bound.k if f is None else bound.k - 1
-        for chosen, sums in _expand(r, free, upper - fixed):
-            sets = level.order[chosen]
+        base_bits = np.zeros(self.holds.shape[1], dtype=np.uint64) if f is None else self.holds[f]
+        if free == 0:
+            single = np.array([[f]])
+            total = fixed + self._uncovered(level, base_bits[None, :])
+            if level.edge < total[0] <= upper:
+                yield single, total
+            return
+        bits = self.holds[level.order]
+        # A set that misses a group whose uncovered cost alone exceeds the window's room
+        # above the level's least bound is out: checked on the bits first, cheaply.
+        room = upper - bound.floor(f)
+        needed = bitsets(((bound.uncovered > room) | ~self.p.partial)[None, :])[0]
+        for batch in _batches(r, free, upper - fixed, stop=self.stop):
+            owner, nxt = batch.children()
+            prefixes = batch.prefixes[batch.first : batch.last]
+            held = np.bitwise_or.reduce(bits[prefixes], axis=1) | base_bits  # per prefix
+            held = held[owner - batch.first] | bits[nxt]
+            near = np.flatnonzero(((held & needed) == needed).all(axis=1))
+            if not len(near):
+                continue
+            owner, nxt = owner[near], nxt[near]
+            total = fixed + batch.sums[owner] + r[nxt] + self._uncovered(level, held[near])
+            keep = np.flatnonzero((total > level.edge) & (total <= upper))
+            if not len(keep):
+                continue
+            chosen = level.order[np.column_stack([batch.prefixes[owner[keep]], nxt[keep]])]
             if f is not None:
-                sets = np.column_stack([sets, np.full(len(sets), f)])
-            total = fixed + sums + self._uncovered(level, sets)
-            keep = (total > level.edge) & (total <= upper)
-            if keep.any():
-                yield sets[keep], total[keep]
+                chosen = np.column_stack([chosen, np.full(len(chosen), f)])
+            yield chosen, total[keep]
 
-    def _uncovered(self, level: _Level, sets: Int) -> Int:
-        """Per set, the cost of the groups none of its nodes holds (INFINITE: no plan)."""
-        held = np.bitwise_or.reduce(self.holds[sets], axis=1)  # (M, W)
+    def _uncovered(self, level: _Level, held: NDArray[np.uint64]) -> Int:
+        """Per set (the group bits it holds), the cost of the groups it does not hold.
+
+        INFINITE when it misses a group that may not be backordered: no plan.
+        """
         ok = ((held & self.must) == self.must).all(axis=1)
-        free_bytes = (~held).view(np.uint8).reshape(len(sets), -1)
+        free_bytes = (~held).view(np.uint8).reshape(len(held), -1)
         extra = level.tables[np.arange(free_bytes.shape[1]), free_bytes].sum(axis=1)
         out: Int = np.where(ok, extra, INFINITE)
         return out
@@ -477,7 +530,7 @@ def _count(bound: LevelBound, order: Int, limit: int, forced: int | None, budget
     if free == 0:
         return int(limit >= fixed)
     total = 0
-    for batch in _batches(r, free, limit - fixed):
+    for batch in _batches(r, free, limit - fixed, chunk=max(1, budget // 8)):
         total += batch.size
         if total > budget:
             break
@@ -523,28 +576,33 @@ class _Batch:
             return self.stop - self.start
         return int(self.count[self.first : self.last].sum())
 
-    def build(self, r: Int) -> tuple[Int, Int]:
-        """The extended prefixes and their sums."""
-        d = self.prefixes.shape[1]
+    def children(self) -> tuple[Int, Int]:
+        """For each row it builds: the index of its prefix, and the position added."""
         if self.start >= 0:
             nxt = np.arange(self.start, self.stop)
-            rows = np.broadcast_to(self.prefixes[self.first], (len(nxt), d))
-            return np.column_stack([rows, nxt]), self.sums[self.first] + r[nxt]
+            return np.full(len(nxt), self.first), nxt
         part = self.count[self.first : self.last]
         owner = np.repeat(np.arange(self.first, self.last), part)
         offset = np.arange(len(owner)) - np.repeat(np.cumsum(part) - part, part)
-        nxt = self.low[owner] + offset
+        return owner, self.low[owner] + offset
+
+    def build(self, r: Int) -> tuple[Int, Int]:
+        """The extended prefixes and their sums."""
+        owner, nxt = self.children()
         return np.column_stack([self.prefixes[owner], nxt]), self.sums[owner] + r[nxt]
 
 
-def _batches(r: Int, k: int, slack: int) -> Iterator[_Batch]:
+def _batches(
+    r: Int, k: int, slack: int, chunk: int = BUILD_CHUNK, stop: Stop | None = None
+) -> Iterator[_Batch]:
     """The batches of k-subsets of positions of ``r`` with Σ r ≤ ``slack``, depth first.
 
     A prefix is extended by position n only while its sum plus r[n] plus the smallest
     possible rest (the next positions after n) stays within the slack: since r is sorted,
     those n form a range found by binary search. Batches of each depth are built only
-    when taken, and hold at most ``BUILD_CHUNK`` rows, so memory stays bounded however
-    many sets there are; the last depth's batches are yielded unbuilt.
+    when taken, and hold at most ``chunk`` rows, so memory stays bounded however many
+    sets there are; the last depth's batches are yielded unbuilt. It ends early, between
+    batches, when ``stop`` is set.
     """
     n = len(r)
     if not 0 < k <= n:
@@ -571,11 +629,11 @@ def _batches(r: Int, k: int, slack: int) -> Iterator[_Batch]:
         first = 0
         while first < len(prefixes):
             base = int(ends[first - 1]) if first else 0
-            last = int(np.searchsorted(ends, base + BUILD_CHUNK, side="right"))
+            last = int(np.searchsorted(ends, base + chunk, side="right"))
             if last == first:  # one prefix alone has too many children: split its range
                 lo, hi = int(low[first]), int(high[first])
-                for part in range(lo, hi, BUILD_CHUNK):
-                    stop = min(hi, part + BUILD_CHUNK)
+                for part in range(lo, hi, chunk):
+                    stop = min(hi, part + chunk)
                     batches.append(_Batch(prefixes, sums, low, count, first, first + 1, part, stop))
                 first += 1
                 continue
@@ -587,6 +645,8 @@ def _batches(r: Int, k: int, slack: int) -> Iterator[_Batch]:
     root = np.zeros((1, 0), dtype=np.int64)
     stack = children(root, np.zeros(1, dtype=np.int64))[::-1]
     while stack:
+        if stop is not None and stop.is_set():
+            return
         batch = stack.pop()
         if batch.prefixes.shape[1] == k - 1:
             yield batch

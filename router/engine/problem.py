@@ -151,20 +151,16 @@ class Problem:
         A lower bound on what any set pays for the group. The flag says whether every
         group that may not be backordered can be supplied at all.
         """
-        cost = np.zeros(self.n_groups, dtype=np.int64)
-        suppliable = True
-        for g in range(self.n_groups):
-            left = int(self.quantity[g])
-            for j in np.argsort(self.unit[:, g], kind="stable").tolist():
-                if left == 0:
-                    break
-                take = min(left, int(self.available[j, g]))
-                cost[g] += take * int(self.unit[j, g])
-                left -= take
-            if left and not self.partial[g]:
-                suppliable = False
-            cost[g] += left * int(self.backorder[g])
-        return cost, suppliable
+        if self.n_nodes == 0:
+            return self.quantity * self.backorder, bool(self.partial.all())
+        order = np.argsort(self.unit, axis=0, kind="stable")  # cheapest first, per group
+        available = np.take_along_axis(self.available, order, axis=0)
+        before = np.cumsum(available, axis=0) - available
+        take = np.clip(self.quantity[None, :] - before, 0, available)
+        cost: Int = (take * np.take_along_axis(self.unit, order, axis=0)).sum(axis=0)
+        left = self.quantity - take.sum(axis=0)
+        suppliable = bool(((left == 0) | self.partial).all())
+        return cost + left * self.backorder, suppliable
 
     def evaluate(self, sets: Int) -> Evaluated:
         """The greedy fill of each node set (rows of ``sets``, shape (M, k))."""
