@@ -42,6 +42,8 @@ from models.plan import Exclusion, ExclusionReason, LineTerms
 from models.rules import Policy, SlaMode
 from router.engine.arrays import (
     NetworkArrays,
+    NodeFilter,
+    ServiceBands,
     money_units,
     network_arrays,
     node_filter,
@@ -97,69 +99,24 @@ def build_model(
     A pickup order is delivered to its pickup node: that node hands over its own stock at
     the counter (no carrier cost, no transit), and other nodes ship to it by carrier.
     """
-    used = capacity_used or CapacityUsed()
     arrays = network_arrays(network)
     service = arrays.services[order.service]
-    weights = [network.skus[line.sku].weight_kg for line in order.lines]
-    n_nodes = len(arrays.nodes)
-    ids = arrays.node_ids
-
-    counter = -1  # row of the pickup node, where the order is handed over
-    if order.pickup_node_id is not None:
-        pickup_node = network.node(order.pickup_node_id)
-        assert pickup_node is not None, "order must be validated against the network first"
-        counter = arrays.row[order.pickup_node_id]
-        dest_lat, dest_lon = pickup_node.latitude, pickup_node.longitude
-    else:
-        dest_lat, dest_lon = order.ship_to.latitude, order.ship_to.longitude
-    distances = great_circle_km(dest_lat, dest_lon, arrays.latitude, arrays.longitude)
-    ships = arrays.ships.copy()
-    if counter >= 0:
-        distances[counter] = 0.0
-        ships[counter] = True
-
-    held = stock_arrays(stock, network)
-    by_sku = [held.sku(line.sku) for line in order.lines]
-    available = np.zeros((n_nodes, len(order.lines)), dtype=np.int64)
+    counter, distances, ships = _destination(order, network, arrays)
+    by_sku = [stock_arrays(stock, network).sku(line.sku) for line in order.lines]
+    available = np.zeros((len(arrays.nodes), len(order.lines)), dtype=np.int64)
     for line, sku_stock in enumerate(by_sku):
         available[sku_stock.rows, line] = sku_stock.available
     holding = np.count_nonzero(available, axis=1) > 0
-    held_back = _hold_back(order, network, arrays, policy, available)
-
-    # The first checks on every node; ``reason[row]`` stays 0 while it is a candidate.
-    reason = np.zeros(n_nodes, dtype=np.int8)
-
-    def fail(failing: NDArray[np.bool_], code: int) -> None:
-        reason[(reason == 0) & failing] = code
-
-    fail(~ships, _DOES_NOT_SHIP)
-    nodes_kept = node_filter(policy, network) if policy.has_node_filter else None
-    if nodes_kept is not None:
-        fail(~nodes_kept.allowed, _NODE_FILTER)
-    if policy.same_country:
-        fail(arrays.country != order.ship_to.country, _OTHER_COUNTRY)
-    if policy.max_distance_km is not None:
-        fail(distances > policy.max_distance_km, _BEYOND_RADIUS)
-    fail(~holding, _NO_STOCK)
-    fail(np.count_nonzero(available, axis=1) == 0, _HELD_BACK)
-
-    # The last three checks, on the nodes left; ``detailed`` holds the details of the
-    # exclusions they make (the others are made in ``describe`` below).
-    detailed: dict[int, str] = {}
-
-    def exclude(row: int, code: int, detail: str) -> None:
-        reason[row] = code
-        detailed[row] = detail
-
-    rows = np.flatnonzero(reason == 0)
-    band = service.band_of(distances[rows])
-    beyond = band == len(service.bands)
-    for row in rows[beyond].tolist():
-        last = service.bands[-1].max_distance_km
-        detail = f"{float(distances[row]):.1f} km is beyond the last {order.service} band"
-        exclude(row, _BEYOND_LAST_BAND, f"{detail} ({last:g} km)")
-    rows, band = rows[~beyond], band[~beyond]
-
+    screen = _Screen(
+        order,
+        policy,
+        arrays,
+        distances,
+        held_back=_hold_back(order, network, arrays, policy, available),
+        nodes_kept=node_filter(policy, network) if policy.has_node_filter else None,
+    )
+    screen.by_node(ships, holding, available)
+    rows, band = screen.by_band(service)
     at_counter = rows == counter
     shipped = arrays.clocks.ship_ordinals(order.created_at, rows)
     delivered = service.delivery_ordinals(shipped, service.transit_days[band])
@@ -169,28 +126,15 @@ def build_model(
     if deadline is not None:
         deadline += timedelta(days=relax_sla_days)
         late = np.maximum(delivered - deadline.toordinal(), 0)
-    if policy.sla is SlaMode.HARD:
-        for i in np.flatnonzero((reason[rows] == 0) & (late > 0)).tolist():
-            when = date.fromordinal(int(delivered[i])).isoformat()
-            detail = f"delivers {when}, {int(late[i])} day(s) after {deadline}"
-            exclude(int(rows[i]), _LATE, detail)
-    capacity = arrays.capacity[rows]
-    for i in np.flatnonzero((reason[rows] == 0) & (capacity >= 0)).tolist():
-        row, limit = int(rows[i]), int(capacity[i])
-        if limit and ids[row] not in used.nodes:
-            continue  # none of its slots is taken, on any day
-        on = date.fromordinal(int(shipped[i]))
-        taken = used.used(ids[row], on)
-        if taken >= limit:
-            detail = f"{taken} of {limit} orders taken on {on.isoformat()}, its ship date"
-            exclude(row, _NO_CAPACITY, detail)
-
-    keep = reason[rows] == 0
+        if policy.sla is SlaMode.HARD:
+            screen.by_promise(rows, delivered, late, deadline)
+    screen.by_capacity(rows, shipped, capacity_used or CapacityUsed())
+    keep = screen.reason[rows] == 0
     matrices = _matrices(
         order,
         policy,
         arrays,
-        weights,
+        [network.skus[line.sku].weight_kg for line in order.lines],
         prices=prices,
         rows=rows[keep],
         band=band[keep],
@@ -201,35 +145,6 @@ def build_model(
         delivered=delivered[keep],
         late=late[keep],
     )
-    out = np.flatnonzero(reason)
-
-    def describe(row: int, code: int) -> str:
-        """The detail of ``row``'s exclusion, the stored one or one made here."""
-        if code == _DOES_NOT_SHIP:
-            return "node does not ship parcels"
-        if code == _NO_STOCK:
-            return "no available unit of any line"
-        if code == _NODE_FILTER:
-            assert nodes_kept is not None
-            return nodes_kept.detail(row)
-        if code == _OTHER_COUNTRY:
-            return f"filters.same_country: in {arrays.country[row]}, not {order.ship_to.country}"
-        if code == _BEYOND_RADIUS:
-            km, radius = float(distances[row]), policy.max_distance_km
-            return f"filters.max_distance_km: {km:.1f} km is beyond {radius:g} km"
-        if code == _HELD_BACK:
-            return held_back(row)
-        return detailed[row]
-
-    def excluded() -> tuple[Exclusion, ...]:
-        """Every node left out, with its reason, detail and distance to the destination."""
-        return tuple(
-            Exclusion(ids[row], _REASONS[code], describe(row, code), km)
-            for row, code, km in zip(
-                out.tolist(), reason[out].tolist(), distances[out].tolist(), strict=True
-            )
-        )
-
     backorder = money_units(policy.backorder_cost_per_unit)
     lines = tuple(
         LineTerms(line.line_id, line.sku, line.quantity, backorder, order.allow_partial)
@@ -242,9 +157,154 @@ def build_model(
         split_penalty=money_units(policy.split_penalty),
         max_shipments=_max_shipments(order, policy),
         ship_complete=order.ship_complete or policy.ship_complete,
-        excluded=excluded,
+        excluded=screen.excluded,
         stock_anywhere=tuple(s.total for s in by_sku),
     )
+
+
+def _destination(
+    order: Order, network: Network, arrays: NetworkArrays
+) -> tuple[int, NDArray[np.float64], NDArray[np.bool_]]:
+    """The row of the pickup node (-1 when none), every node's distance, who ships.
+
+    A pickup order's destination is its pickup node, which hands the order over at its
+    counter: distance 0, and it "ships" even when it ships no parcels.
+    """
+    counter = -1
+    if order.pickup_node_id is not None:
+        pickup_node = network.node(order.pickup_node_id)
+        assert pickup_node is not None, "order must be validated against the network first"
+        counter = arrays.row[order.pickup_node_id]
+        dest_lat, dest_lon = pickup_node.latitude, pickup_node.longitude
+    else:
+        dest_lat, dest_lon = order.ship_to.latitude, order.ship_to.longitude
+    distances = great_circle_km(dest_lat, dest_lon, arrays.latitude, arrays.longitude)
+    ships = arrays.ships.copy()
+    if counter >= 0:
+        distances[counter] = 0.0
+        ships[counter] = True
+    return counter, distances, ships
+
+
+class _Screen:
+    """One order's checks of every node: ``reason[row]`` stays 0 while it is a candidate.
+
+    The checks run in a fixed order (the module docstring's), so each node gets the first
+    reason that applies. Details are made when someone reads the exclusions, from the
+    reason and what the checks kept (``detailed`` for the checks of the nodes left).
+    """
+
+    def __init__(
+        self,
+        order: Order,
+        policy: Policy,
+        arrays: NetworkArrays,
+        distances: NDArray[np.float64],
+        *,
+        held_back: Callable[[int], str],
+        nodes_kept: NodeFilter | None,
+    ) -> None:
+        self.order = order
+        self.policy = policy
+        self.arrays = arrays
+        self.distances = distances
+        self.held_back = held_back
+        self.nodes_kept = nodes_kept
+        self.reason = np.zeros(len(arrays.nodes), dtype=np.int8)
+        self.detailed: dict[int, str] = {}
+
+    def _fail(self, failing: NDArray[np.bool_], code: int) -> None:
+        self.reason[(self.reason == 0) & failing] = code
+
+    def _exclude(self, row: int, code: int, detail: str) -> None:
+        self.reason[row] = code
+        self.detailed[row] = detail
+
+    def by_node(
+        self, ships: NDArray[np.bool_], holding: NDArray[np.bool_], available: NDArray[np.int64]
+    ) -> None:
+        """The checks on every node: ships, node filters, country, radius, stock."""
+        policy, arrays = self.policy, self.arrays
+        self._fail(~ships, _DOES_NOT_SHIP)
+        if self.nodes_kept is not None:
+            self._fail(~self.nodes_kept.allowed, _NODE_FILTER)
+        if policy.same_country:
+            self._fail(arrays.country != self.order.ship_to.country, _OTHER_COUNTRY)
+        if policy.max_distance_km is not None:
+            self._fail(self.distances > policy.max_distance_km, _BEYOND_RADIUS)
+        self._fail(~holding, _NO_STOCK)
+        self._fail(np.count_nonzero(available, axis=1) == 0, _HELD_BACK)
+
+    def by_band(self, service: ServiceBands) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """The nodes left within the service's last band, and their band."""
+        rows = np.flatnonzero(self.reason == 0)
+        band = service.band_of(self.distances[rows])
+        beyond = band == len(service.bands)
+        last = service.bands[-1].max_distance_km if service.bands else 0.0
+        for row in rows[beyond].tolist():
+            km = float(self.distances[row])
+            detail = f"{km:.1f} km is beyond the last {self.order.service} band ({last:g} km)"
+            self._exclude(row, _BEYOND_LAST_BAND, detail)
+        return rows[~beyond], band[~beyond]
+
+    def by_promise(
+        self,
+        rows: NDArray[np.intp],
+        delivered: NDArray[np.int64],
+        late: NDArray[np.int64],
+        deadline: date,
+    ) -> None:
+        """A hard SLA: out go the nodes that deliver after ``deadline``."""
+        for i in np.flatnonzero((self.reason[rows] == 0) & (late > 0)).tolist():
+            when = date.fromordinal(int(delivered[i])).isoformat()
+            detail = f"delivers {when}, {int(late[i])} day(s) after {deadline}"
+            self._exclude(int(rows[i]), _LATE, detail)
+
+    def by_capacity(
+        self, rows: NDArray[np.intp], shipped: NDArray[np.int64], used: CapacityUsed
+    ) -> None:
+        """Out go the nodes whose order slots of their own ship date are all taken."""
+        ids = self.arrays.node_ids
+        capacity = self.arrays.capacity[rows]
+        for i in np.flatnonzero((self.reason[rows] == 0) & (capacity >= 0)).tolist():
+            row, limit = int(rows[i]), int(capacity[i])
+            if limit and ids[row] not in used.nodes:
+                continue  # none of its slots is taken, on any day
+            on = date.fromordinal(int(shipped[i]))
+            taken = used.used(ids[row], on)
+            if taken >= limit:
+                detail = f"{taken} of {limit} orders taken on {on.isoformat()}, its ship date"
+                self._exclude(row, _NO_CAPACITY, detail)
+
+    def _describe(self, row: int, code: int) -> str:
+        """The detail of ``row``'s exclusion, the stored one or one made here."""
+        if code == _DOES_NOT_SHIP:
+            return "node does not ship parcels"
+        if code == _NO_STOCK:
+            return "no available unit of any line"
+        if code == _NODE_FILTER:
+            assert self.nodes_kept is not None
+            return self.nodes_kept.detail(row)
+        if code == _OTHER_COUNTRY:
+            country, wanted = self.arrays.country[row], self.order.ship_to.country
+            return f"filters.same_country: in {country}, not {wanted}"
+        if code == _BEYOND_RADIUS:
+            km, radius = float(self.distances[row]), self.policy.max_distance_km
+            return f"filters.max_distance_km: {km:.1f} km is beyond {radius:g} km"
+        if code == _HELD_BACK:
+            return self.held_back(row)
+        return self.detailed[row]
+
+    def excluded(self) -> tuple[Exclusion, ...]:
+        """Every node left out, with its reason, detail and distance to the destination."""
+        out = np.flatnonzero(self.reason)
+        ids = self.arrays.node_ids
+        return tuple(
+            Exclusion(ids[row], _REASONS[code], self._describe(row, code), km)
+            for row, code, km in zip(
+                out.tolist(), self.reason[out].tolist(), self.distances[out].tolist(), strict=True
+            )
+        )
 
 
 def _hold_back(
