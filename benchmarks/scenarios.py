@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from models.network import Network, NodeType
+from models.network import NodeType
 from models.scenario import Scenario
-from router.sample import sample_scenario
+from router.sample import dense_scenario, sample_scenario
 
 OUTAGE_DC = "DC-01"
 """The DC the ``dc-outage`` scenario takes down: the one in the largest metro (New York)."""
@@ -24,7 +24,7 @@ def dc_outage(scenario: Scenario, node_id: str = OUTAGE_DC) -> Scenario:
     if node is None or node.type is not NodeType.DC:
         raise ValueError(f"{node_id!r} is not a DC of the scenario")
     nodes = tuple(replace(n, ships=False) if n.node_id == node_id else n for n in network.nodes)
-    return replace(scenario, network=Network(nodes, network.skus, network.rates))
+    return replace(scenario, network=replace(network, nodes=nodes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,20 @@ REGISTRY: dict[str, ScenarioSpec] = {
             "stock is stranded, the north-east is served from elsewhere",
             lambda seed: dc_outage(sample_scenario(seed)),
             lambda seed: dc_outage(sample_scenario(seed, n_stores=20, n_skus=100, n_orders=10)),
+        ),
+        ScenarioSpec(
+            "dense-400",
+            "ship from store: 400 nodes over four time zones, every SKU (200) at 30–60% of "
+            "them, orders of 1, 5, 20 or 50 lines, 10% ship complete, 15% at most 2–5 "
+            "shipments, 15% no partial fulfilment",
+            lambda seed: dense_scenario(seed, n_nodes=400),
+            lambda seed: dense_scenario(seed, n_nodes=30, n_skus=60, n_orders=10, lines=(1, 5, 20)),
+        ),
+        ScenarioSpec(
+            "dense-3000",
+            "the dense family at retail scale: 3,000 nodes, every SKU at 30–60% of them",
+            lambda seed: dense_scenario(seed, n_nodes=3000),
+            lambda seed: dense_scenario(seed, n_nodes=60, n_skus=60, n_orders=10, lines=(1, 5, 20)),
         ),
     )
 }

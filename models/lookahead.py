@@ -14,15 +14,22 @@ validates its rows.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from types import MappingProxyType
 
 from models import fields as f
 from models.errors import Violations
 from models.order import Order
+
+MAX_PRICE_RATIO = 1.0
+"""A unit's price is at most this multiple of its own cost (docs/lookahead.md); ``inf``: no
+bound. The default of ``router serve --max-price-ratio`` and ``router whatif
+--max-price-ratio``."""
 
 FORECAST_COLUMNS: tuple[str, ...] = ("region", "sku", "units", "latitude", "longitude")
 """The columns of a forecast CSV file (:meth:`Forecast.from_rows`)."""
@@ -82,38 +89,58 @@ class Forecast:
         *,
         window_hours: float,
         horizon_hours: float,
+        prior_hours: float = 0.0,
+        prior: Forecast | None = None,
         source: str = "",
     ) -> Forecast:
-        """The demand of ``orders`` (seen over ``window_hours``) scaled to ``horizon_hours``.
+        """The demand of ``orders`` (seen over ``window_hours``), shrunk toward ``prior``.
 
-        Each (region, SKU) expects its ordered units × ``horizon_hours / window_hours``;
-        its point is the unit-weighted mean of its orders' ship-to points. A pickup order
-        counts at its ship-to point like any other (its region is where the customer is,
-        and its pickup node is normally near it). The order of ``demand`` is sorted by
-        (region, SKU), so equal inputs give equal forecasts. ``source`` defaults to
-        ``"recent orders (N orders over W h)"``.
+        Each (region, SKU) whose orders hold ``n`` units, and whose ``prior`` expects
+        ``λ0`` units per hour (its units over its own horizon; 0 without a prior, or where
+        the prior has no such demand), expects over ``horizon_hours``::
+
+            horizon_hours × (n + prior_hours × λ0) / (window_hours + prior_hours)
+
+        the mean of the rate's posterior when units arrive as a Poisson process and the
+        prior is a Gamma of mean ``λ0`` worth ``prior_hours`` of observation: the observed
+        rate ``n / window_hours`` gets the weight ``window_hours / (window_hours +
+        prior_hours)``, the prior the rest (docs/lookahead.md). ``prior_hours`` 0 is the
+        observed rate alone. The point of a demand is the unit-weighted mean of its orders'
+        ship-to points and the prior's point. A pickup order counts at its ship-to point
+        like any other (its region is where the customer is, and its pickup node is
+        normally near it). ``demand`` is sorted by (region, SKU), so equal inputs give
+        equal forecasts. ``source`` defaults to ``"recent orders (N orders over W h)"``,
+        with the prior's weight and source when ``prior_hours`` > 0.
         """
-        if window_hours <= 0 or not math.isfinite(window_hours):
-            raise ValueError(f"window_hours must be > 0, got {window_hours}")
+        for name, value in (("window_hours", window_hours), ("prior_hours", prior_hours)):
+            if value < 0 or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if not window_hours + prior_hours > 0:
+            raise ValueError("window_hours + prior_hours must be > 0, got 0")
         if horizon_hours <= 0 or not math.isfinite(horizon_hours):
             raise ValueError(f"horizon_hours must be > 0, got {horizon_hours}")
-        scale = horizon_hours / window_hours
-        demand = _merged(
-            (
-                RegionDemand(
-                    region_of(order),
-                    line.sku,
-                    line.quantity,
-                    order.ship_to.latitude,
-                    order.ship_to.longitude,
-                )
-                for order in orders
-                for line in order.lines
-            ),
-            scale=scale,
+        exposure = window_hours + prior_hours
+        observed = (
+            RegionDemand(
+                region_of(order),
+                line.sku,
+                line.quantity * horizon_hours / exposure,
+                order.ship_to.latitude,
+                order.ship_to.longitude,
+            )
+            for order in orders
+            for line in order.lines
         )
-        label = source or f"recent orders ({len(orders)} orders over {window_hours:g} h)"
-        return Forecast(demand, horizon_hours, label)
+        expected: Iterable[RegionDemand] = ()
+        if prior is not None and prior_hours > 0:
+            prior_scale = prior_hours / exposure * horizon_hours / prior.horizon_hours
+            expected = (replace(d, units=d.units * prior_scale) for d in prior.demand)
+        shrunk = ""
+        if prior_hours > 0:
+            towards = "zero demand" if prior is None else prior.source
+            shrunk = f", shrunk toward {towards} worth {prior_hours:g} h"
+        label = source or f"recent orders ({len(orders)} orders over {window_hours:.3g} h{shrunk})"
+        return Forecast(_merged(itertools.chain(observed, expected)), horizon_hours, label)
 
     @staticmethod
     def from_rows(
@@ -159,8 +186,94 @@ class Forecast:
         return Forecast(demand, horizon_hours, source)
 
 
-def _merged(rows: Iterable[RegionDemand], *, scale: float = 1.0) -> tuple[RegionDemand, ...]:
-    """One demand per (region, SKU), sorted by them: units added up, times ``scale``.
+class Evidence(StrEnum):
+    """Whether a rolling forecast has seen enough orders to price stock from."""
+
+    ENOUGH = "enough"
+    """At least :attr:`ForecastRule.min_orders` orders over :attr:`ForecastRule.min_hours`."""
+    TOO_FEW_ORDERS = "too_few_orders"
+    """The window holds fewer than :attr:`ForecastRule.min_orders` orders."""
+    TOO_FEW_HOURS = "too_few_hours"
+    """The window's orders were gathered over less than :attr:`ForecastRule.min_hours`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """No forecast yet: the evidence that is short, and a reason naming how short."""
+
+    evidence: Evidence
+    reason: str
+    """For logs: ``3 of 100 orders``, ``orders over 0.25 of 1 h``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastRule:
+    """When a rolling forecast of recent orders may price stock, and how it is shrunk.
+
+    The one rule of the live service (``router serve``) and the what-if look-ahead
+    policy (docs/lookahead.md): no forecast before ``min_orders`` orders gathered over
+    ``min_hours``, and then the observed rates shrunk toward the prior with the weight of
+    ``prior_hours`` of observation (:meth:`Forecast.from_orders`), so that a thin window
+    is not scaled up to the whole horizon.
+    """
+
+    min_orders: int = 100
+    min_hours: float = 1.0
+    prior_hours: float = 6.0
+
+    def __post_init__(self) -> None:
+        problems = self.problems(self.min_orders, self.min_hours, self.prior_hours)
+        if problems:
+            raise ValueError("; ".join(f"{name} {why}" for name, why in problems.items()))
+
+    @staticmethod
+    def problems(min_orders: int, min_hours: float, prior_hours: float) -> dict[str, str]:
+        """What is out of range in these settings, by field name; empty when nothing is."""
+        problems = {}
+        if min_orders < 0:
+            problems["min_orders"] = f"must be >= 0, got {min_orders}"
+        if not 0 <= min_hours < math.inf:
+            problems["min_hours"] = f"must be a finite number >= 0, got {min_hours}"
+        if not 0 < prior_hours < math.inf:
+            problems["prior_hours"] = f"must be a finite number > 0, got {prior_hours}"
+        return problems
+
+    def evidence(self, orders: int, hours: float) -> Evidence:
+        """Whether ``orders`` orders gathered over ``hours`` are enough to forecast from."""
+        if orders < self.min_orders:
+            return Evidence.TOO_FEW_ORDERS
+        if hours < self.min_hours:
+            return Evidence.TOO_FEW_HOURS
+        return Evidence.ENOUGH
+
+    def forecast(
+        self,
+        orders: Sequence[Order],
+        *,
+        hours: float,
+        horizon_hours: float,
+        prior: Forecast | None = None,
+    ) -> Forecast | Waiting:
+        """The shrunk forecast of ``orders`` gathered over ``hours``, or what it waits for.
+
+        ``prior`` is what the rates shrink toward (zero demand without one).
+        """
+        evidence = self.evidence(len(orders), hours)
+        if evidence is Evidence.TOO_FEW_ORDERS:
+            return Waiting(evidence, f"{len(orders)} of {self.min_orders} orders")
+        if evidence is Evidence.TOO_FEW_HOURS:
+            return Waiting(evidence, f"orders over {hours:.2g} of {self.min_hours:g} h")
+        return Forecast.from_orders(
+            orders,
+            window_hours=hours,
+            horizon_hours=horizon_hours,
+            prior_hours=self.prior_hours,
+            prior=prior,
+        )
+
+
+def _merged(rows: Iterable[RegionDemand]) -> tuple[RegionDemand, ...]:
+    """One demand per (region, SKU), sorted by them: units added up.
 
     The point is the rows' unit-weighted mean (the last row's when their units add up to 0).
     """
@@ -175,7 +288,7 @@ def _merged(rows: Iterable[RegionDemand], *, scale: float = 1.0) -> tuple[Region
         RegionDemand(
             region,
             sku,
-            a[0] * scale,
+            a[0],
             a[1] / a[0] if a[0] else a[3],
             a[2] / a[0] if a[0] else a[4],
         )

@@ -9,6 +9,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from models import fields as f
+from models.calendar import CalendarKind, Calendars
 from models.errors import Violations
 
 MAX_PRIORITY = 1000
@@ -223,11 +224,16 @@ class RateCard:
 
 @dataclass(frozen=True, slots=True)
 class Network:
-    """Nodes, catalogue and rate card: everything about the network except live stock."""
+    """Nodes, catalogue, rate card and calendars: everything about the network but live stock.
+
+    ``calendars`` holds the nodes' non-shipping days and the services' non-delivery days
+    (docs/calendars.md); a node or service without a calendar is open every day.
+    """
 
     nodes: tuple[Node, ...]
     skus: Mapping[str, Sku]
     rates: RateCard
+    calendars: Calendars = field(default_factory=Calendars)
     node_index: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -237,6 +243,18 @@ class Network:
         """The node with this id, if there is one."""
         i = self.node_index.get(node_id)
         return None if i is None else self.nodes[i]
+
+    def unknown_owner(self, kind: CalendarKind, owner: str) -> str:
+        """Why ``owner`` cannot have a calendar of ``kind`` here ("" when it can).
+
+        A node calendar needs a node of the network, a service calendar a service of the
+        rate card.
+        """
+        if kind is CalendarKind.NODE:
+            return "" if owner in self.node_index else f"unknown node {owner!r}"
+        if owner in self.rates.bands:
+            return ""
+        return f"unknown service {owner!r} (services: {', '.join(self.rates.services)})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,17 @@ class SolveStatus(StrEnum):
     ships and the plan's detail gives the reason."""
 
 
+class ExplainLevel(StrEnum):
+    """How much of a plan's explanation an answer carries (docs/cost-model.md, Explanations)."""
+
+    NONE = "NONE"
+    """No explanation."""
+    SUMMARY = "SUMMARY"
+    """The part a person reads: an :class:`ExplanationSummary` (and the runner-up)."""
+    FULL = "FULL"
+    """The summary, the whole :class:`ExplainedModel` and every :class:`Exclusion`."""
+
+
 class ExclusionReason(StrEnum):
     """Why a node is not a candidate for an order."""
 
@@ -84,11 +95,16 @@ class StrategyTrial:
 
 @dataclass(frozen=True, slots=True)
 class Exclusion:
-    """A node left out of an order's model, and why."""
+    """A node left out of an order's model, and why.
+
+    ``distance_km`` is the great-circle distance to the destination (the pickup node for a
+    pickup order), which ranks exclusions in an :class:`ExplanationSummary`.
+    """
 
     node_id: str
     reason: ExclusionReason
     detail: str
+    distance_km: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,10 +244,14 @@ class Alternative:
 
 @dataclass(frozen=True, slots=True)
 class Counterfactual:
-    """The best plan that ships from a node the caller named, and its cost over the optimum.
+    """The best plan that ships from a node the caller named, and its cost over the plan's.
 
-    ``status`` is INFEASIBLE when no plan can use the node (``detail`` says why, e.g. the
-    node's exclusion reason); ``objective`` and ``delta`` are then ``None``.
+    ``status`` is INFEASIBLE only when it is proven that no plan can use the node
+    (``detail`` says why, e.g. the node's exclusion reason); NO_SOLUTION when the time ran
+    out before any plan through it was found; ``objective`` and ``delta`` are then
+    ``None``. A counterfactual cut short is FEASIBLE: ``bound`` is a proven lower bound on
+    every plan through the node, so the best one costs between ``bound`` and
+    ``objective``.
     """
 
     node_id: str
@@ -241,6 +261,12 @@ class Counterfactual:
     detail: str
     shipments: tuple[Shipment, ...] = ()
     unfulfilled: tuple[Unfulfilled, ...] = ()
+    bound: int | None = None
+
+    @property
+    def gap(self) -> float:
+        """Relative gap |objective − bound| / max(1, |objective|); 0 when proven optimal."""
+        return _gap(self.status, self.objective, self.bound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,9 +318,7 @@ class Plan:
     @property
     def gap(self) -> float:
         """Relative gap |objective − bound| / max(1, |objective|); 0 when proven optimal."""
-        if self.status is SolveStatus.OPTIMAL or self.objective is None or self.bound is None:
-            return 0.0
-        return abs(self.objective - self.bound) / max(1, abs(self.objective))
+        return _gap(self.status, self.objective, self.bound)
 
     @property
     def objective_amount(self) -> float | None:
@@ -305,3 +329,43 @@ class Plan:
     def bound_amount(self) -> float | None:
         """The best bound in currency units."""
         return None if self.bound is None else from_units(self.bound)
+
+
+@dataclass(frozen=True, slots=True)
+class ExclusionGroup:
+    """The nodes left out of an order's model for one reason: how many, and the nearest."""
+
+    reason: ExclusionReason
+    count: int
+    nearest: tuple[Exclusion, ...]
+    """The few nodes nearest the destination, nearest first (ties by node id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExplanationSummary:
+    """The part of a plan's explanation a person reads; its size does not grow with the network.
+
+    ``chosen`` are the terms of the nodes the plan ships from (in shipment order),
+    ``runner_up`` those of the nodes the runner-up (``plan.alternatives[0]``) ships from
+    and the plan does not, and ``runner_up_delta`` the runner-up's objective over the
+    plan's (solver units; ``None`` without a runner-up or a plan). ``excluded`` has one
+    group per reason that occurs, in :class:`ExclusionReason` order. ``lines`` and
+    ``split_penalty`` are the model's, so that the plan's objective can be checked from
+    the summary alone.
+    """
+
+    candidate_count: int
+    excluded_count: int
+    split_penalty: int
+    lines: tuple[LineTerms, ...]
+    chosen: tuple[CandidateTerms, ...]
+    runner_up: tuple[CandidateTerms, ...]
+    runner_up_delta: int | None
+    excluded: tuple[ExclusionGroup, ...]
+
+
+def _gap(status: SolveStatus, objective: int | None, bound: int | None) -> float:
+    """|objective − bound| / max(1, |objective|); 0 when proven optimal or nothing is known."""
+    if status is SolveStatus.OPTIMAL or objective is None or bound is None:
+        return 0.0
+    return abs(objective - bound) / max(1, abs(objective))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
+from models.plan import Plan, SolveStatus
+
 
 class ReservationStatus(StrEnum):
     """Where a reservation is in its lifecycle: HELD, then exactly one of the other three."""
@@ -66,3 +68,72 @@ class FeedResult:
     def applied(self) -> bool:
         """True when the update changed the ledger."""
         return self.outcome is FeedOutcome.APPLIED
+
+
+class PlanAcceptance(StrEnum):
+    """Which plans RouteOrder may reserve (docs/api.md, RouteOrder)."""
+
+    PROVEN = "PROVEN"
+    """Only plans proven optimal: the default."""
+    WITHIN_GAP = "WITHIN_GAP"
+    """Proven plans, and plans cut short whose gap is at most the request's ``max_gap``."""
+    ANY = "ANY"
+    """Any plan that ships, whatever its gap."""
+
+
+class RouteOutcome(StrEnum):
+    """What RouteOrder does with a plan."""
+
+    RESERVED = "RESERVED"
+    """Its units and order slots are held; the answer is stored for replay."""
+    NOTHING_TO_RESERVE = "NOTHING_TO_RESERVE"
+    """It is proven and ships nothing: nothing is held; the answer is stored for replay."""
+    CUT_SHORT = "CUT_SHORT"
+    """The solve was cut short and the plan is not accepted, or ships nothing: nothing is
+    held and nothing stored, so a retry plans again."""
+
+
+FINAL = frozenset({SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.REJECTED})
+"""Statuses of answers no retry can improve on: a solve cut short is FEASIBLE or NO_SOLUTION."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """What to do with a plan (:func:`route_decision`) and, when it is not reserved, why."""
+
+    outcome: RouteOutcome
+    detail: str
+
+
+def route_decision(plan: Plan, accept: PlanAcceptance, max_gap: float = 0.0) -> RouteDecision:
+    """Whether RouteOrder reserves ``plan``, given what the request ``accept``s.
+
+    A plan that ships is reserved when it is proven optimal, or cut short (FEASIBLE) and
+    accepted: any gap with ``ANY``, a gap of at most ``max_gap`` with ``WITHIN_GAP``. A plan
+    that ships nothing holds nothing, and its answer is stored only when proven: a retry
+    of a solve cut short may ship, whatever the request accepts.
+    """
+    retry = "retry with a longer time_limit or deadline"
+    if not plan.shipments:
+        if plan.status in FINAL:
+            return RouteDecision(RouteOutcome.NOTHING_TO_RESERVE, "")
+        return RouteDecision(
+            RouteOutcome.CUT_SHORT,
+            f"not reserved: the solve was cut short ({plan.status}) with nothing shipped; {retry}",
+        )
+    if (
+        plan.status is SolveStatus.OPTIMAL
+        or accept is PlanAcceptance.ANY
+        or (accept is PlanAcceptance.WITHIN_GAP and plan.gap <= max_gap)
+    ):
+        return RouteDecision(RouteOutcome.RESERVED, "")
+    accepted = (
+        f"gaps up to max_gap {max_gap:g}"
+        if accept is PlanAcceptance.WITHIN_GAP
+        else "proven plans only"
+    )
+    return RouteDecision(
+        RouteOutcome.CUT_SHORT,
+        f"not reserved: the solve was cut short ({plan.status}, gap {plan.gap:.4g}) and the "
+        f"request accepts {accepted}; {retry}, or accept the gap (accept, max_gap)",
+    )

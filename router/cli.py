@@ -1,4 +1,4 @@
-"""The ``router`` command: serve, intake, sample, plan, import stock, check and manage rule sets."""
+"""The ``router`` command: serve, intake, sample, plan, route, import stock, manage rule sets."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from tqdm import tqdm
 
 from models.errors import FieldViolation, InvalidArgumentError, Violations
+from models.lookahead import MAX_PRICE_RATIO, ForecastRule
+from models.plan import ExplainLevel
+from models.reservation import PlanAcceptance
 from models.scenario import Scenario
 from router.engine import route_order
 from router.engine.solve import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
@@ -54,6 +57,10 @@ def _serve(args: argparse.Namespace) -> int:
         stock_change_fraction=args.price_stock_change,
         forecast_window_hours=args.forecast_window_hours,
         forecast_horizon_hours=args.forecast_horizon_hours,
+        forecast_min_orders=args.forecast_min_orders,
+        forecast_min_hours=args.forecast_min_hours,
+        forecast_prior_hours=args.forecast_prior_hours,
+        max_price_ratio=args.max_price_ratio,
     )
     bad_flags = prices.check()
     if not 0 <= args.metrics_port <= 65535:
@@ -203,7 +210,8 @@ def _plan(args: argparse.Namespace) -> int:
     check_top_k(args.top_k, v, "--top-k")
     check_counterfactual_nodes(args.counterfactual, scenario.network, v, "--counterfactual")
     v.raise_if_any()
-    alternatives = alternatives_wanted(args.top_k, explain=args.explain)
+    explain = ExplainLevel(args.explain_level.upper())
+    alternatives = alternatives_wanted(args.top_k, explain=explain is not ExplainLevel.NONE)
     statuses: dict[str, int] = {}
     with _output(args.out) as out:
         # On a terminal a live bar; in a log, a line every few seconds.
@@ -223,10 +231,44 @@ def _plan(args: argparse.Namespace) -> int:
                 counterfactual_nodes=args.counterfactual,
             )
             statuses[plan.status] = statuses.get(plan.status, 0) + 1
-            out.write(json.dumps(plan_to_json(plan, explain=args.explain)) + "\n")
+            out.write(json.dumps(plan_to_json(plan, explain=explain)) + "\n")
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     print(f"planned {len(scenario.orders)} orders: {summary or 'none'}", file=sys.stderr)
     return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    """RouteOrder on a server: 0 when reserved or nothing to reserve, 3 when cut short."""
+    import grpc
+
+    from router.v1 import router_pb2, router_pb2_grpc
+
+    request = router_pb2.RouteOrderRequest(
+        request_id=args.request_id,
+        order=_read_order(args.order),
+        explain_level=router_pb2.ExplainLevel.Value(f"EXPLAIN_LEVEL_{args.explain_level.upper()}"),
+        accept=router_pb2.PlanAcceptance.Value(f"PLAN_ACCEPTANCE_{args.accept.upper()}"),
+        max_gap=args.max_gap,
+    )
+    if args.ttl is not None:
+        request.ttl.FromNanoseconds(round(args.ttl * 1e9))
+    if args.time_limit is not None:
+        request.time_limit.FromNanoseconds(round(args.time_limit * 1e9))
+    try:
+        with grpc.insecure_channel(args.target) as channel:
+            stub = router_pb2_grpc.RoutingServiceStub(channel)
+            answer = stub.RouteOrder(request, timeout=args.timeout)
+    except grpc.RpcError as error:
+        return _rpc_failed(error)
+    outcome = router_pb2.RouteOutcome.Name(answer.outcome).removeprefix("ROUTE_OUTCOME_")
+    why = f": {answer.detail}" if answer.detail else ""
+    print(f"{outcome} after {answer.attempts} attempt(s){why}")
+    if answer.HasField("reservation"):
+        held = answer.reservation
+        units = ", ".join(f"{x.quantity}x{x.sku}@{x.node_id}" for x in held.lines)
+        print(f"reservation {held.reservation_id} held until {_when(held.expires_at)}: {units}")
+    _print_plan(answer.plan)
+    return 3 if answer.outcome == router_pb2.ROUTE_OUTCOME_CUT_SHORT else 0
 
 
 # --- router rules -----------------------------------------------------------------------
@@ -282,24 +324,50 @@ def _print_plan(plan: router_pb2.Plan) -> None:
     for trial in plan.trials:
         outcome = router_pb2.StrategyOutcome.Name(trial.outcome).removeprefix("STRATEGY_OUTCOME_")
         print(f"  {trial.strategy}: {outcome}" + (f": {trial.detail}" if trial.detail else ""))
-    if plan.HasField("explain"):
+    if not plan.HasField("explain"):
+        return
+    summary = plan.explain.summary
+    print(f"explanation: {summary.candidate_count} candidates, {summary.excluded_count} excluded")
+    for c in summary.chosen:
+        print(f"  chosen {_candidate_line(c)}")
+    for a in plan.alternatives[:1]:
+        nodes = ", ".join(s.node_id for s in a.shipments) or "nothing"
+        more = f" (+{summary.runner_up_delta:.2f})" if summary.HasField("runner_up_delta") else ""
+        print(f"  runner-up: objective {a.objective:.2f}{more}, ships from {nodes}")
+    for c in summary.runner_up:
+        print(f"    {_candidate_line(c)}")
+    for group in summary.excluded:
+        reason = router_pb2.ExclusionReason.Name(group.reason).removeprefix("EXCLUSION_REASON_")
+        print(f"  excluded {reason}: {group.count}, nearest:")
+        for e in group.nearest:
+            print(f"    {_exclusion_line(e)}")
+    if plan.explain.HasField("model"):
         print("candidates:")
         for c in plan.explain.model.candidates:
-            print(
-                f"  {c.node_id}: shipment cost {c.shipment_cost:.2f}, {c.distance_km:.0f} km,"
-                f" delivers {c.delivery_date}"
-                + "".join(
-                    f"; line {cl.line_id} {cl.unit_cost:.2f}/unit, {cl.available} available"
-                    for cl in c.lines
-                )
-            )
+            print(f"  {_candidate_line(c)}")
         print("excluded:")
         for e in plan.explain.excluded:
-            reason = router_pb2.ExclusionReason.Name(e.reason).removeprefix("EXCLUSION_REASON_")
-            print(f"  {e.node_id}: {reason}" + (f": {e.detail}" if e.detail else ""))
-        for a in plan.alternatives[:1]:
-            nodes = ", ".join(s.node_id for s in a.shipments) or "nothing"
-            print(f"runner-up: objective {a.objective:.2f}, ships from {nodes}")
+            print(f"  {_exclusion_line(e)}")
+
+
+def _exclusion_line(e: router_pb2.Exclusion) -> str:
+    """One excluded node on one line: its distance, reason and detail."""
+    from router.v1 import router_pb2
+
+    reason = router_pb2.ExclusionReason.Name(e.reason).removeprefix("EXCLUSION_REASON_")
+    return f"{e.node_id} ({e.distance_km:.0f} km): {reason}" + (f": {e.detail}" if e.detail else "")
+
+
+def _candidate_line(c: router_pb2.Candidate) -> str:
+    """One candidate's terms on one line."""
+    return (
+        f"{c.node_id}: shipment cost {c.shipment_cost:.2f}, {c.distance_km:.0f} km,"
+        f" delivers {c.delivery_date}"
+        + "".join(
+            f"; line {cl.line_id} {cl.unit_cost:.2f}/unit, {cl.available} available"
+            for cl in c.lines
+        )
+    )
 
 
 def _when(stamp: Any) -> str:
@@ -375,12 +443,22 @@ def _rules_test(args: argparse.Namespace) -> int:
     return 0 if answer.passed else 1
 
 
-def _rules_drive(args: argparse.Namespace) -> int:
+def _read_order(path: Path) -> router_pb2.Order:
+    """The one proto3 JSON ``Order`` in ``path``; InvalidArgumentError naming it if not one."""
     from google.protobuf import json_format
 
-    from router.scenario import read_stock
-    from router.service.convert import order_from_proto, plan_to_proto
     from router.v1 import router_pb2
+
+    try:
+        return json_format.ParseDict(json.loads(_read_text(path)), router_pb2.Order())
+    except (json.JSONDecodeError, json_format.ParseError) as error:
+        problem = FieldViolation(str(path), f"is not a proto3 JSON Order: {error}")
+        raise InvalidArgumentError([problem]) from error
+
+
+def _rules_drive(args: argparse.Namespace) -> int:
+    from router.scenario import read_stock
+    from router.service.convert import alternatives_wanted, order_from_proto, plan_to_proto
 
     scenario = _scenario(args.scenario, None, None)
     v = Violations()
@@ -390,13 +468,10 @@ def _rules_drive(args: argparse.Namespace) -> int:
     except InvalidArgumentError as error:
         v.extend(error.violations)
     try:
-        raw = json.loads(_read_text(args.order))
-        msg = json_format.ParseDict(raw, router_pb2.Order())
-        order = order_from_proto(msg, scenario.network)  # the RPC's checks, paths order.…
+        # the RPC's checks, paths order.…
+        order = order_from_proto(_read_order(args.order), scenario.network)
     except InvalidArgumentError as error:
         v.extend(error.violations)
-    except (json.JSONDecodeError, json_format.ParseError) as error:
-        v.add(str(args.order), f"is not a proto3 JSON Order: {error}")
     stock = scenario.stock
     if args.stock is not None:
         try:
@@ -405,10 +480,11 @@ def _rules_drive(args: argparse.Namespace) -> int:
             v.extend(error.violations)
     v.raise_if_any()
     assert rules is not None and order is not None
-    # As TestDrive plans it: with --explain the runner-up too.
-    alternatives = 1 if args.explain else 0
+    # As TestDrive plans it: with an explanation the runner-up too.
+    explain = ExplainLevel(args.explain_level.upper())
+    alternatives = alternatives_wanted(0, explain=explain is not ExplainLevel.NONE)
     plan = route_order(order, scenario.network, stock, rules, alternatives=alternatives)
-    _print_plan(plan_to_proto(plan, explain=args.explain))
+    _print_plan(plan_to_proto(plan, explain=explain))
     return 0
 
 
@@ -528,6 +604,26 @@ def _rules_diff(stub: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_explain_flags(cmd: argparse.ArgumentParser) -> None:
+    """``--explain`` (the summary) and ``--explain-level``, as the requests' explain fields."""
+    cmd.add_argument(
+        "--explain",
+        dest="explain_level",
+        action="store_const",
+        const="summary",
+        default="none",
+        help="add the explanation's summary and the runner-up (= --explain-level summary)",
+    )
+    cmd.add_argument(
+        "--explain-level",
+        dest="explain_level",
+        choices=[level.lower() for level in ExplainLevel],
+        default="none",
+        help="none (default); summary: the chosen nodes' terms, the runner-up, the nearest "
+        "excluded nodes per reason, counts; full: also the whole model and every exclusion",
+    )
+
+
 def _add_rules_commands(commands: Any) -> None:
     rules = commands.add_parser(
         "rules",
@@ -555,9 +651,7 @@ def _add_rules_commands(commands: Any) -> None:
     drive = local("drive", "plan one order with the rule set; print the plan and the trials")
     drive.add_argument("--order", type=Path, required=True, help="one proto3 JSON Order")
     drive.add_argument("--stock", type=Path, help="stock.csv (default: the scenario's stock)")
-    drive.add_argument(
-        "--explain", action="store_true", help="add candidates, exclusions, runner-up"
-    )
+    _add_explain_flags(drive)
     drive.set_defaults(run=_rules_drive)
 
     def remote(name: str, text: str, call: Any, *, change: bool = False) -> Any:
@@ -658,6 +752,37 @@ def parser() -> argparse.ArgumentParser:
         metavar="HOURS",
         help="demand is expected over the next HOURS (default: %(default)s)",
     )
+    rule = ForecastRule()
+    lookahead.add_argument(
+        "--forecast-min-orders",
+        type=int,
+        default=rule.min_orders,
+        metavar="N",
+        help="no prices from routed orders until the window holds N orders (default: %(default)s)",
+    )
+    lookahead.add_argument(
+        "--forecast-min-hours",
+        type=float,
+        default=rule.min_hours,
+        metavar="HOURS",
+        help="and gathered over at least HOURS (default: %(default)s)",
+    )
+    lookahead.add_argument(
+        "--forecast-prior-hours",
+        type=float,
+        default=rule.prior_hours,
+        metavar="HOURS",
+        help="shrink the routed orders' rates toward zero demand with the weight of HOURS of "
+        "orders (default: %(default)s)",
+    )
+    lookahead.add_argument(
+        "--max-price-ratio",
+        type=float,
+        default=MAX_PRICE_RATIO,
+        metavar="RATIO",
+        help="a unit's price is at most RATIO times its own cost to its nearest forecast "
+        "demand; inf: no bound (default: %(default)s)",
+    )
     serve.add_argument(
         "--metrics-port",
         type=int,
@@ -736,9 +861,7 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--scenario", type=Path, required=True, help="scenario directory")
     plan.add_argument("--orders", type=Path, help="orders.jsonl (default: the scenario's)")
     plan.add_argument("--rules", type=Path, help="rules.yaml (default: the scenario's)")
-    plan.add_argument(
-        "--explain", action="store_true", help="add the model, exclusions and the runner-up"
-    )
+    _add_explain_flags(plan)
     plan.add_argument("--out", type=Path, help="JSON lines output (default: stdout)")
     plan.add_argument(
         "--time-limit",
@@ -762,6 +885,33 @@ def parser() -> argparse.ArgumentParser:
         help="price the best plan that ships from NODE_ID (repeatable, at most 20)",
     )
     plan.set_defaults(run=_plan)
+
+    route = commands.add_parser(
+        "route",
+        help="route one order on a server: plan it and reserve its stock (RouteOrder); "
+        "exit 3 when the solve was cut short and nothing was reserved",
+    )
+    route.add_argument("--order", type=Path, required=True, help="one proto3 JSON Order")
+    route.add_argument(
+        "--request-id", required=True, help="the call's key; reuse it to retry the same call"
+    )
+    route.add_argument("--ttl", type=float, help="seconds the reservation is held (default 900)")
+    route.add_argument("--time-limit", type=float, help="seconds each attempt may solve")
+    route.add_argument(
+        "--accept",
+        choices=[acceptance.lower() for acceptance in PlanAcceptance],
+        default="proven",
+        help="plans that may be reserved: proven (default), within_gap (--max-gap) or any",
+    )
+    route.add_argument(
+        "--max-gap", type=float, default=0.0, help="with --accept within_gap: the largest gap"
+    )
+    _add_explain_flags(route)
+    route.add_argument(
+        "--target", default=DEFAULT_TARGET, help="server host:port (default: %(default)s)"
+    )
+    route.add_argument("--timeout", type=float, default=60.0, help="RPC deadline in seconds")
+    route.set_defaults(run=_route)
 
     _add_rules_commands(commands)
     # Every word after ``whatif`` is the what-if command's own (benchmarks/whatif/run.py,

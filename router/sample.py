@@ -468,3 +468,124 @@ def _draw(rng: np.random.Generator, shares: dict[K, float], size: int) -> list[K
     keys = list(shares)
     p = np.array(list(shares.values()))
     return [keys[i] for i in rng.choice(len(keys), size=size, p=p / p.sum()).tolist()]
+
+
+DENSE_HOLDING = (0.30, 0.60)
+"""Each SKU of a dense network is held at a share of the nodes drawn uniformly from this range."""
+
+DENSE_LINES = (1, 5, 20, 50)
+"""Line counts of a dense scenario's orders (equally likely): single items to B2B baskets."""
+
+_DENSE_DEPTH = {
+    NodeType.DC: 12.0,
+    NodeType.STORE: 2.0,
+    NodeType.DARK_STORE: 3.0,
+    NodeType.THREE_PL: 8.0,
+    NodeType.DROPSHIP: 8.0,
+}
+"""Mean on hand above one unit, per node type, of a held SKU in a dense network."""
+
+
+def dense_scenario(
+    seed: int = 7,
+    *,
+    n_nodes: int = 400,
+    n_skus: int = 200,
+    n_orders: int = 200,
+    holding: tuple[float, float] = DENSE_HOLDING,
+    lines: tuple[int, ...] = DENSE_LINES,
+) -> Scenario:
+    """A ship-from-store network where every SKU sits at 30–60% of the nodes.
+
+    ``n_nodes`` nodes in real US cities over several time zones (8 DCs, or fewer on small
+    networks, stores, dark stores and four partner nodes, as in :func:`sample_scenario`),
+    each SKU held at a share of the nodes drawn from ``holding``, with 1 + Poisson on hand
+    (thin at stores, deep at DCs; no safety stock, so every holder has a unit available).
+    Orders ship to places drawn by population, with as many lines as one of ``lines`` (equally
+    likely), and the constraint mix retailers see: 10% ship complete, 15% at most 2–5
+    shipments, 15% no partial fulfilment. The same seed gives an equal scenario.
+    """
+    if n_skus < max(lines):
+        raise ValueError(f"n_skus must be at least the largest line count {max(lines)}")
+    rng = np.random.default_rng([seed, n_nodes, n_skus])
+    cities = _us_cities()
+    n_dcs = min(8, max(1, n_nodes // 25))
+    n_stores = _stores_for(n_nodes, n_dcs)
+    sited = _site_nodes(rng, cities, n_dcs, n_stores)
+    nodes = tuple(_node(rng, node_id, node_type, city) for node_id, node_type, city in sited)
+    skus, _ = _catalogue(rng, n_skus)
+    share = rng.uniform(*holding, size=n_skus)
+    held = rng.random((len(nodes), n_skus)) < share
+    depth = np.array([_DENSE_DEPTH[n.type] for n in nodes])
+    on_hand = 1 + rng.poisson(np.broadcast_to(depth[:, None], held.shape))
+    positions = [
+        StockPosition(nodes[j].node_id, skus[s].sku, int(on_hand[j, s]), 0)
+        for j, s in zip(*np.nonzero(held), strict=True)
+    ]
+    network = Network(nodes, {sku.sku: sku for sku in skus}, RATES)
+    orders = _dense_orders(rng, cities, skus, n_orders, lines)
+    return Scenario(network, Stock.of(positions), RuleSet(), orders)
+
+
+def _stores_for(n_nodes: int, n_dcs: int) -> int:
+    """Stores such that :func:`_site_nodes` places exactly ``n_nodes`` nodes."""
+    for stores in range(max(0, n_nodes - n_dcs - 5 - n_nodes // 50), n_nodes):
+        total = n_dcs + stores + max(1, stores // 50) + 4
+        if total == n_nodes:
+            return stores
+        if total > n_nodes:
+            break
+    raise ValueError(f"no sample network has exactly {n_nodes} nodes with {n_dcs} DCs")
+
+
+def _dense_orders(
+    rng: np.random.Generator,
+    cities: tuple[City, ...],
+    skus: list[Sku],
+    n_orders: int,
+    lines: tuple[int, ...],
+) -> tuple[Order, ...]:
+    """Orders of a dense scenario: ship-to by population, uniform SKUs, the constraint mix."""
+    population = np.array([c.population for c in cities], dtype=np.float64)
+    destination = rng.choice(len(cities), size=n_orders, p=population / population.sum())
+    seconds = np.sort(rng.integers(0, ORDER_WINDOW_HOURS * 3600, size=n_orders))
+    services = _draw(rng, _SERVICE_SHARE, n_orders)
+    orders = []
+    for i in range(n_orders):
+        city = cities[int(destination[i])]
+        created_at = START + timedelta(seconds=int(seconds[i]))
+        count = int(lines[int(rng.integers(len(lines)))])
+        chosen = rng.choice(len(skus), size=count, replace=False)
+        quantities = _draw(rng, _QUANTITY_SHARE, count)
+        flags = rng.random(4)
+        ship_complete = bool(flags[0] < 0.10)
+        deliver_by = None
+        if flags[3] < 0.4:
+            low, high = _PROMISE_DAYS[services[i]]
+            deliver_by = created_at.date() + timedelta(days=int(rng.integers(low, high + 1)))
+        codes = _postal_codes(city.name, city.state)
+        orders.append(
+            Order(
+                order_id=f"DNS-{i + 1:06d}",
+                created_at=created_at,
+                ship_to=ShipTo(
+                    round(city.latitude + float(rng.normal(0, 0.03)), 5),
+                    round(city.longitude + float(rng.normal(0, 0.03)), 5),
+                    "US",
+                    codes[int(rng.integers(len(codes)))] if codes else "",
+                    city.state,
+                ),
+                service=services[i],
+                lines=tuple(
+                    OrderLine(str(j + 1), skus[k].sku, quantities[j], 20.0)
+                    for j, k in enumerate(chosen.tolist())
+                ),
+                deliver_by=deliver_by,
+                ship_complete=ship_complete,
+                allow_partial=bool(flags[1] >= 0.15),
+                max_shipments=(
+                    int(rng.integers(2, 6)) if flags[2] < 0.15 and not ship_complete else None
+                ),
+            )
+        )
+    return tuple(orders)

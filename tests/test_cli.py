@@ -18,7 +18,9 @@ from tests.engine.test_independent import highs_optimum
 from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
 
 TINY = Path(__file__).parent / "data" / "tiny"
+TRAP = Path(__file__).parent / "data" / "trap"
 ROUTER = Path(sys.executable).parent / "router"
+FULL = ("--explain-level", "full")
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +34,9 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def plans(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    """``router plan --explain`` output for every order of the sample."""
+    """``router plan --explain-level full`` output for every order of the sample."""
     out = tmp_path_factory.mktemp("plans") / "plans.jsonl"
-    assert main(["plan", "--scenario", str(sample_dir), "--explain", "--out", str(out)]) == 0
+    assert main(["plan", "--scenario", str(sample_dir), *FULL, "--out", str(out)]) == 0
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -121,7 +123,7 @@ def test_explained_model_resolves_to_the_same_optimum_with_highs(plans: list[dic
 def test_plan_is_deterministic(sample_dir: Path, tmp_path: Path, plans: list[dict]):
     """Planning the same file twice gives the same plans (solve times aside)."""
     out = tmp_path / "again.jsonl"
-    assert main(["plan", "--scenario", str(sample_dir), "--explain", "--out", str(out)]) == 0
+    assert main(["plan", "--scenario", str(sample_dir), *FULL, "--out", str(out)]) == 0
     again = [json.loads(line) for line in out.read_text().splitlines()]
     for first, second in zip(plans, again, strict=True):
         first.pop("solve_time", None), second.pop("solve_time", None)
@@ -158,7 +160,7 @@ def test_rules_file_applies_to_the_built_in_sample(tmp_path: Path):
 
 
 def test_explain_adds_the_runner_up(plans: list[dict]):
-    """``--explain`` alone adds the runner-up: one alternative, never cheaper than the plan.
+    """An explanation alone adds the runner-up: one alternative, never cheaper than the plan.
 
     Every optimal plan of the sample has one (its orders allow backordering, always another
     plan); no counterfactuals are computed.
@@ -218,6 +220,23 @@ def test_plan_without_flags_has_empty_explanation_lists(tmp_path: Path):
     for plan in _plan_tiny(tmp_path):
         assert plan["engine"] == "fast"
         assert plan["alternatives"] == [] and plan["counterfactuals"] == []
+
+
+def test_plan_explain_is_the_summary_and_full_adds_the_model(tmp_path: Path):
+    """``--explain`` writes the summary only; ``--explain-level full`` adds model and exclusions.
+
+    The summary names each shipping node's terms; on these 3 orders it is the shorter line.
+    (``excluded`` prints as ``[]`` below full: the JSON keeps empty repeated fields.)
+    """
+    summaries = _plan_tiny(tmp_path, "--explain")
+    full = _plan_tiny(tmp_path, *FULL)
+    for short, long in zip(summaries, full, strict=True):
+        assert "model" not in short["explain"] and short["explain"]["excluded"] == []
+        assert {"summary", "model", "excluded"} <= set(long["explain"])
+        assert short["explain"]["summary"] == long["explain"]["summary"]
+        chosen = [c["node_id"] for c in short["explain"]["summary"]["chosen"]]
+        assert chosen == [s["node_id"] for s in short["shipments"]]
+        assert len(json.dumps(short)) < len(json.dumps(long))
 
 
 def test_bad_plan_flags_exit_2_naming_the_flags(tmp_path: Path, capsys):
@@ -378,8 +397,10 @@ def test_rules_test_exits_1_when_a_golden_case_fails(tmp_path: Path, capsys):
 def test_rules_drive_prints_the_plan_and_every_trial(tmp_path: Path, capsys):
     """A drive prints the plan, the strategy and step, and each strategy's trial.
 
-    With --stock the given stock replaces the scenario's; a bad order exits 2 naming its
-    fields as the RPC does (``order.lines[0].sku``).
+    --explain adds the summary (the nearest excluded node per reason, no full model);
+    --explain-level full adds every candidate and exclusion. With --stock the given stock
+    replaces the scenario's; a bad order exits 2 naming its fields as the RPC does
+    (``order.lines[0].sku``).
     """
     unreachable = _write(tmp_path, "unreachable.yaml", UNREACHABLE)
     order = _write(tmp_path, "order.json", json.dumps(ORDER))
@@ -388,30 +409,34 @@ def test_rules_drive_prints_the_plan_and_every_trial(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "rules tiny@draft, strategy all step primary" in out
     assert "  all: APPLIED" in out and "  never: NOT_REACHED" in out
-    assert "ship from DC-EAST" in out and "excluded:" in out
+    assert "ship from DC-EAST" in out and "  chosen DC-EAST: shipment cost" in out
+    assert "excluded NO_AVAILABLE_STOCK: 1, nearest:\n    ST-CHI (1144 km)" in out
+    assert "candidates:" not in out
+    assert main([*args, *FULL]) == 0
+    out = capsys.readouterr().out
+    assert "candidates:\n  DC-EAST: shipment cost" in out and "excluded:\n  ST-CHI" in out
     stock = _write(tmp_path, "stock.csv", "node_id,sku,on_hand\nDC-WEST,SKU-1,9\n")
     assert main([*args, "--stock", str(stock)]) == 0
     out = capsys.readouterr().out
-    assert "ship from DC-WEST" in out and "excluded:" not in out
+    assert "ship from DC-WEST" in out and "explanation:" not in out
     bad = _write(tmp_path, "bad.json", json.dumps({**ORDER, "lines": [{"line_id": "1"}]}))
     assert main(["rules", "drive", str(unreachable), "--order", str(bad), "--scenario", str(TINY)])
     err = capsys.readouterr().err
     assert "order.lines[0].sku" in err and "order.lines[0].quantity" in err
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def served_tiny(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A ``router serve`` process for the tiny scenario; its address.
+def _serve(scenario: Path, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ``router serve`` process for ``scenario``; its address.
 
     Its ledger is a SQLite file or a fresh PostgreSQL schema (the real server; skipped when
-    unreachable, unless CI=true).
+    unreachable, unless CI=true), as the fixture's parameter says.
     """
     if request.param == "sqlite":
         url = f"sqlite://{tmp_path / 'ledger.db'}"
     else:
         url = request.getfixturevalue("pg_url")
     process = subprocess.Popen(
-        [str(ROUTER), "serve", "--scenario", str(TINY), "--ledger", url, "--port", "0"],
+        [str(ROUTER), "serve", "--scenario", str(scenario), "--ledger", url, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=(tmp_path / "serve.log").open("w"),
         text=True,
@@ -428,6 +453,18 @@ def served_tiny(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def served_tiny(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ``router serve`` process for the tiny scenario; its address."""
+    yield from _serve(TINY, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def served_trap(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ``router serve`` process for the trap scenario (tests/data/trap); its address."""
+    yield from _serve(TRAP, request, tmp_path)
 
 
 @pytest.mark.timeout(120)
@@ -505,3 +542,25 @@ def test_serve_with_rules_that_fail_lint_exits_1_listing_each_error(tmp_path: Pa
 
     with open_ledger(url) as ledger:
         assert ledger.rule_versions() == ()
+
+
+@pytest.mark.timeout(120)
+def test_route_reserves_only_what_it_accepts_on_a_server(served_trap: str, tmp_path: Path, capsys):
+    """``router route`` against a real server: a plan cut short exits 3 and holds nothing.
+
+    The trap order solved for 1 ns: the greedy plan, HUB alone, FEASIBLE (the optimum
+    ships from WEST and EAST; tests/data/trap/README.md). Proven plans only (the default):
+    CUT_SHORT, exit 3; retried under the same request id with ``--accept any``: reserved,
+    exit 0. A ``--max-gap`` without ``--accept within_gap`` exits 2 naming ``max_gap``.
+    """
+    order = _write(tmp_path, "order.json", (TRAP / "orders.jsonl").read_text().splitlines()[0])
+    args = ["route", "--order", str(order), "--target", served_trap, "--time-limit", "1e-9"]
+    assert main([*args, "--request-id", "r1"]) == 3
+    out = capsys.readouterr().out
+    assert out.startswith("CUT_SHORT after 1 attempt(s): not reserved") and "reservation" not in out
+    assert main([*args, "--request-id", "r1", "--accept", "any", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("RESERVED after 1 attempt(s)\nreservation R-")
+    assert "ship from HUB" in out and "  chosen HUB" in out
+    assert main([*args, "--request-id", "r2", "--max-gap", "0.1"]) == 2
+    assert "max_gap" in capsys.readouterr().err

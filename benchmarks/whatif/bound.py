@@ -20,18 +20,20 @@ used; its cost terms do not depend on stock. Over all orders, in solver units
               Σ_{o,l: sku(l)=s} x_olj ≤ A_js + R_js        shared stock of node j, SKU s
               Σ_{o: t_o < t, l: sku(l)=s} x_olj ≤ A_js + R_js(< t)
                                             every arrival time t of a replenishment of (j, s)
-              Σ_{o on day d} y_oj ≤ capacity_j            daily order capacity (UTC day)
+              Σ_{o: ship_oj = d} y_oj ≤ capacity_j        daily order capacity
               0 ≤ y_oj ≤ 1,  0 ≤ u_ol ≤ q_ol
 
-``A_js`` is the initial available stock (on hand − reserved − safety stock, ≥ 0), ``t_o``
-order *o*'s ``created_at``, ``R_js(< t)`` the units of (j, s) arriving strictly before
-``t`` and ``R_js`` those arriving by the last order's ``created_at``. Replenishment is
-timed exactly as replay applies it: units arriving at ``t`` are there for every order
-with ``t_o >= t`` and for no earlier one, so the orders created before ``t`` share only
-what was there before it (one cumulative row per arrival time; a row whose orders are
-those of the previous arrival time is implied by it and left out), and units arriving
-after the last order are dropped (no order of the stream can use them). ``u_ol`` is
-allowed even when an order does not allow partial fulfilment: a policy may end up
+``A_js`` is the initial available stock (on hand − reserved − safety stock, ≥ 0),
+``ship_oj`` the day node *j* would ship order *o* (its ship date in the evaluation model,
+calendars included: capacity counts on the day a shipment leaves, as in replay and the
+service), ``t_o`` order *o*'s ``created_at``, ``R_js(< t)`` the units of (j, s) arriving
+strictly before ``t`` and ``R_js`` those arriving by the last order's ``created_at``.
+Replenishment is timed exactly as replay applies it: units arriving at ``t`` are there for
+every order with ``t_o >= t`` and for no earlier one, so the orders created before ``t``
+share only what was there before it (one cumulative row per arrival time; a row whose
+orders are those of the previous arrival time is implied by it and left out), and units
+arriving after the last order are dropped (no order of the stream can use them). ``u_ol``
+is allowed even when an order does not allow partial fulfilment: a policy may end up
 backordering such an order, and the bound must stay below its cost too.
 
 The model is assembled from numpy index arrays, one block per order, into sparse matrices
@@ -47,7 +49,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import groupby
 
 import numpy as np
@@ -209,7 +211,7 @@ class _Program:
         self.x_key: list[Int] = []
         self.x_rank: list[Int] = []
         # Per y_j of a node with a daily capacity: column and coefficient of its
-        # expression, node row, UTC day ordinal.
+        # expression, node row, ship date ordinal.
         self.y_col: list[Int] = []
         self.y_coef: list[Float] = []
         self.y_node: list[Int] = []
@@ -290,11 +292,10 @@ class _Program:
         self.x_key.append(node_row[jj] * len(self.skus) + sku[ll])
         self.x_rank.append(np.full(len(x), rank, dtype=np.int64))
         capped = self.capacity[node_row] >= 0
-        day = order.created_at.astimezone(UTC).date().toordinal()
         self.y_col.append(y_col[capped])
         self.y_coef.append(y_coef[capped])
         self.y_node.append(node_row[capped])
-        self.y_day.append(np.full(int(capped.sum()), day, dtype=np.int64))
+        self.y_day.append(m.ship[capped])
 
     def add_shared_stock(
         self, stock: Stock, arrivals: Sequence[Replenishment], created: Sequence[datetime]
@@ -347,7 +348,7 @@ class _Program:
                 arrived += sum(r.units for r in group)
 
     def add_capacity(self) -> None:
-        """Σ y over the orders of one UTC day at node j ≤ its daily order capacity."""
+        """Σ y over the orders node j would ship on day d ≤ j's daily order capacity."""
         if not self.y_col:
             return
         nodes, days = np.concatenate(self.y_node), np.concatenate(self.y_day)

@@ -10,13 +10,15 @@
 - before the first order after a replenishment of at least ``restock_units`` units arrived
   (replay tells the policy, :meth:`LookAheadPolicy.arrived`),
 
-and never before ``min_orders`` orders have been seen (rolling forecasts only). The
+and, with a rolling forecast, never before the service's evidence rule allows it
+(:class:`~models.lookahead.ForecastRule`: ``min_orders`` orders over ``min_hours``). The
 forecast is either the rolling one the service keeps, from the orders already routed in
-this replay within the last ``window_hours`` (the current order excluded;
-:meth:`~models.lookahead.Forecast.from_orders`, scaled to ``horizon_hours`` over the time
-actually covered when the replay is younger than the window), or a fixed one given with
-the configuration (``router whatif --forecast FILE``). Each decision carries the price
-version it used (``prices@v3``; empty before the first pricing).
+this replay within the last ``window_hours`` (the current order excluded), gathered over
+the window or the replay's age when younger, and shrunk toward zero demand with the
+weight of ``prior_hours`` (:meth:`~models.lookahead.Forecast.from_orders`), or a fixed one
+given with the configuration (``router whatif --forecast FILE``). Prices are bounded by
+``max_price_ratio`` times each unit's own cost, as the service's. Each decision carries
+the price version it used (``prices@v3``; empty before the first pricing).
 
 The policy is the one stateful thing of a replay: make a new one per replay
 (:func:`~benchmarks.whatif.run.execute` does). Given the same stream it makes the same
@@ -32,7 +34,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from benchmarks.whatif.policies import Decision, decision_of
-from models.lookahead import Forecast, StockPrices
+from models.capacity import CapacityUsed
+from models.lookahead import MAX_PRICE_RATIO, Forecast, ForecastRule, StockPrices, Waiting
 from models.network import Network, Stock
 from models.order import Order
 from models.rules import RuleSet
@@ -52,7 +55,9 @@ _NO_TIME_LEFT = 1e-6
 class LookAhead:
     """How the look-ahead policy prices stock (docs/lookahead.md has the defaults' why).
 
-    ``forecast``: a fixed forecast (a file's), else the rolling one from orders seen.
+    ``forecast``: a fixed forecast (a file's), else the rolling one from orders seen, under
+    the service's rule (:attr:`forecast_rule`: ``min_orders``, ``min_hours``,
+    ``prior_hours``, with the service's defaults).
     ``until``: when the replay's last order arrives (:func:`~benchmarks.whatif.run.execute`
     sets it). Prices look no further: demand after the replay is in no replayed order's
     cost, so the horizon shrinks to the hours left (a fixed forecast's units with it),
@@ -63,7 +68,10 @@ class LookAhead:
     horizon_hours: float = 24.0
     window_hours: float = 36.0
     refresh_orders: int = 25
-    min_orders: int = 100
+    min_orders: int = ForecastRule().min_orders
+    min_hours: float = ForecastRule().min_hours
+    prior_hours: float = ForecastRule().prior_hours
+    max_price_ratio: float = MAX_PRICE_RATIO
     restock_units: int = 1
     nearest: int = NEAREST
     units_per_shipment: float = UNITS_PER_SHIPMENT
@@ -74,29 +82,37 @@ class LookAhead:
         problems = []
         if not self.opportunity_cost >= 0:
             problems.append(f"opportunity_cost must be >= 0, got {self.opportunity_cost}")
-        for name in ("horizon_hours", "window_hours", "units_per_shipment"):
+        for name in ("horizon_hours", "window_hours", "units_per_shipment", "max_price_ratio"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("refresh_orders", "nearest", "restock_units"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.min_orders < 0:
-            problems.append(f"min_orders must be >= 0, got {self.min_orders}")
+        rule = ForecastRule.problems(self.min_orders, self.min_hours, self.prior_hours)
+        problems += [f"{name} {why}" for name, why in rule.items()]
         if problems:
             raise ValueError("; ".join(problems))
+
+    @property
+    def forecast_rule(self) -> ForecastRule:
+        """The rolling forecast's evidence rule and shrinkage: the service's, with these values."""
+        return ForecastRule(self.min_orders, self.min_hours, self.prior_hours)
 
     def label(self) -> str:
         """A short description for reports: the forecast and the pricing cadence."""
         where = (
             self.forecast.source
             if self.forecast is not None
-            else (f"rolling {self.window_hours:g} h of orders")
+            else (
+                f"rolling {self.window_hours:g} h of orders (from {self.min_orders} orders "
+                f"over {self.min_hours:g} h, shrunk toward zero over {self.prior_hours:g} h)"
+            )
         )
         until = "" if self.until is None else ", never past the replay's last order"
         return (
             f"opportunity_cost={self.opportunity_cost:g}, horizon {self.horizon_hours:g} h"
-            f"{until}, forecast {where}, re-priced every {self.refresh_orders} orders and on "
-            "restock"
+            f"{until}, forecast {where}, prices at most {self.max_price_ratio:g} x a unit's "
+            f"own cost, re-priced every {self.refresh_orders} orders and on restock"
         )
 
 
@@ -135,7 +151,7 @@ class LookAheadPolicy:
         evaluation: BuiltModel,
         network: Network,
         stock: Stock,
-        capacity_used: Mapping[str, int],
+        capacity_used: CapacityUsed,
     ) -> Decision:
         """Re-price when due, then route with the engine on the priced model."""
         if self._due():
@@ -157,14 +173,17 @@ class LookAheadPolicy:
         )
 
     def _due(self) -> bool:
+        """Whether to price before this order.
+
+        Always while there are no prices (a rolling forecast may still wait for evidence),
+        else after ``refresh_orders`` orders or a restock.
+        """
         config = self.config
-        if config.forecast is None and len(self.seen) < config.min_orders:
-            return False
         if self.prices is None:
             return True
         return self._since >= config.refresh_orders or self._restocked >= config.restock_units
 
-    def _forecast(self, now: datetime) -> Forecast:
+    def _forecast(self, now: datetime) -> Forecast | Waiting:
         config = self.config
         horizon = config.horizon_hours
         if config.until is not None:
@@ -182,16 +201,14 @@ class LookAheadPolicy:
         # The replay's age, not the first recent order's: a lull at the window's start
         # must not shrink the window the units are spread over.
         covered = (now - self._seen_at[0]).total_seconds() / 3600 if recent else 0.0
-        window = max(min(config.window_hours, covered), 1.0)
-        return Forecast.from_orders(
-            recent,
-            window_hours=window,
-            horizon_hours=horizon,
-            source=f"recent orders ({len(recent)} orders over {window:.1f} h)",
-        )
+        hours = min(config.window_hours, covered)
+        return config.forecast_rule.forecast(recent, hours=hours, horizon_hours=horizon)
 
     def _price(self, now: datetime, network: Network, stock: Stock) -> None:
         forecast = self._forecast(now)
+        if isinstance(forecast, Waiting):
+            self.prices = None  # as the service: no prices without evidence
+            return
         priced = self._priced_rules.pricing_strategy or self._priced_rules.strategies[0]
         policy = priced.policy  # the service's choice (docs/lookahead-service.md)
         prices = price_stock(
@@ -201,6 +218,7 @@ class LookAheadPolicy:
             policy,
             nearest=self.config.nearest,
             units_per_shipment=self.config.units_per_shipment,
+            max_price_ratio=self.config.max_price_ratio,
         )
         version = 1 if self.prices is None else self.prices.version + 1
         self.prices = StockPrices(version, now, forecast.source, forecast.horizon_hours, prices)

@@ -35,6 +35,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from models.capacity import CapacityUsed
 from models.network import Network, Stock
 from models.order import Order
 from models.plan import Plan
@@ -87,7 +88,7 @@ class RoutingPolicy(Protocol):
         evaluation: BuiltModel,
         network: Network,
         stock: Stock,
-        capacity_used: Mapping[str, int],
+        capacity_used: CapacityUsed,
     ) -> Decision:
         """Units per (candidate index in ``evaluation.matrices``, line index), with a status.
 
@@ -128,7 +129,7 @@ class EnginePolicy:
         evaluation: BuiltModel,
         network: Network,
         stock: Stock,
-        capacity_used: Mapping[str, int],
+        capacity_used: CapacityUsed,
     ) -> Decision:
         """Route with the engine; map each shipment to (evaluation candidate, line)."""
         plan = route_order(
@@ -190,7 +191,7 @@ class GreedyNearest:
         evaluation: BuiltModel,
         network: Network,
         stock: Stock,
-        capacity_used: Mapping[str, int],
+        capacity_used: CapacityUsed,
     ) -> Decision:
         """The greedy nearest-first assignment on the evaluation model's candidates."""
         view = _View.of(evaluation)
@@ -245,7 +246,7 @@ class RankedChain:
         evaluation: BuiltModel,
         network: Network,
         stock: Stock,
-        capacity_used: Mapping[str, int],
+        capacity_used: CapacityUsed,
     ) -> Decision:
         """The ranked-chain assignment on the evaluation model's candidates."""
         view = _View.of(evaluation)

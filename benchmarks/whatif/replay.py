@@ -5,12 +5,13 @@ then order id). Before each order, the replenishments due by its ``created_at`` 
 hand grows; a replenishment at ``at`` is there for every order with ``created_at >= at``;
 a :class:`~benchmarks.whatif.policies.StockAware` policy is told what arrived). For each
 order replay builds the *evaluation model*, the canonical model under the evaluation
-rules (the scenario's own, a single strategy) on the current stock and today's
-capacity, asks the policy for its decision, checks that the decision keeps that model
+rules (the scenario's own, a single strategy) on the current stock and the capacity used
+so far, asks the policy for its decision, checks that the decision keeps that model
 (:func:`check_decision`), prices it on that model, and then takes the shipped units off on
-hand and counts an order against the daily capacity of every node that ships (days are UTC
-days of ``created_at``). Every replay is therefore a feasible integer point of the
-hindsight bound's model (:mod:`benchmarks.whatif.bound`), and costs at least the bound.
+hand and counts an order against the daily capacity of every node that ships, on that
+node's ship date (the day its shipment leaves, in its calendar), as the service does.
+Every replay is therefore a feasible integer point of the hindsight bound's model
+(:mod:`benchmarks.whatif.bound`), and costs at least the bound.
 
 Stock stays a frozen :class:`~models.network.Stock`: after each order a new one is made in
 which only the positions that changed are replaced, so an order costs a copy of the
@@ -24,11 +25,11 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
-from types import MappingProxyType
+from datetime import date, datetime
 
 from benchmarks.whatif.policies import RoutingPolicy, StockAware
 from benchmarks.whatif.records import OrderRecord
+from models.capacity import CapacityUsed
 from models.errors import Violations
 from models.money import from_units
 from models.network import Network, NodeType, Stock, StockPosition
@@ -99,7 +100,7 @@ def replay(
     due = 0
     name = run if run is not None else (f"{policy.name} {setting}" if setting else policy.name)
     stock = scenario.stock
-    capacity: dict[date, dict[str, int]] = {}
+    capacity: dict[tuple[str, date], int] = {}  # orders per (node, ship date)
     records: list[OrderRecord] = []
     for seq, order in enumerate(stream):
         arrived: dict[tuple[str, str], int] = {}
@@ -111,10 +112,10 @@ def replay(
             stock = _moved(stock, arrived)
             if isinstance(policy, StockAware):
                 policy.arrived(arrived)
-        used = capacity.setdefault(order.created_at.astimezone(UTC).date(), {})
+        used = CapacityUsed(dict(capacity))
         built = build_model(order, network, stock, eval_policy, used)
         started = time.perf_counter()
-        decision = policy.decide(order, built, network, stock, MappingProxyType(used))
+        decision = policy.decide(order, built, network, stock, used)
         latency = time.perf_counter() - started
         assignment = check_decision(decision, built, order_id=order.order_id, policy=policy.name)
         records.append(
@@ -141,8 +142,9 @@ def replay(
             shipped[key] = shipped.get(key, 0) - units
         if shipped:
             stock = _moved(stock, shipped, order_id=order.order_id)
-            for node_id in {node for node, _ in shipped}:
-                used[node_id] = used.get(node_id, 0) + 1
+            for j in {j for j, _ in assignment}:
+                slot = (node_ids[j], date.fromordinal(int(built.matrices.ship[j])))
+                capacity[slot] = capacity.get(slot, 0) + 1
         if progress_every and (seq + 1) % progress_every == 0:
             print(
                 f"{name} {scenario_name} seed {seed}: {seq + 1}/{len(stream)} orders",

@@ -427,6 +427,20 @@ def _positive_number(text: str) -> float:
     return value
 
 
+def _non_negative_number(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 (inf: no bound), got {text}")
+    return value
+
+
 def _weight(text: str) -> float:
     value = _number(text)
     if not 0 <= value <= 100:
@@ -512,6 +526,19 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--min-orders", type=_positive, default=defaults.min_orders,
         help="orders the rolling forecast needs before the first pricing",
     )  # fmt: skip
+    look.add_argument(
+        "--min-hours", type=_non_negative_number, default=defaults.min_hours,
+        help="and hours they must span (the service's --forecast-min-hours)",
+    )  # fmt: skip
+    look.add_argument(
+        "--prior-hours", type=_positive_number, default=defaults.prior_hours,
+        help="the rolling forecast's rates shrink toward zero demand with the weight of "
+        "this many hours of orders (the service's --forecast-prior-hours)",
+    )  # fmt: skip
+    look.add_argument(
+        "--max-price-ratio", type=_ratio, default=defaults.max_price_ratio,
+        help="a unit's price is at most this multiple of its own cost; inf: no bound",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("out/whatif"), help="output directory")
     p.add_argument("--smoke", action="store_true", help="the scenario at its smoke size")
     return p
@@ -543,6 +570,9 @@ def lookahead_config(args: argparse.Namespace, forecast: Forecast | None = None)
         window_hours=args.window_hours,
         refresh_orders=args.refresh_orders,
         min_orders=args.min_orders,
+        min_hours=args.min_hours,
+        prior_hours=args.prior_hours,
+        max_price_ratio=args.max_price_ratio,
         forecast=forecast,
     )
 

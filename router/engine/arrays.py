@@ -1,9 +1,10 @@
 """Per-network and per-stock arrays for building models fast, computed once and cached.
 
 :func:`network_arrays` turns a :class:`Network` into numpy arrays over its nodes sorted by
-node id (positions, handling costs in solver units, clocks, types, flags, capacity,
-priority, country) plus each service's rate bands. :func:`stock_arrays` gives, per SKU, the
-nodes holding it and their available units, built on first use of the SKU.
+node id (positions, handling costs in solver units, clocks and calendars, types, flags,
+capacity, priority, country) plus each service's rate bands and calendar.
+:func:`stock_arrays` gives, per SKU, the nodes holding it and their available units, built
+on first use of the SKU.
 :func:`node_filter` gives the nodes a rule policy's node filters keep.
 
 The domain objects are frozen but neither hashable nor weak-referenceable, so the caches
@@ -18,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Generic, TypeVar
@@ -25,10 +27,10 @@ from typing import Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from models.calendar import Calendar
 from models.lookahead import StockPrices
 from models.money import to_units
 from models.network import Network, Node, NodeType, RateBand, Stock
-from models.plan import Exclusion, ExclusionReason
 from models.rules import Policy
 from router.engine.dates import NodeClocks
 
@@ -60,11 +62,12 @@ def weight_units(cost_per_kg: float, weight_kg: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ServiceBands:
-    """One service's rate bands as arrays, in the rate card's order.
+    """One service's rate bands as arrays, in the rate card's order, and its calendar.
 
     ``reach[b]`` is the largest ``max_distance_km`` of bands ``0..b``: the first band that
     reaches a distance ``d`` is ``np.searchsorted(reach, d)`` (``len(bands)`` when none does),
-    the same first match as scanning the bands in order, sorted or not.
+    the same first match as scanning the bands in order, sorted or not. ``calendar`` holds
+    the service's non-delivery days (None: it runs every day).
     """
 
     bands: tuple[RateBand, ...]
@@ -72,10 +75,11 @@ class ServiceBands:
     limits: NDArray[np.float64]
     transit_days: NDArray[np.int64]
     base_units: NDArray[np.int64]
+    calendar: Calendar | None
 
     @staticmethod
-    def of(bands: tuple[RateBand, ...]) -> ServiceBands:
-        """The arrays of ``bands``."""
+    def of(bands: tuple[RateBand, ...], calendar: Calendar | None = None) -> ServiceBands:
+        """The arrays of ``bands``, and ``calendar`` (None: the service runs every day)."""
         limits = np.array([b.max_distance_km for b in bands], dtype=np.float64)
         return ServiceBands(
             bands=bands,
@@ -83,11 +87,48 @@ class ServiceBands:
             limits=limits,
             transit_days=np.array([b.transit_days for b in bands], dtype=np.int64),
             base_units=np.array([to_units(b.base_cost) for b in bands], dtype=np.int64),
+            calendar=calendar or None,
         )
 
     def band_of(self, distance_km: NDArray[np.float64]) -> NDArray[np.intp]:
         """Index of the first band reaching each distance; ``len(bands)`` beyond the last."""
         return np.searchsorted(self.reach, distance_km, side="left")
+
+    def delivery_ordinals(
+        self, shipped: NDArray[np.int64], transit: NDArray[np.int64]
+    ) -> NDArray[np.int64]:
+        """Delivery dates of parcels handed to this service on ``shipped`` (ordinals).
+
+        Each is delivered ``transit`` days later, counting only the days the service runs
+        (:meth:`~models.calendar.Calendar.open_days_after`); without a calendar,
+        ``shipped + transit``. With one, the service's running days from the earliest
+        ship date on are listed (as far as the latest ship date needs): a parcel is
+        collected on the first of them on or after its ship date, and delivered
+        ``transit`` places further down the list.
+        """
+        if self.calendar is None or not len(shipped):
+            return shipped + transit
+        running = _running_days(
+            self.calendar, int(shipped.min()), int(shipped.max()), int(transit.max())
+        )
+        return np.asarray(running[np.searchsorted(running, shipped) + transit], np.int64)
+
+
+def _running_days(calendar: Calendar, first: int, last: int, most: int) -> NDArray[np.int64]:
+    """The open days of ``calendar`` from ``first`` on (ordinals, ascending).
+
+    Through the ``most``-th open day after the first open day on or after ``last``.
+    """
+    days: list[int] = []
+    needed = -1  # index in ``days`` of the last open day wanted, once known
+    day = date.fromordinal(first)
+    while needed < 0 or len(days) <= needed:
+        if calendar.is_open(day):
+            days.append(day.toordinal())
+            if needed < 0 and days[-1] >= last:
+                needed = len(days) - 1 + most
+        day += timedelta(days=1)
+    return np.array(days, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +136,7 @@ class NetworkArrays:
     """A network's nodes as arrays, row ``k`` being the ``k``-th node in node id order.
 
     Money is in solver units. ``capacity`` is -1 where a node has no daily capacity.
-    ``type_index[k]`` indexes ``types``. ``fixed_exclusions`` holds, for the reasons whose
-    detail depends on the node alone, each node's exclusion (shared: they are immutable).
+    ``type_index[k]`` indexes ``types``.
     """
 
     nodes: tuple[Node, ...]
@@ -115,7 +155,6 @@ class NetworkArrays:
     priority: NDArray[np.int64]
     country: NDArray[np.str_]
     services: Mapping[str, ServiceBands]
-    fixed_exclusions: Mapping[ExclusionReason, tuple[Exclusion, ...]]
 
     @staticmethod
     def of(network: Network) -> NetworkArrays:
@@ -123,9 +162,6 @@ class NetworkArrays:
         nodes = tuple(sorted(network.nodes, key=lambda n: n.node_id))
         types = tuple(dict.fromkeys(n.type for n in nodes))
         type_position = {t: i for i, t in enumerate(types)}
-
-        def fixed(reason: ExclusionReason, detail: str) -> tuple[Exclusion, ...]:
-            return tuple(Exclusion(n.node_id, reason, detail.format(node=n)) for n in nodes)
 
         return NetworkArrays(
             nodes=nodes,
@@ -143,6 +179,7 @@ class NetworkArrays:
                 [n.processing_hours for n in nodes],
                 [n.cutoff_local_time for n in nodes],
                 [n.timezone for n in nodes],
+                [network.calendars.nodes.get(n.node_id) for n in nodes],
             ),
             types=types,
             type_index=np.array([type_position[n.type] for n in nodes], dtype=np.intp),
@@ -154,14 +191,9 @@ class NetworkArrays:
             ),
             priority=np.array([n.priority for n in nodes], dtype=np.int64),
             country=np.array([n.country for n in nodes], dtype=np.str_),
-            services={s: ServiceBands.of(b) for s, b in network.rates.bands.items()},
-            fixed_exclusions={
-                ExclusionReason.DOES_NOT_SHIP: fixed(
-                    ExclusionReason.DOES_NOT_SHIP, "node does not ship parcels"
-                ),
-                ExclusionReason.NO_AVAILABLE_STOCK: fixed(
-                    ExclusionReason.NO_AVAILABLE_STOCK, "no available unit of any line"
-                ),
+            services={
+                s: ServiceBands.of(b, network.calendars.services.get(s))
+                for s, b in network.rates.bands.items()
             },
         )
 

@@ -7,6 +7,11 @@ radius, no available stock, stock all held back by rules, beyond the last rate b
 cannot meet a hard SLA, out of capacity. The detail of a rule exclusion names the rule
 (``filters.max_distance_km: …``).
 
+Dates follow the network's calendars (docs/calendars.md): each node's ship date is its
+next shipping day, the delivery date counts the service's running days, lateness is the
+calendar days from the deliver-by date to that delivery date, and a node with a daily
+order capacity is checked against the slots taken on *its own* ship date.
+
 The checks run on arrays over all nodes at once (:mod:`router.engine.arrays`, built once
 per network and per stock object). Distances are computed for every node (the radius
 filter and its detail need them); bands, dates and costs only for the nodes that pass the
@@ -22,12 +27,13 @@ the 51,000 (rate, weight) pairs of the standard sample scenario.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
 
+from models.capacity import CapacityUsed
 from models.lookahead import StockPrices
 from models.money import MONEY_SCALE
 from models.network import Network, Stock
@@ -36,6 +42,8 @@ from models.plan import Exclusion, ExclusionReason, LineTerms
 from models.rules import Policy, SlaMode
 from router.engine.arrays import (
     NetworkArrays,
+    NodeFilter,
+    ServiceBands,
     money_units,
     network_arrays,
     node_filter,
@@ -54,12 +62,26 @@ def _max_shipments(order: Order, policy: Policy) -> int | None:
     return min(caps) if caps else None
 
 
+def ship_window(order: Order, network: Network) -> tuple[date, date]:
+    """The earliest and the latest ship date any node of ``network`` has for ``order``.
+
+    Every candidate's ship date lies in it, so the slots used on these days are all that
+    planning the order needs to know of node capacity.
+    """
+    arrays = network_arrays(network)
+    shipped = arrays.clocks.ship_ordinals(order.created_at, np.arange(len(arrays.nodes)))
+    if not len(shipped):
+        day = order.created_at.date()
+        return day, day
+    return date.fromordinal(int(shipped.min())), date.fromordinal(int(shipped.max()))
+
+
 def build_model(
     order: Order,
     network: Network,
     stock: Stock,
     policy: Policy,
-    capacity_used: Mapping[str, int] | None = None,
+    capacity_used: CapacityUsed | None = None,
     *,
     relax_sla_days: int = 0,
     prices: StockPrices | None = None,
@@ -69,102 +91,50 @@ def build_model(
     ``order`` must have passed validation against ``network`` (``Order.from_raw(..., network)``).
     ``policy`` is the applying strategy's filters, weights and constraints (docs/rules.md);
     ``relax_sla_days`` moves the deliver-by date later (a fallback step).
-    ``capacity_used`` counts the orders each node has already taken today.
+    ``capacity_used`` counts the order slots each node has already taken per day; a node
+    is out of capacity when its slots of the order's ship date there are used up.
     With ``prices`` and a ``policy.opportunity_cost`` above 0, each unit of a line's SKU
     at a candidate costs ``opportunity_cost × prices.of(node, sku)`` more (rounded to
     solver units; docs/lookahead.md): the model is then the *priced* model.
     A pickup order is delivered to its pickup node: that node hands over its own stock at
     the counter (no carrier cost, no transit), and other nodes ship to it by carrier.
     """
-    used = capacity_used or {}
     arrays = network_arrays(network)
     service = arrays.services[order.service]
-    weights = [network.skus[line.sku].weight_kg for line in order.lines]
-    n_nodes = len(arrays.nodes)
-    ids = arrays.node_ids
-
-    counter = -1  # row of the pickup node, where the order is handed over
-    if order.pickup_node_id is not None:
-        pickup_node = network.node(order.pickup_node_id)
-        assert pickup_node is not None, "order must be validated against the network first"
-        counter = arrays.row[order.pickup_node_id]
-        dest_lat, dest_lon = pickup_node.latitude, pickup_node.longitude
-    else:
-        dest_lat, dest_lon = order.ship_to.latitude, order.ship_to.longitude
-    distances = great_circle_km(dest_lat, dest_lon, arrays.latitude, arrays.longitude)
-    ships = arrays.ships.copy()
-    if counter >= 0:
-        distances[counter] = 0.0
-        ships[counter] = True
-
-    held = stock_arrays(stock, network)
-    by_sku = [held.sku(line.sku) for line in order.lines]
-    available = np.zeros((n_nodes, len(order.lines)), dtype=np.int64)
+    counter, distances, ships = _destination(order, network, arrays)
+    by_sku = [stock_arrays(stock, network).sku(line.sku) for line in order.lines]
+    available = np.zeros((len(arrays.nodes), len(order.lines)), dtype=np.int64)
     for line, sku_stock in enumerate(by_sku):
         available[sku_stock.rows, line] = sku_stock.available
     holding = np.count_nonzero(available, axis=1) > 0
-    held_back = _hold_back(order, network, arrays, policy, available)
-
-    # The first checks on every node; ``reason[row]`` stays 0 while it is a candidate.
-    reason = np.zeros(n_nodes, dtype=np.int8)
-
-    def fail(failing: NDArray[np.bool_], code: int) -> None:
-        reason[(reason == 0) & failing] = code
-
-    fail(~ships, _DOES_NOT_SHIP)
-    nodes_kept = node_filter(policy, network) if policy.has_node_filter else None
-    if nodes_kept is not None:
-        fail(~nodes_kept.allowed, _NODE_FILTER)
-    if policy.same_country:
-        fail(arrays.country != order.ship_to.country, _OTHER_COUNTRY)
-    if policy.max_distance_km is not None:
-        fail(distances > policy.max_distance_km, _BEYOND_RADIUS)
-    fail(~holding, _NO_STOCK)
-    fail(np.count_nonzero(available, axis=1) == 0, _HELD_BACK)
-
-    # The last three checks, on the nodes left; ``detailed`` holds exclusions whose detail
-    # depends on the order (the others are shared per node, see NetworkArrays).
-    detailed: dict[int, Exclusion] = {}
-
-    def exclude(row: int, code: int, detail: str) -> None:
-        reason[row] = code
-        detailed[row] = Exclusion(ids[row], _REASONS[code], detail)
-
-    rows = np.flatnonzero(reason == 0)
-    band = service.band_of(distances[rows])
-    beyond = band == len(service.bands)
-    for row in rows[beyond].tolist():
-        last = service.bands[-1].max_distance_km
-        detail = f"{float(distances[row]):.1f} km is beyond the last {order.service} band"
-        exclude(row, _BEYOND_LAST_BAND, f"{detail} ({last:g} km)")
-    rows, band = rows[~beyond], band[~beyond]
-
+    screen = _Screen(
+        order,
+        policy,
+        arrays,
+        distances,
+        held_back=_hold_back(order, network, arrays, policy, available),
+        nodes_kept=node_filter(policy, network) if policy.has_node_filter else None,
+    )
+    screen.by_node(ships, holding, available)
+    rows, band = screen.by_band(service)
     at_counter = rows == counter
     shipped = arrays.clocks.ship_ordinals(order.created_at, rows)
-    delivered = shipped + np.where(at_counter, 0, service.transit_days[band])
+    delivered = service.delivery_ordinals(shipped, service.transit_days[band])
+    delivered[at_counter] = shipped[at_counter]  # handed over at the counter: no carrier
     late = np.zeros(len(rows), dtype=np.int64)
     deadline = order.deliver_by
     if deadline is not None:
         deadline += timedelta(days=relax_sla_days)
         late = np.maximum(delivered - deadline.toordinal(), 0)
-    if policy.sla is SlaMode.HARD:
-        for i in np.flatnonzero((reason[rows] == 0) & (late > 0)).tolist():
-            when = date.fromordinal(int(delivered[i])).isoformat()
-            detail = f"delivers {when}, {int(late[i])} day(s) after {deadline}"
-            exclude(int(rows[i]), _LATE, detail)
-    capacity = arrays.capacity[rows]
-    for i in np.flatnonzero((reason[rows] == 0) & (capacity >= 0)).tolist():
-        row, limit = int(rows[i]), int(capacity[i])
-        taken = used.get(ids[row], 0)
-        if taken >= limit:
-            exclude(row, _NO_CAPACITY, f"{taken} of {limit} orders taken today")
-
-    keep = reason[rows] == 0
+        if policy.sla is SlaMode.HARD:
+            screen.by_promise(rows, delivered, late, deadline)
+    screen.by_capacity(rows, shipped, capacity_used or CapacityUsed())
+    keep = screen.reason[rows] == 0
     matrices = _matrices(
         order,
         policy,
         arrays,
-        weights,
+        [network.skus[line.sku].weight_kg for line in order.lines],
         prices=prices,
         rows=rows[keep],
         band=band[keep],
@@ -175,37 +145,6 @@ def build_model(
         delivered=delivered[keep],
         late=late[keep],
     )
-    fixed = arrays.fixed_exclusions
-    out = np.flatnonzero(reason)
-
-    def describe(row: int, code: int) -> Exclusion:
-        """The exclusion of ``row``; details other than the stored ones are made here."""
-        if code == _DOES_NOT_SHIP:
-            return fixed[ExclusionReason.DOES_NOT_SHIP][row]
-        if code == _NO_STOCK:
-            return fixed[ExclusionReason.NO_AVAILABLE_STOCK][row]
-        if code == _NODE_FILTER:
-            assert nodes_kept is not None
-            return Exclusion(ids[row], _REASONS[code], nodes_kept.detail(row))
-        if code == _OTHER_COUNTRY:
-            detail = f"filters.same_country: in {arrays.country[row]}, not {order.ship_to.country}"
-            return Exclusion(ids[row], _REASONS[code], detail)
-        if code == _BEYOND_RADIUS:
-            radius = policy.max_distance_km
-            detail = (
-                f"filters.max_distance_km: {float(distances[row]):.1f} km is beyond {radius:g} km"
-            )
-            return Exclusion(ids[row], _REASONS[code], detail)
-        if code == _HELD_BACK:
-            return Exclusion(ids[row], _REASONS[code], held_back(row))
-        return detailed[row]
-
-    def excluded() -> tuple[Exclusion, ...]:
-        return tuple(
-            describe(row, code)
-            for row, code in zip(out.tolist(), reason[out].tolist(), strict=True)
-        )
-
     backorder = money_units(policy.backorder_cost_per_unit)
     lines = tuple(
         LineTerms(line.line_id, line.sku, line.quantity, backorder, order.allow_partial)
@@ -218,9 +157,154 @@ def build_model(
         split_penalty=money_units(policy.split_penalty),
         max_shipments=_max_shipments(order, policy),
         ship_complete=order.ship_complete or policy.ship_complete,
-        excluded=excluded,
+        excluded=screen.excluded,
         stock_anywhere=tuple(s.total for s in by_sku),
     )
+
+
+def _destination(
+    order: Order, network: Network, arrays: NetworkArrays
+) -> tuple[int, NDArray[np.float64], NDArray[np.bool_]]:
+    """The row of the pickup node (-1 when none), every node's distance, who ships.
+
+    A pickup order's destination is its pickup node, which hands the order over at its
+    counter: distance 0, and it "ships" even when it ships no parcels.
+    """
+    counter = -1
+    if order.pickup_node_id is not None:
+        pickup_node = network.node(order.pickup_node_id)
+        assert pickup_node is not None, "order must be validated against the network first"
+        counter = arrays.row[order.pickup_node_id]
+        dest_lat, dest_lon = pickup_node.latitude, pickup_node.longitude
+    else:
+        dest_lat, dest_lon = order.ship_to.latitude, order.ship_to.longitude
+    distances = great_circle_km(dest_lat, dest_lon, arrays.latitude, arrays.longitude)
+    ships = arrays.ships.copy()
+    if counter >= 0:
+        distances[counter] = 0.0
+        ships[counter] = True
+    return counter, distances, ships
+
+
+class _Screen:
+    """One order's checks of every node: ``reason[row]`` stays 0 while it is a candidate.
+
+    The checks run in a fixed order (the module docstring's), so each node gets the first
+    reason that applies. Details are made when someone reads the exclusions, from the
+    reason and what the checks kept (``detailed`` for the checks of the nodes left).
+    """
+
+    def __init__(
+        self,
+        order: Order,
+        policy: Policy,
+        arrays: NetworkArrays,
+        distances: NDArray[np.float64],
+        *,
+        held_back: Callable[[int], str],
+        nodes_kept: NodeFilter | None,
+    ) -> None:
+        self.order = order
+        self.policy = policy
+        self.arrays = arrays
+        self.distances = distances
+        self.held_back = held_back
+        self.nodes_kept = nodes_kept
+        self.reason = np.zeros(len(arrays.nodes), dtype=np.int8)
+        self.detailed: dict[int, str] = {}
+
+    def _fail(self, failing: NDArray[np.bool_], code: int) -> None:
+        self.reason[(self.reason == 0) & failing] = code
+
+    def _exclude(self, row: int, code: int, detail: str) -> None:
+        self.reason[row] = code
+        self.detailed[row] = detail
+
+    def by_node(
+        self, ships: NDArray[np.bool_], holding: NDArray[np.bool_], available: NDArray[np.int64]
+    ) -> None:
+        """The checks on every node: ships, node filters, country, radius, stock."""
+        policy, arrays = self.policy, self.arrays
+        self._fail(~ships, _DOES_NOT_SHIP)
+        if self.nodes_kept is not None:
+            self._fail(~self.nodes_kept.allowed, _NODE_FILTER)
+        if policy.same_country:
+            self._fail(arrays.country != self.order.ship_to.country, _OTHER_COUNTRY)
+        if policy.max_distance_km is not None:
+            self._fail(self.distances > policy.max_distance_km, _BEYOND_RADIUS)
+        self._fail(~holding, _NO_STOCK)
+        self._fail(np.count_nonzero(available, axis=1) == 0, _HELD_BACK)
+
+    def by_band(self, service: ServiceBands) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """The nodes left within the service's last band, and their band."""
+        rows = np.flatnonzero(self.reason == 0)
+        band = service.band_of(self.distances[rows])
+        beyond = band == len(service.bands)
+        last = service.bands[-1].max_distance_km if service.bands else 0.0
+        for row in rows[beyond].tolist():
+            km = float(self.distances[row])
+            detail = f"{km:.1f} km is beyond the last {self.order.service} band ({last:g} km)"
+            self._exclude(row, _BEYOND_LAST_BAND, detail)
+        return rows[~beyond], band[~beyond]
+
+    def by_promise(
+        self,
+        rows: NDArray[np.intp],
+        delivered: NDArray[np.int64],
+        late: NDArray[np.int64],
+        deadline: date,
+    ) -> None:
+        """A hard SLA: out go the nodes that deliver after ``deadline``."""
+        for i in np.flatnonzero((self.reason[rows] == 0) & (late > 0)).tolist():
+            when = date.fromordinal(int(delivered[i])).isoformat()
+            detail = f"delivers {when}, {int(late[i])} day(s) after {deadline}"
+            self._exclude(int(rows[i]), _LATE, detail)
+
+    def by_capacity(
+        self, rows: NDArray[np.intp], shipped: NDArray[np.int64], used: CapacityUsed
+    ) -> None:
+        """Out go the nodes whose order slots of their own ship date are all taken."""
+        ids = self.arrays.node_ids
+        capacity = self.arrays.capacity[rows]
+        for i in np.flatnonzero((self.reason[rows] == 0) & (capacity >= 0)).tolist():
+            row, limit = int(rows[i]), int(capacity[i])
+            if limit and ids[row] not in used.nodes:
+                continue  # none of its slots is taken, on any day
+            on = date.fromordinal(int(shipped[i]))
+            taken = used.used(ids[row], on)
+            if taken >= limit:
+                detail = f"{taken} of {limit} orders taken on {on.isoformat()}, its ship date"
+                self._exclude(row, _NO_CAPACITY, detail)
+
+    def _describe(self, row: int, code: int) -> str:
+        """The detail of ``row``'s exclusion, the stored one or one made here."""
+        if code == _DOES_NOT_SHIP:
+            return "node does not ship parcels"
+        if code == _NO_STOCK:
+            return "no available unit of any line"
+        if code == _NODE_FILTER:
+            assert self.nodes_kept is not None
+            return self.nodes_kept.detail(row)
+        if code == _OTHER_COUNTRY:
+            country, wanted = self.arrays.country[row], self.order.ship_to.country
+            return f"filters.same_country: in {country}, not {wanted}"
+        if code == _BEYOND_RADIUS:
+            km, radius = float(self.distances[row]), self.policy.max_distance_km
+            return f"filters.max_distance_km: {km:.1f} km is beyond {radius:g} km"
+        if code == _HELD_BACK:
+            return self.held_back(row)
+        return self.detailed[row]
+
+    def excluded(self) -> tuple[Exclusion, ...]:
+        """Every node left out, with its reason, detail and distance to the destination."""
+        out = np.flatnonzero(self.reason)
+        ids = self.arrays.node_ids
+        return tuple(
+            Exclusion(ids[row], _REASONS[code], self._describe(row, code), km)
+            for row, code, km in zip(
+                out.tolist(), self.reason[out].tolist(), self.distances[out].tolist(), strict=True
+            )
+        )
 
 
 def _hold_back(

@@ -1,76 +1,59 @@
 """The OR-Tools adapter: the canonical model of one order as a CP-SAT model, solved exactly.
 
-This is the only module that imports OR-Tools. It maps an :class:`ExplainedModel` to CP-SAT
-variables by index and maps the answer back to an assignment by (candidate, line) index;
-external ids never reach the solver.
+This is the only module that imports OR-Tools. :func:`build_cp_model` maps an
+:class:`ExplainedModel` to CP-SAT variables by index; :func:`solve_model` builds and solves
+it and maps the answer back to an assignment by (candidate, line) index; external ids
+never reach the solver.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
 from models.plan import ExplainedModel, SolveStatus
 from router.engine.stop import Stop
+from router.engine.terms import Solution
 
 
 @dataclass(frozen=True, slots=True)
-class Solution:
-    """What the solver found: status, units per (candidate, line), objective and bound."""
+class CpModel:
+    """A CP-SAT model of the canonical model and what maps its answer back.
 
-    status: SolveStatus
-    assignment: dict[tuple[int, int], int]
-    objective: int | None
-    bound: int | None
+    ``x[(j, l)]`` are the unit variables, ``cost`` the objective as an expression in
+    solver units, and ``scale`` how much the minimised objective multiplies it by (more
+    than 1 when the tie order is in the objective).
+    """
 
-    @property
-    def nodes(self) -> frozenset[int]:
-        """The candidates that ship at least one unit."""
-        return frozenset(j for (j, _), q in self.assignment.items() if q > 0)
+    cp: cp_model.CpModel
+    x: dict[tuple[int, int], cp_model.IntVar]
+    cost: cp_model.LinearExprT
+    scale: int
 
 
-def solve_model(
+def build_cp_model(
     model: ExplainedModel,
-    stop: Stop,
-    time_limit_s: float,
     *,
     exclude: Sequence[frozenset[int]] = (),
     force: int | None = None,
     tie_order: Sequence[int] | None = None,
-    hint: Mapping[tuple[int, int], int] | None = None,
-) -> Solution:
-    """Solve the canonical model with CP-SAT within ``time_limit_s`` or until ``stop``.
+) -> CpModel:
+    """The canonical model (docs/cost-model.md) as CP-SAT variables and constraints.
 
     ``exclude`` lists sets of shipping candidates that the plan must not use exactly (to
     find the next best plans); ``force`` names a candidate that must ship (to price a
-    counterfactual); ``tie_order`` (each candidate's rank) asks for the documented
-    tie-break among optimal plans; ``hint`` is a plan (units per candidate and line) to
-    start from. One worker and a fixed seed make the search, and so the plan, repeatable.
+    counterfactual); ``tie_order`` (each candidate's rank) puts the documented tie-break
+    among optimal plans into the objective.
     """
     cp = cp_model.CpModel()
-    n_lines = len(model.lines)
-
     # y[j] = 1 when candidate j ships part of this order.
     y = [cp.new_bool_var(f"y{j}") for j in range(len(model.candidates))]
     # x[j, l] = units of line l shipped from candidate j (only where j has stock of l's sku).
-    x: dict[tuple[int, int], cp_model.IntVar] = {}
-    for j, cand in enumerate(model.candidates):
-        shipped_from_j = []
-        for line in range(n_lines):
-            terms = model.lines[line]
-            cap = min(terms.quantity, cand.available[line])
-            if terms.allow_partial and cand.unit_costs[line] >= terms.backorder_cost:
-                cap = 0  # a unit that costs at least its backorder never helps a plan
-            if cap > 0:
-                x[j, line] = cp.new_int_var(0, cap, f"x{j}_{line}")
-                cp.add(x[j, line] <= cap * y[j])
-                shipped_from_j.append(x[j, line])
-        # A node counts as a shipment only when it ships a unit, so y and x agree.
-        cp.add(y[j] <= sum(shipped_from_j))
+    x = _unit_variables(cp, model, y)
     # u[l] = units of line l left unfulfilled (backordered); fixed to 0 when not allowed.
     u = [
         cp.new_int_var(0, terms.quantity if terms.allow_partial else 0, f"u{line}")
@@ -124,14 +107,44 @@ def solve_model(
         cp.minimize(scale * cost + sum(y[j] * (n * n + r) for j, r in enumerate(tie_order)))
     else:
         cp.minimize(cost)
+    return CpModel(cp, x, cost, scale)
 
-    if hint:
-        for key, var in x.items():
-            cp.add_hint(var, hint.get(key, 0))
-        shipping = {j for (j, _), q in hint.items() if q > 0}
-        for j, var in enumerate(y):
-            cp.add_hint(var, int(j in shipping))
 
+def _unit_variables(
+    cp: cp_model.CpModel, model: ExplainedModel, y: list[cp_model.IntVar]
+) -> dict[tuple[int, int], cp_model.IntVar]:
+    """x[j, l] for each (candidate, line) that may ship, linked to y[j] both ways."""
+    x: dict[tuple[int, int], cp_model.IntVar] = {}
+    for j, cand in enumerate(model.candidates):
+        shipped_from_j = []
+        for line, terms in enumerate(model.lines):
+            cap = min(terms.quantity, cand.available[line])
+            if terms.allow_partial and cand.unit_costs[line] >= terms.backorder_cost:
+                cap = 0  # a unit that costs at least its backorder never helps a plan
+            if cap > 0:
+                x[j, line] = cp.new_int_var(0, cap, f"x{j}_{line}")
+                cp.add(x[j, line] <= cap * y[j])
+                shipped_from_j.append(x[j, line])
+        # A node counts as a shipment only when it ships a unit, so y and x agree.
+        cp.add(y[j] <= sum(shipped_from_j))
+    return x
+
+
+def solve_model(
+    model: ExplainedModel,
+    stop: Stop,
+    time_limit_s: float,
+    *,
+    exclude: Sequence[frozenset[int]] = (),
+    force: int | None = None,
+    tie_order: Sequence[int] | None = None,
+) -> Solution:
+    """Solve the canonical model with CP-SAT within ``time_limit_s`` or until ``stop``.
+
+    See :func:`build_cp_model` for ``exclude``, ``force`` and ``tie_order``. One worker
+    and a fixed seed make the search, and so the plan, repeatable.
+    """
+    built = build_cp_model(model, exclude=exclude, force=force, tie_order=tie_order)
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
@@ -139,25 +152,25 @@ def solve_model(
     unregister = stop.on_stop(solver.stop_search)
     try:
         # A stop that came before the solver started would be lost: check it once more.
-        status = cp_model.UNKNOWN if stop.is_set() else solver.solve(cp)
+        status = cp_model.UNKNOWN if stop.is_set() else solver.solve(built.cp)
     finally:
         unregister()
     if status == cp_model.MODEL_INVALID:
-        raise RuntimeError(f"CP-SAT rejected the model: {cp.validate()}")
+        raise RuntimeError(f"CP-SAT rejected the model: {built.cp.validate()}")
     if status == cp_model.INFEASIBLE:
         return Solution(SolveStatus.INFEASIBLE, {}, None, None)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return Solution(SolveStatus.NO_SOLUTION, {}, None, None)
-    assignment = {key: int(solver.value(v)) for key, v in x.items() if solver.value(v) > 0}
-    objective = int(solver.value(cost))
+    assignment = {key: int(solver.value(v)) for key, v in built.x.items() if solver.value(v) > 0}
+    objective = int(solver.value(built.cost))
     if status == cp_model.OPTIMAL:
         return Solution(SolveStatus.OPTIMAL, assignment, objective, objective)
-    # The objective is integral, so the bound rounds up (less a hair for float noise); the
-    bound = (
-        math.ceil(solver.best_objective_bound / scale - 1e-6)
-        if scale == 1
-        else (math.floor(solver.best_objective_bound / scale))
-    )
+    # The objective is integral, so the bound rounds up (less a hair for float noise); with
+    # the tie terms in the objective, the scaled bound rounds down to whole solver units.
+    if built.scale == 1:
+        bound = math.ceil(solver.best_objective_bound - 1e-6)
+    else:
+        bound = math.floor(solver.best_objective_bound / built.scale)
     return Solution(SolveStatus.FEASIBLE, assignment, objective, bound)
 
 

@@ -1,4 +1,4 @@
-"""Ship and delivery dates from creation time, processing time, cutoff and transit days.
+"""Ship and delivery dates from creation time, processing time, cutoff, transit and calendars.
 
 :func:`ship_date` is the definition for one node. :class:`NodeClocks` computes the same
 dates for many nodes at once with integer arithmetic on microseconds: a node's parcel is
@@ -10,6 +10,11 @@ at the earliest and the latest ready time of the zone's nodes and these lie at m
 longer window) each node of that zone falls back to :func:`ship_date`. So does every node
 when ``created_at`` is not at a fixed UTC offset (then ``created_at + processing`` is
 wall-clock arithmetic in its zone); orders carry fixed offsets (RFC 3339).
+
+Calendars (docs/calendars.md) then move ship dates on a node's non-shipping days to its
+next shipping day: :class:`ClosedDays` does it for many nodes at once, and returns at
+once when no node has a calendar. (Delivery dates follow the service's calendar:
+:meth:`router.engine.arrays.ServiceBands.delivery_ordinals`.)
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
+
+from models.calendar import Calendar
 
 UNIFORM_OFFSET_WINDOW = timedelta(hours=96)
 """Longest spread of ready times over which equal UTC offsets at both ends are trusted.
@@ -43,17 +50,26 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def ship_date(created_at: datetime, processing_hours: float, cutoff: time, timezone: str) -> date:
+def ship_date(
+    created_at: datetime,
+    processing_hours: float,
+    cutoff: time,
+    timezone: str,
+    calendar: Calendar | None = None,
+) -> date:
     """The local date on which a node hands the parcel to the carrier.
 
     The parcel is ready ``processing_hours`` after ``created_at``. If it is ready at or
     before the node's cutoff on that local day (in the node's ``timezone``), it leaves that
-    day; otherwise it leaves the next day. Every day is a shipping day (no calendars yet).
+    day; otherwise it leaves the next day. A day the node's ``calendar`` closes is no
+    shipping day: the parcel leaves on the next one (so a parcel ready on Saturday, or on
+    Friday after the cutoff, leaves on Monday when the node does not ship at weekends).
     """
     ready = (created_at + timedelta(hours=processing_hours)).astimezone(_zone(timezone))
-    if ready.time().replace(tzinfo=None) <= cutoff:
-        return ready.date()
-    return ready.date() + timedelta(days=1)
+    leaves = ready.date()
+    if ready.time().replace(tzinfo=None) > cutoff:
+        leaves += timedelta(days=1)
+    return leaves if calendar is None else calendar.next_open(leaves)
 
 
 def microseconds(duration: timedelta) -> int:
@@ -74,12 +90,96 @@ def _offset_us(moment: datetime, zone: ZoneInfo) -> int:
     return microseconds(offset)
 
 
+_KEY = 1 << 22
+"""Stride of a closed date's key ``calendar * _KEY + ordinal`` (above ``date.max``'s ordinal)."""
+
+
+def _weekday(ordinals: NDArray[np.int64]) -> NDArray[np.int64]:
+    """:meth:`datetime.date.weekday` of ordinals (0 Monday): ordinal 1 is a Monday."""
+    return (ordinals + 6) % 7
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedDays:
+    """The calendars of many rows (nodes), to move many dates to open days at once.
+
+    ``calendar[r]`` indexes row ``r``'s calendar (-1: open every day); equal calendars
+    share an index. Weekly closures are a table: ``skip[c, w]`` is how many days from a
+    day of weekday ``w`` (0 Monday) to calendar ``c``'s first weekly-open day on or after
+    it. ``dated`` holds ``c * _KEY + ordinal`` of each closed date that falls on a
+    weekly-open day (the others change nothing), sorted. So a weekend costs one table
+    lookup, and only closed dates need further rounds. Dates are ordinals
+    (:meth:`datetime.date.toordinal`); the results equal :meth:`Calendar.next_open`.
+    """
+
+    calendar: NDArray[np.intp]
+    skip: NDArray[np.int64]
+    dated: NDArray[np.int64]
+    any: bool
+
+    @staticmethod
+    def of(calendars: Sequence[Calendar | None]) -> ClosedDays:
+        """The closed days of rows whose calendars are ``calendars`` (None: open every day)."""
+        index: dict[Calendar, int] = {}
+        rows = [-1 if not c else index.setdefault(c, len(index)) for c in calendars]
+        skip = np.zeros((len(index), 7), dtype=np.int64)
+        dated: list[int] = []
+        for c, k in index.items():
+            open_weekdays = [w for w in range(7) if w not in c.closed_weekdays]
+            if not open_weekdays:
+                raise ValueError("a calendar must leave a weekday open")
+            skip[k] = [min((o - w) % 7 for o in open_weekdays) for w in range(7)]
+            dated += [
+                k * _KEY + d.toordinal() for d in c.closed_dates if d.weekday() in open_weekdays
+            ]
+        return ClosedDays(
+            calendar=np.array(rows, dtype=np.intp),
+            skip=skip,
+            dated=np.array(sorted(dated), dtype=np.int64),
+            any=bool(index),
+        )
+
+    def _is_dated(self, c: NDArray[np.intp], day: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether each ``day`` is a closed date (on a weekly-open day) of calendar ``c``."""
+        if not len(self.dated):
+            return np.zeros(len(day), dtype=np.bool_)
+        key = c * _KEY + day
+        at = np.minimum(np.searchsorted(self.dated, key), len(self.dated) - 1)
+        return np.asarray(self.dated[at] == key)
+
+    def _open_from(self, c: NDArray[np.intp], day: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The first open day on or after each ``day`` in calendar ``c`` (all calendared).
+
+        One lookup skips weekly closures; each further round moves the dates that landed on
+        a closed date past it (rounds: the longest run of closed dates met).
+        """
+        day = day + self.skip[c, _weekday(day)]
+        hit = np.flatnonzero(self._is_dated(c, day))
+        while len(hit):
+            following = day[hit] + 1
+            day[hit] = following + self.skip[c[hit], _weekday(following)]
+            hit = hit[self._is_dated(c[hit], day[hit])]
+        return day
+
+    def next_open(self, ordinals: NDArray[np.int64], rows: NDArray[np.intp]) -> NDArray[np.int64]:
+        """The first open day on or after ``ordinals[i]`` in the calendar of ``rows[i]``."""
+        out = np.array(ordinals, dtype=np.int64)
+        if not self.any:
+            return out
+        calendar = self.calendar[rows]
+        moved = np.flatnonzero(calendar >= 0)
+        if len(moved):
+            out[moved] = self._open_from(calendar[moved], out[moved])
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class NodeClocks:
-    """Processing times, cutoffs and time zones of many nodes, to compute their ship dates.
+    """Processing times, cutoffs, time zones and calendars of many nodes, for ship dates.
 
     ``processing_hours``, ``cutoffs`` and ``timezones`` are the nodes' own values (for the
     per-node fallback); ``processing_us`` and ``cutoff_us`` the same in microseconds;
+    ``closed`` the nodes' non-shipping days;
     ``zone_index[i]`` indexes node ``i``'s zone in ``zones``. Per zone, ``earliest`` and
     ``latest`` are the shortest and longest processing time of its nodes, and ``narrow``
     says whether they lie within :data:`UNIFORM_OFFSET_WINDOW` of each other.
@@ -95,12 +195,19 @@ class NodeClocks:
     earliest: tuple[timedelta, ...]
     latest: tuple[timedelta, ...]
     narrow: tuple[bool, ...]
+    closed: ClosedDays
 
     @staticmethod
     def of(
-        processing_hours: Sequence[float], cutoffs: Sequence[time], timezones: Sequence[str]
+        processing_hours: Sequence[float],
+        cutoffs: Sequence[time],
+        timezones: Sequence[str],
+        calendars: Sequence[Calendar | None] | None = None,
     ) -> NodeClocks:
-        """The clocks of nodes given by their processing hours, cutoffs and time zones."""
+        """The clocks of nodes: processing hours, cutoffs, time zones and calendars.
+
+        Without ``calendars`` every node ships every day.
+        """
         zones = tuple(sorted(set(timezones)))
         position = {name: i for i, name in enumerate(zones)}
         processing = [timedelta(hours=h) for h in processing_hours]
@@ -123,13 +230,19 @@ class NodeClocks:
                 last - first <= UNIFORM_OFFSET_WINDOW
                 for first, last in zip(earliest, latest, strict=True)
             ),
+            closed=ClosedDays.of(calendars or [None] * len(timezones)),
         )
 
     def ship_ordinals(self, created_at: datetime, rows: NDArray[np.intp]) -> NDArray[np.int64]:
         """``ship_date(...).toordinal()`` of the nodes ``rows`` for an order created then.
 
-        Equal to :func:`ship_date` node by node (see the module docstring for how).
+        Equal to :func:`ship_date` with each node's calendar, node by node (see the module
+        docstring for how): the dates by the clock, then moved to shipping days.
         """
+        return self.closed.next_open(self._by_clock(created_at, rows), rows)
+
+    def _by_clock(self, created_at: datetime, rows: NDArray[np.intp]) -> NDArray[np.int64]:
+        """The ship date ordinals of ``rows`` by processing time and cutoff alone."""
         if not isinstance(created_at.tzinfo, timezone):
             # Not a fixed offset: ``created_at + processing`` is wall-clock arithmetic there.
             return np.array([self._one(created_at, row) for row in rows.tolist()], dtype=np.int64)
@@ -151,7 +264,7 @@ class NodeClocks:
         return out
 
     def _one(self, created_at: datetime, row: int) -> int:
-        """The ship date ordinal of one node, by :func:`ship_date`."""
+        """The ship date ordinal of one node by :func:`ship_date`, before its calendar."""
         shipped = ship_date(
             created_at, self.processing_hours[row], self.cutoffs[row], self.timezones[row]
         )

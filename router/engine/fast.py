@@ -1,55 +1,104 @@
-"""The fast exact engine: the canonical model solved by pruning, bounds and enumeration.
+"""The fast exact engine: the canonical model solved as a bounded search over node sets.
 
-For a fixed set S of shipping nodes the rest of the canonical model is easy: each SKU's
-units come from the nodes of S in order of unit cost (a greedy fill is optimal for one
-demand with linear costs), and what is left, or dearer than a backorder, is backordered.
-So the model is a search over node sets, and this module does that search exactly:
+For a fixed set S of shipping nodes the rest of the canonical model is a greedy fill
+(:mod:`router.engine.problem`), so the model is a search over node sets, level by level
+(k = number of shipments), and this module does that search exactly:
 
-1. **Pruning.** A candidate j goes when another node i covers the whole demand of every
-   SKU j holds, at no higher unit cost, with a lower shipment cost (or an equal one and
-   an earlier place in the tie order): any plan using j is matched by one using i.
-2. **Bounds.** Every plan of k shipments costs at least the k smallest shipment costs +
-   (k − 1) split penalties + the cheapest way to supply the units from all candidates
-   at once (``units_bound``). A level k whose bound exceeds the best plan found is
-   skipped, and so is every set whose own bound does.
-3. **Enumeration** of the sets of each size k = 0, 1, 2, … that survive, evaluated in
-   batches with numpy. One line or one node covering the whole order are the first two
-   levels, so their closed forms fall out.
-4. **CP-SAT** on the pruned model, warm-started from the best plan found, when a level
-   has too many sets to enumerate.
+1. **Reduction.** Candidates that at least as many others dominate as plans are wanted
+   go (:func:`~router.engine.problem.drop_dominated`: every plan through such a node is
+   beaten by that many others, so it is neither the best plan nor one of the next best).
+   Not when a node must ship (a counterfactual).
+2. **An incumbent.** A greedy plan: from the empty set (or the node that must ship), add
+   the node whose set is cheapest, while that pays. It runs even when the stop signal is
+   already set, so a search cut short still answers with a plan when one is found.
+3. **A bound per level.** For each k up to the order's shipment limit, a lower bound on
+   every plan of k shipments that splits by node (:mod:`router.engine.bounds`): from the
+   shipment costs and the least cost of all units when the level is small, from the
+   Lagrangian relaxation of the demand rows (its prices found by subgradient ascent; the
+   LP relaxation of the level, plus the exact cost of groups a set leaves unheld) when it
+   is not. A level whose least bound exceeds the cost to beat is skipped, and every level
+   above it too when the bound says so for them.
+4. **Best-first enumeration.** Each remaining level lists its sets in windows of rising
+   bound (nodes sorted by reduced cost; a partial set is extended only while it plus the
+   smallest possible rest stays within the window; a complete set's bound adds its
+   unheld groups), evaluates them exactly, cheapest bound first, and skips every set
+   whose bound exceeds the cost of the wanted-th best plan found so far. The level whose
+   window is lowest goes next, so good plans come early and shrink every window.
 
-Ties are broken as documented (docs/cost-model.md): cost, then fewer shipments, then the
-smaller sum of the nodes' ranks in the tie order (priority high to low, then node id),
-then the sorted ranks compared in turn.
+**Proof of optimality.** Every plan of every level either was evaluated, or had a bound
+above the wanted-th best plan found (so it is dearer), or belongs to a dominated node or
+a skipped level (dearer by the arguments above). Sets whose bound equals that cost are
+evaluated, so ties are settled by the documented tie order, not by search order: cost,
+then fewer shipments, then the smaller sum of the nodes' ranks in the tie order (priority
+high to low, then node id), then the sorted ranks compared in turn. When the stop signal
+ends the search early, the plan found is FEASIBLE and its bound is the least of: its
+cost, the window edge of every unfinished level (all sets below it were evaluated), and
+the least bound of every level not reached.
+
+Lines of one SKU with different terms (only in hand-made models) cannot be grouped; such
+models go to CP-SAT (:mod:`router.engine.cpsat`).
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from models.plan import ExplainedModel, SolveStatus
-from router.engine.cpsat import Solution, solve_model
+from router.engine.bounds import (
+    LevelBound,
+    ascend,
+    cheap_bound,
+    initial_prices,
+    lagrangian_bound,
+    units_of,
+)
+from router.engine.cpsat import solve_model
+from router.engine.problem import (
+    INFINITE,
+    Evaluated,
+    Int,
+    Problem,
+    Subproblem,
+    bitsets,
+    drop_dominated,
+    tie_ranks,
+)
 from router.engine.stop import Stop
-from router.engine.terms import BuiltModel
+from router.engine.terms import BuiltModel, Solution
 
-MAX_SETS_PER_LEVEL = 400_000
-"""Largest number of node sets enumerated at one level before CP-SAT takes over."""
+SMALL_LEVEL = 20_000
+"""A level with at most this many sets under the cheap bound is enumerated with it; a
+larger one first gets the Lagrangian bound."""
 
-CHUNK_ELEMENTS = 400_000
-"""Node sets evaluated in one batch hold about this many (set, node, SKU) cells."""
+CROWDED_LEVEL = 200_000
+"""A level bounded while the incumbent was worse gets its prices sharpened toward the
+better one when it still has more than this many sets under its bound."""
 
-MAX_ENUMERATED_SHIPMENTS = 12
-"""Plans of more shipments than this are left to CP-SAT (rare: the bounds usually stop
-the search at one or two shipments). Fewer when the tie key would not fit in int64."""
+GREEDY_POOL = 256
+"""Candidates the greedy heuristic tries per step (the most promising by a cheap score)."""
 
+GREEDY_AFTER_STOP = 4_000_000
+"""(set, node, group) cells the greedy heuristic may still evaluate after the stop signal:
+enough to finish it on any ordinary order, bounded on pathological ones."""
 
-Int = NDArray[np.int64]
+EVALUATE_CELLS = 1_000_000
+"""(set, node, group) cells evaluated at once, so memory stays bounded on huge orders."""
+
+BUILD_CHUNK = 100_000
+"""Node sets built in memory at once by the enumeration."""
+
+EVALUATE_CHUNK = 2_048
+"""Node sets evaluated at once (the threshold is updated between chunks)."""
+
+PROBE_SETS = 1_000
+"""Sets a crowded level tries at once among its nodes of least reduced cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,377 +109,578 @@ class FastResult:
     alternatives: tuple[Solution, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _Problem:
-    """The canonical model per SKU group (lines of one SKU share stock and costs)."""
-
-    shipment: Int  # F_j, shape (J,)
-    unit: Int  # c_jg, shape (J, G)
-    available: Int  # min(a_jg, q_g), shape (J, G)
-    quantity: Int  # q_g, shape (G,)
-    backorder: Int  # b_g, shape (G,)
-    partial: NDArray[np.bool_]  # shape (G,)
-    rank: Int  # place of each candidate in the tie order, shape (J,)
-    lines_of_group: tuple[tuple[int, ...], ...]
-
-
-def tie_order(built: BuiltModel) -> list[int]:
-    """Each candidate's rank in the tie order: priority high to low, then node id."""
-    m = built.matrices
-    order = np.lexsort((m.id_rank, -m.priority))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    ranks: list[int] = rank.tolist()
-    return ranks
-
-
-def _grouped(built: BuiltModel) -> _Problem | None:
-    """The model per SKU group, or None when lines of one SKU differ in their terms."""
-    groups: dict[str, list[int]] = {}
-    for line, terms in enumerate(built.lines):
-        groups.setdefault(terms.sku, []).append(line)
-    lines_of_group = tuple(tuple(ls) for ls in groups.values())
-    first = [ls[0] for ls in lines_of_group]
-    m = built.matrices
-    for ls in lines_of_group:
-        head = built.lines[ls[0]]
-        for line in ls[1:]:
-            terms = built.lines[line]
-            if (terms.backorder_cost, terms.allow_partial) != (
-                head.backorder_cost,
-                head.allow_partial,
-            ) or not np.array_equal(m.unit[:, line], m.unit[:, ls[0]]):
-                return None
-    quantity = np.array(
-        [sum(built.lines[line].quantity for line in ls) for ls in lines_of_group], dtype=np.int64
-    )
-    return _Problem(
-        shipment=m.shipment,
-        unit=m.unit[:, first],
-        available=np.minimum(m.available[:, first], quantity),
-        quantity=quantity,
-        backorder=np.array([built.lines[line].backorder_cost for line in first], dtype=np.int64),
-        partial=np.array([built.lines[line].allow_partial for line in first], dtype=np.bool_),
-        rank=np.array(tie_order(built), dtype=np.int64),
-        lines_of_group=lines_of_group,
-    )
-
-
-def _dominated(p: _Problem) -> NDArray[np.bool_]:
-    """Candidates that another candidate dominates (see the module docstring).
-
-    Only nodes covering the whole demand of every SKU are considered as dominators: the
-    merge argument needs their stock to absorb the dominated node's. A dominator that is
-    itself dominated is replaced by its own dominator, which also covers everything at no
-    higher cost, so removing all dominated nodes at once is safe.
-    """
-    coverers = np.flatnonzero((p.available >= p.quantity).all(axis=1))
-    if not len(coverers):
-        return np.zeros(len(p.shipment), dtype=np.bool_)
-    holds = p.available > 0  # (J, G)
-    # dominates[d, j]: coverer d is no dearer than j on every SKU j holds, and on F.
-    cheaper_units = ((p.unit[coverers][:, None, :] <= p.unit[None]) | ~holds[None]).all(axis=2)
-    f_i, f_j = p.shipment[coverers][:, None], p.shipment[None]
-    cheaper_shipment = (f_i < f_j) | ((f_i == f_j) & (p.rank[coverers][:, None] < p.rank[None]))
-    dominates = cheaper_units & cheaper_shipment
-    dominates[np.arange(len(coverers)), coverers] = False
-    gone: NDArray[np.bool_] = dominates.any(axis=0)
-    return gone
-
-
-def _units_bound(p: _Problem) -> tuple[int, bool]:
-    """Least unit and backorder cost of the order using every candidate at once.
-
-    Returns the bound and whether the order can be supplied at all (a group that allows no
-    partial fulfilment needs enough stock among the candidates).
-    """
-    total = 0
-    for g in range(len(p.quantity)):
-        order = np.argsort(p.unit[:, g], kind="stable")
-        remaining = int(p.quantity[g])
-        for j in order:
-            cost = int(p.unit[j, g])
-            if remaining == 0 or (p.partial[g] and cost >= p.backorder[g]):
-                break
-            take = min(remaining, int(p.available[j, g]))
-            total += take * cost
-            remaining -= take
-        if remaining and not p.partial[g]:
-            return 0, False
-        total += remaining * int(p.backorder[g])
-    return total, True
-
-
-def _evaluate(p: _Problem, sets: Int) -> tuple[Int, NDArray[np.bool_], Int]:
-    """Cost of each node set (rows of ``sets``, shape (M, k)) and whether it is a plan.
-
-    A set is a plan when every group that allows no partial fulfilment is covered and every
-    node of the set ships at least one unit (a set with an idle node is its own subset at
-    a higher cost). Also returns the units each node ships per group, shape (M, k, G).
-    """
-    m, k = sets.shape
-    n_groups = len(p.quantity)
-    if k == 1:  # one node: the closed form, without the sorting
-        node = sets[:, 0]
-        c, a = p.unit[node], p.available[node]
-        units = np.where(~p.partial | (c < p.backorder), np.minimum(p.quantity, a), 0)
-        left = p.quantity - units
-        cost = p.shipment[node] + (units * c + left * p.backorder).sum(axis=1)
-        covered = ((left == 0) | p.partial).all(axis=1)
-        return cost, covered & (units.sum(axis=1) > 0), units[:, None, :]
-    unit = p.unit[sets]  # (M, k, G)
-    available = p.available[sets]
-    # Fill each group from the set's nodes in order of unit cost, then tie order.
-    key = unit * (len(p.rank) + 1) + p.rank[sets][:, :, None]
-    order = np.argsort(key, axis=1, kind="stable")
-    remaining = np.broadcast_to(p.quantity, (m, n_groups)).copy()
-    take = np.zeros_like(unit)
-    cost = p.shipment[sets].sum(axis=1)
-    for t in range(k):
-        node = order[:, t, :]  # (M, G): which member of the set is t-th cheapest per group
-        c = np.take_along_axis(unit, node[:, None, :], axis=1)[:, 0, :]
-        a = np.take_along_axis(available, node[:, None, :], axis=1)[:, 0, :]
-        worth = ~p.partial | (c < p.backorder)
-        units = np.where(worth, np.minimum(remaining, a), 0)
-        np.put_along_axis(take, node[:, None, :], units[:, None, :], axis=1)
-        cost += (units * c).sum(axis=1)
-        remaining -= units
-    cost += (remaining * p.backorder).sum(axis=1)
-    covered = ((remaining == 0) | p.partial).all(axis=1)
-    busy = (take.sum(axis=2) > 0).all(axis=1)
-    return cost, covered & busy, take
-
-
-def _tie_key_fits(n: int, k: int) -> bool:
-    """Whether :func:`_tie_key` of k-sets over n candidates fits in int64."""
-    return bool((n + 1) ** k * (k * n + 1) < 2**62)
-
-
-def _tie_key(p: _Problem, sets: Int) -> Int:
-    """The tie order of each k-set as one number.
-
-    The sum of its nodes' ranks first, then its sorted ranks compared in turn (as digits
-    in base J + 1).
-    """
-    ranks = np.sort(p.rank[sets], axis=1)
-    base = len(p.rank) + 1
-    k = sets.shape[1]
-    weights = base ** np.arange(k - 1, -1, -1, dtype=np.int64)
-    key: Int = ranks.sum(axis=1) * base**k + (ranks * weights).sum(axis=1)
-    return key
-
-
-def _level_sets(keep: Int, k: int, budget: int) -> Int | None:
-    """All k-subsets of ``keep`` (candidate indices), or None when more than ``budget``."""
-    if math.comb(len(keep), k) > budget:
-        return None
-    if k == 2:
-        first, second = np.triu_indices(len(keep), 1)
-        pairs: Int = np.stack([keep[first], keep[second]], axis=1)
-        return pairs
-    combos = np.fromiter(
-        itertools.chain.from_iterable(itertools.combinations(keep.tolist(), k)),
-        dtype=np.int64,
-    )
-    return combos.reshape(-1, k)
-
-
-def _assignment(
-    p: _Problem, built: BuiltModel, nodes: Int, take: Int
-) -> dict[tuple[int, int], int]:
-    """Units per (candidate, line) of one set: a group's units fill its lines in order."""
-    room = [terms.quantity for terms in built.lines]
-    assignment: dict[tuple[int, int], int] = {}
-    for member, j in enumerate(nodes.tolist()):
-        for g, lines in enumerate(p.lines_of_group):
-            units = int(take[member, g])
-            for line in lines:
-                give = min(units, room[line])
-                if give:
-                    assignment[j, line] = give
-                    room[line] -= give
-                    units -= give
-    return assignment
-
-
 def solve_fast(
     model: ExplainedModel | BuiltModel,
     stop: Stop,
     time_limit_s: float,
     *,
     alternatives: int = 0,
+    forced: int | None = None,
 ) -> FastResult:
     """Solve the canonical model exactly; also the next ``alternatives`` best node sets.
 
     Alternatives are the best plans of other sets of shipping nodes in which every node is
-    needed, in tie-break order.
+    needed, in tie-break order. With ``forced`` (a candidate index) only plans that ship
+    from that candidate count (a counterfactual). ``time_limit_s`` bounds the CP-SAT
+    fallback; the search itself ends when ``stop`` is set.
     """
     built = model if isinstance(model, BuiltModel) else BuiltModel.of(model)
-    p = _grouped(built)
-    if p is None:  # lines of one SKU with different terms: not worth a special case
-        return _by_cpsat(built, None, stop, time_limit_s, alternatives)
-    offset = built.offset
-    units_bound, suppliable = _units_bound(p)
-    if not suppliable:
-        return FastResult(Solution(SolveStatus.INFEASIBLE, {}, None, None), ())
-    # Pruning pays only once pairs are enumerated; it waits for level 2.
-    gone = np.zeros(len(p.shipment), dtype=np.bool_)
-    keep = np.arange(len(p.shipment))
-    cap = len(keep)
-    if built.max_shipments is not None:
-        cap = min(cap, built.max_shipments)
-    if built.ship_complete:
-        cap = min(cap, 1)
-    wanted = 1 + alternatives
+    problem = Problem.of(built)
+    if problem is None:
+        return _by_cpsat(built, stop, time_limit_s, alternatives, forced)
+    return _Search(problem, 1 + alternatives, forced, stop).run()
 
-    found_cost: list[Int] = []
-    found_k: list[Int] = []
-    found_tie: list[Int] = []
-    found_sets: list[Int] = []
-    found_take: list[Int] = []
 
-    def threshold() -> float:
-        if not found_cost:
-            return math.inf
-        costs = np.sort(np.concatenate(found_cost))
-        return float(costs[wanted - 1]) if len(costs) >= wanted else math.inf
+@dataclass(order=True, slots=True)
+class _Plan:
+    """A plan found: its rank in the tie order first, then its nodes and units."""
 
-    if bool(p.partial.all()):  # k = 0: everything backordered
-        found_cost.append(np.array([offset + int((p.quantity * p.backorder).sum())]))
-        found_k.append(np.array([0]))
-        found_tie.append(np.array([0]))
-        found_sets.append(np.zeros((1, 0), dtype=np.int64))
-        found_take.append(np.zeros((1, 0, len(p.quantity)), dtype=np.int64))
+    key: tuple[int, int, int, tuple[int, ...]]
+    nodes: Int = field(compare=False)
+    take: Int = field(compare=False)
 
-    smallest = np.concatenate([[0], np.cumsum(np.sort(p.shipment))])
-    complete = True
-    level_bound = offset + units_bound
-    for k in itertools.count(1):
-        if k == 2 and alternatives == 0:
-            gone = _dominated(p)
-            keep = np.flatnonzero(~gone)
-            smallest = np.concatenate([[0], np.cumsum(np.sort(p.shipment[keep]))])
-        if k > min(cap, len(keep)):
-            break
-        # Every k-set costs at least base + the shipment costs of its own nodes.
-        base = offset + built.split_penalty * (k - 1) + units_bound
-        level_bound = base + int(smallest[k])
-        if level_bound > threshold():
-            break
-        if stop.is_set() and k > 1:  # one node is a closed form: always worth a fallback plan
-            complete = False
-            break
-        members = keep[p.shipment[keep] <= threshold() - base - int(smallest[k - 1])]
-        sets = _level_sets(members, k, MAX_SETS_PER_LEVEL)
-        if sets is None or k > MAX_ENUMERATED_SHIPMENTS or not _tie_key_fits(len(p.rank), k):
-            if stop.is_set():  # building a CP-SAT model is not worth it any more
-                complete = False
+    @property
+    def cost(self) -> int:
+        return self.key[0]
+
+
+class _Found:
+    """The plans found so far that can still be among the ``wanted`` best, best first.
+
+    Plans are kept in the indices of the ``problem`` given here (the whole problem), so
+    sets evaluated on a reduced problem are lifted first.
+    """
+
+    def __init__(self, problem: Problem, wanted: int) -> None:
+        self._rank = problem.rank
+        self._wanted = wanted
+        self._plans: list[_Plan] = []
+        self._seen: set[tuple[int, ...]] = set()
+        self.threshold = INFINITE
+        """The cost of the wanted-th best plan so far (no set dearer can rank)."""
+
+    @property
+    def plans(self) -> list[_Plan]:
+        """The wanted best plans found, best first."""
+        return self._plans[: self._wanted]
+
+    def add(self, evaluated: Evaluated, sub: Subproblem | None = None) -> None:
+        """Keep the plans among ``evaluated`` (of ``sub``, if given) that rank so far."""
+        ok = np.flatnonzero(evaluated.valid & (evaluated.cost <= self.threshold))
+        if not len(ok):
+            return
+        sets = evaluated.sets[ok] if sub is None else sub.lift(evaluated.sets[ok])
+        cost = evaluated.cost[ok]
+        rank_sum = self._rank[sets].sum(axis=1)
+        # Within the batch only the wanted best (and their ties on cost) can rank.
+        first = np.lexsort((rank_sum, cost))
+        cutoff = cost[first[min(len(first), self._wanted) - 1]]
+        k = sets.shape[1]
+        for i in first.tolist():
+            if cost[i] > cutoff:
                 break
-            if not sum(len(c) for c in found_cost):
-                return _by_cpsat(built, p, stop, time_limit_s, alternatives)
-            # Every set of k or more nodes that can beat the wanted-th best plan so far lies
-            # in ``members`` (the bound above only grows with k); smaller sets are all
-            # evaluated, and the best of them join, so CP-SAT on these candidates finds the
-            # optimum and the next best plans.
-            order = np.lexsort(
-                (np.concatenate(found_tie), np.concatenate(found_k), np.concatenate(found_cost))
-            )
-            top = [_row_take(found_sets, found_take, r)[0] for r in order[:wanted].tolist()]
-            rows = np.union1d(members, np.concatenate(top))
-            sub = built.restrict(rows)
-            position = {int(j): i for i, j in enumerate(rows.tolist())}
-            best_so_far = _row_take(found_sets, found_take, int(order[0]))
-            incumbent = _assignment(p, built, *best_so_far)
-            handed = _by_cpsat(
-                sub,
-                _grouped(sub),
-                stop,
-                time_limit_s,
-                alternatives,
-                ranks=p.rank[rows].tolist(),
-                hint={(position[j], line): q for (j, line), q in incumbent.items()},
-            )
-            found = handed.best
+            # Members in index order, so a set's units go to lines the same way whichever
+            # search found it.
+            members = np.argsort(sets[i])
+            nodes = sets[i][members]
+            if (seen := tuple(nodes.tolist())) in self._seen:
+                continue
+            self._seen.add(seen)
+            ranks = tuple(sorted(self._rank[nodes].tolist()))
+            key = (int(cost[i]), k, int(rank_sum[i]), ranks)
+            self._plans.append(_Plan(key, nodes, evaluated.take[ok[i]][members]))
+        self._plans.sort()
+        if len(self._plans) >= self._wanted:
+            self.threshold = self._plans[self._wanted - 1].cost
+            self._plans = [plan for plan in self._plans if plan.cost <= self.threshold]
 
-            def back(solution: Solution, bound: int | None, rows: Int = rows) -> Solution:
-                moved = {(int(rows[j]), line): q for (j, line), q in solution.assignment.items()}
-                return Solution(solution.status, moved, solution.objective, bound)
 
-            if found.status is SolveStatus.OPTIMAL:
-                others = tuple(back(s, s.bound) for s in handed.alternatives)
-                return FastResult(back(found, found.bound), others)
-            # Stopped: plans of k or more shipments that could win are in the sub-model, so
-            # none beats the larger of the level's bound and CP-SAT's; smaller ones are known.
-            best_small = int(np.concatenate(found_cost).min())
-            if found.bound is not None:
-                level_bound = max(level_bound, found.bound)
-            if found.objective is not None and found.objective < best_small:
-                bound = min(best_small, level_bound)
-                return FastResult(back(found, bound), ())
-            # Stopped with nothing better: the best plan so far stands, unproven.
-            complete = False
-            break
-        sets = sets[base + p.shipment[sets].sum(axis=1) <= threshold()]
-        chunk_size = max(1, CHUNK_ELEMENTS // (k * len(p.quantity)))
-        for start in range(0, len(sets), chunk_size):  # in chunks: memory, stops, threshold
-            if stop.is_set() and k > 1:
-                complete = False
-                break
-            chunk = sets[start : start + chunk_size]
-            chunk = chunk[base + p.shipment[chunk].sum(axis=1) <= threshold()]
-            cost, valid, take = _evaluate(p, chunk)
-            cost = cost + offset + built.split_penalty * (k - 1)
-            found_cost.append(cost[valid])
-            found_k.append(np.full(int(valid.sum()), k))
-            found_tie.append(_tie_key(p, chunk[valid]))
-            found_sets.append(chunk[valid])
-            found_take.append(take[valid])
-        if not complete:
-            break
+@dataclass(slots=True)
+class _Level:
+    """One level's bound and how far its sets are evaluated: every set with bound ≤ edge."""
 
-    if not found_cost or not sum(len(c) for c in found_cost):
-        status = SolveStatus.INFEASIBLE if complete else SolveStatus.NO_SOLUTION
-        return FastResult(Solution(status, {}, None, None), ())
+    bound: LevelBound
+    edge: int
+    width: int
+    order: Int
+    """Candidates (the forced one left out) in order of reduced cost."""
+    tables: NDArray[np.int64]
+    """``tables[byte, value]``: uncovered cost of the groups of that byte of the bitsets."""
 
-    costs = np.concatenate(found_cost)
-    ks = np.concatenate(found_k)
-    ties = np.concatenate(found_tie)
-    best_first = np.lexsort((ties, ks, costs))[:wanted]
-    solutions = []
-    for row in best_first.tolist():
-        sets, take = _row_take(found_sets, found_take, row)
-        objective = int(costs[row])
-        solutions.append(
-            Solution(SolveStatus.OPTIMAL, _assignment(p, built, sets, take), objective, objective)
+
+class _Search:
+    """One exact search (see the module docstring)."""
+
+    def __init__(self, problem: Problem, wanted: int, forced: int | None, stop: Stop) -> None:
+        self.whole = problem
+        self.stop = stop
+        self.wanted = wanted
+        self.forced_whole = forced
+        self.found = _Found(problem, wanted)
+        self.complete = True
+        self.pending_floor = INFINITE
+        """The least bound of levels never reached (when the search was stopped)."""
+        self.levels: list[_Level] = []
+
+    def run(self) -> FastResult:
+        """Search and map the plans found back to the caller's candidates."""
+        whole, f = self.whole, self.forced_whole
+        fill, suppliable = whole.fill_all()
+        if not suppliable or (f is not None and not whole.holds[f].any()):
+            return _result(SolveStatus.INFEASIBLE, [], None, whole)
+        if f is None and whole.all_backordered is not None:
+            self.found.add(whole.evaluate(np.zeros((1, 0), dtype=np.int64)))
+        if whole.cap >= 1:  # one node: a closed form for every candidate at once
+            singles = np.arange(whole.n_nodes)[:, None] if f is None else np.array([[f]])
+            self.found.add(whole.evaluate(singles))
+        beyond = cheap_bound(whole, 2, fill, f)
+        if whole.cap >= 2 and (beyond.floor(f) <= self.found.threshold or not beyond.monotone):
+            self._beyond_one()
+        plans = self.found.plans
+        if not plans:
+            status = SolveStatus.INFEASIBLE if self.complete else SolveStatus.NO_SOLUTION
+            return _result(status, [], None, whole)
+        if self.complete:
+            return _result(SolveStatus.OPTIMAL, plans, None, whole)
+        edges = [level.edge + 1 for level in self.levels]
+        bound = min(plans[0].cost, self.pending_floor, *edges)
+        status = SolveStatus.OPTIMAL if bound >= plans[0].cost else SolveStatus.FEASIBLE
+        return _result(status, plans, bound, whole)
+
+    def _beyond_one(self) -> None:
+        """Plans of two or more shipments: reduce, find an incumbent, bound, enumerate."""
+        whole, f = self.whole, self.forced_whole
+        # A forced node may be left idle by a dominator's replacement: no dominance then.
+        self.sub = (
+            drop_dominated(whole, self.wanted)
+            if f is None
+            else whole.restrict(np.arange(whole.n_nodes))
         )
-    if not complete:  # nothing is proven, the alternatives' ranks included
-        bound = min(solutions[0].objective or 0, level_bound)
-        solutions = [
-            Solution(SolveStatus.FEASIBLE, s.assignment, s.objective, bound) for s in solutions
-        ]
+        p = self.p = self.sub.problem
+        self.forced = None if f is None else int(np.flatnonzero(self.sub.rows == f)[0])
+        self.holds = bitsets(p.holds)
+        self.must = bitsets(~p.partial[None, :])[0]
+        self._greedy()
+        fill, _ = p.fill_all()
+        self.levels = self._levels(fill)
+        self._enumerate(self.levels)
+
+    def _greedy(self) -> None:
+        """Grow a plan one node at a time, the cheapest set each step, while it pays.
+
+        Starts from the best one-node plan (or the forced node). It goes on after the stop
+        signal for up to ``GREEDY_AFTER_STOP`` cells of work, so a search cut short still
+        has this plan.
+        """
+        p, f = self.p, self.forced
+        if f is not None:
+            current = np.array([f])
+        else:
+            singles = p.evaluate(np.arange(p.n_nodes)[:, None])
+            ships = singles.take[:, 0, :].sum(axis=1) > 0
+            if not ships.any():
+                return
+            current = np.array([int(np.argmin(np.where(ships, singles.cost, INFINITE)))])
+        now = p.evaluate(current[None, :])
+        best = int(now.cost[0]) if now.valid[0] else INFINITE
+        taken = now.take[0]
+        work = 0
+        while len(current) < p.cap:
+            if self.stop.is_set() and work > GREEDY_AFTER_STOP:
+                break
+            pool = self._pool(current, taken)
+            if not len(pool):
+                break
+            work += len(pool) * (len(current) + 1) * p.n_groups
+            sets = np.column_stack([np.broadcast_to(current, (len(pool), len(current))), pool])
+            tried = p.evaluate(sets)
+            self.found.add(tried, self.sub)
+            ships = tried.take[:, -1, :].sum(axis=1) > 0
+            if not ships.any():
+                break
+            i = int(np.argmin(np.where(ships, tried.cost, INFINITE)))
+            if tried.valid[i] and tried.cost[i] >= best:
+                break
+            # A node the newcomer left idle goes (a set with an idle node is no plan).
+            busy = tried.take[i].sum(axis=1) > 0
+            if f is not None:
+                busy[0] = True
+            current = sets[i][busy]
+            now = p.evaluate(current[None, :])
+            self.found.add(now, self.sub)
+            if now.valid[0]:
+                best = min(best, int(now.cost[0]))
+            taken = now.take[0]
+
+    def _pool(self, current: Int, taken: Int) -> Int:
+        """The candidates worth trying next to ``current``: by what they could save."""
+        p = self.p
+        outside = np.ones(p.n_nodes, dtype=np.bool_)
+        outside[current] = False
+        pool = np.flatnonzero(outside)
+        size = max(1, min(GREEDY_POOL, EVALUATE_CELLS // ((len(current) + 1) * p.n_groups)))
+        if len(pool) <= size:
+            return pool
+        missing = p.quantity - taken.sum(axis=0)
+        worst = np.where(p.partial, p.backorder, INFINITE // (4 * max(1, int(p.quantity.sum()))))
+        gain = np.minimum(p.available[pool], missing) * np.maximum(worst - p.unit[pool], 0)
+        score = p.shipment[pool] - gain.sum(axis=1)
+        picked: Int = pool[np.argpartition(score, size - 1)[:size]]
+        return picked
+
+    def _levels(self, fill: Int) -> list[_Level]:
+        """Each level's bound from two shipments on, or none for levels the bounds rule out.
+
+        A crowded level gets the Lagrangian bound, and the sets of its nodes of least
+        reduced cost are tried at once (they are the likeliest plans: this is how the
+        relaxation guides the incumbent). Once every level is bounded, the Lagrangian
+        bounds found while the incumbent was worse are sharpened toward the better one.
+        """
+        p, f = self.p, self.forced
+        bounds: list[tuple[LevelBound, bool, float]] = []  # bound, small, ascent target
+        prices = initial_prices(p)
+        for k in range(2, p.cap + 1):
+            threshold = self.found.threshold
+            bound = cheap_bound(p, k, fill, f)
+            if self.stop.is_set():
+                self.complete = False
+                self.pending_floor = min(self.pending_floor, bound.floor(f))
+                if bound.monotone:
+                    break
+                continue
+            if bound.floor(f) > threshold:
+                if bound.monotone:
+                    break
+                continue
+            small = _count(bound, self._order(bound), threshold, f, SMALL_LEVEL) <= SMALL_LEVEL
+            target = np.inf
+            if not small and threshold < INFINITE:
+                target = threshold * 1.001 + 1
+                prices = ascend(p, k, prices, target, self.stop, forced=f)
+                sharp = lagrangian_bound(p, k, units_of(prices), f)
+                if sharp.floor(f) >= bound.floor(f):
+                    bound = sharp
+                    self._probe(bound)
+                if bound.floor(f) > self.found.threshold:
+                    if bound.monotone:
+                        break
+                    continue
+            bounds.append((bound, small, target))
+        threshold = self.found.threshold
+        levels = []
+        for bound, small, target in bounds:
+            sharpen = bound.prices.size and target > threshold * 1.01 + 1
+            if (
+                sharpen
+                and not self.stop.is_set()
+                and _count(bound, self._order(bound), threshold, f, CROWDED_LEVEL) > CROWDED_LEVEL
+            ):
+                again = ascend(p, bound.k, bound.prices, threshold * 1.001 + 1, self.stop, forced=f)
+                sharper = lagrangian_bound(p, bound.k, units_of(again), f)
+                if sharper.floor(f) > bound.floor(f):
+                    bound = sharper
+            if bound.floor(f) <= threshold:
+                levels.append(self._level(bound, threshold, small=small))
+        return levels
+
+    def _probe(self, bound: LevelBound) -> None:
+        """Evaluate the level's sets among its few nodes of least reduced cost."""
+        f = self.forced
+        order = self._order(bound)
+        free = bound.k if f is None else bound.k - 1
+        pool = free
+        most = max(1, min(PROBE_SETS, EVALUATE_CELLS // (bound.k * self.p.n_groups)))
+        while pool < len(order) and math.comb(pool + 1, free) <= most:
+            pool += 1
+        if pool < free:
+            return
+        chosen = np.fromiter(
+            itertools.chain.from_iterable(itertools.combinations(order[:pool].tolist(), free)),
+            dtype=np.int64,
+        ).reshape(-1, free)
+        if f is not None:
+            chosen = np.column_stack([chosen, np.full(len(chosen), f)])
+        self.found.add(self.p.evaluate(chosen), self.sub)
+
+    def _order(self, bound: LevelBound) -> Int:
+        order = np.argsort(bound.reduced, kind="stable")
+        if self.forced is not None:
+            order = order[order != self.forced]
+        return order
+
+    def _level(self, bound: LevelBound, threshold: int, *, small: bool) -> _Level:
+        """A level to enumerate: all at once when small, else in windows of rising bound."""
+        floor = bound.floor(self.forced)
+        if small or threshold >= INFINITE:
+            width = INFINITE if small else max(1, abs(floor) // 50)
+        else:
+            width = max(1, (threshold - floor) // 8)
+        words = self.holds.shape[1]
+        tables = np.zeros((words * 8, 256), dtype=np.int64)
+        values = np.arange(256)
+        for byte in range(words * 8):
+            for bit in range(8):
+                g = 8 * byte + bit
+                if g < self.p.n_groups:
+                    tables[byte, (values >> bit) & 1 == 1] += bound.uncovered[g]
+        return _Level(bound, floor - 1, width, self._order(bound), tables)
+
+    def _enumerate(self, levels: list[_Level]) -> None:
+        """Evaluate every level's sets in windows of rising bound, lowest window first."""
+        heap = [(lv.edge, i) for i, lv in enumerate(levels)]
+        heapq.heapify(heap)
+        while heap:
+            edge, i = heapq.heappop(heap)
+            level = levels[i]
+            threshold = self.found.threshold
+            if edge >= threshold:
+                level.edge = max(level.edge, threshold)
+                continue
+            if self.stop.is_set():
+                self.complete = False
+                return
+            upper = min(edge + level.width, threshold)
+            if not self._window(level, upper):
+                self.complete = False
+                return
+            level.edge, level.width = upper, min(INFINITE, 2 * level.width)
+            heapq.heappush(heap, (upper, i))
+
+    def _window(self, level: _Level, upper: int) -> bool:
+        """Evaluate the level's sets with bound in (edge, upper]; False when stopped."""
+        p = self.p
+        step = max(1, min(EVALUATE_CHUNK, EVALUATE_CELLS // (level.bound.k * p.n_groups)))
+        for sets, bounds in self._sets(level, upper):
+            order = np.argsort(bounds, kind="stable")
+            sets, bounds = sets[order], bounds[order]
+            for start in range(0, len(sets), step):
+                if self.stop.is_set():
+                    return False
+                chunk = slice(start, start + step)
+                keep = bounds[chunk] <= self.found.threshold
+                if not keep.any():
+                    break
+                self.found.add(p.evaluate(sets[chunk][keep]), self.sub)
+        return not self.stop.is_set()  # the sets may have ended early at the stop
+
+    def _sets(self, level: _Level, upper: int) -> Iterator[tuple[Int, Int]]:
+        """The level's sets with bound in (edge, upper], in batches, with their bounds.
+
+        The last node of each set is only looked at, not built into a row: the bits its
+        prefix holds (OR of the prefix's nodes, and the forced node's) are combined with
+        each candidate last node's, and only the sets whose whole bound is in the window
+        become rows.
+        """
+        bound, f = level.bound, self.forced
+        r = bound.reduced[level.order]
+        fixed = bound.base + (0 if f is None else int(bound.reduced[f]))
+        free = bound.k if f is None else bound.k - 1
+        base_bits = np.zeros(self.holds.shape[1], dtype=np.uint64) if f is None else self.holds[f]
+        if free == 0:
+            single = np.array([[f]])
+            total = fixed + self._uncovered(level, base_bits[None, :])
+            if level.edge < total[0] <= upper:
+                yield single, total
+            return
+        bits = self.holds[level.order]
+        # A set that misses a group whose uncovered cost alone exceeds the window's room
+        # above the level's least bound is out: checked on the bits first, cheaply.
+        room = upper - bound.floor(f)
+        needed = bitsets(((bound.uncovered > room) | ~self.p.partial)[None, :])[0]
+        for batch in _batches(r, free, upper - fixed, stop=self.stop):
+            owner, nxt = batch.children()
+            prefixes = batch.prefixes[batch.first : batch.last]
+            held = np.bitwise_or.reduce(bits[prefixes], axis=1) | base_bits  # per prefix
+            held = held[owner - batch.first] | bits[nxt]
+            near = np.flatnonzero(((held & needed) == needed).all(axis=1))
+            if not len(near):
+                continue
+            owner, nxt = owner[near], nxt[near]
+            total = fixed + batch.sums[owner] + r[nxt] + self._uncovered(level, held[near])
+            keep = np.flatnonzero((total > level.edge) & (total <= upper))
+            if not len(keep):
+                continue
+            chosen = level.order[np.column_stack([batch.prefixes[owner[keep]], nxt[keep]])]
+            if f is not None:
+                chosen = np.column_stack([chosen, np.full(len(chosen), f)])
+            yield chosen, total[keep]
+
+    def _uncovered(self, level: _Level, held: NDArray[np.uint64]) -> Int:
+        """Per set (the group bits it holds), the cost of the groups it does not hold.
+
+        INFINITE when it misses a group that may not be backordered: no plan.
+        """
+        ok = ((held & self.must) == self.must).all(axis=1)
+        free_bytes = (~held).view(np.uint8).reshape(len(held), -1)
+        extra = level.tables[np.arange(free_bytes.shape[1]), free_bytes].sum(axis=1)
+        out: Int = np.where(ok, extra, INFINITE)
+        return out
+
+
+def _count(bound: LevelBound, order: Int, limit: int, forced: int | None, budget: int) -> int:
+    """How many sets the level has with Σ reduced ≤ ``limit`` − base (at most budget + 1).
+
+    The last position of each set is only counted, never built.
+    """
+    if limit >= INFINITE:
+        return budget + 1
+    r = bound.reduced[order]
+    fixed = bound.base + (0 if forced is None else int(bound.reduced[forced]))
+    free = bound.k if forced is None else bound.k - 1
+    if free == 0:
+        return int(limit >= fixed)
+    total = 0
+    for batch in _batches(r, free, limit - fixed, chunk=max(1, budget // 8)):
+        total += batch.size
+        if total > budget:
+            break
+    return total
+
+
+def _expand(r: Int, k: int, slack: int) -> Iterator[tuple[Int, Int]]:
+    """Every k-subset of positions of ``r`` (sorted ascending) with Σ r ≤ ``slack``.
+
+    Yields batches (positions (M, k) ascending within a row, their sums), each at most
+    ``BUILD_CHUNK`` rows.
+    """
+    if k == 0:
+        if slack >= 0:
+            yield np.zeros((1, 0), dtype=np.int64), np.zeros(1, dtype=np.int64)
+        return
+    for batch in _batches(r, k, slack):
+        yield batch.build(r)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """The children of some prefixes, not built yet.
+
+    Prefixes ``first`` to ``last`` (excluded), each extended by every position of its
+    range ``[low, low + count)``; or prefix ``first`` alone by the positions
+    ``[start, stop)``.
+    """
+
+    prefixes: Int
+    sums: Int
+    low: Int
+    count: Int
+    first: int
+    last: int
+    start: int = -1
+    stop: int = -1
+
+    @property
+    def size(self) -> int:
+        """Rows it builds."""
+        if self.start >= 0:
+            return self.stop - self.start
+        return int(self.count[self.first : self.last].sum())
+
+    def children(self) -> tuple[Int, Int]:
+        """For each row it builds: the index of its prefix, and the position added."""
+        if self.start >= 0:
+            nxt = np.arange(self.start, self.stop)
+            return np.full(len(nxt), self.first), nxt
+        part = self.count[self.first : self.last]
+        owner = np.repeat(np.arange(self.first, self.last), part)
+        offset = np.arange(len(owner)) - np.repeat(np.cumsum(part) - part, part)
+        return owner, self.low[owner] + offset
+
+    def build(self, r: Int) -> tuple[Int, Int]:
+        """The extended prefixes and their sums."""
+        owner, nxt = self.children()
+        return np.column_stack([self.prefixes[owner], nxt]), self.sums[owner] + r[nxt]
+
+
+def _batches(
+    r: Int, k: int, slack: int, chunk: int = BUILD_CHUNK, stop: Stop | None = None
+) -> Iterator[_Batch]:
+    """The batches of k-subsets of positions of ``r`` with Σ r ≤ ``slack``, depth first.
+
+    A prefix is extended by position n only while its sum plus r[n] plus the smallest
+    possible rest (the next positions after n) stays within the slack: since r is sorted,
+    those n form a range found by binary search. Batches of each depth are built only
+    when taken, and hold at most ``chunk`` rows, so memory stays bounded however many
+    sets there are; the last depth's batches are yielded unbuilt. It ends early, between
+    batches, when ``stop`` is set.
+    """
+    n = len(r)
+    if not 0 < k <= n:
+        return
+    sums_after = np.concatenate([[0], np.cumsum(r)])
+    start = np.arange(n)
+
+    def least(t: int) -> Int:
+        """r[n] + the t smallest entries after n, for every n (INFINITE past the end)."""
+        end = start + 1 + t
+        total = sums_after[np.minimum(end, n)] - sums_after[start]
+        out: Int = np.where(end <= n, total, INFINITE)
+        return out
+
+    leasts = [least(k - d - 1) for d in range(k)]
+
+    def children(prefixes: Int, sums: Int) -> list[_Batch]:
+        d = prefixes.shape[1]
+        low = prefixes[:, -1] + 1 if d else np.zeros(len(prefixes), dtype=np.int64)
+        high = np.searchsorted(leasts[d], slack - sums, side="right")
+        count = np.maximum(high - low, 0)
+        ends = np.cumsum(count)
+        batches: list[_Batch] = []
+        first = 0
+        while first < len(prefixes):
+            base = int(ends[first - 1]) if first else 0
+            last = int(np.searchsorted(ends, base + chunk, side="right"))
+            if last == first:  # one prefix alone has too many children: split its range
+                lo, hi = int(low[first]), int(high[first])
+                for part in range(lo, hi, chunk):
+                    stop = min(hi, part + chunk)
+                    batches.append(_Batch(prefixes, sums, low, count, first, first + 1, part, stop))
+                first += 1
+                continue
+            if int(ends[last - 1]) > base:
+                batches.append(_Batch(prefixes, sums, low, count, first, last))
+            first = last
+        return batches
+
+    root = np.zeros((1, 0), dtype=np.int64)
+    stack = children(root, np.zeros(1, dtype=np.int64))[::-1]
+    while stack:
+        if stop is not None and stop.is_set():
+            return
+        batch = stack.pop()
+        if batch.prefixes.shape[1] == k - 1:
+            yield batch
+            continue
+        prefixes, sums = batch.build(r)
+        stack.extend(children(prefixes, sums)[::-1])
+
+
+def _result(
+    status: SolveStatus, plans: list[_Plan], bound: int | None, problem: Problem
+) -> FastResult:
+    """The plans found as solutions (their nodes are the whole problem's candidates)."""
+    if not plans:
+        return FastResult(Solution(status, {}, None, None), ())
+    solutions = []
+    for plan in plans:
+        proven = plan.cost if status is SolveStatus.OPTIMAL else bound
+        assignment = problem.assignment(plan.nodes, plan.take)
+        solutions.append(Solution(status, assignment, plan.cost, proven))
     return FastResult(solutions[0], tuple(solutions[1:]))
 
 
 def _by_cpsat(
-    built: BuiltModel,
-    p: _Problem | None,
-    stop: Stop,
-    time_limit_s: float,
-    alternatives: int,
-    *,
-    ranks: Sequence[int] | None = None,
-    hint: Mapping[tuple[int, int], int] | None = None,
+    built: BuiltModel, stop: Stop, time_limit_s: float, alternatives: int, forced: int | None
 ) -> FastResult:
-    """Hand the search to CP-SAT, with the tie-break, and find alternatives by no-goods.
+    """CP-SAT with the tie-break, alternatives by no-goods (models whose lines cannot group).
 
-    ``ranks`` are the candidates' places in the whole model's tie order (a restricted
-    model must not renumber them); ``hint`` is a plan to start from. An alternative whose
-    set has a node that could be dropped at no cost (the greedy fill leaves it idle) is
-    not a plan of its own, as in the enumeration: it is skipped.
+    CP-SAT's objective orders plans by cost, shipments and the sum of ranks; the sorted
+    ranks and the alternatives come from no-good solves, in that order, until the plans
+    wanted are settled: the newest plan ranks after the last one wanted.
     """
     model = built.model
-    ranks = tie_order(built) if ranks is None else ranks
-    best = solve_model(model, stop, time_limit_s, tie_order=ranks, hint=hint)
+    ranks = tie_ranks(built).tolist()
+    best = solve_model(model, stop, time_limit_s, tie_order=ranks, force=forced)
     if best.status is not SolveStatus.OPTIMAL:
         return FastResult(best, ())
 
@@ -438,54 +688,17 @@ def _by_cpsat(
         places = sorted(ranks[j] for j in solution.nodes)
         return (solution.objective or 0, len(places), sum(places), places)
 
-    # CP-SAT's objective orders plans by the first three parts of the key; the last (sorted
-    # ranks) and the alternatives come from no-good solves, in that order, until the plans
-    # wanted are settled: the newest plan ranks after the last one wanted.
     plans, seen, last = [best], [best.nodes], best
-    tries = 10 * (alternatives + 1)  # sets with an idle node are skipped, within reason
-    while tries > 0 and not stop.is_set():
-        tries -= 1
+    for _ in range(10 * (alternatives + 1)):
+        if stop.is_set():
+            break
         ranked = sorted(plans, key=key)
         if len(ranked) > alternatives and key(last)[:3] > key(ranked[alternatives])[:3]:
             break
-        last = solve_model(model, stop, time_limit_s, exclude=seen, tie_order=ranks)
+        last = solve_model(model, stop, time_limit_s, exclude=seen, tie_order=ranks, force=forced)
         if last.status is not SolveStatus.OPTIMAL:
             break
-        nodes = last.nodes
-        seen.append(nodes)
-        if p is not None and len(nodes):
-            _, valid, _ = _evaluate(p, np.array([sorted(nodes)], dtype=np.int64))
-            if not valid[0]:
-                continue
+        seen.append(last.nodes)
         plans.append(last)
     ranked = sorted(plans, key=key)[: alternatives + 1]
-    if p is not None:
-        ranked = [_canonical(p, built, s) for s in ranked]
     return FastResult(ranked[0], tuple(ranked[1:]))
-
-
-def _canonical(p: _Problem, built: BuiltModel, solution: Solution) -> Solution:
-    """The solution's node set with the greedy fill's units, as the enumeration gives them.
-
-    CP-SAT may split equal-cost units between a set's nodes or lines differently; the fill
-    makes the plan for a set the same whichever path found it (its cost is the same).
-    """
-    nodes = sorted(solution.nodes)
-    if not nodes:
-        return solution
-    sets = np.array([nodes], dtype=np.int64)
-    cost, valid, take = _evaluate(p, sets)
-    total = int(cost[0]) + built.offset + built.split_penalty * (len(nodes) - 1)
-    if not valid[0] or total != solution.objective:
-        return solution
-    assignment = _assignment(p, built, sets[0], take[0])
-    return Solution(solution.status, assignment, solution.objective, solution.bound)
-
-
-def _row_take(found_sets: list[Int], found_take: list[Int], row: int) -> tuple[Int, Int]:
-    """The node set and units of the ``row``-th set over all levels."""
-    for sets, take in zip(found_sets, found_take, strict=True):
-        if row < len(sets):
-            return sets[row], take[row]
-        row -= len(sets)
-    raise IndexError(row)

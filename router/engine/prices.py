@@ -3,15 +3,19 @@
 :func:`price_stock` solves one linear program over the expected demand of a
 :class:`~models.lookahead.Forecast` and the current available stock::
 
-    minimise   Σ_(r,n) c_rn·x_rn + Σ_r b·u_r
+    minimise   Σ_(r,n) c_rn·x_rn + Σ_r b·u_r + Σ_(n,s) P_ns·e_ns
     subject to Σ_n x_rn + u_r = D_r                 every demand r = (region, SKU)
-               Σ_(r : sku(r) = s) x_rn ≤ S_ns        every stock position (n, s) used
-               x, u ≥ 0
+               Σ_(r : sku(r) = s) x_rn − e_ns ≤ S_ns every stock position (n, s) used
+               x, u, e ≥ 0
 
 ``x_rn`` are units of demand ``r`` served from node ``n``, ``u_r`` its units backordered at
-the policy's ``backorder_cost_per_unit`` ``b``. The price of a unit of ``s`` at ``n`` is
-minus the dual of its stock row: what the expected demand would save with one more unit
-there (0 where stock is plentiful, up to ``b − c`` where it is short for everyone).
+the policy's ``backorder_cost_per_unit`` ``b``, ``e_ns`` units brought to ``n`` from
+outside the LP at ``P_ns = max_price_ratio × c_ns``, where ``c_ns`` is the unit's own
+cost: the least ``c_rn`` of the demands that may draw on it. The price of a unit of ``s``
+at ``n`` is minus the dual of its stock row: what the expected demand would save with one
+more unit there (0 where stock is plentiful, up to ``b − c`` where it is short for
+everyone), and never more than ``P_ns``, since the LP buys ``e_ns`` before a unit is worth
+more (docs/lookahead.md says why the bound is right).
 
 ``c_rn`` approximates the canonical model's cost of one unit (docs/cost-model.md) for an
 order at the region's point: the node's handling per unit, the policy's unit penalty of
@@ -38,7 +42,7 @@ from numpy.typing import NDArray
 from scipy.optimize import linprog
 from scipy.sparse import csr_array
 
-from models.lookahead import Forecast, RegionDemand
+from models.lookahead import MAX_PRICE_RATIO, Forecast, RegionDemand
 from models.money import MONEY_SCALE
 from models.network import Network, Stock
 from models.rules import Policy
@@ -68,14 +72,17 @@ def price_stock(
     service: str | None = None,
     nearest: int = NEAREST,
     units_per_shipment: float = UNITS_PER_SHIPMENT,
+    max_price_ratio: float = MAX_PRICE_RATIO,
 ) -> dict[tuple[str, str], float]:
     """The opportunity cost of one unit of each (node, SKU), in currency units.
 
     Minus the duals of the stock rows of the transportation LP above; pairs priced 0 are
     left out. ``policy`` (default: the built-in one) gives the backorder cost, unit
     penalties, node penalties and buffers; ``service`` the rate bands (default ``ground``
-    when the rate card has it, else its first service). Raises :class:`PricingError` when
-    HiGHS fails (it cannot be infeasible: backorders are always allowed).
+    when the rate card has it, else its first service); ``max_price_ratio`` bounds each
+    price by that multiple of the unit's own cost (``inf``: no bound). Raises
+    :class:`PricingError` when HiGHS fails (it cannot be infeasible: backorders are always
+    allowed).
     """
     lp = pricing_lp(
         network,
@@ -85,6 +92,7 @@ def price_stock(
         service=service,
         nearest=nearest,
         units_per_shipment=units_per_shipment,
+        max_price_ratio=max_price_ratio,
     )
     if lp.n_demands == 0 or not lp.positions:
         return {}
@@ -111,7 +119,8 @@ def price_stock(
 class PricingLp:
     """The LP of :func:`price_stock` in ``linprog`` form; ``positions[i]`` is stock row ``i``.
 
-    Variables: the ``x_rn`` (one per demand and allowed node), then one ``u_r`` per demand.
+    Variables: the ``x_rn`` (one per demand and allowed node), then one ``u_r`` per demand,
+    then one ``e_ns`` per stock row (none when prices are not bounded).
     """
 
     cost: NDArray[np.float64]
@@ -142,8 +151,11 @@ def pricing_lp(
     service: str | None = None,
     nearest: int = NEAREST,
     units_per_shipment: float = UNITS_PER_SHIPMENT,
+    max_price_ratio: float = MAX_PRICE_RATIO,
 ) -> PricingLp:
     """Build the LP of :func:`price_stock` (costs in currency units)."""
+    if not max_price_ratio > 0:
+        raise ValueError(f"max_price_ratio must be > 0, got {max_price_ratio}")
     node_ids = network_arrays(network).node_ids
     backorder = policy.backorder_cost_per_unit
     holders = _holders(
@@ -157,6 +169,7 @@ def pricing_lp(
     )
     position_row: dict[tuple[int, str], int] = {}  # (network row, sku) -> stock row
     position_units: list[float] = []
+    own_cost: list[float] = []  # per stock row: the least c_rn of the demands drawing on it
     positions: list[tuple[str, str]] = []
     cost: list[float] = []
     ub_rows: list[int] = []
@@ -174,6 +187,8 @@ def pricing_lp(
                 stock_row = position_row[key] = len(positions)
                 positions.append((node_ids[row], demand.sku))
                 position_units.append(float(held_units))
+                own_cost.append(c)
+            own_cost[stock_row] = min(own_cost[stock_row], c)
             column = len(cost)
             cost.append(c)
             ub_rows.append(stock_row)
@@ -186,10 +201,18 @@ def pricing_lp(
     eq_rows.extend(range(n_r))
     eq_cols.extend(range(n_x, n_x + n_r))
     all_cost = np.array(cost + [backorder] * n_r, dtype=np.float64)
-    n_var = n_x + n_r
+    ub_values = [1.0] * len(ub_rows)
+    if np.isfinite(max_price_ratio):
+        # Outside-supply columns follow, one per stock row: e_ns extra units at n, at P_ns.
+        n_e = len(positions)
+        ub_rows.extend(range(n_e))
+        ub_cols.extend(range(n_x + n_r, n_x + n_r + n_e))
+        ub_values.extend([-1.0] * n_e)
+        all_cost = np.concatenate([all_cost, max_price_ratio * np.array(own_cost)])
+    n_var = len(all_cost)
     a_ub = csr_array(
         (
-            np.ones(len(ub_rows)),
+            np.array(ub_values),
             (np.array(ub_rows, dtype=np.intp), np.array(ub_cols, dtype=np.intp)),
         ),
         shape=(len(positions), n_var),

@@ -11,9 +11,10 @@ and the plan records the strategy and step that made it and what became of every
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
+from models.capacity import CapacityUsed
 from models.lookahead import StockPrices
 from models.network import Network, Stock
 from models.order import Order
@@ -42,7 +43,7 @@ def route_order(
     stock: Stock,
     rules: RuleSet,
     *,
-    capacity_used: Mapping[str, int] | None = None,
+    capacity_used: CapacityUsed | None = None,
     stop: Stop | None = None,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     engine: str = FAST,

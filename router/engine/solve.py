@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
+from models.capacity import CapacityUsed
 from models.lookahead import StockPrices
 from models.network import Network, Stock
 from models.order import Order
@@ -21,10 +22,12 @@ from models.plan import (
 )
 from models.rules import Policy
 from router.engine.candidates import build_model
-from router.engine.cpsat import Solution, solve_model
-from router.engine.fast import solve_fast, tie_order
+from router.engine.cpsat import solve_model
+from router.engine.fast import solve_fast
+from router.engine.highs import solve_highs
+from router.engine.problem import tie_ranks
 from router.engine.stop import Stop
-from router.engine.terms import BuiltModel
+from router.engine.terms import BuiltModel, Solution
 
 FULL_MODEL = "cpsat-full"
 """Name of the straightforward engine: the whole canonical model in CP-SAT, no pruning.
@@ -34,9 +37,14 @@ measured against.
 """
 
 FAST = "fast"
-"""Name of the fast exact engine: pruning, bounds and enumeration, CP-SAT for what is left."""
+"""Name of the fast exact engine: reductions, level bounds and best-first enumeration of
+node sets (:mod:`router.engine.fast`)."""
 
-ENGINES = (FAST, FULL_MODEL)
+HIGHS_FULL = "highs-full"
+"""Name of the second baseline: the whole canonical model as a MILP in HiGHS (through
+scipy), no pruning; the independent solver the benchmarks compare against."""
+
+ENGINES = (FAST, FULL_MODEL, HIGHS_FULL)
 
 DEFAULT_TIME_LIMIT_S = 10.0
 
@@ -47,7 +55,7 @@ def plan_order(
     stock: Stock,
     policy: Policy,
     *,
-    capacity_used: Mapping[str, int] | None = None,
+    capacity_used: CapacityUsed | None = None,
     stop: Stop | None = None,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     engine: str = FAST,
@@ -85,8 +93,11 @@ def plan_order(
     if engine == FAST:
         result = solve_fast(built, stop, time_limit_s, alternatives=alternatives)
         solution, others = result.best, result.alternatives
-    elif engine == FULL_MODEL:
-        solution = solve_model(built.model, stop, time_limit_s)
+    elif engine in (FULL_MODEL, HIGHS_FULL):
+        if engine == FULL_MODEL:
+            solution = solve_model(built.model, stop, time_limit_s)
+        else:
+            solution = solve_highs(built, stop, time_limit_s)
         others = ()
         if alternatives:
             # Ranked by the fast engine, less the plan's own node set when ties differ.
@@ -123,21 +134,23 @@ def plan_order(
 def with_counterfactuals(
     plan: Plan, node_ids: Sequence[str], stop: Stop, time_limit_s: float
 ) -> Plan:
-    """``plan`` with, for each of ``node_ids``, the best plan that ships from that node."""
+    """``plan`` with, for each of ``node_ids``, the best plan that ships from that node.
+
+    Solved by the plan's own engine on the plan's model; a node the plan already ships
+    from costs nothing to price when the plan is proven optimal (delta 0).
+    """
     if not node_ids:
         return plan
     built = plan.explanation
     assert isinstance(built, BuiltModel), "the plan must come from plan_order"
     started = time.perf_counter()
-    found = tuple(
-        _counterfactual(built, plan.objective, node_id, stop, time_limit_s) for node_id in node_ids
-    )
+    found = tuple(_counterfactual(plan, built, node_id, stop, time_limit_s) for node_id in node_ids)
     took = plan.solve_seconds + time.perf_counter() - started
     return replace(plan, counterfactuals=found, solve_seconds=took)
 
 
 def _counterfactual(
-    built: BuiltModel, optimum: int | None, node_id: str, stop: Stop, time_limit_s: float
+    plan: Plan, built: BuiltModel, node_id: str, stop: Stop, time_limit_s: float
 ) -> Counterfactual:
     """The best plan that ships from ``node_id``, or why there is none."""
     ids = built.matrices.node_ids
@@ -145,13 +158,32 @@ def _counterfactual(
         why = next((e for e in built.excluded if e.node_id == node_id), None)
         detail = "not in the network" if why is None else f"excluded: {why.reason}: {why.detail}"
         return Counterfactual(node_id, SolveStatus.INFEASIBLE, None, None, detail)
-    forced = solve_model(
-        built.model, stop, time_limit_s, force=ids.index(node_id), tie_order=tie_order(built)
-    )
+    if plan.status is SolveStatus.OPTIMAL and any(s.node_id == node_id for s in plan.shipments):
+        return Counterfactual(
+            node_id,
+            SolveStatus.OPTIMAL,
+            plan.objective,
+            0,
+            "ships in the optimal plan",
+            plan.shipments,
+            plan.unfulfilled,
+            plan.objective,
+        )
+    j = ids.index(node_id)
+    if plan.engine == FULL_MODEL:
+        forced = solve_model(
+            built.model, stop, time_limit_s, force=j, tie_order=tie_ranks(built).tolist()
+        )
+    else:
+        forced = solve_fast(built, stop, time_limit_s, forced=j).best
     if forced.objective is None:
-        detail = "no plan ships from it under the order's constraints"
-        return Counterfactual(node_id, forced.status, None, None, detail)
-    delta = None if optimum is None else forced.objective - optimum
+        detail = (
+            "no plan ships from it under the order's constraints"
+            if forced.status is SolveStatus.INFEASIBLE
+            else "stopped by the time limit before a plan through it was found"
+        )
+        return Counterfactual(node_id, forced.status, None, None, detail, bound=forced.bound)
+    delta = None if plan.objective is None else forced.objective - plan.objective
     return Counterfactual(
         node_id,
         forced.status,
@@ -160,6 +192,7 @@ def _counterfactual(
         _detail(forced.status),
         _shipments(built, forced),
         _unfulfilled(built, forced),
+        forced.bound,
     )
 
 

@@ -7,7 +7,7 @@ the full CP-SAT model), since making a few hundred of them costs more than a fas
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -16,9 +16,28 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.plan import CandidateTerms, Exclusion, ExplainedModel, LineTerms
+from models.plan import CandidateTerms, Exclusion, ExplainedModel, LineTerms, SolveStatus
 
 Int = NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Solution:
+    """A plan found for a model: status, units per (candidate, line), objective and bound.
+
+    ``bound`` is a proven lower bound on every plan's objective (equal to ``objective`` when
+    the plan is proven optimal); ``None`` when nothing is known.
+    """
+
+    status: SolveStatus
+    assignment: dict[tuple[int, int], int]
+    objective: int | None
+    bound: int | None
+
+    @property
+    def nodes(self) -> frozenset[int]:
+        """The candidates that ship at least one unit."""
+        return frozenset(j for (j, _), q in self.assignment.items() if q > 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +227,23 @@ class BuiltModel:
             max_shipments=self.max_shipments,
             ship_complete=self.ship_complete,
         )
+
+    def objective(self, assignment: Mapping[tuple[int, int], int]) -> int:
+        """The model's objective at a plan (units per (candidate, line)), in solver units.
+
+        The same as :meth:`ExplainedModel.objective`, from the arrays.
+        """
+        m = self.matrices
+        used = {j for (j, _), q in assignment.items() if q > 0}
+        total = self.offset + sum(int(m.shipment[j]) for j in used)
+        total += self.split_penalty * max(0, len(used) - 1)
+        shipped = [0] * len(self.lines)
+        for (j, line), q in assignment.items():
+            total += int(m.unit[j, line]) * q
+            shipped[line] += q
+        for line, terms in enumerate(self.lines):
+            total += terms.backorder_cost * (terms.quantity - shipped[line])
+        return total
 
     def restrict(self, rows: Int) -> BuiltModel:
         """The same model over the candidates ``rows`` only."""

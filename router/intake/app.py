@@ -588,11 +588,24 @@ def create_app(config: IntakeConfig) -> FastAPI:
         request: Request,
         mode: Annotated[Literal["plan", "route"], Query()] = "plan",
         explain: Annotated[bool, Query()] = False,
+        explain_level: Annotated[Literal["none", "summary", "full"] | None, Query()] = None,
+        accept: Annotated[Literal["proven", "within_gap", "any"] | None, Query()] = None,
+        max_gap: Annotated[float | None, Query()] = None,
         key: IdempotencyKey = None,
         timeout: Timeout = None,
     ) -> JSONResponse:
         end = deadline(timeout)
         batch_key = _idempotency_key(key) if mode == "route" else None
+        # The request fields every order is sent with, in their proto3 JSON form.
+        fields: dict[str, Any] = {"explain": True} if explain else {}
+        if explain_level is not None:
+            fields["explain_level"] = f"EXPLAIN_LEVEL_{explain_level.upper()}"
+        if mode == "plan" and (accept is not None or max_gap is not None):
+            raise invalid_field("accept" if accept is not None else "max_gap", "needs mode=route")
+        if accept is not None:
+            fields["accept"] = f"PLAN_ACCEPTANCE_{accept.upper()}"
+        if max_gap is not None:
+            fields["max_gap"] = max_gap
         orders = await read_batch(request, end)
         results = []
         seen: set[str] = set()
@@ -607,9 +620,7 @@ def create_app(config: IntakeConfig) -> FastAPI:
                 if batch_key is not None and order.order_id in seen:
                     raise invalid_field("order.order_id", "appears twice in the batch")
                 seen.add(order.order_id)
-                body: dict[str, Any] = {"order": order.raw}
-                if explain:
-                    body["explain"] = True
+                body: dict[str, Any] = {"order": order.raw, **fields}
                 if batch_key is not None:
                     body["request_id"] = batch_request_id(batch_key, order.order_id)
                     if len(body["request_id"]) > MAX_REQUEST_ID_CHARS:

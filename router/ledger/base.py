@@ -1,4 +1,4 @@
-"""The ledger interface: stock positions, reservations, node capacity and stock feeds.
+"""The ledger interface: stock, reservations, node capacity, calendars and stock feeds.
 
 Every backend (memory, SQLite, PostgreSQL) implements :class:`Ledger` with the same
 semantics; docs/ledger.md states them and how each is enforced.
@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import NamedTuple
 
+from models.calendar import Calendar, CalendarKind, Calendars
+from models.capacity import CapacityUsed
 from models.errors import (
     FieldViolation,
     InvalidArgumentError,
@@ -128,6 +130,30 @@ def check_now(now: datetime, v: Violations | None = None) -> None:
         v.add("now", "must be timezone-aware")
     if own:
         v.raise_if_any()
+
+
+def check_days(first: date, last: date) -> None:
+    """A capacity_used range runs forwards."""
+    if last < first:
+        raise InvalidArgumentError([FieldViolation("last", f"{last} is before first {first}")])
+
+
+def check_calendar_owner(owner: str) -> None:
+    """A set_calendar call names its node or service."""
+    if not owner:
+        raise InvalidArgumentError([FieldViolation("owner", "must not be empty")])
+
+
+def calendar_text(calendar: Calendar) -> str:
+    """A calendar as the SQL ledgers store it: its closed days ``;``-joined."""
+    return ";".join(calendar.closed_days)
+
+
+def calendar_of_text(text: str) -> Calendar:
+    """The calendar stored as ``text`` by :func:`calendar_text`."""
+    calendar = Calendar.parse(text.split(";"), "closed_days", Violations())
+    assert calendar is not None, f"a stored calendar parses: {text!r}"
+    return calendar
 
 
 def rules_digest(document: str) -> str:
@@ -312,7 +338,7 @@ def check_on_hand(node_id: str, sku: str, target: int) -> None:
 
 
 class Ledger(ABC):
-    """Live stock, reservations, node capacity per day, idempotency records and feed positions.
+    """Stock, reservations, capacity per day, calendars, idempotency records, feed positions.
 
     All state-changing calls are atomic (all or nothing). ``reserve``, ``confirm`` and
     ``release`` are idempotent by ``request_id``: a retry with the same id and payload
@@ -322,11 +348,12 @@ class Ledger(ABC):
 
     @abstractmethod
     def load(self, network: Network, stock: Stock) -> None:
-        """Seed nodes (with daily order capacity) and stock positions from a scenario.
+        """Seed nodes (with daily order capacity), calendars and stock from a scenario.
 
-        Nodes are upserted. New positions are inserted as given (their ``reserved`` counts
-        units held outside this ledger); existing positions take the new on hand (never
-        below their reserved units) and safety stock.
+        Nodes are upserted, and so are the network's calendars (each replaces the stored
+        calendar of its node or service; others stay). New positions are inserted as given
+        (their ``reserved`` counts units held outside this ledger); existing positions take
+        the new on hand (never below their reserved units) and safety stock.
         """
 
     @abstractmethod
@@ -345,8 +372,33 @@ class Ledger(ABC):
         """
 
     @abstractmethod
-    def capacity_used(self, day: date) -> dict[str, int]:
-        """Order slots held or confirmed per node on ``day`` (nodes with none are absent)."""
+    def capacity_used(self, first: date, last: date) -> CapacityUsed:
+        """Order slots held or confirmed per (node, day), for the days ``first`` … ``last``.
+
+        One read (one query on SQL). Planning asks for the days its candidates may ship on
+        (:func:`router.engine.candidates.ship_window`): a node's slots count on the day a
+        shipment leaves it. Pairs with no slot taken are absent.
+        """
+
+    @abstractmethod
+    def calendars(self) -> tuple[int, Calendars]:
+        """The calendars stored, and the :meth:`calendar_revision` they are at (one read)."""
+
+    @abstractmethod
+    def calendar_revision(self) -> int:
+        """How many calendar changes are stored (0: none ever).
+
+        Read on every routing request (one primary-key lookup), so a calendar set through
+        any replica is used by every replica from its next request.
+        """
+
+    @abstractmethod
+    def set_calendar(self, kind: CalendarKind, owner: str, calendar: Calendar) -> int:
+        """Replace the calendar of the node or service ``owner``; the new revision.
+
+        An empty calendar removes it (the owner is then open every day). Atomic. Whether
+        the owner exists is the caller's to check (the ledger knows nodes, not services).
+        """
 
     @abstractmethod
     def reserve(

@@ -11,6 +11,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
+from models.calendar import Calendar, CalendarKind, Calendars
+from models.capacity import CapacityUsed
 from models.errors import (
     IdempotencyMismatchError,
     NotFoundError,
@@ -38,6 +40,8 @@ from router.ledger.base import (
     Publication,
     RuleCheck,
     check_activation,
+    check_calendar_owner,
+    check_days,
     check_now,
     check_on_hand,
     check_store,
@@ -85,6 +89,8 @@ class MemoryLedger(Ledger):
         self._counters = dict.fromkeys(FEED_COUNTERS, 0)
         self._rules: list[RuleVersion] = []  # version n at index n - 1
         self._activations: list[RuleActivation] = []  # seq n at index n - 1
+        self._calendars = Calendars()
+        self._calendar_revision = 0
 
     def load(self, network: Network, stock: Stock) -> None:
         """See :meth:`Ledger.load`."""
@@ -103,6 +109,10 @@ class MemoryLedger(Ledger):
         """:meth:`load` with the lock held."""
         for node in network.nodes:
             self._limits[node.node_id] = node.daily_order_capacity
+        if network.calendars:
+            for kind, owner, calendar in network.calendars.entries():
+                self._calendars = self._calendars.replaced(kind, owner, calendar)
+            self._calendar_revision += 1
         for key, p in stock.positions.items():
             pos = self._positions.get(key)
             if pos is None:
@@ -123,10 +133,31 @@ class MemoryLedger(Ledger):
                 if wanted is None or s in wanted
             )
 
-    def capacity_used(self, day: date) -> dict[str, int]:
+    def capacity_used(self, first: date, last: date) -> CapacityUsed:
         """See :meth:`Ledger.capacity_used`."""
+        check_days(first, last)
         with self._lock:
-            return {n: u for (n, d), u in sorted(self._used.items()) if d == day and u > 0}
+            return CapacityUsed(
+                {(n, d): u for (n, d), u in sorted(self._used.items()) if first <= d <= last and u}
+            )
+
+    def calendars(self) -> tuple[int, Calendars]:
+        """See :meth:`Ledger.calendars`."""
+        with self._lock:
+            return self._calendar_revision, self._calendars
+
+    def calendar_revision(self) -> int:
+        """See :meth:`Ledger.calendar_revision`."""
+        with self._lock:
+            return self._calendar_revision
+
+    def set_calendar(self, kind: CalendarKind, owner: str, calendar: Calendar) -> int:
+        """See :meth:`Ledger.set_calendar`."""
+        check_calendar_owner(owner)
+        with self._lock:
+            self._calendars = self._calendars.replaced(kind, owner, calendar)
+            self._calendar_revision += 1
+            return self._calendar_revision
 
     def reservation(self, reservation_id: str) -> Reservation:
         """See :meth:`Ledger.reservation`."""

@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS capacity (
     PRIMARY KEY (node_id, day),
     CONSTRAINT capacity_within_limit CHECK (used >= 0 AND (daily_limit IS NULL OR used <= daily_limit))
 );
+-- Planning reads the slots of the days an order may ship on (Ledger.capacity_used).
+CREATE INDEX IF NOT EXISTS capacity_by_day ON capacity (day);
 CREATE TABLE IF NOT EXISTS reservations (
     reservation_id text PRIMARY KEY,
     order_id text NOT NULL,
@@ -166,3 +168,19 @@ BEGIN
     END IF;
 END
 $$;
+-- Calendars (docs/calendars.md): the closed days of a node ('node': non-shipping days) or a
+-- carrier service ('service': non-delivery days), written as in calendars.csv and
+-- ';'-joined. Only calendars that close some day are stored.
+CREATE TABLE IF NOT EXISTS calendars (
+    kind text NOT NULL CHECK (kind IN ('node', 'service')),
+    owner text NOT NULL CHECK (owner <> ''),
+    closed_days text NOT NULL CHECK (closed_days <> ''),
+    PRIMARY KEY (kind, owner)
+);
+-- Counts calendar changes; routing reads it on every request and reloads the calendars
+-- when it has moved.
+CREATE TABLE IF NOT EXISTS calendar_revision (
+    id integer PRIMARY KEY CHECK (id = 1),
+    revision bigint NOT NULL CHECK (revision >= 0)
+);
+INSERT INTO calendar_revision (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;

@@ -29,6 +29,8 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
+from models.calendar import Calendar, CalendarKind, Calendars
+from models.capacity import CapacityUsed
 from models.errors import (
     IdempotencyMismatchError,
     NotFoundError,
@@ -56,7 +58,11 @@ from router.ledger.base import (
     Publication,
     ReserveRequest,
     RuleCheck,
+    calendar_of_text,
+    calendar_text,
     check_activation,
+    check_calendar_owner,
+    check_days,
     check_now,
     check_on_hand,
     check_store,
@@ -166,6 +172,10 @@ class SqlLedger(Ledger):
                 "SET daily_order_capacity = excluded.daily_order_capacity",
                 (node.node_id, node.daily_order_capacity),
             )
+        for kind, owner, calendar in network.calendars.entries():
+            self._put_calendar(tx, kind, owner, calendar)
+        if network.calendars:
+            self._next_calendar_revision(tx)
         on_conflict = (
             "DO UPDATE SET on_hand = CASE WHEN excluded.on_hand < positions.reserved "
             "THEN positions.reserved ELSE excluded.on_hand END, "
@@ -194,15 +204,66 @@ class SqlLedger(Ledger):
         )
         return Stock.of(StockPosition(r[0], r[1], r[2], r[3], r[4]) for r in rows)
 
-    def capacity_used(self, day: date) -> dict[str, int]:
-        """See :meth:`Ledger.capacity_used`."""
+    def capacity_used(self, first: date, last: date) -> CapacityUsed:
+        """See :meth:`Ledger.capacity_used`: one range scan of the ``capacity_by_day`` index."""
+        check_days(first, last)
         rows = self.transaction(
             lambda tx: tx.all(
-                "SELECT node_id, used FROM capacity WHERE day = ? AND used > 0 ORDER BY node_id",
-                (self.day(day),),
+                "SELECT node_id, day, used FROM capacity WHERE day BETWEEN ? AND ? AND used > 0 "
+                "ORDER BY node_id, day",
+                (self.day(first), self.day(last)),
             )
         )
-        return {str(r[0]): int(r[1]) for r in rows}
+        return CapacityUsed({(str(r[0]), self.from_day(r[1])): int(r[2]) for r in rows})
+
+    # --- calendars ---------------------------------------------------------------------
+
+    def calendars(self) -> tuple[int, Calendars]:
+        """See :meth:`Ledger.calendars`."""
+
+        def work(tx: Tx) -> tuple[int, Calendars]:
+            revision = tx.one("SELECT revision FROM calendar_revision WHERE id = 1")
+            rows = tx.all("SELECT kind, owner, closed_days FROM calendars ORDER BY kind, owner")
+            entries = [(CalendarKind(r[0]), str(r[1]), calendar_of_text(str(r[2]))) for r in rows]
+            return (0 if revision is None else int(revision[0])), Calendars.of(entries)
+
+        return self.transaction(work)
+
+    def calendar_revision(self) -> int:
+        """See :meth:`Ledger.calendar_revision`."""
+        row = self.transaction(
+            lambda tx: tx.one("SELECT revision FROM calendar_revision WHERE id = 1")
+        )
+        return 0 if row is None else int(row[0])
+
+    def set_calendar(self, kind: CalendarKind, owner: str, calendar: Calendar) -> int:
+        """See :meth:`Ledger.set_calendar`: the calendar and the revision in one transaction."""
+        check_calendar_owner(owner)
+
+        def work(tx: Tx) -> int:
+            self._put_calendar(tx, kind, owner, calendar)
+            return self._next_calendar_revision(tx)
+
+        return self.transaction(work)
+
+    def _put_calendar(self, tx: Tx, kind: CalendarKind, owner: str, calendar: Calendar) -> None:
+        """Store (upsert) ``owner``'s calendar, or delete it when it closes no day."""
+        if not calendar:
+            tx.run("DELETE FROM calendars WHERE kind = ? AND owner = ?", (kind.value, owner))
+            return
+        tx.run(
+            "INSERT INTO calendars (kind, owner, closed_days) VALUES (?, ?, ?) "
+            "ON CONFLICT (kind, owner) DO UPDATE SET closed_days = excluded.closed_days",
+            (kind.value, owner, calendar_text(calendar)),
+        )
+
+    def _next_calendar_revision(self, tx: Tx) -> int:
+        """Count one calendar change; the new revision (the row lock orders writers)."""
+        row = tx.one(
+            "UPDATE calendar_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision"
+        )
+        assert row is not None, "the schema inserts the calendar_revision row"
+        return int(row[0])
 
     def reservation(self, reservation_id: str) -> Reservation:
         """See :meth:`Ledger.reservation`."""

@@ -1,8 +1,8 @@
 """The scenario format: a directory of CSV, YAML and JSON Lines files, read and written.
 
-``nodes.csv``, ``skus.csv``, ``stock.csv``, ``rates.csv`` (required), ``rules.yaml`` and
-``orders.jsonl`` (optional); :func:`read_scenario` validates all of them and reports every
-bad field with its file, line and column.
+``nodes.csv``, ``skus.csv``, ``stock.csv``, ``rates.csv`` (required), ``calendars.csv``,
+``rules.yaml`` and ``orders.jsonl`` (optional); :func:`read_scenario` validates all of them
+and reports every bad field with its file, line and column.
 """
 
 from __future__ import annotations

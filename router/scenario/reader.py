@@ -17,6 +17,7 @@ from typing import TypeVar
 import pandas as pd
 
 from models import fields as f
+from models.calendar import Calendar, CalendarKind, Calendars, ClosedDay
 from models.errors import Violations
 from models.lookahead import Forecast
 from models.network import Network, Node, RateBand, RateCard, Sku, Stock, StockPosition
@@ -78,6 +79,14 @@ RATES = Table(
     key=("service", "max_distance_km"),
 )
 TABLES = (NODES, SKUS, STOCK, RATES)
+"""The required CSV files."""
+CALENDARS = Table(
+    "calendars.csv",
+    ("closed_day",),
+    ("node_id", "service"),
+    key=("node_id", "service", "closed_day"),
+)
+"""The optional CSV file of calendars: one closed day of one node or service per row."""
 RULES_FILE = "rules.yaml"
 ORDERS_FILE = "orders.jsonl"
 
@@ -88,7 +97,8 @@ def read_scenario(
     """Read and validate the scenario in ``directory``.
 
     ``nodes.csv``, ``skus.csv``, ``stock.csv`` and ``rates.csv`` are required;
-    ``rules.yaml`` (default :class:`RuleSet`) and ``orders.jsonl`` (no orders) are optional,
+    ``calendars.csv`` (no calendars), ``rules.yaml`` (default :class:`RuleSet`) and
+    ``orders.jsonl`` (no orders) are optional,
     and ``rules_file`` / ``orders_file`` name other files, which must then exist. References
     (stock to nodes and SKUs, orders to the network) are checked only against files that
     loaded cleanly, so one bad row is reported once rather than once per reference to it.
@@ -105,6 +115,8 @@ def read_scenario(
         skus={sku.sku: sku for _, sku in skus},
         rates=RateCard.of(band for _, band in rates),
     )
+    calendars = _read_calendars(directory, network, v, nodes_ok=nodes_ok, rates_ok=rates_ok)
+    network = replace(network, calendars=calendars)
     for line, pos in stock:
         row = Violations(f"{STOCK.name}:{line}:")
         if nodes_ok and network.node(pos.node_id) is None:
@@ -237,6 +249,35 @@ def _read_table(
             rows.append((line, item))
     _check_unique(table.name, table.key, rows, v)
     return rows, len(v.items) == before
+
+
+def _read_calendars(
+    directory: Path, network: Network, v: Violations, *, nodes_ok: bool, rates_ok: bool
+) -> Calendars:
+    """The calendars of ``calendars.csv`` (none when the file is absent).
+
+    Each row's node must be in ``nodes.csv`` and each service in ``rates.csv`` (checked
+    when those loaded cleanly); a calendar that closes every weekday is reported on the
+    ``closed_day`` of its owner's last row.
+    """
+    if not (directory / CALENDARS.name).is_file():
+        return Calendars()
+    rows, _ = _read_table(directory, CALENDARS, ClosedDay.from_raw, v)
+    days: dict[tuple[CalendarKind, str], list[tuple[int, str]]] = {}
+    for line, row in rows:
+        kind, owner = row.owner
+        column = "node_id" if kind is CalendarKind.NODE else "service"
+        unknown = network.unknown_owner(kind, owner)
+        if unknown and (nodes_ok if kind is CalendarKind.NODE else rates_ok):
+            v.add(f"{CALENDARS.name}:{line}:{column}", unknown)
+        days.setdefault((kind, owner), []).append((line, row.closed_day))
+    entries = []
+    for (kind, owner), closed in days.items():
+        where = f"{CALENDARS.name}:{closed[-1][0]}:closed_day"
+        calendar = Calendar.parse([day for _, day in closed], where, v)
+        if calendar is not None:
+            entries.append((kind, owner, calendar))
+    return Calendars.of(entries)
 
 
 def _check_unique(

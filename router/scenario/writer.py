@@ -17,11 +17,23 @@ from models.network import Node, RateBand, Sku, StockPosition
 from models.order import Order
 from models.scenario import Scenario
 from router.rules.document import canonical_text
-from router.scenario.reader import NODES, ORDERS_FILE, RATES, RULES_FILE, SKUS, STOCK, Table
+from router.scenario.reader import (
+    CALENDARS,
+    NODES,
+    ORDERS_FILE,
+    RATES,
+    RULES_FILE,
+    SKUS,
+    STOCK,
+    Table,
+)
 
 
 def write_scenario(scenario: Scenario, directory: Path) -> None:
-    """Write every file of the scenario format into ``directory`` (created if needed)."""
+    """Write every file of the scenario format into ``directory`` (created if needed).
+
+    ``calendars.csv`` is written when the network has calendars (none: no file).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     network = scenario.network
     _write_table(directory, NODES, (_node_row(node) for node in network.nodes))
@@ -29,6 +41,9 @@ def write_scenario(scenario: Scenario, directory: Path) -> None:
     _write_table(directory, STOCK, (_stock_row(p) for p in scenario.stock.positions.values()))
     bands = (band for service in network.rates.services for band in network.rates.bands[service])
     _write_table(directory, RATES, (_rate_row(band) for band in bands))
+    if network.calendars:
+        rows = ((r.closed_day, r.node_id, r.service) for r in network.calendars.rows())
+        _write_table(directory, CALENDARS, rows)
     (directory / RULES_FILE).write_text(canonical_text(scenario.rules), encoding="utf-8")
     (directory / ORDERS_FILE).write_text(
         "".join(json.dumps(order_to_json(order)) + "\n" for order in scenario.orders),

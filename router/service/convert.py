@@ -8,6 +8,7 @@ the domain in solver units and enters messages in currency units (:func:`from_un
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 
 from google.protobuf import duration_pb2, json_format
 
+from models.calendar import Calendar, CalendarKind
 from models.errors import Violations
 from models.money import from_units
 from models.network import Network, Stock
@@ -23,13 +25,19 @@ from models.plan import (
     Alternative,
     CandidateTerms,
     Counterfactual,
+    Exclusion,
+    ExclusionReason,
     ExplainedModel,
+    ExplainLevel,
+    ExplanationSummary,
+    LineTerms,
     Plan,
     Shipment,
     Unfulfilled,
 )
-from models.reservation import FeedResult, Reservation
+from models.reservation import FeedResult, PlanAcceptance, Reservation, RouteOutcome
 from models.rule_versions import RuleActivation, RuleVersion
+from router.engine.explain import summarise
 from router.rules.golden import CaseResult
 from router.rules.lint import Finding
 from router.v1 import router_pb2
@@ -49,7 +57,7 @@ class PlanOrderArgs:
     """A validated PlanOrder request in domain terms."""
 
     order: Order
-    explain: bool
+    explain: ExplainLevel
     time_limit_s: float | None
     """The request's cap on solve time in seconds; ``None`` when it sets none."""
     alternatives: int = 0
@@ -65,7 +73,7 @@ def plan_order_args_from_proto(
 
     Raises :class:`InvalidArgumentError` with every violation, paths relative to the
     request (``order.lines[0].quantity``, ``time_limit``, ``top_k``,
-    ``counterfactual_node_ids[2]``).
+    ``counterfactual_node_ids[2]``, ``explain_level``).
     """
     order, order_v = _order(request.order, network)
     v = Violations()
@@ -74,13 +82,14 @@ def plan_order_args_from_proto(
     check_top_k(request.top_k, v, "top_k")
     node_ids = tuple(request.counterfactual_node_ids)
     check_counterfactual_nodes(node_ids, network, v, "counterfactual_node_ids")
+    explain = explain_level_from_proto(request.explain, request.explain_level, v)
     v.raise_if_any()
     assert order is not None
     return PlanOrderArgs(
         order=order,
-        explain=request.explain,
+        explain=explain,
         time_limit_s=time_limit_s,
-        alternatives=alternatives_wanted(request.top_k, explain=request.explain),
+        alternatives=alternatives_wanted(request.top_k, explain=explain is not ExplainLevel.NONE),
         counterfactual_node_ids=node_ids,
     )
 
@@ -91,10 +100,14 @@ class RouteOrderArgs:
 
     request_id: str
     order: Order
-    explain: bool
+    explain: ExplainLevel
     ttl_s: float
     time_limit_s: float | None
     """The request's cap on each attempt's solve time in seconds; ``None`` when unset."""
+    accept: PlanAcceptance = PlanAcceptance.PROVEN
+    """Which plans may be reserved."""
+    max_gap: float = 0.0
+    """The largest gap accepted with :attr:`PlanAcceptance.WITHIN_GAP`; 0 otherwise."""
 
 
 def route_order_args_from_proto(
@@ -103,7 +116,8 @@ def route_order_args_from_proto(
     """Validate and convert a RouteOrder request.
 
     Raises :class:`InvalidArgumentError` with every violation (``request_id``,
-    ``order.lines[0].sku``, ``ttl``, ``time_limit``).
+    ``order.lines[0].sku``, ``ttl``, ``time_limit``, ``explain_level``, ``accept``,
+    ``max_gap``).
     """
     order, order_v = _order(request.order, network)
     v = Violations()
@@ -115,15 +129,98 @@ def route_order_args_from_proto(
         v.add("ttl", f"must be at most {MAX_TTL_S:g}s (7 days), got {ttl_s:g}s")
         ttl_s = None
     time_limit_s = _time_limit_s(request.time_limit, v) if request.HasField("time_limit") else None
+    explain = explain_level_from_proto(request.explain, request.explain_level, v)
+    accept = _PLAN_ACCEPTANCE.get(request.accept)
+    if accept is None:
+        v.add("accept", f"unknown value {request.accept}")
+    max_gap = request.max_gap
+    if accept is PlanAcceptance.WITHIN_GAP:
+        if not 0.0 <= max_gap < math.inf:  # also refuses NaN
+            v.add("max_gap", f"must be a number >= 0, got {max_gap}")
+    elif max_gap != 0.0:
+        v.add("max_gap", f"is read only with accept PLAN_ACCEPTANCE_WITHIN_GAP, got {max_gap}")
     v.raise_if_any()
-    assert order is not None and ttl_s is not None
+    assert order is not None and ttl_s is not None and accept is not None
     return RouteOrderArgs(
         request_id=request.request_id,
         order=order,
-        explain=request.explain,
+        explain=explain,
         ttl_s=ttl_s,
         time_limit_s=time_limit_s,
+        accept=accept,
+        max_gap=max_gap,
     )
+
+
+def explain_level_from_proto(
+    explain: bool, level: router_pb2.ExplainLevel.ValueType, v: Violations
+) -> ExplainLevel:
+    """The level asked by a request's ``explain`` and ``explain_level``; conflicts go in ``v``.
+
+    ``explain_level`` unset follows ``explain`` (false: none, true: the summary).
+    """
+    if level == router_pb2.EXPLAIN_LEVEL_UNSPECIFIED:
+        return ExplainLevel.SUMMARY if explain else ExplainLevel.NONE
+    asked = _EXPLAIN_LEVEL.get(level)
+    if asked is None:
+        v.add("explain_level", f"unknown value {level}")
+    elif asked is ExplainLevel.NONE and explain:
+        v.add("explain_level", "is EXPLAIN_LEVEL_NONE but explain is true")
+    return asked or ExplainLevel.NONE
+
+
+_EXPLAIN_LEVEL = {
+    router_pb2.EXPLAIN_LEVEL_NONE: ExplainLevel.NONE,
+    router_pb2.EXPLAIN_LEVEL_SUMMARY: ExplainLevel.SUMMARY,
+    router_pb2.EXPLAIN_LEVEL_FULL: ExplainLevel.FULL,
+}
+"""The wire's explanation levels, unset aside (it follows ``explain``)."""
+_PLAN_ACCEPTANCE = {
+    router_pb2.PLAN_ACCEPTANCE_UNSPECIFIED: PlanAcceptance.PROVEN,
+    router_pb2.PLAN_ACCEPTANCE_PROVEN: PlanAcceptance.PROVEN,
+    router_pb2.PLAN_ACCEPTANCE_WITHIN_GAP: PlanAcceptance.WITHIN_GAP,
+    router_pb2.PLAN_ACCEPTANCE_ANY: PlanAcceptance.ANY,
+}
+"""The wire's plan acceptances; unset is the default, proven plans only."""
+
+
+def route_outcome_to_proto(outcome: RouteOutcome) -> router_pb2.RouteOutcome.ValueType:
+    """The wire enum of what RouteOrder did with a plan."""
+    return router_pb2.RouteOutcome.Value(f"ROUTE_OUTCOME_{outcome.name}")
+
+
+def calendar_from_proto(
+    msg: router_pb2.Calendar, network: Network, path: str = "calendar"
+) -> tuple[CalendarKind, str, Calendar]:
+    """The owner and closed days of a calendar message, checked against ``network``.
+
+    The owner (``node_id`` or ``service``) must be a node or a service of the network;
+    every closed day a weekday or a date (:meth:`Calendar.parse`). Raises
+    InvalidArgumentError naming each bad field under ``path`` (``calendar.closed_days[1]``).
+    """
+    v = Violations(path)
+    which = msg.WhichOneof("owner")
+    kind, owner = CalendarKind.NODE, ""
+    if which is None:
+        v.add("", "set node_id or service")
+    else:
+        kind = CalendarKind.NODE if which == "node_id" else CalendarKind.SERVICE
+        owner = msg.node_id if which == "node_id" else msg.service
+        unknown = network.unknown_owner(kind, owner)
+        if unknown:
+            v.add(which, unknown)
+    calendar = Calendar.parse(list(msg.closed_days), "closed_days", v)
+    v.raise_if_any()
+    assert calendar is not None
+    return kind, owner, calendar
+
+
+def calendar_to_proto(kind: CalendarKind, owner: str, calendar: Calendar) -> router_pb2.Calendar:
+    """The message of ``owner``'s calendar, closed days as :attr:`Calendar.closed_days`."""
+    days = calendar.closed_days
+    if kind is CalendarKind.NODE:
+        return router_pb2.Calendar(node_id=owner, closed_days=days)
+    return router_pb2.Calendar(service=owner, closed_days=days)
 
 
 def reservation_to_proto(reservation: Reservation) -> router_pb2.Reservation:
@@ -296,8 +393,8 @@ def order_to_proto(order: Order) -> router_pb2.Order:
     return msg
 
 
-def plan_to_proto(plan: Plan, *, explain: bool) -> router_pb2.Plan:
-    """Convert a domain plan to its message; the explanation only when ``explain``."""
+def plan_to_proto(plan: Plan, *, explain: ExplainLevel) -> router_pb2.Plan:
+    """Convert a domain plan to its message, with as much explanation as ``explain`` says."""
     msg = router_pb2.Plan(
         order_id=plan.order_id,
         status=router_pb2.SolveStatus.Value(f"SOLVE_STATUS_{plan.status.name}"),
@@ -326,26 +423,15 @@ def plan_to_proto(plan: Plan, *, explain: bool) -> router_pb2.Plan:
     msg.solve_time.FromTimedelta(timedelta(seconds=plan.solve_seconds))
     if plan.prices_computed_at is not None:
         msg.prices_computed_at.FromDatetime(plan.prices_computed_at)
-    if explain:
-        msg.explain.CopyFrom(
-            router_pb2.Explanation(
-                model=_model(plan.model),
-                excluded=[
-                    router_pb2.Exclusion(
-                        node_id=e.node_id,
-                        reason=router_pb2.ExclusionReason.Value(
-                            f"EXCLUSION_REASON_{e.reason.name}"
-                        ),
-                        detail=e.detail,
-                    )
-                    for e in plan.excluded
-                ],
-            )
-        )
+    if explain is not ExplainLevel.NONE:
+        msg.explain.summary.CopyFrom(_summary(summarise(plan)))
+    if explain is ExplainLevel.FULL:
+        msg.explain.model.CopyFrom(_model(plan.model))
+        msg.explain.excluded.extend(_exclusion(e) for e in plan.excluded)
     return msg
 
 
-def plan_to_json(plan: Plan, *, explain: bool) -> dict[str, Any]:
+def plan_to_json(plan: Plan, *, explain: ExplainLevel) -> dict[str, Any]:
     """The proto3 JSON mapping of :func:`plan_to_proto`, field names as in the proto.
 
     Zero values are kept (an objective of 0 still prints, ``alternatives`` and
@@ -402,6 +488,8 @@ def _counterfactual(counterfactual: Counterfactual) -> router_pb2.Counterfactual
         detail=counterfactual.detail,
         shipments=[_shipment(s) for s in counterfactual.shipments],
         unfulfilled=[_unfulfilled(u) for u in counterfactual.unfulfilled],
+        bound=None if counterfactual.bound is None else from_units(counterfactual.bound),
+        gap=counterfactual.gap,
     )
 
 
@@ -411,19 +499,55 @@ def _model(model: ExplainedModel) -> router_pb2.ExplainedModel:
         offset=from_units(model.offset),
         split_penalty=from_units(model.split_penalty),
         candidates=[_candidate(c, line_ids) for c in model.candidates],
-        lines=[
-            router_pb2.ModelLine(
-                line_id=line.line_id,
-                sku=line.sku,
-                quantity=line.quantity,
-                backorder_cost=from_units(line.backorder_cost),
-                allow_partial=line.allow_partial,
-            )
-            for line in model.lines
-        ],
+        lines=[_model_line(line) for line in model.lines],
         max_shipments=model.max_shipments,
         ship_complete=model.ship_complete,
     )
+
+
+def _summary(summary: ExplanationSummary) -> router_pb2.ExplanationSummary:
+    line_ids = [line.line_id for line in summary.lines]
+    delta = summary.runner_up_delta
+    return router_pb2.ExplanationSummary(
+        candidate_count=summary.candidate_count,
+        excluded_count=summary.excluded_count,
+        split_penalty=from_units(summary.split_penalty),
+        lines=[_model_line(line) for line in summary.lines],
+        chosen=[_candidate(c, line_ids) for c in summary.chosen],
+        runner_up=[_candidate(c, line_ids) for c in summary.runner_up],
+        runner_up_delta=None if delta is None else from_units(delta),
+        excluded=[
+            router_pb2.ExclusionGroup(
+                reason=_exclusion_reason(group.reason),
+                count=group.count,
+                nearest=[_exclusion(e) for e in group.nearest],
+            )
+            for group in summary.excluded
+        ],
+    )
+
+
+def _model_line(line: LineTerms) -> router_pb2.ModelLine:
+    return router_pb2.ModelLine(
+        line_id=line.line_id,
+        sku=line.sku,
+        quantity=line.quantity,
+        backorder_cost=from_units(line.backorder_cost),
+        allow_partial=line.allow_partial,
+    )
+
+
+def _exclusion(exclusion: Exclusion) -> router_pb2.Exclusion:
+    return router_pb2.Exclusion(
+        node_id=exclusion.node_id,
+        reason=_exclusion_reason(exclusion.reason),
+        detail=exclusion.detail,
+        distance_km=exclusion.distance_km,
+    )
+
+
+def _exclusion_reason(reason: ExclusionReason) -> router_pb2.ExclusionReason.ValueType:
+    return router_pb2.ExclusionReason.Value(f"EXCLUSION_REASON_{reason.name}")
 
 
 def _candidate(candidate: CandidateTerms, line_ids: list[str]) -> router_pb2.Candidate:
@@ -522,5 +646,5 @@ def golden_result_to_proto(result: CaseResult) -> router_pb2.GoldenCaseResult:
         name=result.name,
         passed=result.passed,
         failures=list(result.failures),
-        plan=plan_to_proto(result.plan, explain=False),
+        plan=plan_to_proto(result.plan, explain=ExplainLevel.NONE),
     )

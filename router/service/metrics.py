@@ -11,7 +11,16 @@ import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
+
+from models.lookahead import Evidence
 
 NO_PRICES = "none"
 """The ``price_version`` label of plans made without prices (their ``price_version`` is "")."""
@@ -67,6 +76,20 @@ class ServiceMetrics:
             "router_price_forecast_orders",
             "Routed orders in the forecast's rolling window at the last refresh "
             "(0 with a --forecast file)",
+            registry=r,
+        )
+        self.forecast_hours = Gauge(
+            "router_price_forecast_hours",
+            "Hours the rolling window's orders were gathered over at the last refresh "
+            "(0 with a --forecast file)",
+            registry=r,
+        )
+        self.forecast_evidence = Enum(
+            "router_price_forecast_evidence",
+            "Whether the forecast had enough evidence to price at the last refresh: enough, "
+            "too_few_orders (below --forecast-min-orders) or too_few_hours (below "
+            "--forecast-min-hours); no prices while it has not",
+            states=[e.value for e in Evidence],
             registry=r,
         )
         self.plans = Counter(

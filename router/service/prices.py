@@ -15,12 +15,15 @@ first prices are computed right after the first request under such rules.
 
 Expected demand comes from a forecast file (``router serve --forecast``, read once at
 start-up by :func:`router.scenario.read_forecast`) or from :class:`RecentOrders`, a
-rolling window of the orders RouteOrder routed. docs/lookahead-service.md describes the
-policy for operators.
+rolling window of the orders RouteOrder routed. A rolling forecast prices nothing until
+its :class:`~models.lookahead.ForecastRule` finds enough evidence (the same rule as the
+what-if look-ahead policy's), and shrinks thin windows toward zero demand.
+docs/lookahead-service.md describes the policy for operators.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -31,7 +34,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from models.errors import FieldViolation
-from models.lookahead import Forecast, StockPrices
+from models.lookahead import (
+    MAX_PRICE_RATIO,
+    Evidence,
+    Forecast,
+    ForecastRule,
+    StockPrices,
+    Waiting,
+)
 from models.network import Network, Stock
 from models.order import Order
 from models.rules import Policy, RuleSet
@@ -71,6 +81,21 @@ class PriceSettings:
     """The horizon the forecast expects demand over (``--forecast-horizon-hours``)."""
     max_window_orders: int = 100_000
     """The most orders the window keeps; the oldest go first beyond it."""
+    forecast_min_orders: int = ForecastRule().min_orders
+    """Orders the window must hold before a rolling forecast prices (``--forecast-min-orders``)."""
+    forecast_min_hours: float = ForecastRule().min_hours
+    """Hours they must have been gathered over (``--forecast-min-hours``)."""
+    forecast_prior_hours: float = ForecastRule().prior_hours
+    """Hours of observation the zero-demand prior is worth (``--forecast-prior-hours``)."""
+    max_price_ratio: float = MAX_PRICE_RATIO
+    """A unit's price is at most this multiple of its own cost (``--max-price-ratio``)."""
+
+    @property
+    def forecast_rule(self) -> ForecastRule:
+        """When the rolling forecast may price, and how it is shrunk (models/lookahead.py)."""
+        return ForecastRule(
+            self.forecast_min_orders, self.forecast_min_hours, self.forecast_prior_hours
+        )
 
     def check(self) -> list[FieldViolation]:
         """Every setting out of range, named by its ``router serve`` flag."""
@@ -83,11 +108,21 @@ class PriceSettings:
         ):
             if not value > 0 or value == float("inf"):
                 problems.append(FieldViolation(flag, f"must be a number above 0, got {value}"))
+        rule = ForecastRule.problems(
+            self.forecast_min_orders, self.forecast_min_hours, self.forecast_prior_hours
+        )
+        problems += [
+            FieldViolation(f"--forecast-{name.replace('_', '-')}", why)
+            for name, why in rule.items()
+        ]
+        if not self.max_price_ratio > 0:
+            problems.append(
+                FieldViolation(
+                    "--max-price-ratio",
+                    f"must be above 0 (inf: no bound), got {self.max_price_ratio}",
+                )
+            )
         return problems
-
-
-MIN_COVERED_HOURS = 1.0
-"""Shortest time a rolling forecast's units are spread over (just after start-up)."""
 
 
 class RecentOrders:
@@ -118,22 +153,33 @@ class RecentOrders:
     def covered_hours(self, now_s: float | None = None) -> float:
         """Hours the window's orders were gathered over: the window, or less since start-up.
 
-        At least :data:`MIN_COVERED_HOURS`, so that the first orders after a restart are
-        not scaled to a whole day's demand from a few minutes.
+        Just after a restart this is a few minutes; the forecast's evidence rule and
+        shrinkage (:class:`~models.lookahead.ForecastRule`) keep them from being scaled up
+        to the whole horizon.
         """
         age_s = (time.monotonic() if now_s is None else now_s) - self._started_s
-        return min(self._window_s, max(MIN_COVERED_HOURS * 3600.0, age_s)) / 3600.0
+        return min(self._window_s, max(0.0, age_s)) / 3600.0
 
     def orders(self, now_s: float | None = None) -> tuple[Order, ...]:
         """The orders routed within the window before ``now_s``, oldest first."""
-        cutoff = (time.monotonic() if now_s is None else now_s) - self._window_s
         with self._lock:
-            while self._orders:
-                at, _ = next(iter(self._orders.values()))
-                if at >= cutoff:
-                    break
-                self._orders.popitem(last=False)
+            self._drop_before(now_s)
             return tuple(order for _, order in self._orders.values())
+
+    def count(self, now_s: float | None = None) -> int:
+        """How many orders were routed within the window before ``now_s``."""
+        with self._lock:
+            self._drop_before(now_s)
+            return len(self._orders)
+
+    def _drop_before(self, now_s: float | None) -> None:
+        """Forget the orders older than the window (the caller holds the lock)."""
+        cutoff = (time.monotonic() if now_s is None else now_s) - self._window_s
+        while self._orders:
+            at, _ = next(iter(self._orders.values()))
+            if at >= cutoff:
+                break
+            self._orders.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +216,14 @@ class PriceBoard:
         self._metrics = metrics
         self._settings = settings
         self._forecast = forecast
-        self._price = price
+        self._rule = settings.forecast_rule
+        self._price = price or functools.partial(
+            _price_stock, max_price_ratio=settings.max_price_ratio
+        )
         self.recent = RecentOrders(settings.forecast_window_hours, settings.max_window_orders)
+        metrics.forecast_evidence.state(
+            Evidence.ENOUGH if forecast is not None else self._rule.evidence(0, 0.0)
+        )
         self._published: _Published | None = None
         self._rules: RuleSet | None = None  # the rule set routing used last
         self._version = 0
@@ -210,13 +262,19 @@ class PriceBoard:
         """Count a routed order in the forecast's window (ignored with a forecast file).
 
         Refreshes early once the units routed since the last refresh are above the
-        :attr:`PriceSettings.stock_change_fraction` of those in the window then.
+        :attr:`PriceSettings.stock_change_fraction` of those in the window then; without
+        prices, once the window holds enough evidence to price (under pricing rules).
         """
         if self._forecast is not None:
             return
         self.recent.record(order)
         published = self._published
         if published is None:
+            rules = self._rules
+            if rules is not None and rules.pricing_strategy is not None:
+                evidence = self._rule.evidence(self.recent.count(), self.recent.covered_hours())
+                if evidence is Evidence.ENOUGH:
+                    self.request_refresh(FORECAST_CHANGE)
             return
         with self._lock:
             self._routed += sum(line.quantity for line in order.lines)
@@ -302,6 +360,7 @@ class PriceBoard:
 
         False when nothing was computed: no request has come yet, or its rules have no
         pricing strategy (idle). A failure is logged and counted, and the old prices stay.
+        A rolling forecast without enough evidence withdraws the prices (:meth:`_wait`).
         """
         with self._lock:
             moved_before = self._moved  # moves from here on are not in the stock read below
@@ -320,10 +379,12 @@ class PriceBoard:
         began = time.perf_counter()
         try:
             forecast, window_units = self._current_forecast()
+            if isinstance(forecast, Waiting):
+                self._wait(forecast, trigger)
+                return True
             skus = frozenset(d.sku for d in forecast.demand)
             stock = self._ledger.stock(skus) if skus else Stock.of(())
-            price = self._price or _price_stock
-            prices = dict(price(self._network, stock, forecast, strategy.policy))
+            prices = dict(self._price(self._network, stock, forecast, strategy.policy))
         except Exception:
             if self._stopping.is_set():
                 return True  # the ledger closing under a refresh at shutdown: no failure
@@ -360,8 +421,21 @@ class PriceBoard:
         )
         return True
 
-    def _current_forecast(self) -> tuple[Forecast, int]:
-        """The file's forecast, or one from the orders routed within the window.
+    def _wait(self, waiting: Waiting, trigger: str) -> None:
+        """Route without prices until the forecast has enough evidence; say why."""
+        with self._lock:
+            withdrawn = self._published
+            self._published = None
+        self._metrics.price_version.set(0)
+        logger.info(
+            "no prices (%s): the forecast waits for evidence: %s%s",
+            trigger,
+            waiting.reason,
+            "" if withdrawn is None else f"; {withdrawn.prices.label} withdrawn",
+        )
+
+    def _current_forecast(self) -> tuple[Forecast | Waiting, int]:
+        """The file's forecast, or the rule's from the orders routed within the window.
 
         With the units of the window's orders (0 for the file).
         """
@@ -369,12 +443,15 @@ class PriceBoard:
             self._metrics.forecast_orders.set(0)
             return self._forecast, 0
         orders = self.recent.orders()
-        self._metrics.forecast_orders.set(len(orders))
-        s = self._settings
-        forecast = Forecast.from_orders(
-            orders,
-            window_hours=self.recent.covered_hours(),
-            horizon_hours=s.forecast_horizon_hours,
+        hours = self.recent.covered_hours()
+        m = self._metrics
+        m.forecast_orders.set(len(orders))
+        m.forecast_hours.set(hours)
+        forecast = self._rule.forecast(
+            orders, hours=hours, horizon_hours=self._settings.forecast_horizon_hours
+        )
+        m.forecast_evidence.state(
+            forecast.evidence if isinstance(forecast, Waiting) else Evidence.ENOUGH
         )
         return forecast, sum(line.quantity for order in orders for line in order.lines)
 
@@ -384,9 +461,14 @@ class PriceBoard:
 
 
 def _price_stock(
-    network: Network, stock: Stock, forecast: Forecast, policy: Policy | None
+    network: Network,
+    stock: Stock,
+    forecast: Forecast,
+    policy: Policy | None,
+    *,
+    max_price_ratio: float,
 ) -> Mapping[tuple[str, str], float]:
     """:func:`router.engine.prices.price_stock`, imported on first use (scipy is heavy)."""
     from router.engine.prices import price_stock
 
-    return price_stock(network, stock, forecast, policy)
+    return price_stock(network, stock, forecast, policy, max_price_ratio=max_price_ratio)

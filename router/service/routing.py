@@ -12,12 +12,13 @@ from models.errors import RuleVersionStateError, StockConflictError
 from models.lookahead import StockPrices
 from models.network import Network
 from models.order import Order
-from models.plan import Plan, SolveStatus
-from models.reservation import Reservation, ReservationLine
+from models.plan import Plan
+from models.reservation import Reservation, ReservationLine, RouteOutcome, route_decision
 from models.rule_versions import RuleVersion
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.engine import route_order
+from router.engine.candidates import ship_window
 from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.ledger import Ledger
@@ -28,9 +29,11 @@ from router.service.convert import (
     plan_to_proto,
     reservation_to_proto,
     route_order_args_from_proto,
+    route_outcome_to_proto,
 )
 from router.service.errors import abort_on_error
 from router.service.metrics import ServiceMetrics
+from router.service.network import LiveNetwork
 from router.service.prices import PriceBoard
 from router.v1 import router_pb2, router_pb2_grpc
 
@@ -38,9 +41,6 @@ DEADLINE_MARGIN_S = 0.1
 """Time kept back from the RPC's deadline for converting and sending the plan."""
 MAX_ATTEMPTS = 3
 """Solves RouteOrder makes in all when stock keeps changing under its plans."""
-FINAL = frozenset({SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.REJECTED})
-"""Proven answers: only such a nothing-ships answer is stored for replay (a solve cut short,
-FEASIBLE or NO_SOLUTION, may ship something when retried)."""
 
 
 class RuleSets:
@@ -95,8 +95,9 @@ class RuleSets:
 class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     """Plans orders against the ledger's live stock; RouteOrder also reserves the plan.
 
-    The network comes from one scenario; stock, reservations, capacity and the active
-    rule-set version from ``ledger`` (shared by every replica; see :class:`RuleSets`).
+    The network comes from one scenario; stock, reservations, capacity, calendars and the
+    active rule-set version from ``ledger`` (shared by every replica; see :class:`RuleSets`
+    and :class:`LiveNetwork`).
     ``engine`` names the engine every request is planned with (one of ``ENGINES``).
     With ``prices``, each request plans with the look-ahead stock prices current when it
     starts (one set for all of RouteOrder's attempts; never waiting for a refresh), and
@@ -114,11 +115,13 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         rule_sets: RuleSets | None = None,
         prices: PriceBoard | None = None,
         metrics: ServiceMetrics | None = None,
+        network: LiveNetwork | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
         self._scenario = scenario
         self._ledger = ledger
+        self._network = network or LiveNetwork(ledger, scenario.network)
         self._rule_sets = rule_sets or RuleSets(ledger, scenario.network, scenario.rules)
         self._default_time_limit_s = default_time_limit_s
         self._engine = engine
@@ -148,25 +151,29 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     def _plan(
         self,
         order: Order,
+        network: Network,
         limit: tuple[Stop, float],
         rules: RuleSet,
         *,
         prices: StockPrices | None,
-        full: dict[str, int] | None = None,
+        full: dict[tuple[str, date], int] | None = None,
         alternatives: int = 0,
         counterfactual_node_ids: tuple[str, ...] = (),
     ) -> Plan:
-        """Plan ``order`` under ``rules`` against the ledger's stock and today's used capacity.
+        """Plan ``order`` under ``rules`` against the ledger's stock and used capacity.
 
-        ``full`` marks nodes found full at reservation time (slots used = their limit);
-        ``prices`` are the look-ahead stock prices to price the model with, if any.
+        Capacity is read for the days the order may ship on, so each candidate is checked
+        against the slots of its own ship date. ``full`` marks (node, day) pairs found full
+        at reservation time (slots used = the node's limit); ``prices`` are the look-ahead
+        stock prices to price the model with, if any.
         """
         stock = self._ledger.stock({line.sku for line in order.lines})
-        used = self._ledger.capacity_used(order.created_at.astimezone(UTC).date())
-        used.update(full or {})
+        used = self._ledger.capacity_used(*ship_window(order, network))
+        if full:
+            used = used.with_full(full)
         return route_order(
             order,
-            self._scenario.network,
+            network,
             stock,
             rules,
             capacity_used=used,
@@ -183,10 +190,12 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     ) -> router_pb2.PlanOrderResponse:
         """Validate → convert → plan → convert; reads the ledger, never changes it."""
         with abort_on_error(context):
-            args = plan_order_args_from_proto(request, self._scenario.network)
+            network = self._network.current()
+            args = plan_order_args_from_proto(request, network)
             rules = self._rule_sets.active()
             plan = self._plan(
                 args.order,
+                network,
                 self._stop(args.time_limit_s, context),
                 rules,
                 prices=self._prices_for(rules),
@@ -200,25 +209,35 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     def RouteOrder(
         self, request: router_pb2.RouteOrderRequest, context: grpc.ServicerContext
     ) -> router_pb2.RouteOrderResponse:
-        """Plan and reserve atomically; re-solve on a stock conflict; replay by request_id."""
+        """Plan and reserve atomically; re-solve on a stock conflict; replay by request_id.
+
+        Only a plan the request accepts is reserved (:func:`route_decision`); one cut short
+        outside it is answered as CUT_SHORT, holding and storing nothing.
+        """
         with abort_on_error(context):
-            args = route_order_args_from_proto(request, self._scenario.network)
+            network = self._network.current()  # one network (calendars) for every attempt
+            args = route_order_args_from_proto(request, network)
             payload = request.SerializeToString(deterministic=True)
             stored = self._ledger.stored_response(args.request_id, payload)
             if stored is not None:
                 return router_pb2.RouteOrderResponse.FromString(stored)
-            full: dict[str, int] = {}
+            full: dict[tuple[str, date], int] = {}
             conflict: StockConflictError | None = None
             rules = self._rule_sets.active()  # one rule set for every attempt
             prices = self._prices_for(rules)  # and one set of prices
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 stop = self._stop(args.time_limit_s, context)
-                plan = self._plan(args.order, stop, rules, prices=prices, full=full)
+                plan = self._plan(args.order, network, stop, rules, prices=prices, full=full)
                 plan_msg = plan_to_proto(plan, explain=args.explain)
-                lines, slots = _holdings(plan)
-                if not lines:  # nothing ships: reserve nothing
-                    answer = router_pb2.RouteOrderResponse(plan=plan_msg, attempts=attempt)
-                    if plan.status not in FINAL:  # cut short: a retry must plan again
+                decision = route_decision(plan, args.accept, args.max_gap)
+                if decision.outcome is not RouteOutcome.RESERVED:  # reserve nothing
+                    answer = router_pb2.RouteOrderResponse(
+                        plan=plan_msg,
+                        attempts=attempt,
+                        outcome=route_outcome_to_proto(decision.outcome),
+                        detail=decision.detail,
+                    )
+                    if decision.outcome is RouteOutcome.CUT_SHORT:  # a retry must plan again
                         return self._routed(args.order, answer, held=False)
                     stored = self._ledger.store_response(
                         args.request_id,
@@ -230,6 +249,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                     return self._routed(
                         args.order, router_pb2.RouteOrderResponse.FromString(stored), held=False
                     )
+                lines, slots = _holdings(plan)
                 made: dict[str, bytes] = {}  # by reservation id (a retried transaction)
 
                 def respond(
@@ -242,6 +262,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                         plan=plan_msg,
                         reservation=reservation_to_proto(reservation),
                         attempts=attempt,
+                        outcome=route_outcome_to_proto(RouteOutcome.RESERVED),
                     )
                     made[reservation.reservation_id] = response.SerializeToString(
                         deterministic=True
@@ -265,10 +286,10 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                     return router_pb2.RouteOrderResponse.FromString(stored)
                 except StockConflictError as e:
                     conflict = e
-                    for node_id, _day in e.full_nodes:
-                        node = self._scenario.network.node(node_id)
+                    for node_id, day in e.full_nodes:  # full on that day only
+                        node = network.node(node_id)
                         if node is not None and node.daily_order_capacity is not None:
-                            full[node_id] = node.daily_order_capacity
+                            full[node_id, date.fromisoformat(day)] = node.daily_order_capacity
                     continue
                 # Our response, or the one a concurrent call with the same id committed.
                 ours = made.get(reserved.reservation_id)

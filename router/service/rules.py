@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 import grpc
 
 from models.errors import FieldViolation, InvalidArgumentError, Violations
-from models.network import Stock
+from models.network import Network, Stock
 from models.order import Order
+from models.plan import ExplainLevel
 from models.rule_versions import RuleVersion
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.engine import route_order
+from router.engine.candidates import ship_window
 from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.ledger import Ledger
@@ -30,6 +32,8 @@ from router.rules.golden import CaseResult, parse_suite, run_suite
 from router.rules.lint import Finding, lint_rules
 from router.rules.publish import lint_text, parse_document, publish_checks, suite_skus
 from router.service.convert import (
+    alternatives_wanted,
+    explain_level_from_proto,
     golden_result_to_proto,
     lint_finding_to_proto,
     order_from_proto,
@@ -39,6 +43,7 @@ from router.service.convert import (
     stock_from_proto,
 )
 from router.service.errors import abort_on_error
+from router.service.network import LiveNetwork
 from router.service.routing import DEADLINE_MARGIN_S, RuleSets
 from router.v1 import router_pb2, router_pb2_grpc
 
@@ -116,7 +121,8 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
     """Rule sets on ``scenario``'s network, versions in ``ledger``.
 
     ``rule_sets`` is the parsed-version cache shared with routing; ``engine`` and
-    ``default_time_limit_s`` plan test drives and golden cases as routing plans orders.
+    ``default_time_limit_s`` plan test drives and golden cases as routing plans orders,
+    on the same network (``network``: the scenario's with the ledger's calendars).
     """
 
     def __init__(
@@ -127,14 +133,20 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
         *,
         default_time_limit_s: float = 10.0,
         engine: str = FAST,
+        network: LiveNetwork | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
-        self._network = scenario.network
+        self._live_network = network or LiveNetwork(ledger, scenario.network)
         self._ledger = ledger
         self._rule_sets = rule_sets
         self._default_time_limit_s = default_time_limit_s
         self._engine = engine
+
+    @property
+    def _network(self) -> Network:
+        """The network as routing plans on it now (calendars from the ledger)."""
+        return self._live_network.current()
 
     def _rules(self, document: str) -> RuleSet:
         v = Violations()
@@ -214,6 +226,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
                 order = order_from_proto(request.order, self._network)
             except InvalidArgumentError as exc:
                 v.extend(exc.violations)
+            explain = explain_level_from_proto(request.explain, request.explain_level, v)
             given: Stock | None = None
             if request.stock:
                 try:
@@ -226,7 +239,8 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
                 rules = self._rule_sets.of(self._ledger.rule_version(request.version))
             assert rules is not None
             stock = given if given is not None else self._live({ln.sku for ln in order.lines})
-            used = self._ledger.capacity_used(order.created_at.astimezone(UTC).date())
+            network = self._network
+            used = self._ledger.capacity_used(*ship_window(order, network))
             limit_s = self._default_time_limit_s
             remaining_s = context.time_remaining()
             if remaining_s is not None:
@@ -236,16 +250,17 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
                 stop.set()
             plan = route_order(
                 order,
-                self._network,
+                network,
                 stock,
                 rules,
                 capacity_used=used,
                 stop=stop,
                 time_limit_s=limit_s,
                 engine=self._engine,
-                alternatives=1 if request.explain else 0,  # the runner-up, as PlanOrder
+                # the runner-up, as PlanOrder
+                alternatives=alternatives_wanted(0, explain=explain is not ExplainLevel.NONE),
             )
-            return router_pb2.TestDriveResponse(plan=plan_to_proto(plan, explain=request.explain))
+            return router_pb2.TestDriveResponse(plan=plan_to_proto(plan, explain=explain))
 
     def PublishRules(
         self, request: router_pb2.PublishRulesRequest, context: grpc.ServicerContext

@@ -32,6 +32,7 @@ from router.rules.publish import lint_text, publish_checks, version_rules
 from router.scenario import order_to_json, read_forecast
 from router.service.inventory import InventoryServicer
 from router.service.metrics import MetricsEndpoint, ServiceMetrics, serve_metrics
+from router.service.network import LiveNetwork, NetworkServicer
 from router.service.prices import PriceBoard, PriceFunction, PriceSettings
 from router.service.routing import RoutingServicer, RuleSets
 from router.service.rules import RulesServicer
@@ -45,6 +46,8 @@ INVENTORY_SERVICE = router_pb2.DESCRIPTOR.services_by_name["InventoryService"].f
 """``router.v1.InventoryService``."""
 RULES_SERVICE = router_pb2.DESCRIPTOR.services_by_name["RulesService"].full_name
 """``router.v1.RulesService``."""
+NETWORK_SERVICE = router_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name
+"""``router.v1.NetworkService``."""
 SERVE_ACTOR = "router serve"
 """Who the versions and activations made at startup are recorded as."""
 
@@ -184,7 +187,8 @@ class RouterServer:
 def open_seeded_ledger(url: str, scenario: Scenario) -> Ledger:
     """Open the ledger at ``url`` (creating a SQLite file's directory) and seed it when empty.
 
-    A ledger that already holds stock positions is not re-seeded: its stock is live.
+    A ledger that already holds stock positions is not re-seeded: its stock and calendars
+    are live (a warning says so when its calendars differ from the scenario's).
     """
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
@@ -195,6 +199,11 @@ def open_seeded_ledger(url: str, scenario: Scenario) -> Ledger:
         # Check and load in one transaction: replicas starting together seed only once.
         if ledger.seed(scenario.network, scenario.stock):
             logger.info("seeded the empty ledger from the scenario")
+        elif ledger.calendars()[1] != scenario.network.calendars:
+            logger.warning(
+                "the ledger's calendars differ from the scenario's calendars.csv: the "
+                "ledger's are used (NetworkService.SetCalendar changes them)"
+            )
     except BaseException:
         ledger.close()
         raise
@@ -291,7 +300,8 @@ def create_server(
     is (:func:`bootstrap_rules`). A :attr:`ServerConfig.forecast_file` is read first: a bad
     one raises InvalidArgumentError naming each bad cell, and nothing is opened. Health
     reports SERVING overall and for ``router.v1.RoutingService``,
-    ``router.v1.InventoryService`` and ``router.v1.RulesService``.
+    ``router.v1.InventoryService``, ``router.v1.RulesService`` and
+    ``router.v1.NetworkService``.
     """
     server, port, _ = _create(config, scenario, ledger)
     return server, port
@@ -314,6 +324,7 @@ def _create(
         raise
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
     rule_sets = RuleSets(ledger, scenario.network, scenario.rules)
+    network = LiveNetwork(ledger, scenario.network)
     metrics = ServiceMetrics()
     prices = PriceBoard(
         scenario.network,
@@ -332,6 +343,7 @@ def _create(
             rule_sets=rule_sets,
             prices=prices,
             metrics=metrics,
+            network=network,
         ),
         server,
     )
@@ -345,18 +357,23 @@ def _create(
             rule_sets,
             default_time_limit_s=config.default_time_limit_s,
             engine=config.engine,
+            network=network,
         ),
         server,
     )
+    router_pb2_grpc.add_NetworkServiceServicer_to_server(
+        NetworkServicer(ledger, scenario.network), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in ("", ROUTING_SERVICE, INVENTORY_SERVICE, RULES_SERVICE):
+    for service in ("", ROUTING_SERVICE, INVENTORY_SERVICE, RULES_SERVICE, NETWORK_SERVICE):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
         (
             ROUTING_SERVICE,
             INVENTORY_SERVICE,
             RULES_SERVICE,
+            NETWORK_SERVICE,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ),
@@ -448,6 +465,8 @@ def usage(address: str, scenario: Scenario) -> str:
             f"  {curl} -d {stock} {url}/{INVENTORY_SERVICE}/GetStock",
             "Rule-set versions and the active one (router rules list --target ADDRESS):",
             f"  {curl} {url}/{RULES_SERVICE}/ListRuleVersions",
+            "Calendars: the days nodes do not ship and services do not run (docs/calendars.md):",
+            f"  {curl} {url}/{NETWORK_SERVICE}/ListCalendars",
         ]
     )
 

@@ -24,6 +24,81 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _PlanAcceptance:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PlanAcceptanceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PlanAcceptance.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PLAN_ACCEPTANCE_UNSPECIFIED: _PlanAcceptance.ValueType  # 0
+    """Not set: PLAN_ACCEPTANCE_PROVEN."""
+    PLAN_ACCEPTANCE_PROVEN: _PlanAcceptance.ValueType  # 1
+    """Only plans proven optimal (SOLVE_STATUS_OPTIMAL)."""
+    PLAN_ACCEPTANCE_WITHIN_GAP: _PlanAcceptance.ValueType  # 2
+    """Proven plans, and plans cut short whose gap is at most RouteOrderRequest.max_gap."""
+    PLAN_ACCEPTANCE_ANY: _PlanAcceptance.ValueType  # 3
+    """Any plan that ships, proven or cut short, whatever its gap."""
+
+class PlanAcceptance(_PlanAcceptance, metaclass=_PlanAcceptanceEnumTypeWrapper):
+    """Which plans RouteOrder may reserve. A solve cut short by time_limit or the deadline
+    returns SOLVE_STATUS_FEASIBLE (a valid plan, not proven optimal; Plan.gap says how far it
+    may be) or SOLVE_STATUS_NO_SOLUTION (no plan).
+    """
+
+PLAN_ACCEPTANCE_UNSPECIFIED: PlanAcceptance.ValueType  # 0
+"""Not set: PLAN_ACCEPTANCE_PROVEN."""
+PLAN_ACCEPTANCE_PROVEN: PlanAcceptance.ValueType  # 1
+"""Only plans proven optimal (SOLVE_STATUS_OPTIMAL)."""
+PLAN_ACCEPTANCE_WITHIN_GAP: PlanAcceptance.ValueType  # 2
+"""Proven plans, and plans cut short whose gap is at most RouteOrderRequest.max_gap."""
+PLAN_ACCEPTANCE_ANY: PlanAcceptance.ValueType  # 3
+"""Any plan that ships, proven or cut short, whatever its gap."""
+Global___PlanAcceptance: _TypeAlias = PlanAcceptance  # noqa: Y015
+
+class _RouteOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RouteOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RouteOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ROUTE_OUTCOME_UNSPECIFIED: _RouteOutcome.ValueType  # 0
+    """Not set; only in answers stored before this field existed (then a reservation means
+    RESERVED).
+    """
+    ROUTE_OUTCOME_RESERVED: _RouteOutcome.ValueType  # 1
+    """The plan's units and order slots are held: reservation is set. Stored for replay."""
+    ROUTE_OUTCOME_NOTHING_TO_RESERVE: _RouteOutcome.ValueType  # 2
+    """The plan is proven (SOLVE_STATUS_OPTIMAL, _INFEASIBLE or _REJECTED) and ships nothing:
+    nothing is held. Stored for replay.
+    """
+    ROUTE_OUTCOME_CUT_SHORT: _RouteOutcome.ValueType  # 3
+    """The solve was cut short (time_limit, deadline) and its plan is not one the request
+    accepts, or ships nothing: nothing is held and nothing is stored, so a retry with the
+    same request_id plans again. Retry with a longer time_limit or deadline, or accept the
+    plan's gap (accept, max_gap); detail says which.
+    """
+
+class RouteOutcome(_RouteOutcome, metaclass=_RouteOutcomeEnumTypeWrapper):
+    """What RouteOrder did with the plan."""
+
+ROUTE_OUTCOME_UNSPECIFIED: RouteOutcome.ValueType  # 0
+"""Not set; only in answers stored before this field existed (then a reservation means
+RESERVED).
+"""
+ROUTE_OUTCOME_RESERVED: RouteOutcome.ValueType  # 1
+"""The plan's units and order slots are held: reservation is set. Stored for replay."""
+ROUTE_OUTCOME_NOTHING_TO_RESERVE: RouteOutcome.ValueType  # 2
+"""The plan is proven (SOLVE_STATUS_OPTIMAL, _INFEASIBLE or _REJECTED) and ships nothing:
+nothing is held. Stored for replay.
+"""
+ROUTE_OUTCOME_CUT_SHORT: RouteOutcome.ValueType  # 3
+"""The solve was cut short (time_limit, deadline) and its plan is not one the request
+accepts, or ships nothing: nothing is held and nothing is stored, so a retry with the
+same request_id plans again. Retry with a longer time_limit or deadline, or accept the
+plan's gap (accept, max_gap); detail says which.
+"""
+Global___RouteOutcome: _TypeAlias = RouteOutcome  # noqa: Y015
+
 class _ReservationStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -83,6 +158,50 @@ FEED_OUTCOME_STALE: FeedOutcome.ValueType  # 2
 FEED_OUTCOME_DUPLICATE: FeedOutcome.ValueType  # 3
 """Ignored: its sequence equals the last one applied for (feed, node_id)."""
 Global___FeedOutcome: _TypeAlias = FeedOutcome  # noqa: Y015
+
+class _ExplainLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ExplainLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExplainLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EXPLAIN_LEVEL_UNSPECIFIED: _ExplainLevel.ValueType  # 0
+    """Not set: the request's explain decides (false: none, true: the summary)."""
+    EXPLAIN_LEVEL_NONE: _ExplainLevel.ValueType  # 1
+    """No explanation (Plan.explain absent)."""
+    EXPLAIN_LEVEL_SUMMARY: _ExplainLevel.ValueType  # 2
+    """The part a person reads, Explanation.summary: the chosen nodes' terms, the runner-up
+    and its cost difference, per exclusion reason the count and the nearest few nodes, the
+    candidate counts. A few kilobytes, whatever the network's size. Adds the runner-up to
+    Plan.alternatives.
+    """
+    EXPLAIN_LEVEL_FULL: _ExplainLevel.ValueType  # 3
+    """The summary, and the whole canonical model (Explanation.model: every candidate's
+    terms) with every excluded node (Explanation.excluded): enough to re-solve the order
+    with another solver. Grows with the network: about 100 KB for an order with 200-400
+    candidates.
+    """
+
+class ExplainLevel(_ExplainLevel, metaclass=_ExplainLevelEnumTypeWrapper):
+    """How much of a plan's explanation a response carries."""
+
+EXPLAIN_LEVEL_UNSPECIFIED: ExplainLevel.ValueType  # 0
+"""Not set: the request's explain decides (false: none, true: the summary)."""
+EXPLAIN_LEVEL_NONE: ExplainLevel.ValueType  # 1
+"""No explanation (Plan.explain absent)."""
+EXPLAIN_LEVEL_SUMMARY: ExplainLevel.ValueType  # 2
+"""The part a person reads, Explanation.summary: the chosen nodes' terms, the runner-up
+and its cost difference, per exclusion reason the count and the nearest few nodes, the
+candidate counts. A few kilobytes, whatever the network's size. Adds the runner-up to
+Plan.alternatives.
+"""
+EXPLAIN_LEVEL_FULL: ExplainLevel.ValueType  # 3
+"""The summary, and the whole canonical model (Explanation.model: every candidate's
+terms) with every excluded node (Explanation.excluded): enough to re-solve the order
+with another solver. Grows with the network: about 100 KB for an order with 200-400
+candidates.
+"""
+Global___ExplainLevel: _TypeAlias = ExplainLevel  # noqa: Y015
 
 class _NodeType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -319,10 +438,25 @@ class RouteOrderRequest(_message.Message):
     TTL_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_FIELD_NUMBER: _builtins.int
     EXPLAIN_FIELD_NUMBER: _builtins.int
+    EXPLAIN_LEVEL_FIELD_NUMBER: _builtins.int
+    ACCEPT_FIELD_NUMBER: _builtins.int
+    MAX_GAP_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Required client-chosen key of this call; a retry must reuse it with the same request."""
     explain: _builtins.bool
     """Whether to return the plan's explanation, as PlanOrderRequest.explain."""
+    explain_level: Global___ExplainLevel.ValueType
+    """How much explanation to return, as PlanOrderRequest.explain_level."""
+    accept: Global___PlanAcceptance.ValueType
+    """Which plans may be reserved; unset means proven optimal plans only
+    (PLAN_ACCEPTANCE_PROVEN). A plan outside it is returned but not reserved and not stored
+    for replay (outcome ROUTE_OUTCOME_CUT_SHORT).
+    """
+    max_gap: _builtins.float
+    """With accept PLAN_ACCEPTANCE_WITHIN_GAP, the largest relative gap (Plan.gap) a plan cut
+    short may have and still be reserved, e.g. 0.01 for 1%; at least 0. Must be 0 (unset)
+    with any other accept.
+    """
     @_builtins.property
     def order(self) -> Global___Order:
         """The order to route and reserve."""
@@ -343,10 +477,13 @@ class RouteOrderRequest(_message.Message):
         ttl: _duration_pb2.Duration | None = ...,
         time_limit: _duration_pb2.Duration | None = ...,
         explain: _builtins.bool = ...,
+        explain_level: Global___ExplainLevel.ValueType = ...,
+        accept: Global___PlanAcceptance.ValueType = ...,
+        max_gap: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "time_limit", b"time_limit", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain", b"explain", "order", b"order", "request_id", b"request_id", "time_limit", b"time_limit", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "explain", b"explain", "explain_level", b"explain_level", "max_gap", b"max_gap", "order", b"order", "request_id", b"request_id", "time_limit", b"time_limit", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -361,15 +498,27 @@ class RouteOrderResponse(_message.Message):
     PLAN_FIELD_NUMBER: _builtins.int
     RESERVATION_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
     attempts: _builtins.int
     """How many solves it took: 1, or more when stock changed under the first plans."""
+    outcome: Global___RouteOutcome.ValueType
+    """What was done with the plan: reserved, nothing to reserve, or not reserved because
+    the solve was cut short.
+    """
+    detail: _builtins.str
+    """Why the plan was not reserved, e.g. "not reserved: the solve was cut short (gap
+    0.0312) and the request accepts proven plans only"; empty when it was.
+    """
     @_builtins.property
     def plan(self) -> Global___Plan:
-        """The plan that was reserved (the last attempt's)."""
+        """The plan that was reserved (the last attempt's), or the one that was not (outcome)."""
 
     @_builtins.property
     def reservation(self) -> Global___Reservation:
-        """The reservation of the plan's shipments; unset when the plan ships nothing."""
+        """The reservation of the plan's shipments; set only when outcome is
+        ROUTE_OUTCOME_RESERVED.
+        """
 
     def __init__(
         self,
@@ -377,10 +526,12 @@ class RouteOrderResponse(_message.Message):
         plan: Global___Plan | None = ...,
         reservation: Global___Reservation | None = ...,
         attempts: _builtins.int = ...,
+        outcome: Global___RouteOutcome.ValueType = ...,
+        detail: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "reservation", b"reservation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "plan", b"plan", "reservation", b"reservation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "detail", b"detail", "outcome", b"outcome", "plan", b"plan", "reservation", b"reservation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -801,6 +952,145 @@ class ApplyStockDeltaResponse(_message.Message):
 Global___ApplyStockDeltaResponse: _TypeAlias = ApplyStockDeltaResponse  # noqa: Y015
 
 @_typing.final
+class Calendar(_message.Message):
+    """The closed days of one node (its non-shipping days) or one carrier service (its
+    non-delivery days: it collects, moves and delivers nothing then, and its transit days
+    count only the days it runs).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    CLOSED_DAYS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """A node of the network: parcels ready on a closed day, or after the cutoff on the
+    day before one, leave on its next shipping day.
+    """
+    service: _builtins.str
+    """A carrier service of the rate card, e.g. "ground"."""
+    @_builtins.property
+    def closed_days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The closed days: weekdays "MON" … "SUN" (closed every week) and dates "YYYY-MM-DD"
+        (holidays, closures). At least one weekday stays open. Returned weekdays first in
+        week order, then dates ascending.
+        """
+
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        service: _builtins.str = ...,
+        closed_days: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "owner", b"owner", "service", b"service"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_days", b"closed_days", "node_id", b"node_id", "owner", b"owner", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_owner: _TypeAlias = _typing.Literal["node_id", "service"]  # noqa: Y015
+    _WhichOneofArgType_owner: _TypeAlias = _typing.Literal["owner", b"owner"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_owner) -> _WhichOneofReturnType_owner | None: ...
+
+Global___Calendar: _TypeAlias = Calendar  # noqa: Y015
+
+@_typing.final
+class ListCalendarsRequest(_message.Message):
+    """The request of NetworkService.ListCalendars."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCalendarsRequest: _TypeAlias = ListCalendarsRequest  # noqa: Y015
+
+@_typing.final
+class ListCalendarsResponse(_message.Message):
+    """The response of NetworkService.ListCalendars."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDARS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """Counts the calendar changes stored in the ledger; it grows with every SetCalendar."""
+    @_builtins.property
+    def calendars(self) -> _containers.RepeatedCompositeFieldContainer[Global___Calendar]:
+        """Every calendar that closes some day; nodes and services not listed are open every day."""
+
+    def __init__(
+        self,
+        *,
+        calendars: _abc.Iterable[Global___Calendar] | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendars", b"calendars", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCalendarsResponse: _TypeAlias = ListCalendarsResponse  # noqa: Y015
+
+@_typing.final
+class SetCalendarRequest(_message.Message):
+    """The request of NetworkService.SetCalendar."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDAR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def calendar(self) -> Global___Calendar:
+        """The calendar to store in place of the owner's current one."""
+
+    def __init__(
+        self,
+        *,
+        calendar: Global___Calendar | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCalendarRequest: _TypeAlias = SetCalendarRequest  # noqa: Y015
+
+@_typing.final
+class SetCalendarResponse(_message.Message):
+    """The response of NetworkService.SetCalendar."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDAR_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision of the calendars after this change."""
+    @_builtins.property
+    def calendar(self) -> Global___Calendar:
+        """The calendar as stored (closed days normalised and sorted)."""
+
+    def __init__(
+        self,
+        *,
+        calendar: Global___Calendar | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCalendarResponse: _TypeAlias = SetCalendarResponse  # noqa: Y015
+
+@_typing.final
 class PlanOrderRequest(_message.Message):
     """The request of RoutingService.PlanOrder."""
 
@@ -811,12 +1101,19 @@ class PlanOrderRequest(_message.Message):
     TIME_LIMIT_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     COUNTERFACTUAL_NODE_IDS_FIELD_NUMBER: _builtins.int
+    EXPLAIN_LEVEL_FIELD_NUMBER: _builtins.int
     explain: _builtins.bool
-    """Whether to return the plan's explanation: the canonical model and the excluded nodes."""
+    """Whether to return the plan's explanation: true is explain_level EXPLAIN_LEVEL_SUMMARY
+    unless explain_level says otherwise.
+    """
     top_k: _builtins.int
     """How many best plans to return in all, the plan itself included: 0 or 1 returns just
     the plan, k returns it and up to k - 1 alternatives (Plan.alternatives). At most 10;
     a negative or larger value is INVALID_ARGUMENT. With explain, at least the runner-up.
+    """
+    explain_level: Global___ExplainLevel.ValueType
+    """How much explanation to return (Plan.explain); unset follows explain: none when false,
+    the summary when true. EXPLAIN_LEVEL_NONE with explain true is INVALID_ARGUMENT.
     """
     @_builtins.property
     def order(self) -> Global___Order:
@@ -844,10 +1141,11 @@ class PlanOrderRequest(_message.Message):
         time_limit: _duration_pb2.Duration | None = ...,
         top_k: _builtins.int = ...,
         counterfactual_node_ids: _abc.Iterable[_builtins.str] | None = ...,
+        explain_level: Global___ExplainLevel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counterfactual_node_ids", b"counterfactual_node_ids", "explain", b"explain", "order", b"order", "time_limit", b"time_limit", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counterfactual_node_ids", b"counterfactual_node_ids", "explain", b"explain", "explain_level", b"explain_level", "order", b"order", "time_limit", b"time_limit", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1273,7 +1571,9 @@ class Plan(_message.Message):
 
     @_builtins.property
     def explain(self) -> Global___Explanation:
-        """The model behind the plan and the nodes left out; present only when the request asked."""
+        """Why the plan is what it is: the summary, and with EXPLAIN_LEVEL_FULL the model and
+        every node left out; present only when the request asked (explain, explain_level).
+        """
 
     @_builtins.property
     def alternatives(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlternativePlan]:
@@ -1413,22 +1713,34 @@ class Counterfactual(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     SHIPMENTS_FIELD_NUMBER: _builtins.int
     UNFULFILLED_FIELD_NUMBER: _builtins.int
+    BOUND_FIELD_NUMBER: _builtins.int
+    GAP_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """The node priced."""
     status: Global___SolveStatus.ValueType
-    """How good the forced plan is known to be; SOLVE_STATUS_INFEASIBLE when no plan can
-    ship from the node (detail says why, e.g. the node's exclusion reason).
+    """How good the forced plan is known to be: SOLVE_STATUS_OPTIMAL when proven;
+    SOLVE_STATUS_FEASIBLE when the time limit cut the search short (the best plan through
+    the node costs between bound and objective); SOLVE_STATUS_INFEASIBLE only when it is
+    proven that no plan can ship from the node (detail says why, e.g. the node's exclusion
+    reason); SOLVE_STATUS_NO_SOLUTION when the time ran out before any plan through it
+    was found.
     """
     objective: _builtins.float
     """Total cost of the forced plan in currency units; absent when there is none."""
     delta: _builtins.float
-    """Cost over the optimum (objective minus the plan's objective), currency units; absent
-    when either is absent.
+    """Cost over the plan's objective (the optimum when the plan is OPTIMAL), currency
+    units; absent when either is absent. 0 for a node the optimal plan ships from.
     """
     detail: _builtins.str
     """Free text: the solve's outcome, or why the node cannot ship, e.g.
     "excluded: NO_AVAILABLE_STOCK: ...".
     """
+    bound: _builtins.float
+    """A proven lower bound on every plan that ships from the node, currency units; equal
+    to objective when OPTIMAL; absent when nothing is known.
+    """
+    gap: _builtins.float
+    """|objective - bound| / max(1, |objective|) in solver units; 0 when proven optimal."""
     @_builtins.property
     def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment]:
         """The parcels of the forced plan, one per shipping node; one of them is the node's."""
@@ -1447,15 +1759,21 @@ class Counterfactual(_message.Message):
         detail: _builtins.str = ...,
         shipments: _abc.Iterable[Global___Shipment] | None = ...,
         unfulfilled: _abc.Iterable[Global___UnfulfilledLine] | None = ...,
+        bound: _builtins.float | None = ...,
+        gap: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_objective", b"_objective", "delta", b"delta", "objective", b"objective"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_delta", b"_delta", "_objective", b"_objective", "bound", b"bound", "delta", b"delta", "objective", b"objective"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delta", b"_delta", "_objective", b"_objective", "delta", b"delta", "detail", b"detail", "node_id", b"node_id", "objective", b"objective", "shipments", b"shipments", "status", b"status", "unfulfilled", b"unfulfilled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_delta", b"_delta", "_objective", b"_objective", "bound", b"bound", "delta", b"delta", "detail", b"detail", "gap", b"gap", "node_id", b"node_id", "objective", b"objective", "shipments", b"shipments", "status", b"status", "unfulfilled", b"unfulfilled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__bound: _TypeAlias = _typing.Literal["bound"]  # noqa: Y015
+    _WhichOneofArgType__bound: _TypeAlias = _typing.Literal["_bound", b"_bound"]  # noqa: Y015
     _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
     _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015
     _WhichOneofReturnType__objective: _TypeAlias = _typing.Literal["objective"]  # noqa: Y015
     _WhichOneofArgType__objective: _TypeAlias = _typing.Literal["_objective", b"_objective"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__bound) -> _WhichOneofReturnType__bound | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
     @_typing.overload
@@ -1581,33 +1899,139 @@ Global___UnfulfilledLine: _TypeAlias = UnfulfilledLine  # noqa: Y015
 
 @_typing.final
 class Explanation(_message.Message):
-    """Why a plan is what it is: its model in full, and the nodes left out of it."""
+    """Why a plan is what it is: a summary to read, and on request its model in full and every
+    node left out of it.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
     EXCLUDED_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def model(self) -> Global___ExplainedModel:
-        """The canonical model of the order, complete enough to re-solve with another solver."""
+        """The canonical model of the order, complete enough to re-solve with another solver;
+        only with EXPLAIN_LEVEL_FULL.
+        """
 
     @_builtins.property
     def excluded(self) -> _containers.RepeatedCompositeFieldContainer[Global___Exclusion]:
-        """Nodes that are not candidates, each with its reason."""
+        """Nodes that are not candidates, each with its reason; only with EXPLAIN_LEVEL_FULL."""
+
+    @_builtins.property
+    def summary(self) -> Global___ExplanationSummary:
+        """The part a person reads; with EXPLAIN_LEVEL_SUMMARY and EXPLAIN_LEVEL_FULL."""
 
     def __init__(
         self,
         *,
         model: Global___ExplainedModel | None = ...,
         excluded: _abc.Iterable[Global___Exclusion] | None = ...,
+        summary: Global___ExplanationSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["excluded", b"excluded", "model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["excluded", b"excluded", "model", b"model", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Explanation: _TypeAlias = Explanation  # noqa: Y015
+
+@_typing.final
+class ExplanationSummary(_message.Message):
+    """The part of a plan's explanation a person reads, money in currency units."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDIDATE_COUNT_FIELD_NUMBER: _builtins.int
+    EXCLUDED_COUNT_FIELD_NUMBER: _builtins.int
+    SPLIT_PENALTY_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    CHOSEN_FIELD_NUMBER: _builtins.int
+    RUNNER_UP_FIELD_NUMBER: _builtins.int
+    RUNNER_UP_DELTA_FIELD_NUMBER: _builtins.int
+    EXCLUDED_FIELD_NUMBER: _builtins.int
+    candidate_count: _builtins.int
+    """Candidate nodes of the model (the nodes j of Explanation.model)."""
+    excluded_count: _builtins.int
+    """Nodes left out of the model, over every reason."""
+    split_penalty: _builtins.float
+    """Cost of each shipment beyond the first, as ExplainedModel.split_penalty."""
+    runner_up_delta: _builtins.float
+    """The runner-up's objective minus the plan's, currency units (>= 0 for a proven plan);
+    absent when there is no runner-up or no plan.
+    """
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelLine]:
+        """The order lines with their quantities and backorder costs, as ExplainedModel.lines."""
+
+    @_builtins.property
+    def chosen(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candidate]:
+        """The terms of each node the plan ships from, in the order of Plan.shipments."""
+
+    @_builtins.property
+    def runner_up(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candidate]:
+        """The terms of each node the runner-up (Plan.alternatives[0]) ships from that the plan
+        does not, in the order of its shipments.
+        """
+
+    @_builtins.property
+    def excluded(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExclusionGroup]:
+        """Per exclusion reason that occurs, in the enum's order: how many nodes and the nearest."""
+
+    def __init__(
+        self,
+        *,
+        candidate_count: _builtins.int = ...,
+        excluded_count: _builtins.int = ...,
+        split_penalty: _builtins.float = ...,
+        lines: _abc.Iterable[Global___ModelLine] | None = ...,
+        chosen: _abc.Iterable[Global___Candidate] | None = ...,
+        runner_up: _abc.Iterable[Global___Candidate] | None = ...,
+        runner_up_delta: _builtins.float | None = ...,
+        excluded: _abc.Iterable[Global___ExclusionGroup] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_runner_up_delta", b"_runner_up_delta", "runner_up_delta", b"runner_up_delta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_runner_up_delta", b"_runner_up_delta", "candidate_count", b"candidate_count", "chosen", b"chosen", "excluded", b"excluded", "excluded_count", b"excluded_count", "lines", b"lines", "runner_up", b"runner_up", "runner_up_delta", b"runner_up_delta", "split_penalty", b"split_penalty"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__runner_up_delta: _TypeAlias = _typing.Literal["runner_up_delta"]  # noqa: Y015
+    _WhichOneofArgType__runner_up_delta: _TypeAlias = _typing.Literal["_runner_up_delta", b"_runner_up_delta"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__runner_up_delta) -> _WhichOneofReturnType__runner_up_delta | None: ...
+
+Global___ExplanationSummary: _TypeAlias = ExplanationSummary  # noqa: Y015
+
+@_typing.final
+class ExclusionGroup(_message.Message):
+    """The nodes left out of a model for one reason."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    NEAREST_FIELD_NUMBER: _builtins.int
+    reason: Global___ExclusionReason.ValueType
+    """The reason."""
+    count: _builtins.int
+    """How many nodes it leaves out."""
+    @_builtins.property
+    def nearest(self) -> _containers.RepeatedCompositeFieldContainer[Global___Exclusion]:
+        """The nodes nearest the destination, nearest first (ties by node_id); at most 3."""
+
+    def __init__(
+        self,
+        *,
+        reason: Global___ExclusionReason.ValueType = ...,
+        count: _builtins.int = ...,
+        nearest: _abc.Iterable[Global___Exclusion] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "nearest", b"nearest", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExclusionGroup: _TypeAlias = ExclusionGroup  # noqa: Y015
 
 @_typing.final
 class ExplainedModel(_message.Message):
@@ -1822,22 +2246,28 @@ class Exclusion(_message.Message):
     NODE_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    DISTANCE_KM_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """The node."""
     reason: Global___ExclusionReason.ValueType
     """Why it is left out."""
     detail: _builtins.str
     """Human-readable detail, e.g. the distance or the missing SKUs."""
+    distance_km: _builtins.float
+    """Great-circle distance from the node to the destination (the pickup node for a pickup
+    order), in kilometres.
+    """
     def __init__(
         self,
         *,
         node_id: _builtins.str = ...,
         reason: Global___ExclusionReason.ValueType = ...,
         detail: _builtins.str = ...,
+        distance_km: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "node_id", b"node_id", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "distance_km", b"distance_km", "node_id", b"node_id", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2190,12 +2620,15 @@ class TestDriveRequest(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     STOCK_FIELD_NUMBER: _builtins.int
     EXPLAIN_FIELD_NUMBER: _builtins.int
+    EXPLAIN_LEVEL_FIELD_NUMBER: _builtins.int
     document: _builtins.str
     """A YAML document, published or not."""
     version: _builtins.int
     """A published version."""
     explain: _builtins.bool
-    """Whether to return the plan's explanation."""
+    """Whether to return the plan's explanation, as PlanOrderRequest.explain."""
+    explain_level: Global___ExplainLevel.ValueType
+    """How much explanation to return, as PlanOrderRequest.explain_level."""
     @_builtins.property
     def order(self) -> Global___Order:
         """The order to plan."""
@@ -2214,10 +2647,11 @@ class TestDriveRequest(_message.Message):
         order: Global___Order | None = ...,
         stock: _abc.Iterable[Global___StockPosition] | None = ...,
         explain: _builtins.bool = ...,
+        explain_level: Global___ExplainLevel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "order", b"order", "rules", b"rules", "version", b"version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "explain", b"explain", "order", b"order", "rules", b"rules", "stock", b"stock", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "explain", b"explain", "explain_level", b"explain_level", "order", b"order", "rules", b"rules", "stock", b"stock", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_rules: _TypeAlias = _typing.Literal["document", "version"]  # noqa: Y015
     _WhichOneofArgType_rules: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015

@@ -408,6 +408,137 @@ class InventoryService:
             _registered_method=True)
 
 
+class NetworkServiceStub:
+    """The network's calendars: the days nodes do not ship and carrier services do not run
+    (docs/calendars.md). They live in the ledger, so a calendar set through any replica is
+    used by every replica from its next request; the scenario's calendars.csv seeds an empty
+    ledger.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListCalendars = channel.unary_unary(
+                '/router.v1.NetworkService/ListCalendars',
+                request_serializer=router_dot_v1_dot_router__pb2.ListCalendarsRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ListCalendarsResponse.FromString,
+                _registered_method=True)
+        self.SetCalendar = channel.unary_unary(
+                '/router.v1.NetworkService/SetCalendar',
+                request_serializer=router_dot_v1_dot_router__pb2.SetCalendarRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.SetCalendarResponse.FromString,
+                _registered_method=True)
+
+
+class NetworkServiceServicer:
+    """The network's calendars: the days nodes do not ship and carrier services do not run
+    (docs/calendars.md). They live in the ledger, so a calendar set through any replica is
+    used by every replica from its next request; the scenario's calendars.csv seeds an empty
+    ledger.
+    """
+
+    def ListCalendars(self, request, context):
+        """Returns every calendar in effect, nodes' then services', each sorted by owner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetCalendar(self, request, context):
+        """Replaces the calendar of one node or one carrier service (empty closed_days removes
+        it: open every day). Idempotent: the same request again leaves the same calendar. A
+        bad calendar is INVALID_ARGUMENT naming the field, e.g. "calendar.closed_days[1]".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_NetworkServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListCalendars': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCalendars,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ListCalendarsRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ListCalendarsResponse.SerializeToString,
+            ),
+            'SetCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCalendar,
+                    request_deserializer=router_dot_v1_dot_router__pb2.SetCalendarRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.SetCalendarResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'router.v1.NetworkService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('router.v1.NetworkService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class NetworkService:
+    """The network's calendars: the days nodes do not ship and carrier services do not run
+    (docs/calendars.md). They live in the ledger, so a calendar set through any replica is
+    used by every replica from its next request; the scenario's calendars.csv seeds an empty
+    ledger.
+    """
+
+    @staticmethod
+    def ListCalendars(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.NetworkService/ListCalendars',
+            router_dot_v1_dot_router__pb2.ListCalendarsRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ListCalendarsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.NetworkService/SetCalendar',
+            router_dot_v1_dot_router__pb2.SetCalendarRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.SetCalendarResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class RulesServiceStub:
     """Rule sets for planners: validate, lint, test, publish immutable versions, activate and
     roll back (docs/rules.md). Documents are YAML text as planners write them.

@@ -199,6 +199,70 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
+class NetworkServiceStub:
+    """The network's calendars: the days nodes do not ship and carrier services do not run
+    (docs/calendars.md). They live in the ledger, so a calendar set through any replica is
+    used by every replica from its next request; the scenario's calendars.csv seeds an empty
+    ledger.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> NetworkServiceAsyncStub: ...
+    ListCalendars: _grpc.UnaryUnaryMultiCallable[_router_pb2.ListCalendarsRequest, _router_pb2.ListCalendarsResponse]
+    """Returns every calendar in effect, nodes' then services', each sorted by owner."""
+    SetCalendar: _grpc.UnaryUnaryMultiCallable[_router_pb2.SetCalendarRequest, _router_pb2.SetCalendarResponse]
+    """Replaces the calendar of one node or one carrier service (empty closed_days removes
+    it: open every day). Idempotent: the same request again leaves the same calendar. A
+    bad calendar is INVALID_ARGUMENT naming the field, e.g. "calendar.closed_days[1]".
+    """
+
+@_typing.type_check_only
+class NetworkServiceAsyncStub(NetworkServiceStub):
+    """The network's calendars: the days nodes do not ship and carrier services do not run
+    (docs/calendars.md). They live in the ledger, so a calendar set through any replica is
+    used by every replica from its next request; the scenario's calendars.csv seeds an empty
+    ledger.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ListCalendars: _aio.UnaryUnaryMultiCallable[_router_pb2.ListCalendarsRequest, _router_pb2.ListCalendarsResponse]  # type: ignore[assignment]
+    """Returns every calendar in effect, nodes' then services', each sorted by owner."""
+    SetCalendar: _aio.UnaryUnaryMultiCallable[_router_pb2.SetCalendarRequest, _router_pb2.SetCalendarResponse]  # type: ignore[assignment]
+    """Replaces the calendar of one node or one carrier service (empty closed_days removes
+    it: open every day). Idempotent: the same request again leaves the same calendar. A
+    bad calendar is INVALID_ARGUMENT naming the field, e.g. "calendar.closed_days[1]".
+    """
+
+class NetworkServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The network's calendars: the days nodes do not ship and carrier services do not run
+    (docs/calendars.md). They live in the ledger, so a calendar set through any replica is
+    used by every replica from its next request; the scenario's calendars.csv seeds an empty
+    ledger.
+    """
+
+    @_abc_1.abstractmethod
+    def ListCalendars(
+        self,
+        request: _router_pb2.ListCalendarsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ListCalendarsResponse, _abc.Awaitable[_router_pb2.ListCalendarsResponse]]:
+        """Returns every calendar in effect, nodes' then services', each sorted by owner."""
+
+    @_abc_1.abstractmethod
+    def SetCalendar(
+        self,
+        request: _router_pb2.SetCalendarRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.SetCalendarResponse, _abc.Awaitable[_router_pb2.SetCalendarResponse]]:
+        """Replaces the calendar of one node or one carrier service (empty closed_days removes
+        it: open every day). Idempotent: the same request again leaves the same calendar. A
+        bad calendar is INVALID_ARGUMENT naming the field, e.g. "calendar.closed_days[1]".
+        """
+
+def add_NetworkServiceServicer_to_server(servicer: NetworkServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
 class RulesServiceStub:
     """Rule sets for planners: validate, lint, test, publish immutable versions, activate and
     roll back (docs/rules.md). Documents are YAML text as planners write them.

@@ -7,21 +7,30 @@ from benchmarks import compare
 from benchmarks.compare import Engines, Sweep
 from benchmarks.orders import orders_of_size
 from benchmarks.scenarios import REGISTRY
-from router.engine.solve import FAST, FULL_MODEL
+from router.engine.solve import FAST, FULL_MODEL, HIGHS_FULL
 
 TINY_SWEEP = Sweep(nodes=(20, 30), lines=(1, 3), per_cell=3, n_skus=100, n_orders=20)
+TINY_DENSE = Sweep(compare.DENSE, nodes=(30,), lines=(5, 20), per_cell=2, n_skus=60, n_orders=10)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_every_registered_scenario_smoke_runs_on_both_engines(name):
-    """Every scenario builds at its smoke size; both engines agree on all of its orders."""
+def test_every_registered_scenario_smoke_runs_on_all_engines(name):
+    """Every scenario builds at its smoke size; the three engines agree on all its orders.
+
+    The fast engine proves every order; a baseline may run out of time on a dense one, but
+    no proof may contradict another answer, and where all three prove, they agree.
+    """
     table = compare.run_scenario(name, [1], None, Engines(), smoke=True)
     n_orders = len(REGISTRY[name].smoke(1).orders)
     assert n_orders > 0
-    assert len(table) == 2 * n_orders
-    assert set(table["engine"]) == {FAST, FULL_MODEL}
-    assert set(table["status"]) <= {"OPTIMAL", "INFEASIBLE"}
+    assert len(table) == 3 * n_orders
+    assert set(table["engine"]) == {FAST, FULL_MODEL, HIGHS_FULL}
+    assert set(table[table["role"] == compare.FAST_ROLE]["status"]) <= {"OPTIMAL", "INFEASIBLE"}
     assert compare.mismatches(table).empty
+    proven = table.groupby("order_id").filter(
+        lambda rows: rows["status"].isin(compare.PROVEN).all()
+    )
+    assert (proven.groupby("order_id")["objective"].nunique(dropna=False) == 1).all()
 
 
 def test_comparison_smoke_runs_with_a_sweep_and_writes_every_output(tmp_path, capsys):
@@ -29,28 +38,38 @@ def test_comparison_smoke_runs_with_a_sweep_and_writes_every_output(tmp_path, ca
     argv = ["--smoke", "--out", str(tmp_path), "--per-cell", str(TINY_SWEEP.per_cell)]
     argv += ["--nodes", *map(str, TINY_SWEEP.nodes), "--lines", *map(str, TINY_SWEEP.lines)]
     argv += ["--sweep-skus", str(TINY_SWEEP.n_skus)]
+    argv += ["--dense-nodes", *map(str, TINY_DENSE.nodes)]
+    argv += ["--dense-lines", *map(str, TINY_DENSE.lines)]
+    argv += ["--dense-per-cell", str(TINY_DENSE.per_cell), "--dense-skus", str(TINY_DENSE.n_skus)]
     assert compare.main(argv) == 0
     printed = capsys.readouterr().out
     assert "0 mismatches" in printed
     assert "standard: fast is " in printed
     for name in ("orders.csv", "summary.csv", "summary.md"):
         assert (tmp_path / name).stat().st_size > 0
-    for name in ("latency_vs_nodes.png", "latency_vs_lines.png"):
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("latency_vs_nodes", "latency_vs_lines", "dense_vs_nodes", "dense_vs_lines"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_csv(tmp_path / "orders.csv")
     sweep = table[table["scenario"] == compare.SWEEP]
     assert sorted(set(sweep["nodes"])) == list(TINY_SWEEP.nodes)
     assert sorted(set(sweep["lines"])) == list(TINY_SWEEP.lines)
-    assert len(sweep) == 2 * len(TINY_SWEEP.nodes) * len(TINY_SWEEP.lines) * 3
+    assert len(sweep) == 3 * len(TINY_SWEEP.nodes) * len(TINY_SWEEP.lines) * 3
+    dense = table[table["scenario"] == compare.DENSE]
+    assert len(dense) == 3 * len(TINY_DENSE.lines) * TINY_DENSE.per_cell
+    assert sorted(set(dense["lines"])) == list(TINY_DENSE.lines)
     stats = pd.read_csv(tmp_path / "summary.csv")
-    assert set(stats["engine"]) == {FAST, FULL_MODEL}
-    assert len(stats) == 2 * (1 + len(TINY_SWEEP.nodes) * len(TINY_SWEEP.lines))
-    assert (stats["agree"].str.split("/").str[0] == stats["agree"].str.split("/").str[1]).all()
+    assert set(stats["engine"]) == {FAST, FULL_MODEL, HIGHS_FULL}
+    cells = 1 + len(TINY_SWEEP.nodes) * len(TINY_SWEEP.lines) + len(TINY_DENSE.lines)
+    assert len(stats) == 3 * cells
+    assert (stats["proven"] == stats["orders"]).all() and (stats["worse"] == 0).all()
     assert "| sweep | 30 | 3 | cpsat-full |" in (tmp_path / "summary.md").read_text()
+    goals = (tmp_path / "goals.md").read_text()
+    assert goals.count("\n") == 2 + len(TINY_DENSE.lines)
+    assert "| 30 | 20 | 2 | 100% | 0.00% |" in goals
 
 
 def test_a_mismatch_is_reported_and_fails_the_run(tmp_path, capsys, monkeypatch):
-    """A baseline that disagrees on an objective is printed and makes the exit status 1."""
+    """A baseline whose proven optimum another engine beats is printed; exit status 1."""
     real = compare.route_order
 
     def off_by_one(*args, engine, **kwargs):
@@ -60,9 +79,11 @@ def test_a_mismatch_is_reported_and_fails_the_run(tmp_path, capsys, monkeypatch)
         return plan
 
     monkeypatch.setattr(compare, "route_order", off_by_one)
-    assert compare.main(["--smoke", "--orders", "2", "--per-cell", "0", "--out", str(tmp_path)])
+    argv = ["--smoke", "--orders", "2", "--per-cell", "0", "--dense-per-cell", "0"]
+    assert compare.main([*argv, "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     assert printed.count("MISMATCH standard seed 7") == 2
+    assert printed.count(f"{FULL_MODEL} OPTIMAL") == 2
     assert "identical objectives on 0/2 orders" in printed
 
 
@@ -100,3 +121,44 @@ def test_rules_benchmark_smoke_runs_every_variant(capsys):
     assert rules.main(["--orders", "5", "--smoke"]) == 0
     table = capsys.readouterr().out
     assert "| example |" in table and "p50 / bare" in table
+
+
+def test_explain_size_benchmark_smoke_runs_every_level(capsys):
+    """The explanation-size benchmark measures every level; a summary is smaller than full."""
+    from benchmarks import explain_size
+
+    rows = explain_size.measure([2], smoke=True)
+    assert [row["level"] for row in rows] == ["none", "summary", "full"]
+    none, summary, full = (int(str(row["json_bytes"])) for row in rows)
+    assert none < summary < full
+    assert explain_size.main(["--lines", "2", "--smoke"]) == 0
+    assert "| summary |" in capsys.readouterr().out
+
+
+def test_calendars_benchmark_smoke_runs_both_variants(capsys):
+    """The calendars benchmark times both networks on every order and prints their ratios.
+
+    Its calendars do move some order's ship dates.
+    """
+    from benchmarks import calendars
+    from router.engine.candidates import build_model
+    from router.sample import sample_scenario
+
+    times = calendars.measure(12, smoke=True)
+    assert set(times) == {"open", "calendars"}
+    assert all(len(v) == 12 and min(v) > 0 for v in times.values())
+    assert calendars.main(["--orders", "5", "--smoke"]) == 0
+    table = capsys.readouterr().out
+    assert "| calendars |" in table and "p50 / open" in table
+    scenario = sample_scenario(n_orders=40, n_stores=50, n_skus=200)
+    closed = calendars.with_calendars(scenario.network, scenario.orders)
+    policy = scenario.rules.strategies[0].policy
+
+    def ship_dates(network):
+        return [
+            c.ship_date
+            for o in scenario.orders
+            for c in build_model(o, network, scenario.stock, policy).model.candidates
+        ]
+
+    assert ship_dates(closed) != ship_dates(scenario.network)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import date, time
 
+from models.capacity import CapacityUsed
 from models.money import to_units
 from models.network import NodeType
 from models.plan import ExclusionReason
@@ -92,13 +93,40 @@ def test_cutoff_moves_ship_and_delivery_date():
     }
 
 
-def test_out_of_capacity():
-    """A node that has taken its daily order capacity is not a candidate."""
-    net = network(node("N1", 1, capacity=2), node("N2", 1, capacity=2))
-    built = build_model(
-        order(("A", 1)), net, stock(("N1", "A", 1), ("N2", "A", 1)), Policy(), {"N1": 2, "N2": 1}
+def test_out_of_capacity_on_its_own_ship_date():
+    """A node is out of capacity when the slots of *its own* ship date are taken.
+
+    The order is created on 2026-11-20 at 12:00 UTC. N1 (cutoff 23:59) ships that day;
+    N2 and N3 (cutoff 11:00, passed) ship on the 21st. N1 has taken 2 of 2 slots on the
+    20th, its ship date: out, the detail naming the date. N2 is full on the 20th too, the
+    creation day, but ships on the 21st, where it has taken 1 of 2: a candidate. N3 is
+    full on the 21st only, its ship date: out.
+    """
+    net = network(
+        node("N1", 1, capacity=2),
+        node("N2", 1, capacity=2, cutoff=time(11)),
+        node("N3", 1, capacity=1, cutoff=time(11)),
     )
-    assert reasons(built) == {"N1": ExclusionReason.OUT_OF_CAPACITY}
+    today, tomorrow = date(2026, 11, 20), date(2026, 11, 21)
+    used = CapacityUsed(
+        {("N1", today): 2, ("N2", today): 2, ("N2", tomorrow): 1, ("N3", tomorrow): 1}
+    )
+    on_hand = stock(("N1", "A", 1), ("N2", "A", 1), ("N3", "A", 1))
+    built = build_model(order(("A", 1)), net, on_hand, Policy(), used)
+    assert {e.node_id: (e.reason, e.detail) for e in built.excluded} == {
+        "N1": (ExclusionReason.OUT_OF_CAPACITY, "2 of 2 orders taken on 2026-11-20, its ship date"),
+        "N3": (ExclusionReason.OUT_OF_CAPACITY, "1 of 1 orders taken on 2026-11-21, its ship date"),
+    }
+    assert [(c.node_id, c.ship_date) for c in built.model.candidates] == [("N2", tomorrow)]
+
+
+def test_capacity_zero_is_always_out():
+    """A node with a daily capacity of 0 is out of capacity even with no slot taken."""
+    net = network(node("N1", 1, capacity=0))
+    built = build_model(order(("A", 1)), net, stock(("N1", "A", 1)), Policy())
+    assert [(e.reason, e.detail) for e in built.excluded] == [
+        (ExclusionReason.OUT_OF_CAPACITY, "0 of 0 orders taken on 2026-11-20, its ship date")
+    ]
 
 
 def test_cost_terms():

@@ -4,18 +4,23 @@
 vectorised one (a loop over every node with zoneinfo and Decimal per node), kept verbatim
 as the definition the fast one must reproduce exactly: same candidates in the same order
 with the same values and Python types, same exclusions with the same details, same stock.
+Since calendars and capacity per ship date, its dates come from the one-date definitions
+(:func:`ship_date` with the node's calendar, :meth:`Calendar.open_days_after` with the
+service's) and its capacity check reads the slots of the node's own ship date.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from models.calendar import Calendar, CalendarKind, Calendars
+from models.capacity import CapacityUsed
 from models.money import to_units
 from models.network import Network, Node, NodeType, RateBand, RateCard, Stock, StockPosition
 from models.order import Order
@@ -50,10 +55,15 @@ def reference_build_model(
     network: Network,
     stock: Stock,
     rules: Policy,
-    capacity_used: Mapping[str, int] | None = None,
+    capacity_used: CapacityUsed | None = None,
 ) -> tuple[BuiltModel, tuple[Exclusion, ...], tuple[int, ...]]:
-    """build_model before vectorisation (verbatim but for what it returns and the band terms)."""
-    used = capacity_used or {}
+    """build_model before vectorisation, node by node.
+
+    Verbatim but for what it returns, the band terms, calendars and capacity per ship date.
+    Its exclusions carry the node's distance to the destination, as build_model's do.
+    """
+    used = capacity_used or CapacityUsed()
+    carrier = network.calendars.for_owner(CalendarKind.SERVICE, order.service)
     bands = network.rates.bands[order.service]
     pickup = order.pickup_node_id
     if pickup is not None:
@@ -74,19 +84,20 @@ def reference_build_model(
     candidates: list[CandidateTerms] = []
     excluded: list[Exclusion] = []
 
-    def exclude(node: Node, reason: ExclusionReason, detail: str) -> None:
-        excluded.append(Exclusion(node.node_id, reason, detail))
+    def exclude(node: Node, distance: float, reason: ExclusionReason, detail: str) -> None:
+        excluded.append(Exclusion(node.node_id, reason, detail, distance))
 
     for i in sorted(range(len(network.nodes)), key=lambda k: network.nodes[k].node_id):
         node = network.nodes[i]
         at_counter = node.node_id == pickup
         distance = 0.0 if at_counter else float(distances[i])
         if not node.ships and not at_counter:
-            exclude(node, ExclusionReason.DOES_NOT_SHIP, "node does not ship parcels")
+            exclude(node, distance, ExclusionReason.DOES_NOT_SHIP, "node does not ship parcels")
             continue
         if rules.node_types is not None and node.type not in rules.node_types:
             exclude(
                 node,
+                distance,
                 ExclusionReason.FILTERED_BY_RULE,
                 f"filters.node_types: node type {node.type} is not allowed",
             )
@@ -94,31 +105,38 @@ def reference_build_model(
         if rules.max_distance_km is not None and distance > rules.max_distance_km:
             radius = rules.max_distance_km
             detail = f"filters.max_distance_km: {distance:.1f} km is beyond {radius:g} km"
-            exclude(node, ExclusionReason.FILTERED_BY_RULE, detail)
+            exclude(node, distance, ExclusionReason.FILTERED_BY_RULE, detail)
             continue
         available = tuple(stock.available(node.node_id, line.sku) for line in order.lines)
         if not any(available):
-            exclude(node, ExclusionReason.NO_AVAILABLE_STOCK, "no available unit of any line")
+            exclude(
+                node, distance, ExclusionReason.NO_AVAILABLE_STOCK, "no available unit of any line"
+            )
             continue
         band = _band(bands, distance)
         if band is None:
             last = bands[-1].max_distance_km
             detail = f"{distance:.1f} km is beyond the last {order.service} band ({last:g} km)"
-            exclude(node, ExclusionReason.BEYOND_LAST_BAND, detail)
+            exclude(node, distance, ExclusionReason.BEYOND_LAST_BAND, detail)
             continue
         shipped = ship_date(
-            order.created_at, node.processing_hours, node.cutoff_local_time, node.timezone
+            order.created_at,
+            node.processing_hours,
+            node.cutoff_local_time,
+            node.timezone,
+            network.calendars.nodes.get(node.node_id),
         )
-        delivered = shipped + timedelta(days=0 if at_counter else band.transit_days)
+        delivered = shipped if at_counter else carrier.open_days_after(shipped, band.transit_days)
         late = 0 if order.deliver_by is None else max(0, (delivered - order.deliver_by).days)
         if late and rules.sla is SlaMode.HARD:
             detail = f"delivers {delivered.isoformat()}, {late} day(s) after {order.deliver_by}"
-            exclude(node, ExclusionReason.CANNOT_MEET_SLA, detail)
+            exclude(node, distance, ExclusionReason.CANNOT_MEET_SLA, detail)
             continue
         capacity = node.daily_order_capacity
-        if capacity is not None and used.get(node.node_id, 0) >= capacity:
-            detail = f"{used.get(node.node_id, 0)} of {capacity} orders taken today"
-            exclude(node, ExclusionReason.OUT_OF_CAPACITY, detail)
+        taken = used.used(node.node_id, shipped)
+        if capacity is not None and taken >= capacity:
+            detail = f"{taken} of {capacity} orders taken on {shipped.isoformat()}, its ship date"
+            exclude(node, distance, ExclusionReason.OUT_OF_CAPACITY, detail)
             continue
         per_unit = to_units(node.handling_cost_per_unit) + to_units(
             rules.unit_penalty_by_node_type.get(node.type, 0.0)
@@ -172,7 +190,7 @@ def assert_same_model(
     network: Network,
     stock: Stock,
     rules: Policy,
-    capacity_used: Mapping[str, int] | None = None,
+    capacity_used: CapacityUsed | None = None,
 ) -> BuiltModel:
     """build_model equals the reference, value for value and type for type."""
     got = build_model(order, network, stock, rules, capacity_used)
@@ -212,14 +230,47 @@ def scenario_rules() -> list[Policy]:
     ]
 
 
+def on_days(used: Mapping[str, int], days: Sequence[date]) -> CapacityUsed:
+    """``used[node]`` slots taken on one day each: the k-th node's on ``days[k % len(days)]``."""
+    return CapacityUsed({(n, days[k % len(days)]): u for k, (n, u) in enumerate(used.items())})
+
+
+def closed_some_days(net: Network, holiday: date) -> Network:
+    """``net`` with calendars of many shapes.
+
+    Every 3rd node shuts on Sundays, every 4th at weekends, every 5th on ``holiday`` and
+    the next day; every service runs Monday to Saturday, and not on ``holiday``.
+    """
+    nodes = []
+    for k, n in enumerate(sorted(n.node_id for n in net.nodes)):
+        weekdays = {6} if k % 3 == 0 else set()
+        weekdays |= {5, 6} if k % 4 == 0 else set()
+        dates = {holiday, holiday + timedelta(days=1)} if k % 5 == 0 else set()
+        nodes.append((CalendarKind.NODE, n, Calendar(frozenset(weekdays), frozenset(dates))))
+    services = [
+        (CalendarKind.SERVICE, s, Calendar(frozenset({6}), frozenset({holiday})))
+        for s in net.rates.bands
+    ]
+    return dataclasses.replace(net, calendars=Calendars.of([*nodes, *services]))
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sample_scenarios_match_the_reference(seed):
-    """Every order of small seeded sample scenarios, under several rule sets and capacities."""
+@pytest.mark.parametrize("calendars", [False, True])
+def test_sample_scenarios_match_the_reference(seed, calendars):
+    """Every order of small seeded sample scenarios matches the reference.
+
+    Under several rule sets and capacities per day, with and without calendars.
+    """
     scenario = sample_scenario(seed, n_dcs=3, n_stores=40, n_skus=120, n_orders=150)
     net, positions = scenario.network, scenario.stock
+    created = sorted({o.created_at.astimezone(UTC).date() for o in scenario.orders})
+    if calendars:
+        net = closed_some_days(net, created[len(created) // 2])
     with_capacity = [n.node_id for n in net.nodes if n.daily_order_capacity is not None]
-    # Some nodes at or over capacity, some under, one not in the network.
-    used = {node_id: 10**6 * (k % 2) for k, node_id in enumerate(with_capacity)} | {"X": 1}
+    # Some nodes at or over capacity on one day, some under, one not in the network.
+    full = {node_id: 10**6 * (k % 2) for k, node_id in enumerate(with_capacity)} | {"X": 1}
+    days = [d + timedelta(days=k) for d in created for k in range(3)]
+    used = on_days(full, days)
     candidates = 0
     for rules in scenario_rules():
         for o in scenario.orders:
@@ -234,6 +285,9 @@ def test_standard_sample_orders_match_the_reference():
     for o in scenario.orders[:40]:
         assert_same_model(o, scenario.network, scenario.stock, scenario.rules.strategies[0].policy)
 
+
+CREATED_DAY = date(2026, 11, 20)
+"""The UTC day (and ship date, at the equator in UTC) of :func:`tests.engine.conftest.order`."""
 
 # --- a hand-made network across time zones and daylight-saving changes -------------------
 
@@ -326,12 +380,19 @@ def created_times() -> list[datetime]:
     return times
 
 
-def test_world_network_across_daylight_saving_matches_the_reference():
-    """Ship dates, delivery dates and lateness in many zones around offset changes."""
+@pytest.mark.parametrize("calendars", [False, True])
+def test_world_network_across_daylight_saving_matches_the_reference(calendars):
+    """Dates, lateness and capacity match in many zones around offset changes.
+
+    With and without calendars.
+    """
     net = world_network()
+    if calendars:
+        net = closed_some_days(net, date(2026, 11, 1))
     positions = world_stock(net)
     pickups = [n.node_id for n in net.nodes if n.pickup]
-    used = {n.node_id: 5 for n in net.nodes[::3]}
+    days = [(when + timedelta(days=k)).date() for when in TRANSITIONS for k in range(-2, 4)]
+    used = on_days({n.node_id: 5 for n in net.nodes[::3]}, days)
     rules = (Policy(), Policy(sla=SlaMode.HARD, max_distance_km=800.0))
     for k, created in enumerate(created_times()):
         deliver_by = (created.astimezone(UTC) + timedelta(days=k % 4)).date()
@@ -363,8 +424,9 @@ def test_edge_cases_match_the_reference():
         order(("A", 1), pickup_node_id="P"),
         order(("B", 1), pickup_node_id="P", deliver_by=date(2026, 11, 19)),
     ):
-        assert_same_model(o, net, positions, Policy(), {"N": 0})
-        assert_same_model(o, net, positions, Policy(sla=SlaMode.HARD), {"P": 1})
+        assert_same_model(o, net, positions, Policy(), CapacityUsed({("N", CREATED_DAY): 0}))
+        full = CapacityUsed({("P", CREATED_DAY): 1})
+        assert_same_model(o, net, positions, Policy(sla=SlaMode.HARD), full)
     empty = Network((), SKUS, net.rates)
     assert_same_model(order(("A", 1)), empty, positions, Policy())
 

@@ -7,7 +7,7 @@ from datetime import date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.plan import CandidateTerms, ExplainedModel, LineTerms
+from models.plan import CandidateTerms, ExplainedModel, LineTerms, SolveStatus
 from router.engine.cpsat import solve_model
 from router.engine.fast import solve_fast
 from router.engine.stop import Stop
@@ -156,19 +156,81 @@ def test_best_plan_and_alternatives_match_a_brute_force_ranking(model: Explained
         assert model.objective(plan.assignment) == plan.objective
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(models())
-def test_cpsat_fallback_reaches_the_same_optimum(model: ExplainedModel):
-    """When enumeration hands over to CP-SAT (forced at one shipment), the plan is the same."""
+def test_lagrangian_bounds_rank_plans_as_the_brute_force(model: ExplainedModel):
+    """With every level bounded by the Lagrangian relaxation, the ranking is unchanged.
+
+    The cheap bound suffices for models this small, so the Lagrangian levels are forced on
+    every level: they must prune no plan that ranks among the first three.
+    """
     import router.engine.fast as fast
 
-    saved = fast.MAX_ENUMERATED_SHIPMENTS
-    fast.MAX_ENUMERATED_SHIPMENTS = 1
+    saved, fast.SMALL_LEVEL = fast.SMALL_LEVEL, -1
     try:
-        result = fast.solve_fast(model, Stop(), 10.0)
+        result = fast.solve_fast(model, Stop(), 10.0, alternatives=2)
     finally:
-        fast.MAX_ENUMERATED_SHIPMENTS = saved
-    full = solve_model(model, Stop(), 10.0)
-    assert (result.best.status, result.best.objective) == (full.status, full.objective)
-    # The fallback breaks ties as documented too: the same plan as the enumeration.
-    assert result.best.assignment == fast.solve_fast(model, Stop(), 10.0).best.assignment
+        fast.SMALL_LEVEL = saved
+    ranking = ranked_plans(model)
+    plans = [p for p in (result.best, *result.alternatives) if p.objective is not None]
+    assert [p.objective for p in plans] == [cost for cost, _, _, _ in ranking[:3]]
+    assert result.best.assignment == solve_fast(model, Stop(), 10.0).best.assignment
+
+
+@settings(max_examples=600, deadline=None)
+@given(models(), st.integers(0, 6))
+def test_a_forced_node_gets_the_best_plan_through_it(model: ExplainedModel, node: int):
+    """A counterfactual's plan is the brute force's best plan that ships from the node.
+
+    When no plan ships from it, the answer is INFEASIBLE (proven), never a plan.
+    """
+    if node >= len(model.candidates):
+        return
+    forced = solve_fast(model, Stop(), 10.0, forced=node).best
+    through = [
+        plan for plan in ranked_plans(model) if plan[1] and _ranks_of(model, node) in plan[3]
+    ]
+    if not through:
+        assert forced.status is SolveStatus.INFEASIBLE
+        return
+    assert forced.status is SolveStatus.OPTIMAL
+    assert forced.objective == through[0][0]
+    assert any(j == node for (j, _), q in forced.assignment.items() if q)
+    assert model.objective(forced.assignment) == forced.objective
+
+
+def _ranks_of(model: ExplainedModel, node: int) -> int:
+    tie = sorted(
+        range(len(model.candidates)),
+        key=lambda j: (-model.candidates[j].priority, model.candidates[j].node_id),
+    )
+    return tie.index(node)
+
+
+def test_lines_of_one_sku_with_different_terms_go_to_cpsat():
+    """Lines of one SKU that differ in backorder cost cannot be grouped; CP-SAT solves them.
+
+    Node n0 (F = 5) holds 2 units of A at 1 each, shared by both lines. Line l0 (A ×1)
+    backorders at 10 a unit, l1 (A ×2) at 2. Nothing shipped: 10 + 2·2 = 14; l0 only:
+    5 + 1 + 2·2 = 10; l0 and one unit of l1 (the stock is 2): 5 + 1 + 1 + 2 = 9, the
+    optimum.
+    """
+    candidate = CandidateTerms(
+        node_id="n0",
+        distance_km=0.0,
+        service="ground",
+        ship_date=DAY,
+        delivery_date=DAY,
+        days_late=0,
+        handling_cost=5,
+        shipping_cost=0,
+        lateness_cost=0,
+        node_penalty=0,
+        unit_costs=(1, 1),
+        available=(2, 2),
+    )
+    lines = (LineTerms("l0", "A", 1, 10, True), LineTerms("l1", "A", 2, 2, True))
+    model = ExplainedModel(0, 0, (candidate,), lines, None, False)
+    result = solve_fast(model, Stop(), 10.0).best
+    assert (result.status, result.objective) == (SolveStatus.OPTIMAL, 9)
+    assert result.assignment == {(0, 0): 1, (0, 1): 1}

@@ -14,11 +14,13 @@ shipment + base cost): W from X 0 + 1 + (1 + 5) = 7, W from Y 2 + 1 + 6 = 9, E f
 backorder 60 − 11 = 49 there, against 9 − 7 = 2 in the west) and serves W from Y; E's
 second unit is backordered. One more unit at X would save 49 (E's second unit), one fewer
 would cost 49: the dual of X's stock row is 49, unique. Y's is 0 (plentiful: it ships 1
-of 5).
+of 5). These worked duals are those of the LP without the price bound (``UNBOUNDED``); the
+bound's own tests follow them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -41,12 +43,15 @@ NET = network(node("X", 0.0), node("Y", -4.0, per_unit=2.0))
 WEST = RegionDemand("US-W", "A", 1.0, 0.0, 0.0)
 EAST = RegionDemand("US-E", "A", 2.0, 0.0, 12.0)
 FORECAST = Forecast((WEST, EAST), horizon_hours=24.0, source="test")
+UNBOUNDED = math.inf
+"""``max_price_ratio`` that leaves prices unbounded: the LP's duals as they are."""
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 def test_scarce_unit_a_far_region_needs_gets_its_dual_plentiful_stock_prices_zero():
     """X's only unit is worth 49 (backorder 60 − E's cost 11); Y's plentiful units 0."""
-    prices = price_stock(NET, stock(("X", "A", 1), ("Y", "A", 5)), FORECAST, units_per_shipment=1)
+    held = stock(("X", "A", 1), ("Y", "A", 5))
+    prices = price_stock(NET, held, FORECAST, units_per_shipment=1, max_price_ratio=UNBOUNDED)
     assert prices == pytest.approx({("X", "A"): 49.0})
 
 
@@ -72,16 +77,17 @@ def test_price_matches_the_finite_differences_of_an_independent_lp():
     assert optimum(2) - optimum(3) == pytest.approx(2.0)
     assert optimum(4) - optimum(5) == pytest.approx(0.0)
     held = stock(("X", "A", 1), ("Y", "A", 5))
-    assert price_stock(NET, held, FORECAST, units_per_shipment=1) == pytest.approx(
-        {("X", "A"): optimum(0) - optimum(1)}
-    )
+    priced = price_stock(NET, held, FORECAST, units_per_shipment=1, max_price_ratio=UNBOUNDED)
+    assert priced == pytest.approx({("X", "A"): optimum(0) - optimum(1)})
     plenty = stock(("X", "A", 5), ("Y", "A", 5))
     assert price_stock(NET, plenty, FORECAST, units_per_shipment=1) == {}
 
 
 def test_per_shipment_costs_are_spread_over_units_per_shipment():
     """With the default 2 units per shipment E from X costs 0 + 2 + 9/2 = 6.5: price 53.5."""
-    prices = price_stock(NET, stock(("X", "A", 1), ("Y", "A", 5)), FORECAST)
+    prices = price_stock(
+        NET, stock(("X", "A", 1), ("Y", "A", 5)), FORECAST, max_price_ratio=UNBOUNDED
+    )
     assert prices == pytest.approx({("X", "A"): 53.5})
 
 
@@ -95,11 +101,57 @@ def test_no_demand_no_stock_or_unknown_skus_price_nothing():
 
 
 def test_the_lp_restricts_each_demand_to_its_nearest_cheapest_nodes():
-    """``nearest=1``: each demand has one x column plus its backorder."""
-    lp = pricing_lp(NET, stock(("X", "A", 1), ("Y", "A", 5)), FORECAST, Policy(), nearest=1)
+    """``nearest=1``: each demand has one x column plus its backorder.
+
+    Bounded, each stock row also has its outside-supply column; unbounded, none.
+    """
+    held = stock(("X", "A", 1), ("Y", "A", 5))
+    lp = pricing_lp(NET, held, FORECAST, Policy(), nearest=1, max_price_ratio=UNBOUNDED)
     assert lp.n_demands == 2
     assert lp.n_variables == 2 + 2  # W: X (7 < 9); E: X only; one backorder each
     assert lp.positions == [("X", "A")]
+    assert pricing_lp(NET, held, FORECAST, Policy(), nearest=1).n_variables == 2 + 2 + 1
+
+
+@pytest.mark.parametrize(("ratio", "price"), [(1.0, 7.0), (2.0, 14.0), (10.0, 49.0)])
+def test_a_price_is_at_most_the_ratio_times_the_units_own_cost(ratio, price):
+    """X's unit is priced min(49, ratio × 7): its own cost is 7, its cheapest use (W).
+
+    With ``units_per_shipment=1`` (module docstring) X's unit serves W at 7 or E at 11, so
+    ``P_X = ratio × 7``. At ratio 1 the LP brings E's second unit to X from outside at
+    11 + 7 = 18 < 60 rather than backorder it, and one more unit at X saves exactly 7; at
+    ratio 2, 11 + 14 = 25 < 60: 14; at ratio 10 the outside unit (11 + 70) is dearer than
+    the backorder (60), the bound does not bind and the price is the unbounded dual, 49.
+    """
+    held = stock(("X", "A", 1), ("Y", "A", 5))
+    prices = price_stock(NET, held, FORECAST, units_per_shipment=1, max_price_ratio=ratio)
+    assert prices == pytest.approx({("X", "A"): price})
+
+
+def test_the_bound_is_part_of_the_lp_so_other_prices_follow_it():
+    """Bounding X's price also lowers Z's to 0, where clipping the duals would give 27.
+
+    Node Z at 9° (20 per unit) holds 1 unit of A; E now wants 3. With
+    ``units_per_shipment=1`` E from Z costs 20 + 1 + (1 + 5) = 27 (333.6 km) and W from Z
+    20 + 2 + (1 + 8) = 31, so Z's own cost is 27. Unbounded, X and Z each serve E and E's
+    third unit is backordered: X's dual is 60 − 11 = 49, Z's 60 − 27 = 33. At ratio 1
+    (``P_X`` = 7) E's marginal unit comes to X from outside at 11 + 7 = 18, cheaper than
+    Z's 27: Z's unit is worth nothing to the forecast (one more or one fewer changes no
+    cost), so its price is 0, not min(33, 27) = 27. X's is 7.
+    """
+    net = network(node("X", 0.0), node("Y", -4.0, per_unit=2.0), node("Z", 9.0, per_unit=20.0))
+    held = stock(("X", "A", 1), ("Y", "A", 5), ("Z", "A", 1))
+    forecast = Forecast((WEST, replace(EAST, units=3.0)), horizon_hours=24.0, source="test")
+    unbounded = price_stock(net, held, forecast, units_per_shipment=1, max_price_ratio=UNBOUNDED)
+    assert unbounded == pytest.approx({("X", "A"): 49.0, ("Z", "A"): 33.0})
+    bounded = price_stock(net, held, forecast, units_per_shipment=1, max_price_ratio=1.0)
+    assert bounded == pytest.approx({("X", "A"): 7.0})
+
+
+def test_a_ratio_that_is_not_positive_is_refused():
+    """``max_price_ratio`` 0 would price nothing while claiming a bound: ValueError."""
+    with pytest.raises(ValueError, match="max_price_ratio"):
+        price_stock(NET, stock(("X", "A", 1)), FORECAST, max_price_ratio=0.0)
 
 
 PRICES = StockPrices(3, NOW, "test", 24.0, {("X", "A"): 49.0})

@@ -382,14 +382,22 @@ def test_alternatives_and_counterfactuals_come_from_the_step_that_made_the_plan(
 def test_a_stopped_solve_ends_the_chain_as_it_is() -> None:
     """When the budget is spent, the first step's answer is returned; no fallback runs.
 
-    A at FAR and B at NEAR need two shipments; a stopped solve proves only one-node plans
-    and answers FEASIBLE, which the reject fallback must not turn into a rejection.
+    STORE holds A and B, FAR only A, NEAR only B; stores pay 3 more a unit and splits are
+    free. STORE alone costs 8 + (1 + 3) + (2 + 3) = 17, FAR and NEAR 6 + 1 + 7 + 2 = 16.
+    Stopped before it starts, the engine has only its greedy plan (STORE: adding a node
+    to it costs more) and the two-shipment bound (6 + 7 + 1 + 2 = 16), so it answers
+    FEASIBLE, which the reject fallback must not turn into a rejection.
     """
     stop = Stop(10.0)
     stop.set()
-    text = one("fallback: {then: reject, reason: never}")
-    plan = route_order(order(("A", 1), ("B", 1)), net(), split_stock(), rules(text), stop=stop)
+    text = one(
+        "weights: {split_penalty: 0, unit_penalty_by_node_type: {store: 3}}\n"
+        "fallback: {then: reject, reason: never}"
+    )
+    s = stock(("STORE", "A", 5), ("STORE", "B", 5), ("FAR", "A", 5), ("NEAR", "B", 5))
+    plan = route_order(order(("A", 1), ("B", 1)), net(), s, rules(text), stop=stop)
     assert plan.status is SolveStatus.FEASIBLE
+    assert (plan.objective, plan.bound) == (17 * 10_000, 16 * 10_000)
     assert (plan.step, plan.detail) == ("primary", "stopped by the time limit; see bound and gap")
 
 

@@ -216,8 +216,8 @@ def test_lateness_is_priced_when_the_sla_is_soft():
 def test_a_stopped_solve_does_not_claim_its_backorders_were_chosen():
     """A FEASIBLE plan's backorders are STOPPED_EARLY, not BACKORDER_CHEAPER (not proven)."""
     from router.engine.candidates import build_model
-    from router.engine.cpsat import Solution
     from router.engine.solve import _unfulfilled
+    from router.engine.terms import Solution
 
     built = build_model(order(("A", 2)), network(node("N1", 1)), stock(("N1", "A", 5)), Policy())
     stopped = Solution(SolveStatus.FEASIBLE, {(0, 0): 1}, to_units(200), to_units(10))
@@ -251,6 +251,75 @@ def test_runner_up_and_counterfactuals():
     assert "BEYOND_LAST_BAND" in far.detail
 
 
+def test_a_counterfactual_of_a_node_in_the_optimal_plan_costs_delta_0_and_no_solve(monkeypatch):
+    """A node the proven optimum ships from is priced at delta 0 without another search.
+
+    The plan is N2 alone (31, as in test_runner_up_and_counterfactuals); its counterfactual
+    is the plan itself, OPTIMAL with bound 31 and gap 0, and the engine is not run for it
+    (a forced search would pass ``forced``).
+    """
+    import router.engine.solve as solve
+
+    forced_runs = []
+    real = solve.solve_fast
+
+    def counting(*args, **kwargs):
+        if kwargs.get("forced") is not None:
+            forced_runs.append(kwargs["forced"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solve, "solve_fast", counting)
+    net = network(node("N1", 1), node("N2", 1, per_unit=11))
+    s = stock(("N1", "A", 1), ("N2", "A", 1), ("N2", "B", 1))
+    plan = plan_order(
+        order(("A", 1), ("B", 1)), net, s, Policy(split_penalty=6), counterfactual_nodes=("N2",)
+    )
+    [n2] = plan.counterfactuals
+    assert (n2.status, n2.objective, n2.delta) == (SolveStatus.OPTIMAL, to_units(31), 0)
+    assert (n2.bound, n2.gap) == (to_units(31), 0.0)
+    assert n2.shipments == plan.shipments
+    assert forced_runs == []
+
+
+def test_a_counterfactual_cut_short_carries_its_bound_and_gap():
+    """A counterfactual stopped before its search is FEASIBLE with a proven bound, not a claim.
+
+    W holds A, H (F 25) B and C, E1 B, E2 C; F = 6 elsewhere, units A 1, B 2, C 0.5,
+    splits free. The optimum is W + E1 + E2 = 7 + 8 + 6.5 = 21.5. Stopped at once, the
+    plan is the greedy one, H + W = 34.5 (adding E1 or E2 to it costs 40.5), with the
+    two-shipment bound 3.5 (all units at their cheapest) + 6 + 6 = 15.5. The
+    counterfactual of W (in that plan, but the plan is not proven, so it is searched)
+    is the same greedy plan, FEASIBLE, bound 15.5, gap 19/34.5; that of E1 grows from E1
+    to the optimum, 21.5, which is 13 below the plan (delta −13), bound 15.5 likewise.
+    Unstopped, both are OPTIMAL at 21.5 with delta 0.
+    """
+    from router.engine import Stop
+
+    net = network(node("W", 1), node("H", 1, per_shipment=20), node("E1", 1), node("E2", 1))
+    s = stock(("W", "A", 1), ("H", "B", 1), ("H", "C", 1), ("E1", "B", 1), ("E2", "C", 1))
+    o, policy, asked = order(("A", 1), ("B", 1), ("C", 1)), Policy(split_penalty=0), ("W", "E1")
+    stop = Stop()
+    stop.set()
+    plan = plan_order(o, net, s, policy, stop=stop, counterfactual_nodes=asked)
+    assert (plan.status, plan.objective, plan.bound) == (
+        SolveStatus.FEASIBLE, to_units(34.5), to_units(15.5),
+    )  # fmt: skip
+    w, e1 = plan.counterfactuals
+    assert (w.status, w.objective, w.delta, w.bound) == (
+        SolveStatus.FEASIBLE, to_units(34.5), 0, to_units(15.5),
+    )  # fmt: skip
+    assert w.gap == (34.5 - 15.5) / 34.5
+    assert (e1.status, e1.objective, e1.delta, e1.bound) == (
+        SolveStatus.FEASIBLE, to_units(21.5), -to_units(13), to_units(15.5),
+    )  # fmt: skip
+    assert {sh.node_id for sh in e1.shipments} == {"W", "E1", "E2"}
+    solved = plan_order(o, net, s, policy, counterfactual_nodes=asked)
+    for c in solved.counterfactuals:
+        assert (c.status, c.objective, c.delta, c.gap) == (
+            SolveStatus.OPTIMAL, to_units(21.5), 0, 0.0,
+        )  # fmt: skip
+
+
 def test_full_model_and_fast_engine_agree_on_these_instances():
     """Both engines give the same objective and the same plan on a hand-made order."""
     net = network(node("N1", 1), node("N2", 1, per_unit=11), node("N3", 2))
@@ -262,21 +331,25 @@ def test_full_model_and_fast_engine_agree_on_these_instances():
 
 
 def test_a_stop_before_the_solve_still_answers_with_a_bound():
-    """A solve stopped before it starts still answers: the best one-node plan and a bound.
+    """A solve stopped before it starts still answers: the greedy plan and a bound.
 
-    One-node plans are a closed form, evaluated even after a stop; the bound must not
-    exceed the optimum, and the backorders are not claimed to be cheaper.
+    X holds A and B (F = 8 + 5), Y only A and Z only B (F = 1 + 5 each), splits are free,
+    A costs 1 a unit and B 2. X alone costs 13 + 1 + 2 = 16, Y and Z 6 + 1 + 6 + 2 = 15.
+    The greedy plan starts from the best one-node plan, X, and adding Y or Z to it costs
+    more (22), so it stays 16; the search that would find 15 does not run. The answer is
+    FEASIBLE with the two-shipment bound 6 + 6 + 1 + 2 = 15, never above the optimum.
     """
     from router.engine import Stop
 
-    # As in test_splits_only_when_it_pays: N2 alone costs 31, the optimum (a split) 30.
-    net = network(node("N1", 1), node("N2", 1, per_unit=11))
-    s = stock(("N1", "A", 1), ("N2", "A", 1), ("N2", "B", 1))
+    net = network(node("X", 1, per_shipment=8), node("Y", 1), node("Z", 1))
+    s = stock(("X", "A", 1), ("X", "B", 1), ("Y", "A", 1), ("Z", "B", 1))
     stop = Stop()
     stop.set()
-    stopped = plan_order(order(("A", 1), ("B", 1)), net, s, Policy(), stop=stop)
+    policy = Policy(split_penalty=0)
+    stopped = plan_order(order(("A", 1), ("B", 1)), net, s, policy, stop=stop)
     assert stopped.status is SolveStatus.FEASIBLE
-    assert stopped.objective == to_units(31)
-    assert [sh.node_id for sh in stopped.shipments] == ["N2"]
-    assert stopped.bound is not None and stopped.bound <= to_units(30)
+    assert stopped.objective == to_units(16)
+    assert [sh.node_id for sh in stopped.shipments] == ["X"]
+    assert stopped.bound == to_units(15)
     assert stopped.gap > 0
+    assert plan_order(order(("A", 1), ("B", 1)), net, s, policy).objective == to_units(15)

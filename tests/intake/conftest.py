@@ -2,7 +2,9 @@
 
 One gRPC service (SQLite ledger in a temporary directory) runs for the session; three
 ``router intake`` gateways front it: the main one (64 KiB body limit), a ``tight`` one that
-lets one request in at a time, and a ``down`` one pointed at a closed port.
+lets one request in at a time, and a ``down`` one pointed at a closed port. A second
+service for the ``trap`` scenario (an order a stopped solve cannot prove) has its own
+gateway, started only by the tests that use it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import httpx
 import pytest
 
 TINY = Path(__file__).parent.parent / "data" / "tiny"
+TRAP = Path(__file__).parent.parent / "data" / "trap"
 ROUTER = Path(sys.executable).parent / "router"
 MAX_BODY_BYTES = 65536
 
@@ -81,6 +84,18 @@ def grpc_target(workdir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def trap_target(workdir: Path) -> Iterator[str]:
+    """The address of a ``router serve`` process for the trap scenario."""
+    ledger = f"sqlite://{workdir / 'trap.db'}"
+    args = ["serve", "--scenario", str(TRAP), "--ledger", ledger, "--port", "0"]
+    process, address = _start(args, workdir / "serve-trap.log")
+    try:
+        yield address
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
 def start_gateway(workdir: Path) -> Iterator[Callable[..., str]]:
     """Start a ``router intake`` process with the given flags; its base URL."""
     started: list[subprocess.Popen[str]] = []
@@ -125,6 +140,13 @@ def down_gateway(start_gateway: Callable[..., str]) -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return start_gateway("down", f"127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="session")
+def trap_client(start_gateway: Callable[..., str], trap_target: str) -> Iterator[httpx.Client]:
+    """An HTTP client of a gateway before the trap scenario's service."""
+    with httpx.Client(base_url=start_gateway("trap", trap_target), timeout=30) as http:
+        yield http
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.intake.conftest import MAX_BODY_BYTES, ROUTER, tiny_orders
+from tests.intake.conftest import MAX_BODY_BYTES, ROUTER, TRAP, tiny_orders
 
 
 def order(order_id: str | None = None, **changes: Any) -> dict[str, Any]:
@@ -546,3 +546,81 @@ def test_jsonl_lines_split_only_on_newline(client: httpx.Client):
     assert response.status_code == 200, response.text
     [result] = response.json()["results"]
     assert result["httpStatus"] == 200, result
+
+
+def _cut_short(order_id: str) -> dict[str, Any]:
+    """The trap scenario's order (tests/data/trap/README.md) solved for 1 ns.
+
+    A stop already set leaves the engine its greedy plan, HUB alone, FEASIBLE with gap
+    0.4935; the optimum ships from WEST and EAST.
+    """
+    raw = json.loads((TRAP / "orders.jsonl").read_text().splitlines()[0])
+    return {"order": {**raw, "order_id": order_id}, "timeLimit": "0.000000001s"}
+
+
+def test_route_does_not_reserve_a_plan_cut_short_unless_accepted(trap_client: httpx.Client):
+    """Through the gateway as over gRPC: CUT_SHORT holds nothing; accept ANY reserves it.
+
+    The first call is not stored, so the same key with a wider acceptance is a new call
+    (not 409) and reserves the same plan; the test gives the units back.
+    """
+    client = trap_client
+    k, body = key(), _cut_short(f"CS-{uuid.uuid4().hex[:6]}")
+    first = client.post("/v1/orders:route", json=body, headers={"Idempotency-Key": k})
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["plan"]["status"] == "SOLVE_STATUS_FEASIBLE"
+    assert [s["nodeId"] for s in answer["plan"]["shipments"]] == ["HUB"]
+    assert answer["outcome"] == "ROUTE_OUTCOME_CUT_SHORT" and "reservation" not in answer
+    assert "accepts proven plans only" in answer["detail"]
+    accepted = client.post(
+        "/v1/orders:route",
+        json={**body, "accept": "PLAN_ACCEPTANCE_ANY"},
+        headers={"Idempotency-Key": k},
+    )
+    assert accepted.status_code == 200, accepted.text
+    held = accepted.json()
+    assert held["outcome"] == "ROUTE_OUTCOME_RESERVED"
+    assert held["plan"]["shipments"] == answer["plan"]["shipments"]
+    released = client.post(
+        f"/v1/reservations/{held['reservation']['reservationId']}:release",
+        headers={"Idempotency-Key": key()},
+    )
+    assert released.status_code == 200, released.text
+
+
+def test_plan_explains_with_the_summary_unless_full_is_asked(client: httpx.Client):
+    """explain: true is the summary (no model); explainLevel EXPLAIN_LEVEL_FULL adds it."""
+    summary = client.post("/v1/orders:plan", json={"order": order(), "explain": True})
+    assert summary.status_code == 200, summary.text
+    explain = summary.json()["plan"]["explain"]
+    assert set(explain) == {"summary"}
+    assert [c["nodeId"] for c in explain["summary"]["chosen"]] == ["DC-EAST"]
+    full = client.post(
+        "/v1/orders:plan", json={"order": order(), "explainLevel": "EXPLAIN_LEVEL_FULL"}
+    )
+    assert full.status_code == 200, full.text
+    assert {"summary", "model", "excluded"} <= set(full.json()["plan"]["explain"])
+
+
+def test_batch_takes_the_explain_level_and_what_a_route_accepts(client: httpx.Client):
+    """Batch query parameters explain_level, accept and max_gap reach every order's request.
+
+    The service checks them: a negative max_gap is each order's 400 at ``max_gap``. accept
+    or max_gap without mode=route is the batch's 400 naming the parameter.
+    """
+    body = json.dumps(order()).encode()
+    ndjson = {"Content-Type": "application/x-ndjson"}
+    planned = client.post("/v1/orders:batch?explain_level=full", content=body, headers=ndjson)
+    assert planned.status_code == 200, planned.text
+    assert "model" in planned.json()["results"][0]["plan"]["explain"]
+    refused = client.post("/v1/orders:batch?accept=any", content=body, headers=ndjson)
+    assert "accept" in fields(error_of(refused, 400, "INVALID_ARGUMENT"))
+    routed = client.post(
+        "/v1/orders:batch?mode=route&accept=within_gap&max_gap=-1",
+        content=body,
+        headers={**ndjson, "Idempotency-Key": key()},
+    )
+    assert routed.status_code == 200, routed.text
+    [result] = routed.json()["results"]
+    assert result["httpStatus"] == 400 and "max_gap" in fields(result["error"])

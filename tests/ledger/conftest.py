@@ -102,3 +102,8 @@ def position(ledger: Ledger, node_id: str, sku: str) -> tuple[int, int, int]:
     """(on_hand, reserved, available) of one position."""
     p = ledger.stock().positions[(node_id, sku)]
     return p.on_hand, p.reserved, p.available
+
+
+def used_on(ledger: Ledger, day: date) -> dict[str, int]:
+    """Order slots taken per node on ``day`` (nodes with none absent), by capacity_used."""
+    return {n: used for (n, d), used in ledger.capacity_used(day, day).slots.items() if d == day}

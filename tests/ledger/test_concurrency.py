@@ -26,7 +26,7 @@ import pytest
 from models.reservation import ReservationLine, ReservationStatus
 from router.ledger import Ledger, open_ledger
 from tests.ledger import workers
-from tests.ledger.conftest import DAY, NOW, ledger_url, scenario
+from tests.ledger.conftest import DAY, NOW, ledger_url, scenario, used_on
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -107,7 +107,7 @@ def check_balance(ledger: Ledger, reservation_ids: list[str]) -> Counter[str]:
         assert p.reserved >= 0 and p.on_hand >= p.reserved
         assert p.on_hand - p.reserved - p.safety_stock >= 0, key
         assert held[key] + shipped[key] <= on_hand - safety, key
-    used = ledger.capacity_used(DAY)
+    used = used_on(ledger, DAY)
     assert used == {n: c for n, c in slots.items() if c}
     assert used.get("N2", 0) <= N2_LIMIT
     return statuses

@@ -13,7 +13,16 @@ from models.reservation import Reservation, ReservationLine, ReservationStatus
 from router.ledger import Ledger, open_ledger
 from router.ledger.base import NoReservationError
 from tests.ledger import workers
-from tests.ledger.conftest import CAPACITIES, DAY, NOW, POSITIONS, ledger_url, position, scenario
+from tests.ledger.conftest import (
+    CAPACITIES,
+    DAY,
+    NOW,
+    POSITIONS,
+    ledger_url,
+    position,
+    scenario,
+    used_on,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -26,7 +35,7 @@ def test_retry_returns_the_first_reservation(ledger: Ledger):
     again = ledger.reserve("q1", b"p", "SO-1", [L("N1", "A", 3)], [("N2", DAY)], 60, NOW)
     assert again == first
     assert position(ledger, "N1", "A") == (10, 3, 5)
-    assert ledger.capacity_used(DAY) == {"N2": 1}
+    assert used_on(ledger, DAY) == {"N2": 1}
 
 
 def test_retry_after_the_reservation_moved_on(ledger: Ledger):
@@ -62,7 +71,7 @@ def test_confirm_and_release_retries(ledger: Ledger):
     assert ledger.release("x1", b.reservation_id, NOW).status is ReservationStatus.RELEASED
     assert position(ledger, "N1", "A") == (8, 0, 6)
     assert position(ledger, "N1", "B") == (5, 0, 5)
-    assert ledger.capacity_used(DAY) == {}
+    assert used_on(ledger, DAY) == {}
     with pytest.raises(ReservationStateError):  # a new id is a new request
         ledger.confirm("c2", a.reservation_id, NOW)
 
@@ -90,7 +99,7 @@ def test_concurrent_calls_with_one_id_take_effect_once(ledger: Ledger):
     assert errors == []
     assert len({r.reservation_id for r in results}) == 1 and len(results) == 8
     assert position(ledger, "N1", "A") == (10, 2, 6)
-    assert ledger.capacity_used(DAY) == {"N2": 1}
+    assert used_on(ledger, DAY) == {"N2": 1}
 
 
 def test_reply_lost_after_commit_in_this_process(ledger: Ledger):
@@ -153,7 +162,7 @@ def test_a_failing_response_reserves_nothing(ledger: Ledger):
     with pytest.raises(RuntimeError):
         ledger.reserve("q1", b"p", "SO-1", [L("N1", "A", 3)], [("N2", DAY)], 60, NOW, broken)
     assert position(ledger, "N1", "A") == (10, 0, 8)
-    assert ledger.capacity_used(DAY) == {}
+    assert used_on(ledger, DAY) == {}
     assert ledger.stored_response("q1", b"p") is None
 
 
@@ -173,7 +182,7 @@ def test_store_response_records_an_answer_without_a_reservation(ledger: Ledger):
         ledger.confirm("q1", r.reservation_id, NOW)
     assert ledger.store_response("q2", b"p", b"x", NOW) == b"held"  # the reserve came first
     assert position(ledger, "N1", "A") == (10, 1, 7)
-    assert ledger.capacity_used(DAY) == {}
+    assert used_on(ledger, DAY) == {}
 
 
 def test_concurrent_store_response_with_one_id_records_once(ledger: Ledger):

@@ -15,7 +15,7 @@ from models.errors import (
 )
 from models.reservation import ReservationLine, ReservationStatus
 from router.ledger import Ledger
-from tests.ledger.conftest import DAY, NOW, position
+from tests.ledger.conftest import DAY, NOW, position, used_on
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -32,7 +32,7 @@ def test_reserve_holds_units_and_slots(ledger: Ledger):
     assert position(ledger, "N1", "A") == (10, 3, 5)
     assert position(ledger, "N2", "A") == (4, 1, 3)
     assert position(ledger, "N1", "B") == (5, 0, 5)
-    assert ledger.capacity_used(DAY) == {"N1": 1, "N2": 1}
+    assert used_on(ledger, DAY) == {"N1": 1, "N2": 1}
     assert ledger.reservation(r.reservation_id) == r
 
 
@@ -42,7 +42,7 @@ def test_confirm_ships_held_units(ledger: Ledger):
     done = ledger.confirm("c1", r.reservation_id, NOW)
     assert done.status is ReservationStatus.CONFIRMED
     assert position(ledger, "N1", "A") == (7, 0, 5)
-    assert ledger.capacity_used(DAY) == {"N1": 1}
+    assert used_on(ledger, DAY) == {"N1": 1}
 
 
 def test_release_gives_units_and_slots_back(ledger: Ledger):
@@ -51,7 +51,7 @@ def test_release_gives_units_and_slots_back(ledger: Ledger):
     done = ledger.release("x1", r.reservation_id, NOW)
     assert done.status is ReservationStatus.RELEASED
     assert position(ledger, "N2", "A") == (4, 0, 4)
-    assert ledger.capacity_used(DAY) == {}
+    assert used_on(ledger, DAY) == {}
 
 
 def test_duplicate_lines_add_up(ledger: Ledger):
@@ -82,7 +82,7 @@ def test_all_or_nothing(ledger: Ledger):
                        [("N1", DAY), ("N2", DAY)], 60, NOW)  # fmt: skip
     assert e.value.shortfalls == (Shortfall("N1", "B", 6, 5), Shortfall("N9", "Z", 1, 0))
     assert ledger.stock() == before
-    assert ledger.capacity_used(DAY) == {}
+    assert used_on(ledger, DAY) == {}
     # the failed request_id was not consumed: a corrected retry with it succeeds
     ledger.reserve("q1", b"p2", "SO-1", [L("N1", "B", 5)], [], 60, NOW)
     assert position(ledger, "N1", "B") == (5, 5, 0)
@@ -99,8 +99,8 @@ def test_capacity_limit(ledger: Ledger):
     assert position(ledger, "N2", "A") == (4, 2, 2)
     next_day = DAY + timedelta(days=1)
     ledger.reserve("q3", b"p", "SO-3", [L("N2", "A", 1)], [("N2", next_day)], 60, NOW)
-    assert ledger.capacity_used(DAY) == {"N2": 2}
-    assert ledger.capacity_used(next_day) == {"N2": 1}
+    assert used_on(ledger, DAY) == {"N2": 2}
+    assert used_on(ledger, next_day) == {"N2": 1}
 
 
 def test_released_slot_can_be_taken_again(ledger: Ledger):
@@ -109,7 +109,7 @@ def test_released_slot_can_be_taken_again(ledger: Ledger):
          for i in range(2)]  # fmt: skip
     ledger.release("x0", r[0].reservation_id, NOW)
     ledger.reserve("q2", b"p", "SO-2", [L("N2", "A", 1)], [("N2", DAY)], 60, NOW)
-    assert ledger.capacity_used(DAY) == {"N2": 2}
+    assert used_on(ledger, DAY) == {"N2": 2}
 
 
 def test_unknown_capacity_node_is_not_found(ledger: Ledger):
@@ -153,7 +153,7 @@ def test_expiry_by_the_sweeper(ledger: Ledger):
     assert ledger.reservation(long.reservation_id).status is ReservationStatus.HELD
     assert ledger.reservation(done.reservation_id).status is ReservationStatus.CONFIRMED
     assert position(ledger, "N1", "A") == (10, 3, 5)
-    assert ledger.capacity_used(DAY) == {"N1": 1}
+    assert used_on(ledger, DAY) == {"N1": 1}
     assert ledger.expire(NOW + timedelta(seconds=10)) == 0  # a second sweep finds nothing
     with pytest.raises(ReservationStateError, match="EXPIRED"):
         ledger.confirm("c1", short.reservation_id, NOW)

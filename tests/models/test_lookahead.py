@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 import pytest
 
 from models.errors import InvalidArgumentError
-from models.lookahead import Forecast, RegionDemand, StockPrices, region_of
+from models.lookahead import (
+    Evidence,
+    Forecast,
+    ForecastRule,
+    RegionDemand,
+    StockPrices,
+    Waiting,
+    region_of,
+)
 from models.order import Order, OrderLine, ShipTo
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
@@ -48,11 +56,116 @@ def test_from_orders_scales_units_by_horizon_over_window_and_weights_points_by_u
 
 
 def test_from_orders_refuses_a_window_or_horizon_that_is_not_positive():
-    """A window or horizon of 0 has no meaning: ValueError naming it."""
+    """A window of 0 without a prior, or a horizon of 0, has no meaning: ValueError naming it.
+
+    A window of 0 hours is fine with a prior: the forecast is then the prior's.
+    """
     with pytest.raises(ValueError, match="window_hours"):
         Forecast.from_orders([], window_hours=0.0, horizon_hours=1.0)
     with pytest.raises(ValueError, match="horizon_hours"):
         Forecast.from_orders([], window_hours=1.0, horizon_hours=-1.0)
+    with pytest.raises(ValueError, match="prior_hours"):
+        Forecast.from_orders([], window_hours=1.0, horizon_hours=1.0, prior_hours=-1.0)
+    assert (
+        Forecast.from_orders([], window_hours=0.0, horizon_hours=1.0, prior_hours=6.0).demand == ()
+    )
+
+
+CALIFORNIA = [
+    _order("o1", 33.0, -117.0, "CA", ("A", 1), ("B", 2)),
+    _order("o2", 33.0, -117.0, "CA", ("A", 3)),
+]
+"""4 units of A and 2 of B to US-CA at (33, −117): the shrinkage tests' evidence."""
+
+
+def test_shrinkage_toward_zero_demand_weights_the_observed_rate_by_its_hours():
+    """4 units of A over 2 h, prior 6 h of zero demand: 24 × 4 / (2 + 6) = 12 units in 24 h.
+
+    Unshrunk the window's rate (2 per hour) makes 48; the evidence's weight is
+    2 / (2 + 6) = 1/4. B: 24 × 2 / 8 = 6. Points stay the orders'.
+    """
+    forecast = Forecast.from_orders(
+        CALIFORNIA, window_hours=2.0, horizon_hours=24.0, prior_hours=6.0
+    )
+    assert forecast.demand == (
+        RegionDemand("US-CA", "A", 12.0, 33.0, -117.0),
+        RegionDemand("US-CA", "B", 6.0, 33.0, -117.0),
+    )
+    assert forecast.source == (
+        "recent orders (2 orders over 2 h, shrunk toward zero demand worth 6 h)"
+    )
+
+
+def test_shrinkage_toward_a_prior_forecast_blends_rates_and_points():
+    """The posterior mean: evidence weighted 2 / (2 + 6), the prior's rate the rest.
+
+    The prior expects 24 units of A in US-CA over 24 h at (36, −118) (1 per hour) and 8
+    units of B in US-NY over 24 h (1/3 per hour). A: 24 × (4 + 6 × 1) / 8 = 30 = 1/4 of
+    the window's 48 + 3/4 of the prior's 24; its point weights the orders' 12 units at
+    (33, −117) and the prior's 18 at (36, −118): (33·12 + 36·18) / 30 = 34.8, −117.6. B in
+    US-CA has no prior: 24 × 2 / 8 = 6. B in US-NY has no orders: 3/4 of 8 = 6.
+    """
+    prior = Forecast(
+        (
+            RegionDemand("US-CA", "A", 24.0, 36.0, -118.0),
+            RegionDemand("US-NY", "B", 8.0, 40.7, -74.0),
+        ),
+        24.0,
+        "plan.csv",
+    )
+    forecast = Forecast.from_orders(
+        CALIFORNIA, window_hours=2.0, horizon_hours=24.0, prior_hours=6.0, prior=prior
+    )
+    assert [(d.region, d.sku) for d in forecast.demand] == [
+        ("US-CA", "A"),
+        ("US-CA", "B"),
+        ("US-NY", "B"),
+    ]
+    numbers = [x for d in forecast.demand for x in (d.units, d.latitude, d.longitude)]
+    assert numbers == pytest.approx([30.0, 34.8, -117.6, 6.0, 33.0, -117.0, 6.0, 40.7, -74.0])
+    assert forecast.source.endswith("shrunk toward plan.csv worth 6 h)")
+
+
+def test_a_few_minutes_of_orders_are_not_scaled_up_to_a_day():
+    """Three orders of 2 units in 3 minutes forecast 24 × 6 / (0.05 + 6) ≈ 23.8 units a day.
+
+    The issue's start-up case: before, the window's 6 units were spread over at least an
+    hour and scaled to 24 h, 144 units; with 6 h of zero-demand prior the forecast stays
+    near 4 times what was seen, and tends to the window's rate as hours of orders come in.
+    """
+    orders = [_order(f"c{i}", 41.9, -87.7, "IL", ("SKU-00802", 2)) for i in range(3)]
+    rule = ForecastRule()
+    forecast = Forecast.from_orders(
+        orders, window_hours=0.05, horizon_hours=24.0, prior_hours=rule.prior_hours
+    )
+    assert forecast.total_units == pytest.approx(24 * 6 / 6.05)
+    day = Forecast.from_orders(orders, window_hours=24.0, horizon_hours=24.0, prior_hours=6.0)
+    assert day.total_units == pytest.approx(6 * 24 / 30)  # the evidence's weight is 0.8
+
+
+def test_the_forecast_rule_waits_for_orders_then_hours_and_says_why():
+    """No forecast before ``min_orders`` orders over ``min_hours``; then the shrunk one.
+
+    The reason names what is missing; the forecast it gives is
+    :meth:`Forecast.from_orders` with the rule's ``prior_hours``.
+    """
+    rule = ForecastRule(min_orders=2, min_hours=1.0, prior_hours=6.0)
+    few = rule.forecast(CALIFORNIA[:1], hours=3.0, horizon_hours=24.0)
+    assert few == Waiting(Evidence.TOO_FEW_ORDERS, "1 of 2 orders")
+    short = rule.forecast(CALIFORNIA, hours=0.5, horizon_hours=24.0)
+    assert short == Waiting(Evidence.TOO_FEW_HOURS, "orders over 0.5 of 1 h")
+    enough = rule.forecast(CALIFORNIA, hours=2.0, horizon_hours=24.0)
+    assert enough == Forecast.from_orders(
+        CALIFORNIA, window_hours=2.0, horizon_hours=24.0, prior_hours=6.0
+    )
+    assert rule.evidence(2, 1.0) is Evidence.ENOUGH
+    assert ForecastRule(min_orders=0, min_hours=0.0).evidence(0, 0.0) is Evidence.ENOUGH
+
+
+def test_the_forecast_rule_refuses_settings_out_of_range():
+    """Negative counts or hours, and a prior of no weight, are refused naming each field."""
+    with pytest.raises(ValueError, match=r"min_orders.*min_hours.*prior_hours"):
+        ForecastRule(min_orders=-1, min_hours=-1.0, prior_hours=0.0)
 
 
 def test_within_a_shorter_time_scales_units_and_keeps_points_and_source():

@@ -11,10 +11,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from models.network import Network, Node, NodeType, Sku
 from models.order import Order, OrderLine, ShipTo
@@ -28,6 +30,21 @@ from tests.engine.conftest import CREATED, RATES, network, node, stock
 def _node(node_id: str, lon: float, node_type: NodeType, *, pickup: bool = False) -> Node:
     """A node of :func:`tests.engine.conftest.node` that also charges 0.25 per unit handled."""
     return node(node_id, lon, type=node_type, per_unit=0.25, pickup=pickup)
+
+
+def bad_request_fields(error: grpc.RpcError) -> list[str]:
+    """The field paths of an INVALID_ARGUMENT error's BadRequest, in order.
+
+    The error must carry exactly one detail, a BadRequest whose every violation says why.
+    """
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(cast(grpc.Call, error))
+    assert status is not None
+    [detail] = status.details
+    bad_request = error_details_pb2.BadRequest()
+    assert detail.Unpack(bad_request)
+    assert all(v.description for v in bad_request.field_violations)
+    return [v.field for v in bad_request.field_violations]
 
 
 def order(*lines: tuple[str, int], allow_partial: bool = True, order_id: str = "o1") -> Order:

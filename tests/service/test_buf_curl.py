@@ -63,3 +63,22 @@ def test_buf_curl_plans_an_order(server: Running, small_scenario: Scenario) -> N
     assert plan["status"] == "SOLVE_STATUS_OPTIMAL"
     assert plan["objective"] > 0
     assert sum(len(s["lines"]) for s in plan["shipments"]) == 2
+
+
+def test_buf_curl_sets_and_lists_calendars(server: Running) -> None:
+    """SetCalendar and ListCalendars in proto3 JSON, as docs/calendars.md shows them.
+
+    The calendar comes back normalised (weekdays first, upper case); it is cleared after.
+    """
+    calendar = {"node_id": "mid", "closed_days": ["2026-12-25", "sun"]}
+    out = buf_curl(
+        server,
+        "-d",
+        json.dumps({"calendar": calendar}),
+        _url(server, "/router.v1.NetworkService/SetCalendar"),
+    )
+    assert json.loads(out)["calendar"] == {"nodeId": "mid", "closedDays": ["SUN", "2026-12-25"]}
+    listed = json.loads(buf_curl(server, _url(server, "/router.v1.NetworkService/ListCalendars")))
+    assert listed["calendars"] == [{"nodeId": "mid", "closedDays": ["SUN", "2026-12-25"]}]
+    clear = json.dumps({"calendar": {"node_id": "mid"}})
+    buf_curl(server, "-d", clear, _url(server, "/router.v1.NetworkService/SetCalendar"))

@@ -18,11 +18,13 @@ from models.plan import (
     Exclusion,
     ExclusionReason,
     ExplainedModel,
+    ExplainLevel,
     Plan,
     SolveStatus,
     Unfulfilled,
     UnfulfilledReason,
 )
+from models.reservation import PlanAcceptance, RouteOutcome
 from router.service.convert import (
     alternatives_wanted,
     order_from_proto,
@@ -184,6 +186,9 @@ def test_bad_time_limit_is_a_field_violation(seconds: int, nanos: int, message: 
         (UnfulfilledReason, router_pb2.UnfulfilledReason, "UNFULFILLED_REASON_"),
         (ExclusionReason, router_pb2.ExclusionReason, "EXCLUSION_REASON_"),
         (NodeType, router_pb2.NodeType, "NODE_TYPE_"),
+        (ExplainLevel, router_pb2.ExplainLevel, "EXPLAIN_LEVEL_"),
+        (PlanAcceptance, router_pb2.PlanAcceptance, "PLAN_ACCEPTANCE_"),
+        (RouteOutcome, router_pb2.RouteOutcome, "ROUTE_OUTCOME_"),
     ],
 )
 def test_proto_enums_mirror_the_domain(domain: type, proto: object, prefix: str) -> None:
@@ -205,7 +210,7 @@ def _plan(status: SolveStatus, objective: int | None) -> Plan:
 
 def test_plan_json_keeps_a_zero_objective() -> None:
     """An objective of 0 prints, with the proto's field names and zero-valued fields."""
-    data = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=False)
+    data = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=ExplainLevel.NONE)
     assert data["objective"] == 0
     assert data["status"] == "SOLVE_STATUS_OPTIMAL"
     assert data["gap"] == 0
@@ -216,8 +221,8 @@ def test_plan_json_keeps_a_zero_objective() -> None:
 
 
 def test_plan_json_of_no_plan_has_no_objective() -> None:
-    """An infeasible plan has no objective or bound (absent, not 0); explain adds the model."""
-    data = plan_to_json(_plan(SolveStatus.INFEASIBLE, None), explain=True)
+    """An infeasible plan has no objective or bound (absent, not 0); FULL adds the model."""
+    data = plan_to_json(_plan(SolveStatus.INFEASIBLE, None), explain=ExplainLevel.FULL)
     assert "objective" not in data
     assert "bound" not in data
     assert data["explain"]["model"]["ship_complete"] is False
@@ -264,8 +269,8 @@ def test_bad_explanation_fields_are_reported_with_the_order_s() -> None:
 def test_plan_json_has_alternatives_and_counterfactuals() -> None:
     """Alternatives and counterfactuals print in currency units.
 
-    An unpriceable node's objective and delta are absent, not 0; with none asked for, both
-    lists are empty.
+    An unpriceable node's objective and delta are absent, not 0; a counterfactual cut
+    short carries its bound and gap; with none asked for, both lists are empty.
     """
     backorder = Unfulfilled("l1", "A", 1, UnfulfilledReason.BACKORDER_CHEAPER)
     plan = replace(
@@ -274,9 +279,10 @@ def test_plan_json_has_alternatives_and_counterfactuals() -> None:
         counterfactuals=(
             Counterfactual("west", SolveStatus.OPTIMAL, 20_000, 7_500, "proven optimal"),
             Counterfactual("east", SolveStatus.INFEASIBLE, None, None, "excluded: ..."),
+            Counterfactual("mid", SolveStatus.FEASIBLE, 40_000, 27_500, "stopped", bound=30_000),
         ),
     )
-    data = plan_to_json(plan, explain=False)
+    data = plan_to_json(plan, explain=ExplainLevel.NONE)
     assert data["alternatives"] == [
         {
             "objective": 6.0,
@@ -291,12 +297,14 @@ def test_plan_json_has_alternatives_and_counterfactuals() -> None:
             ],
         }
     ]
-    west, east = data["counterfactuals"]
+    west, east, mid = data["counterfactuals"]
     assert (west["objective"], west["delta"], west["status"]) == (2.0, 0.75, "SOLVE_STATUS_OPTIMAL")
-    assert "objective" not in east and "delta" not in east
+    assert "objective" not in east and "delta" not in east and "bound" not in east
+    assert (mid["status"], mid["objective"], mid["bound"]) == ("SOLVE_STATUS_FEASIBLE", 4.0, 3.0)
+    assert mid["gap"] == 0.25
     assert east["status"] == "SOLVE_STATUS_INFEASIBLE" and east["detail"] == "excluded: ..."
 
-    empty = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=False)
+    empty = plan_to_json(_plan(SolveStatus.OPTIMAL, 0), explain=ExplainLevel.NONE)
     assert empty["alternatives"] == [] and empty["counterfactuals"] == []
 
 

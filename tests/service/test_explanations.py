@@ -7,18 +7,15 @@ from {east, mid}, {east, west}, {west}, {east} or from no node at all (all backo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import cast
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from models.scenario import Scenario
 from router.engine.solve import FULL_MODEL
 from router.service.convert import MAX_COUNTERFACTUALS, MAX_TOP_K, order_to_proto
 from router.v1 import router_pb2
-from tests.service.conftest import Running, order, run
+from tests.service.conftest import Running, bad_request_fields, order, run
 
 
 def _request(small_scenario: Scenario, **fields: object) -> router_pb2.PlanOrderRequest:
@@ -100,6 +97,8 @@ def test_counterfactual_of_a_candidate_ships_from_it(
     west, mid = plan.counterfactuals
     assert west.delta > 0  # the optimum does not ship from west
     assert _nodes(plan.shipments) == {"mid"} and mid.delta == 0
+    for counterfactual in plan.counterfactuals:  # proven: bound = objective, no gap
+        assert counterfactual.bound == counterfactual.objective and counterfactual.gap == 0
 
 
 def test_counterfactual_of_an_excluded_node_is_infeasible_with_the_reason(
@@ -111,7 +110,9 @@ def test_counterfactual_of_an_excluded_node_is_infeasible_with_the_reason(
     explain.excluded reports for the node.
     """
     request = router_pb2.PlanOrderRequest(
-        order=order_to_proto(order(("A", 1))), explain=True, counterfactual_node_ids=["east"]
+        order=order_to_proto(order(("A", 1))),
+        explain_level=router_pb2.EXPLAIN_LEVEL_FULL,
+        counterfactual_node_ids=["east"],
     )
     plan = server.routing.PlanOrder(request, timeout=30).plan
 
@@ -131,14 +132,7 @@ def _violations(server: Running, request: router_pb2.PlanOrderRequest) -> list[s
     """The BadRequest field paths of a call that must fail with INVALID_ARGUMENT."""
     with pytest.raises(grpc.RpcError) as caught:
         server.routing.PlanOrder(request, timeout=30)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    status = rpc_status.from_call(cast(grpc.Call, caught.value))
-    assert status is not None
-    [detail] = status.details
-    bad_request = error_details_pb2.BadRequest()
-    assert detail.Unpack(bad_request)
-    assert all(v.description for v in bad_request.field_violations)
-    return sorted(v.field for v in bad_request.field_violations)
+    return sorted(bad_request_fields(caught.value))
 
 
 @pytest.mark.parametrize("top_k", [-1, MAX_TOP_K + 1])
@@ -196,3 +190,95 @@ def test_unknown_server_engine_is_refused(small_scenario: Scenario) -> None:
     """A server cannot be built with an engine that does not exist."""
     with pytest.raises(ValueError, match="unknown engine"):
         next(run(small_scenario, engine="magic"))
+
+
+def test_explain_true_is_the_summary_without_the_full_model(
+    server: Running, small_scenario: Scenario
+) -> None:
+    """explain=true returns the summary: the chosen node's terms, the runner-up, the counts.
+
+    On the small scenario the plan ships from mid; the runner-up's nodes other than mid are
+    named with their terms and its cost over the plan. No candidate list, no exclusion list:
+    those are EXPLAIN_LEVEL_FULL's. east holds no A but B, so every node is a candidate.
+    """
+    plan = server.routing.PlanOrder(_request(small_scenario, explain=True), timeout=30).plan
+
+    assert not plan.explain.HasField("model") and not plan.explain.excluded
+    summary = plan.explain.summary
+    assert (summary.candidate_count, summary.excluded_count) == (3, 0)
+    assert [c.node_id for c in summary.chosen] == [s.node_id for s in plan.shipments] == ["mid"]
+    [runner_up] = plan.alternatives
+    assert [c.node_id for c in summary.runner_up] == [
+        s.node_id for s in runner_up.shipments if s.node_id != "mid"
+    ]
+    assert summary.runner_up_delta == pytest.approx(runner_up.objective - plan.objective)
+    assert [line.line_id for line in summary.lines] == ["l1", "l2"]
+
+
+def test_full_level_adds_the_model_and_every_exclusion(server: Running) -> None:
+    """EXPLAIN_LEVEL_FULL: the summary plus every candidate's terms and every excluded node.
+
+    For one unit of A, east (no A) is excluded; the summary groups it under its reason with
+    its distance, 4° of longitude from the customer at 1° (444.8 km).
+    """
+    request = router_pb2.PlanOrderRequest(
+        order=order_to_proto(order(("A", 1))), explain_level=router_pb2.EXPLAIN_LEVEL_FULL
+    )
+    explain = server.routing.PlanOrder(request, timeout=30).plan.explain
+
+    assert {c.node_id for c in explain.model.candidates} == {"west", "mid"}
+    [east] = explain.excluded
+    assert east.node_id == "east" and east.distance_km == pytest.approx(444.8, abs=0.1)
+    [group] = explain.summary.excluded
+    assert group.reason == router_pb2.EXCLUSION_REASON_NO_AVAILABLE_STOCK
+    assert group.count == 1 and list(group.nearest) == [east]
+    assert explain.summary.candidate_count == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "explained"),
+    [
+        ({}, False),
+        ({"explain_level": router_pb2.EXPLAIN_LEVEL_NONE}, False),
+        ({"explain_level": router_pb2.EXPLAIN_LEVEL_SUMMARY}, True),
+        ({"explain": True, "explain_level": router_pb2.EXPLAIN_LEVEL_SUMMARY}, True),
+    ],
+)
+def test_explain_level_decides_when_set(
+    server: Running, small_scenario: Scenario, fields: dict[str, object], explained: bool
+) -> None:
+    """explain_level, when set, says whether there is an explanation; unset, explain does."""
+    plan = server.routing.PlanOrder(_request(small_scenario, **fields), timeout=30).plan
+    assert plan.HasField("explain") is explained
+    assert not plan.explain.HasField("model")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"explain": True, "explain_level": router_pb2.EXPLAIN_LEVEL_NONE}, {"explain_level": 9}],
+)
+def test_contradictory_or_unknown_explain_level_is_invalid_argument(
+    server: Running, small_scenario: Scenario, fields: dict[str, object]
+) -> None:
+    """explain=true with EXPLAIN_LEVEL_NONE, or a level the proto does not have, is refused."""
+    assert _violations(server, _request(small_scenario, **fields)) == ["explain_level"]
+
+
+def test_route_order_and_test_drive_explain_alike(
+    server: Running, small_scenario: Scenario
+) -> None:
+    """RouteOrder and TestDrive take explain and explain_level as PlanOrder does."""
+    msg = order_to_proto(small_scenario.orders[0])
+    routed = server.routing.RouteOrder(
+        router_pb2.RouteOrderRequest(request_id="explained", order=msg, explain=True), timeout=30
+    )
+    assert routed.plan.explain.summary.chosen and not routed.plan.explain.HasField("model")
+    driven = server.rules.TestDrive(
+        router_pb2.TestDriveRequest(
+            document="name: t\nstrategies:\n  - name: all\n",
+            order=msg,
+            explain_level=router_pb2.EXPLAIN_LEVEL_FULL,
+        ),
+        timeout=30,
+    )
+    assert driven.plan.explain.model.candidates and driven.plan.explain.summary.chosen

@@ -29,6 +29,7 @@ from models.order import Order
 from models.rules import Policy, RuleSet
 from models.scenario import Scenario
 from router.cli import main
+from router.sample import sample_scenario
 from router.service.convert import order_to_proto
 from router.service.metrics import KEPT_PRICE_VERSIONS, ServiceMetrics
 from router.service.prices import PriceSettings, RecentOrders
@@ -39,6 +40,11 @@ from tests.service.conftest import Running, order
 
 PRICED = RuleSet.single(Policy(opportunity_cost=1.0))
 """One strategy that adds each unit's price to its cost: the service computes prices."""
+AT_ONCE = PriceSettings(
+    refresh_interval_s=3600.0, min_gap_s=0.0, forecast_min_orders=0, forecast_min_hours=0.0
+)
+"""Refreshes as soon as asked, and a rolling forecast that prices from no evidence at all
+(an empty one at first): the tests of the refresher's mechanics start from ``prices@v1``."""
 WAIT_S = 20.0
 """Longest wait for something the refresher does in the background."""
 
@@ -127,7 +133,7 @@ class Live(Running):
 def live(scenario: Scenario, pricer: Pricer | None, **config: Any) -> Iterator[Live]:
     """Start a server with metrics on a free port and ``pricer`` injected; stop it after."""
     config.setdefault("ledger_url", "memory://")
-    config.setdefault("prices", PriceSettings(refresh_interval_s=3600.0, min_gap_s=0.0))
+    config.setdefault("prices", AT_ONCE)
     server, port = create_server(
         ServerConfig(port=0, metrics_port=0, price_function=pricer, **config), scenario
     )
@@ -223,7 +229,9 @@ def test_prices_steer_the_plan_and_stay_exact_for_the_priced_model(
     pricer = Pricer({("mid", "A"): 40.0})
     with live(priced(small_scenario), pricer) as running:
         first_prices(running)
-        request = router_pb2.PlanOrderRequest(order=order_to_proto(a_only), explain=True)
+        request = router_pb2.PlanOrderRequest(
+            order=order_to_proto(a_only), explain_level=router_pb2.EXPLAIN_LEVEL_FULL
+        )
         plan = running.routing.PlanOrder(request, timeout=30).plan
     assert plan.price_version == "prices@v1"
     assert plan.status == router_pb2.SOLVE_STATUS_OPTIMAL
@@ -237,7 +245,9 @@ def test_prices_steer_the_plan_and_stay_exact_for_the_priced_model(
 def _explained(scenario: Scenario, the_order: Order) -> list[router_pb2.Candidate]:
     """The candidates of ``the_order``'s explained model on a server without prices."""
     with live(scenario, None) as running:
-        request = router_pb2.PlanOrderRequest(order=order_to_proto(the_order), explain=True)
+        request = router_pb2.PlanOrderRequest(
+            order=order_to_proto(the_order), explain_level=router_pb2.EXPLAIN_LEVEL_FULL
+        )
         return list(running.routing.PlanOrder(request, timeout=30).plan.explain.model.candidates)
 
 
@@ -348,17 +358,18 @@ def test_a_big_stock_change_triggers_an_early_refresh(
 def test_the_forecast_from_recent_routed_orders_reflects_them(small_scenario: Scenario) -> None:
     """Orders RouteOrder routed make the forecast by region and SKU, and refresh it.
 
-    Their units are scaled to the horizon from the hours the window covers (at least 1 h,
-    the window once the service has run that long); each order id counts once, and
-    PlanOrder's orders do not count. Routed orders past 10 % of the window's units at the
-    last refresh start the next one (forecast_change): no snapshot or interval is needed.
+    Their units are scaled to the horizon over the hours the window covers (the time since
+    start-up, at most the window) plus the prior's 1 h: just started, × 12 / (≈0 + 1).
+    Each order id counts once, and PlanOrder's orders do not count. Routed orders past
+    10 % of the window's units at the last refresh start the next one (forecast_change):
+    no snapshot or interval is needed.
     """
     pricer = Pricer()
-    settings = PriceSettings(
-        refresh_interval_s=3600.0,
-        min_gap_s=0.0,
+    settings = replace(
+        AT_ONCE,
         forecast_window_hours=24.0,
         forecast_horizon_hours=12.0,
+        forecast_prior_hours=1.0,
     )
     with live(priced(small_scenario), pricer, prices=settings) as running:
         first_prices(running)
@@ -377,8 +388,8 @@ def test_the_forecast_from_recent_routed_orders_reflects_them(small_scenario: Sc
             assert forecast.horizon_hours == 12.0
             return {(d.region, d.sku): d.units for d in forecast.demand}
 
-        # Just started: (2 + 1) and 1 units over the 1 h floor, × 12 h.
-        expected = {("US", "A"): 36.0, ("US", "B"): 12.0}
+        # Just started: (2 + 1) and 1 units over seconds + the prior's 1 h, × 12 h.
+        expected = pytest.approx({("US", "A"): 36.0, ("US", "B"): 12.0}, rel=0.01)
         eventually(lambda: last_units() == expected, "a refresh with every routed order")
         assert running.metric("router_price_refreshes_total", trigger="forecast_change") >= 1
         eventually(lambda: running.metric("router_price_forecast_orders") == 2, "2 orders")
@@ -402,13 +413,13 @@ def test_the_rolling_window_drops_old_orders_and_counts_an_order_id_once() -> No
 
 
 def test_a_young_window_spreads_its_units_over_the_time_since_start_up() -> None:
-    """After a restart the forecast scales by the hours actually covered, not the window.
+    """After a restart the forecast's window covers the hours since start-up, not the window.
 
-    At least one hour, so a few minutes of orders do not make a day's demand; the full
-    window once the service has run that long.
+    Ten minutes are 1/6 h (the forecast rule then waits, or shrinks them toward its prior);
+    the full window once the service has run that long.
     """
     window = RecentOrders(window_hours=24.0, max_orders=10, started_s=1000.0)
-    assert window.covered_hours(now_s=1000.0 + 600) == 1.0
+    assert window.covered_hours(now_s=1000.0 + 600) == pytest.approx(1 / 6)
     assert window.covered_hours(now_s=1000.0 + 5 * 3600) == 5.0
     assert window.covered_hours(now_s=1000.0 + 30 * 3600) == 24.0
 
@@ -523,6 +534,12 @@ def test_bad_forecast_files_and_flags_exit_2_naming_the_cell(
     err = capsys.readouterr().err
     assert "--price-refresh" in err
     assert "--metrics-port" in err
+    evidence = ["--forecast-min-orders", "-1", "--forecast-min-hours", "-1"]
+    bounds = ["--forecast-prior-hours", "0", "--max-price-ratio", "0"]
+    assert main([*serve, *evidence, *bounds]) == 2
+    err = capsys.readouterr().err
+    for flag in (*evidence[::2], *bounds[::2]):
+        assert f"{flag}:" in err
 
 
 def test_plan_series_of_old_price_versions_are_dropped() -> None:
@@ -539,3 +556,187 @@ def test_plan_series_of_old_price_versions_are_dropped() -> None:
         if sample.name == "router_plans_total"
     }
     assert kept == {"prices@v3", "prices@v4", "prices@v5", "none"}
+
+
+CHICAGO = "ORD-000597"
+"""A sample order to Chicago (SKU-00802 × 2): unpriced, it ships from DC-03, 7.8 km away."""
+
+
+@pytest.fixture(scope="module")
+def sample_priced() -> Scenario:
+    """The standard sample scenario (seed 7) under :data:`PRICED` rules."""
+    return priced(sample_scenario())
+
+
+def test_a_cold_service_does_not_move_orders_on_a_few_orders_of_evidence(
+    sample_priced: Scenario, tmp_path: Path
+) -> None:
+    """Three orders just after start-up do not move an order away from the DC next to it.
+
+    The issue's defect, measured on main (where this test failed): a fresh server (SQLite
+    ledger, the sample network, look-ahead on) routes three copies of a Chicago order (2
+    units of SKU-00802 each); the forecast scaled them to 144 units in Illinois over 24 h,
+    DC-03 (41 units available) got a price, and the next such order moved from DC-03
+    (7.8 km, 14.13) to DC-01 in New York (1,150 km, 25.05). With the default evidence rule
+    no prices are made from three orders: the order stays at DC-03, its plan names no
+    prices, and the metrics say why (too few orders).
+    """
+    before, after, metrics = _cold_chicago(
+        sample_priced, tmp_path, PriceSettings(refresh_interval_s=0.3)
+    )
+    assert [s.node_id for s in after.shipments] == ["DC-03"], "moved on 3 orders of evidence"
+    assert after.price_version == ""
+    assert after.objective == before.objective
+    evidence = {"router_price_forecast_evidence": "too_few_orders"}
+    assert metrics["router_price_forecast_evidence", tuple(evidence.items())] == 1
+    assert metrics["router_price_version", ()] == 0
+
+
+def test_admitted_thin_evidence_is_shrunk_and_still_does_not_move_the_order(
+    sample_priced: Scenario, tmp_path: Path
+) -> None:
+    """With the evidence rule let down to 3 orders, shrinkage alone keeps the order at DC-03.
+
+    The same three orders, seconds after start-up, now price the stock (a version is
+    published), but their 6 units forecast 24 × 6 / (t + 6 h) ≈ 24 units in Illinois, not
+    144: DC-03's 35 units left cover them, so its SKU-00802 is priced 0 and the order
+    stays, at the same cost.
+    """
+    settings = PriceSettings(refresh_interval_s=0.3, forecast_min_orders=3, forecast_min_hours=0.0)
+    before, after, metrics = _cold_chicago(sample_priced, tmp_path, settings, prices=True)
+    assert [s.node_id for s in after.shipments] == ["DC-03"]
+    assert after.price_version.startswith("prices@v")
+    assert after.objective == before.objective
+    evidence = {"router_price_forecast_evidence": "enough"}
+    assert metrics["router_price_forecast_evidence", tuple(evidence.items())] == 1
+
+
+def _cold_chicago(
+    scenario: Scenario, tmp_path: Path, settings: PriceSettings, *, prices: bool = False
+) -> tuple[router_pb2.Plan, router_pb2.Plan, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    """A fresh server plans :data:`CHICAGO`, routes three copies, and plans it again.
+
+    The second plan comes after a refresh has seen the three orders: with ``prices``,
+    once prices made from them are published; else once a refresh has counted them.
+    Returned with the metrics then.
+    """
+    chicago = next(o for o in scenario.orders if o.order_id == CHICAGO)
+    settings = replace(settings, min_gap_s=0.0)
+    url = f"sqlite://{tmp_path / 'ledger.db'}"
+    with live(scenario, None, prices=settings, ledger_url=url) as running:
+        before = running.plan(chicago)
+        assert [s.node_id for s in before.shipments] == ["DC-03"]
+        for i in range(3):
+            copy = replace(chicago, order_id=f"chicago-{i}")
+            request = router_pb2.RouteOrderRequest(request_id=f"r{i}", order=order_to_proto(copy))
+            assert running.routing.RouteOrder(request, timeout=60).reservation.lines
+
+        def refreshed_on_three_orders() -> bool:
+            current = running.server.prices.current
+            if prices:
+                return current is not None and "(3 orders" in current.source
+            return running.metric("router_price_forecast_orders") == 3 and (
+                current is None or "(3 orders" in current.source
+            )
+
+        eventually(refreshed_on_three_orders, "a refresh that saw the three orders")
+        return before, running.plan(chicago), running.metrics()
+
+
+def test_the_service_says_why_it_does_not_price_yet(small_scenario: Scenario) -> None:
+    """Short of evidence no price is computed; the evidence metric names what is missing.
+
+    Rule: 2 orders over 1 h. Before any order: too_few_orders; two routed orders a moment
+    after start-up: too_few_hours. Plans name no prices and the LP is never called.
+    """
+    pricer = Pricer()
+    settings = replace(
+        AT_ONCE, refresh_interval_s=0.1, forecast_min_orders=2, forecast_min_hours=1.0
+    )
+
+    def evidence(running: Live, state: str) -> bool:
+        return (
+            running.metric("router_price_forecast_evidence", router_price_forecast_evidence=state)
+            == 1
+        )
+
+    with live(priced(small_scenario), pricer, prices=settings) as running:
+        assert running.plan().price_version == ""
+        eventually(lambda: running.metric("router_price_forecast_hours") > 0, "an attempt")
+        assert evidence(running, "too_few_orders")
+        for i in range(2):
+            request = router_pb2.RouteOrderRequest(
+                request_id=f"r{i}", order=order_to_proto(order(("A", 1), order_id=f"o{i}"))
+            )
+            assert running.routing.RouteOrder(request, timeout=30).plan.price_version == ""
+        eventually(lambda: evidence(running, "too_few_hours"), "too_few_hours")
+        assert running.metric("router_price_forecast_orders") == 2
+        assert running.plan().price_version == ""
+        assert pricer.calls == []
+        assert running.metric("router_price_version") == 0
+
+
+def test_prices_follow_as_soon_as_the_window_has_enough_evidence(
+    small_scenario: Scenario,
+) -> None:
+    """The order that completes the evidence starts a refresh (forecast_change) at once.
+
+    Rule: 2 orders, no hours. After o1 nothing is priced; o2 makes prices@v1 without
+    waiting for the interval, from the two orders shrunk toward zero demand over 6 h:
+    A 3 units and B 1, seconds after start-up, are 24 × 3 / (≈0 + 6) ≈ 12 and ≈ 4 over the
+    24 h horizon (not 72 and 24).
+    """
+    pricer = Pricer()
+    settings = replace(AT_ONCE, forecast_min_orders=2)
+    with live(priced(small_scenario), pricer, prices=settings) as running:
+        assert running.plan().price_version == ""
+        routed = [order(("A", 2), ("B", 1), order_id="o1"), order(("A", 1), order_id="o2")]
+        for i, the_order in enumerate(routed):
+            request = router_pb2.RouteOrderRequest(
+                request_id=f"r{i}", order=order_to_proto(the_order)
+            )
+            running.routing.RouteOrder(request, timeout=30)
+            if i == 0:
+                time.sleep(0.2)
+                assert running.plan().price_version == "" and pricer.calls == []
+        eventually(lambda: running.plan().price_version == "prices@v1", "prices@v1")
+        assert running.metric("router_price_refreshes_total", trigger="forecast_change") == 1
+        _, forecast, _ = pricer.calls[-1]
+        units = {(d.region, d.sku): d.units for d in forecast.demand}
+        assert units == pytest.approx({("US", "A"): 12.0, ("US", "B"): 4.0}, rel=0.01)
+        assert forecast.source.startswith("recent orders (2 orders over ")
+
+
+def test_prices_are_withdrawn_when_the_window_loses_its_evidence(
+    small_scenario: Scenario,
+) -> None:
+    """Once the window's orders age out, the next refresh withdraws the prices.
+
+    Rule: 1 order, a window of 3 seconds. o1 makes prices@v1; 3.5 s later a feed snapshot
+    refreshes with an empty window: plans name no prices again, router_price_version is 0
+    and the evidence metric says too_few_orders. Versions are not reused: o2 brings v2.
+    """
+    pricer = Pricer()
+    settings = replace(AT_ONCE, forecast_min_orders=1, forecast_window_hours=3 / 3600)
+    with live(priced(small_scenario), pricer, prices=settings) as running:
+        running.plan()
+        request = router_pb2.RouteOrderRequest(
+            request_id="r1", order=order_to_proto(order(("A", 1), order_id="o1"))
+        )
+        running.routing.RouteOrder(request, timeout=30)
+        eventually(lambda: running.plan().price_version == "prices@v1", "prices@v1")
+        time.sleep(3.5)
+        running.snapshot(1)
+        eventually(lambda: running.plan().price_version == "", "the prices withdrawn")
+        assert running.metric("router_price_version") == 0
+        assert (
+            running.metric(
+                "router_price_forecast_evidence", router_price_forecast_evidence="too_few_orders"
+            )
+            == 1
+        )
+        request = router_pb2.RouteOrderRequest(
+            request_id="r2", order=order_to_proto(order(("A", 1), order_id="o2"))
+        )
+        running.routing.RouteOrder(request, timeout=30)
+        eventually(lambda: running.plan().price_version == "prices@v2", "prices@v2")

@@ -26,6 +26,7 @@ from models.reservation import Reservation, ReservationLine
 from models.scenario import Scenario
 from router.ledger import Ledger, open_ledger
 from router.ledger.memory import MemoryLedger
+from router.scenario.reader import read_scenario
 from router.service.convert import order_to_proto
 from router.service.server import ServerConfig, create_server
 from router.v1 import router_pb2, router_pb2_grpc
@@ -96,6 +97,7 @@ def test_route_order_reserves_and_get_stock_shows_it(served: Served):
     before = stock_of(served, "A")
     answer = served.routing.RouteOrder(route("r1", ("A", 2)), timeout=10)
     assert answer.attempts == 1
+    assert answer.outcome == router_pb2.ROUTE_OUTCOME_RESERVED and not answer.detail
     assert answer.reservation.status == router_pb2.RESERVATION_STATUS_HELD
     assert answer.reservation.order_id == "o1"
     shipped = [
@@ -216,8 +218,9 @@ def test_request_id_is_required(served: Served, request_id: str):
 
 
 def test_nothing_to_ship_reserves_nothing(served: Served):
-    """An order no node can serve returns its plan and no reservation."""
+    """An order no node can serve returns its plan and no reservation: NOTHING_TO_RESERVE."""
     answer = served.routing.RouteOrder(route("r1", ("C", 1)), timeout=10)
+    assert answer.outcome == router_pb2.ROUTE_OUTCOME_NOTHING_TO_RESERVE
     assert not answer.HasField("reservation")
     assert not answer.plan.shipments
     assert [(u.sku, u.quantity) for u in answer.plan.unfulfilled] == [("C", 1)]
@@ -453,9 +456,125 @@ def test_a_solve_cut_short_is_not_stored_and_a_retry_plans_again(small_scenario:
         hurried.time_limit.CopyFrom(duration_pb2.Duration(nanos=1000))
         first = served.routing.RouteOrder(hurried, timeout=10)
         assert first.plan.status == router_pb2.SOLVE_STATUS_NO_SOLUTION
+        assert first.outcome == router_pb2.ROUTE_OUTCOME_CUT_SHORT
         assert not first.HasField("reservation")
         retry = route("r1", ("A", 2))
         retry.time_limit.CopyFrom(duration_pb2.Duration(seconds=5))
         again = served.routing.RouteOrder(retry, timeout=10)
         assert again.HasField("reservation")
         assert sum(line.quantity for line in again.reservation.lines) == 2
+
+
+TRAP = Path(__file__).parent.parent / "data" / "trap"
+"""A scenario whose order a stopped solve cannot prove (tests/data/trap/README.md)."""
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def trapped(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    """A server for the trap scenario over a fresh ledger of each embedded backend."""
+    url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path / 'l.db'}"
+    yield from serve_on(open_ledger(url), read_scenario(TRAP))
+
+
+def cut_short(request_id: str, **fields: Any) -> router_pb2.RouteOrderRequest:
+    """The trap order (A ×1, B ×1), solved for 1 ns: the greedy plan, FEASIBLE, unproven.
+
+    A stop already set leaves the engine its greedy plan, HUB alone (38.50), and the
+    two-shipment bound 19.50; the optimum, WEST and EAST, costs 19.50 (gap 0.4935).
+    """
+    trap = read_scenario(TRAP).orders[0]
+    request = router_pb2.RouteOrderRequest(request_id=request_id, order=order_to_proto(trap))
+    request.time_limit.CopyFrom(duration_pb2.Duration(nanos=1))
+    for name, value in fields.items():
+        setattr(request, name, value)
+    return request
+
+
+def test_a_plan_cut_short_is_not_reserved_by_default(trapped: Served):
+    """A FEASIBLE plan is not reserved unless the request accepts it; a retry plans again.
+
+    Failed before: the cut-short plan was reserved and stored, so every retry replayed it.
+    Now the answer is CUT_SHORT, nothing is held in the ledger, nothing is stored: the
+    retry under the same request_id, with a longer time limit (a different request, which
+    a stored answer would refuse as ALREADY_EXISTS), plans the optimum and reserves it.
+    """
+    before = trapped.ledger.stock()
+    first = trapped.routing.RouteOrder(cut_short("r1"), timeout=10)
+    assert first.plan.status == router_pb2.SOLVE_STATUS_FEASIBLE
+    assert [s.node_id for s in first.plan.shipments] == ["HUB"]
+    assert first.plan.gap == pytest.approx(0.4935, abs=1e-4)
+    assert first.outcome == router_pb2.ROUTE_OUTCOME_CUT_SHORT
+    assert not first.HasField("reservation")
+    assert "accepts proven plans only" in first.detail
+    assert trapped.ledger.stock() == before
+    assert all(reserved == 0 for _, reserved, _ in stock_of(trapped, "A").values())
+
+    retry = cut_short("r1")
+    retry.time_limit.CopyFrom(duration_pb2.Duration(seconds=5))
+    again = trapped.routing.RouteOrder(retry, timeout=10)
+    assert again.plan.status == router_pb2.SOLVE_STATUS_OPTIMAL
+    assert again.outcome == router_pb2.ROUTE_OUTCOME_RESERVED
+    assert sorted((x.node_id, x.sku, x.quantity) for x in again.reservation.lines) == [
+        ("EAST", "B", 1),
+        ("WEST", "A", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reserved"),
+    [
+        ({"accept": router_pb2.PLAN_ACCEPTANCE_PROVEN}, False),
+        ({"accept": router_pb2.PLAN_ACCEPTANCE_WITHIN_GAP, "max_gap": 0.4}, False),
+        ({"accept": router_pb2.PLAN_ACCEPTANCE_WITHIN_GAP, "max_gap": 0.6}, True),
+        ({"accept": router_pb2.PLAN_ACCEPTANCE_ANY}, True),
+    ],
+)
+def test_a_plan_cut_short_is_reserved_only_within_what_the_request_accepts(
+    trapped: Served, fields: dict[str, Any], reserved: bool
+):
+    """The gap-0.4935 plan is reserved with accept ANY or WITHIN_GAP max_gap 0.6, not below.
+
+    Reserved, it is the stored answer: a retry replays it byte for byte and holds no more.
+    """
+    first = trapped.routing.RouteOrder(cut_short("r1", **fields), timeout=10)
+    assert first.plan.status == router_pb2.SOLVE_STATUS_FEASIBLE
+    assert first.HasField("reservation") is reserved
+    if not reserved:
+        assert first.outcome == router_pb2.ROUTE_OUTCOME_CUT_SHORT
+        assert stock_of(trapped, "A")["HUB"] == (10, 0, 10)
+        return
+    assert first.outcome == router_pb2.ROUTE_OUTCOME_RESERVED and not first.detail
+    assert sorted((x.node_id, x.sku, x.quantity) for x in first.reservation.lines) == [
+        ("HUB", "A", 1),
+        ("HUB", "B", 1),
+    ]
+    again = trapped.routing.RouteOrder(cut_short("r1", **fields), timeout=10)
+    assert again.SerializeToString() == first.SerializeToString()
+    assert stock_of(trapped, "A")["HUB"] == (10, 1, 9)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"max_gap": 0.1}, "max_gap"),
+        ({"accept": router_pb2.PLAN_ACCEPTANCE_ANY, "max_gap": 0.1}, "max_gap"),
+        ({"accept": router_pb2.PLAN_ACCEPTANCE_WITHIN_GAP, "max_gap": -0.1}, "max_gap"),
+        ({"accept": router_pb2.PLAN_ACCEPTANCE_WITHIN_GAP, "max_gap": float("nan")}, "max_gap"),
+        ({"accept": 9}, "accept"),
+    ],
+)
+def test_bad_acceptance_is_invalid_argument(served: Served, fields: dict[str, Any], field: str):
+    """Bad acceptance fields are INVALID_ARGUMENT naming the field; nothing is reserved.
+
+    A max_gap without accept WITHIN_GAP, a negative or NaN one, an unknown accept value.
+    """
+    before = served.ledger.stock()
+    with pytest.raises(grpc.RpcError) as error:
+        served.routing.RouteOrder(cut_short("r1", **fields), timeout=10)
+    assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(error.value)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    assert [v.field for v in bad.field_violations] == [field]
+    assert served.ledger.stock() == before

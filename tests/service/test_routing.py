@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import cast
 
 import grpc
 import pytest
 from google.protobuf import descriptor_pool
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from grpc_status import rpc_status
 
 from models.scenario import Scenario
 from router.engine import route_order
 from router.service.convert import order_to_proto
 from router.v1 import router_pb2
-from tests.service.conftest import Running, order, run
+from tests.service.conftest import Running, bad_request_fields, order, run
 
 
 def test_plan_order_matches_the_engine(server: Running, small_scenario: Scenario) -> None:
@@ -42,10 +39,10 @@ def test_plan_order_matches_the_engine(server: Running, small_scenario: Scenario
 
 
 def test_explanation_only_when_asked(server: Running, small_scenario: Scenario) -> None:
-    """explain=true adds the model (every candidate, every line); it does not change the plan."""
+    """EXPLAIN_LEVEL_FULL adds the model (every candidate, every line); the plan is the same."""
     request = router_pb2.PlanOrderRequest(order=order_to_proto(small_scenario.orders[0]))
     plain = server.routing.PlanOrder(request, timeout=30).plan
-    request.explain = True
+    request.explain_level = router_pb2.EXPLAIN_LEVEL_FULL
     explained = server.routing.PlanOrder(request, timeout=30).plan
 
     assert explained.objective == plain.objective
@@ -83,21 +80,13 @@ def test_bad_input_lists_every_bad_field(server: Running, small_scenario: Scenar
     with pytest.raises(grpc.RpcError) as caught:
         server.routing.PlanOrder(router_pb2.PlanOrderRequest(order=msg), timeout=30)
 
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    status = rpc_status.from_call(cast(grpc.Call, caught.value))
-    assert status is not None
-    [detail] = status.details
-    bad_request = error_details_pb2.BadRequest()
-    assert detail.Unpack(bad_request)
-    fields = [v.field for v in bad_request.field_violations]
-    assert sorted(fields) == [
+    assert sorted(bad_request_fields(caught.value)) == [
         "order.created_at",
         "order.lines[0].quantity",
         "order.lines[1].sku",
         "order.service",
         "order.ship_to.latitude",
     ]
-    assert all(v.description for v in bad_request.field_violations)
 
 
 def test_bad_time_limit_is_invalid_argument(server: Running, small_scenario: Scenario) -> None:

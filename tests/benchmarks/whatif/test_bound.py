@@ -11,13 +11,14 @@ costs 1 + 5 + 1 = 7 from a node within 500 km and 1 + 8 + 2 = 11 from 500–1,50
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from benchmarks.whatif.bound import hindsight_bound
 from benchmarks.whatif.policies import EnginePolicy
 from benchmarks.whatif.replay import Replenishment, replay
+from models.capacity import CapacityUsed
 from models.errors import InvalidArgumentError
 from models.money import MONEY_SCALE
 from models.network import Stock
@@ -193,7 +194,9 @@ def test_cumulative_rows_per_arrival_time_of_one_node():
 
 
 def test_a_capacity_one_node_serves_one_order_a_day():
-    """A node's daily order capacity is shared by the orders of one UTC day.
+    """A node's daily order capacity is shared by the orders it ships on one day.
+
+    Here the ship date is the UTC day of creation (cutoff 23:59 UTC, no processing).
 
     N at lon 0 (capacity 1) and W at lon −10 hold 2 A each; two orders of 1 A ship to
     (0, 0): from N 7, from W (1,112 km) 11.
@@ -225,23 +228,23 @@ def test_the_evaluation_rules_must_have_a_single_strategy():
 def first_come_cost(scenario: Scenario, policy: Policy) -> float:
     """Total cost of routing the stream with the engine in arrival order on depleting stock.
 
-    Each order is planned on the stock left and today's capacity left (UTC days), priced
-    by its own canonical model (an order with no plan backorders everything).
+    Each order is planned on the stock left and the capacity left on each node's ship date,
+    priced by its own canonical model (an order with no plan backorders everything).
     """
     positions = dict(scenario.stock.positions)
-    used: dict[tuple[str, object], int] = {}
+    used: dict[tuple[str, date], int] = {}
     total = 0
     for o in sorted(scenario.orders, key=lambda o: (o.created_at, o.order_id)):
-        day = o.created_at.astimezone(UTC).date()
-        today = {n: k for (n, d), k in used.items() if d == day}
-        plan = plan_order(o, scenario.network, Stock(positions), policy, capacity_used=today)
+        taken = CapacityUsed(dict(used))
+        plan = plan_order(o, scenario.network, Stock(positions), policy, capacity_used=taken)
         if plan.objective is None:
-            built = build_model(o, scenario.network, Stock(positions), policy, today)
+            built = build_model(o, scenario.network, Stock(positions), policy, taken)
             total += built.model.objective({})
             continue
         total += plan.objective
         for shipment in plan.shipments:
-            used[shipment.node_id, day] = used.get((shipment.node_id, day), 0) + 1
+            slot = (shipment.node_id, shipment.ship_date)
+            used[slot] = used.get(slot, 0) + 1
             for line in shipment.lines:
                 pos = positions[shipment.node_id, line.sku]
                 positions[shipment.node_id, line.sku] = replace(

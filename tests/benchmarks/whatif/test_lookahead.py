@@ -3,12 +3,14 @@
 The worked stream uses the equator network of tests/engine/test_prices.py: X at 0° holds
 1 unit of A (handling 1 a shipment), Y at −4° holds 5 (handling 1 a shipment, 2 a unit).
 o1 wants 1 A at 0°, then o2 wants 1 A at 12°, which only X reaches (Y is 1,779 km away,
-beyond the last band).
+beyond the last band). The worked prices are the LP's duals without the price bound
+(``max_price_ratio`` inf); the bound's effect is worked in tests/engine/test_prices.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,12 +22,13 @@ from benchmarks.whatif.records import DETERMINISTIC
 from benchmarks.whatif.replay import Replenishment, replay
 from benchmarks.whatif.run import RunSpec, Stream, execute, lookahead_for, main
 from models.errors import InvalidArgumentError
-from models.lookahead import Forecast, RegionDemand
+from models.lookahead import Forecast, ForecastRule, RegionDemand
 from models.order import ShipTo
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.sample import sample_scenario
 from router.scenario import read_forecast
+from router.service.prices import PriceSettings
 from tests.engine.conftest import CREATED, network, node, order, stock
 
 NET = network(node("X", 0.0), node("Y", -4.0, per_unit=2.0))
@@ -42,6 +45,10 @@ FORECAST = Forecast(
     24.0,
     "file worked.csv",
 )
+HALF = LookAhead(
+    opportunity_cost=0.5, forecast=FORECAST, refresh_orders=1, max_price_ratio=math.inf
+)
+"""The file's forecast at weight 0.5, re-priced before every order, prices unbounded."""
 
 
 def _scenario() -> Scenario:
@@ -60,8 +67,7 @@ def test_prices_keep_the_scarce_unit_for_the_region_that_needs_it():
     """
     engine = replay(_scenario(), EnginePolicy(RuleSet()), scenario_name="w", seed=1)
     assert [r.cost for r in engine] == [7.0, 60.0]
-    config = LookAhead(opportunity_cost=0.5, forecast=FORECAST, refresh_orders=1)
-    ahead = replay(_scenario(), LookAheadPolicy(RuleSet(), config), scenario_name="w", seed=1)
+    ahead = replay(_scenario(), LookAheadPolicy(RuleSet(), HALF), scenario_name="w", seed=1)
     assert [r.node_units for r in ahead] == ["Y:1", "X:1"]
     assert [r.cost for r in ahead] == [9.0, 11.0]
     assert [r.price_version for r in ahead] == ["prices@v1", "prices@v2"]
@@ -71,7 +77,7 @@ def test_prices_keep_the_scarce_unit_for_the_region_that_needs_it():
 
 def test_a_replenishment_re_prices_before_the_next_order():
     """With re-pricing every 100 orders, only the arrival before o2 makes prices@v2."""
-    config = LookAhead(forecast=FORECAST, refresh_orders=100)
+    config = dataclasses.replace(HALF, refresh_orders=100)
     arrival = Replenishment(O2.created_at, "Y", "A", 3)
     records = replay(
         _scenario(),
@@ -93,14 +99,13 @@ def test_prices_look_no_further_than_the_replays_last_order():
     one unit, so X prices 0 and o1 ships from it (7); o2 backorders (60), as with the
     engine. Without ``until`` the same configuration ships o1 from Y (first test).
     """
-    config = LookAhead(opportunity_cost=0.5, forecast=FORECAST, refresh_orders=1)
-    ends = LookAheadPolicy(RuleSet(), dataclasses.replace(config, until=O2.created_at))
+    ends = LookAheadPolicy(RuleSet(), dataclasses.replace(HALF, until=O2.created_at))
     records = replay(_scenario(), ends, scenario_name="w", seed=1)
     assert [r.cost for r in records] == [7.0, 60.0]
     assert ends.prices is not None and ends.prices.horizon_hours == pytest.approx(1e-6)
     assert [
         r.cost
-        for r in replay(_scenario(), LookAheadPolicy(RuleSet(), config), scenario_name="w", seed=1)
+        for r in replay(_scenario(), LookAheadPolicy(RuleSet(), HALF), scenario_name="w", seed=1)
     ] == [9.0, 11.0]
 
 
@@ -110,6 +115,20 @@ def test_rolling_forecast_waits_for_min_orders():
     records = replay(_scenario(), LookAheadPolicy(RuleSet(), config), scenario_name="w", seed=1)
     assert [r.price_version for r in records] == ["", ""]
     assert [r.cost for r in records] == [7.0, 60.0]  # the engine's decisions
+
+
+@pytest.mark.parametrize(("min_hours", "versions"), [(1.0, ["", ""]), (0.0, ["", "prices@v1"])])
+def test_rolling_forecast_waits_for_min_hours_as_the_service_does(min_hours, versions):
+    """At o2 one order was seen, over one minute: priced only when no hours are required.
+
+    The policy's rule is the service's :class:`~models.lookahead.ForecastRule`, with the
+    same defaults (``router serve --forecast-min-orders`` and ``--forecast-min-hours``
+    are ``router whatif --min-orders`` and ``--min-hours``).
+    """
+    config = LookAhead(min_orders=1, min_hours=min_hours)
+    records = replay(_scenario(), LookAheadPolicy(RuleSet(), config), scenario_name="w", seed=1)
+    assert [r.price_version for r in records] == versions
+    assert LookAhead().forecast_rule == PriceSettings().forecast_rule == ForecastRule()
 
 
 def test_look_ahead_replay_of_the_sample_is_deterministic_and_feasible():
@@ -176,39 +195,41 @@ def test_rolling_forecast_spreads_units_over_the_window_once_the_replay_is_older
     """A lull at the start of the window does not shrink it: units scale by horizon / window.
 
     Orders of 1 unit of A at 0 h and 30 h. At 40 h the 36 h window holds only the second,
-    and the replay is 40 h old, so the 12 h forecast expects 1 × 12 / 36 units (not
-    1 × 12 / 10, over the time since that order). At 35 h the replay is younger than the
-    window and both orders count, over its age: 2 × 12 / 35.
+    and the replay is 40 h old, so the 12 h forecast expects 1 × 12 / (36 + 6) units with
+    the prior's 6 h (not 1 × 12 / (10 + 6), over the time since that order). At 35 h the
+    replay is younger than the window and both orders count, over its age: 2 × 12 / 41.
     """
 
     def forecast_at(hours: float) -> list[float]:
-        policy = LookAheadPolicy(RuleSet(), LookAhead(horizon_hours=12.0, window_hours=36.0))
+        config = LookAhead(horizon_hours=12.0, window_hours=36.0, min_orders=1)
+        policy = LookAheadPolicy(RuleSet(), config)
         for seen, order_id in ((0, "a"), (30, "b")):
             at = CREATED + timedelta(hours=seen)
             policy.seen.append(dataclasses.replace(O1, order_id=order_id, created_at=at))
             policy._seen_at.append(at)
-        return [d.units for d in policy._forecast(CREATED + timedelta(hours=hours)).demand]
+        forecast = policy._forecast(CREATED + timedelta(hours=hours))
+        assert isinstance(forecast, Forecast)
+        return [d.units for d in forecast.demand]
 
-    assert forecast_at(40) == [pytest.approx(12 / 36)]
-    assert forecast_at(35) == [pytest.approx(2 * 12 / 35)]
+    assert forecast_at(40) == [pytest.approx(12 / 42)]
+    assert forecast_at(35) == [pytest.approx(2 * 12 / 41)]
 
 
 def test_rolling_forecast_stops_at_the_replays_last_order():
     """With the replay ending at 44 h, the 12 h forecast at 40 h covers the 4 h left.
 
     The same orders as above: at 40 h the 36 h window holds 1 unit, so the 4 h left expect
-    1 × 4 / 36; at 30 h the 12 h horizon ends before the replay and stays whole.
+    1 × 4 / (36 + 6); at 30 h the 12 h horizon ends before the replay and stays whole.
     """
-    policy = LookAheadPolicy(
-        RuleSet(),
-        LookAhead(horizon_hours=12.0, window_hours=36.0, until=CREATED + timedelta(hours=44)),
-    )
+    until = CREATED + timedelta(hours=44)
+    config = LookAhead(horizon_hours=12.0, window_hours=36.0, min_orders=1, until=until)
+    policy = LookAheadPolicy(RuleSet(), config)
     for seen, order_id in ((0, "a"), (30, "b")):
         at = CREATED + timedelta(hours=seen)
         policy.seen.append(dataclasses.replace(O1, order_id=order_id, created_at=at))
         policy._seen_at.append(at)
     at_40 = policy._forecast(CREATED + timedelta(hours=40))
-    assert at_40.horizon_hours == pytest.approx(4.0)
-    assert [d.units for d in at_40.demand] == [pytest.approx(1 * 4 / 36)]
+    assert isinstance(at_40, Forecast) and at_40.horizon_hours == pytest.approx(4.0)
+    assert [d.units for d in at_40.demand] == [pytest.approx(1 * 4 / 42)]
     at_30 = policy._forecast(CREATED + timedelta(hours=30))
-    assert at_30.horizon_hours == 12.0
+    assert isinstance(at_30, Forecast) and at_30.horizon_hours == 12.0

@@ -12,14 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.whatif.lookahead import LookAhead, LookAheadPolicy
+from benchmarks.whatif.lookahead import LookAheadPolicy
 from benchmarks.whatif.myopia import alone_costs, by_seed, main, per_stream
 from benchmarks.whatif.policies import EnginePolicy
 from benchmarks.whatif.replay import replay
 from benchmarks.whatif.run import Stream, records_frame
 from benchmarks.whatif.run import main as whatif
 from models.rules import RuleSet
-from tests.benchmarks.whatif.test_lookahead import FORECAST, O1, O2, _scenario
+from tests.benchmarks.whatif.test_lookahead import HALF, O1, O2, _scenario
 from tests.engine.conftest import order
 
 
@@ -28,8 +28,9 @@ def test_alone_each_order_takes_the_initial_stock_and_myopia_is_what_the_engine_
 
     An order of a SKU nobody holds is backordered whole alone (60 a unit).
 
-    Myopia cost the engine 67 − 18 = 49; look-ahead (forecast file, weight 0.5) replays
-    9 + 11 = 20, 47 less than the engine; one order better (o2), one worse (o1).
+    Myopia cost the engine 67 − 18 = 49; look-ahead (forecast file, weight 0.5, prices
+    unbounded) replays 9 + 11 = 20, 47 less than the engine; one order better (o2), one
+    worse (o1).
     """
     scenario = _scenario()
     alone = alone_costs(scenario, (O1, O2))
@@ -37,8 +38,7 @@ def test_alone_each_order_takes_the_initial_stock_and_myopia_is_what_the_engine_
     nowhere = dataclasses.replace(order(("B", 2)), order_id="o3")  # nobody holds B
     assert alone_costs(scenario, (nowhere,)) == {"o3": 120.0}  # backordered whole, 60 a unit
     engine = replay(scenario, EnginePolicy(RuleSet()), scenario_name="w", seed=1)
-    config = LookAhead(opportunity_cost=0.5, forecast=FORECAST, refresh_orders=1)
-    ahead = replay(scenario, LookAheadPolicy(RuleSet(), config), scenario_name="w", seed=1)
+    ahead = replay(scenario, LookAheadPolicy(RuleSet(), HALF), scenario_name="w", seed=1)
     records = records_frame([*engine, *ahead])
     table = by_seed(records, _alone("w", 1, alone), other="look-ahead")
     assert table.iloc[0].to_dict() == {

@@ -210,10 +210,11 @@ def test_replenishment_arrives_and_a_later_order_uses_it() -> None:
 
 
 def test_a_node_with_daily_capacity_one_takes_one_order_a_day() -> None:
-    """NEAR (capacity 1 a day, plenty of stock) takes the first order of each UTC day only.
+    """NEAR (capacity 1 a day, plenty of stock) takes the first order of each ship date only.
 
-    o2 is created at 01:00 on 11-21 in UTC+5, which is 20:00 on 11-20 in UTC: the same
-    day as o1, so it goes to FAR. o3 on 11-21 (UTC) finds NEAR's capacity fresh.
+    NEAR is in UTC with a 23:59 cutoff, so it ships on the UTC day of creation. o2 is
+    created at 01:00 on 11-21 in UTC+5, which is 20:00 on 11-20 in UTC: NEAR would ship it
+    on 11-20, like o1, so it goes to FAR. o3 on 11-21 (UTC) finds NEAR's capacity fresh.
     """
     near = dataclasses.replace(NEAR, daily_order_capacity=1)
     o1 = at(0, "o1", ("A", 1))

@@ -1,0 +1,78 @@
+"""The NetworkService servicer, and the network every request plans on: calendars live.
+
+Calendars (docs/calendars.md) are stored in the ledger, so that a holiday or a closure set
+through any replica is used by every replica from its next request. :class:`LiveNetwork`
+gives routing the scenario's network with the ledger's calendars.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import grpc
+
+from models.network import Network
+from router.ledger import Ledger
+from router.service.convert import calendar_from_proto, calendar_to_proto
+from router.service.errors import abort_on_error
+from router.v1 import router_pb2, router_pb2_grpc
+
+
+class LiveNetwork:
+    """The scenario's ``network`` with the calendars stored in ``ledger``.
+
+    :meth:`current` reads the calendar revision on every call (one primary-key lookup) and
+    the calendars only when the revision has moved; the network is then rebuilt once, and
+    the engine builds its arrays for it once.
+    """
+
+    def __init__(self, ledger: Ledger, network: Network) -> None:
+        self._ledger = ledger
+        self._base = network
+        self._lock = threading.Lock()
+        self._revision = -1
+        self._network = network
+
+    def current(self) -> Network:
+        """The network with the calendars of the ledger's latest revision."""
+        revision = self._ledger.calendar_revision()
+        with self._lock:
+            if revision == self._revision:
+                return self._network
+        revision, calendars = self._ledger.calendars()
+        network = replace(self._base, calendars=calendars)
+        with self._lock:
+            if revision > self._revision:  # a concurrent reload may have read a later one
+                self._revision, self._network = revision, network
+            return self._network
+
+
+class NetworkServicer(router_pb2_grpc.NetworkServiceServicer):
+    """Lists and sets the calendars of the nodes and carrier services of ``network``."""
+
+    def __init__(self, ledger: Ledger, network: Network) -> None:
+        self._ledger = ledger
+        self._network = network
+
+    def ListCalendars(
+        self, request: router_pb2.ListCalendarsRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ListCalendarsResponse:
+        """Every calendar the ledger holds, nodes' then services', by owner."""
+        with abort_on_error(context):
+            revision, calendars = self._ledger.calendars()
+            return router_pb2.ListCalendarsResponse(
+                calendars=[calendar_to_proto(*entry) for entry in calendars.entries()],
+                revision=revision,
+            )
+
+    def SetCalendar(
+        self, request: router_pb2.SetCalendarRequest, context: grpc.ServicerContext
+    ) -> router_pb2.SetCalendarResponse:
+        """Validate against the network → store in the ledger → echo it as stored."""
+        with abort_on_error(context):
+            kind, owner, calendar = calendar_from_proto(request.calendar, self._network)
+            revision = self._ledger.set_calendar(kind, owner, calendar)
+            return router_pb2.SetCalendarResponse(
+                calendar=calendar_to_proto(kind, owner, calendar), revision=revision
+            )
