@@ -184,7 +184,9 @@ class ProductInstance:
         """The product's own prices: :func:`~router.engine.prices.price_stock` on ``stock``.
 
         Over :meth:`forecast` of the next ``periods`` arrivals, under the look-ahead
-        policy, every node (the dummy too) open to every city.
+        policy, every node (the dummy too) open to every city, with the product's defaults
+        otherwise (a box spread over ``UNITS_PER_SHIPMENT`` units, each price at most
+        ``MAX_PRICE_RATIO`` × the unit's own cost).
         """
         forecast = self.forecast(periods)
         return StockPrices(

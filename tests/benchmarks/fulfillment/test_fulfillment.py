@@ -271,15 +271,16 @@ def test_lookahead_saves_the_scarce_unit_for_the_order_that_needs_it():
     assert ahead.cost == 4 + 3
 
 
-def test_product_pricing_lp_prices_the_scarce_unit_by_its_transport_saving():
-    """The product's pricing LP prices near's one unit of item 0 at what it saves a unit.
+def test_product_pricing_lp_prices_the_scarce_unit_within_its_bound():
+    """The product's pricing LP prices near's one unit of item 0, within the price bound.
 
     Over 10 periods the city expects 8 units of item 0 (types 1 and 2 arrive 4 times
     each) and 4 of item 1. The LP spreads a box over 2 units: item 0 costs 1 + 1/2 = 1.5
     a unit from near (1 unit held), 3 + 1/2 = 3.5 from far (100), 20 + 10/2 = 25 from the
-    dummy. One more unit at near saves 3.5 − 1.5 = 2, so near's price is 2; every other
-    position is plentiful and priced 0. (It prices units one at a time: that type 2 would
-    also save a box with near's unit, as the DLP sees, is not in it.)
+    dummy. One more unit at near would save 3.5 − 1.5 = 2, but the product bounds a price
+    by the unit's own cost (``max_price_ratio`` 1 × 1.5), so near's price is 1.5; every
+    other position is plentiful and priced 0. (It prices units one at a time: that type 2
+    would also save a box with near's unit, as the DLP sees, is not in it.)
     """
     instance = _tiny_instance([[1, 100], [100, 100]], periods=10)
     product = ProductInstance.of(instance)
@@ -289,7 +290,7 @@ def test_product_pricing_lp_prices_the_scarce_unit_by_its_transport_saving():
         ("city", sku_of(1)): pytest.approx(4.0),
     }
     prices = product.lp_prices(product.stock(instance.stock), version=1, periods=10)
-    assert dict(prices.prices) == {("near", sku_of(0)): pytest.approx(2.0)}
+    assert dict(prices.prices) == {("near", sku_of(0)): pytest.approx(1.5)}
 
 
 def test_plans_are_remembered_only_while_their_stock_lasts():
