@@ -50,7 +50,7 @@ from models.scenario import Scenario
 from router.engine import route_order
 from router.engine.arrays import stock_arrays
 from router.engine.solve import DEFAULT_TIME_LIMIT_S, FAST, FULL_MODEL, HIGHS_FULL
-from router.sample import dense_scenario, sample_scenario
+from router.sample import dense_scenario, sample_scenario, stores_for
 
 FAST_ROLE = "fast"
 """Role of the engine under test; each baseline's role is its engine's name."""
@@ -116,21 +116,6 @@ DENSE_SWEEP = Sweep(DENSE, (50, 400, 1000, 3000), (1, 5, 20, 50), 20, 200, 400)
 
 class EngineUnavailableError(RuntimeError):
     """``route_order`` cannot run an engine: it raised, or a different engine answered."""
-
-
-def stores_for(nodes: int, n_dcs: int = SWEEP_DCS) -> int:
-    """``n_stores`` for which the sample network has exactly ``nodes`` nodes.
-
-    The sample has ``n_dcs`` DCs, ``n_stores`` stores, one dark store per 50 stores (at least
-    one) and four 3PL/drop-ship nodes.
-    """
-    for stores in range(max(0, nodes - n_dcs - 5 - nodes // 50), nodes):
-        total = n_dcs + stores + max(1, stores // 50) + 4
-        if total == nodes:
-            return stores
-        if total > nodes:
-            break
-    raise ValueError(f"no sample network has exactly {nodes} nodes with {n_dcs} DCs")
 
 
 def sweep_network(nodes: int, seed: int, sweep: Sweep) -> Scenario:
