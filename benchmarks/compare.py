@@ -20,7 +20,8 @@ beats, or two proven answers that differ, is a contradiction; each is printed an
 exits with status 1. Under a time limit an unproven answer may be worse: that is counted,
 not a contradiction. Writes, under ``--out``:
 
-* ``orders.csv``: one row per (scenario, seed, cell, order, engine);
+* ``orders.csv``: one row per (scenario, seed, cell, order, engine); while the run goes
+  on, ``orders.partial.csv`` holds every finished cell (``--from-csv`` reads it);
 * ``summary.csv`` and ``summary.md``: per cell and engine, p50/p95/p99 ms, orders proven,
   the largest gap left, orders worse than the best answer; ratios to the fast engine;
 * ``goals.md``: per cell of the dense sweep, the issue's goals and whether they are met;
@@ -50,7 +51,7 @@ from models.scenario import Scenario
 from router.engine import route_order
 from router.engine.arrays import stock_arrays
 from router.engine.solve import DEFAULT_TIME_LIMIT_S, FAST, FULL_MODEL, HIGHS_FULL
-from router.sample import dense_scenario, sample_scenario
+from router.sample import dense_scenario, sample_scenario, stores_for
 
 FAST_ROLE = "fast"
 """Role of the engine under test; each baseline's role is its engine's name."""
@@ -118,21 +119,6 @@ class EngineUnavailableError(RuntimeError):
     """``route_order`` cannot run an engine: it raised, or a different engine answered."""
 
 
-def stores_for(nodes: int, n_dcs: int = SWEEP_DCS) -> int:
-    """``n_stores`` for which the sample network has exactly ``nodes`` nodes.
-
-    The sample has ``n_dcs`` DCs, ``n_stores`` stores, one dark store per 50 stores (at least
-    one) and four 3PL/drop-ship nodes.
-    """
-    for stores in range(max(0, nodes - n_dcs - 5 - nodes // 50), nodes):
-        total = n_dcs + stores + max(1, stores // 50) + 4
-        if total == nodes:
-            return stores
-        if total > nodes:
-            break
-    raise ValueError(f"no sample network has exactly {nodes} nodes with {n_dcs} DCs")
-
-
 def sweep_network(nodes: int, seed: int, sweep: Sweep) -> Scenario:
     """The network of ``nodes`` nodes of the sweep's family (its orders are templates)."""
     if sweep.name == DENSE:
@@ -172,6 +158,10 @@ def check_engine(engine: str, scenario: Scenario, time_limit_s: float) -> None:
         )
 
 
+CRASHED = "CRASHED"
+"""The status of a baseline's solve that raised (e.g. HiGHS running out of memory)."""
+
+
 def time_orders(
     scenario: Scenario,
     orders: Iterable[Order],
@@ -182,34 +172,45 @@ def time_orders(
     cell: str,
     done: Callable[[], object] | None = None,
 ) -> list[dict[str, object]]:
-    """Plan each order with the engine under test, then each baseline; one row per solve."""
+    """Plan each order with the engine under test, then each baseline; one row per solve.
+
+    A baseline that raises is recorded as CRASHED (no plan) and the run goes on; the
+    engine under test raising is a bug, and stops it.
+    """
     nodes = len(scenario.network.nodes)
     rows: list[dict[str, object]] = []
     for order in orders:
         for role, engine in engines.pairs():
+            row: dict[str, object] = {
+                "scenario": name,
+                "seed": seed,
+                "cell": cell,
+                "order_id": order.order_id,
+                "nodes": nodes,
+                "lines": len(order.lines),
+                "role": role,
+                "engine": engine,
+            }
             started = time.perf_counter()
-            plan = route_order(
-                order, scenario.network, scenario.stock, scenario.rules,
-                engine=engine, time_limit_s=engines.time_limit_s,
-            )  # fmt: skip
-            seconds = time.perf_counter() - started
-            rows.append(
-                {
-                    "scenario": name,
-                    "seed": seed,
-                    "cell": cell,
-                    "order_id": order.order_id,
-                    "nodes": nodes,
-                    "lines": len(order.lines),
+            try:
+                plan = route_order(
+                    order, scenario.network, scenario.stock, scenario.rules,
+                    engine=engine, time_limit_s=engines.time_limit_s,
+                )  # fmt: skip
+            except Exception as error:
+                if role == FAST_ROLE:
+                    raise
+                print(f"{engine} raised on {order.order_id}: {error!r}", file=sys.stderr)
+                row |= {"candidates": 0, "status": CRASHED, "objective": None, "bound": None}
+            else:
+                row |= {
                     "candidates": len(plan.explanation.model.candidates),
-                    "role": role,
                     "engine": plan.engine,
                     "status": str(plan.status),
                     "objective": plan.objective,
                     "bound": plan.bound,
-                    "seconds": seconds,
                 }
-            )
+            rows.append(row | {"seconds": time.perf_counter() - started})
         if done is not None:
             done()
     return rows
@@ -242,8 +243,17 @@ def run_scenario(
     return _frame(rows)
 
 
-def run_sweep(seeds: Sequence[int], sweep: Sweep, engines: Engines) -> pd.DataFrame:
-    """Every engine on ``per_cell`` generated orders per (network size, order size) cell."""
+def run_sweep(
+    seeds: Sequence[int],
+    sweep: Sweep,
+    engines: Engines,
+    *,
+    checkpoint: Callable[[pd.DataFrame], object] | None = None,
+) -> pd.DataFrame:
+    """Every engine on ``per_cell`` generated orders per (network size, order size) cell.
+
+    ``checkpoint`` gets each cell's rows as soon as the cell is done.
+    """
     rows: list[dict[str, object]] = []
     total = len(seeds) * len(sweep.nodes) * len(sweep.lines) * sweep.per_cell
     with tqdm(total=total, desc=sweep.name, unit="order", file=sys.stderr) as progress:
@@ -256,10 +266,13 @@ def run_sweep(seeds: Sequence[int], sweep: Sweep, engines: Engines) -> pd.DataFr
                 cell = f"n{nodes}×k{lines}"
                 progress.set_postfix_str(cell)
                 orders = orders_of_size(scenario, lines, sweep.per_cell, seed, prefix=f"N{nodes}")
-                rows += time_orders(
+                done = time_orders(
                     scenario, orders, engines, name=sweep.name, seed=seed, cell=cell,
                     done=progress.update,
                 )  # fmt: skip
+                rows += done
+                if checkpoint is not None:
+                    checkpoint(_frame(done))
     return _frame(rows)
 
 
@@ -573,10 +586,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dense.n_orders,
             )
         )
+    partial = args.out / "orders.partial.csv"
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial.unlink(missing_ok=True)
+
+    def checkpoint(rows: pd.DataFrame) -> None:
+        """Append rows to the partial table, so a run cut short keeps what it measured."""
+        rows.to_csv(partial, mode="a", header=not partial.exists(), index=False)
+
     try:
         parts = [run_scenario(args.scenario, args.seed, args.orders or None, engines,
                               smoke=args.smoke)]  # fmt: skip
-        parts += [run_sweep(args.seed, sweep, engines) for sweep in sweeps]
+        checkpoint(parts[0])
+        parts += [run_sweep(args.seed, sweep, engines, checkpoint=checkpoint) for sweep in sweeps]
     except EngineUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         print(
@@ -584,6 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    partial.unlink(missing_ok=True)
     return report(pd.concat(parts, ignore_index=True), args.scenario, args.out)
 
 

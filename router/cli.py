@@ -167,16 +167,24 @@ def _stock_import(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from router.sample import sample_scenario
+    from router.sample import dense_scenario, sample_scenario
     from router.scenario import write_scenario
 
-    scenario = sample_scenario(
-        args.seed,
-        n_dcs=args.dcs,
-        n_stores=args.stores,
-        n_skus=args.skus,
-        n_orders=args.orders,
-    )
+    if args.dense is not None:
+        scenario = dense_scenario(
+            args.seed,
+            n_nodes=args.dense,
+            n_skus=200 if args.skus is None else args.skus,
+            n_orders=200 if args.orders is None else args.orders,
+        )
+    else:
+        scenario = sample_scenario(
+            args.seed,
+            n_dcs=args.dcs,
+            n_stores=args.stores,
+            n_skus=3000 if args.skus is None else args.skus,
+            n_orders=1000 if args.orders is None else args.orders,
+        )
     write_scenario(scenario, args.out)
     print(
         f"wrote {args.out}: {len(scenario.network.nodes)} nodes, {len(scenario.network.skus)} "
@@ -851,8 +859,15 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=7)
     sample.add_argument("--dcs", type=int, default=8)
     sample.add_argument("--stores", type=int, default=400)
-    sample.add_argument("--skus", type=int, default=3000)
-    sample.add_argument("--orders", type=int, default=1000)
+    sample.add_argument("--skus", type=int, help="SKUs (default: 3000, dense 200)")
+    sample.add_argument("--orders", type=int, help="orders (default: 1000, dense 200)")
+    sample.add_argument(
+        "--dense",
+        type=int,
+        metavar="NODES",
+        help="a dense ship-from-store network of NODES nodes instead: every SKU at 30–60%% "
+        "of them, orders of 1, 5, 20 and 50 lines (the benchmarks' dense family)",
+    )
     sample.set_defaults(run=_sample)
 
     plan = commands.add_parser(

@@ -510,7 +510,7 @@ def dense_scenario(
     rng = np.random.default_rng([seed, n_nodes, n_skus])
     cities = _us_cities()
     n_dcs = min(8, max(1, n_nodes // 25))
-    n_stores = _stores_for(n_nodes, n_dcs)
+    n_stores = stores_for(n_nodes, n_dcs)
     sited = _site_nodes(rng, cities, n_dcs, n_stores)
     nodes = tuple(_node(rng, node_id, node_type, city) for node_id, node_type, city in sited)
     skus, _ = _catalogue(rng, n_skus)
@@ -527,8 +527,12 @@ def dense_scenario(
     return Scenario(network, Stock.of(positions), RuleSet(), orders)
 
 
-def _stores_for(n_nodes: int, n_dcs: int) -> int:
-    """Stores such that :func:`_site_nodes` places exactly ``n_nodes`` nodes."""
+def stores_for(n_nodes: int, n_dcs: int = 8) -> int:
+    """``n_stores`` for which the sample network has exactly ``n_nodes`` nodes.
+
+    The sample has ``n_dcs`` DCs, ``n_stores`` stores, one dark store per 50 stores (at least
+    one) and four 3PL/drop-ship nodes.
+    """
     for stores in range(max(0, n_nodes - n_dcs - 5 - n_nodes // 50), n_nodes):
         total = n_dcs + stores + max(1, stores // 50) + 4
         if total == n_nodes:

@@ -14,7 +14,7 @@ from models.network import NodeType
 from models.order import Order
 from models.rules import RuleSet
 from models.scenario import Scenario
-from router.sample import DC_SEPARATION_KM, START, US_BOUNDS, sample_scenario
+from router.sample import DC_SEPARATION_KM, START, US_BOUNDS, dense_scenario, sample_scenario
 from router.scenario import order_to_json
 
 SMALL = {"n_dcs": 4, "n_stores": 60, "n_skus": 400, "n_orders": 300}
@@ -193,3 +193,46 @@ def test_bad_sizes_are_refused() -> None:
     for sizes in ({"n_dcs": 0}, {"n_skus": 0}, {"n_stores": 10**6}):
         with pytest.raises(ValueError):
             sample_scenario(**sizes)
+
+
+@pytest.fixture(scope="module")
+def dense() -> Scenario:
+    """A dense network of 400 nodes (the benchmarks' dense-400 at a smaller order count)."""
+    return dense_scenario(3, n_nodes=400, n_orders=300)
+
+
+def test_dense_network_has_the_asked_size_and_time_zones(dense: Scenario) -> None:
+    """Exactly the nodes asked for, 8 DCs, over at least four time zones; determinism."""
+    nodes = dense.network.nodes
+    assert len(nodes) == 400
+    assert sum(n.type is NodeType.DC for n in nodes) == 8
+    assert len({n.timezone for n in nodes}) >= 4
+    assert dense_scenario(3, n_nodes=400, n_orders=300) == dense
+
+
+def test_every_dense_sku_sits_at_30_to_60_percent_of_the_nodes(dense: Scenario) -> None:
+    """Each SKU's holders: a share drawn from 30–60%, so (with 400 nodes) within 25–65%.
+
+    Every position holds at least one available unit (no safety stock).
+    """
+    holders = Counter(p.sku for p in dense.stock.positions.values() if p.available > 0)
+    assert set(holders) == set(dense.network.skus)
+    shares = [count / len(dense.network.nodes) for count in holders.values()]
+    assert min(shares) > 0.25 and max(shares) < 0.65
+    assert all(p.available >= 1 for p in dense.stock.positions.values())
+
+
+def test_dense_orders_mix_basket_sizes_and_constraints(dense: Scenario) -> None:
+    """Orders of 1, 5, 20 and 50 distinct SKUs; some ship complete, capped, not partial."""
+    assert {len(o.lines) for o in dense.orders} == {1, 5, 20, 50}
+    assert all(len({line.sku for line in o.lines}) == len(o.lines) for o in dense.orders)
+    share = {
+        "ship_complete": sum(o.ship_complete for o in dense.orders) / len(dense.orders),
+        "capped": sum(o.max_shipments is not None for o in dense.orders) / len(dense.orders),
+        "no_partial": sum(not o.allow_partial for o in dense.orders) / len(dense.orders),
+    }
+    assert 0.04 < share["ship_complete"] < 0.18
+    assert 0.07 < share["capped"] < 0.25
+    assert 0.08 < share["no_partial"] < 0.24
+    for o in dense.orders:
+        assert Order.from_raw(order_to_json(o), Violations(o.order_id), dense.network) == o

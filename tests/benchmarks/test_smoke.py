@@ -162,3 +162,29 @@ def test_calendars_benchmark_smoke_runs_both_variants(capsys):
         ]
 
     assert ship_dates(closed) != ship_dates(scenario.network)
+
+
+def test_a_baseline_that_crashes_is_recorded_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
+    """A baseline raising (HiGHS once ran out of memory) is a CRASHED row, not a lost run.
+
+    The engine under test raising would still stop the run: that is a bug.
+    """
+    real = compare.route_order
+    calls = {HIGHS_FULL: 0}
+
+    def crashing(*args, engine, **kwargs):
+        if engine == HIGHS_FULL:
+            calls[engine] += 1
+            if calls[engine] > 1:  # the warm-up call passes, the timed ones crash
+                raise MemoryError("std::bad_alloc")
+        return real(*args, engine=engine, **kwargs)
+
+    monkeypatch.setattr(compare, "route_order", crashing)
+    argv = ["--smoke", "--orders", "2", "--per-cell", "0", "--dense-per-cell", "0"]
+    assert compare.main([*argv, "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "orders.csv")
+    highs = table[table["engine"] == HIGHS_FULL]
+    assert list(highs["status"]) == [compare.CRASHED, compare.CRASHED]
+    assert highs["objective"].isna().all()
+    assert "highs-full raised on" in capsys.readouterr().err
+    assert not (tmp_path / "orders.partial.csv").exists()

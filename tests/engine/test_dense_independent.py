@@ -106,7 +106,7 @@ def check_against_highs(model: ExplainedModel) -> None:
 
 
 @pytest.mark.timeout(300)
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=2500, deadline=None)
 @given(dense_models(nodes=(1, 12), lines=(1, 50)))
 def test_small_dense_models_match_highs(model: ExplainedModel):
     """Thousands of dense models of up to 12 candidates and 50 lines: the optimum of HiGHS."""
