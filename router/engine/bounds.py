@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from router.engine.problem import INFINITE, Int, Problem
+from router.engine.problem import Int, Problem
 from router.engine.stop import Stop
 
 ASCENT_ITERATIONS = 300
@@ -203,14 +203,3 @@ def units_of(prices: Float) -> Int:
     """Prices rounded to whole solver units (the bound is then exact in integers)."""
     rounded: Int = np.rint(prices).astype(np.int64)
     return rounded
-
-
-__all__ = [
-    "INFINITE",
-    "LevelBound",
-    "ascend",
-    "cheap_bound",
-    "initial_prices",
-    "lagrangian_bound",
-    "units_of",
-]

@@ -125,28 +125,6 @@ class Matrices:
             for j, node_id in enumerate(self.node_ids)
         )
 
-    def take(self, rows: Int) -> Matrices:
-        """The candidates ``rows`` only, in that order."""
-        picked = rows.tolist()
-        return Matrices(
-            node_ids=tuple(self.node_ids[j] for j in picked),
-            id_rank=self.id_rank[rows],
-            priority=self.priority[rows],
-            handling=self.handling[rows],
-            shipping=self.shipping[rows],
-            lateness=self.lateness[rows],
-            penalty=self.penalty[rows],
-            unit=self.unit[rows],
-            available=self.available[rows],
-            distance=self.distance[rows],
-            services=tuple(self.services[j] for j in picked),
-            ship=self.ship[rows],
-            delivery=self.delivery[rows],
-            late=self.late[rows],
-            band_km=self.band_km[rows],
-            transit=self.transit[rows],
-        )
-
     @staticmethod
     def of(model: ExplainedModel) -> Matrices:
         """The arrays of an explained model (for models made by hand or read back)."""
@@ -244,18 +222,6 @@ class BuiltModel:
         for line, terms in enumerate(self.lines):
             total += terms.backorder_cost * (terms.quantity - shipped[line])
         return total
-
-    def restrict(self, rows: Int) -> BuiltModel:
-        """The same model over the candidates ``rows`` only."""
-        return BuiltModel(
-            self.matrices.take(rows),
-            self.lines,
-            offset=self.offset,
-            split_penalty=self.split_penalty,
-            max_shipments=self.max_shipments,
-            ship_complete=self.ship_complete,
-            stock_anywhere=self.stock_anywhere,
-        )
 
     @staticmethod
     def of(model: ExplainedModel) -> BuiltModel:
