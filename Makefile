@@ -10,7 +10,7 @@ PROTOS := $(wildcard proto/router/v1/*.proto)
 # protoc finds the mypy-protobuf plugins (protoc-gen-mypy*) on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test lint typecheck protolint proto proto-check pytest sample clean
+.PHONY: run test lint imports typecheck protolint proto proto-check pytest sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/router serve --host $(HOST) --port $(PORT)
 
-test: lint typecheck protolint proto-check pytest
+test: lint imports typecheck protolint proto-check pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The import contracts of pyproject.toml (the layers of docs/architecture.md).
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy models router benchmarks

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
+from models.engines import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
 from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.lookahead import MAX_PRICE_RATIO, ForecastRule
 from models.plan import ExplainLevel
 from models.reservation import PlanAcceptance
 from models.scenario import Scenario
-from router.engine import route_order
-from router.engine.solve import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
+from router.intake import command as intake_command
+from router.intake.config import DEFAULT_TARGET
 from router.ledger import DEFAULT_LEDGER_URL
 from router.rules.document import read_rules_file
 
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
     import grpc
 
     from router.v1 import router_pb2
-
-DEFAULT_TARGET = "127.0.0.1:50051"
-"""Where ``router rules`` finds the server unless ``--target`` says otherwise."""
 
 
 def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -> Scenario:
@@ -99,39 +97,6 @@ def _serve(args: argparse.Namespace) -> int:
     except RuleVersionStateError as error:  # the active version does not fit this network
         print(f"router serve: cannot start: {error}", file=sys.stderr)
         return 1
-    return 0
-
-
-def _intake(args: argparse.Namespace) -> int:
-    from router.intake.app import IntakeConfig, serve
-
-    problems = [
-        f"--{name} must be above 0"
-        for name, value in (
-            ("deadline", args.deadline),
-            ("max-body-bytes", args.max_body_bytes),
-            ("max-in-flight", args.max_in_flight),
-            ("max-batch-orders", args.max_batch_orders),
-        )
-        if not value > 0
-    ]
-    if problems:
-        print("router intake: " + "; ".join(problems), file=sys.stderr)
-        return 2
-    config = IntakeConfig(
-        target=args.target,
-        deadline_s=args.deadline,
-        max_body_bytes=args.max_body_bytes,
-        max_in_flight=args.max_in_flight,
-        max_batch_orders=args.max_batch_orders,
-        geocoder=args.geocoder,
-        geocoder_user_agent=args.geocoder_user_agent,
-    )
-    try:
-        serve(config, args.host, args.port)
-    except ValueError as error:  # a bad --geocoder: nothing was printed or bound yet
-        print(f"router intake: --geocoder: {error}", file=sys.stderr)
-        return 2
     return 0
 
 
@@ -205,6 +170,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from router.engine import route_order
     from router.service.convert import (
         alternatives_wanted,
         check_counterfactual_nodes,
@@ -465,6 +431,7 @@ def _read_order(path: Path) -> router_pb2.Order:
 
 
 def _rules_drive(args: argparse.Namespace) -> int:
+    from router.engine import route_order
     from router.scenario import read_stock
     from router.service.convert import alternatives_wanted, order_from_proto, plan_to_proto
 
@@ -805,34 +772,7 @@ def parser() -> argparse.ArgumentParser:
         "intake",
         help="run the HTTP/JSON intake gateway in front of the gRPC service (docs/intake.md)",
     )
-    intake.add_argument("--host", default="127.0.0.1")
-    intake.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    intake.add_argument(
-        "--target", default=DEFAULT_TARGET, help="gRPC server host:port (default: %(default)s)"
-    )
-    intake.add_argument(
-        "--deadline",
-        type=float,
-        default=5.0,
-        help="seconds per request, the gRPC deadline (X-Request-Timeout may lower it)",
-    )
-    intake.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies are 413")
-    intake.add_argument(
-        "--max-in-flight", type=int, default=64, help="more requests at once are 429"
-    )
-    intake.add_argument(
-        "--max-batch-orders",
-        type=int,
-        default=1000,
-        help="batches of more orders are 413 (default: %(default)s)",
-    )
-    intake.add_argument(
-        "--geocoder",
-        help="geopy geocoder for ship-tos with neither coordinates nor a US postal code "
-        "(e.g. nominatim; default: none)",
-    )
-    intake.add_argument("--geocoder-user-agent", help="user agent sent to the geocoder")
-    intake.set_defaults(run=_intake)
+    intake_command.add_arguments(intake)
 
     stock = commands.add_parser("stock", help="manage the stock in a ledger")
     stock_commands = stock.add_subparsers(dest="stock_command", required=True)
@@ -929,13 +869,13 @@ def parser() -> argparse.ArgumentParser:
     route.set_defaults(run=_route)
 
     _add_rules_commands(commands)
-    # Every word after ``whatif`` is the what-if command's own (benchmarks/whatif/run.py,
+    # Every word after ``whatif`` is the what-if command's own (router/whatif/run.py,
     # imported only when it runs). A prefix character no flag uses makes argparse read its
     # flags as plain words, which REMAINDER then collects whatever they look like.
     whatif = commands.add_parser(
         "whatif",
         help="what-if benchmarks: replay a scenario under policies, rule sets and settings "
-        "(same flags as python -m benchmarks.whatif; router whatif --help)",
+        "(same flags as python -m router.whatif; router whatif --help)",
         add_help=False,
         prefix_chars="\x00",
     )
@@ -945,7 +885,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _whatif(args: argparse.Namespace) -> int:
-    from benchmarks.whatif.run import main as whatif
+    from router.whatif.run import main as whatif
 
     return whatif(args.whatif_args, prog="router whatif")
 

@@ -7,6 +7,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from models.capacity import CapacityUsed
+from models.engines import DEFAULT_TIME_LIMIT_S as DEFAULT_TIME_LIMIT_S
+from models.engines import ENGINES as ENGINES
+from models.engines import FAST as FAST
+from models.engines import FULL_MODEL as FULL_MODEL
+from models.engines import HIGHS_FULL as HIGHS_FULL
 from models.lookahead import StockPrices
 from models.network import Network, Stock
 from models.order import Order
@@ -28,25 +33,6 @@ from router.engine.highs import solve_highs
 from router.engine.problem import tie_ranks
 from router.engine.stop import Stop
 from router.engine.terms import BuiltModel, Solution
-
-FULL_MODEL = "cpsat-full"
-"""Name of the straightforward engine: the whole canonical model in CP-SAT, no pruning.
-
-Later engines must reach the same optimum; this one stays as the baseline they are
-measured against.
-"""
-
-FAST = "fast"
-"""Name of the fast exact engine: reductions, level bounds and best-first enumeration of
-node sets (:mod:`router.engine.fast`)."""
-
-HIGHS_FULL = "highs-full"
-"""Name of the second baseline: the whole canonical model as a MILP in HiGHS (through
-scipy), no pruning; the independent solver the benchmarks compare against."""
-
-ENGINES = (FAST, FULL_MODEL, HIGHS_FULL)
-
-DEFAULT_TIME_LIMIT_S = 10.0
 
 
 def plan_order(

@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models.errors import FieldViolation, Violations
 from router.intake import addresses, schemas
+from router.intake.config import IntakeConfig
 from router.intake.errors import (
     GatewayError,
     detail_json,
@@ -59,10 +60,6 @@ logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
 
-DEFAULT_DEADLINE_S = 5.0
-DEFAULT_MAX_BODY_BYTES = 1 << 20
-DEFAULT_MAX_IN_FLIGHT = 64
-DEFAULT_MAX_BATCH_ORDERS = 1000
 MAX_REQUEST_ID_CHARS = 200
 """The longest Idempotency-Key, and the longest request_id a batch order is routed under."""
 GRPC_CHANNEL_OPTIONS = [
@@ -114,19 +111,6 @@ IdempotencyKey = Annotated[
     ),
 ]
 """The Idempotency-Key header: the request_id of the call it is sent with."""
-
-
-@dataclass(frozen=True)
-class IntakeConfig:
-    """How the gateway runs: where the gRPC service is and the limits it enforces."""
-
-    target: str
-    deadline_s: float = DEFAULT_DEADLINE_S
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
-    max_batch_orders: int = DEFAULT_MAX_BATCH_ORDERS
-    geocoder: str | None = None
-    geocoder_user_agent: str | None = None
 
 
 @dataclass

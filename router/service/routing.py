@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import grpc
 
+from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import RuleVersionStateError, StockConflictError
 from models.lookahead import StockPrices
 from models.network import Network
@@ -110,7 +111,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         scenario: Scenario,
         ledger: Ledger,
         *,
-        default_time_limit_s: float = 10.0,
+        default_time_limit_s: float = DEFAULT_TIME_LIMIT_S,
         engine: str = FAST,
         rule_sets: RuleSets | None = None,
         prices: PriceBoard | None = None,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import grpc
 
+from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.network import Network, Stock
 from models.order import Order
@@ -131,7 +132,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
         ledger: Ledger,
         rule_sets: RuleSets,
         *,
-        default_time_limit_s: float = 10.0,
+        default_time_limit_s: float = DEFAULT_TIME_LIMIT_S,
         engine: str = FAST,
         network: LiveNetwork | None = None,
     ) -> None:

@@ -21,6 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import RulesRefusedError, RuleVersionStateError
 from models.lookahead import Forecast
 from models.order import Order, OrderLine, ShipTo
@@ -60,7 +61,7 @@ class ServerConfig:
     port: int = 50051
     """0 picks a free port (tests); :func:`create_server` returns the one bound."""
     max_workers: int = 8
-    default_time_limit_s: float = 10.0
+    default_time_limit_s: float = DEFAULT_TIME_LIMIT_S
     """Most solve time per request; a request's time_limit and deadline can only lower it."""
     grace_period_s: float = 5.0
     """How long in-flight RPCs may run on after a stop is requested."""

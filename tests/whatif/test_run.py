@@ -6,17 +6,18 @@ import pickle
 import pandas as pd
 import pytest
 
-from benchmarks.scenarios import REGISTRY
-from benchmarks.whatif import run
-from benchmarks.whatif.kpis import METRICS
-from benchmarks.whatif.policies import POLICIES
-from benchmarks.whatif.records import COLUMNS, DETERMINISTIC
-from benchmarks.whatif.replay import Replenishment, arrival_order
-from benchmarks.whatif.report import read_table
-from benchmarks.whatif.run import DEFAULT_POLICIES
 from models.errors import Violations
+from models.replenishment import Replenishment
 from models.rules import RuleSet
 from router.cli import main as router_main
+from router.scenario.registry import REGISTRY
+from router.whatif import run
+from router.whatif.kpis import METRICS
+from router.whatif.policies import POLICIES
+from router.whatif.records import COLUMNS, DETERMINISTIC
+from router.whatif.replay import arrival_order
+from router.whatif.report import read_table
+from router.whatif.run import DEFAULT_POLICIES
 
 SMOKE_ORDERS = "8"
 

@@ -1,7 +1,7 @@
 """KPIs per run, node utilisation, and paired comparisons of runs with bootstrap intervals.
 
 Every function reads a record table: one row per (run, order) with exactly the columns
-:data:`benchmarks.whatif.records.COLUMNS`. Costs are evaluation costs (currency units), so
+:data:`router.whatif.records.COLUMNS`. Costs are evaluation costs (currency units), so
 runs compare alike whatever rules or weights each routed with.
 
 Paired comparisons pair the same order (scenario, seed, order id) in two runs and bootstrap
@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from benchmarks.whatif.records import COLUMNS
 from models.network import Network
 from models.order import Order
+from router.whatif.records import COLUMNS
 
 RUN_KEYS: tuple[str, ...] = ("run", "policy", "setting")
 """The columns naming a run in every per-run table."""
