@@ -26,6 +26,14 @@ class SolveStatus(StrEnum):
     """The rules reject the order (a fallback says so, or no strategy applies); nothing
     ships and the plan's detail gives the reason."""
 
+    @property
+    def proven(self) -> bool:
+        """No time limit, retry or machine can change the answer: OPTIMAL, INFEASIBLE, REJECTED.
+
+        A solve cut short is FEASIBLE (a plan, maybe not the best) or NO_SOLUTION (none found).
+        """
+        return self in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.REJECTED)
+
 
 class ExplainLevel(StrEnum):
     """How much of a plan's explanation an answer carries (docs/cost-model.md, Explanations)."""

@@ -16,9 +16,9 @@ or settings it routed with. The command::
     python -m router.whatif --sweep split_penalty=0,2,4,8,16 --sweep sla=hard,soft
     router whatif --scenario standard --policies engine look-ahead --horizon-hours 36
     router whatif --smoke --scenario dc-outage --rules a.yaml --rules b.yaml
-    router whatif --smoke --engine ray --workers 4
+    router whatif --smoke --executor ray --workers 4
 
-``--engine ray`` (the ``whatif`` extra: ``pip install -e '.[whatif]'``) starts a local Ray
+``--executor ray`` (the ``whatif`` extra: ``pip install -e '.[whatif]'``) starts a local Ray
 runtime (``--workers`` CPUs) unless ``RAY_ADDRESS`` is set, in which case it attaches to
 that cluster (``RAY_ADDRESS=ray://head:10001``) and ships the project's packages
 (``benchmarks``, ``models``, ``router``) to it as ``py_modules``; the cluster's Python
@@ -44,6 +44,7 @@ from tqdm import tqdm
 from models.errors import InvalidArgumentError, Violations
 from models.lookahead import Forecast
 from models.order import Order
+from models.plan import SolveStatus
 from models.replenishment import Replenishment
 from models.rules import RuleSet
 from models.scenario import Scenario
@@ -62,10 +63,10 @@ from router.whatif.sweep import Setting, grid, tradeoff
 
 T = TypeVar("T")
 
-ENGINES: tuple[str, ...] = ("local", "ray")
+EXECUTORS: tuple[str, ...] = ("local", "ray")
 """Where runs execute: a local process pool, or Ray."""
 
-PROVEN: frozenset[str] = frozenset({"OPTIMAL", "INFEASIBLE", "REJECTED"})
+PROVEN: frozenset[str] = frozenset(str(s) for s in SolveStatus if s.proven)
 """Statuses of an engine decision that no time limit or machine can change."""
 
 DEFAULT_POLICIES: tuple[str, ...] = tuple(p for p in POLICIES if p != LOOK_AHEAD)
@@ -190,7 +191,7 @@ def lookahead_for(spec: RunSpec, orders: Sequence[Order]) -> LookAhead:
 
 
 def _work(job: RunSpec | Stream) -> list[OrderRecord] | Bound:
-    """One job of an engine: a run's records, or a stream's hindsight bound."""
+    """One job of an executor: a run's records, or a stream's hindsight bound."""
     if isinstance(job, RunSpec):
         return execute(job)
     return hindsight_bound(job.build(), orders=job.orders(), replenishment=job.replenishment)
@@ -207,7 +208,7 @@ def run_all(
     specs: Sequence[RunSpec],
     *,
     bounds: bool = False,
-    engine: str = "local",
+    executor: str = "local",
     workers: int | None = None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], Bound]]:
@@ -216,37 +217,37 @@ def run_all(
     With ``bounds``, also the hindsight bound of every stream the specs replay, keyed by
     (scenario, seed).
 
-    ``engine="local"``: a process pool of ``workers`` (default ``os.cpu_count()``); one
-    worker runs every job in this process. ``engine="ray"``: one Ray task per job on a
+    ``executor="local"``: a process pool of ``workers`` (default ``os.cpu_count()``); one
+    worker runs every job in this process. ``executor="ray"``: one Ray task per job on a
     local runtime of ``workers`` CPUs, or on the cluster at ``RAY_ADDRESS``. Bounds and
     runs are jobs of the same pool, the slowest submitted first. The result is the same
-    whichever engine and however many workers (the latencies aside).
+    whichever executor and however many workers (the latencies aside).
     """
     streams = list(dict.fromkeys(s.stream for s in specs)) if bounds else []
     if len({(s.scenario, s.seed) for s in streams}) < len(streams):
         raise ValueError("the specs replay different streams of one scenario and seed")
     jobs: list[RunSpec | Stream] = [*streams, *specs]
-    results = _map(_work, jobs, engine=engine, workers=workers, progress=progress)
+    results = _map(_work, jobs, executor=executor, workers=workers, progress=progress)
     found = {(s.scenario, s.seed): b for s, b in zip(streams, results, strict=False)}
     records = (r for result in results[len(streams) :] if isinstance(result, list) for r in result)
     return records_frame(records), {k: b for k, b in found.items() if isinstance(b, Bound)}
 
 
 def _map(
-    fn: Callable[[Any], T], jobs: list[Any], *, engine: str, workers: int | None, progress: bool
+    fn: Callable[[Any], T], jobs: list[Any], *, executor: str, workers: int | None, progress: bool
 ) -> list[T]:
-    """``[fn(job) for job in jobs]`` on ``engine``, with a progress bar over completions."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
+    """``[fn(job) for job in jobs]`` on ``executor``, with a progress bar over completions."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; one of {', '.join(EXECUTORS)}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     n = workers or os.cpu_count() or 1
     bar = tqdm(
-        total=len(jobs), desc=f"what-if ({engine})", unit="job", disable=not progress,
+        total=len(jobs), desc=f"what-if ({executor})", unit="job", disable=not progress,
         file=sys.stderr,
     )  # fmt: skip
     with bar:
-        if engine == "ray":
+        if executor == "ray":
             return _map_ray(fn, jobs, n if workers else None, bar.update)
         if n == 1 or len(jobs) <= 1:
             out = []
@@ -415,7 +416,7 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--replenishment", type=Path, help="CSV of at,node_id,sku,units arrivals")
     p.add_argument(
-        "--engine", "--executor", dest="engine", choices=ENGINES, default="local",
+        "--executor", choices=EXECUTORS, default="local",
         help="local process pool, or Ray (the whatif extra; a local runtime unless "
         "RAY_ADDRESS is set)",
     )  # fmt: skip
@@ -562,10 +563,10 @@ def _problem(args: argparse.Namespace) -> str | None:
     choices = [*args.policies, *(label for label, _, _ in settings(args))]
     if args.base not in choices:
         return f"argument --base: {args.base!r} is none of the runs: {', '.join(choices)}"
-    needed = ["pyarrow", "ray"] if args.engine == "ray" else ["pyarrow"]
+    needed = ["pyarrow", "ray"] if args.executor == "ray" else ["pyarrow"]
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
-        flag = "argument --engine: " if "ray" in missing else ""
+        flag = "argument --executor: " if "ray" in missing else ""
         return (
             f"{flag}{' and '.join(missing)} not installed; install the whatif extra "
             "(pip install -e '.[whatif]')"
@@ -607,7 +608,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         return 2
     specs = build_specs(args, replenishment, forecast)
     streams = list(dict.fromkeys(s.stream for s in specs))
-    records, found = run_all(specs, bounds=args.bound, engine=args.engine, workers=args.workers)
+    records, found = run_all(specs, bounds=args.bound, executor=args.executor, workers=args.workers)
     usable = {k: b.value for k, b in found.items() if b.status == "OPTIMAL" and b.value > 0}
     bounds = usable if args.bound else None
     tables = {
@@ -667,7 +668,7 @@ def _notes(
     rules = ", ".join(map(str, args.rules)) or "none"
     notes = [
         f"Policies {', '.join(args.policies)} route with the scenario's rules; rule-set "
-        f"files: {rules}; base run {args.base!r}; engine {args.engine}.",
+        f"files: {rules}; base run {args.base!r}; executor {args.executor}.",
     ]
     if args.replenishment is not None:
         notes.append(f"Replenishment: {args.replenishment}.")
@@ -685,7 +686,7 @@ def _notes(
                 f"{bound.status} ({bound.value})."
             )
     notes.append(
-        "Records are identical whichever engine (local, any number of workers, Ray) ran "
+        "Records are identical whichever executor (local, any number of workers, Ray) ran "
         "them when every solve is proven (status OPTIMAL, INFEASIBLE or REJECTED): a "
         "time-limited solve may stop at a different plan on a slower or busier machine."
     )

@@ -56,11 +56,11 @@ def test_local_and_ray_engines_give_identical_records_and_bounds(tmp_path):
         for seed in (7, 8)
         for policy in ("engine", "full-model", "greedy-nearest")
     ]
-    one, bounds_one = run.run_all(specs, bounds=True, engine="local", workers=1, progress=False)
-    two, bounds_two = run.run_all(specs, bounds=True, engine="local", workers=2, progress=False)
+    one, bounds_one = run.run_all(specs, bounds=True, executor="local", workers=1, progress=False)
+    two, bounds_two = run.run_all(specs, bounds=True, executor="local", workers=2, progress=False)
     try:
         on_ray, bounds_ray = run.run_all(
-            specs, bounds=True, engine="ray", workers=2, progress=False
+            specs, bounds=True, executor="ray", workers=2, progress=False
         )
     finally:
         ray.shutdown()
@@ -214,21 +214,22 @@ def test_an_unknown_base_run_exits_2(tmp_path, capsys):
 
 
 def test_ray_without_the_extra_exits_2(tmp_path, capsys, monkeypatch):
-    """``--engine ray`` when ray cannot be imported: exit 2 asking for the whatif extra."""
+    """``--executor ray`` when ray cannot be imported: exit 2 asking for the whatif extra."""
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
     )
-    assert run.main(["--smoke", "--engine", "ray", "--out", str(tmp_path / "o")]) == 2
+    assert run.main(["--smoke", "--executor", "ray", "--out", str(tmp_path / "o")]) == 2
     assert "install the whatif extra" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
-def test_executor_is_an_alias_of_engine():
-    """``--executor`` (the old name) sets the same option as ``--engine``."""
-    assert run.parser().parse_args(["--executor", "ray"]).engine == "ray"
-    assert run.parser().parse_args(["--engine", "ray"]).engine == "ray"
-    assert run.parser().parse_args([]).engine == "local"
+def test_executor_says_where_runs_execute_and_engine_is_not_its_name():
+    """``--executor`` chooses local or Ray; ``--engine`` names solvers elsewhere, not here."""
+    assert run.parser().parse_args(["--executor", "ray"]).executor == "ray"
+    assert run.parser().parse_args([]).executor == "local"
+    with pytest.raises(SystemExit):
+        run.parser().parse_args(["--engine", "ray"])
 
 
 def test_router_whatif_runs_the_command(tmp_path, capsys):
@@ -241,7 +242,7 @@ def test_router_whatif_runs_the_command(tmp_path, capsys):
     assert router_main(["whatif", "--policies", "nope"]) == 2
     assert "router whatif: error: argument --policies" in capsys.readouterr().err
     assert router_main(["whatif", "--help"]) == 0
-    assert "--engine" in capsys.readouterr().out
+    assert "--executor" in capsys.readouterr().out
 
 
 def test_run_specs_pickle_and_changes_apply_to_the_routing_rules():
