@@ -64,7 +64,7 @@ def alone_costs(scenario: Scenario, orders: Iterable[Order]) -> dict[str, float]
     out = {}
     for order in orders:
         built = build_model(order, scenario.network, scenario.stock, evaluation)
-        found = solve_fast(built, Stop(TIME_LIMIT_S), TIME_LIMIT_S).best
+        found = solve_fast(built, Stop(TIME_LIMIT_S)).best
         if found.status not in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE):
             raise ValueError(f"{order.order_id}: alone, {found.status} in {TIME_LIMIT_S:g} s")
         out[order.order_id] = objective(built, found.assignment) / MONEY_SCALE

@@ -170,7 +170,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from router.engine import route_order
+    from router.engine import Stop, route_order
     from router.service.convert import (
         alternatives_wanted,
         check_counterfactual_nodes,
@@ -199,7 +199,7 @@ def _plan(args: argparse.Namespace) -> int:
                 scenario.network,
                 scenario.stock,
                 scenario.rules,
-                time_limit_s=args.time_limit,  # one budget for plan, alternatives, counterfactuals
+                stop=Stop(args.time_limit),  # one budget: plan, alternatives, counterfactuals
                 engine=args.engine,
                 alternatives=alternatives,
                 counterfactual_nodes=args.counterfactual,

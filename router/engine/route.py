@@ -45,7 +45,6 @@ def route_order(
     *,
     capacity_used: CapacityUsed | None = None,
     stop: Stop | None = None,
-    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     engine: str = FAST,
     alternatives: int = 0,
     counterfactual_nodes: Sequence[str] = (),
@@ -60,7 +59,7 @@ def route_order(
     the plan (see :func:`~router.engine.solve.plan_order`).
     """
     started = time.perf_counter()
-    stop = stop or Stop(time_limit_s)
+    stop = stop or Stop(DEFAULT_TIME_LIMIT_S)
     unmet = [s.when.unmet(order, network) for s in rules.strategies]
     trials = [
         StrategyTrial(s.name, StrategyOutcome.CONDITION_NOT_MET, "; ".join(why)) if why else None
@@ -78,7 +77,6 @@ def route_order(
             strategy.policy,
             capacity_used=capacity_used,
             stop=stop,
-            time_limit_s=time_limit_s,
             engine=engine,
             alternatives=alternatives,
             relax_sla_days=relax,
@@ -136,7 +134,7 @@ def route_order(
                     rules.strategies[i].name, StrategyOutcome.NOT_REACHED, why
                 )
         if plan.status is not SolveStatus.REJECTED:
-            plan = with_counterfactuals(plan, counterfactual_nodes, stop, time_limit_s)
+            plan = with_counterfactuals(plan, counterfactual_nodes, stop)
     return replace(
         plan,
         rule_version=rules.label,

@@ -40,6 +40,25 @@ from router.v1 import router_pb2, router_pb2_grpc
 
 DEADLINE_MARGIN_S = 0.1
 """Time kept back from the RPC's deadline for converting and sending the plan."""
+
+
+def request_stop(limit_s: float | None, default_s: float, context: grpc.ServicerContext) -> Stop:
+    """A request's one deadline, built at the edge and passed alone down to the solver.
+
+    The least of the request's own limit (``limit_s``; None or 0: none), the server's
+    ``default_s`` and the RPC's deadline less :data:`DEADLINE_MARGIN_S`; set at once when
+    the client cancels (or has cancelled already).
+    """
+    time_limit_s = min(limit_s or math.inf, default_s)
+    remaining_s = context.time_remaining()
+    if remaining_s is not None:
+        time_limit_s = max(0.0, min(time_limit_s, remaining_s - DEADLINE_MARGIN_S))
+    stop = Stop(time_limit_s)
+    if not context.add_callback(stop.set):
+        stop.set()  # the RPC has already ended (cancelled)
+    return stop
+
+
 MAX_ATTEMPTS = 3
 """Solves RouteOrder makes in all when stock keeps changing under its plans."""
 
@@ -138,22 +157,11 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         if self._metrics is not None:
             self._metrics.count_plan(plan.price_version, router_pb2.SolveStatus.Name(plan.status))
 
-    def _stop(self, limit_s: float | None, context: grpc.ServicerContext) -> tuple[Stop, float]:
-        """The least of the request's limit, the server's and the deadline: a Stop, seconds."""
-        time_limit_s = min(limit_s or math.inf, self._default_time_limit_s)
-        remaining_s = context.time_remaining()
-        if remaining_s is not None:
-            time_limit_s = max(0.0, min(time_limit_s, remaining_s - DEADLINE_MARGIN_S))
-        stop = Stop(time_limit_s=time_limit_s)
-        if not context.add_callback(stop.set):
-            stop.set()  # the RPC has already ended (cancelled)
-        return stop, time_limit_s
-
     def _plan(
         self,
         order: Order,
         network: Network,
-        limit: tuple[Stop, float],
+        stop: Stop,
         rules: RuleSet,
         *,
         prices: StockPrices | None,
@@ -178,8 +186,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             stock,
             rules,
             capacity_used=used,
-            stop=limit[0],
-            time_limit_s=limit[1],
+            stop=stop,
             engine=self._engine,
             alternatives=alternatives,
             counterfactual_nodes=counterfactual_node_ids,
@@ -197,7 +204,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             plan = self._plan(
                 args.order,
                 network,
-                self._stop(args.time_limit_s, context),
+                request_stop(args.time_limit_s, self._default_time_limit_s, context),
                 rules,
                 prices=self._prices_for(rules),
                 alternatives=args.alternatives,
@@ -227,7 +234,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             rules = self._rule_sets.active()  # one rule set for every attempt
             prices = self._prices_for(rules)  # and one set of prices
             for attempt in range(1, MAX_ATTEMPTS + 1):
-                stop = self._stop(args.time_limit_s, context)
+                stop = request_stop(args.time_limit_s, self._default_time_limit_s, context)
                 plan = self._plan(args.order, network, stop, rules, prices=prices, full=full)
                 plan_msg = plan_to_proto(plan, explain=args.explain)
                 decision = route_decision(plan, args.accept, args.max_gap)

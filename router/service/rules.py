@@ -26,7 +26,6 @@ from models.scenario import Scenario
 from router.engine import route_order
 from router.engine.candidates import ship_window
 from router.engine.solve import ENGINES, FAST
-from router.engine.stop import Stop
 from router.ledger import Ledger
 from router.rules.document import canonical_text, diff_rules, load_rules
 from router.rules.golden import CaseResult, parse_suite, run_suite
@@ -45,7 +44,7 @@ from router.service.convert import (
 )
 from router.service.errors import abort_on_error
 from router.service.network import LiveNetwork
-from router.service.routing import DEADLINE_MARGIN_S, RuleSets
+from router.service.routing import RuleSets, request_stop
 from router.v1 import router_pb2, router_pb2_grpc
 
 GOLDEN = "golden"
@@ -242,13 +241,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
             stock = given if given is not None else self._live({ln.sku for ln in order.lines})
             network = self._network
             used = self._ledger.capacity_used(*ship_window(order, network))
-            limit_s = self._default_time_limit_s
-            remaining_s = context.time_remaining()
-            if remaining_s is not None:
-                limit_s = max(0.0, min(limit_s, remaining_s - DEADLINE_MARGIN_S))
-            stop = Stop(time_limit_s=limit_s)
-            if not context.add_callback(stop.set):
-                stop.set()
+            stop = request_stop(None, self._default_time_limit_s, context)
             plan = route_order(
                 order,
                 network,
@@ -256,7 +249,6 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
                 rules,
                 capacity_used=used,
                 stop=stop,
-                time_limit_s=limit_s,
                 engine=self._engine,
                 # the runner-up, as PlanOrder
                 alternatives=alternatives_wanted(0, explain=explain is not ExplainLevel.NONE),
