@@ -885,6 +885,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _whatif(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    missing = [m for m in ("matplotlib", "pyarrow") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"router whatif: {' and '.join(missing)} not installed; install the whatif extra "
+            "(pip install -e '.[whatif]')",
+            file=sys.stderr,
+        )
+        return 2
     from router.whatif.run import main as whatif
 
     return whatif(args.whatif_args, prog="router whatif")

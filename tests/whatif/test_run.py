@@ -224,6 +224,19 @@ def test_ray_without_the_extra_exits_2(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "o").exists()
 
 
+def test_router_whatif_without_the_extra_exits_2_before_loading_it(capsys, monkeypatch):
+    """``router whatif`` on a runtime-only install (no matplotlib): exit 2 naming the extra."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    assert router_main(["whatif", "--smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "matplotlib not installed; install the whatif extra" in err
+
+
 def test_executor_says_where_runs_execute_and_engine_is_not_its_name():
     """``--executor`` chooses local or Ray; ``--engine`` names solvers elsewhere, not here."""
     assert run.parser().parse_args(["--executor", "ray"]).executor == "ray"
