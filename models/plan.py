@@ -35,6 +35,11 @@ class SolveStatus(StrEnum):
         return self in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.REJECTED)
 
 
+def alternatives_wanted(top_k: int, *, explain: bool) -> int:
+    """Alternatives to ask the engine for: ``top_k`` plans in all, the runner-up if ``explain``."""
+    return max(top_k - 1, 1 if explain else 0)
+
+
 class ExplainLevel(StrEnum):
     """How much of a plan's explanation an answer carries (docs/cost-model.md, Explanations)."""
 

@@ -18,14 +18,13 @@ from tqdm import tqdm
 
 from models.engines import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
 from models.errors import FieldViolation, InvalidArgumentError, Violations
-from models.lookahead import MAX_PRICE_RATIO, ForecastRule
 from models.plan import ExplainLevel
 from models.reservation import PlanAcceptance
 from models.scenario import Scenario
 from router.intake import command as intake_command
 from router.intake.config import DEFAULT_TARGET
-from router.ledger import DEFAULT_LEDGER_URL
 from router.rules.document import read_rules_file
+from router.service.config import PriceSettings, ServerConfig
 
 if TYPE_CHECKING:
     import grpc
@@ -47,8 +46,7 @@ def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -
 
 def _serve(args: argparse.Namespace) -> int:
     from models.errors import RulesRefusedError, RuleVersionStateError
-    from router.service.prices import PriceSettings
-    from router.service.server import ServerConfig, serve
+    from router.service.server import serve
 
     prices = PriceSettings(
         refresh_interval_s=args.price_refresh,
@@ -170,9 +168,9 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from models.plan import alternatives_wanted
     from router.engine import Stop, route_order
     from router.service.convert import (
-        alternatives_wanted,
         check_counterfactual_nodes,
         check_top_k,
         plan_to_json,
@@ -431,9 +429,9 @@ def _read_order(path: Path) -> router_pb2.Order:
 
 
 def _rules_drive(args: argparse.Namespace) -> int:
-    from router.engine import route_order
+    from router.rules.drive import drive_order
     from router.scenario import read_stock
-    from router.service.convert import alternatives_wanted, order_from_proto, plan_to_proto
+    from router.service.convert import order_from_proto, plan_to_proto
 
     scenario = _scenario(args.scenario, None, None)
     v = Violations()
@@ -455,10 +453,8 @@ def _rules_drive(args: argparse.Namespace) -> int:
             v.extend(error.violations)
     v.raise_if_any()
     assert rules is not None and order is not None
-    # As TestDrive plans it: with an explanation the runner-up too.
     explain = ExplainLevel(args.explain_level.upper())
-    alternatives = alternatives_wanted(0, explain=explain is not ExplainLevel.NONE)
-    plan = route_order(order, scenario.network, stock, rules, alternatives=alternatives)
+    plan = drive_order(order, scenario.network, stock, rules, explain)  # as TestDrive does
     _print_plan(plan_to_proto(plan, explain=explain))
     return 0
 
@@ -665,24 +661,27 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="router", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
 
+    server, prices = ServerConfig(), PriceSettings()
     serve = commands.add_parser("serve", help="run the gRPC routing service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    serve.add_argument("--host", default=server.host)
+    serve.add_argument("--port", type=int, default=server.port, help="0 picks a free port")
     serve.add_argument(
         "--scenario", type=Path, help="scenario directory (default: the built-in sample)"
     )
     serve.add_argument("--rules", type=Path, help="rules.yaml overriding the scenario's")
-    serve.add_argument("--workers", type=int, default=8, help="concurrent RPCs")
+    serve.add_argument("--workers", type=int, default=server.max_workers, help="concurrent RPCs")
     serve.add_argument(
         "--time-limit",
         type=float,
-        default=DEFAULT_TIME_LIMIT_S,
+        default=server.default_time_limit_s,
         help="seconds a solve may take at most (the RPC deadline may cut it shorter)",
     )
-    serve.add_argument("--engine", choices=ENGINES, default=FAST, help="engine for every request")
+    serve.add_argument(
+        "--engine", choices=ENGINES, default=server.engine, help="engine for every request"
+    )
     serve.add_argument(
         "--ledger",
-        default=DEFAULT_LEDGER_URL,
+        default=server.ledger_url,
         help="ledger URL: sqlite://PATH, memory:// or postgresql://… (default: %(default)s; "
         "an empty ledger is seeded from the scenario)",
     )
@@ -700,14 +699,14 @@ def parser() -> argparse.ArgumentParser:
     lookahead.add_argument(
         "--price-refresh",
         type=float,
-        default=300.0,
+        default=prices.refresh_interval_s,
         metavar="SECONDS",
         help="seconds between price refreshes (default: %(default)s)",
     )
     lookahead.add_argument(
         "--price-stock-change",
         type=float,
-        default=0.1,
+        default=prices.stock_change_fraction,
         metavar="FRACTION",
         help="refresh early once stock moves exceed this fraction of the priced SKUs' "
         "available units, or newly routed units this fraction of the forecast window's "
@@ -716,36 +715,35 @@ def parser() -> argparse.ArgumentParser:
     lookahead.add_argument(
         "--forecast-window-hours",
         type=float,
-        default=24.0,
+        default=prices.forecast_window_hours,
         metavar="HOURS",
         help="routed orders of the last HOURS make the forecast (default: %(default)s)",
     )
     lookahead.add_argument(
         "--forecast-horizon-hours",
         type=float,
-        default=24.0,
+        default=prices.forecast_horizon_hours,
         metavar="HOURS",
         help="demand is expected over the next HOURS (default: %(default)s)",
     )
-    rule = ForecastRule()
     lookahead.add_argument(
         "--forecast-min-orders",
         type=int,
-        default=rule.min_orders,
+        default=prices.forecast_min_orders,
         metavar="N",
         help="no prices from routed orders until the window holds N orders (default: %(default)s)",
     )
     lookahead.add_argument(
         "--forecast-min-hours",
         type=float,
-        default=rule.min_hours,
+        default=prices.forecast_min_hours,
         metavar="HOURS",
         help="and gathered over at least HOURS (default: %(default)s)",
     )
     lookahead.add_argument(
         "--forecast-prior-hours",
         type=float,
-        default=rule.prior_hours,
+        default=prices.forecast_prior_hours,
         metavar="HOURS",
         help="shrink the routed orders' rates toward zero demand with the weight of HOURS of "
         "orders (default: %(default)s)",
@@ -753,7 +751,7 @@ def parser() -> argparse.ArgumentParser:
     lookahead.add_argument(
         "--max-price-ratio",
         type=float,
-        default=MAX_PRICE_RATIO,
+        default=prices.max_price_ratio,
         metavar="RATIO",
         help="a unit's price is at most RATIO times its own cost to its nearest forecast "
         "demand; inf: no bound (default: %(default)s)",

@@ -19,20 +19,18 @@ from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.network import Network, Stock
 from models.order import Order
-from models.plan import ExplainLevel
 from models.rule_versions import RuleVersion
 from models.rules import RuleSet
 from models.scenario import Scenario
-from router.engine import route_order
 from router.engine.candidates import ship_window
 from router.engine.solve import ENGINES, FAST
 from router.ledger import Ledger
 from router.rules.document import canonical_text, diff_rules, load_rules
+from router.rules.drive import drive_order
 from router.rules.golden import CaseResult, parse_suite, run_suite
 from router.rules.lint import Finding, lint_rules
 from router.rules.publish import lint_text, parse_document, publish_checks, suite_skus
 from router.service.convert import (
-    alternatives_wanted,
     explain_level_from_proto,
     golden_result_to_proto,
     lint_finding_to_proto,
@@ -242,17 +240,10 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
             network = self._network
             used = self._ledger.capacity_used(*ship_window(order, network))
             stop = request_stop(None, self._default_time_limit_s, context)
-            plan = route_order(
-                order,
-                network,
-                stock,
-                rules,
-                capacity_used=used,
-                stop=stop,
-                engine=self._engine,
-                # the runner-up, as PlanOrder
-                alternatives=alternatives_wanted(0, explain=explain is not ExplainLevel.NONE),
-            )
+            plan = drive_order(
+                order, network, stock, rules, explain,
+                capacity_used=used, stop=stop, engine=self._engine,
+            )  # fmt: skip
             return router_pb2.TestDriveResponse(plan=plan_to_proto(plan, explain=explain))
 
     def PublishRules(

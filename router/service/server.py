@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 from concurrent import futures
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -21,20 +20,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import RulesRefusedError, RuleVersionStateError
 from models.lookahead import Forecast
 from models.order import Order, OrderLine, ShipTo
 from models.rule_versions import RuleVersion
 from models.scenario import Scenario
-from router.ledger import DEFAULT_LEDGER_URL, Ledger, open_ledger
+from router.ledger import Ledger, open_ledger
 from router.rules.document import canonical_text, load_rules
 from router.rules.publish import lint_text, publish_checks, version_rules
 from router.scenario import order_to_json, read_forecast
+from router.service.config import ServerConfig
 from router.service.inventory import InventoryServicer
 from router.service.metrics import MetricsEndpoint, ServiceMetrics, serve_metrics
 from router.service.network import LiveNetwork, NetworkServicer
-from router.service.prices import PriceBoard, PriceFunction, PriceSettings
+from router.service.prices import PriceBoard
 from router.service.routing import RoutingServicer, RuleSets
 from router.service.rules import RulesServicer
 from router.v1 import router_pb2, router_pb2_grpc
@@ -51,42 +50,6 @@ NETWORK_SERVICE = router_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_
 """``router.v1.NetworkService``."""
 SERVE_ACTOR = "router serve"
 """Who the versions and activations made at startup are recorded as."""
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Where the server listens, how many RPCs it runs at once, its time limits and engine."""
-
-    host: str = "127.0.0.1"
-    port: int = 50051
-    """0 picks a free port (tests); :func:`create_server` returns the one bound."""
-    max_workers: int = 8
-    default_time_limit_s: float = DEFAULT_TIME_LIMIT_S
-    """Most solve time per request; a request's time_limit and deadline can only lower it."""
-    grace_period_s: float = 5.0
-    """How long in-flight RPCs may run on after a stop is requested."""
-    engine: str = "fast"
-    """The engine that plans every request: ``fast`` or ``cpsat-full`` (``ENGINES``)."""
-    ledger_url: str = DEFAULT_LEDGER_URL
-    """The ledger (docs/ledger.md): ``sqlite://PATH``, ``memory://`` or ``postgresql://…``.
-    An empty ledger is seeded from the scenario; one that holds stock is used as it is."""
-    sweep_interval_s: float = 5.0
-    """How often the sweeper expires lapsed reservations (``Ledger.expire``)."""
-    rules_file: Path | None = None
-    """A rules.yaml published (its text as is) at startup and activated when it is new to
-    the ledger or nothing is active (``router serve --rules``); see :func:`bootstrap_rules`."""
-    prices: PriceSettings = field(default_factory=PriceSettings)
-    """When look-ahead stock prices are refreshed, and the forecast's window and horizon
-    (docs/lookahead-service.md)."""
-    forecast_file: Path | None = None
-    """A forecast CSV read once at start-up (``router serve --forecast``); without it the
-    forecast comes from the orders RouteOrder routed within the window."""
-    price_function: PriceFunction | None = None
-    """What computes prices; None is :func:`router.engine.prices.price_stock` (tests inject
-    slow or failing ones)."""
-    metrics_port: int | None = None
-    """Where Prometheus metrics are served (``/metrics`` on ``host``); None: nowhere, 0 picks
-    a free port (tests; :attr:`RouterServer.metrics_port` says which)."""
 
 
 class Sweeper:

@@ -24,7 +24,7 @@ from models.rules import RuleSet
 from models.scenario import Scenario
 from router.sample import sample_scenario
 from router.scenario import read_forecast
-from router.service.prices import PriceSettings
+from router.service.config import PriceSettings
 from router.whatif.lookahead import LookAhead, LookAheadPolicy
 from router.whatif.policies import POLICIES, EnginePolicy
 from router.whatif.records import DETERMINISTIC
