@@ -660,7 +660,19 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``router`` command."""
     root = argparse.ArgumentParser(prog="router", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
+    _add_serve_command(commands)
+    _add_intake_command(commands)
+    _add_stock_command(commands)
+    _add_sample_command(commands)
+    _add_plan_command(commands)
+    _add_route_command(commands)
+    _add_rules_commands(commands)
+    _add_whatif_command(commands)
+    return root
 
+
+def _add_serve_command(commands: Any) -> None:
+    """``router serve``: the gRPC service and its look-ahead prices."""
     server, prices = ServerConfig(), PriceSettings()
     serve = commands.add_parser("serve", help="run the gRPC routing service")
     serve.add_argument("--host", default=server.host)
@@ -685,6 +697,20 @@ def parser() -> argparse.ArgumentParser:
         help="ledger URL: sqlite://PATH, memory:// or postgresql://… (default: %(default)s; "
         "an empty ledger is seeded from the scenario)",
     )
+    _add_price_flags(serve, prices)
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 9464; 0: off "
+        "(default: %(default)s, so replicas on one host never clash)",
+    )
+    serve.set_defaults(run=_serve)
+
+
+def _add_price_flags(serve: argparse.ArgumentParser, prices: PriceSettings) -> None:
+    """``router serve``'s look-ahead price flags, defaulting to ``prices``."""
     lookahead = serve.add_argument_group(
         "look-ahead stock prices (docs/lookahead-service.md; computed only while a strategy "
         "of the active rules has opportunity_cost > 0)"
@@ -756,22 +782,19 @@ def parser() -> argparse.ArgumentParser:
         help="a unit's price is at most RATIO times its own cost to its nearest forecast "
         "demand; inf: no bound (default: %(default)s)",
     )
-    serve.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        metavar="PORT",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 9464; 0: off "
-        "(default: %(default)s, so replicas on one host never clash)",
-    )
-    serve.set_defaults(run=_serve)
 
+
+def _add_intake_command(commands: Any) -> None:
+    """``router intake``: the HTTP/JSON gateway."""
     intake = commands.add_parser(
         "intake",
         help="run the HTTP/JSON intake gateway in front of the gRPC service (docs/intake.md)",
     )
     intake_command.add_arguments(intake)
 
+
+def _add_stock_command(commands: Any) -> None:
+    """``router stock``: stock in a ledger."""
     stock = commands.add_parser("stock", help="manage the stock in a ledger")
     stock_commands = stock.add_subparsers(dest="stock_command", required=True)
     stock_import = stock_commands.add_parser(
@@ -792,6 +815,9 @@ def parser() -> argparse.ArgumentParser:
     )
     stock_import.set_defaults(run=_stock_import)
 
+
+def _add_sample_command(commands: Any) -> None:
+    """``router sample``: the built-in sample."""
     sample = commands.add_parser("sample", help="write the built-in sample scenario")
     sample.add_argument("--out", type=Path, required=True, help="directory to write")
     sample.add_argument("--seed", type=int, default=7)
@@ -808,6 +834,9 @@ def parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(run=_sample)
 
+
+def _add_plan_command(commands: Any) -> None:
+    """``router plan``: planning a file of orders."""
     plan = commands.add_parser(
         "plan", help="plan every order of a file, each on its own, against the scenario stock"
     )
@@ -839,6 +868,9 @@ def parser() -> argparse.ArgumentParser:
     )
     plan.set_defaults(run=_plan)
 
+
+def _add_route_command(commands: Any) -> None:
+    """``router route``: routing one order."""
     route = commands.add_parser(
         "route",
         help="route one order on a server: plan it and reserve its stock (RouteOrder); "
@@ -866,7 +898,9 @@ def parser() -> argparse.ArgumentParser:
     route.add_argument("--timeout", type=float, default=60.0, help="RPC deadline in seconds")
     route.set_defaults(run=_route)
 
-    _add_rules_commands(commands)
+
+def _add_whatif_command(commands: Any) -> None:
+    """``router whatif``: what-if (its own flags)."""
     # Every word after ``whatif`` is the what-if command's own (router/whatif/run.py,
     # imported only when it runs). A prefix character no flag uses makes argparse read its
     # flags as plain words, which REMAINDER then collects whatever they look like.
@@ -879,7 +913,6 @@ def parser() -> argparse.ArgumentParser:
     )
     whatif.add_argument("whatif_args", nargs=argparse.REMAINDER)
     whatif.set_defaults(run=_whatif)
-    return root
 
 
 def _whatif(args: argparse.Namespace) -> int:
