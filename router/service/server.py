@@ -282,14 +282,42 @@ def _create(
         ledger = open_seeded_ledger(config.ledger_url, scenario)
     try:
         bootstrap_rules(ledger, scenario, config.rules_file)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
+        metrics = ServiceMetrics()
+        prices = _add_services(server, config, scenario, ledger, metrics, forecast)
+        health_servicer = _add_health_and_reflection(server)
+        port = server.add_insecure_port(f"{config.host}:{config.port}")
+        endpoint = None
+        if config.metrics_port is not None:
+            endpoint = serve_metrics(metrics, config.host, config.metrics_port)
     except BaseException:
         if owns:
             ledger.close()
         raise
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
+    sweeper = Sweeper(ledger, config.sweep_interval_s)
+    router = RouterServer(
+        server,
+        ledger,
+        sweeper,
+        owns_ledger=owns,
+        prices=prices,
+        metrics=metrics,
+        metrics_endpoint=endpoint,
+    )
+    return router, port, health_servicer
+
+
+def _add_services(
+    server: grpc.Server,
+    config: ServerConfig,
+    scenario: Scenario,
+    ledger: Ledger,
+    metrics: ServiceMetrics,
+    forecast: Forecast | None,
+) -> PriceBoard:
+    """The four router.v1 services on ``server``, sharing one ledger; their price board."""
     rule_sets = RuleSets(ledger, scenario.network, scenario.rules)
     network = LiveNetwork(ledger, scenario.network)
-    metrics = ServiceMetrics()
     prices = PriceBoard(
         scenario.network,
         ledger,
@@ -328,6 +356,11 @@ def _create(
     router_pb2_grpc.add_NetworkServiceServicer_to_server(
         NetworkServicer(ledger, scenario.network), server
     )
+    return prices
+
+
+def _add_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
+    """The gRPC health service (every service SERVING) and reflection, on ``server``."""
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", ROUTING_SERVICE, INVENTORY_SERVICE, RULES_SERVICE, NETWORK_SERVICE):
@@ -343,31 +376,7 @@ def _create(
         ),
         server,
     )
-    try:
-        port = server.add_insecure_port(f"{config.host}:{config.port}")
-    except BaseException:
-        if owns:
-            ledger.close()
-        raise
-    endpoint = None
-    if config.metrics_port is not None:
-        try:
-            endpoint = serve_metrics(metrics, config.host, config.metrics_port)
-        except BaseException:
-            if owns:
-                ledger.close()
-            raise
-    sweeper = Sweeper(ledger, config.sweep_interval_s)
-    router = RouterServer(
-        server,
-        ledger,
-        sweeper,
-        owns_ledger=owns,
-        prices=prices,
-        metrics=metrics,
-        metrics_endpoint=endpoint,
-    )
-    return router, port, health_servicer
+    return health_servicer
 
 
 def serve(config: ServerConfig, scenario: Scenario) -> None:
