@@ -429,6 +429,14 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--base", default="engine",
         help="what the paired comparisons are against: a policy or a setting's label",
     )  # fmt: skip
+    _add_lookahead_flags(p)
+    p.add_argument("--out", type=Path, default=Path("out/whatif"), help="output directory")
+    p.add_argument("--smoke", action="store_true", help="the scenario at its smoke size")
+    return p
+
+
+def _add_lookahead_flags(p: argparse.ArgumentParser) -> None:
+    """The look-ahead policy's flags, defaulting to :class:`LookAhead`'s."""
     defaults = LookAhead()
     look = p.add_argument_group("look-ahead", "the look-ahead policy (docs/lookahead.md)")
     look.add_argument(
@@ -469,9 +477,6 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--max-price-ratio", type=_ratio, default=defaults.max_price_ratio,
         help="a unit's price is at most this multiple of its own cost; inf: no bound",
     )  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("out/whatif"), help="output directory")
-    p.add_argument("--smoke", action="store_true", help="the scenario at its smoke size")
-    return p
 
 
 def settings(args: argparse.Namespace) -> list[tuple[str, Path | None, dict[str, object]]]:
