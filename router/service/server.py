@@ -149,15 +149,11 @@ class RouterServer:
 
 
 def open_seeded_ledger(url: str, scenario: Scenario) -> Ledger:
-    """Open the ledger at ``url`` (creating a SQLite file's directory) and seed it when empty.
+    """Open the ledger at ``url`` and seed it when empty.
 
     A ledger that already holds stock positions is not re-seeded: its stock and calendars
     are live (a warning says so when its calendars differ from the scenario's).
     """
-    if url.startswith("sqlite://"):
-        path = url.removeprefix("sqlite://")
-        if path and path not in (":memory:", "/:memory:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
     ledger = open_ledger(url)
     try:
         # Check and load in one transaction: replicas starting together seed only once.
