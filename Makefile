@@ -1,31 +1,43 @@
 # The two commands of the README: `make run` and `make test`. Both create .venv and install
-# the pinned dependencies into it when pyproject.toml is newer than the last install.
+# the pinned dependencies into it when pyproject.toml is newer than the last install: `make
+# run` the runtime only (the service), `make test` the dev extra (what-if, tools, tests).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime
 PORT ?= 50051
 HOST ?= 127.0.0.1
 PROTOS := $(wildcard proto/router/v1/*.proto)
 # protoc finds the mypy-protobuf plugins (protoc-gen-mypy*) on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test lint typecheck protolint proto proto-check pytest sample clean
+.PHONY: run test lint imports typecheck protolint proto proto-check pytest sample clean
+
+$(RUNTIME): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUNTIME)
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/router serve --host $(HOST) --port $(PORT)
 
-test: lint typecheck protolint proto-check pytest
+test: lint imports typecheck protolint proto-check pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The import contracts of pyproject.toml (the layers of docs/architecture.md).
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy models router benchmarks
@@ -50,7 +62,7 @@ proto-check: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-sample: $(STAMP)
+sample: $(RUNTIME)
 	$(BIN)/router sample --out sample
 
 clean:

@@ -46,13 +46,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from benchmarks.orders import orders_of_size
-from benchmarks.scenarios import REGISTRY
 from models.order import Order
 from models.scenario import Scenario
-from router.engine import route_order
+from router.engine import Stop, route_order
 from router.engine.arrays import stock_arrays
 from router.engine.solve import DEFAULT_TIME_LIMIT_S, FAST, FULL_MODEL, HIGHS_FULL
 from router.sample import dense_scenario, sample_scenario, stores_for
+from router.scenario.registry import REGISTRY
 
 FAST_ROLE = "fast"
 """Role of the engine under test; each baseline's role is its engine's name."""
@@ -153,7 +153,7 @@ def check_engine(engine: str, scenario: Scenario, time_limit_s: float) -> None:
     try:
         plan = route_order(
             order, scenario.network, scenario.stock, scenario.rules,
-            engine=engine, time_limit_s=time_limit_s,
+            engine=engine, stop=Stop(time_limit_s),
         )  # fmt: skip
     except Exception as error:
         raise EngineUnavailableError(
@@ -225,7 +225,7 @@ def _timed(
     try:
         plan = route_order(
             order, scenario.network, scenario.stock, scenario.rules,
-            engine=engine, time_limit_s=time_limit_s,
+            engine=engine, stop=Stop(time_limit_s),
         )  # fmt: skip
     except Exception as error:
         seconds = time.perf_counter() - started

@@ -18,8 +18,9 @@ import grpc
 from google.protobuf import json_format
 
 from router.sample import sample_scenario
+from router.service.config import ServerConfig
 from router.service.convert import order_to_proto
-from router.service.server import ServerConfig, create_server
+from router.service.server import create_server
 from router.v1 import router_pb2, router_pb2_grpc
 
 LEVELS = {

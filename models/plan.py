@@ -26,6 +26,19 @@ class SolveStatus(StrEnum):
     """The rules reject the order (a fallback says so, or no strategy applies); nothing
     ships and the plan's detail gives the reason."""
 
+    @property
+    def proven(self) -> bool:
+        """No time limit, retry or machine can change the answer: OPTIMAL, INFEASIBLE, REJECTED.
+
+        A solve cut short is FEASIBLE (a plan, maybe not the best) or NO_SOLUTION (none found).
+        """
+        return self in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.REJECTED)
+
+
+def alternatives_wanted(top_k: int, *, explain: bool) -> int:
+    """Alternatives to ask the engine for: ``top_k`` plans in all, the runner-up if ``explain``."""
+    return max(top_k - 1, 1 if explain else 0)
+
 
 class ExplainLevel(StrEnum):
     """How much of a plan's explanation an answer carries (docs/cost-model.md, Explanations)."""

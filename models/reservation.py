@@ -93,10 +93,6 @@ class RouteOutcome(StrEnum):
     held and nothing stored, so a retry plans again."""
 
 
-FINAL = frozenset({SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.REJECTED})
-"""Statuses of answers no retry can improve on: a solve cut short is FEASIBLE or NO_SOLUTION."""
-
-
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
     """What to do with a plan (:func:`route_decision`) and, when it is not reserved, why."""
@@ -115,7 +111,7 @@ def route_decision(plan: Plan, accept: PlanAcceptance, max_gap: float = 0.0) -> 
     """
     retry = "retry with a longer time_limit or deadline"
     if not plan.shipments:
-        if plan.status in FINAL:
+        if plan.status.proven:
             return RouteDecision(RouteOutcome.NOTHING_TO_RESERVE, "")
         return RouteDecision(
             RouteOutcome.CUT_SHORT,

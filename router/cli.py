@@ -16,23 +16,20 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
+from models.engines import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
 from models.errors import FieldViolation, InvalidArgumentError, Violations
-from models.lookahead import MAX_PRICE_RATIO, ForecastRule
 from models.plan import ExplainLevel
 from models.reservation import PlanAcceptance
 from models.scenario import Scenario
-from router.engine import route_order
-from router.engine.solve import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
-from router.ledger import DEFAULT_LEDGER_URL
+from router.intake import command as intake_command
+from router.intake.config import DEFAULT_TARGET
 from router.rules.document import read_rules_file
+from router.service.config import PriceSettings, ServerConfig
 
 if TYPE_CHECKING:
     import grpc
 
     from router.v1 import router_pb2
-
-DEFAULT_TARGET = "127.0.0.1:50051"
-"""Where ``router rules`` finds the server unless ``--target`` says otherwise."""
 
 
 def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -> Scenario:
@@ -49,8 +46,7 @@ def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -
 
 def _serve(args: argparse.Namespace) -> int:
     from models.errors import RulesRefusedError, RuleVersionStateError
-    from router.service.prices import PriceSettings
-    from router.service.server import ServerConfig, serve
+    from router.service.server import serve
 
     prices = PriceSettings(
         refresh_interval_s=args.price_refresh,
@@ -99,39 +95,6 @@ def _serve(args: argparse.Namespace) -> int:
     except RuleVersionStateError as error:  # the active version does not fit this network
         print(f"router serve: cannot start: {error}", file=sys.stderr)
         return 1
-    return 0
-
-
-def _intake(args: argparse.Namespace) -> int:
-    from router.intake.app import IntakeConfig, serve
-
-    problems = [
-        f"--{name} must be above 0"
-        for name, value in (
-            ("deadline", args.deadline),
-            ("max-body-bytes", args.max_body_bytes),
-            ("max-in-flight", args.max_in_flight),
-            ("max-batch-orders", args.max_batch_orders),
-        )
-        if not value > 0
-    ]
-    if problems:
-        print("router intake: " + "; ".join(problems), file=sys.stderr)
-        return 2
-    config = IntakeConfig(
-        target=args.target,
-        deadline_s=args.deadline,
-        max_body_bytes=args.max_body_bytes,
-        max_in_flight=args.max_in_flight,
-        max_batch_orders=args.max_batch_orders,
-        geocoder=args.geocoder,
-        geocoder_user_agent=args.geocoder_user_agent,
-    )
-    try:
-        serve(config, args.host, args.port)
-    except ValueError as error:  # a bad --geocoder: nothing was printed or bound yet
-        print(f"router intake: --geocoder: {error}", file=sys.stderr)
-        return 2
     return 0
 
 
@@ -205,8 +168,9 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from models.plan import alternatives_wanted
+    from router.engine import Stop, route_order
     from router.service.convert import (
-        alternatives_wanted,
         check_counterfactual_nodes,
         check_top_k,
         plan_to_json,
@@ -233,7 +197,7 @@ def _plan(args: argparse.Namespace) -> int:
                 scenario.network,
                 scenario.stock,
                 scenario.rules,
-                time_limit_s=args.time_limit,  # one budget for plan, alternatives, counterfactuals
+                stop=Stop(args.time_limit),  # one budget: plan, alternatives, counterfactuals
                 engine=args.engine,
                 alternatives=alternatives,
                 counterfactual_nodes=args.counterfactual,
@@ -465,8 +429,9 @@ def _read_order(path: Path) -> router_pb2.Order:
 
 
 def _rules_drive(args: argparse.Namespace) -> int:
+    from router.rules.drive import drive_order
     from router.scenario import read_stock
-    from router.service.convert import alternatives_wanted, order_from_proto, plan_to_proto
+    from router.service.convert import order_from_proto, plan_to_proto
 
     scenario = _scenario(args.scenario, None, None)
     v = Violations()
@@ -488,10 +453,8 @@ def _rules_drive(args: argparse.Namespace) -> int:
             v.extend(error.violations)
     v.raise_if_any()
     assert rules is not None and order is not None
-    # As TestDrive plans it: with an explanation the runner-up too.
     explain = ExplainLevel(args.explain_level.upper())
-    alternatives = alternatives_wanted(0, explain=explain is not ExplainLevel.NONE)
-    plan = route_order(order, scenario.network, stock, rules, alternatives=alternatives)
+    plan = drive_order(order, scenario.network, stock, rules, explain)  # as TestDrive does
     _print_plan(plan_to_proto(plan, explain=explain))
     return 0
 
@@ -697,28 +660,57 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``router`` command."""
     root = argparse.ArgumentParser(prog="router", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
+    _add_serve_command(commands)
+    _add_intake_command(commands)
+    _add_stock_command(commands)
+    _add_sample_command(commands)
+    _add_plan_command(commands)
+    _add_route_command(commands)
+    _add_rules_commands(commands)
+    _add_whatif_command(commands)
+    return root
 
+
+def _add_serve_command(commands: Any) -> None:
+    """``router serve``: the gRPC service and its look-ahead prices."""
+    server, prices = ServerConfig(), PriceSettings()
     serve = commands.add_parser("serve", help="run the gRPC routing service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    serve.add_argument("--host", default=server.host)
+    serve.add_argument("--port", type=int, default=server.port, help="0 picks a free port")
     serve.add_argument(
         "--scenario", type=Path, help="scenario directory (default: the built-in sample)"
     )
     serve.add_argument("--rules", type=Path, help="rules.yaml overriding the scenario's")
-    serve.add_argument("--workers", type=int, default=8, help="concurrent RPCs")
+    serve.add_argument("--workers", type=int, default=server.max_workers, help="concurrent RPCs")
     serve.add_argument(
         "--time-limit",
         type=float,
-        default=DEFAULT_TIME_LIMIT_S,
+        default=server.default_time_limit_s,
         help="seconds a solve may take at most (the RPC deadline may cut it shorter)",
     )
-    serve.add_argument("--engine", choices=ENGINES, default=FAST, help="engine for every request")
+    serve.add_argument(
+        "--engine", choices=ENGINES, default=server.engine, help="engine for every request"
+    )
     serve.add_argument(
         "--ledger",
-        default=DEFAULT_LEDGER_URL,
+        default=server.ledger_url,
         help="ledger URL: sqlite://PATH, memory:// or postgresql://… (default: %(default)s; "
         "an empty ledger is seeded from the scenario)",
     )
+    _add_price_flags(serve, prices)
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 9464; 0: off "
+        "(default: %(default)s, so replicas on one host never clash)",
+    )
+    serve.set_defaults(run=_serve)
+
+
+def _add_price_flags(serve: argparse.ArgumentParser, prices: PriceSettings) -> None:
+    """``router serve``'s look-ahead price flags, defaulting to ``prices``."""
     lookahead = serve.add_argument_group(
         "look-ahead stock prices (docs/lookahead-service.md; computed only while a strategy "
         "of the active rules has opportunity_cost > 0)"
@@ -733,14 +725,14 @@ def parser() -> argparse.ArgumentParser:
     lookahead.add_argument(
         "--price-refresh",
         type=float,
-        default=300.0,
+        default=prices.refresh_interval_s,
         metavar="SECONDS",
         help="seconds between price refreshes (default: %(default)s)",
     )
     lookahead.add_argument(
         "--price-stock-change",
         type=float,
-        default=0.1,
+        default=prices.stock_change_fraction,
         metavar="FRACTION",
         help="refresh early once stock moves exceed this fraction of the priced SKUs' "
         "available units, or newly routed units this fraction of the forecast window's "
@@ -749,36 +741,35 @@ def parser() -> argparse.ArgumentParser:
     lookahead.add_argument(
         "--forecast-window-hours",
         type=float,
-        default=24.0,
+        default=prices.forecast_window_hours,
         metavar="HOURS",
         help="routed orders of the last HOURS make the forecast (default: %(default)s)",
     )
     lookahead.add_argument(
         "--forecast-horizon-hours",
         type=float,
-        default=24.0,
+        default=prices.forecast_horizon_hours,
         metavar="HOURS",
         help="demand is expected over the next HOURS (default: %(default)s)",
     )
-    rule = ForecastRule()
     lookahead.add_argument(
         "--forecast-min-orders",
         type=int,
-        default=rule.min_orders,
+        default=prices.forecast_min_orders,
         metavar="N",
         help="no prices from routed orders until the window holds N orders (default: %(default)s)",
     )
     lookahead.add_argument(
         "--forecast-min-hours",
         type=float,
-        default=rule.min_hours,
+        default=prices.forecast_min_hours,
         metavar="HOURS",
         help="and gathered over at least HOURS (default: %(default)s)",
     )
     lookahead.add_argument(
         "--forecast-prior-hours",
         type=float,
-        default=rule.prior_hours,
+        default=prices.forecast_prior_hours,
         metavar="HOURS",
         help="shrink the routed orders' rates toward zero demand with the weight of HOURS of "
         "orders (default: %(default)s)",
@@ -786,54 +777,24 @@ def parser() -> argparse.ArgumentParser:
     lookahead.add_argument(
         "--max-price-ratio",
         type=float,
-        default=MAX_PRICE_RATIO,
+        default=prices.max_price_ratio,
         metavar="RATIO",
         help="a unit's price is at most RATIO times its own cost to its nearest forecast "
         "demand; inf: no bound (default: %(default)s)",
     )
-    serve.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        metavar="PORT",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 9464; 0: off "
-        "(default: %(default)s, so replicas on one host never clash)",
-    )
-    serve.set_defaults(run=_serve)
 
+
+def _add_intake_command(commands: Any) -> None:
+    """``router intake``: the HTTP/JSON gateway."""
     intake = commands.add_parser(
         "intake",
         help="run the HTTP/JSON intake gateway in front of the gRPC service (docs/intake.md)",
     )
-    intake.add_argument("--host", default="127.0.0.1")
-    intake.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    intake.add_argument(
-        "--target", default=DEFAULT_TARGET, help="gRPC server host:port (default: %(default)s)"
-    )
-    intake.add_argument(
-        "--deadline",
-        type=float,
-        default=5.0,
-        help="seconds per request, the gRPC deadline (X-Request-Timeout may lower it)",
-    )
-    intake.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies are 413")
-    intake.add_argument(
-        "--max-in-flight", type=int, default=64, help="more requests at once are 429"
-    )
-    intake.add_argument(
-        "--max-batch-orders",
-        type=int,
-        default=1000,
-        help="batches of more orders are 413 (default: %(default)s)",
-    )
-    intake.add_argument(
-        "--geocoder",
-        help="geopy geocoder for ship-tos with neither coordinates nor a US postal code "
-        "(e.g. nominatim; default: none)",
-    )
-    intake.add_argument("--geocoder-user-agent", help="user agent sent to the geocoder")
-    intake.set_defaults(run=_intake)
+    intake_command.add_arguments(intake)
 
+
+def _add_stock_command(commands: Any) -> None:
+    """``router stock``: stock in a ledger."""
     stock = commands.add_parser("stock", help="manage the stock in a ledger")
     stock_commands = stock.add_subparsers(dest="stock_command", required=True)
     stock_import = stock_commands.add_parser(
@@ -854,6 +815,9 @@ def parser() -> argparse.ArgumentParser:
     )
     stock_import.set_defaults(run=_stock_import)
 
+
+def _add_sample_command(commands: Any) -> None:
+    """``router sample``: the built-in sample."""
     sample = commands.add_parser("sample", help="write the built-in sample scenario")
     sample.add_argument("--out", type=Path, required=True, help="directory to write")
     sample.add_argument("--seed", type=int, default=7)
@@ -870,6 +834,9 @@ def parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(run=_sample)
 
+
+def _add_plan_command(commands: Any) -> None:
+    """``router plan``: planning a file of orders."""
     plan = commands.add_parser(
         "plan", help="plan every order of a file, each on its own, against the scenario stock"
     )
@@ -901,6 +868,9 @@ def parser() -> argparse.ArgumentParser:
     )
     plan.set_defaults(run=_plan)
 
+
+def _add_route_command(commands: Any) -> None:
+    """``router route``: routing one order."""
     route = commands.add_parser(
         "route",
         help="route one order on a server: plan it and reserve its stock (RouteOrder); "
@@ -928,24 +898,35 @@ def parser() -> argparse.ArgumentParser:
     route.add_argument("--timeout", type=float, default=60.0, help="RPC deadline in seconds")
     route.set_defaults(run=_route)
 
-    _add_rules_commands(commands)
-    # Every word after ``whatif`` is the what-if command's own (benchmarks/whatif/run.py,
+
+def _add_whatif_command(commands: Any) -> None:
+    """``router whatif``: what-if (its own flags)."""
+    # Every word after ``whatif`` is the what-if command's own (router/whatif/run.py,
     # imported only when it runs). A prefix character no flag uses makes argparse read its
     # flags as plain words, which REMAINDER then collects whatever they look like.
     whatif = commands.add_parser(
         "whatif",
         help="what-if benchmarks: replay a scenario under policies, rule sets and settings "
-        "(same flags as python -m benchmarks.whatif; router whatif --help)",
+        "(same flags as python -m router.whatif; router whatif --help)",
         add_help=False,
         prefix_chars="\x00",
     )
     whatif.add_argument("whatif_args", nargs=argparse.REMAINDER)
     whatif.set_defaults(run=_whatif)
-    return root
 
 
 def _whatif(args: argparse.Namespace) -> int:
-    from benchmarks.whatif.run import main as whatif
+    import importlib.util
+
+    missing = [m for m in ("matplotlib", "pyarrow") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"router whatif: {' and '.join(missing)} not installed; install the whatif extra "
+            "(pip install -e '.[whatif]')",
+            file=sys.stderr,
+        )
+        return 2
+    from router.whatif.run import main as whatif
 
     return whatif(args.whatif_args, prog="router whatif")
 

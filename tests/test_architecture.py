@@ -50,3 +50,18 @@ def test_only_the_adapter_imports_ortools():
     users = [f for pkg in ("models", "router", "benchmarks") for f, n in imports(pkg).items()
              if under(n, ("ortools",))]  # fmt: skip
     assert users == ["router/engine/cpsat.py"]
+
+
+def test_router_intake_loads_no_solver():
+    """``router intake`` (the CLI and the gateway app) imports neither OR-Tools nor scipy."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, router.cli, router.intake.app; "
+        "print(sorted(m for m in ('ortools', 'scipy', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]"

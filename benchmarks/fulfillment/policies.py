@@ -41,7 +41,7 @@ _EPSILON = 1e-7
 """Shares at most this are zero in Jasin–Sinha's rounding (the published constant)."""
 
 
-class Policy(Protocol):
+class FulfillmentPolicy(Protocol):
     """Decides where each item of an order is tried; ``start`` begins a sequence."""
 
     name: str
@@ -255,7 +255,7 @@ class Greedy:
 POLICIES = ("myopic", "js", "dilated", "greedy", "lookahead", "lookahead-lp")
 
 
-def make_policy(name: str, *, resolves: int = 20) -> Policy:
+def make_policy(name: str, *, resolves: int = 20) -> FulfillmentPolicy:
     """A fresh policy by name (``resolves``: price re-solves per sequence for look-ahead)."""
     match name:
         case "myopic":

@@ -36,7 +36,7 @@ from benchmarks.fulfillment.dlp import solve_dlp
 from benchmarks.fulfillment.instance import CONFIGS, Config, arrivals, generate
 from benchmarks.fulfillment.policies import POLICIES, Greedy, make_policy
 from benchmarks.fulfillment.simulate import run_sequence
-from benchmarks.whatif.kpis import bootstrap_interval
+from router.whatif.kpis import bootstrap_interval
 
 PUBLISHED: dict[str, dict[str, float]] = {
     "small": {"myopic": 1.119, "js": 1.096, "dilated": 1.085, "greedy": 1.089},

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from benchmarks.fulfillment.dlp import Dlp
 from benchmarks.fulfillment.instance import Instance
-from benchmarks.fulfillment.policies import Policy
+from benchmarks.fulfillment.policies import FulfillmentPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ def run_sequence(
     instance: Instance,
     dlp: Dlp,
     arrivals: NDArray[np.int64],
-    policy: Policy,
+    policy: FulfillmentPolicy,
     rng: np.random.Generator,
 ) -> SequenceResult:
     """Run ``policy`` over ``arrivals`` from the instance's starting stock."""

@@ -27,7 +27,7 @@ the 51,000 (rate, weight) pairs of the standard sample scenario.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
 import numpy as np
@@ -44,6 +44,7 @@ from router.engine.arrays import (
     NetworkArrays,
     NodeFilter,
     ServiceBands,
+    SkuStock,
     money_units,
     network_arrays,
     node_filter,
@@ -103,9 +104,7 @@ def build_model(
     service = arrays.services[order.service]
     counter, distances, ships = _destination(order, network, arrays)
     by_sku = [stock_arrays(stock, network).sku(line.sku) for line in order.lines]
-    available = np.zeros((len(arrays.nodes), len(order.lines)), dtype=np.int64)
-    for line, sku_stock in enumerate(by_sku):
-        available[sku_stock.rows, line] = sku_stock.available
+    available = _available(by_sku, len(arrays.nodes))
     holding = np.count_nonzero(available, axis=1) > 0
     screen = _Screen(
         order,
@@ -122,9 +121,8 @@ def build_model(
     delivered = service.delivery_ordinals(shipped, service.transit_days[band])
     delivered[at_counter] = shipped[at_counter]  # handed over at the counter: no carrier
     late = np.zeros(len(rows), dtype=np.int64)
-    deadline = order.deliver_by
-    if deadline is not None:
-        deadline += timedelta(days=relax_sla_days)
+    if order.deliver_by is not None:
+        deadline = order.deliver_by + timedelta(days=relax_sla_days)
         late = np.maximum(delivered - deadline.toordinal(), 0)
         if policy.sla is SlaMode.HARD:
             screen.by_promise(rows, delivered, late, deadline)
@@ -146,13 +144,12 @@ def build_model(
         late=late[keep],
     )
     backorder = money_units(policy.backorder_cost_per_unit)
-    lines = tuple(
-        LineTerms(line.line_id, line.sku, line.quantity, backorder, order.allow_partial)
-        for line in order.lines
-    )
     return BuiltModel(
         matrices,
-        lines,
+        tuple(
+            LineTerms(line.line_id, line.sku, line.quantity, backorder, order.allow_partial)
+            for line in order.lines
+        ),
         offset=0,
         split_penalty=money_units(policy.split_penalty),
         max_shipments=_max_shipments(order, policy),
@@ -160,6 +157,14 @@ def build_model(
         excluded=screen.excluded,
         stock_anywhere=tuple(s.total for s in by_sku),
     )
+
+
+def _available(by_sku: Sequence[SkuStock], n_nodes: int) -> NDArray[np.int64]:
+    """``available[node, line]``: the units of each line's SKU each node holds for orders."""
+    available = np.zeros((n_nodes, len(by_sku)), dtype=np.int64)
+    for line, sku_stock in enumerate(by_sku):
+        available[sku_stock.rows, line] = sku_stock.available
+    return available
 
 
 def _destination(

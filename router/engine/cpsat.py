@@ -133,13 +133,12 @@ def _unit_variables(
 def solve_model(
     model: ExplainedModel,
     stop: Stop,
-    time_limit_s: float,
     *,
     exclude: Sequence[frozenset[int]] = (),
     force: int | None = None,
     tie_order: Sequence[int] | None = None,
 ) -> Solution:
-    """Solve the canonical model with CP-SAT within ``time_limit_s`` or until ``stop``.
+    """Solve the canonical model with CP-SAT until ``stop`` is set or its deadline passes.
 
     See :func:`build_cp_model` for ``exclude``, ``force`` and ``tie_order``. One worker
     and a fixed seed make the search, and so the plan, repeatable.
@@ -148,7 +147,7 @@ def solve_model(
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
-    solver.parameters.max_time_in_seconds = max(stop.remaining_s(time_limit_s), 1e-3)
+    solver.parameters.max_time_in_seconds = max(stop.remaining_s(), 1e-3)
     unregister = stop.on_stop(solver.stop_search)
     try:
         # A stop that came before the solver started would be lost: check it once more.

@@ -112,7 +112,6 @@ class FastResult:
 def solve_fast(
     model: ExplainedModel | BuiltModel,
     stop: Stop,
-    time_limit_s: float,
     *,
     alternatives: int = 0,
     forced: int | None = None,
@@ -121,13 +120,13 @@ def solve_fast(
 
     Alternatives are the best plans of other sets of shipping nodes in which every node is
     needed, in tie-break order. With ``forced`` (a candidate index) only plans that ship
-    from that candidate count (a counterfactual). ``time_limit_s`` bounds the CP-SAT
-    fallback; the search itself ends when ``stop`` is set.
+    from that candidate count (a counterfactual). The search, and the CP-SAT fallback for
+    models it cannot group, end when ``stop`` is set or its deadline passes.
     """
     built = model if isinstance(model, BuiltModel) else BuiltModel.of(model)
     problem = Problem.of(built)
     if problem is None:
-        return _by_cpsat(built, stop, time_limit_s, alternatives, forced)
+        return _by_cpsat(built, stop, alternatives, forced)
     return _Search(problem, 1 + alternatives, forced, stop).run()
 
 
@@ -669,9 +668,7 @@ def _result(
     return FastResult(solutions[0], tuple(solutions[1:]))
 
 
-def _by_cpsat(
-    built: BuiltModel, stop: Stop, time_limit_s: float, alternatives: int, forced: int | None
-) -> FastResult:
+def _by_cpsat(built: BuiltModel, stop: Stop, alternatives: int, forced: int | None) -> FastResult:
     """CP-SAT with the tie-break, alternatives by no-goods (models whose lines cannot group).
 
     CP-SAT's objective orders plans by cost, shipments and the sum of ranks; the sorted
@@ -680,7 +677,7 @@ def _by_cpsat(
     """
     model = built.model
     ranks = tie_ranks(built).tolist()
-    best = solve_model(model, stop, time_limit_s, tie_order=ranks, force=forced)
+    best = solve_model(model, stop, tie_order=ranks, force=forced)
     if best.status is not SolveStatus.OPTIMAL:
         return FastResult(best, ())
 
@@ -695,7 +692,7 @@ def _by_cpsat(
         ranked = sorted(plans, key=key)
         if len(ranked) > alternatives and key(last)[:3] > key(ranked[alternatives])[:3]:
             break
-        last = solve_model(model, stop, time_limit_s, exclude=seen, tie_order=ranks, force=forced)
+        last = solve_model(model, stop, exclude=seen, tie_order=ranks, force=forced)
         if last.status is not SolveStatus.OPTIMAL:
             break
         seen.append(last.nodes)

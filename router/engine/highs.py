@@ -208,13 +208,13 @@ def _shared_rows(model: MatrixModel) -> tuple[Int, Int, NDArray[np.float64]] | N
     return np.array(r, dtype=np.int64), np.array(c, dtype=np.int64), np.array(limit)
 
 
-def solve_highs(built: BuiltModel, stop: Stop, time_limit_s: float) -> Solution:
+def solve_highs(built: BuiltModel, stop: Stop) -> Solution:
     """The canonical model solved by HiGHS's branch and bound (no tie-break among optima).
 
     HiGHS cannot be interrupted from outside, so ``stop`` only sets its time limit.
     """
     model = MatrixModel.of(built)
-    limit = stop.remaining_s(time_limit_s)
+    limit = stop.remaining_s()
     if limit <= 0:
         return Solution(SolveStatus.NO_SOLUTION, {}, None, None)
     result = milp(
@@ -222,7 +222,8 @@ def solve_highs(built: BuiltModel, stop: Stop, time_limit_s: float) -> Solution:
         integrality=model.integrality(),
         bounds=model.bounds(),
         constraints=model.constraints(),
-        options={"time_limit": limit, "presolve": True, "mip_rel_gap": 0.0},
+        options={"presolve": True, "mip_rel_gap": 0.0}
+        | ({"time_limit": limit} if math.isfinite(limit) else {}),
     )
     if result.status == 2:  # infeasible
         return Solution(SolveStatus.INFEASIBLE, {}, None, None)

@@ -34,8 +34,8 @@ OR-Tools in one process). Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -167,34 +167,10 @@ def pricing_lp(
         nearest=nearest,
         units_per_shipment=units_per_shipment,
     )
-    position_row: dict[tuple[int, str], int] = {}  # (network row, sku) -> stock row
-    position_units: list[float] = []
-    own_cost: list[float] = []  # per stock row: the least c_rn of the demands drawing on it
-    positions: list[tuple[str, str]] = []
-    cost: list[float] = []
-    ub_rows: list[int] = []
-    ub_cols: list[int] = []
-    eq_cols: list[int] = []
-    eq_rows: list[int] = []
-    demands: list[float] = []
-    for demand, rows, units, costs in holders:
-        r = len(demands)
-        demands.append(demand.units)
-        for row, held_units, c in zip(rows.tolist(), units.tolist(), costs.tolist(), strict=True):
-            key = (row, demand.sku)
-            stock_row = position_row.get(key)
-            if stock_row is None:
-                stock_row = position_row[key] = len(positions)
-                positions.append((node_ids[row], demand.sku))
-                position_units.append(float(held_units))
-                own_cost.append(c)
-            own_cost[stock_row] = min(own_cost[stock_row], c)
-            column = len(cost)
-            cost.append(c)
-            ub_rows.append(stock_row)
-            ub_cols.append(column)
-            eq_rows.append(r)
-            eq_cols.append(column)
+    cols = _Columns.of(holders, node_ids)
+    positions, position_units, own_cost = cols.positions, cols.position_units, cols.own_cost
+    cost, demands = cols.cost, cols.demands
+    ub_rows, ub_cols, eq_rows, eq_cols = cols.ub_rows, cols.ub_cols, cols.eq_rows, cols.eq_cols
     n_x = len(cost)
     n_r = len(demands)
     # Backorder columns follow the x columns, one per demand.
@@ -237,6 +213,51 @@ def pricing_lp(
 
 Holders = Iterator[tuple[RegionDemand, NDArray[np.intp], NDArray[np.int64], NDArray[np.float64]]]
 """Per forecast demand: its network rows, their usable units and unit costs, cheapest first."""
+
+
+@dataclass(slots=True)
+class _Columns:
+    """The transport columns of the pricing LP: one per (demand, holder), with their rows.
+
+    ``positions`` are the stock rows (node id, SKU) in order of first use, with their units
+    and ``own_cost`` (the least cost of the demands drawing on each); ``cost`` the columns'
+    costs; ``ub_*`` and ``eq_*`` the coordinates of their 1s in the stock and demand rows.
+    """
+
+    positions: list[tuple[str, str]] = field(default_factory=list)
+    position_units: list[float] = field(default_factory=list)
+    own_cost: list[float] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    ub_rows: list[int] = field(default_factory=list)
+    ub_cols: list[int] = field(default_factory=list)
+    eq_rows: list[int] = field(default_factory=list)
+    eq_cols: list[int] = field(default_factory=list)
+    demands: list[float] = field(default_factory=list)
+
+    @staticmethod
+    def of(holders: Holders, node_ids: Sequence[str]) -> _Columns:
+        """The columns of every demand's holders."""
+        out = _Columns()
+        position_row: dict[tuple[int, str], int] = {}  # (network row, sku) -> stock row
+        for demand, rows, units, costs in holders:
+            r = len(out.demands)
+            out.demands.append(demand.units)
+            for row, held, c in zip(rows.tolist(), units.tolist(), costs.tolist(), strict=True):
+                key = (row, demand.sku)
+                stock_row = position_row.get(key)
+                if stock_row is None:
+                    stock_row = position_row[key] = len(out.positions)
+                    out.positions.append((node_ids[row], demand.sku))
+                    out.position_units.append(float(held))
+                    out.own_cost.append(c)
+                out.own_cost[stock_row] = min(out.own_cost[stock_row], c)
+                column = len(out.cost)
+                out.cost.append(c)
+                out.ub_rows.append(stock_row)
+                out.ub_cols.append(column)
+                out.eq_rows.append(r)
+                out.eq_cols.append(column)
+        return out
 
 
 def _holders(

@@ -11,7 +11,7 @@ and the plan records the strategy and step that made it and what became of every
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from models.capacity import CapacityUsed
@@ -45,7 +45,6 @@ def route_order(
     *,
     capacity_used: CapacityUsed | None = None,
     stop: Stop | None = None,
-    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     engine: str = FAST,
     alternatives: int = 0,
     counterfactual_nodes: Sequence[str] = (),
@@ -60,15 +59,12 @@ def route_order(
     the plan (see :func:`~router.engine.solve.plan_order`).
     """
     started = time.perf_counter()
-    stop = stop or Stop(time_limit_s)
+    stop = stop or Stop(DEFAULT_TIME_LIMIT_S)
     unmet = [s.when.unmet(order, network) for s in rules.strategies]
     trials = [
         StrategyTrial(s.name, StrategyOutcome.CONDITION_NOT_MET, "; ".join(why)) if why else None
         for s, why in zip(rules.strategies, unmet, strict=True)
     ]
-
-    def next_matching(after: int) -> int | None:
-        return next((i for i in range(after + 1, len(unmet)) if not unmet[i]), None)
 
     def attempt(strategy: Strategy, relax: int) -> Plan:
         return plan_order(
@@ -78,53 +74,15 @@ def route_order(
             strategy.policy,
             capacity_used=capacity_used,
             stop=stop,
-            time_limit_s=time_limit_s,
             engine=engine,
             alternatives=alternatives,
             relax_sla_days=relax,
             prices=prices,
         )
 
-    index = next_matching(-1)
-    made: tuple[Plan, int, str, str] | None = None  # plan, strategy index, step, detail
-    last: Plan | None = None
-    while index is not None and made is None:
-        strategy = rules.strategies[index]
-        days = strategy.fallback.relax_days if order.deliver_by is not None else ()
-        steps = ((PRIMARY, 0), *((f"relax_sla+{d}d", d) for d in days))
-        for step, relax in steps:
-            last = attempt(strategy, relax)
-            if _final(last):
-                made = (last, index, step, _outcome(last, step))
-                break
-        if made is not None:
-            break
-        assert last is not None
-        then = strategy.fallback.then
-        left = _units_left(last)
-        if then is FallbackAction.BACKORDER:
-            made = (last, index, "backorder", f"{left} unit(s) backordered after {step}")
-        elif then is FallbackAction.REJECT:
-            reason = strategy.fallback.reason or f"strategy {strategy.name!r} cannot fulfil it"
-            made = (_rejected(last, reason), index, "reject", f"rejected: {reason}")
-        else:
-            detail = f"{left} unit(s) unfulfilled after {step} ({last.status}); fell back to next"
-            trials[index] = StrategyTrial(strategy.name, StrategyOutcome.FELL_BACK, detail)
-            index = next_matching(index)
-
+    made, last = _run_strategies(order, rules, unmet, trials, attempt)
     if made is None:
-        if last is None:
-            reason = "no strategy's condition holds for the order"
-        else:
-            reason = "every strategy whose condition holds fell back; none is left"
-        # The last plan tried, if any, keeps its model and exclusions for the explanation.
-        # No strategy made it, so no prices did either.
-        plan = replace(
-            _rejected(last or _empty(order, rules, engine), reason),
-            price_version="",
-            prices_computed_at=None,
-        )
-        strategy_name, step = "", "reject"
+        plan, strategy_name, step = _rejected_by_all(order, rules, engine, last), "", "reject"
     else:
         plan, chosen, step, detail = made
         strategy_name = rules.strategies[chosen].name
@@ -136,7 +94,7 @@ def route_order(
                     rules.strategies[i].name, StrategyOutcome.NOT_REACHED, why
                 )
         if plan.status is not SolveStatus.REJECTED:
-            plan = with_counterfactuals(plan, counterfactual_nodes, stop, time_limit_s)
+            plan = with_counterfactuals(plan, counterfactual_nodes, stop)
     return replace(
         plan,
         rule_version=rules.label,
@@ -144,6 +102,66 @@ def route_order(
         step=step,
         trials=tuple(t for t in trials if t is not None),
         solve_seconds=time.perf_counter() - started,
+    )
+
+
+_Made = tuple[Plan, int, str, str]
+"""A plan that ends the search, its strategy's index, its step and the trial's detail."""
+
+
+def _run_strategies(
+    order: Order,
+    rules: RuleSet,
+    unmet: Sequence[Sequence[str]],
+    trials: list[StrategyTrial | None],
+    attempt: Callable[[Strategy, int], Plan],
+) -> tuple[_Made | None, Plan | None]:
+    """Try the strategies whose condition holds, in order, each step of each, and fall back.
+
+    Returns the plan made (None when every strategy fell back or none applies) and the
+    last plan tried. A strategy that falls back to the next is recorded in ``trials``.
+    """
+
+    def next_matching(after: int) -> int | None:
+        return next((i for i in range(after + 1, len(unmet)) if not unmet[i]), None)
+
+    index = next_matching(-1)
+    last: Plan | None = None
+    while index is not None:
+        strategy = rules.strategies[index]
+        days = strategy.fallback.relax_days if order.deliver_by is not None else ()
+        steps = ((PRIMARY, 0), *((f"relax_sla+{d}d", d) for d in days))
+        for step, relax in steps:
+            last = attempt(strategy, relax)
+            if _final(last):
+                return (last, index, step, _outcome(last, step)), last
+        assert last is not None
+        then = strategy.fallback.then
+        left = _units_left(last)
+        if then is FallbackAction.BACKORDER:
+            return (last, index, "backorder", f"{left} unit(s) backordered after {step}"), last
+        if then is FallbackAction.REJECT:
+            reason = strategy.fallback.reason or f"strategy {strategy.name!r} cannot fulfil it"
+            return (_rejected(last, reason), index, "reject", f"rejected: {reason}"), last
+        detail = f"{left} unit(s) unfulfilled after {step} ({last.status}); fell back to next"
+        trials[index] = StrategyTrial(strategy.name, StrategyOutcome.FELL_BACK, detail)
+        index = next_matching(index)
+    return None, last
+
+
+def _rejected_by_all(order: Order, rules: RuleSet, engine: str, last: Plan | None) -> Plan:
+    """The plan when no strategy made one: REJECTED, with the last plan's model if any.
+
+    No strategy made it, so no prices did either.
+    """
+    if last is None:
+        reason = "no strategy's condition holds for the order"
+    else:
+        reason = "every strategy whose condition holds fell back; none is left"
+    return replace(
+        _rejected(last or _empty(order, rules, engine), reason),
+        price_version="",
+        prices_computed_at=None,
     )
 
 

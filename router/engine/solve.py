@@ -7,6 +7,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from models.capacity import CapacityUsed
+from models.engines import DEFAULT_TIME_LIMIT_S as DEFAULT_TIME_LIMIT_S
+from models.engines import ENGINES as ENGINES
+from models.engines import FAST as FAST
+from models.engines import FULL_MODEL as FULL_MODEL
+from models.engines import HIGHS_FULL as HIGHS_FULL
 from models.lookahead import StockPrices
 from models.network import Network, Stock
 from models.order import Order
@@ -29,25 +34,6 @@ from router.engine.problem import tie_ranks
 from router.engine.stop import Stop
 from router.engine.terms import BuiltModel, Solution
 
-FULL_MODEL = "cpsat-full"
-"""Name of the straightforward engine: the whole canonical model in CP-SAT, no pruning.
-
-Later engines must reach the same optimum; this one stays as the baseline they are
-measured against.
-"""
-
-FAST = "fast"
-"""Name of the fast exact engine: reductions, level bounds and best-first enumeration of
-node sets (:mod:`router.engine.fast`)."""
-
-HIGHS_FULL = "highs-full"
-"""Name of the second baseline: the whole canonical model as a MILP in HiGHS (through
-scipy), no pruning; the independent solver the benchmarks compare against."""
-
-ENGINES = (FAST, FULL_MODEL, HIGHS_FULL)
-
-DEFAULT_TIME_LIMIT_S = 10.0
-
 
 def plan_order(
     order: Order,
@@ -57,7 +43,6 @@ def plan_order(
     *,
     capacity_used: CapacityUsed | None = None,
     stop: Stop | None = None,
-    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     engine: str = FAST,
     alternatives: int = 0,
     counterfactual_nodes: Sequence[str] = (),
@@ -69,7 +54,8 @@ def plan_order(
     No side effects. :func:`router.engine.route.route_order` picks the strategy of a rule
     set and runs its fallbacks; this solves one canonical model. ``order`` must have been
     validated against ``network`` (``Order.from_raw`` with it).
-    The solve ends at ``time_limit_s`` or when ``stop`` is set, whichever is first; the
+    The solve ends when ``stop`` is set or its deadline passes (by default
+    :data:`~models.engines.DEFAULT_TIME_LIMIT_S` from now); the
     plan's status says whether it is proven optimal, feasible within a gap, infeasible,
     or unsolved. ``alternatives`` asks for that many next best plans over other node sets
     (the first is the runner-up); ``counterfactual_nodes`` for the best plan that ships
@@ -79,7 +65,7 @@ def plan_order(
     names them.
     """
     started = time.perf_counter()
-    stop = stop or Stop(time_limit_s)  # one budget for the plan, alternatives, counterfactuals
+    stop = stop or Stop(DEFAULT_TIME_LIMIT_S)  # one budget: plan, alternatives, counterfactuals
     built = build_model(
         order,
         network,
@@ -91,17 +77,17 @@ def plan_order(
     )
     priced = prices is not None and policy.opportunity_cost > 0
     if engine == FAST:
-        result = solve_fast(built, stop, time_limit_s, alternatives=alternatives)
+        result = solve_fast(built, stop, alternatives=alternatives)
         solution, others = result.best, result.alternatives
     elif engine in (FULL_MODEL, HIGHS_FULL):
         if engine == FULL_MODEL:
-            solution = solve_model(built.model, stop, time_limit_s)
+            solution = solve_model(built.model, stop)
         else:
-            solution = solve_highs(built, stop, time_limit_s)
+            solution = solve_highs(built, stop)
         others = ()
         if alternatives:
             # Ranked by the fast engine, less the plan's own node set when ties differ.
-            ranked = solve_fast(built, stop, time_limit_s, alternatives=alternatives)
+            ranked = solve_fast(built, stop, alternatives=alternatives)
             own = solution.nodes
             others = tuple(s for s in (ranked.best, *ranked.alternatives) if s.nodes != own)[
                 :alternatives
@@ -128,12 +114,10 @@ def plan_order(
         price_version=prices.label if priced and prices is not None else "",
         prices_computed_at=prices.computed_at if priced and prices is not None else None,
     )
-    return with_counterfactuals(plan, counterfactual_nodes, stop, time_limit_s)
+    return with_counterfactuals(plan, counterfactual_nodes, stop)
 
 
-def with_counterfactuals(
-    plan: Plan, node_ids: Sequence[str], stop: Stop, time_limit_s: float
-) -> Plan:
+def with_counterfactuals(plan: Plan, node_ids: Sequence[str], stop: Stop) -> Plan:
     """``plan`` with, for each of ``node_ids``, the best plan that ships from that node.
 
     Solved by the plan's own engine on the plan's model; a node the plan already ships
@@ -144,14 +128,12 @@ def with_counterfactuals(
     built = plan.explanation
     assert isinstance(built, BuiltModel), "the plan must come from plan_order"
     started = time.perf_counter()
-    found = tuple(_counterfactual(plan, built, node_id, stop, time_limit_s) for node_id in node_ids)
+    found = tuple(_counterfactual(plan, built, node_id, stop) for node_id in node_ids)
     took = plan.solve_seconds + time.perf_counter() - started
     return replace(plan, counterfactuals=found, solve_seconds=took)
 
 
-def _counterfactual(
-    plan: Plan, built: BuiltModel, node_id: str, stop: Stop, time_limit_s: float
-) -> Counterfactual:
+def _counterfactual(plan: Plan, built: BuiltModel, node_id: str, stop: Stop) -> Counterfactual:
     """The best plan that ships from ``node_id``, or why there is none."""
     ids = built.matrices.node_ids
     if node_id not in ids:
@@ -171,11 +153,9 @@ def _counterfactual(
         )
     j = ids.index(node_id)
     if plan.engine == FULL_MODEL:
-        forced = solve_model(
-            built.model, stop, time_limit_s, force=j, tie_order=tie_ranks(built).tolist()
-        )
+        forced = solve_model(built.model, stop, force=j, tie_order=tie_ranks(built).tolist())
     else:
-        forced = solve_fast(built, stop, time_limit_s, forced=j).best
+        forced = solve_fast(built, stop, forced=j).best
     if forced.objective is None:
         detail = (
             "no plan ships from it under the order's constraints"

@@ -1,7 +1,14 @@
-"""The stop signal a caller hands the solver: a deadline plus cancellation."""
+"""The stop signal a caller hands the solver: a deadline plus cancellation.
+
+The one object a time budget travels as: built once at the edge (a request's limit, the
+server's default, the RPC deadline, the client's cancellation; or
+:data:`~models.engines.DEFAULT_TIME_LIMIT_S` when a caller gives none) and passed alone
+down to the solver adapters, which read :meth:`Stop.remaining_s`.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -16,18 +23,19 @@ class Stop:
     """
 
     def __init__(self, time_limit_s: float | None = None) -> None:
+        """Stop ``time_limit_s`` seconds from now (never, when None) or when :meth:`set`."""
         self._deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
         self._event = threading.Event()
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
-    def remaining_s(self, cap_s: float) -> float:
-        """Seconds left before the deadline, at most ``cap_s`` and never below zero."""
+    def remaining_s(self) -> float:
+        """Seconds left before the deadline (infinite without one), never below zero."""
         if self._event.is_set():
             return 0.0
         if self._deadline is None:
-            return cap_s
-        return max(0.0, min(cap_s, self._deadline - time.monotonic()))
+            return math.inf
+        return max(0.0, self._deadline - time.monotonic())
 
     def is_set(self) -> bool:
         """True once the solve should stop (cancelled or past the deadline)."""

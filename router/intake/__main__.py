@@ -2,6 +2,6 @@
 
 import sys
 
-from router.cli import main
+from router.intake.command import main
 
-sys.exit(main(["intake", *sys.argv[1:]]))
+sys.exit(main())

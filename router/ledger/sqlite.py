@@ -54,8 +54,11 @@ class SqliteLedger(SqlLedger):
     """The ledger in one SQLite file (or in memory for ``:memory:``)."""
 
     def __init__(self, path: str) -> None:
+        """Open (creating the file, its directory and the schema when missing) ``path``."""
         self.path = path
         self._memory = path == ":memory:"
+        if not self._memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()

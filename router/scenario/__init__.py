@@ -10,6 +10,7 @@ from __future__ import annotations
 from router.scenario.reader import (
     read_forecast,
     read_orders,
+    read_replenishment,
     read_rules,
     read_scenario,
     read_stock,
@@ -20,6 +21,7 @@ __all__ = [
     "order_to_json",
     "read_forecast",
     "read_orders",
+    "read_replenishment",
     "read_rules",
     "read_scenario",
     "read_stock",

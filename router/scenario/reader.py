@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,10 +20,11 @@ import pandas as pd
 
 from models import fields as f
 from models.calendar import Calendar, CalendarKind, Calendars, ClosedDay
-from models.errors import Violations
+from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.lookahead import Forecast
 from models.network import Network, Node, RateBand, RateCard, Sku, Stock, StockPosition
 from models.order import Order
+from models.replenishment import Replenishment, check_replenishment
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.rules.document import parse_rules
@@ -343,3 +346,68 @@ def _read_orders(
             orders.append((line, order))
     _check_unique(path.name, ("order_id",), orders, v)
     return tuple(order for _, order in orders)
+
+
+REPLENISHMENT_COLUMNS: tuple[str, ...] = ("at", "node_id", "sku", "units")
+"""The columns of a ``--replenishment`` CSV file."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ROW_FIELD = re.compile(r"^replenishment\[(\d+)\]\.(\w+)$")
+
+
+def read_replenishment(path: Path, network: Network) -> tuple[Replenishment, ...]:
+    """The replenishments of a CSV file (``at,node_id,sku,units``), checked against ``network``.
+
+    ``at`` is an RFC 3339 timestamp with an offset; ``units`` a whole number. Values are
+    read here; whether the network can take them is
+    :func:`~models.replenishment.check_replenishment`'s call. Raises
+    :class:`InvalidArgumentError` with every problem as ``file:line:column``.
+    """
+    v = Violations()
+    name = path.name
+    try:
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False
+        )
+    except (OSError, ValueError) as exc:  # missing file, parser errors, empty file, bad UTF-8
+        v.add(name, f"cannot be read as CSV: {exc}")
+        v.raise_if_any()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    header = Violations(f"{name}:1:")
+    for column in REPLENISHMENT_COLUMNS:
+        if column not in frame.columns:
+            header.add(column, "column is missing")
+    for column in frame.columns:
+        if column not in REPLENISHMENT_COLUMNS:
+            header.add(
+                column, f"is not a column; the columns are {', '.join(REPLENISHMENT_COLUMNS)}"
+            )
+    header.raise_if_any()
+    rows: list[tuple[int, Replenishment, set[str]]] = []  # line, row, fields already refused
+    for i, raw in enumerate(frame.to_dict("records")):
+        if all(f.is_blank(value) for value in raw.values()):
+            continue
+        row = Violations(f"{name}:{i + 2}:")
+        values = {str(k): value for k, value in raw.items()}
+        at = f.timestamp(values, "at", row)
+        node_id = f.text(values, "node_id", row)
+        sku = f.text(values, "sku", row)
+        units = f.integer(values, "units", row, maximum=f.MAX_INT32)
+        v.extend(row.items)
+        refused = {x.field.rsplit(":", 1)[-1] for x in row.items}
+        # Placeholders for refused values, so the network checks still see the rest.
+        item = Replenishment(at or _EPOCH, node_id or "", sku or "", units or 0)
+        rows.append((i + 2, item, refused))
+    try:
+        check_replenishment([item for _, item, _ in rows], network)
+    except InvalidArgumentError as error:
+        for x in error.violations:
+            match = _ROW_FIELD.match(x.field)
+            if match is None:
+                v.add(x.field, x.description)
+                continue
+            line, _, refused = rows[int(match[1])]
+            if match[2] not in refused:
+                v.items.append(FieldViolation(f"{name}:{line}:{match[2]}", x.description))
+    v.raise_if_any()
+    return tuple(item for _, item, _ in rows)

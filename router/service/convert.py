@@ -34,6 +34,7 @@ from models.plan import (
     Plan,
     Shipment,
     Unfulfilled,
+    alternatives_wanted,
 )
 from models.reservation import FeedResult, PlanAcceptance, Reservation, RouteOutcome
 from models.rule_versions import RuleActivation, RuleVersion
@@ -258,11 +259,6 @@ def stock_to_proto(stock: Stock, node_ids: Sequence[str] = ()) -> list[router_pb
 def feed_outcome_to_proto(result: FeedResult) -> router_pb2.FeedOutcome.ValueType:
     """The wire enum of a feed update's outcome."""
     return router_pb2.FeedOutcome.Value(f"FEED_OUTCOME_{result.outcome.name}")
-
-
-def alternatives_wanted(top_k: int, *, explain: bool) -> int:
-    """Alternatives to ask the engine for: ``top_k`` plans in all, the runner-up if ``explain``."""
-    return max(top_k - 1, 1 if explain else 0)
 
 
 def check_top_k(top_k: int, v: Violations, field: str) -> None:

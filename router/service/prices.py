@@ -29,16 +29,13 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from models.errors import FieldViolation
 from models.lookahead import (
-    MAX_PRICE_RATIO,
     Evidence,
     Forecast,
-    ForecastRule,
     StockPrices,
     Waiting,
 )
@@ -46,83 +43,15 @@ from models.network import Network, Stock
 from models.order import Order
 from models.rules import Policy, RuleSet
 from router.ledger import Ledger
+from router.service.config import PriceFunction, PriceSettings
 from router.service.metrics import KEPT_PRICE_VERSIONS, ServiceMetrics
 
 logger = logging.getLogger(__name__)
 
-PriceFunction = Callable[[Network, Stock, Forecast, Policy | None], Mapping[tuple[str, str], float]]
-"""What computes prices: :func:`router.engine.prices.price_stock` unless a test injects one."""
 
 START, INTERVAL = "start", "interval"
 STOCK_CHANGE, FORECAST_CHANGE, RULES_CHANGE = "stock_change", "forecast_change", "rules_change"
 """What started a refresh (the ``trigger`` label of ``router_price_refreshes_total``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PriceSettings:
-    """When prices are refreshed and where their forecast comes from."""
-
-    refresh_interval_s: float = 300.0
-    """Seconds between refreshes (``router serve --price-refresh``)."""
-    min_gap_s: float = 10.0
-    """Least seconds from the start of one refresh to an early one (any trigger but the
-    interval), so that a burst of feed snapshots costs one refresh, not many."""
-    stock_change_fraction: float = 0.1
-    """An early refresh follows once the units moved since the last refresh — feed deltas'
-    changes, units reserved by RouteOrder and given back by ReleaseReservation, all of
-    the priced SKUs — exceed this fraction of those SKUs' available units at that refresh
-    (``router serve --price-stock-change``). Any applied feed snapshot triggers one too.
-    So do orders routed since the last refresh (with the window's forecast) once their
-    units exceed this fraction of the units in the window at that refresh: after a
-    start-up, prices follow the first orders instead of waiting for the interval."""
-    forecast_window_hours: float = 24.0
-    """How far back :class:`RecentOrders` keeps routed orders (``--forecast-window-hours``)."""
-    forecast_horizon_hours: float = 24.0
-    """The horizon the forecast expects demand over (``--forecast-horizon-hours``)."""
-    max_window_orders: int = 100_000
-    """The most orders the window keeps; the oldest go first beyond it."""
-    forecast_min_orders: int = ForecastRule().min_orders
-    """Orders the window must hold before a rolling forecast prices (``--forecast-min-orders``)."""
-    forecast_min_hours: float = ForecastRule().min_hours
-    """Hours they must have been gathered over (``--forecast-min-hours``)."""
-    forecast_prior_hours: float = ForecastRule().prior_hours
-    """Hours of observation the zero-demand prior is worth (``--forecast-prior-hours``)."""
-    max_price_ratio: float = MAX_PRICE_RATIO
-    """A unit's price is at most this multiple of its own cost (``--max-price-ratio``)."""
-
-    @property
-    def forecast_rule(self) -> ForecastRule:
-        """When the rolling forecast may price, and how it is shrunk (models/lookahead.py)."""
-        return ForecastRule(
-            self.forecast_min_orders, self.forecast_min_hours, self.forecast_prior_hours
-        )
-
-    def check(self) -> list[FieldViolation]:
-        """Every setting out of range, named by its ``router serve`` flag."""
-        problems = []
-        for flag, value in (
-            ("--price-refresh", self.refresh_interval_s),
-            ("--forecast-window-hours", self.forecast_window_hours),
-            ("--forecast-horizon-hours", self.forecast_horizon_hours),
-            ("--price-stock-change", self.stock_change_fraction),
-        ):
-            if not value > 0 or value == float("inf"):
-                problems.append(FieldViolation(flag, f"must be a number above 0, got {value}"))
-        rule = ForecastRule.problems(
-            self.forecast_min_orders, self.forecast_min_hours, self.forecast_prior_hours
-        )
-        problems += [
-            FieldViolation(f"--forecast-{name.replace('_', '-')}", why)
-            for name, why in rule.items()
-        ]
-        if not self.max_price_ratio > 0:
-            problems.append(
-                FieldViolation(
-                    "--max-price-ratio",
-                    f"must be above 0 (inf: no bound), got {self.max_price_ratio}",
-                )
-            )
-        return problems
 
 
 class RecentOrders:

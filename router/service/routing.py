@@ -8,12 +8,19 @@ from datetime import UTC, date, datetime
 
 import grpc
 
+from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import RuleVersionStateError, StockConflictError
 from models.lookahead import StockPrices
 from models.network import Network
 from models.order import Order
 from models.plan import Plan
-from models.reservation import Reservation, ReservationLine, RouteOutcome, route_decision
+from models.reservation import (
+    Reservation,
+    ReservationLine,
+    RouteDecision,
+    RouteOutcome,
+    route_decision,
+)
 from models.rule_versions import RuleVersion
 from models.rules import RuleSet
 from models.scenario import Scenario
@@ -25,6 +32,7 @@ from router.ledger import Ledger
 from router.ledger.base import NoReservationError
 from router.rules.publish import version_rules
 from router.service.convert import (
+    RouteOrderArgs,
     plan_order_args_from_proto,
     plan_to_proto,
     reservation_to_proto,
@@ -39,6 +47,25 @@ from router.v1 import router_pb2, router_pb2_grpc
 
 DEADLINE_MARGIN_S = 0.1
 """Time kept back from the RPC's deadline for converting and sending the plan."""
+
+
+def request_stop(limit_s: float | None, default_s: float, context: grpc.ServicerContext) -> Stop:
+    """A request's one deadline, built at the edge and passed alone down to the solver.
+
+    The least of the request's own limit (``limit_s``; None or 0: none), the server's
+    ``default_s`` and the RPC's deadline less :data:`DEADLINE_MARGIN_S`; set at once when
+    the client cancels (or has cancelled already).
+    """
+    time_limit_s = min(limit_s or math.inf, default_s)
+    remaining_s = context.time_remaining()
+    if remaining_s is not None:
+        time_limit_s = max(0.0, min(time_limit_s, remaining_s - DEADLINE_MARGIN_S))
+    stop = Stop(time_limit_s)
+    if not context.add_callback(stop.set):
+        stop.set()  # the RPC has already ended (cancelled)
+    return stop
+
+
 MAX_ATTEMPTS = 3
 """Solves RouteOrder makes in all when stock keeps changing under its plans."""
 
@@ -110,7 +137,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         scenario: Scenario,
         ledger: Ledger,
         *,
-        default_time_limit_s: float = 10.0,
+        default_time_limit_s: float = DEFAULT_TIME_LIMIT_S,
         engine: str = FAST,
         rule_sets: RuleSets | None = None,
         prices: PriceBoard | None = None,
@@ -137,22 +164,11 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         if self._metrics is not None:
             self._metrics.count_plan(plan.price_version, router_pb2.SolveStatus.Name(plan.status))
 
-    def _stop(self, limit_s: float | None, context: grpc.ServicerContext) -> tuple[Stop, float]:
-        """The least of the request's limit, the server's and the deadline: a Stop, seconds."""
-        time_limit_s = min(limit_s or math.inf, self._default_time_limit_s)
-        remaining_s = context.time_remaining()
-        if remaining_s is not None:
-            time_limit_s = max(0.0, min(time_limit_s, remaining_s - DEADLINE_MARGIN_S))
-        stop = Stop(time_limit_s=time_limit_s)
-        if not context.add_callback(stop.set):
-            stop.set()  # the RPC has already ended (cancelled)
-        return stop, time_limit_s
-
     def _plan(
         self,
         order: Order,
         network: Network,
-        limit: tuple[Stop, float],
+        stop: Stop,
         rules: RuleSet,
         *,
         prices: StockPrices | None,
@@ -177,8 +193,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             stock,
             rules,
             capacity_used=used,
-            stop=limit[0],
-            time_limit_s=limit[1],
+            stop=stop,
             engine=self._engine,
             alternatives=alternatives,
             counterfactual_nodes=counterfactual_node_ids,
@@ -196,7 +211,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             plan = self._plan(
                 args.order,
                 network,
-                self._stop(args.time_limit_s, context),
+                request_stop(args.time_limit_s, self._default_time_limit_s, context),
                 rules,
                 prices=self._prices_for(rules),
                 alternatives=args.alternatives,
@@ -226,79 +241,95 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             rules = self._rule_sets.active()  # one rule set for every attempt
             prices = self._prices_for(rules)  # and one set of prices
             for attempt in range(1, MAX_ATTEMPTS + 1):
-                stop = self._stop(args.time_limit_s, context)
+                stop = request_stop(args.time_limit_s, self._default_time_limit_s, context)
                 plan = self._plan(args.order, network, stop, rules, prices=prices, full=full)
                 plan_msg = plan_to_proto(plan, explain=args.explain)
                 decision = route_decision(plan, args.accept, args.max_gap)
                 if decision.outcome is not RouteOutcome.RESERVED:  # reserve nothing
-                    answer = router_pb2.RouteOrderResponse(
-                        plan=plan_msg,
-                        attempts=attempt,
-                        outcome=route_outcome_to_proto(decision.outcome),
-                        detail=decision.detail,
-                    )
-                    if decision.outcome is RouteOutcome.CUT_SHORT:  # a retry must plan again
-                        return self._routed(args.order, answer, held=False)
-                    stored = self._ledger.store_response(
-                        args.request_id,
-                        payload,
-                        answer.SerializeToString(deterministic=True),
-                        datetime.now(UTC),
-                    )
-                    assert stored is not None, "a committed reserve call stored its response"
-                    return self._routed(
-                        args.order, router_pb2.RouteOrderResponse.FromString(stored), held=False
-                    )
-                lines, slots = _holdings(plan)
-                made: dict[str, bytes] = {}  # by reservation id (a retried transaction)
-
-                def respond(
-                    reservation: Reservation,
-                    plan_msg: router_pb2.Plan = plan_msg,
-                    attempt: int = attempt,
-                    made: dict[str, bytes] = made,
-                ) -> bytes:
-                    response = router_pb2.RouteOrderResponse(
-                        plan=plan_msg,
-                        reservation=reservation_to_proto(reservation),
-                        attempts=attempt,
-                        outcome=route_outcome_to_proto(RouteOutcome.RESERVED),
-                    )
-                    made[reservation.reservation_id] = response.SerializeToString(
-                        deterministic=True
-                    )
-                    return made[reservation.reservation_id]
-
+                    return self._not_reserved(args, payload, plan_msg, attempt, decision)
                 try:
-                    reserved = self._ledger.reserve(
-                        args.request_id,
-                        payload,
-                        args.order.order_id,
-                        lines,
-                        slots,
-                        args.ttl_s,
-                        datetime.now(UTC),
-                        respond,
-                    )
-                except NoReservationError:  # a concurrent call with the id shipped nothing
-                    stored = self._ledger.stored_response(args.request_id, payload)
-                    assert stored is not None, "a store_response call stored its response"
-                    return router_pb2.RouteOrderResponse.FromString(stored)
+                    return self._reserve(args, payload, plan, plan_msg, attempt)
                 except StockConflictError as e:
                     conflict = e
-                    for node_id, day in e.full_nodes:  # full on that day only
-                        node = network.node(node_id)
-                        if node is not None and node.daily_order_capacity is not None:
-                            full[node_id, date.fromisoformat(day)] = node.daily_order_capacity
-                    continue
-                # Our response, or the one a concurrent call with the same id committed.
-                ours = made.get(reserved.reservation_id)
-                stored = ours or self._ledger.stored_response(args.request_id, payload)
-                assert stored is not None, "a committed reserve call stored its response"
-                response = router_pb2.RouteOrderResponse.FromString(stored)
-                return self._routed(args.order, response, held=ours is not None)
+                    full.update(_full_days(e, network))  # full on that day only
             assert conflict is not None
             raise StockConflictError(conflict.shortfalls, conflict.full_nodes) from conflict
+
+    def _not_reserved(
+        self,
+        args: RouteOrderArgs,
+        payload: bytes,
+        plan_msg: router_pb2.Plan,
+        attempt: int,
+        decision: RouteDecision,
+    ) -> router_pb2.RouteOrderResponse:
+        """The answer for a plan not reserved: stored for replay unless it was cut short."""
+        answer = router_pb2.RouteOrderResponse(
+            plan=plan_msg,
+            attempts=attempt,
+            outcome=route_outcome_to_proto(decision.outcome),
+            detail=decision.detail,
+        )
+        if decision.outcome is RouteOutcome.CUT_SHORT:  # a retry must plan again
+            return self._routed(args.order, answer, held=False)
+        stored = self._ledger.store_response(
+            args.request_id,
+            payload,
+            answer.SerializeToString(deterministic=True),
+            datetime.now(UTC),
+        )
+        assert stored is not None, "a committed reserve call stored its response"
+        return self._routed(
+            args.order, router_pb2.RouteOrderResponse.FromString(stored), held=False
+        )
+
+    def _reserve(
+        self,
+        args: RouteOrderArgs,
+        payload: bytes,
+        plan: Plan,
+        plan_msg: router_pb2.Plan,
+        attempt: int,
+    ) -> router_pb2.RouteOrderResponse:
+        """Hold the plan's units and slots in one ledger transaction; the answer stored with it.
+
+        Raises :class:`StockConflictError` when other orders took the stock or the slots
+        first. The answer is ours, or the one a concurrent call with the same request_id
+        committed.
+        """
+        lines, slots = _holdings(plan)
+        made: dict[str, bytes] = {}  # by reservation id (a retried transaction)
+
+        def respond(reservation: Reservation) -> bytes:
+            response = router_pb2.RouteOrderResponse(
+                plan=plan_msg,
+                reservation=reservation_to_proto(reservation),
+                attempts=attempt,
+                outcome=route_outcome_to_proto(RouteOutcome.RESERVED),
+            )
+            made[reservation.reservation_id] = response.SerializeToString(deterministic=True)
+            return made[reservation.reservation_id]
+
+        try:
+            reserved = self._ledger.reserve(
+                args.request_id,
+                payload,
+                args.order.order_id,
+                lines,
+                slots,
+                args.ttl_s,
+                datetime.now(UTC),
+                respond,
+            )
+        except NoReservationError:  # a concurrent call with the id shipped nothing
+            stored = self._ledger.stored_response(args.request_id, payload)
+            assert stored is not None, "a store_response call stored its response"
+            return router_pb2.RouteOrderResponse.FromString(stored)
+        ours = made.get(reserved.reservation_id)
+        stored = ours or self._ledger.stored_response(args.request_id, payload)
+        assert stored is not None, "a committed reserve call stored its response"
+        response = router_pb2.RouteOrderResponse.FromString(stored)
+        return self._routed(args.order, response, held=ours is not None)
 
     def ConfirmReservation(
         self, request: router_pb2.ConfirmReservationRequest, context: grpc.ServicerContext
@@ -336,6 +367,16 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                     (line.sku, line.quantity) for line in response.reservation.lines
                 )
         return response
+
+
+def _full_days(conflict: StockConflictError, network: Network) -> dict[tuple[str, date], int]:
+    """The (node, day) pairs a conflict found full, at the node's limit, for the next plan."""
+    full: dict[tuple[str, date], int] = {}
+    for node_id, day in conflict.full_nodes:
+        node = network.node(node_id)
+        if node is not None and node.daily_order_capacity is not None:
+            full[node_id, date.fromisoformat(day)] = node.daily_order_capacity
+    return full
 
 
 def _holdings(plan: Plan) -> tuple[list[ReservationLine], list[tuple[str, date]]]:

@@ -15,24 +15,22 @@ from datetime import UTC, datetime
 
 import grpc
 
+from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.network import Network, Stock
 from models.order import Order
-from models.plan import ExplainLevel
 from models.rule_versions import RuleVersion
 from models.rules import RuleSet
 from models.scenario import Scenario
-from router.engine import route_order
 from router.engine.candidates import ship_window
 from router.engine.solve import ENGINES, FAST
-from router.engine.stop import Stop
 from router.ledger import Ledger
 from router.rules.document import canonical_text, diff_rules, load_rules
+from router.rules.drive import drive_order
 from router.rules.golden import CaseResult, parse_suite, run_suite
 from router.rules.lint import Finding, lint_rules
 from router.rules.publish import lint_text, parse_document, publish_checks, suite_skus
 from router.service.convert import (
-    alternatives_wanted,
     explain_level_from_proto,
     golden_result_to_proto,
     lint_finding_to_proto,
@@ -44,7 +42,7 @@ from router.service.convert import (
 )
 from router.service.errors import abort_on_error
 from router.service.network import LiveNetwork
-from router.service.routing import DEADLINE_MARGIN_S, RuleSets
+from router.service.routing import RuleSets, request_stop
 from router.v1 import router_pb2, router_pb2_grpc
 
 GOLDEN = "golden"
@@ -131,7 +129,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
         ledger: Ledger,
         rule_sets: RuleSets,
         *,
-        default_time_limit_s: float = 10.0,
+        default_time_limit_s: float = DEFAULT_TIME_LIMIT_S,
         engine: str = FAST,
         network: LiveNetwork | None = None,
     ) -> None:
@@ -241,25 +239,11 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
             stock = given if given is not None else self._live({ln.sku for ln in order.lines})
             network = self._network
             used = self._ledger.capacity_used(*ship_window(order, network))
-            limit_s = self._default_time_limit_s
-            remaining_s = context.time_remaining()
-            if remaining_s is not None:
-                limit_s = max(0.0, min(limit_s, remaining_s - DEADLINE_MARGIN_S))
-            stop = Stop(time_limit_s=limit_s)
-            if not context.add_callback(stop.set):
-                stop.set()
-            plan = route_order(
-                order,
-                network,
-                stock,
-                rules,
-                capacity_used=used,
-                stop=stop,
-                time_limit_s=limit_s,
-                engine=self._engine,
-                # the runner-up, as PlanOrder
-                alternatives=alternatives_wanted(0, explain=explain is not ExplainLevel.NONE),
-            )
+            stop = request_stop(None, self._default_time_limit_s, context)
+            plan = drive_order(
+                order, network, stock, rules, explain,
+                capacity_used=used, stop=stop, engine=self._engine,
+            )  # fmt: skip
             return router_pb2.TestDriveResponse(plan=plan_to_proto(plan, explain=explain))
 
     def PublishRules(

@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 from concurrent import futures
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -26,14 +25,15 @@ from models.lookahead import Forecast
 from models.order import Order, OrderLine, ShipTo
 from models.rule_versions import RuleVersion
 from models.scenario import Scenario
-from router.ledger import DEFAULT_LEDGER_URL, Ledger, open_ledger
+from router.ledger import Ledger, open_ledger
 from router.rules.document import canonical_text, load_rules
 from router.rules.publish import lint_text, publish_checks, version_rules
 from router.scenario import order_to_json, read_forecast
+from router.service.config import ServerConfig
 from router.service.inventory import InventoryServicer
 from router.service.metrics import MetricsEndpoint, ServiceMetrics, serve_metrics
 from router.service.network import LiveNetwork, NetworkServicer
-from router.service.prices import PriceBoard, PriceFunction, PriceSettings
+from router.service.prices import PriceBoard
 from router.service.routing import RoutingServicer, RuleSets
 from router.service.rules import RulesServicer
 from router.v1 import router_pb2, router_pb2_grpc
@@ -50,42 +50,6 @@ NETWORK_SERVICE = router_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_
 """``router.v1.NetworkService``."""
 SERVE_ACTOR = "router serve"
 """Who the versions and activations made at startup are recorded as."""
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Where the server listens, how many RPCs it runs at once, its time limits and engine."""
-
-    host: str = "127.0.0.1"
-    port: int = 50051
-    """0 picks a free port (tests); :func:`create_server` returns the one bound."""
-    max_workers: int = 8
-    default_time_limit_s: float = 10.0
-    """Most solve time per request; a request's time_limit and deadline can only lower it."""
-    grace_period_s: float = 5.0
-    """How long in-flight RPCs may run on after a stop is requested."""
-    engine: str = "fast"
-    """The engine that plans every request: ``fast`` or ``cpsat-full`` (``ENGINES``)."""
-    ledger_url: str = DEFAULT_LEDGER_URL
-    """The ledger (docs/ledger.md): ``sqlite://PATH``, ``memory://`` or ``postgresql://…``.
-    An empty ledger is seeded from the scenario; one that holds stock is used as it is."""
-    sweep_interval_s: float = 5.0
-    """How often the sweeper expires lapsed reservations (``Ledger.expire``)."""
-    rules_file: Path | None = None
-    """A rules.yaml published (its text as is) at startup and activated when it is new to
-    the ledger or nothing is active (``router serve --rules``); see :func:`bootstrap_rules`."""
-    prices: PriceSettings = field(default_factory=PriceSettings)
-    """When look-ahead stock prices are refreshed, and the forecast's window and horizon
-    (docs/lookahead-service.md)."""
-    forecast_file: Path | None = None
-    """A forecast CSV read once at start-up (``router serve --forecast``); without it the
-    forecast comes from the orders RouteOrder routed within the window."""
-    price_function: PriceFunction | None = None
-    """What computes prices; None is :func:`router.engine.prices.price_stock` (tests inject
-    slow or failing ones)."""
-    metrics_port: int | None = None
-    """Where Prometheus metrics are served (``/metrics`` on ``host``); None: nowhere, 0 picks
-    a free port (tests; :attr:`RouterServer.metrics_port` says which)."""
 
 
 class Sweeper:
@@ -185,15 +149,11 @@ class RouterServer:
 
 
 def open_seeded_ledger(url: str, scenario: Scenario) -> Ledger:
-    """Open the ledger at ``url`` (creating a SQLite file's directory) and seed it when empty.
+    """Open the ledger at ``url`` and seed it when empty.
 
     A ledger that already holds stock positions is not re-seeded: its stock and calendars
     are live (a warning says so when its calendars differ from the scenario's).
     """
-    if url.startswith("sqlite://"):
-        path = url.removeprefix("sqlite://")
-        if path and path not in (":memory:", "/:memory:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
     ledger = open_ledger(url)
     try:
         # Check and load in one transaction: replicas starting together seed only once.
@@ -318,14 +278,42 @@ def _create(
         ledger = open_seeded_ledger(config.ledger_url, scenario)
     try:
         bootstrap_rules(ledger, scenario, config.rules_file)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
+        metrics = ServiceMetrics()
+        prices = _add_services(server, config, scenario, ledger, metrics, forecast)
+        health_servicer = _add_health_and_reflection(server)
+        port = server.add_insecure_port(f"{config.host}:{config.port}")
+        endpoint = None
+        if config.metrics_port is not None:
+            endpoint = serve_metrics(metrics, config.host, config.metrics_port)
     except BaseException:
         if owns:
             ledger.close()
         raise
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
+    sweeper = Sweeper(ledger, config.sweep_interval_s)
+    router = RouterServer(
+        server,
+        ledger,
+        sweeper,
+        owns_ledger=owns,
+        prices=prices,
+        metrics=metrics,
+        metrics_endpoint=endpoint,
+    )
+    return router, port, health_servicer
+
+
+def _add_services(
+    server: grpc.Server,
+    config: ServerConfig,
+    scenario: Scenario,
+    ledger: Ledger,
+    metrics: ServiceMetrics,
+    forecast: Forecast | None,
+) -> PriceBoard:
+    """The four router.v1 services on ``server``, sharing one ledger; their price board."""
     rule_sets = RuleSets(ledger, scenario.network, scenario.rules)
     network = LiveNetwork(ledger, scenario.network)
-    metrics = ServiceMetrics()
     prices = PriceBoard(
         scenario.network,
         ledger,
@@ -364,6 +352,11 @@ def _create(
     router_pb2_grpc.add_NetworkServiceServicer_to_server(
         NetworkServicer(ledger, scenario.network), server
     )
+    return prices
+
+
+def _add_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
+    """The gRPC health service (every service SERVING) and reflection, on ``server``."""
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", ROUTING_SERVICE, INVENTORY_SERVICE, RULES_SERVICE, NETWORK_SERVICE):
@@ -379,31 +372,7 @@ def _create(
         ),
         server,
     )
-    try:
-        port = server.add_insecure_port(f"{config.host}:{config.port}")
-    except BaseException:
-        if owns:
-            ledger.close()
-        raise
-    endpoint = None
-    if config.metrics_port is not None:
-        try:
-            endpoint = serve_metrics(metrics, config.host, config.metrics_port)
-        except BaseException:
-            if owns:
-                ledger.close()
-            raise
-    sweeper = Sweeper(ledger, config.sweep_interval_s)
-    router = RouterServer(
-        server,
-        ledger,
-        sweeper,
-        owns_ledger=owns,
-        prices=prices,
-        metrics=metrics,
-        metrics_endpoint=endpoint,
-    )
-    return router, port, health_servicer
+    return health_servicer
 
 
 def serve(config: ServerConfig, scenario: Scenario) -> None:

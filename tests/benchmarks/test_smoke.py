@@ -6,8 +6,8 @@ import pytest
 from benchmarks import compare
 from benchmarks.compare import Engines, Sweep
 from benchmarks.orders import orders_of_size
-from benchmarks.scenarios import REGISTRY
 from router.engine.solve import FAST, FULL_MODEL, HIGHS_FULL
+from router.scenario.registry import REGISTRY
 
 TINY_SWEEP = Sweep(nodes=(20, 30), lines=(1, 3), per_cell=3, n_skus=100, n_orders=20)
 TINY_DENSE = Sweep(compare.DENSE, nodes=(30,), lines=(5, 20), per_cell=2, n_skus=60, n_orders=10)

@@ -78,8 +78,8 @@ def dense_models(draw: st.DrawFn, nodes: tuple[int, int], lines: tuple[int, int]
 def check_against_highs(model: ExplainedModel) -> None:
     """Same status and optimum as HiGHS; the plan is valid and costs what it claims."""
     built = BuiltModel.of(model)
-    fast = solve_fast(built, Stop(), 60.0).best
-    independent = solve_highs(built, Stop(), 60.0)
+    fast = solve_fast(built, Stop(60.0)).best
+    independent = solve_highs(built, Stop(60.0))
     assert independent.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE)
     assert fast.status == independent.status
     assert fast.objective == independent.objective

@@ -68,8 +68,8 @@ def test_fast_and_full_models_reach_the_same_optimum(model: ExplainedModel):
     Thousands of small models with ties, zero stock, ship-complete, partial fulfilment and
     shipment caps; the fast engine's plan must also cost what it claims and be valid.
     """
-    fast = solve_fast(model, Stop(), 10.0).best
-    full = solve_model(model, Stop(), 10.0)
+    fast = solve_fast(model, Stop(10.0)).best
+    full = solve_model(model, Stop(10.0))
     assert fast.status == full.status
     assert fast.objective == full.objective
     if fast.objective is not None:
@@ -141,9 +141,9 @@ def test_best_plan_and_alternatives_match_a_brute_force_ranking(model: Explained
     the nodes' ranks in the tie order (priority high to low, then node id), then their
     sorted ranks in turn.
     """
-    result = solve_fast(model, Stop(), 10.0, alternatives=2)
+    result = solve_fast(model, Stop(10.0), alternatives=2)
     ranking = ranked_plans(model)
-    alone = solve_fast(model, Stop(), 10.0).best  # with dominance pruning on
+    alone = solve_fast(model, Stop(10.0)).best  # with dominance pruning on
     assert alone.assignment == result.best.assignment
     assert (alone.objective is None) == (not ranking)
     plans = [p for p in (result.best, *result.alternatives) if p.objective is not None]
@@ -168,13 +168,13 @@ def test_lagrangian_bounds_rank_plans_as_the_brute_force(model: ExplainedModel):
 
     saved, fast.SMALL_LEVEL = fast.SMALL_LEVEL, -1
     try:
-        result = fast.solve_fast(model, Stop(), 10.0, alternatives=2)
+        result = fast.solve_fast(model, Stop(10.0), alternatives=2)
     finally:
         fast.SMALL_LEVEL = saved
     ranking = ranked_plans(model)
     plans = [p for p in (result.best, *result.alternatives) if p.objective is not None]
     assert [p.objective for p in plans] == [cost for cost, _, _, _ in ranking[:3]]
-    assert result.best.assignment == solve_fast(model, Stop(), 10.0).best.assignment
+    assert result.best.assignment == solve_fast(model, Stop(10.0)).best.assignment
 
 
 @settings(max_examples=600, deadline=None)
@@ -186,7 +186,7 @@ def test_a_forced_node_gets_the_best_plan_through_it(model: ExplainedModel, node
     """
     if node >= len(model.candidates):
         return
-    forced = solve_fast(model, Stop(), 10.0, forced=node).best
+    forced = solve_fast(model, Stop(10.0), forced=node).best
     through = [
         plan for plan in ranked_plans(model) if plan[1] and _ranks_of(model, node) in plan[3]
     ]
@@ -231,6 +231,6 @@ def test_lines_of_one_sku_with_different_terms_go_to_cpsat():
     )
     lines = (LineTerms("l0", "A", 1, 10, True), LineTerms("l1", "A", 2, 2, True))
     model = ExplainedModel(0, 0, (candidate,), lines, None, False)
-    result = solve_fast(model, Stop(), 10.0).best
+    result = solve_fast(model, Stop(10.0)).best
     assert (result.status, result.objective) == (SolveStatus.OPTIMAL, 9)
     assert result.assignment == {(0, 0): 1, (0, 1): 1}

@@ -122,7 +122,7 @@ def test_cpsat_and_highs_agree_on_the_optimum(model: ExplainedModel):
 
     The objective CP-SAT reports also equals the model evaluated at its assignment.
     """
-    solution = solve_model(model, Stop(), 10.0)
+    solution = solve_model(model, Stop(10.0))
     reference = highs_optimum(model)
     if reference is None:
         assert solution.status is SolveStatus.INFEASIBLE

@@ -56,3 +56,12 @@ def test_concurrent_seeders_load_once_and_never_reset_live_stock(backend_url: st
     finally:
         for ledger in set(ledgers):
             ledger.close()
+
+
+def test_a_sqlite_ledger_creates_its_directory(tmp_path) -> None:
+    """``sqlite://a/b/ledger.db`` with neither a/ nor a/b/ there: the ledger makes both."""
+    path = tmp_path / "a" / "b" / "ledger.db"
+    with open_ledger(f"sqlite://{path}") as ledger:
+        network, stock = scenario(POSITIONS, CAPACITIES)
+        assert ledger.seed(network, stock)
+    assert path.is_file()

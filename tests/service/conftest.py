@@ -22,7 +22,8 @@ from models.network import Network, Node, NodeType, Sku
 from models.order import Order, OrderLine, ShipTo
 from models.rules import RuleSet
 from models.scenario import Scenario
-from router.service.server import ServerConfig, create_server
+from router.service.config import ServerConfig
+from router.service.server import create_server
 from router.v1 import router_pb2_grpc
 from tests.engine.conftest import CREATED, RATES, network, node, stock
 

@@ -21,8 +21,9 @@ from models.reservation import ReservationLine
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.ledger import Ledger, open_ledger
+from router.service.config import ServerConfig
 from router.service.convert import order_to_proto
-from router.service.server import ServerConfig, create_server
+from router.service.server import create_server
 from router.v1 import router_pb2, router_pb2_grpc
 from tests.engine.conftest import network, node, stock
 

@@ -23,10 +23,10 @@ from models.plan import (
     SolveStatus,
     Unfulfilled,
     UnfulfilledReason,
+    alternatives_wanted,
 )
 from models.reservation import PlanAcceptance, RouteOutcome
 from router.service.convert import (
-    alternatives_wanted,
     order_from_proto,
     order_to_proto,
     plan_order_args_from_proto,

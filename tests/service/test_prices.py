@@ -30,10 +30,11 @@ from models.rules import Policy, RuleSet
 from models.scenario import Scenario
 from router.cli import main
 from router.sample import sample_scenario
+from router.service.config import PriceSettings, ServerConfig
 from router.service.convert import order_to_proto
 from router.service.metrics import KEPT_PRICE_VERSIONS, ServiceMetrics
-from router.service.prices import PriceSettings, RecentOrders
-from router.service.server import RouterServer, ServerConfig, create_server
+from router.service.prices import RecentOrders
+from router.service.server import RouterServer, create_server
 from router.v1 import router_pb2
 from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
 from tests.service.conftest import Running, order

@@ -27,8 +27,9 @@ from models.scenario import Scenario
 from router.ledger import Ledger, open_ledger
 from router.ledger.memory import MemoryLedger
 from router.scenario.reader import read_scenario
+from router.service.config import ServerConfig
 from router.service.convert import order_to_proto
-from router.service.server import ServerConfig, create_server
+from router.service.server import create_server
 from router.v1 import router_pb2, router_pb2_grpc
 from tests.service.conftest import order
 

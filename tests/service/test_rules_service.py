@@ -29,8 +29,9 @@ from router.ledger import open_ledger
 from router.ledger.memory import MemoryLedger
 from router.rules import publish
 from router.rules.document import canonical_text
+from router.service.config import ServerConfig
 from router.service.convert import order_to_proto
-from router.service.server import SERVE_ACTOR, ServerConfig, bootstrap_rules, create_server
+from router.service.server import SERVE_ACTOR, bootstrap_rules, create_server
 from router.v1 import router_pb2
 from tests.ledger.conftest import ledger_url, pg_server, pg_url  # noqa: F401  (fixtures)
 from tests.service.conftest import Running, order, run

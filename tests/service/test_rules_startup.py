@@ -29,7 +29,8 @@ from router.ledger.base import Publication
 from router.ledger.postgres import PostgresLedger
 from router.rules.document import canonical_text, load_rules
 from router.rules.lint import Finding, Severity
-from router.service.server import SERVE_ACTOR, ServerConfig, bootstrap_rules, create_server
+from router.service.config import ServerConfig
+from router.service.server import SERVE_ACTOR, bootstrap_rules, create_server
 from router.v1 import router_pb2
 from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
 from tests.service.conftest import run

@@ -15,7 +15,8 @@ from tests.service.test_buf_curl import BUF
 ROOT = Path(__file__).resolve().parents[2]
 SERVE = (
     "import sys\n"
-    "from router.service.server import ServerConfig, serve\n"
+    "from router.service.config import ServerConfig\n"
+    "from router.service.server import serve\n"
     "from tests.service.conftest import build_small_scenario\n"
     "config = ServerConfig(port=0, grace_period_s=2.0, ledger_url=sys.argv[1])\n"
     "serve(config, build_small_scenario())\n"

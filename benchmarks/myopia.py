@@ -9,7 +9,7 @@ routing orders one at a time (myopia) can have cost it, and the most a look-ahea
 can win back; the hindsight bound's gap adds the relaxation's fractional shipments on top.
 Without replenishment only: arrivals would add stock the initial stock lacks.
 
-``python -m benchmarks.whatif.myopia OUT`` reads a what-if run's ``OUT/records.csv``
+``python -m benchmarks.myopia OUT`` reads a what-if run's ``OUT/records.csv``
 (with the ``engine`` run and another, ``--other``, default ``look-ahead``; ``--smoke``
 when the run was at smoke size; as many orders per stream as the engine's records),
 routes each stream's orders alone, and writes ``OUT/myopia.csv`` (a row per stream) and
@@ -29,10 +29,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from benchmarks.whatif.kpis import ORDER_KEYS, STREAM_KEYS, bootstrap_interval
-from benchmarks.whatif.replay import objective
-from benchmarks.whatif.report import figure, png
-from benchmarks.whatif.run import Stream
 from models.money import MONEY_SCALE
 from models.order import Order
 from models.plan import SolveStatus
@@ -40,6 +36,10 @@ from models.scenario import Scenario
 from router.engine.candidates import build_model
 from router.engine.fast import solve_fast
 from router.engine.stop import Stop
+from router.whatif.kpis import ORDER_KEYS, STREAM_KEYS, bootstrap_interval
+from router.whatif.replay import objective
+from router.whatif.report import figure, png
+from router.whatif.run import Stream
 
 COLUMNS = (
     "scenario", "seed", "orders", "base_cost", "other_cost", "alone_cost", "myopia",
@@ -64,7 +64,7 @@ def alone_costs(scenario: Scenario, orders: Iterable[Order]) -> dict[str, float]
     out = {}
     for order in orders:
         built = build_model(order, scenario.network, scenario.stock, evaluation)
-        found = solve_fast(built, Stop(TIME_LIMIT_S), TIME_LIMIT_S).best
+        found = solve_fast(built, Stop(TIME_LIMIT_S)).best
         if found.status not in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE):
             raise ValueError(f"{order.order_id}: alone, {found.status} in {TIME_LIMIT_S:g} s")
         out[order.order_id] = objective(built, found.assignment) / MONEY_SCALE
@@ -139,7 +139,7 @@ def plot(table: pd.DataFrame, *, other: str) -> Figure:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Read ``OUT/records.csv``, write ``OUT/myopia.csv`` and ``OUT/myopia.png``."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.whatif.myopia", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.myopia", description=__doc__)
     p.add_argument("out", type=Path, help="a what-if output directory (records.csv)")
     p.add_argument("--other", default="look-ahead", help="the run compared with engine")
     p.add_argument("--smoke", action="store_true", help="the what-if run was at smoke size")

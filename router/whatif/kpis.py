@@ -1,7 +1,7 @@
 """KPIs per run, node utilisation, and paired comparisons of runs with bootstrap intervals.
 
 Every function reads a record table: one row per (run, order) with exactly the columns
-:data:`benchmarks.whatif.records.COLUMNS`. Costs are evaluation costs (currency units), so
+:data:`router.whatif.records.COLUMNS`. Costs are evaluation costs (currency units), so
 runs compare alike whatever rules or weights each routed with.
 
 Paired comparisons pair the same order (scenario, seed, order id) in two runs and bootstrap
@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from benchmarks.whatif.records import COLUMNS
 from models.network import Network
 from models.order import Order
+from router.whatif.records import COLUMNS
 
 RUN_KEYS: tuple[str, ...] = ("run", "policy", "setting")
 """The columns naming a run in every per-run table."""
@@ -171,22 +171,30 @@ def kpis(
     g["nodes_used"] = g["_used"].fillna(0).astype(int)
     out = g[[*extra, *KPI_COLUMNS]].copy()
     if bounds is not None:
-        for key, value in bounds.items():
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"the bound of {key} must be a positive cost, got {value!r}")
-        streams = records[list(dict.fromkeys([*keys, *STREAM_KEYS]))].drop_duplicates()
-        streams = streams.assign(
-            _bound=[
-                bounds.get((str(s), int(n)), math.nan)
-                for s, n in zip(streams["scenario"], streams["seed"], strict=True)
-            ]
-        )
-        total = streams.groupby(keys, sort=False, dropna=False)["_bound"].agg(
-            lambda b: b.sum(skipna=False)
-        )
+        total = _bound_totals(records, bounds, keys)
         merged = g[keys].merge(total.rename("_total").reset_index(), on=keys, how="left")
         out["cost_ratio_to_bound"] = out["total_cost"] / merged["_total"].to_numpy(dtype=float)
     return out
+
+
+def _bound_totals(
+    records: pd.DataFrame, bounds: Mapping[tuple[str, int], float], keys: list[str]
+) -> pd.Series[float]:
+    """Per group of ``keys``, the sum of the bounds of the streams it covers (NaN if one lacks)."""
+    for key, value in bounds.items():
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"the bound of {key} must be a positive cost, got {value!r}")
+    streams = records[list(dict.fromkeys([*keys, *STREAM_KEYS]))].drop_duplicates()
+    streams = streams.assign(
+        _bound=[
+            bounds.get((str(s), int(n)), math.nan)
+            for s, n in zip(streams["scenario"], streams["seed"], strict=True)
+        ]
+    )
+    total: pd.Series[float] = streams.groupby(keys, sort=False, dropna=False)["_bound"].agg(
+        lambda b: b.sum(skipna=False)
+    )
+    return total
 
 
 def kpis_long(table: pd.DataFrame) -> pd.DataFrame:

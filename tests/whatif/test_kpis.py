@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.whatif import kpis as k
-from benchmarks.whatif.kpis import (
+from models.network import Network, Node, NodeType, RateCard
+from router.whatif import kpis as k
+from router.whatif.kpis import (
     KPI_COLUMNS,
     comparisons,
     kpis,
@@ -17,8 +18,7 @@ from benchmarks.whatif.kpis import (
     order_table,
     paired,
 )
-from benchmarks.whatif.records import COLUMNS, OrderRecord
-from models.network import Network, Node, NodeType, RateCard
+from router.whatif.records import COLUMNS, OrderRecord
 
 
 def node(node_id: str, kind: NodeType, lat: float, lon: float) -> Node:

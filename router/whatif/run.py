@@ -2,23 +2,23 @@
 
 A :class:`Stream` names what is replayed: a registered scenario and seed, its first
 ``n_orders`` orders in arrival order and the replenishments. A :class:`RunSpec` routes one
-stream under a policy of :data:`~benchmarks.whatif.policies.POLICIES`, with the
+stream under a policy of :data:`~router.whatif.policies.POLICIES`, with the
 scenario's rules or a rule-set file, changed by a setting of a sweep. :func:`run_all`
 executes specs (and, if asked, the hindsight bound of every stream) in this process, on a
 local process pool or on Ray, and returns one record table, sorted deterministically, so
-the same specs give the same :data:`~benchmarks.whatif.records.DETERMINISTIC` columns on
+the same specs give the same :data:`~router.whatif.records.DETERMINISTIC` columns on
 every engine whenever every solve is proven (see :data:`PROVEN`).
 
 Every run is priced with the scenario's own rules (the evaluation model), whatever rules
 or settings it routed with. The command::
 
-    python -m benchmarks.whatif --scenario standard --seeds 7 8 --out out/whatif
-    python -m benchmarks.whatif --sweep split_penalty=0,2,4,8,16 --sweep sla=hard,soft
+    python -m router.whatif --scenario standard --seeds 7 8 --out out/whatif
+    python -m router.whatif --sweep split_penalty=0,2,4,8,16 --sweep sla=hard,soft
     router whatif --scenario standard --policies engine look-ahead --horizon-hours 36
     router whatif --smoke --scenario dc-outage --rules a.yaml --rules b.yaml
-    router whatif --smoke --engine ray --workers 4
+    router whatif --smoke --executor ray --workers 4
 
-``--engine ray`` (the ``whatif`` extra: ``pip install -e '.[whatif]'``) starts a local Ray
+``--executor ray`` (the ``whatif`` extra: ``pip install -e '.[whatif]'``) starts a local Ray
 runtime (``--workers`` CPUs) unless ``RAY_ADDRESS`` is set, in which case it attaches to
 that cluster (``RAY_ADDRESS=ray://head:10001``) and ships the project's packages
 (``benchmarks``, ``models``, ``router``) to it as ``py_modules``; the cluster's Python
@@ -32,49 +32,45 @@ import concurrent.futures
 import importlib.util
 import itertools
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
 from tqdm import tqdm
 
-from benchmarks.scenarios import REGISTRY
-from benchmarks.whatif.bound import Bound, hindsight_bound
-from benchmarks.whatif.kpis import METRICS, comparisons, kpis, kpis_long, order_table
-from benchmarks.whatif.lookahead import LOOK_AHEAD, LookAhead, LookAheadPolicy
-from benchmarks.whatif.policies import HEURISTIC, POLICIES, RoutingPolicy
-from benchmarks.whatif.records import COLUMNS, OrderRecord
-from benchmarks.whatif.replay import Replenishment, arrival_order, check_replenishment, replay
-from benchmarks.whatif.report import TRADEOFF_COLUMNS, markdown, write_report, write_tables
-from benchmarks.whatif.sweep import Setting, grid, tradeoff
-from models import fields as f
-from models.errors import FieldViolation, InvalidArgumentError, Violations
+from models.errors import InvalidArgumentError, Violations
 from models.lookahead import Forecast
-from models.network import Network
 from models.order import Order
+from models.plan import SolveStatus
+from models.replenishment import Replenishment
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.rules.document import NOT_READ, read_rules_file, read_yaml
-from router.scenario import read_forecast
+from router.scenario import read_forecast, read_replenishment
+from router.scenario.registry import REGISTRY
+from router.whatif.bound import Bound, hindsight_bound
+from router.whatif.decision import HEURISTIC
+from router.whatif.kpis import METRICS, comparisons, kpis, kpis_long, order_table
+from router.whatif.lookahead import LOOK_AHEAD, LookAhead
+from router.whatif.policies import POLICIES
+from router.whatif.records import COLUMNS, OrderRecord
+from router.whatif.replay import arrival_order, replay
+from router.whatif.report import TRADEOFF_COLUMNS, markdown, write_report, write_tables
+from router.whatif.sweep import Setting, grid, tradeoff
 
 T = TypeVar("T")
 
-ENGINES: tuple[str, ...] = ("local", "ray")
+EXECUTORS: tuple[str, ...] = ("local", "ray")
 """Where runs execute: a local process pool, or Ray."""
 
-PROVEN: frozenset[str] = frozenset({"OPTIMAL", "INFEASIBLE", "REJECTED"})
+PROVEN: frozenset[str] = frozenset(str(s) for s in SolveStatus if s.proven)
 """Statuses of an engine decision that no time limit or machine can change."""
 
 DEFAULT_POLICIES: tuple[str, ...] = tuple(p for p in POLICIES if p != LOOK_AHEAD)
 """The policies a run replays unless ``--policies`` says otherwise (look-ahead is opt-in)."""
-
-REPLENISHMENT_COLUMNS: tuple[str, ...] = ("at", "node_id", "sku", "units")
-"""The columns of a ``--replenishment`` CSV file."""
 
 SORT_KEYS: list[str] = ["run", "scenario", "seed", "seq"]
 """How :func:`run_all` orders its records: by run, then stream (scenario, seed), then seq."""
@@ -170,12 +166,8 @@ def execute(spec: RunSpec) -> list[OrderRecord]:
     scenario = stream.build()
     base = scenario.rules if spec.rules is None else read_rules_file(spec.rules, scenario.network)
     rules = with_changes(base, spec.changes)
-    policy: RoutingPolicy
     orders = stream.orders()
-    if spec.policy == LOOK_AHEAD:
-        policy = LookAheadPolicy(rules, lookahead_for(spec, orders))
-    else:
-        policy = POLICIES[spec.policy](rules)
+    policy = POLICIES[spec.policy](rules, lookahead_for(spec, orders))
     return replay(
         scenario,
         policy,
@@ -199,7 +191,7 @@ def lookahead_for(spec: RunSpec, orders: Sequence[Order]) -> LookAhead:
 
 
 def _work(job: RunSpec | Stream) -> list[OrderRecord] | Bound:
-    """One job of an engine: a run's records, or a stream's hindsight bound."""
+    """One job of an executor: a run's records, or a stream's hindsight bound."""
     if isinstance(job, RunSpec):
         return execute(job)
     return hindsight_bound(job.build(), orders=job.orders(), replenishment=job.replenishment)
@@ -216,7 +208,7 @@ def run_all(
     specs: Sequence[RunSpec],
     *,
     bounds: bool = False,
-    engine: str = "local",
+    executor: str = "local",
     workers: int | None = None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], Bound]]:
@@ -225,37 +217,37 @@ def run_all(
     With ``bounds``, also the hindsight bound of every stream the specs replay, keyed by
     (scenario, seed).
 
-    ``engine="local"``: a process pool of ``workers`` (default ``os.cpu_count()``); one
-    worker runs every job in this process. ``engine="ray"``: one Ray task per job on a
+    ``executor="local"``: a process pool of ``workers`` (default ``os.cpu_count()``); one
+    worker runs every job in this process. ``executor="ray"``: one Ray task per job on a
     local runtime of ``workers`` CPUs, or on the cluster at ``RAY_ADDRESS``. Bounds and
     runs are jobs of the same pool, the slowest submitted first. The result is the same
-    whichever engine and however many workers (the latencies aside).
+    whichever executor and however many workers (the latencies aside).
     """
     streams = list(dict.fromkeys(s.stream for s in specs)) if bounds else []
     if len({(s.scenario, s.seed) for s in streams}) < len(streams):
         raise ValueError("the specs replay different streams of one scenario and seed")
     jobs: list[RunSpec | Stream] = [*streams, *specs]
-    results = _map(_work, jobs, engine=engine, workers=workers, progress=progress)
+    results = _map(_work, jobs, executor=executor, workers=workers, progress=progress)
     found = {(s.scenario, s.seed): b for s, b in zip(streams, results, strict=False)}
     records = (r for result in results[len(streams) :] if isinstance(result, list) for r in result)
     return records_frame(records), {k: b for k, b in found.items() if isinstance(b, Bound)}
 
 
 def _map(
-    fn: Callable[[Any], T], jobs: list[Any], *, engine: str, workers: int | None, progress: bool
+    fn: Callable[[Any], T], jobs: list[Any], *, executor: str, workers: int | None, progress: bool
 ) -> list[T]:
-    """``[fn(job) for job in jobs]`` on ``engine``, with a progress bar over completions."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
+    """``[fn(job) for job in jobs]`` on ``executor``, with a progress bar over completions."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; one of {', '.join(EXECUTORS)}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     n = workers or os.cpu_count() or 1
     bar = tqdm(
-        total=len(jobs), desc=f"what-if ({engine})", unit="job", disable=not progress,
+        total=len(jobs), desc=f"what-if ({executor})", unit="job", disable=not progress,
         file=sys.stderr,
     )  # fmt: skip
     with bar:
-        if engine == "ray":
+        if executor == "ray":
             return _map_ray(fn, jobs, n if workers else None, bar.update)
         if n == 1 or len(jobs) <= 1:
             out = []
@@ -300,11 +292,10 @@ def _map_ray(
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
         if address:
-            import benchmarks
             import models
             import router
 
-            ray.init(address=address, runtime_env={"py_modules": [benchmarks, models, router]})
+            ray.init(address=address, runtime_env={"py_modules": [models, router]})
         else:
             ray.init(
                 num_cpus=workers or os.cpu_count() or 1,
@@ -331,73 +322,12 @@ def _map_ray(
 
 # --- input files and flags ------------------------------------------------------------------
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ROW_FIELD = re.compile(r"^replenishment\[(\d+)\]\.(\w+)$")
-
-
-def read_replenishment(path: Path, network: Network) -> tuple[Replenishment, ...]:
-    """The replenishments of a CSV file (``at,node_id,sku,units``), checked against ``network``.
-
-    ``at`` is an RFC 3339 timestamp with an offset; ``units`` a whole number. Values are
-    read here; whether the network can take them is
-    :func:`~benchmarks.whatif.replay.check_replenishment`'s call. Raises
-    :class:`InvalidArgumentError` with every problem as ``file:line:column``.
-    """
-    v = Violations()
-    name = path.name
-    try:
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False
-        )
-    except (OSError, ValueError) as exc:  # missing file, parser errors, empty file, bad UTF-8
-        v.add(name, f"cannot be read as CSV: {exc}")
-        v.raise_if_any()
-    frame.columns = [str(c).strip() for c in frame.columns]
-    header = Violations(f"{name}:1:")
-    for column in REPLENISHMENT_COLUMNS:
-        if column not in frame.columns:
-            header.add(column, "column is missing")
-    for column in frame.columns:
-        if column not in REPLENISHMENT_COLUMNS:
-            header.add(
-                column, f"is not a column; the columns are {', '.join(REPLENISHMENT_COLUMNS)}"
-            )
-    header.raise_if_any()
-    rows: list[tuple[int, Replenishment, set[str]]] = []  # line, row, fields already refused
-    for i, raw in enumerate(frame.to_dict("records")):
-        if all(f.is_blank(value) for value in raw.values()):
-            continue
-        row = Violations(f"{name}:{i + 2}:")
-        values = {str(k): value for k, value in raw.items()}
-        at = f.timestamp(values, "at", row)
-        node_id = f.text(values, "node_id", row)
-        sku = f.text(values, "sku", row)
-        units = f.integer(values, "units", row, maximum=f.MAX_INT32)
-        v.extend(row.items)
-        refused = {x.field.rsplit(":", 1)[-1] for x in row.items}
-        # Placeholders for refused values, so the network checks still see the rest.
-        item = Replenishment(at or _EPOCH, node_id or "", sku or "", units or 0)
-        rows.append((i + 2, item, refused))
-    try:
-        check_replenishment([item for _, item, _ in rows], network)
-    except InvalidArgumentError as error:
-        for x in error.violations:
-            match = _ROW_FIELD.match(x.field)
-            if match is None:
-                v.add(x.field, x.description)
-                continue
-            line, _, refused = rows[int(match[1])]
-            if match[2] not in refused:
-                v.items.append(FieldViolation(f"{name}:{line}:{match[2]}", x.description))
-    v.raise_if_any()
-    return tuple(item for _, item, _ in rows)
-
 
 def _sweep_flag(text: str) -> tuple[str, list[Setting]]:
     """``split_penalty=0,2,4`` as the field and its grid of settings (argparse type).
 
     Each value is read as YAML (``sla=hard,soft``, ``ship_complete=true,false``) and then
-    by the rule language (:func:`benchmarks.whatif.sweep.grid`).
+    by the rule language (:func:`router.whatif.sweep.grid`).
     """
     name, sep, values = text.partition("=")
     name = name.strip()
@@ -459,9 +389,9 @@ def _positive(text: str) -> int:
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser of ``python -m benchmarks.whatif`` (and ``router whatif``)."""
+    """The argument parser of ``python -m router.whatif`` (and ``router whatif``)."""
     p = argparse.ArgumentParser(
-        prog=prog or "python -m benchmarks.whatif",
+        prog=prog or "python -m router.whatif",
         description="What-if benchmarks: replay a scenario's order stream under routing "
         "policies, rule sets and settings; KPIs, paired comparisons, hindsight bound, report.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -486,7 +416,7 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--replenishment", type=Path, help="CSV of at,node_id,sku,units arrivals")
     p.add_argument(
-        "--engine", "--executor", dest="engine", choices=ENGINES, default="local",
+        "--executor", choices=EXECUTORS, default="local",
         help="local process pool, or Ray (the whatif extra; a local runtime unless "
         "RAY_ADDRESS is set)",
     )  # fmt: skip
@@ -499,6 +429,14 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--base", default="engine",
         help="what the paired comparisons are against: a policy or a setting's label",
     )  # fmt: skip
+    _add_lookahead_flags(p)
+    p.add_argument("--out", type=Path, default=Path("out/whatif"), help="output directory")
+    p.add_argument("--smoke", action="store_true", help="the scenario at its smoke size")
+    return p
+
+
+def _add_lookahead_flags(p: argparse.ArgumentParser) -> None:
+    """The look-ahead policy's flags, defaulting to :class:`LookAhead`'s."""
     defaults = LookAhead()
     look = p.add_argument_group("look-ahead", "the look-ahead policy (docs/lookahead.md)")
     look.add_argument(
@@ -539,9 +477,6 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--max-price-ratio", type=_ratio, default=defaults.max_price_ratio,
         help="a unit's price is at most this multiple of its own cost; inf: no bound",
     )  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("out/whatif"), help="output directory")
-    p.add_argument("--smoke", action="store_true", help="the scenario at its smoke size")
-    return p
 
 
 def settings(args: argparse.Namespace) -> list[tuple[str, Path | None, dict[str, object]]]:
@@ -633,10 +568,10 @@ def _problem(args: argparse.Namespace) -> str | None:
     choices = [*args.policies, *(label for label, _, _ in settings(args))]
     if args.base not in choices:
         return f"argument --base: {args.base!r} is none of the runs: {', '.join(choices)}"
-    needed = ["pyarrow", "ray"] if args.engine == "ray" else ["pyarrow"]
+    needed = ["pyarrow", "ray"] if args.executor == "ray" else ["pyarrow"]
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
-        flag = "argument --engine: " if "ray" in missing else ""
+        flag = "argument --executor: " if "ray" in missing else ""
         return (
             f"{flag}{' and '.join(missing)} not installed; install the whatif extra "
             "(pip install -e '.[whatif]')"
@@ -678,7 +613,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         return 2
     specs = build_specs(args, replenishment, forecast)
     streams = list(dict.fromkeys(s.stream for s in specs))
-    records, found = run_all(specs, bounds=args.bound, engine=args.engine, workers=args.workers)
+    records, found = run_all(specs, bounds=args.bound, executor=args.executor, workers=args.workers)
     usable = {k: b.value for k, b in found.items() if b.status == "OPTIMAL" and b.value > 0}
     bounds = usable if args.bound else None
     tables = {
@@ -738,7 +673,7 @@ def _notes(
     rules = ", ".join(map(str, args.rules)) or "none"
     notes = [
         f"Policies {', '.join(args.policies)} route with the scenario's rules; rule-set "
-        f"files: {rules}; base run {args.base!r}; engine {args.engine}.",
+        f"files: {rules}; base run {args.base!r}; executor {args.executor}.",
     ]
     if args.replenishment is not None:
         notes.append(f"Replenishment: {args.replenishment}.")
@@ -756,7 +691,7 @@ def _notes(
                 f"{bound.status} ({bound.value})."
             )
     notes.append(
-        "Records are identical whichever engine (local, any number of workers, Ray) ran "
+        "Records are identical whichever executor (local, any number of workers, Ray) ran "
         "them when every solve is proven (status OPTIMAL, INFEASIBLE or REJECTED): a "
         "time-limited solve may stop at a different plan on a slower or busier machine."
     )

@@ -6,10 +6,10 @@ import re
 import pandas as pd
 from pandas.testing import assert_frame_equal
 
-from benchmarks.whatif import report
-from benchmarks.whatif.kpis import KPI_COLUMNS, comparisons, kpis, order_table
-from benchmarks.whatif.sweep import tradeoff
-from tests.benchmarks.whatif.test_kpis import tiny_network, tiny_records
+from router.whatif import report
+from router.whatif.kpis import KPI_COLUMNS, comparisons, kpis, order_table
+from router.whatif.sweep import tradeoff
+from tests.whatif.test_kpis import tiny_network, tiny_records
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

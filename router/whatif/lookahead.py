@@ -1,6 +1,6 @@
 """The look-ahead policy: the engine, steered by stock prices re-computed as the replay runs.
 
-:class:`LookAheadPolicy` routes like :class:`~benchmarks.whatif.policies.EnginePolicy`
+:class:`LookAheadPolicy` routes like :class:`~router.whatif.policies.EnginePolicy`
 (``route_order`` under its rules) with every strategy's ``opportunity_cost`` set to
 :attr:`LookAhead.opportunity_cost` (where the rules leave it at 0) and with the current
 :class:`~models.lookahead.StockPrices`. Prices are re-computed by
@@ -21,7 +21,7 @@ given with the configuration (``router whatif --forecast FILE``). Prices are bou
 the price version it used (``prices@v3``; empty before the first pricing).
 
 The policy is the one stateful thing of a replay: make a new one per replay
-(:func:`~benchmarks.whatif.run.execute` does). Given the same stream it makes the same
+(:func:`~router.whatif.run.execute` does). Given the same stream it makes the same
 decisions: the forecast depends only on the orders already seen, the prices on it and the
 replay's stock, and the LP is solved deterministically.
 """
@@ -33,7 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from benchmarks.whatif.policies import Decision, decision_of
 from models.capacity import CapacityUsed
 from models.lookahead import MAX_PRICE_RATIO, Forecast, ForecastRule, StockPrices, Waiting
 from models.network import Network, Stock
@@ -43,6 +42,7 @@ from router.engine import route_order
 from router.engine.prices import NEAREST, UNITS_PER_SHIPMENT, price_stock
 from router.engine.solve import FAST
 from router.engine.terms import BuiltModel
+from router.whatif.decision import Decision, decision_of
 
 LOOK_AHEAD = "look-ahead"
 """The policy's name in records and in ``--policies``."""
@@ -58,7 +58,7 @@ class LookAhead:
     ``forecast``: a fixed forecast (a file's), else the rolling one from orders seen, under
     the service's rule (:attr:`forecast_rule`: ``min_orders``, ``min_hours``,
     ``prior_hours``, with the service's defaults).
-    ``until``: when the replay's last order arrives (:func:`~benchmarks.whatif.run.execute`
+    ``until``: when the replay's last order arrives (:func:`~router.whatif.run.execute`
     sets it). Prices look no further: demand after the replay is in no replayed order's
     cost, so the horizon shrinks to the hours left (a fixed forecast's units with it),
     as the published benchmark's DLP is re-solved over the periods left.

@@ -6,17 +6,18 @@ import pickle
 import pandas as pd
 import pytest
 
-from benchmarks.scenarios import REGISTRY
-from benchmarks.whatif import run
-from benchmarks.whatif.kpis import METRICS
-from benchmarks.whatif.policies import POLICIES
-from benchmarks.whatif.records import COLUMNS, DETERMINISTIC
-from benchmarks.whatif.replay import Replenishment, arrival_order
-from benchmarks.whatif.report import read_table
-from benchmarks.whatif.run import DEFAULT_POLICIES
 from models.errors import Violations
+from models.replenishment import Replenishment
 from models.rules import RuleSet
 from router.cli import main as router_main
+from router.scenario.registry import REGISTRY
+from router.whatif import run
+from router.whatif.kpis import METRICS
+from router.whatif.policies import POLICIES
+from router.whatif.records import COLUMNS, DETERMINISTIC
+from router.whatif.replay import arrival_order
+from router.whatif.report import read_table
+from router.whatif.run import DEFAULT_POLICIES
 
 SMOKE_ORDERS = "8"
 
@@ -55,11 +56,11 @@ def test_local_and_ray_engines_give_identical_records_and_bounds(tmp_path):
         for seed in (7, 8)
         for policy in ("engine", "full-model", "greedy-nearest")
     ]
-    one, bounds_one = run.run_all(specs, bounds=True, engine="local", workers=1, progress=False)
-    two, bounds_two = run.run_all(specs, bounds=True, engine="local", workers=2, progress=False)
+    one, bounds_one = run.run_all(specs, bounds=True, executor="local", workers=1, progress=False)
+    two, bounds_two = run.run_all(specs, bounds=True, executor="local", workers=2, progress=False)
     try:
         on_ray, bounds_ray = run.run_all(
-            specs, bounds=True, engine="ray", workers=2, progress=False
+            specs, bounds=True, executor="ray", workers=2, progress=False
         )
     finally:
         ray.shutdown()
@@ -213,21 +214,35 @@ def test_an_unknown_base_run_exits_2(tmp_path, capsys):
 
 
 def test_ray_without_the_extra_exits_2(tmp_path, capsys, monkeypatch):
-    """``--engine ray`` when ray cannot be imported: exit 2 asking for the whatif extra."""
+    """``--executor ray`` when ray cannot be imported: exit 2 asking for the whatif extra."""
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
     )
-    assert run.main(["--smoke", "--engine", "ray", "--out", str(tmp_path / "o")]) == 2
+    assert run.main(["--smoke", "--executor", "ray", "--out", str(tmp_path / "o")]) == 2
     assert "install the whatif extra" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
-def test_executor_is_an_alias_of_engine():
-    """``--executor`` (the old name) sets the same option as ``--engine``."""
-    assert run.parser().parse_args(["--executor", "ray"]).engine == "ray"
-    assert run.parser().parse_args(["--engine", "ray"]).engine == "ray"
-    assert run.parser().parse_args([]).engine == "local"
+def test_router_whatif_without_the_extra_exits_2_before_loading_it(capsys, monkeypatch):
+    """``router whatif`` on a runtime-only install (no matplotlib): exit 2 naming the extra."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    assert router_main(["whatif", "--smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "matplotlib not installed; install the whatif extra" in err
+
+
+def test_executor_says_where_runs_execute_and_engine_is_not_its_name():
+    """``--executor`` chooses local or Ray; ``--engine`` names solvers elsewhere, not here."""
+    assert run.parser().parse_args(["--executor", "ray"]).executor == "ray"
+    assert run.parser().parse_args([]).executor == "local"
+    with pytest.raises(SystemExit):
+        run.parser().parse_args(["--engine", "ray"])
 
 
 def test_router_whatif_runs_the_command(tmp_path, capsys):
@@ -240,7 +255,7 @@ def test_router_whatif_runs_the_command(tmp_path, capsys):
     assert router_main(["whatif", "--policies", "nope"]) == 2
     assert "router whatif: error: argument --policies" in capsys.readouterr().err
     assert router_main(["whatif", "--help"]) == 0
-    assert "--engine" in capsys.readouterr().out
+    assert "--executor" in capsys.readouterr().out
 
 
 def test_run_specs_pickle_and_changes_apply_to_the_routing_rules():

@@ -1,6 +1,6 @@
 """What myopia can cost: orders routed alone on the initial stock bound every replay below.
 
-The worked stream is tests/benchmarks/whatif/test_lookahead.py's: X at 0° holds 1 unit of
+The worked stream is tests/whatif/test_lookahead.py's: X at 0° holds 1 unit of
 A, Y at −4° holds 5; o1 wants 1 A at 0°, then o2 wants 1 A at 12°, which only X reaches.
 """
 
@@ -12,15 +12,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.whatif.lookahead import LookAheadPolicy
-from benchmarks.whatif.myopia import alone_costs, by_seed, main, per_stream
-from benchmarks.whatif.policies import EnginePolicy
-from benchmarks.whatif.replay import replay
-from benchmarks.whatif.run import Stream, records_frame
-from benchmarks.whatif.run import main as whatif
+from benchmarks.myopia import alone_costs, by_seed, main, per_stream
 from models.rules import RuleSet
-from tests.benchmarks.whatif.test_lookahead import HALF, O1, O2, _scenario
+from router.whatif.lookahead import LookAheadPolicy
+from router.whatif.policies import EnginePolicy
+from router.whatif.replay import replay
+from router.whatif.run import Stream, records_frame
+from router.whatif.run import main as whatif
 from tests.engine.conftest import order
+from tests.whatif.test_lookahead import HALF, O1, O2, _scenario
 
 
 def test_alone_each_order_takes_the_initial_stock_and_myopia_is_what_the_engine_lost():
@@ -84,7 +84,7 @@ def _alone(scenario: str, seed: int, costs: dict[str, float]) -> pd.DataFrame:
 
 
 def test_command_writes_a_row_per_stream_and_the_plot(tmp_path: Path, capsys):
-    """``python -m benchmarks.whatif.myopia OUT`` on a what-if run of two 40-order streams."""
+    """``python -m benchmarks.myopia OUT`` on a what-if run of two 40-order streams."""
     flags = ["--policies", "engine", "look-ahead", "--no-bound", "--orders", "40"]
     assert whatif([*flags, "--seeds", "7", "8", "--out", str(tmp_path), "--min-orders", "10"]) == 0
     assert main([str(tmp_path)]) == 0

@@ -18,12 +18,12 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from benchmarks.whatif.bound import hindsight_bound
-from benchmarks.whatif.policies import EnginePolicy, GreedyNearest, RankedChain
-from benchmarks.whatif.replay import replay
 from models.order import Order
 from models.rules import RuleSet
 from models.scenario import Scenario
+from router.whatif.bound import hindsight_bound
+from router.whatif.policies import EnginePolicy, GreedyNearest, RankedChain
+from router.whatif.replay import replay
 from tests.engine.conftest import network, node, order, stock
 
 RULES = RuleSet()

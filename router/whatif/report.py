@@ -26,8 +26,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from benchmarks.whatif.kpis import METRICS, ORDER_KEYS, STREAM_KEYS, node_units, node_utilisation
 from models.network import Network, NodeType
+from router.whatif.kpis import METRICS, ORDER_KEYS, STREAM_KEYS, node_units, node_utilisation
 
 STRING_COLUMNS: frozenset[str] = frozenset(
     {"run", "policy", "setting", "scenario", "order_id", "status", "node_units", "price_version"}
@@ -346,7 +346,7 @@ def plot_map(
 
     Every node of the network is drawn faintly at its longitude/latitude, marker and colour
     by type; each node that shipped in ``run`` is drawn again, its area proportional to
-    its units. With ``orders`` (:func:`benchmarks.whatif.kpis.order_table`: ship-to
+    its units. With ``orders`` (:func:`router.whatif.kpis.order_table`: ship-to
     positions), a thin translucent line joins each shipping node to the customer of each
     shipment (an even sample of ``max_lines`` when there are more). With several streams
     (seeds) only the first is drawn, as customers and stock differ by seed: the title says
@@ -445,7 +445,7 @@ def plot_utilisation(
 
     With ``orders``, each bar of a node with a daily order capacity is labelled with its
     peak day's orders as a share of that capacity
-    (:func:`benchmarks.whatif.kpis.node_utilisation`).
+    (:func:`router.whatif.kpis.node_utilisation`).
     """
     use = node_utilisation(records, network, orders)
     names = [str(r) for r in (runs if runs is not None else pd.unique(records["run"]))]
@@ -582,7 +582,7 @@ def write_report(
     ``cost_ratio_to_bound`` column when it has one); the paired differences with their
     intervals; the trade-off curve (when ``tradeoff_table`` is given); the map of
     ``map_run`` (default: the comparisons' base run, else the first run), with lines to the
-    customers when ``orders`` (:func:`benchmarks.whatif.kpis.order_table`) is given; the
+    customers when ``orders`` (:func:`router.whatif.kpis.order_table`) is given; the
     utilisation chart and, with ``orders``, the peak day of the nodes that have a daily
     capacity. Returns the report's path.
     """

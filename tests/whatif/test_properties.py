@@ -1,8 +1,8 @@
 """The central property of what-if, through real replays: no policy beats the hindsight bound.
 
-Every replay is a feasible integer point of the bound's LP (benchmarks/whatif/bound.py):
+Every replay is a feasible integer point of the bound's LP (router/whatif/bound.py):
 each decision keeps its order's evaluation model (replay checks it with
-:func:`~benchmarks.whatif.replay.check_decision`), stock is shared and depletes, a node's
+:func:`~router.whatif.replay.check_decision`), stock is shared and depletes, a node's
 daily order capacity is shared by the orders it ships on one day, and replenished units are
 there only from their arrival on. So each policy's total cost is at least the bound.
 
@@ -23,16 +23,6 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from benchmarks.whatif.bound import hindsight_bound
-from benchmarks.whatif.policies import POLICIES, Decision, RoutingPolicy
-from benchmarks.whatif.records import OrderRecord
-from benchmarks.whatif.replay import (
-    Replenishment,
-    arrival_order,
-    check_decision,
-    objective,
-    replay,
-)
 from models.capacity import CapacityUsed
 from models.money import from_units
 from models.network import Network, Stock
@@ -40,6 +30,17 @@ from models.order import Order
 from models.scenario import Scenario
 from router.engine.terms import BuiltModel
 from router.sample import sample_scenario
+from router.whatif.bound import hindsight_bound
+from router.whatif.decision import Decision, RoutingPolicy
+from router.whatif.policies import POLICIES
+from router.whatif.records import OrderRecord
+from router.whatif.replay import (
+    Replenishment,
+    arrival_order,
+    check_decision,
+    objective,
+    replay,
+)
 
 SEEDS = (7, 11)
 TIGHT = ("DC-01", "DC-02", "DC-03", "DC-04", "DC-05")

@@ -1,6 +1,6 @@
 """The hindsight lower bound: the LP relaxation of routing a whole order stream at once.
 
-A policy that replays the stream (:mod:`benchmarks.whatif.replay`) routes one order at a
+A policy that replays the stream (:mod:`router.whatif.replay`) routes one order at a
 time on depleting stock, knowing nothing of later orders or replenishments. The bound
 knows everything: every order, every replenishment, all at once, and it may split units
 and shipments fractionally. Every replayed run is a feasible integer point of its model,
@@ -57,14 +57,15 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.optimize import linprog
 
-from benchmarks.whatif.replay import Replenishment, arrival_order, check_replenishment
 from models.money import MONEY_SCALE
 from models.network import Network, Stock, StockPosition
 from models.order import Order
+from models.replenishment import Replenishment, check_replenishment
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.engine.candidates import build_model
 from router.engine.terms import BuiltModel
+from router.whatif.replay import arrival_order
 
 Int = NDArray[np.int64]
 Float = NDArray[np.float64]
@@ -101,7 +102,7 @@ def hindsight_bound(
     stock that the stream shares, each from its arrival on (as replay applies it; arrivals
     after the last order are dropped). Raises ``ValueError`` for an evaluation rule set of
     several strategies and :class:`~models.errors.InvalidArgumentError` for a bad
-    replenishment (:func:`~benchmarks.whatif.replay.check_replenishment`).
+    replenishment (:func:`~models.replenishment.check_replenishment`).
     """
     started = time.perf_counter()
     rules = scenario.rules if evaluation is None else evaluation

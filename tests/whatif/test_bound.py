@@ -1,4 +1,4 @@
-"""The hindsight LP bound over a whole order stream (benchmarks/whatif/bound.py).
+"""The hindsight LP bound over a whole order stream (router/whatif/bound.py).
 
 Hand-made cases use the engine tests' network (tests/engine/conftest.py): nodes on the
 equator, 111.195 km per degree of longitude; ground costs 5 + 1/kg up to 500 km and
@@ -15,20 +15,21 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from benchmarks.whatif.bound import hindsight_bound
-from benchmarks.whatif.policies import EnginePolicy
-from benchmarks.whatif.replay import Replenishment, replay
 from models.capacity import CapacityUsed
 from models.errors import InvalidArgumentError
 from models.money import MONEY_SCALE
 from models.network import Stock
 from models.order import Order, ShipTo
 from models.plan import Plan
+from models.replenishment import Replenishment
 from models.rules import Policy, RuleSet, Strategy
 from models.scenario import Scenario
 from router.engine.candidates import build_model
 from router.engine.solve import plan_order
 from router.sample import sample_scenario
+from router.whatif.bound import hindsight_bound
+from router.whatif.policies import EnginePolicy
+from router.whatif.replay import replay
 from tests.engine.conftest import CREATED, network, node, order, stock
 from tests.engine.test_independent import highs_optimum
 

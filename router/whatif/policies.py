@@ -1,11 +1,7 @@
 """Routing policies for what-if replays: the engine under a rule set, and two baselines.
 
-A policy decides, for one order on the current stock, which units ship from where. It is
-handed the order's *evaluation model* (the canonical model under the scenario's own rules,
-built by :func:`~benchmarks.whatif.replay.replay` on the current stock and capacity) and
-answers with units per (candidate index in ``evaluation.matrices``, line index); whatever
-is not assigned is backordered. Replay prices every answer on the evaluation model, so all
-policies are priced alike.
+Each answers with a :class:`~router.whatif.decision.Decision` on the order's evaluation
+model (:mod:`router.whatif.decision` has the protocol).
 
 - :class:`EnginePolicy` routes with the engine (:func:`router.engine.route_order`) under its
   own rule set and maps the plan's shipments back to evaluation candidates;
@@ -15,7 +11,7 @@ policies are priced alike.
 - :class:`RankedChain`: a commercial-style ranked-rule chain: one node that has everything
   (the closest, then the highest priority), else greedy splitting by units covered.
 - ``look-ahead``: the engine steered by look-ahead stock prices
-  (:class:`benchmarks.whatif.lookahead.LookAheadPolicy`).
+  (:class:`router.whatif.lookahead.LookAheadPolicy`).
 
 The baselines choose among the evaluation model's candidates, so they obey its filters,
 capacity and stock; they respect ``ship_complete`` and ``max_shipments``; and when the
@@ -23,14 +19,14 @@ order does not allow partial fulfilment and their plan would leave units, they s
 nothing (as the engine does for an infeasible order). They are deterministic: every tie is
 broken by distance, priority and node id.
 
-:data:`POLICIES` names every policy a run may use, each made from the routing rules.
+:data:`POLICIES` names every policy a run may use, each made from the routing rules (and,
+for ``look-ahead``, its configuration).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,81 +34,12 @@ from numpy.typing import NDArray
 from models.capacity import CapacityUsed
 from models.network import Network, Stock
 from models.order import Order
-from models.plan import Plan
 from models.rules import RuleSet
 from router.engine import route_order
 from router.engine.solve import FAST, FULL_MODEL
 from router.engine.terms import BuiltModel
-
-Assignment = dict[tuple[int, int], int]
-"""Units per (candidate index in the evaluation model, line index)."""
-
-HEURISTIC = "HEURISTIC"
-"""The status of a baseline's decision (the engine policies report their plan's status)."""
-
-
-class Decision(dict[tuple[int, int], int]):
-    """An assignment that also says how it was reached: ``status``, ``price_version``.
-
-    Every policy answers with one; replay records ``status`` (the engine's plan status,
-    e.g. ``OPTIMAL``, or :data:`HEURISTIC` for a baseline) and ``price_version`` (the
-    look-ahead prices the plan was priced with, ``prices@v3``; empty for the others).
-    """
-
-    status: str
-    price_version: str
-
-    def __init__(
-        self,
-        units: Mapping[tuple[int, int], int] | None = None,
-        *,
-        status: str,
-        price_version: str = "",
-    ) -> None:
-        super().__init__(units or {})
-        self.status = status
-        self.price_version = price_version
-
-
-class RoutingPolicy(Protocol):
-    """Decides which units of an order ship from which candidates of its evaluation model."""
-
-    @property
-    def name(self) -> str:
-        """The policy's name in records: engine, full-model, greedy-nearest, ranked-chain."""
-        ...
-
-    def decide(
-        self,
-        order: Order,
-        evaluation: BuiltModel,
-        network: Network,
-        stock: Stock,
-        capacity_used: CapacityUsed,
-    ) -> Decision:
-        """Units per (candidate index in ``evaluation.matrices``, line index), with a status.
-
-        Replay checks the answer against the evaluation model
-        (:func:`~benchmarks.whatif.replay.check_decision`) and refuses one that breaks it.
-        """
-        ...
-
-
-@runtime_checkable
-class StockAware(Protocol):
-    """A policy that wants to hear of replenishments (the look-ahead re-prices on them)."""
-
-    def arrived(self, units: Mapping[tuple[str, str], int]) -> None:
-        """``units`` per (node, SKU) arrived on hand, before the next order is routed."""
-        ...
-
-
-class NotACandidateError(RuntimeError):
-    """The engine shipped from a node the evaluation model does not have as a candidate.
-
-    Possible only when the policy's rules and the evaluation rules disagree on which nodes
-    may ship (filters, held-back stock); never with the scenario's own rules.
-    """
+from router.whatif.decision import HEURISTIC, Assignment, Decision, RoutingPolicy, decision_of
+from router.whatif.lookahead import LOOK_AHEAD, LookAhead, LookAheadPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,35 +64,6 @@ class EnginePolicy:
         )
         label = f"{self.rules.label}, engine {self.engine}"
         return decision_of(plan, order, evaluation, policy=self.name, label=label)
-
-
-def decision_of(
-    plan: Plan, order: Order, evaluation: BuiltModel, *, policy: str, label: str
-) -> Decision:
-    """An engine plan as a decision: each shipment's units per (evaluation candidate, line).
-
-    The decision's status is the plan's; its ``price_version`` the plan's. Raises
-    :class:`NotACandidateError` (naming ``policy`` and ``label``, its rules and engine)
-    when the plan ships from a node that is not a candidate of ``evaluation``.
-    """
-    candidate = {node_id: j for j, node_id in enumerate(evaluation.matrices.node_ids)}
-    line_of = {terms.line_id: i for i, terms in enumerate(evaluation.lines)}
-    out = Decision(status=str(plan.status), price_version=plan.price_version)
-    for shipment in plan.shipments:
-        j = candidate.get(shipment.node_id)
-        if j is None:
-            why = next((e for e in evaluation.excluded if e.node_id == shipment.node_id), None)
-            reason = "not in the network" if why is None else f"{why.reason}: {why.detail}"
-            raise NotACandidateError(
-                f"order {order.order_id}: policy {policy!r} ({label}) ships from "
-                f"{shipment.node_id}, which is not a candidate of the evaluation model "
-                f"({reason}); the policy's rules and the evaluation rules disagree on which "
-                "nodes may ship"
-            )
-        for item in shipment.lines:
-            key = (j, line_of[item.line_id])
-            out[key] = out.get(key, 0) + item.quantity
-    return out
 
 
 def full_model(rules: RuleSet) -> EnginePolicy:
@@ -273,34 +171,48 @@ class RankedChain:
         return view.finish(out)
 
 
-def _greedy_nearest(rules: RuleSet) -> RoutingPolicy:
+class PolicyFactory(Protocol):
+    """Makes a policy from the routing rules and, for ``look-ahead``, its configuration."""
+
+    def __call__(self, rules: RuleSet, lookahead: LookAhead | None = None) -> RoutingPolicy:
+        """A fresh policy (``look-ahead`` keeps state: one per replay)."""
+        ...
+
+
+def _engine(rules: RuleSet, lookahead: LookAhead | None = None) -> RoutingPolicy:
+    return EnginePolicy(rules)
+
+
+def _full_model(rules: RuleSet, lookahead: LookAhead | None = None) -> RoutingPolicy:
+    return full_model(rules)
+
+
+def _greedy_nearest(rules: RuleSet, lookahead: LookAhead | None = None) -> RoutingPolicy:
     return GreedyNearest()
 
 
-def _ranked_chain(rules: RuleSet) -> RoutingPolicy:
+def _ranked_chain(rules: RuleSet, lookahead: LookAhead | None = None) -> RoutingPolicy:
     return RankedChain()
 
 
-def _look_ahead(rules: RuleSet) -> RoutingPolicy:
-    # Imported here: benchmarks.whatif.lookahead builds on this module (Decision).
-    from benchmarks.whatif.lookahead import LookAheadPolicy
-
-    return LookAheadPolicy(rules)
+def _look_ahead(rules: RuleSet, lookahead: LookAhead | None = None) -> RoutingPolicy:
+    return LookAheadPolicy(rules, lookahead or LookAhead())
 
 
-POLICIES: dict[str, Callable[[RuleSet], RoutingPolicy]] = {
-    "engine": EnginePolicy,
-    "full-model": full_model,
+POLICIES: dict[str, PolicyFactory] = {
+    "engine": _engine,
+    "full-model": _full_model,
     "greedy-nearest": _greedy_nearest,
     "ranked-chain": _ranked_chain,
-    "look-ahead": _look_ahead,
+    LOOK_AHEAD: _look_ahead,
 }
-"""Every policy a what-if run may use, by name, as a function of the routing rules.
+"""Every policy a what-if run may use, by name, made from the rules and a configuration.
 
 In the order the command runs and reports them; each key is the name of the policy it
 makes (``POLICIES[name](rules).name == name``). The baselines ignore the rules.
-``look-ahead`` (:mod:`benchmarks.whatif.lookahead`) is the engine with stock prices, at
-its default configuration here; it keeps state, so each call makes a fresh one.
+``look-ahead`` (:mod:`router.whatif.lookahead`) is the engine with stock prices, at the
+configuration given (its default without one); it keeps state, so each call makes a
+fresh one. The others ignore the configuration.
 """
 
 

@@ -16,19 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.whatif.lookahead import LookAhead, LookAheadPolicy
-from benchmarks.whatif.policies import POLICIES, EnginePolicy
-from benchmarks.whatif.records import DETERMINISTIC
-from benchmarks.whatif.replay import Replenishment, replay
-from benchmarks.whatif.run import RunSpec, Stream, execute, lookahead_for, main
 from models.errors import InvalidArgumentError
 from models.lookahead import Forecast, ForecastRule, RegionDemand
 from models.order import ShipTo
+from models.replenishment import Replenishment
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.sample import sample_scenario
 from router.scenario import read_forecast
-from router.service.prices import PriceSettings
+from router.service.config import PriceSettings
+from router.whatif.lookahead import LookAhead, LookAheadPolicy
+from router.whatif.policies import POLICIES, EnginePolicy
+from router.whatif.records import DETERMINISTIC
+from router.whatif.replay import replay
+from router.whatif.run import RunSpec, Stream, execute, lookahead_for, main
 from tests.engine.conftest import CREATED, network, node, order, stock
 
 NET = network(node("X", 0.0), node("Y", -4.0, per_unit=2.0))

@@ -10,18 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.whatif.policies import (
-    HEURISTIC,
-    POLICIES,
-    Decision,
-    EnginePolicy,
-    GreedyNearest,
-    NotACandidateError,
-    RankedChain,
-    RoutingPolicy,
-    full_model,
-)
-from benchmarks.whatif.replay import check_decision, objective, replay
 from models.network import Network, Node, Stock
 from models.order import Order
 from models.rules import Policy, RuleSet
@@ -29,6 +17,15 @@ from router.engine.candidates import build_model
 from router.engine.solve import FULL_MODEL
 from router.engine.terms import BuiltModel
 from router.sample import sample_scenario
+from router.whatif.decision import HEURISTIC, Decision, NotACandidateError, RoutingPolicy
+from router.whatif.policies import (
+    POLICIES,
+    EnginePolicy,
+    GreedyNearest,
+    RankedChain,
+    full_model,
+)
+from router.whatif.replay import check_decision, objective, replay
 from tests.engine.conftest import network, node, order, stock
 
 RULES = RuleSet()
@@ -203,7 +200,7 @@ def test_the_policy_registry_names_the_five_policies() -> None:
     """POLICIES: engine, full-model (cpsat-full), greedy-nearest, ranked-chain, look-ahead.
 
     Each key is the name of the policy it makes; the engine policies route with the rules
-    given (look-ahead: tests/benchmarks/whatif/test_lookahead.py).
+    given (look-ahead: tests/whatif/test_lookahead.py).
     """
     assert list(POLICIES) == [
         "engine",

@@ -3,7 +3,7 @@
 A sweep routes the same order stream once per setting of one scalar field of the routing
 policy (a weight such as ``split_penalty``, or a filter or constraint such as
 ``max_shipments`` or ``sla``; :func:`grid`) and prices every run with the scenario's own
-rules, so the KPI table of the runs (:func:`benchmarks.whatif.kpis.kpis`) traces how the
+rules, so the KPI table of the runs (:func:`router.whatif.kpis.kpis`) traces how the
 setting trades cost against splits and promises kept (:func:`tradeoff`).
 
 Every value is validated by the rule language itself: each becomes a one-strategy rule
@@ -67,7 +67,7 @@ def tradeoff(
 ) -> pd.DataFrame:
     """``kpi_table`` with a ``pareto`` column: minimise ``x`` and ``y``, maximise ``z``.
 
-    Rows keep their order; :func:`benchmarks.whatif.report.plot_tradeoff` draws ``y``
+    Rows keep their order; :func:`router.whatif.report.plot_tradeoff` draws ``y``
     against ``x`` coloured by ``z``. Pass ``z=""`` to leave the third objective out.
     """
     out = kpi_table.copy()

@@ -3,7 +3,7 @@
 Orders are routed one at a time in arrival order (:func:`arrival_order`: ``created_at``,
 then order id). Before each order, the replenishments due by its ``created_at`` arrive (on
 hand grows; a replenishment at ``at`` is there for every order with ``created_at >= at``;
-a :class:`~benchmarks.whatif.policies.StockAware` policy is told what arrived). For each
+a :class:`~router.whatif.policies.StockAware` policy is told what arrived). For each
 order replay builds the *evaluation model*, the canonical model under the evaluation
 rules (the scenario's own, a single strategy) on the current stock and the capacity used
 so far, asks the policy for its decision, checks that the decision keeps that model
@@ -11,7 +11,7 @@ so far, asks the policy for its decision, checks that the decision keeps that mo
 hand and counts an order against the daily capacity of every node that ships, on that
 node's ship date (the day its shipment leaves, in its calendar), as the service does.
 Every replay is therefore a feasible integer point of the hindsight bound's model
-(:mod:`benchmarks.whatif.bound`), and costs at least the bound.
+(:mod:`router.whatif.bound`), and costs at least the bound.
 
 Stock stays a frozen :class:`~models.network.Stock`: after each order a new one is made in
 which only the positions that changed are replaced, so an order costs a copy of the
@@ -24,31 +24,20 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import date
 
-from benchmarks.whatif.policies import RoutingPolicy, StockAware
-from benchmarks.whatif.records import OrderRecord
 from models.capacity import CapacityUsed
-from models.errors import Violations
 from models.money import from_units
 from models.network import Network, NodeType, Stock, StockPosition
 from models.order import Order
+from models.replenishment import Replenishment, check_replenishment
 from models.rules import RuleSet
 from models.scenario import Scenario
 from router.engine.candidates import build_model
 from router.engine.terms import BuiltModel
-
-
-@dataclass(frozen=True, slots=True)
-class Replenishment:
-    """``units`` of ``sku`` arrive on hand at ``node_id`` at ``at`` (timezone-aware)."""
-
-    at: datetime
-    node_id: str
-    sku: str
-    units: int
-
+from router.whatif.decision import RoutingPolicy, StockAware
+from router.whatif.records import OrderRecord
 
 STORE_TYPES = frozenset({NodeType.STORE, NodeType.DARK_STORE})
 """Node types whose units count as ``store_units`` (3PL and drop-ship are ``other_units``)."""
@@ -163,29 +152,6 @@ def arrival_order(orders: Iterable[Order], n: int | None = None) -> tuple[Order,
         raise ValueError(f"n must be >= 0 or None, got {n}")
     ordered = sorted(orders, key=lambda o: (o.created_at, o.order_id))
     return tuple(ordered if n is None else ordered[:n])
-
-
-def check_replenishment(replenishment: Sequence[Replenishment], network: Network) -> None:
-    """Refuse replenishments that ``network`` cannot take, naming every bad row.
-
-    Each row must name a node and a SKU of ``network``, bring ``units`` >= 0 and arrive at
-    a timezone-aware time. Raises :class:`~models.errors.InvalidArgumentError` with one
-    violation per bad field, pathed ``replenishment[i].field`` (e.g.
-    ``replenishment[2].node_id: unknown node 'X'``).
-    """
-    v = Violations("replenishment")
-    for i, r in enumerate(replenishment):
-        row = Violations(v.path(f"[{i}]"))
-        if network.node(r.node_id) is None:
-            row.add("node_id", f"unknown node {r.node_id!r}")
-        if r.sku not in network.skus:
-            row.add("sku", f"unknown sku {r.sku!r}")
-        if r.units < 0:
-            row.add("units", f"must be >= 0, got {r.units}")
-        if r.at.tzinfo is None or r.at.utcoffset() is None:
-            row.add("at", f"must be timezone-aware, got {r.at.isoformat()}")
-        v.extend(row.items)
-    v.raise_if_any()
 
 
 def check_decision(

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.whatif import run, sweep
-from benchmarks.whatif.report import read_table
-from benchmarks.whatif.sweep import grid, pareto, tradeoff
 from models.rules import Policy, SlaMode
+from router.whatif import run, sweep
+from router.whatif.report import read_table
+from router.whatif.sweep import grid, pareto, tradeoff
 
 
 def test_pareto_on_a_hand_made_table():

@@ -17,33 +17,26 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from benchmarks.whatif.bound import hindsight_bound
-from benchmarks.whatif.policies import (
-    HEURISTIC,
-    Decision,
-    EnginePolicy,
-    GreedyNearest,
-    RankedChain,
-    RoutingPolicy,
-)
-from benchmarks.whatif.records import COLUMNS
-from benchmarks.whatif.replay import (
-    Replenishment,
-    _moved,
-    arrival_order,
-    check_decision,
-    check_replenishment,
-    objective,
-    replay,
-)
 from models.errors import InvalidArgumentError
 from models.network import Network, NodeType, Stock
 from models.order import Order
+from models.replenishment import Replenishment, check_replenishment
 from models.rules import Policy, RuleSet, Strategy
 from models.scenario import Scenario
 from router.engine import route_order
 from router.engine.candidates import build_model
 from router.sample import sample_scenario
+from router.whatif.bound import hindsight_bound
+from router.whatif.decision import HEURISTIC, Decision, RoutingPolicy
+from router.whatif.policies import EnginePolicy, GreedyNearest, RankedChain
+from router.whatif.records import COLUMNS
+from router.whatif.replay import (
+    _moved,
+    arrival_order,
+    check_decision,
+    objective,
+    replay,
+)
 from tests.engine.conftest import CREATED, KM_PER_DEGREE, network, node, order, stock
 
 RULES = RuleSet()

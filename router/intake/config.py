@@ -1,0 +1,32 @@
+"""How the gateway runs: where the gRPC service is and the limits it enforces.
+
+The one source of the gateway's defaults: :class:`IntakeConfig` and ``router intake``'s
+flags (:mod:`router.intake.command`) both read them here. Nothing heavy is imported, so
+the command line can show them without loading the web stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+"""The gRPC service's address when none is given (``router serve``'s default port)."""
+DEFAULT_DEADLINE_S = 5.0
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_IN_FLIGHT = 64
+DEFAULT_MAX_BATCH_ORDERS = 1000
+MAX_REQUEST_ID_CHARS = 200
+"""The longest Idempotency-Key, and the longest request_id a batch order is routed under."""
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    """How the gateway runs: where the gRPC service is and the limits it enforces."""
+
+    target: str = DEFAULT_TARGET
+    deadline_s: float = DEFAULT_DEADLINE_S
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_batch_orders: int = DEFAULT_MAX_BATCH_ORDERS
+    geocoder: str | None = None
+    geocoder_user_agent: str | None = None

@@ -1,0 +1,234 @@
+"""The gateway's routes: each parses its body, forwards it over gRPC and answers its reply.
+
+Every handler receives the app's :class:`~router.intake.gateway.Gateway` as a typed
+dependency; none holds routing logic.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from starlette.concurrency import run_in_threadpool
+
+from router.intake.batch import BATCH_REQUEST_ID_OVERHEAD, batch_request_id, rewrite_paths
+from router.intake.config import MAX_REQUEST_ID_CHARS
+from router.intake.errors import GatewayError, invalid_field
+from router.intake.gateway import (
+    Gateway,
+    GatewayDep,
+    answer,
+    check_request_id,
+    deadline_exceeded,
+    idempotency_key,
+)
+from router.intake.openapi import batch_body, body, responses
+from router.intake.protojson import json_object, parse, pop_either
+from router.v1 import router_pb2
+
+router = APIRouter()
+
+Timeout = Annotated[
+    float | None,
+    Header(
+        alias="X-Request-Timeout",
+        gt=0,
+        description="Seconds this request may take; lowers the gateway's --deadline.",
+    ),
+]
+"""The X-Request-Timeout header: seconds, lowering the gateway's deadline."""
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="The request_id of the call: a retry with the same key is safe.",
+    ),
+]
+"""The Idempotency-Key header: the request_id of the call it is sent with."""
+
+
+@router.post(
+    "/v1/orders:plan",
+    summary="Plan one order (no side effects)",
+    openapi_extra=body("PlanOrderRequest"),
+    responses=responses("PlanOrderResponse"),
+)
+async def plan_order(
+    request: Request, gateway: GatewayDep, timeout: Timeout = None
+) -> JSONResponse:
+    """PlanOrder: the body is a PlanOrderRequest."""
+    end = gateway.deadline(timeout)
+    fields = await run_in_threadpool(json_object, await gateway.read_body(request, end))
+    message = await gateway.prepare(fields, router_pb2.PlanOrderRequest, end)
+    return answer(await gateway.call(gateway.routing.PlanOrder, message, end))
+
+
+@router.post(
+    "/v1/orders:route",
+    summary="Plan one order and reserve its stock (Idempotency-Key required)",
+    openapi_extra=body("RouteOrderRequest"),
+    responses=responses("RouteOrderResponse"),
+)
+async def route_order(
+    request: Request, gateway: GatewayDep, key: IdempotencyKey = None, timeout: Timeout = None
+) -> JSONResponse:
+    """RouteOrder: the body is a RouteOrderRequest; its request_id is the Idempotency-Key."""
+    end = gateway.deadline(timeout)
+    request_id = idempotency_key(key)
+    fields = await run_in_threadpool(json_object, await gateway.read_body(request, end))
+    check_request_id(fields, request_id)
+    message = await gateway.prepare(fields, router_pb2.RouteOrderRequest, end)
+    return answer(await gateway.call(gateway.routing.RouteOrder, message, end))
+
+
+@router.post(
+    "/v1/reservations/{reservation_id}:confirm",
+    summary="Confirm a held reservation (Idempotency-Key required)",
+    openapi_extra=body("ConfirmReservationRequest", required=False),
+    responses=responses("ConfirmReservationResponse"),
+)
+async def confirm_reservation(
+    request: Request,
+    reservation_id: str,
+    gateway: GatewayDep,
+    key: IdempotencyKey = None,
+    timeout: Timeout = None,
+) -> JSONResponse:
+    """ConfirmReservation of the reservation the path names."""
+    cls, method = router_pb2.ConfirmReservationRequest, gateway.routing.ConfirmReservation
+    reply = await _reservation_call(gateway, request, reservation_id, key, timeout, cls, method)
+    return answer(reply)
+
+
+@router.post(
+    "/v1/reservations/{reservation_id}:release",
+    summary="Release a held reservation (Idempotency-Key required)",
+    openapi_extra=body("ReleaseReservationRequest", required=False),
+    responses=responses("ReleaseReservationResponse"),
+)
+async def release_reservation(
+    request: Request,
+    reservation_id: str,
+    gateway: GatewayDep,
+    key: IdempotencyKey = None,
+    timeout: Timeout = None,
+) -> JSONResponse:
+    """ReleaseReservation of the reservation the path names."""
+    cls, method = router_pb2.ReleaseReservationRequest, gateway.routing.ReleaseReservation
+    reply = await _reservation_call(gateway, request, reservation_id, key, timeout, cls, method)
+    return answer(reply)
+
+
+async def _reservation_call(
+    gateway: Gateway,
+    request: Request,
+    reservation_id: str,
+    key: str | None,
+    timeout: float | None,
+    cls: Any,
+    method: Any,
+) -> Message:
+    """Confirm or release: an optional body, the id from the path, the key as request_id."""
+    end = gateway.deadline(timeout)
+    request_id = idempotency_key(key)
+    data = await gateway.read_body(request, end)
+    fields = await run_in_threadpool(json_object, data) if data.strip() else {}
+    check_request_id(fields, request_id)
+    given = pop_either(fields, "reservation_id", "reservationId")
+    if given not in (None, "", reservation_id):
+        raise invalid_field("reservation_id", f"is {given!r} but the path names it")
+    fields["reservation_id"] = reservation_id
+    message = await run_in_threadpool(parse, fields, cls)
+    return await gateway.call(method, message, end)
+
+
+@router.get(
+    "/v1/stock",
+    summary="Live stock positions, optionally of some SKUs and nodes",
+    responses=responses("GetStockResponse"),
+)
+async def get_stock(
+    gateway: GatewayDep,
+    sku: Annotated[list[str] | None, Query(description="repeatable")] = None,
+    node_id: Annotated[list[str] | None, Query(description="repeatable")] = None,
+    timeout: Timeout = None,
+) -> JSONResponse:
+    """GetStock of the SKUs and nodes asked for (all when none)."""
+    end = gateway.deadline(timeout)
+    message = router_pb2.GetStockRequest(skus=sku or [], node_ids=node_id or [])
+    return answer(await gateway.call(gateway.inventory.GetStock, message, end))
+
+
+@router.post(
+    "/v1/orders:batch",
+    summary="Plan or route many orders (JSON lines or CSV); one result per order",
+    openapi_extra=batch_body(),
+    responses=responses("BatchResponse"),
+)
+async def batch(
+    request: Request,
+    gateway: GatewayDep,
+    mode: Annotated[Literal["plan", "route"], Query()] = "plan",
+    explain: Annotated[bool, Query()] = False,
+    explain_level: Annotated[Literal["none", "summary", "full"] | None, Query()] = None,
+    accept: Annotated[Literal["proven", "within_gap", "any"] | None, Query()] = None,
+    max_gap: Annotated[float | None, Query()] = None,
+    key: IdempotencyKey = None,
+    timeout: Timeout = None,
+) -> JSONResponse:
+    """Each order of the batch planned (or routed) in turn; one result per order, in order."""
+    end = gateway.deadline(timeout)
+    batch_key = idempotency_key(key) if mode == "route" else None
+    # The request fields every order is sent with, in their proto3 JSON form.
+    fields: dict[str, Any] = {"explain": True} if explain else {}
+    if explain_level is not None:
+        fields["explain_level"] = f"EXPLAIN_LEVEL_{explain_level.upper()}"
+    if mode == "plan" and (accept is not None or max_gap is not None):
+        raise invalid_field("accept" if accept is not None else "max_gap", "needs mode=route")
+    if accept is not None:
+        fields["accept"] = f"PLAN_ACCEPTANCE_{accept.upper()}"
+    if max_gap is not None:
+        fields["max_gap"] = max_gap
+    orders = await gateway.read_batch(request, end)
+    results = []
+    seen: set[str] = set()
+    for order in orders:
+        result: dict[str, Any] = {"orderId": order.order_id}
+        try:
+            if time.monotonic() >= end:
+                raise deadline_exceeded("before this order was sent")
+            if order.error is not None:
+                raise order.error
+            assert order.raw is not None
+            if batch_key is not None and order.order_id in seen:
+                raise invalid_field("order.order_id", "appears twice in the batch")
+            seen.add(order.order_id)
+            request_id = None if batch_key is None else batch_request_id(batch_key, order.order_id)
+            reply = await _one(gateway, {"order": order.raw, **fields}, request_id, end)
+            result["httpStatus"] = 200
+            result.update(json_format.MessageToDict(reply))
+        except GatewayError as error:
+            failed = rewrite_paths(error, order.rewrite)
+            result["httpStatus"] = failed.http
+            result["error"] = failed.error()
+        results.append(result)
+    return JSONResponse({"results": results})
+
+
+async def _one(
+    gateway: Gateway, fields: dict[str, Any], request_id: str | None, end: float
+) -> Message:
+    """One order of a batch: routed under ``request_id`` when the batch routes, else planned."""
+    if request_id is None:
+        message: Message = await gateway.prepare(fields, router_pb2.PlanOrderRequest, end)
+        return await gateway.call(gateway.routing.PlanOrder, message, end)
+    if len(request_id) > MAX_REQUEST_ID_CHARS:
+        longest = MAX_REQUEST_ID_CHARS - BATCH_REQUEST_ID_OVERHEAD
+        raise invalid_field("order.order_id", f"is longer than {longest} characters")
+    fields["request_id"] = request_id
+    message = await gateway.prepare(fields, router_pb2.RouteOrderRequest, end)
+    return await gateway.call(gateway.routing.RouteOrder, message, end)
