@@ -227,7 +227,7 @@ def plot_kpis(kpi_table: pd.DataFrame) -> Figure:
             per_order, color="black", linestyle="--", linewidth=1,
             label="hindsight bound per order",
         )  # fmt: skip
-        axes[0].legend(loc="lower right", fontsize=7, framealpha=0.9)
+        axes[0].legend(loc="upper right", fontsize=7, framealpha=0.9)
     axes[0].set_yticks(y, runs)
     axes[0].invert_yaxis()
     fig.suptitle("KPIs per run (evaluation cost, scenario rules)")
