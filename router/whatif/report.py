@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -376,26 +377,7 @@ def plot_map(
     use = node_utilisation(rows, network)
     drawn = total = 0
     if orders is not None and len(rows):
-        by_node = {n.node_id: n for n in network.nodes}
-        legs = node_units(rows).merge(
-            orders[[*ORDER_KEYS, "latitude", "longitude"]], on=list(ORDER_KEYS), how="inner"
-        )
-        legs = legs[legs["node_id"].isin(list(by_node))]
-        total = len(legs)
-        if total > max_lines:
-            legs = legs.iloc[np.linspace(0, total - 1, max_lines).astype(int)]
-        drawn = len(legs)
-        segments = [
-            [(by_node[n].longitude, by_node[n].latitude), (lon, lat)]
-            for n, lat, lon in zip(
-                legs["node_id"], legs["latitude"], legs["longitude"], strict=True
-            )
-        ]
-        colours = [TYPE_STYLE[by_node[n].type.value][1] for n in legs["node_id"]]
-        alpha = float(np.clip(8 / math.sqrt(max(drawn, 1)), 0.08, 0.5))  # faint when many
-        ax.add_collection(
-            LineCollection(segments, colors=colours, linewidths=0.4, alpha=alpha, zorder=1)
-        )
+        drawn, total = _draw_legs(ax, rows, network, orders, max_lines)
     largest = float(use["units"].max()) if len(use) else 0.0
     for t in pd.unique(use["type"]):
         part = use[use["type"] == t]
@@ -410,17 +392,7 @@ def plot_map(
         for n in network.nodes
         if not (west <= n.longitude <= east and south <= n.latitude <= north)
     )
-    present = [t for t in types if any(n.type.value == t for n in network.nodes)]
-    handles = _type_legend(present)
-    if largest > 0:
-        for units in sorted({max(1, round(largest / 4)), round(largest)}):
-            handles.append(
-                Line2D(
-                    [], [], marker="o", linestyle="", color="#bbbbbb", markeredgecolor="black",
-                    markersize=math.sqrt(15 + 485 * units / largest), label=f"{units} units",
-                )
-            )  # fmt: skip
-    ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.85)
+    _map_legend(ax, [t for t in types if any(n.type.value == t for n in network.nodes)], largest)
     ax.set_xlim(west, east)
     ax.set_ylim(south, north)
     ax.set_aspect(1 / math.cos(math.radians((south + north) / 2)))
@@ -439,6 +411,48 @@ def plot_map(
     title = f"{run}: units shipped per node ({'; '.join(notes)})"
     ax.set_title(f"{title}\n{which}" if which else title, fontsize=10)
     return fig
+
+
+def _map_legend(ax: Axes, present: list[str], largest: float) -> None:
+    """The map's legend: a marker per node type present, and two sizes of units shipped."""
+    handles = _type_legend(present)
+    if largest > 0:
+        for units in sorted({max(1, round(largest / 4)), round(largest)}):
+            handles.append(
+                Line2D(
+                    [], [], marker="o", linestyle="", color="#bbbbbb", markeredgecolor="black",
+                    markersize=math.sqrt(15 + 485 * units / largest), label=f"{units} units",
+                )
+            )  # fmt: skip
+    ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.85)
+
+
+def _draw_legs(
+    ax: Axes, rows: pd.DataFrame, network: Network, orders: pd.DataFrame, max_lines: int
+) -> tuple[int, int]:
+    """A thin line from each shipping node to each shipment's customer; (drawn, in all).
+
+    An even sample of ``max_lines`` when there are more; fainter the more there are.
+    """
+    by_node = {n.node_id: n for n in network.nodes}
+    legs = node_units(rows).merge(
+        orders[[*ORDER_KEYS, "latitude", "longitude"]], on=list(ORDER_KEYS), how="inner"
+    )
+    legs = legs[legs["node_id"].isin(list(by_node))]
+    total = len(legs)
+    if total > max_lines:
+        legs = legs.iloc[np.linspace(0, total - 1, max_lines).astype(int)]
+    drawn = len(legs)
+    segments = [
+        [(by_node[n].longitude, by_node[n].latitude), (lon, lat)]
+        for n, lat, lon in zip(legs["node_id"], legs["latitude"], legs["longitude"], strict=True)
+    ]
+    colours = [TYPE_STYLE[by_node[n].type.value][1] for n in legs["node_id"]]
+    alpha = float(np.clip(8 / math.sqrt(max(drawn, 1)), 0.08, 0.5))  # faint when many
+    ax.add_collection(
+        LineCollection(segments, colors=colours, linewidths=0.4, alpha=alpha, zorder=1)
+    )
+    return drawn, total
 
 
 def plot_utilisation(
