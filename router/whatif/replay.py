@@ -32,7 +32,7 @@ from models.money import from_units
 from models.network import Network, NodeType, Stock, StockPosition
 from models.order import Order
 from models.replenishment import Replenishment, check_replenishment
-from models.rules import RuleSet
+from models.rules import Policy, RuleSet
 from models.scenario import Scenario
 from router.engine.candidates import build_model
 from router.engine.terms import BuiltModel
@@ -74,14 +74,7 @@ def replay(
     """
     if progress_every < 0:
         raise ValueError(f"progress_every must be >= 0, got {progress_every}")
-    rules = scenario.rules if evaluation is None else evaluation
-    if len(rules.strategies) != 1:
-        names = ", ".join(s.name for s in rules.strategies) or "none"
-        raise ValueError(
-            f"the evaluation rule set {rules.label} must have exactly one strategy to price "
-            f"every order by; it has {len(rules.strategies)} ({names})"
-        )
-    eval_policy = rules.strategies[0].policy
+    eval_policy = _pricing_policy(scenario.rules if evaluation is None else evaluation)
     network = scenario.network
     check_replenishment(replenishment, network)
     stream = arrival_order(scenario.orders if orders is None else orders)
@@ -128,6 +121,17 @@ def replay(
                 flush=True,
             )
     return records
+
+
+def _pricing_policy(rules: RuleSet) -> Policy:
+    """The one strategy's policy every decision is priced by; ValueError unless exactly one."""
+    if len(rules.strategies) != 1:
+        names = ", ".join(s.name for s in rules.strategies) or "none"
+        raise ValueError(
+            f"the evaluation rule set {rules.label} must have exactly one strategy to price "
+            f"every order by; it has {len(rules.strategies)} ({names})"
+        )
+    return rules.strategies[0].policy
 
 
 def _arrived_by(
