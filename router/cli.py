@@ -918,7 +918,8 @@ def _add_whatif_command(commands: Any) -> None:
 def _whatif(args: argparse.Namespace) -> int:
     import importlib.util
 
-    missing = [m for m in ("matplotlib", "pyarrow") if importlib.util.find_spec(m) is None]
+    needed = ("jinja2", "matplotlib", "pyarrow", "shapely")
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
         print(
             f"router whatif: {' and '.join(missing)} not installed; install the whatif extra "

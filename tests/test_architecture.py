@@ -65,3 +65,22 @@ def test_router_intake_loads_no_solver():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "[]"
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_of_the_product_is_longer_than_80_lines():
+    """Functions of models/ and router/ (generated code aside) fit in 80 lines, docstring in."""
+    long = []
+    for package in ("models", "router"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "v1" in path.relative_to(ROOT).parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    assert node.end_lineno is not None
+                    size = node.end_lineno - node.lineno + 1
+                    if size > MAX_FUNCTION_LINES:
+                        long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} {size}")
+    assert long == []

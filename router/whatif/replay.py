@@ -25,14 +25,14 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 
 from models.capacity import CapacityUsed
 from models.money import from_units
 from models.network import Network, NodeType, Stock, StockPosition
 from models.order import Order
 from models.replenishment import Replenishment, check_replenishment
-from models.rules import RuleSet
+from models.rules import Policy, RuleSet
 from models.scenario import Scenario
 from router.engine.candidates import build_model
 from router.engine.terms import BuiltModel
@@ -74,14 +74,7 @@ def replay(
     """
     if progress_every < 0:
         raise ValueError(f"progress_every must be >= 0, got {progress_every}")
-    rules = scenario.rules if evaluation is None else evaluation
-    if len(rules.strategies) != 1:
-        names = ", ".join(s.name for s in rules.strategies) or "none"
-        raise ValueError(
-            f"the evaluation rule set {rules.label} must have exactly one strategy to price "
-            f"every order by; it has {len(rules.strategies)} ({names})"
-        )
-    eval_policy = rules.strategies[0].policy
+    eval_policy = _pricing_policy(scenario.rules if evaluation is None else evaluation)
     network = scenario.network
     check_replenishment(replenishment, network)
     stream = arrival_order(scenario.orders if orders is None else orders)
@@ -92,11 +85,7 @@ def replay(
     capacity: dict[tuple[str, date], int] = {}  # orders per (node, ship date)
     records: list[OrderRecord] = []
     for seq, order in enumerate(stream):
-        arrived: dict[tuple[str, str], int] = {}
-        while due < len(arrivals) and arrivals[due].at <= order.created_at:
-            r = arrivals[due]
-            arrived[(r.node_id, r.sku)] = arrived.get((r.node_id, r.sku), 0) + r.units
-            due += 1
+        arrived, due = _arrived_by(arrivals, due, order.created_at)
         if arrived:
             stock = _moved(stock, arrived)
             if isinstance(policy, StockAware):
@@ -124,16 +113,7 @@ def replay(
                 price_version=decision.price_version,
             )
         )
-        shipped: dict[tuple[str, str], int] = {}
-        node_ids = built.matrices.node_ids
-        for (j, line), units in assignment.items():
-            key = (node_ids[j], built.lines[line].sku)
-            shipped[key] = shipped.get(key, 0) - units
-        if shipped:
-            stock = _moved(stock, shipped, order_id=order.order_id)
-            for j in {j for j, _ in assignment}:
-                slot = (node_ids[j], date.fromordinal(int(built.matrices.ship[j])))
-                capacity[slot] = capacity.get(slot, 0) + 1
+        stock = _ship(stock, capacity, built, assignment, order.order_id)
         if progress_every and (seq + 1) % progress_every == 0:
             print(
                 f"{name} {scenario_name} seed {seed}: {seq + 1}/{len(stream)} orders",
@@ -141,6 +121,51 @@ def replay(
                 flush=True,
             )
     return records
+
+
+def _pricing_policy(rules: RuleSet) -> Policy:
+    """The one strategy's policy every decision is priced by; ValueError unless exactly one."""
+    if len(rules.strategies) != 1:
+        names = ", ".join(s.name for s in rules.strategies) or "none"
+        raise ValueError(
+            f"the evaluation rule set {rules.label} must have exactly one strategy to price "
+            f"every order by; it has {len(rules.strategies)} ({names})"
+        )
+    return rules.strategies[0].policy
+
+
+def _arrived_by(
+    arrivals: Sequence[Replenishment], due: int, now: datetime
+) -> tuple[dict[tuple[str, str], int], int]:
+    """Units per (node, SKU) of the arrivals from ``due`` on that came by ``now``; next due."""
+    arrived: dict[tuple[str, str], int] = {}
+    while due < len(arrivals) and arrivals[due].at <= now:
+        r = arrivals[due]
+        arrived[(r.node_id, r.sku)] = arrived.get((r.node_id, r.sku), 0) + r.units
+        due += 1
+    return arrived, due
+
+
+def _ship(
+    stock: Stock,
+    capacity: dict[tuple[str, date], int],
+    built: BuiltModel,
+    assignment: Mapping[tuple[int, int], int],
+    order_id: str,
+) -> Stock:
+    """The stock after ``assignment`` shipped; each shipping node's slot on its ship date taken."""
+    shipped: dict[tuple[str, str], int] = {}
+    node_ids = built.matrices.node_ids
+    for (j, line), units in assignment.items():
+        key = (node_ids[j], built.lines[line].sku)
+        shipped[key] = shipped.get(key, 0) - units
+    if not shipped:
+        return stock
+    stock = _moved(stock, shipped, order_id=order_id)
+    for j in {j for j, _ in assignment}:
+        slot = (node_ids[j], date.fromordinal(int(built.matrices.ship[j])))
+        capacity[slot] = capacity.get(slot, 0) + 1
+    return stock
 
 
 def arrival_order(orders: Iterable[Order], n: int | None = None) -> tuple[Order, ...]:

@@ -12,15 +12,18 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -28,6 +31,7 @@ from matplotlib.lines import Line2D
 
 from models.network import Network, NodeType
 from router.whatif.kpis import METRICS, ORDER_KEYS, STREAM_KEYS, node_units, node_utilisation
+from router.whatif.outline import contiguous_us
 
 STRING_COLUMNS: frozenset[str] = frozenset(
     {"run", "policy", "setting", "scenario", "order_id", "status", "node_units", "price_version"}
@@ -220,11 +224,11 @@ def plot_kpis(kpi_table: pd.DataFrame) -> Figure:
     if ratio is not None and len(orders) == 1 and ratio.notna().all():
         per_order = float((kpi_table["cost_per_order"] / ratio).iloc[0])
     if math.isfinite(per_order):
-        axes[0].axvline(per_order, color="black", linestyle="--", linewidth=1)
-        axes[0].annotate(
-            "hindsight bound", (per_order, len(runs) - 0.5), rotation=90, fontsize=8,
-            va="top", ha="right",
+        axes[0].axvline(
+            per_order, color="black", linestyle="--", linewidth=1,
+            label="hindsight bound per order",
         )  # fmt: skip
+        axes[0].legend(loc="upper right", fontsize=7, framealpha=0.9)
     axes[0].set_yticks(y, runs)
     axes[0].invert_yaxis()
     fig.suptitle("KPIs per run (evaluation cost, scenario rules)")
@@ -355,6 +359,11 @@ def plot_map(
     fig = figure(11, 6.5)
     ax = fig.subplots()
     west, east, south, north = US_EXTENT
+    outline = contiguous_us()
+    ax.fill(
+        outline[:, 0], outline[:, 1], facecolor="#f4f4f4", edgecolor="#9a9a9a",
+        linewidth=0.8, zorder=0,
+    )  # fmt: skip
     types = [t.value for t in NodeType]
     for t in types:
         nodes = [n for n in network.nodes if n.type.value == t]
@@ -368,26 +377,7 @@ def plot_map(
     use = node_utilisation(rows, network)
     drawn = total = 0
     if orders is not None and len(rows):
-        by_node = {n.node_id: n for n in network.nodes}
-        legs = node_units(rows).merge(
-            orders[[*ORDER_KEYS, "latitude", "longitude"]], on=list(ORDER_KEYS), how="inner"
-        )
-        legs = legs[legs["node_id"].isin(list(by_node))]
-        total = len(legs)
-        if total > max_lines:
-            legs = legs.iloc[np.linspace(0, total - 1, max_lines).astype(int)]
-        drawn = len(legs)
-        segments = [
-            [(by_node[n].longitude, by_node[n].latitude), (lon, lat)]
-            for n, lat, lon in zip(
-                legs["node_id"], legs["latitude"], legs["longitude"], strict=True
-            )
-        ]
-        colours = [TYPE_STYLE[by_node[n].type.value][1] for n in legs["node_id"]]
-        alpha = float(np.clip(8 / math.sqrt(max(drawn, 1)), 0.08, 0.5))  # faint when many
-        ax.add_collection(
-            LineCollection(segments, colors=colours, linewidths=0.4, alpha=alpha, zorder=1)
-        )
+        drawn, total = _draw_legs(ax, rows, network, orders, max_lines)
     largest = float(use["units"].max()) if len(use) else 0.0
     for t in pd.unique(use["type"]):
         part = use[use["type"] == t]
@@ -402,17 +392,7 @@ def plot_map(
         for n in network.nodes
         if not (west <= n.longitude <= east and south <= n.latitude <= north)
     )
-    present = [t for t in types if any(n.type.value == t for n in network.nodes)]
-    handles = _type_legend(present)
-    if largest > 0:
-        for units in sorted({max(1, round(largest / 4)), round(largest)}):
-            handles.append(
-                Line2D(
-                    [], [], marker="o", linestyle="", color="#bbbbbb", markeredgecolor="black",
-                    markersize=math.sqrt(15 + 485 * units / largest), label=f"{units} units",
-                )
-            )  # fmt: skip
-    ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.85)
+    _map_legend(ax, [t for t in types if any(n.type.value == t for n in network.nodes)], largest)
     ax.set_xlim(west, east)
     ax.set_ylim(south, north)
     ax.set_aspect(1 / math.cos(math.radians((south + north) / 2)))
@@ -433,6 +413,48 @@ def plot_map(
     return fig
 
 
+def _map_legend(ax: Axes, present: list[str], largest: float) -> None:
+    """The map's legend: a marker per node type present, and two sizes of units shipped."""
+    handles = _type_legend(present)
+    if largest > 0:
+        for units in sorted({max(1, round(largest / 4)), round(largest)}):
+            handles.append(
+                Line2D(
+                    [], [], marker="o", linestyle="", color="#bbbbbb", markeredgecolor="black",
+                    markersize=math.sqrt(15 + 485 * units / largest), label=f"{units} units",
+                )
+            )  # fmt: skip
+    ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.85)
+
+
+def _draw_legs(
+    ax: Axes, rows: pd.DataFrame, network: Network, orders: pd.DataFrame, max_lines: int
+) -> tuple[int, int]:
+    """A thin line from each shipping node to each shipment's customer; (drawn, in all).
+
+    An even sample of ``max_lines`` when there are more; fainter the more there are.
+    """
+    by_node = {n.node_id: n for n in network.nodes}
+    legs = node_units(rows).merge(
+        orders[[*ORDER_KEYS, "latitude", "longitude"]], on=list(ORDER_KEYS), how="inner"
+    )
+    legs = legs[legs["node_id"].isin(list(by_node))]
+    total = len(legs)
+    if total > max_lines:
+        legs = legs.iloc[np.linspace(0, total - 1, max_lines).astype(int)]
+    drawn = len(legs)
+    segments = [
+        [(by_node[n].longitude, by_node[n].latitude), (lon, lat)]
+        for n, lat, lon in zip(legs["node_id"], legs["latitude"], legs["longitude"], strict=True)
+    ]
+    colours = [TYPE_STYLE[by_node[n].type.value][1] for n in legs["node_id"]]
+    alpha = float(np.clip(8 / math.sqrt(max(drawn, 1)), 0.08, 0.5))  # faint when many
+    ax.add_collection(
+        LineCollection(segments, colors=colours, linewidths=0.4, alpha=alpha, zorder=1)
+    )
+    return drawn, total
+
+
 def plot_utilisation(
     records: pd.DataFrame,
     network: Network,
@@ -451,7 +473,9 @@ def plot_utilisation(
     names = [str(r) for r in (runs if runs is not None else pd.unique(records["run"]))]
     ncols = min(3, max(1, len(names)))
     nrows = math.ceil(max(1, len(names)) / ncols)
-    fig = figure(5 * ncols, (1.0 + 0.18 * top) * nrows)
+    # As tall as the longest run's bars, not as ``top`` would be: no empty panels.
+    tallest = max([len(use[use["run"] == run].head(top)) for run in names] or [1])
+    fig = figure(5 * ncols, (1.2 + 0.22 * max(tallest, 3)) * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for ax, run in zip(axes, names, strict=False):
         part = use[use["run"] == run].head(top)
@@ -477,75 +501,78 @@ def plot_utilisation(
     present = [t for t in TYPE_STYLE if t in set(use["type"])]
     if present:
         fig.legend(handles=_type_legend(present), loc="outside lower center", ncols=len(present))
-    fig.suptitle(f"node utilisation: top {top} nodes by units shipped, per run")
+    fig.suptitle(f"node utilisation: at most the top {top} nodes by units shipped, per run")
     return fig
 
 
 # report ----------------------------------------------------------------------------------
 
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1200px; color: #222; line-height: 1.45; padding: 0 1em; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.8em 0; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f3f3f3; }
-td:first-child, th:first-child { text-align: left; }
-tr.significant td { background: #fff4e5; }
-img { max-width: 100%; height: auto; border: 1px solid #eee; }
-.note { color: #555; font-size: 0.9em; }
-"""
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table as the report shows it: headers, rows of formatted cells, a class per row."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    classes: list[str]
+
+    @staticmethod
+    def of(frame: pd.DataFrame, labels: Mapping[str, str] | None = None) -> Table:
+        """``frame``'s cells formatted by :func:`format_value`, headers renamed by ``labels``."""
+        names = dict(labels or {})
+        rows = [
+            [format_value(str(c), v) for c, v in zip(frame.columns, values, strict=True)]
+            for values in frame.itertuples(index=False, name=None)
+        ]
+        return Table([names.get(str(c), str(c)) for c in frame.columns], rows, [""] * len(rows))
 
 
-def _html_table(table: pd.DataFrame, labels: Mapping[str, str] | None = None) -> str:
-    shown = pd.DataFrame({c: [format_value(c, v) for v in table[c]] for c in table.columns})
-    if labels:
-        shown = shown.rename(columns=dict(labels))
-    return str(shown.to_html(index=False, escape=True, border=0))
-
-
-def _img(data: bytes, alt: str) -> str:
-    encoded = base64.b64encode(data).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
-
-
-def _paired_html(comparisons: pd.DataFrame) -> str:
-    rows = []
+def paired_table(comparisons: pd.DataFrame) -> Table:
+    """The paired differences: run, metric, orders, mean, interval, verdict (rows marked)."""
     means = comparisons["mean_difference"].to_numpy(dtype=float)
     lows = comparisons["low"].to_numpy(dtype=float)
     highs = comparisons["high"].to_numpy(dtype=float)
     counts = comparisons["n"].to_numpy(dtype=int)
     flags = comparisons["significant"].fillna(False).to_numpy(dtype=bool)
+    rows: list[list[str]] = []
+    classes: list[str] = []
     for i, (other, metric) in enumerate(
         zip(comparisons["other"], comparisons["metric"], strict=True)
     ):
-        mean, low, high, significant = (
-            float(means[i]),
-            float(lows[i]),
-            float(highs[i]),
-            bool(flags[i]),
-        )
+        mean, significant = float(means[i]), bool(flags[i])
         if math.isnan(mean):
             interval, verdict, klass = "–", "no paired orders", ""
         else:
-            interval = f"[{low:+.4g}, {high:+.4g}]"
-            klass = ' class="significant"' if significant else ""
+            interval = f"[{float(lows[i]):+.4g}, {float(highs[i]):+.4g}]"
+            klass = "significant" if significant else ""
             verdict = "significant" if significant else "not significant (interval contains 0)"
-        cells = [
-            html.escape(str(other)),
-            html.escape(METRICS.get(str(metric), str(metric))),
-            f"{int(counts[i]):,}",
-            "–" if math.isnan(mean) else f"{mean:+.4g}",
-            interval,
-            verdict,
-        ]
-        rows.append(f"<tr{klass}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("run", "metric", "orders paired", "mean difference", "interval", "verdict")
+        label = METRICS.get(str(metric), str(metric))
+        mean_text = "–" if math.isnan(mean) else f"{mean:+.4g}"
+        rows.append([str(other), label, f"{int(counts[i]):,}", mean_text, interval, verdict])
+        classes.append(klass)
+    headers = ["run", "metric", "orders paired", "mean difference", "interval", "verdict"]
+    return Table(headers, rows, classes)
+
+
+def in_value_order(table: pd.DataFrame, column: str = "run") -> pd.DataFrame:
+    """``table``'s rows with ``column`` in natural order: numbers in labels compare as numbers.
+
+    So a sweep reads ``split_penalty=0, 4, 16, 64``, not ``0, 16, 4, 64``; the sort is
+    stable, so rows of one label keep their order.
+    """
+    keys = [_natural_key(str(v)) for v in table[column]]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return table.iloc[order]
+
+
+_NUMBER = re.compile(r"(-?\d+(?:\.\d+)?)")
+
+
+def _natural_key(label: str) -> tuple[tuple[int, float, str], ...]:
+    parts = _NUMBER.split(label)
+    return tuple(
+        (1, float(part), "") if i % 2 else (0, 0.0, part) for i, part in enumerate(parts) if part
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 CAPACITY_LABELS: dict[str, str] = {
@@ -587,11 +614,12 @@ def write_report(
     capacity. Returns the report's path.
     """
     out.mkdir(parents=True, exist_ok=True)
-    kpi = kpi_table
+    kpi = in_value_order(kpi_table)
     if map_run is None:
         map_run = str(comparisons["base"].iloc[0]) if len(comparisons) else _runs(kpi)[0]
 
     figures: list[tuple[str, str, Figure]] = [("kpis.png", "KPIs per run", plot_kpis(kpi))]
+    comparisons = in_value_order(comparisons, "other") if len(comparisons) else comparisons
     if len(comparisons):
         figures.append(("paired.png", "paired differences", plot_paired(comparisons)))
     if tradeoff_table is not None and len(tradeoff_table):
@@ -599,17 +627,63 @@ def write_report(
     figures.append(("map.png", f"map of {map_run}", plot_map(network, records, map_run, orders)))
     utilisation = plot_utilisation(records, network, orders, top=top_nodes)
     figures.append(("utilisation.png", "node utilisation", utilisation))
-    images: dict[str, str] = {}
+    images: dict[str, dict[str, str]] = {}
     for name, alt, fig in figures:
         data = png(fig)
         (out / name).write_bytes(data)
-        images[name] = _img(data, alt)
+        images[name] = {"alt": alt, "data": base64.b64encode(data).decode("ascii")}
+    context = {
+        "title": title,
+        "facts": _facts(records, kpi, bound, notes),
+        "kpis": Table.of(kpi[[c for c in KPI_LABELS if c in kpi.columns]], KPI_LABELS),
+        "figures": images,
+        "paired": None,
+        "tradeoff": None,
+        "map_run": map_run,
+        "capacity": None,
+    }
+    if len(comparisons):
+        level = float(comparisons["level"].iloc[0]) if "level" in comparisons.columns else 0.95
+        context["paired"] = {
+            "base": str(comparisons["base"].iloc[0]),
+            "level": f"{level:.0%}",
+            "table": paired_table(comparisons),
+        }
+    if "tradeoff.png" in images and tradeoff_table is not None:
+        shown = in_value_order(tradeoff_table)
+        shown = shown[[c for c in TRADEOFF_COLUMNS if c in shown.columns]]
+        context["tradeoff"] = Table.of(shown, {**KPI_LABELS, "pareto": "Pareto-efficient"})
+    if orders is not None:
+        use = node_utilisation(records[records["run"] == map_run], network, orders)
+        capped = use[use["capacity"].notna()].sort_values(
+            ["peak_capacity_use", "node_id"], ascending=[False, True]
+        )
+        if len(capped):
+            shown = capped[list(CAPACITY_LABELS)].head(top_nodes)
+            context["capacity"] = Table.of(shown, CAPACITY_LABELS)
+    path = out / "report.html"
+    path.write_text(_TEMPLATES.get_template("report.html.j2").render(context), encoding="utf-8")
+    return path
 
+
+_TEMPLATES = Environment(
+    loader=PackageLoader("router.whatif", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=StrictUndefined,
+)
+"""The report's template (templates/report.html.j2), every value escaped."""
+
+
+def _facts(
+    records: pd.DataFrame, kpi: pd.DataFrame, bound: float | None, notes: Sequence[str]
+) -> list[str]:
+    """The report's opening facts: what was replayed, how it is priced, the bound, notes."""
     scenarios = ", ".join(sorted({str(s) for s in records["scenario"]}))
     seeds = ", ".join(str(s) for s in sorted({int(s) for s in records["seed"]}))
     facts = [
-        f"Scenario {html.escape(scenarios)}, seed {html.escape(seeds)}; {len(kpi)} runs, "
-        f"{len(records):,} order records.",
+        f"Scenario {scenarios}, seed {seeds}; {len(kpi)} runs, {len(records):,} order records.",
         "Costs are evaluation costs: every run is priced by the canonical model under the "
         "scenario's own rules, whatever rules or settings it routed with.",
     ]
@@ -620,66 +694,4 @@ def write_report(
             f"cost / bound − 1 over-states (never under-states) how far it is from the best "
             f"possible."
         )
-    facts += [html.escape(n) for n in notes]
-    columns = [c for c in KPI_LABELS if c in kpi.columns]
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        "<ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>",
-        "<h2>KPIs per run</h2>",
-        _html_table(kpi[columns], KPI_LABELS),
-        '<p class="note">Rates are shares of orders (on-time: in full by the deliver-by date, '
-        "among orders with one; a backorder is late); fill rate and node shares are shares "
-        "of units; latency is the policy's decision time.</p>",
-        images["kpis.png"],
-    ]
-    if len(comparisons):
-        base = html.escape(str(comparisons["base"].iloc[0]))
-        level = float(comparisons["level"].iloc[0]) if "level" in comparisons.columns else 0.95
-        parts += [
-            f"<h2>Paired differences against {base}</h2>",
-            f'<p class="note">Each order routed by both runs is paired; the mean per-order '
-            f"difference (run − {base}) has a {level:.0%} percentile bootstrap interval. "
-            "<b>significant</b> when the interval excludes 0. The bootstrap treats orders as "
-            "independent, but the decisions on one stream share its stock and capacity, so "
-            "an order's outcome depends on earlier ones and the intervals may be too narrow; "
-            "replicate over streams (<code>--seeds</code>) for independent evidence.</p>",
-            _paired_html(comparisons),
-            images["paired.png"],
-        ]
-    if "tradeoff.png" in images and tradeoff_table is not None:
-        shown = TRADEOFF_COLUMNS
-        parts += [
-            "<h2>Trade-off</h2>",
-            '<p class="note">Pareto-efficient settings: no other setting is at least as good '
-            "on cost per order, split rate and on-time rate and better on one.</p>",
-            _html_table(
-                tradeoff_table[[c for c in shown if c in tradeoff_table.columns]],
-                {**KPI_LABELS, "pareto": "Pareto-efficient"},
-            ),
-            images["tradeoff.png"],
-        ]
-    parts += [
-        f"<h2>Where units shipped from and to: {html.escape(map_run)}</h2>",
-        images["map.png"],
-        "<h2>Node utilisation</h2>",
-        images["utilisation.png"],
-    ]
-    if orders is not None:
-        use = node_utilisation(records[records["run"] == map_run], network, orders)
-        capped = use[use["capacity"].notna()].sort_values(
-            ["peak_capacity_use", "node_id"], ascending=[False, True]
-        )
-        if len(capped):
-            parts += [
-                f'<p class="note">{html.escape(map_run)}: the nodes with a daily order '
-                "capacity, by their busiest UTC day of one stream against it.</p>",
-                _html_table(capped[list(CAPACITY_LABELS)].head(top_nodes), CAPACITY_LABELS),
-            ]
-    parts.append("</body></html>")
-    path = out / "report.html"
-    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    return path
+    return facts + list(notes)

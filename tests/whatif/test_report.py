@@ -110,11 +110,12 @@ def test_write_report_without_sweep_bound_or_comparisons(tmp_path):
 def test_paired_table_says_significant_only_when_the_interval_excludes_zero(tmp_path):
     """The verdict column follows Paired.significant, row by row."""
     _, _, paired = outputs()
-    html = report._paired_html(paired)
-    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", html)[1:]
+    table = report.paired_table(paired)
+    rows = table.rows
     assert len(rows) == len(paired)
-    for row, significant in zip(rows, paired["significant"], strict=True):
-        assert ("<td>significant</td>" in row) == bool(significant)
+    for row, klass, significant in zip(rows, table.classes, paired["significant"], strict=True):
+        assert (row[-1] == "significant") == bool(significant)
+        assert (klass == "significant") == bool(significant)
 
 
 def test_the_kpi_table_of_the_report_shows_every_value_of_the_kpi_table(tmp_path):
@@ -175,3 +176,51 @@ def test_the_map_of_several_seeds_draws_the_first_and_says_so():
     fig = report.plot_map(tiny_network(), both, "engine", orders)
     title = fig.axes[0].get_title()
     assert "seed 1 of 1, 2" in title and "6 units" in title  # one seed's units, not both
+
+
+def test_runs_read_in_the_order_of_their_values_not_as_text():
+    """A sweep's runs sort as 0, 4, 16, 64 (text order would give 0, 16, 4, 64)."""
+    runs = ["engine split_penalty=16", "engine split_penalty=4", "greedy", "engine", "x=0.5"]
+    runs += ["engine split_penalty=0", "engine split_penalty=64", "x=-1"]
+    table = pd.DataFrame({"run": runs, "i": range(len(runs))})
+    assert report.in_value_order(table)["run"].tolist() == [
+        "engine", "engine split_penalty=0", "engine split_penalty=4",
+        "engine split_penalty=16", "engine split_penalty=64", "greedy", "x=-1", "x=0.5",
+    ]  # fmt: skip
+
+
+def test_the_bound_is_a_legend_entry_not_a_label_over_the_axis():
+    """The hindsight bound per order is named in a legend; no text is rotated onto the axis."""
+    _, kpi_table, _ = outputs()
+    fig = report.plot_kpis(kpi_table)
+    cost = fig.axes[0]
+    legend = cost.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == ["hindsight bound per order"]
+    assert all(t.get_rotation() == 0 for ax in fig.axes for t in ax.texts)
+
+
+def test_the_map_draws_the_outline_of_the_contiguous_us_under_the_nodes():
+    """A filled outline from the zipcodes package's postal codes, behind every node."""
+    from router.whatif.outline import contiguous_us
+
+    outline = contiguous_us()
+    assert outline.shape[1] == 2 and len(outline) > 100
+    assert (outline[0] == outline[-1]).all()  # closed
+    west, east, south, north = report.US_EXTENT
+    assert outline[:, 0].min() > west - 1 and outline[:, 0].max() < east + 1
+    assert outline[:, 1].min() > south - 1 and outline[:, 1].max() < north + 1
+    records, _, _ = outputs()
+    ax = report.plot_map(tiny_network(), records, "greedy", tiny_orders()).axes[0]
+    polygons = [p for p in ax.patches if type(p).__name__ == "Polygon"]
+    assert len(polygons) == 1 and polygons[0].get_zorder() < min(
+        c.get_zorder() for c in ax.collections
+    )
+
+
+def test_utilisation_is_as_tall_as_its_bars_not_as_the_top_it_could_show():
+    """Runs that use 2 nodes get a short chart whatever ``top`` is (no page of empty bars)."""
+    records, _, _ = outputs()
+    height = report.plot_utilisation(records, tiny_network(), top=30).get_figheight()
+    assert height == report.plot_utilisation(records, tiny_network(), top=3).get_figheight()
+    assert height < 3.0  # (1.0 + 0.18 x 30) = 6.4 inches before
