@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from tqdm import tqdm
 
@@ -254,15 +254,18 @@ def _read_text(path: Path) -> str:
         raise InvalidArgumentError([FieldViolation(str(path), f"cannot be read: {exc}")]) from exc
 
 
-def _print_findings(findings: Sequence[router_pb2.LintFinding]) -> None:
-    from router.v1 import router_pb2
+class _CaseOutcome(Protocol):
+    """A golden case's outcome as printed: the domain's CaseResult or the wire's."""
 
-    for finding in findings:
-        severity = router_pb2.LintSeverity.Name(finding.severity).removeprefix("LINT_SEVERITY_")
-        print(f"{severity.lower()}: {finding.path}: {finding.message} [{finding.code}]")
+    @property
+    def name(self) -> str: ...
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def failures(self) -> Sequence[str]: ...
 
 
-def _print_results(results: Sequence[router_pb2.GoldenCaseResult]) -> None:
+def _print_results(results: Sequence[_CaseOutcome]) -> None:
     for result in results:
         print(f"{'PASS' if result.passed else 'FAIL'} {result.name}")
         for failure in result.failures:
@@ -367,35 +370,34 @@ def _print_activation(activation: router_pb2.RuleActivation) -> None:
 
 
 def _rules_validate(args: argparse.Namespace) -> int:
-    from router.service.rules import validate_response
+    from router.rules.document import canonical_text
 
     scenario = _scenario(args.scenario, None, None)
-    answer = validate_response(read_rules_file(args.file, scenario.network))
-    print(f"{args.file}: valid rule set {answer.name!r}: {', '.join(answer.strategies)}")
+    rules = read_rules_file(args.file, scenario.network)
+    strategies = ", ".join(s.name for s in rules.strategies)
+    print(f"{args.file}: valid rule set {rules.name!r}: {strategies}")
     if args.canonical:
-        print(answer.canonical_document, end="")
+        print(canonical_text(rules), end="")
     return 0
 
 
 def _rules_lint(args: argparse.Namespace) -> int:
-    from router.rules.lint import lint_rules
+    from router.rules.lint import Severity, lint_rules
     from router.scenario import read_orders
-    from router.service.rules import lint_response
-    from router.v1 import router_pb2
 
     scenario = _scenario(args.scenario, None, None)
     rules = read_rules_file(args.file, scenario.network)
     orders = read_orders(args.orders, scenario.network) if args.orders is not None else ()
-    answer = lint_response(lint_rules(rules, scenario.network, scenario.stock, orders))
-    _print_findings(answer.findings)
-    errors = sum(f.severity == router_pb2.LINT_SEVERITY_ERROR for f in answer.findings)
-    print(f"{args.file}: {errors} error(s), {len(answer.findings) - errors} warning(s)")
+    findings = lint_rules(rules, scenario.network, scenario.stock, orders)
+    for finding in findings:
+        print(f"{finding.severity.value}: {finding.path}: {finding.message} [{finding.code}]")
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    print(f"{args.file}: {errors} error(s), {len(findings) - errors} warning(s)")
     return 1 if errors else 0
 
 
 def _rules_test(args: argparse.Namespace) -> int:
     from router.rules.golden import load_suite, run_suite
-    from router.service.rules import test_response
 
     scenario = _scenario(args.scenario, None, None)
     v = Violations()
@@ -410,9 +412,9 @@ def _rules_test(args: argparse.Namespace) -> int:
         v.extend(error.violations)
     v.raise_if_any()
     assert rules is not None and suite is not None
-    answer = test_response(run_suite(suite, rules, scenario.network, scenario.stock))
-    _print_results(answer.results)
-    return 0 if answer.passed else 1
+    results = run_suite(suite, rules, scenario.network, scenario.stock)
+    _print_results(results)
+    return 0 if all(r.passed for r in results) else 1
 
 
 def _read_order(path: Path) -> router_pb2.Order:

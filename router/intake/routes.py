@@ -85,42 +85,36 @@ async def route_order(
     return answer(await gateway.call(gateway.routing.RouteOrder, message, end))
 
 
-@router.post(
-    "/v1/reservations/{reservation_id}:confirm",
-    summary="Confirm a held reservation (Idempotency-Key required)",
-    openapi_extra=body("ConfirmReservationRequest", required=False),
-    responses=responses("ConfirmReservationResponse"),
-)
-async def confirm_reservation(
-    request: Request,
-    reservation_id: str,
-    gateway: GatewayDep,
-    key: IdempotencyKey = None,
-    timeout: Timeout = None,
-) -> JSONResponse:
-    """ConfirmReservation of the reservation the path names."""
-    cls, method = router_pb2.ConfirmReservationRequest, gateway.routing.ConfirmReservation
-    reply = await _reservation_call(gateway, request, reservation_id, key, timeout, cls, method)
-    return answer(reply)
+def _reservation_route(action: str, rpc: str, request_cls: type[Message]) -> None:
+    """``POST /v1/reservations/{reservation_id}:ACTION``, forwarded to ``RoutingService.RPC``."""
+
+    async def handler(
+        request: Request,
+        reservation_id: str,
+        gateway: GatewayDep,
+        key: IdempotencyKey = None,
+        timeout: Timeout = None,
+    ) -> JSONResponse:
+        method = getattr(gateway.routing, rpc)
+        reply = await _reservation_call(
+            gateway, request, reservation_id, key, timeout, request_cls, method
+        )
+        return answer(reply)
+
+    router.add_api_route(
+        f"/v1/reservations/{{reservation_id}}:{action}",
+        handler,
+        methods=["POST"],
+        name=f"{action}_reservation",
+        summary=f"{action.capitalize()} a held reservation (Idempotency-Key required)",
+        description=f"{rpc} of the reservation the path names.",
+        openapi_extra=body(f"{rpc}Request", required=False),
+        responses=responses(f"{rpc}Response"),
+    )
 
 
-@router.post(
-    "/v1/reservations/{reservation_id}:release",
-    summary="Release a held reservation (Idempotency-Key required)",
-    openapi_extra=body("ReleaseReservationRequest", required=False),
-    responses=responses("ReleaseReservationResponse"),
-)
-async def release_reservation(
-    request: Request,
-    reservation_id: str,
-    gateway: GatewayDep,
-    key: IdempotencyKey = None,
-    timeout: Timeout = None,
-) -> JSONResponse:
-    """ReleaseReservation of the reservation the path names."""
-    cls, method = router_pb2.ReleaseReservationRequest, gateway.routing.ReleaseReservation
-    reply = await _reservation_call(gateway, request, reservation_id, key, timeout, cls, method)
-    return answer(reply)
+_reservation_route("confirm", "ConfirmReservation", router_pb2.ConfirmReservationRequest)
+_reservation_route("release", "ReleaseReservation", router_pb2.ReleaseReservationRequest)
 
 
 async def _reservation_call(
