@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from models.errors import LedgerUnavailableError
@@ -45,7 +46,7 @@ POOL_TIMEOUT_S = 5.0
 class _PgTx:
     """A transaction on one psycopg connection; ``?`` placeholders become ``%s``."""
 
-    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+    def __init__(self, cur: psycopg.Cursor[dict[str, Any]]) -> None:
         self.cur = cur
 
     def _execute(self, sql: str, params: Sequence[object]) -> None:
@@ -130,7 +131,7 @@ class PostgresLedger(SqlLedger):
                 with (
                     self.pool.connection() as conn,
                     conn.transaction(),
-                    conn.cursor() as cur,
+                    conn.cursor(row_factory=dict_row) as cur,
                 ):
                     return work(_PgTx(cur))
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as e:

@@ -77,6 +77,7 @@ class SqliteLedger(SqlLedger):
             isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
             check_same_thread=False,  # one connection per thread; close() may run anywhere
         )
+        conn.row_factory = sqlite3.Row  # rows are read by column name
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         if not self._memory:
