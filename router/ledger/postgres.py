@@ -69,7 +69,18 @@ class _PgTx:
 class PostgresLedger(SqlLedger):
     """The ledger in a PostgreSQL database (the schema on the connection's search_path)."""
 
-    for_update = " FOR UPDATE"
+    lock_position_sql = (
+        "SELECT on_hand, reserved, safety_stock FROM positions WHERE node_id = ? AND sku = ? "
+        "FOR UPDATE"
+    )
+    positions_of_skus_sql = (
+        "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions "
+        "WHERE sku = ANY(?) ORDER BY node_id, sku"
+    )
+
+    def sku_list(self, skus: Sequence[str]) -> object:
+        """A Python list: psycopg sends it as a text array for ``ANY``."""
+        return list(skus)
 
     def __init__(
         self,

@@ -83,15 +83,57 @@ T = TypeVar("T")
 Row = Mapping[str, Any]
 """A row as the backends return it: its values by column name (never by position)."""
 
-#: The columns of rule_versions, in the order of :class:`RuleVersion`'s fields.
-_RULE_COLUMNS = "version, name, document, digest, published_at, published_by, reason, lint"
-#: The columns of rule_activations, in the order of :class:`RuleActivation`'s fields.
-_ACTIVATION_COLUMNS = "seq, version, action, activated_at, activated_by, reason, previous"
+#: Rule versions (every column :class:`RuleVersion` is read from), by key, by digest, all.
+_RULE_BY_VERSION = (
+    "SELECT version, name, document, digest, published_at, published_by, reason, lint "
+    "FROM rule_versions WHERE version = ?"
+)
+_RULE_BY_DIGEST = (
+    "SELECT version, name, document, digest, published_at, published_by, reason, lint "
+    "FROM rule_versions WHERE digest = ?"
+)
+_RULES = (
+    "SELECT version, name, document, digest, published_at, published_by, reason, lint "
+    "FROM rule_versions ORDER BY version"
+)
+_INSERT_RULE = (
+    "INSERT INTO rule_versions "
+    "(version, name, document, digest, published_at, published_by, reason, lint) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: Activations (every column :class:`RuleActivation` is read from): the last one, all.
+_LAST_ACTIVATION = (
+    "SELECT seq, version, action, activated_at, activated_by, reason, previous "
+    "FROM rule_activations ORDER BY seq DESC LIMIT 1"
+)
+_ACTIVATIONS = (
+    "SELECT seq, version, action, activated_at, activated_by, reason, previous "
+    "FROM rule_activations ORDER BY seq"
+)
+_INSERT_ACTIVATION = (
+    "INSERT INTO rule_activations "
+    "(seq, version, action, activated_at, activated_by, reason, previous) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 #: The active version: the activation with the highest seq, joined on the version's key.
 _ACTIVE_RULES = (
-    "SELECT " + ", ".join(f"v.{c}" for c in _RULE_COLUMNS.split(", ")) + " "
-    "FROM rule_activations a JOIN rule_versions v ON v.version = a.version "
+    "SELECT v.version, v.name, v.document, v.digest, v.published_at, v.published_by, "
+    "v.reason, v.lint FROM rule_activations a JOIN rule_versions v ON v.version = a.version "
     "ORDER BY a.seq DESC LIMIT 1"
+)
+#: A HELD reservation moves to a new status (row count 0: another call got there first).
+_SETTLE = (
+    "UPDATE reservations SET status = ?, updated_at = ? "
+    "WHERE reservation_id = ? AND status = 'HELD'"
+)
+#: The same, for a reservation whose expires_at has passed (the sweeper's expiry).
+_SETTLE_LAPSED = (
+    "UPDATE reservations SET status = ?, updated_at = ? "
+    "WHERE reservation_id = ? AND status = 'HELD' AND expires_at <= ?"
+)
+#: Every position, in key order.
+_ALL_POSITIONS = (
+    "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions ORDER BY node_id, sku"
 )
 #: The number of the active version alone: the activation with the highest seq.
 _ACTIVE_VERSION = "SELECT version FROM rule_activations ORDER BY seq DESC LIMIT 1"
@@ -116,8 +158,15 @@ class Tx(Protocol):
 class SqlLedger(Ledger):
     """The ledger's operations in portable SQL; subclasses adapt one database driver."""
 
-    #: Appended to a SELECT that must lock the rows it reads ("" where writers serialise).
-    for_update = ""
+    #: Reads one position (on_hand, reserved, safety_stock) and locks its row until the
+    #: transaction ends, as each database says it (written whole in each backend).
+    lock_position_sql: str
+    #: Reads every position of the SKUs in one list parameter (see :meth:`sku_list`).
+    positions_of_skus_sql: str
+
+    @abstractmethod
+    def sku_list(self, skus: Sequence[str]) -> object:
+        """``skus`` as the one parameter of :attr:`positions_of_skus_sql`."""
 
     @abstractmethod
     def transaction(self, work: Callable[[Tx], T]) -> T:
@@ -193,16 +242,11 @@ class SqlLedger(Ledger):
 
     def stock(self, skus: Collection[str] | None = None) -> Stock:
         """See :meth:`Ledger.stock`."""
-        where, params = "", list(sorted(set(skus))) if skus is not None else []
-        if skus is not None:
-            where = f"WHERE sku IN ({', '.join('?' * len(params)) or 'NULL'}) "
-        rows = self.transaction(
-            lambda tx: tx.all(
-                "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions "
-                f"{where}ORDER BY node_id, sku",
-                params,
-            )
-        )
+        if skus is None:
+            rows = self.transaction(lambda tx: tx.all(_ALL_POSITIONS))
+        else:
+            wanted = self.sku_list(sorted(set(skus)))
+            rows = self.transaction(lambda tx: tx.all(self.positions_of_skus_sql, (wanted,)))
         return Stock.of(
             StockPosition(r["node_id"], r["sku"], r["on_hand"], r["safety_stock"], r["reserved"])
             for r in rows
@@ -501,7 +545,7 @@ class SqlLedger(Ledger):
             first = self._claim(tx, request_id, operation, digest, reservation_id, now)
             if first is not None:
                 return self._read(tx, first[0])
-            if not self._settle(tx, reservation_id, target, now, ""):
+            if not self._settle(tx, reservation_id, target, now):
                 row = tx.one(
                     "SELECT status FROM reservations WHERE reservation_id = ?", (reservation_id,)
                 )
@@ -513,21 +557,24 @@ class SqlLedger(Ledger):
         return self.transaction(work)
 
     def _settle(
-        self, tx: Tx, reservation_id: str, target: ReservationStatus, now: datetime, extra: str
+        self,
+        tx: Tx,
+        reservation_id: str,
+        target: ReservationStatus,
+        now: datetime,
+        lapsed_only: bool = False,
     ) -> bool:
         """Move a HELD reservation to ``target`` and settle its units and slots.
 
         The status change is conditional on HELD: False (and nothing changed) when another
-        call got there first. ``extra`` narrows the condition (the sweeper's expiry test).
+        call got there first. ``lapsed_only`` narrows it to a reservation whose
+        ``expires_at`` has passed at ``now`` (the sweeper's expiry test).
         """
         params: list[object] = [target.value, self.ts(now), reservation_id]
-        if extra:
-            params.append(self.ts(now))
-        moved = tx.run(
-            "UPDATE reservations SET status = ?, updated_at = ? WHERE reservation_id = ? "
-            "AND status = 'HELD'" + extra,
-            params,
-        )
+        if lapsed_only:
+            moved = tx.run(_SETTLE_LAPSED, [*params, self.ts(now)])
+        else:
+            moved = tx.run(_SETTLE, params)
         if moved == 0:
             return False
         held = tx.all(
@@ -573,7 +620,7 @@ class SqlLedger(Ledger):
         for reservation_id in (str(r["reservation_id"]) for r in lapsed):
 
             def work(tx: Tx, rid: str = reservation_id) -> bool:
-                return self._settle(tx, rid, ReservationStatus.EXPIRED, now, " AND expires_at <= ?")
+                return self._settle(tx, rid, ReservationStatus.EXPIRED, now, lapsed_only=True)
 
             if self.transaction(work):
                 expired += 1
@@ -663,11 +710,7 @@ class SqlLedger(Ledger):
             "VALUES (?, ?, 0, 0, 0) ON CONFLICT (node_id, sku) DO NOTHING",
             (node_id, sku),
         )
-        row = tx.one(
-            "SELECT on_hand, reserved, safety_stock FROM positions WHERE node_id = ? AND sku = ?"
-            + self.for_update,
-            (node_id, sku),
-        )
+        row = tx.one(self.lock_position_sql, (node_id, sku))
         assert row is not None
         old, reserved = int(row["on_hand"]), int(row["reserved"])
         old_safety = int(row["safety_stock"])
@@ -731,14 +774,14 @@ class SqlLedger(Ledger):
 
         def work(tx: Tx) -> Publication:
             self._rules_lock(tx)
-            same = tx.one(f"SELECT {_RULE_COLUMNS} FROM rule_versions WHERE digest = ?", (digest,))
+            same = tx.one(_RULE_BY_DIGEST, (digest,))
             if same is not None:
                 return Publication(self._rule(same), created=False)
             top = tx.one("SELECT COALESCE(MAX(version), 0) AS top FROM rule_versions")
             assert top is not None
             made = RuleVersion(int(top["top"]) + 1, name, document, digest, at, by, reason, lint)
             tx.run(
-                f"INSERT INTO rule_versions ({_RULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT_RULE,
                 (made.version, name, document, digest, self.ts(at), by, reason, lint),
             )
             return Publication(made, created=True)
@@ -747,9 +790,7 @@ class SqlLedger(Ledger):
 
     def rule_versions(self) -> tuple[RuleVersion, ...]:
         """See :meth:`Ledger.rule_versions`."""
-        rows = self.transaction(
-            lambda tx: tx.all(f"SELECT {_RULE_COLUMNS} FROM rule_versions ORDER BY version")
-        )
+        rows = self.transaction(lambda tx: tx.all(_RULES))
         return tuple(self._rule(r) for r in rows)
 
     def rule_version(self, version: int) -> RuleVersion:
@@ -761,12 +802,10 @@ class SqlLedger(Ledger):
         return self._rule(row)
 
     def _rule_row(self, tx: Tx, version: int) -> Row | None:
-        return tx.one(f"SELECT {_RULE_COLUMNS} FROM rule_versions WHERE version = ?", (version,))
+        return tx.one(_RULE_BY_VERSION, (version,))
 
     def _current_activation(self, tx: Tx) -> RuleActivation | None:
-        row = tx.one(
-            f"SELECT {_ACTIVATION_COLUMNS} FROM rule_activations ORDER BY seq DESC LIMIT 1"
-        )
+        row = tx.one(_LAST_ACTIVATION)
         return None if row is None else self._activation(row)
 
     def _rule_exists(self, tx: Tx, version: int) -> bool:
@@ -799,7 +838,7 @@ class SqlLedger(Ledger):
             previous=None if current is None else current.version,
         )
         tx.run(
-            f"INSERT INTO rule_activations ({_ACTIVATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_ACTIVATION,
             (made.seq, version, action, self.ts(at), by, reason, made.previous),
         )
         return made
@@ -866,9 +905,7 @@ class SqlLedger(Ledger):
 
     def rule_activations(self) -> tuple[RuleActivation, ...]:
         """See :meth:`Ledger.rule_activations`."""
-        rows = self.transaction(
-            lambda tx: tx.all(f"SELECT {_ACTIVATION_COLUMNS} FROM rule_activations ORDER BY seq")
-        )
+        rows = self.transaction(lambda tx: tx.all(_ACTIVATIONS))
         return tuple(self._activation(r) for r in rows)
 
 
