@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from models.errors import LedgerUnavailableError
@@ -45,7 +46,7 @@ POOL_TIMEOUT_S = 5.0
 class _PgTx:
     """A transaction on one psycopg connection; ``?`` placeholders become ``%s``."""
 
-    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+    def __init__(self, cur: psycopg.Cursor[dict[str, Any]]) -> None:
         self.cur = cur
 
     def _execute(self, sql: str, params: Sequence[object]) -> None:
@@ -68,7 +69,18 @@ class _PgTx:
 class PostgresLedger(SqlLedger):
     """The ledger in a PostgreSQL database (the schema on the connection's search_path)."""
 
-    for_update = " FOR UPDATE"
+    lock_position_sql = (
+        "SELECT on_hand, reserved, safety_stock FROM positions WHERE node_id = ? AND sku = ? "
+        "FOR UPDATE"
+    )
+    positions_of_skus_sql = (
+        "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions "
+        "WHERE sku = ANY(?) ORDER BY node_id, sku"
+    )
+
+    def sku_list(self, skus: Sequence[str]) -> object:
+        """A Python list: psycopg sends it as a text array for ``ANY``."""
+        return list(skus)
 
     def __init__(
         self,
@@ -130,7 +142,7 @@ class PostgresLedger(SqlLedger):
                 with (
                     self.pool.connection() as conn,
                     conn.transaction(),
-                    conn.cursor() as cur,
+                    conn.cursor(row_factory=dict_row) as cur,
                 ):
                     return work(_PgTx(cur))
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as e:

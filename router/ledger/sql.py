@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 from abc import abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -80,17 +80,60 @@ from router.ledger.base import (
 )
 
 T = TypeVar("T")
-Row = tuple[Any, ...]
+Row = Mapping[str, Any]
+"""A row as the backends return it: its values by column name (never by position)."""
 
-#: The columns of rule_versions, in the order of :class:`RuleVersion`'s fields.
-_RULE_COLUMNS = "version, name, document, digest, published_at, published_by, reason, lint"
-#: The columns of rule_activations, in the order of :class:`RuleActivation`'s fields.
-_ACTIVATION_COLUMNS = "seq, version, action, activated_at, activated_by, reason, previous"
+#: Rule versions (every column :class:`RuleVersion` is read from), by key, by digest, all.
+_RULE_BY_VERSION = (
+    "SELECT version, name, document, digest, published_at, published_by, reason, lint "
+    "FROM rule_versions WHERE version = ?"
+)
+_RULE_BY_DIGEST = (
+    "SELECT version, name, document, digest, published_at, published_by, reason, lint "
+    "FROM rule_versions WHERE digest = ?"
+)
+_RULES = (
+    "SELECT version, name, document, digest, published_at, published_by, reason, lint "
+    "FROM rule_versions ORDER BY version"
+)
+_INSERT_RULE = (
+    "INSERT INTO rule_versions "
+    "(version, name, document, digest, published_at, published_by, reason, lint) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: Activations (every column :class:`RuleActivation` is read from): the last one, all.
+_LAST_ACTIVATION = (
+    "SELECT seq, version, action, activated_at, activated_by, reason, previous "
+    "FROM rule_activations ORDER BY seq DESC LIMIT 1"
+)
+_ACTIVATIONS = (
+    "SELECT seq, version, action, activated_at, activated_by, reason, previous "
+    "FROM rule_activations ORDER BY seq"
+)
+_INSERT_ACTIVATION = (
+    "INSERT INTO rule_activations "
+    "(seq, version, action, activated_at, activated_by, reason, previous) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 #: The active version: the activation with the highest seq, joined on the version's key.
 _ACTIVE_RULES = (
-    "SELECT " + ", ".join(f"v.{c}" for c in _RULE_COLUMNS.split(", ")) + " "
-    "FROM rule_activations a JOIN rule_versions v ON v.version = a.version "
+    "SELECT v.version, v.name, v.document, v.digest, v.published_at, v.published_by, "
+    "v.reason, v.lint FROM rule_activations a JOIN rule_versions v ON v.version = a.version "
     "ORDER BY a.seq DESC LIMIT 1"
+)
+#: A HELD reservation moves to a new status (row count 0: another call got there first).
+_SETTLE = (
+    "UPDATE reservations SET status = ?, updated_at = ? "
+    "WHERE reservation_id = ? AND status = 'HELD'"
+)
+#: The same, for a reservation whose expires_at has passed (the sweeper's expiry).
+_SETTLE_LAPSED = (
+    "UPDATE reservations SET status = ?, updated_at = ? "
+    "WHERE reservation_id = ? AND status = 'HELD' AND expires_at <= ?"
+)
+#: Every position, in key order.
+_ALL_POSITIONS = (
+    "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions ORDER BY node_id, sku"
 )
 #: The number of the active version alone: the activation with the highest seq.
 _ACTIVE_VERSION = "SELECT version FROM rule_activations ORDER BY seq DESC LIMIT 1"
@@ -115,8 +158,15 @@ class Tx(Protocol):
 class SqlLedger(Ledger):
     """The ledger's operations in portable SQL; subclasses adapt one database driver."""
 
-    #: Appended to a SELECT that must lock the rows it reads ("" where writers serialise).
-    for_update = ""
+    #: Reads one position (on_hand, reserved, safety_stock) and locks its row until the
+    #: transaction ends, as each database says it (written whole in each backend).
+    lock_position_sql: str
+    #: Reads every position of the SKUs in one list parameter (see :meth:`sku_list`).
+    positions_of_skus_sql: str
+
+    @abstractmethod
+    def sku_list(self, skus: Sequence[str]) -> object:
+        """``skus`` as the one parameter of :attr:`positions_of_skus_sql`."""
 
     @abstractmethod
     def transaction(self, work: Callable[[Tx], T]) -> T:
@@ -192,17 +242,15 @@ class SqlLedger(Ledger):
 
     def stock(self, skus: Collection[str] | None = None) -> Stock:
         """See :meth:`Ledger.stock`."""
-        where, params = "", list(sorted(set(skus))) if skus is not None else []
-        if skus is not None:
-            where = f"WHERE sku IN ({', '.join('?' * len(params)) or 'NULL'}) "
-        rows = self.transaction(
-            lambda tx: tx.all(
-                "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions "
-                f"{where}ORDER BY node_id, sku",
-                params,
-            )
+        if skus is None:
+            rows = self.transaction(lambda tx: tx.all(_ALL_POSITIONS))
+        else:
+            wanted = self.sku_list(sorted(set(skus)))
+            rows = self.transaction(lambda tx: tx.all(self.positions_of_skus_sql, (wanted,)))
+        return Stock.of(
+            StockPosition(r["node_id"], r["sku"], r["on_hand"], r["safety_stock"], r["reserved"])
+            for r in rows
         )
-        return Stock.of(StockPosition(r[0], r[1], r[2], r[3], r[4]) for r in rows)
 
     def capacity_used(self, first: date, last: date) -> CapacityUsed:
         """See :meth:`Ledger.capacity_used`: one range scan of the ``capacity_by_day`` index."""
@@ -214,7 +262,9 @@ class SqlLedger(Ledger):
                 (self.day(first), self.day(last)),
             )
         )
-        return CapacityUsed({(str(r[0]), self.from_day(r[1])): int(r[2]) for r in rows})
+        return CapacityUsed(
+            {(str(r["node_id"]), self.from_day(r["day"])): int(r["used"]) for r in rows}
+        )
 
     # --- calendars ---------------------------------------------------------------------
 
@@ -224,8 +274,11 @@ class SqlLedger(Ledger):
         def work(tx: Tx) -> tuple[int, Calendars]:
             revision = tx.one("SELECT revision FROM calendar_revision WHERE id = 1")
             rows = tx.all("SELECT kind, owner, closed_days FROM calendars ORDER BY kind, owner")
-            entries = [(CalendarKind(r[0]), str(r[1]), calendar_of_text(str(r[2]))) for r in rows]
-            return (0 if revision is None else int(revision[0])), Calendars.of(entries)
+            entries = [
+                (CalendarKind(r["kind"]), str(r["owner"]), calendar_of_text(str(r["closed_days"])))
+                for r in rows
+            ]
+            return (0 if revision is None else int(revision["revision"])), Calendars.of(entries)
 
         return self.transaction(work)
 
@@ -234,7 +287,7 @@ class SqlLedger(Ledger):
         row = self.transaction(
             lambda tx: tx.one("SELECT revision FROM calendar_revision WHERE id = 1")
         )
-        return 0 if row is None else int(row[0])
+        return 0 if row is None else int(row["revision"])
 
     def set_calendar(self, kind: CalendarKind, owner: str, calendar: Calendar) -> int:
         """See :meth:`Ledger.set_calendar`: the calendar and the revision in one transaction."""
@@ -263,7 +316,7 @@ class SqlLedger(Ledger):
             "UPDATE calendar_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision"
         )
         assert row is not None, "the schema inserts the calendar_revision row"
-        return int(row[0])
+        return int(row["revision"])
 
     def reservation(self, reservation_id: str) -> Reservation:
         """See :meth:`Ledger.reservation`."""
@@ -289,12 +342,12 @@ class SqlLedger(Ledger):
         )
         return Reservation(
             reservation_id=reservation_id,
-            order_id=head[0],
-            lines=tuple(ReservationLine(r[0], r[1], r[2]) for r in lines),
-            status=ReservationStatus(head[1]),
-            created_at=self.from_ts(head[2]),
-            expires_at=self.from_ts(head[3]),
-            capacity=tuple((str(r[0]), self.from_day(r[1])) for r in slots),
+            order_id=head["order_id"],
+            lines=tuple(ReservationLine(r["node_id"], r["sku"], r["quantity"]) for r in lines),
+            status=ReservationStatus(head["status"]),
+            created_at=self.from_ts(head["created_at"]),
+            expires_at=self.from_ts(head["expires_at"]),
+            capacity=tuple((str(r["node_id"]), self.from_day(r["day"])) for r in slots),
         )
 
     # --- idempotency -------------------------------------------------------------------
@@ -329,9 +382,10 @@ class SqlLedger(Ledger):
             (request_id,),
         )
         assert first is not None, "a conflicting idempotency record is committed"
-        if first[0] != operation or first[1] != digest:
+        if first["operation"] != operation or first["digest"] != digest:
             raise IdempotencyMismatchError(request_id)
-        return str(first[2]), None if first[3] is None else bytes(first[3])
+        stored = first["response"]
+        return str(first["reservation_id"]), None if stored is None else bytes(stored)
 
     # --- reservations ------------------------------------------------------------------
 
@@ -371,9 +425,9 @@ class SqlLedger(Ledger):
         )
         if row is None:
             return None
-        if row[0] != RESERVE or row[1] != digest:
+        if row["operation"] != RESERVE or row["digest"] != digest:
             raise IdempotencyMismatchError(request_id)
-        return None if row[2] is None else bytes(row[2])
+        return None if row["response"] is None else bytes(row["response"])
 
     def store_response(
         self, request_id: str, payload: bytes, response: bytes, now: datetime
@@ -406,11 +460,11 @@ class SqlLedger(Ledger):
             )
             if taken == 0:
                 row = tx.one(
-                    "SELECT on_hand - reserved - safety_stock FROM positions "
+                    "SELECT on_hand - reserved - safety_stock AS available FROM positions "
                     "WHERE node_id = ? AND sku = ?",
                     (node_id, sku),
                 )
-                available = 0 if row is None else max(0, int(row[0]))
+                available = 0 if row is None else max(0, int(row["available"]))
                 shortfalls.append(Shortfall(node_id, sku, units, available))
         full: list[tuple[str, str]] = []
         for node_id, day in req.capacity:
@@ -491,41 +545,45 @@ class SqlLedger(Ledger):
             first = self._claim(tx, request_id, operation, digest, reservation_id, now)
             if first is not None:
                 return self._read(tx, first[0])
-            if not self._settle(tx, reservation_id, target, now, ""):
+            if not self._settle(tx, reservation_id, target, now):
                 row = tx.one(
                     "SELECT status FROM reservations WHERE reservation_id = ?", (reservation_id,)
                 )
                 if row is None:
                     raise NotFoundError(f"reservation_id: no reservation {reservation_id!r}")
-                raise ReservationStateError(reservation_id, str(row[0]), operation)
+                raise ReservationStateError(reservation_id, str(row["status"]), operation)
             return self._read(tx, reservation_id)
 
         return self.transaction(work)
 
     def _settle(
-        self, tx: Tx, reservation_id: str, target: ReservationStatus, now: datetime, extra: str
+        self,
+        tx: Tx,
+        reservation_id: str,
+        target: ReservationStatus,
+        now: datetime,
+        lapsed_only: bool = False,
     ) -> bool:
         """Move a HELD reservation to ``target`` and settle its units and slots.
 
         The status change is conditional on HELD: False (and nothing changed) when another
-        call got there first. ``extra`` narrows the condition (the sweeper's expiry test).
+        call got there first. ``lapsed_only`` narrows it to a reservation whose
+        ``expires_at`` has passed at ``now`` (the sweeper's expiry test).
         """
         params: list[object] = [target.value, self.ts(now), reservation_id]
-        if extra:
-            params.append(self.ts(now))
-        moved = tx.run(
-            "UPDATE reservations SET status = ?, updated_at = ? WHERE reservation_id = ? "
-            "AND status = 'HELD'" + extra,
-            params,
-        )
+        if lapsed_only:
+            moved = tx.run(_SETTLE_LAPSED, [*params, self.ts(now)])
+        else:
+            moved = tx.run(_SETTLE, params)
         if moved == 0:
             return False
         held = tx.all(
-            "SELECT node_id, sku, SUM(quantity) FROM reservation_lines WHERE reservation_id = ? "
-            "GROUP BY node_id, sku ORDER BY node_id, sku",
+            "SELECT node_id, sku, SUM(quantity) AS units FROM reservation_lines "
+            "WHERE reservation_id = ? GROUP BY node_id, sku ORDER BY node_id, sku",
             (reservation_id,),
         )
-        for node_id, sku, units in held:
+        for line in held:
+            node_id, sku, units = line["node_id"], line["sku"], line["units"]
             if target is ReservationStatus.CONFIRMED:
                 sql = (
                     "UPDATE positions SET on_hand = on_hand - ?, reserved = reserved - ? "
@@ -541,10 +599,10 @@ class SqlLedger(Ledger):
                 "ORDER BY node_id, day",
                 (reservation_id,),
             )
-            for node_id, day in slots:
+            for slot in slots:
                 tx.run(
                     "UPDATE capacity SET used = used - 1 WHERE node_id = ? AND day = ?",
-                    (node_id, day),
+                    (slot["node_id"], slot["day"]),
                 )
         return True
 
@@ -559,10 +617,10 @@ class SqlLedger(Ledger):
             )
         )
         expired = 0
-        for (reservation_id,) in lapsed:
+        for reservation_id in (str(r["reservation_id"]) for r in lapsed):
 
             def work(tx: Tx, rid: str = reservation_id) -> bool:
-                return self._settle(tx, rid, ReservationStatus.EXPIRED, now, " AND expires_at <= ?")
+                return self._settle(tx, rid, ReservationStatus.EXPIRED, now, lapsed_only=True)
 
             if self.transaction(work):
                 expired += 1
@@ -584,7 +642,8 @@ class SqlLedger(Ledger):
             ignored = self._advance_feed(tx, feed, node_id, sequence)
             if ignored is not None:
                 return ignored
-            held = {r[0] for r in tx.all("SELECT sku FROM positions WHERE node_id = ?", (node_id,))}
+            rows = tx.all("SELECT sku FROM positions WHERE node_id = ?", (node_id,))
+            held = {r["sku"] for r in rows}
             clamped = 0
             for sku in sorted(held | set(given)):
                 on_hand, safety = given.get(sku, (0, -1))
@@ -628,7 +687,7 @@ class SqlLedger(Ledger):
             "SELECT sequence FROM feed_positions WHERE feed = ? AND node_id = ?", (feed, node_id)
         )
         assert last is not None
-        outcome = FeedOutcome.DUPLICATE if int(last[0]) == sequence else FeedOutcome.STALE
+        outcome = FeedOutcome.DUPLICATE if int(last["sequence"]) == sequence else FeedOutcome.STALE
         self._count(tx, outcome.value, 1)
         return FeedResult(outcome)
 
@@ -651,13 +710,10 @@ class SqlLedger(Ledger):
             "VALUES (?, ?, 0, 0, 0) ON CONFLICT (node_id, sku) DO NOTHING",
             (node_id, sku),
         )
-        row = tx.one(
-            "SELECT on_hand, reserved, safety_stock FROM positions WHERE node_id = ? AND sku = ?"
-            + self.for_update,
-            (node_id, sku),
-        )
+        row = tx.one(self.lock_position_sql, (node_id, sku))
         assert row is not None
-        old, reserved, old_safety = int(row[0]), int(row[1]), int(row[2])
+        old, reserved = int(row["on_hand"]), int(row["reserved"])
+        old_safety = int(row["safety_stock"])
         target = on_hand if change is None else old + change
         check_on_hand(node_id, sku, target)
         kept = max(target, reserved, 0)
@@ -674,7 +730,7 @@ class SqlLedger(Ledger):
         """See :meth:`Ledger.feed_stats`."""
         rows = self.transaction(lambda tx: tx.all("SELECT name, value FROM feed_counters"))
         stats = dict.fromkeys(FEED_COUNTERS, 0)
-        stats.update({str(r[0]): int(r[1]) for r in rows})
+        stats.update({str(r["name"]): int(r["value"]) for r in rows})
         return stats
 
     # --- rule-set versions -------------------------------------------------------------
@@ -688,25 +744,25 @@ class SqlLedger(Ledger):
 
     def _rule(self, row: Row) -> RuleVersion:
         return RuleVersion(
-            version=int(row[0]),
-            name=str(row[1]),
-            document=str(row[2]),
-            digest=str(row[3]),
-            published_at=self.from_ts(row[4]),
-            published_by=str(row[5]),
-            reason=str(row[6]),
-            lint=str(row[7]),
+            version=int(row["version"]),
+            name=str(row["name"]),
+            document=str(row["document"]),
+            digest=str(row["digest"]),
+            published_at=self.from_ts(row["published_at"]),
+            published_by=str(row["published_by"]),
+            reason=str(row["reason"]),
+            lint=str(row["lint"]),
         )
 
     def _activation(self, row: Row) -> RuleActivation:
         return RuleActivation(
-            seq=int(row[0]),
-            version=int(row[1]),
-            action=str(row[2]),
-            at=self.from_ts(row[3]),
-            by=str(row[4]),
-            reason=str(row[5]),
-            previous=None if row[6] is None else int(row[6]),
+            seq=int(row["seq"]),
+            version=int(row["version"]),
+            action=str(row["action"]),
+            at=self.from_ts(row["activated_at"]),
+            by=str(row["activated_by"]),
+            reason=str(row["reason"]),
+            previous=None if row["previous"] is None else int(row["previous"]),
         )
 
     def publish_rules(
@@ -718,14 +774,14 @@ class SqlLedger(Ledger):
 
         def work(tx: Tx) -> Publication:
             self._rules_lock(tx)
-            same = tx.one(f"SELECT {_RULE_COLUMNS} FROM rule_versions WHERE digest = ?", (digest,))
+            same = tx.one(_RULE_BY_DIGEST, (digest,))
             if same is not None:
                 return Publication(self._rule(same), created=False)
-            top = tx.one("SELECT COALESCE(MAX(version), 0) FROM rule_versions")
+            top = tx.one("SELECT COALESCE(MAX(version), 0) AS top FROM rule_versions")
             assert top is not None
-            made = RuleVersion(int(top[0]) + 1, name, document, digest, at, by, reason, lint)
+            made = RuleVersion(int(top["top"]) + 1, name, document, digest, at, by, reason, lint)
             tx.run(
-                f"INSERT INTO rule_versions ({_RULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT_RULE,
                 (made.version, name, document, digest, self.ts(at), by, reason, lint),
             )
             return Publication(made, created=True)
@@ -734,9 +790,7 @@ class SqlLedger(Ledger):
 
     def rule_versions(self) -> tuple[RuleVersion, ...]:
         """See :meth:`Ledger.rule_versions`."""
-        rows = self.transaction(
-            lambda tx: tx.all(f"SELECT {_RULE_COLUMNS} FROM rule_versions ORDER BY version")
-        )
+        rows = self.transaction(lambda tx: tx.all(_RULES))
         return tuple(self._rule(r) for r in rows)
 
     def rule_version(self, version: int) -> RuleVersion:
@@ -748,12 +802,10 @@ class SqlLedger(Ledger):
         return self._rule(row)
 
     def _rule_row(self, tx: Tx, version: int) -> Row | None:
-        return tx.one(f"SELECT {_RULE_COLUMNS} FROM rule_versions WHERE version = ?", (version,))
+        return tx.one(_RULE_BY_VERSION, (version,))
 
     def _current_activation(self, tx: Tx) -> RuleActivation | None:
-        row = tx.one(
-            f"SELECT {_ACTIVATION_COLUMNS} FROM rule_activations ORDER BY seq DESC LIMIT 1"
-        )
+        row = tx.one(_LAST_ACTIVATION)
         return None if row is None else self._activation(row)
 
     def _rule_exists(self, tx: Tx, version: int) -> bool:
@@ -786,7 +838,7 @@ class SqlLedger(Ledger):
             previous=None if current is None else current.version,
         )
         tx.run(
-            f"INSERT INTO rule_activations ({_ACTIVATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_ACTIVATION,
             (made.seq, version, action, self.ts(at), by, reason, made.previous),
         )
         return made
@@ -844,7 +896,7 @@ class SqlLedger(Ledger):
     def active_rule_version(self) -> int | None:
         """See :meth:`Ledger.active_rule_version`: the last activation by its primary key."""
         row = self.transaction(lambda tx: tx.one(_ACTIVE_VERSION))
-        return None if row is None else int(row[0])
+        return None if row is None else int(row["version"])
 
     def active_rules(self) -> RuleVersion | None:
         """See :meth:`Ledger.active_rules`: the latest activation by its primary key, one query."""
@@ -853,9 +905,7 @@ class SqlLedger(Ledger):
 
     def rule_activations(self) -> tuple[RuleActivation, ...]:
         """See :meth:`Ledger.rule_activations`."""
-        rows = self.transaction(
-            lambda tx: tx.all(f"SELECT {_ACTIVATION_COLUMNS} FROM rule_activations ORDER BY seq")
-        )
+        rows = self.transaction(lambda tx: tx.all(_ACTIVATIONS))
         return tuple(self._activation(r) for r in rows)
 
 

@@ -8,6 +8,7 @@ race, and a busy database is waited for (busy timeout) rather than failing at co
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -53,6 +54,19 @@ class _SqliteTx:
 class SqliteLedger(SqlLedger):
     """The ledger in one SQLite file (or in memory for ``:memory:``)."""
 
+    # Writers serialise (BEGIN IMMEDIATE), so reading a row is enough to hold it.
+    lock_position_sql = (
+        "SELECT on_hand, reserved, safety_stock FROM positions WHERE node_id = ? AND sku = ?"
+    )
+    positions_of_skus_sql = (
+        "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions "
+        "WHERE sku IN (SELECT value FROM json_each(?)) ORDER BY node_id, sku"
+    )
+
+    def sku_list(self, skus: Sequence[str]) -> object:
+        """A JSON array, which ``json_each`` reads back as rows."""
+        return json.dumps(list(skus))
+
     def __init__(self, path: str) -> None:
         """Open (creating the file, its directory and the schema when missing) ``path``."""
         self.path = path
@@ -73,11 +87,11 @@ class SqliteLedger(SqlLedger):
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path,
-            timeout=BUSY_TIMEOUT_S,
+            timeout=BUSY_TIMEOUT_S,  # sqlite3 sets the connection's busy timeout from it
             isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
             check_same_thread=False,  # one connection per thread; close() may run anywhere
         )
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.row_factory = sqlite3.Row  # rows are read by column name
         conn.execute("PRAGMA foreign_keys = ON")
         if not self._memory:
             conn.execute("PRAGMA journal_mode = WAL")
