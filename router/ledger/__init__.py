@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from models.errors import InvalidArgumentError, Violations
-from router.ledger.base import Ledger
+from router.ledger.ledger import Ledger
 
 __all__ = ["DEFAULT_LEDGER_URL", "Ledger", "open_ledger"]
 

@@ -35,7 +35,6 @@ from router.ledger.base import (
     NO_RESERVATION,
     RELEASE,
     RESERVE,
-    Ledger,
     NoReservationError,
     Publication,
     RuleCheck,
@@ -57,7 +56,8 @@ from router.ledger.base import (
     validate_rule_change,
     validate_snapshot,
 )
-from router.ledger.sql import new_reservation_id
+from router.ledger.ledger import Ledger
+from router.ledger.reservations import new_reservation_id
 
 
 @dataclass(slots=True)

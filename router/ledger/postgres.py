@@ -22,7 +22,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from models.errors import LedgerUnavailableError
-from router.ledger.sql import Row, SqlLedger, Tx
+from router.ledger.driver import Row, Tx
+from router.ledger.sql import SqlLedger
 
 T = TypeVar("T")
 

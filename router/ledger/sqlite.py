@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from models.errors import LedgerUnavailableError
-from router.ledger.sql import Row, SqlLedger, Tx
+from router.ledger.driver import Row, Tx
+from router.ledger.sql import SqlLedger
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from router.ledger import Ledger
+from router.ledger.stock import StockStore
 from router.service.convert import feed_outcome_to_proto, stock_to_proto
 from router.service.errors import abort_on_error
 from router.service.prices import PriceBoard
@@ -18,7 +18,7 @@ class InventoryServicer(router_pb2_grpc.InventoryServiceServicer):
     early after a snapshot or when deltas move many units.
     """
 
-    def __init__(self, ledger: Ledger, prices: PriceBoard | None = None) -> None:
+    def __init__(self, ledger: StockStore, prices: PriceBoard | None = None) -> None:
         self._ledger = ledger
         self._prices = prices
 
@@ -35,7 +35,7 @@ class InventoryServicer(router_pb2_grpc.InventoryServiceServicer):
     def ApplyStockSnapshot(
         self, request: router_pb2.ApplyStockSnapshotRequest, context: grpc.ServicerContext
     ) -> router_pb2.ApplyStockSnapshotResponse:
-        """Replace one node's stock (see :meth:`Ledger.apply_snapshot`)."""
+        """Replace one node's stock (see :meth:`StockStore.apply_snapshot`)."""
         with abort_on_error(context):
             result = self._ledger.apply_snapshot(
                 request.feed,
@@ -54,7 +54,7 @@ class InventoryServicer(router_pb2_grpc.InventoryServiceServicer):
     def ApplyStockDelta(
         self, request: router_pb2.ApplyStockDeltaRequest, context: grpc.ServicerContext
     ) -> router_pb2.ApplyStockDeltaResponse:
-        """Change one node's on hand (see :meth:`Ledger.apply_delta`)."""
+        """Change one node's on hand (see :meth:`StockStore.apply_delta`)."""
         with abort_on_error(context):
             result = self._ledger.apply_delta(
                 request.feed,

@@ -13,7 +13,7 @@ from dataclasses import replace
 import grpc
 
 from models.network import Network
-from router.ledger import Ledger
+from router.ledger.stock import StockStore
 from router.service.convert import calendar_from_proto, calendar_to_proto
 from router.service.errors import abort_on_error
 from router.v1 import router_pb2, router_pb2_grpc
@@ -27,7 +27,7 @@ class LiveNetwork:
     the engine builds its arrays for it once.
     """
 
-    def __init__(self, ledger: Ledger, network: Network) -> None:
+    def __init__(self, ledger: StockStore, network: Network) -> None:
         self._ledger = ledger
         self._base = network
         self._lock = threading.Lock()
@@ -51,7 +51,7 @@ class LiveNetwork:
 class NetworkServicer(router_pb2_grpc.NetworkServiceServicer):
     """Lists and sets the calendars of the nodes and carrier services of ``network``."""
 
-    def __init__(self, ledger: Ledger, network: Network) -> None:
+    def __init__(self, ledger: StockStore, network: Network) -> None:
         self._ledger = ledger
         self._network = network
 

@@ -42,7 +42,7 @@ from models.lookahead import (
 from models.network import Network, Stock
 from models.order import Order
 from models.rules import Policy, RuleSet
-from router.ledger import Ledger
+from router.ledger.stock import StockStore
 from router.service.config import PriceFunction, PriceSettings
 from router.service.metrics import KEPT_PRICE_VERSIONS, ServiceMetrics
 
@@ -133,7 +133,7 @@ class PriceBoard:
     def __init__(
         self,
         network: Network,
-        ledger: Ledger,
+        ledger: StockStore,
         metrics: ServiceMetrics,
         settings: PriceSettings = PriceSettings(),
         *,

@@ -11,8 +11,7 @@ import threading
 import pytest
 
 from models.reservation import ReservationLine
-from router.ledger import open_ledger
-from router.ledger.base import Ledger
+from router.ledger import Ledger, open_ledger
 from tests.ledger.conftest import CAPACITIES, NOW, POSITIONS, position, scenario
 
 pytestmark = pytest.mark.timeout(60)

@@ -1,0 +1,444 @@
+"""Reservations and idempotency records: :class:`ReservationStore` and its SQL."""
+
+from __future__ import annotations
+
+#: Operations recorded under a request_id; one id serves exactly one operation.
+import uuid
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Protocol
+
+from models.errors import (
+    IdempotencyMismatchError,
+    NotFoundError,
+    ReservationStateError,
+    Shortfall,
+    StockConflictError,
+)
+from models.reservation import (
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+)
+from router.ledger.base import (
+    CONFIRM,
+    NO_RESERVATION,
+    RELEASE,
+    RESERVE,
+    NoReservationError,
+    ReserveRequest,
+    check_now,
+    check_store,
+    check_transition,
+    request_digest,
+    validate_reserve,
+)
+from router.ledger.driver import SqlDriver, Tx
+
+#: A HELD reservation moves to a new status (row count 0: another call got there first).
+_SETTLE = (
+    "UPDATE reservations SET status = ?, updated_at = ? "
+    "WHERE reservation_id = ? AND status = 'HELD'"
+)
+
+#: The same, for a reservation whose expires_at has passed (the sweeper's expiry).
+_SETTLE_LAPSED = (
+    "UPDATE reservations SET status = ?, updated_at = ? "
+    "WHERE reservation_id = ? AND status = 'HELD' AND expires_at <= ?"
+)
+
+
+class ReservationStore(Protocol):
+    """Holding units and order slots for an order, and settling them; idempotent by request_id."""
+
+    @abstractmethod
+    def reserve(
+        self,
+        request_id: str,
+        payload: bytes,
+        order_id: str,
+        lines: Sequence[ReservationLine],
+        capacity: Sequence[tuple[str, date]],
+        ttl_s: float,
+        now: datetime,
+        response: Callable[[Reservation], bytes] | None = None,
+    ) -> Reservation:
+        """Hold every line's units and one order slot per (node, day) in ``capacity``.
+
+        All or nothing: raises StockConflictError naming every short position and full
+        node when anything is missing, and then nothing is held. Lines for a position the
+        ledger does not hold are short (available 0); a capacity entry for an unknown node
+        raises NotFoundError. The reservation expires ``ttl_s`` seconds after ``now``.
+
+        When ``response`` is given it is called with the new reservation inside the same
+        transaction, and the bytes it returns are stored with the idempotency record, so
+        that :meth:`stored_response` returns them to every retry (a replay does not call
+        it again).
+        """
+
+    @abstractmethod
+    def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
+        """The response bytes stored by the reserve call that claimed ``request_id``.
+
+        ``None`` when no reserve call has committed under that id (or it stored none).
+        Raises IdempotencyMismatchError when the id was used with another operation or
+        payload. Changes nothing.
+        """
+
+    @abstractmethod
+    def store_response(
+        self, request_id: str, payload: bytes, response: bytes, now: datetime
+    ) -> bytes | None:
+        """Record ``request_id`` as a reserve call answered with ``response`` and no reservation.
+
+        For a call that has nothing to reserve. Atomic and idempotent like :meth:`reserve`:
+        when the id is already recorded with the same payload, nothing changes and the first
+        call's stored response is returned (``None`` if it stored none); with another payload
+        or operation it raises IdempotencyMismatchError. Otherwise returns ``response``.
+        A later :meth:`reserve` with the id and payload raises NoReservationError.
+        """
+
+    @abstractmethod
+    def confirm(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+        """HELD → CONFIRMED: the held units ship (on hand and reserved both drop).
+
+        Raises NotFoundError for an unknown reservation, ReservationStateError when it is
+        not HELD (of two racing confirm/release calls exactly one wins).
+        """
+
+    @abstractmethod
+    def release(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+        """HELD → RELEASED: the held units and order slots are given back.
+
+        Raises NotFoundError or ReservationStateError like :meth:`confirm`.
+        """
+
+    @abstractmethod
+    def expire(self, now: datetime) -> int:
+        """Sweep lapsed reservations; returns how many expired.
+
+        Every HELD reservation with ``expires_at <= now`` becomes EXPIRED and gives its
+        units and slots back.
+        """
+
+    @abstractmethod
+    def reservation(self, reservation_id: str) -> Reservation:
+        """The reservation with this id; raises NotFoundError when there is none."""
+
+
+class SqlReservations(SqlDriver):
+    """The :class:`ReservationStore` operations in SQL (docs/ledger.md)."""
+
+    def reservation(self, reservation_id: str) -> Reservation:
+        """See :meth:`Ledger.reservation`."""
+        return self.transaction(lambda tx: self._read(tx, reservation_id))
+
+    def _read(self, tx: Tx, reservation_id: str) -> Reservation:
+        head = tx.one(
+            "SELECT order_id, status, created_at, expires_at FROM reservations "
+            "WHERE reservation_id = ?",
+            (reservation_id,),
+        )
+        if head is None:
+            raise NotFoundError(f"reservation_id: no reservation {reservation_id!r}")
+        lines = tx.all(
+            "SELECT node_id, sku, quantity FROM reservation_lines WHERE reservation_id = ? "
+            "ORDER BY line_no",
+            (reservation_id,),
+        )
+        slots = tx.all(
+            "SELECT node_id, day FROM reservation_capacity WHERE reservation_id = ? "
+            "ORDER BY node_id, day",
+            (reservation_id,),
+        )
+        return Reservation(
+            reservation_id=reservation_id,
+            order_id=head["order_id"],
+            lines=tuple(ReservationLine(r["node_id"], r["sku"], r["quantity"]) for r in lines),
+            status=ReservationStatus(head["status"]),
+            created_at=self.from_ts(head["created_at"]),
+            expires_at=self.from_ts(head["expires_at"]),
+            capacity=tuple((str(r["node_id"]), self.from_day(r["day"])) for r in slots),
+        )
+
+    # --- idempotency -------------------------------------------------------------------
+
+    def _claim(
+        self,
+        tx: Tx,
+        request_id: str,
+        operation: str,
+        digest: str,
+        reservation_id: str,
+        now: datetime,
+        response: bytes | None = None,
+    ) -> tuple[str, bytes | None] | None:
+        """Claim ``request_id`` for this call, or return the first call's record.
+
+        None when this call claimed the id; else the first call's (reservation_id, stored
+        response). The insert is the first write of the transaction: a concurrent call with
+        the same id blocks on the unique key until this one commits or rolls back.
+        """
+        claimed = tx.one(
+            "INSERT INTO idempotency (request_id, operation, digest, reservation_id, created_at, "
+            "response) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING "
+            "RETURNING request_id",
+            (request_id, operation, digest, reservation_id, self.ts(now), response),
+        )
+        if claimed is not None:
+            return None
+        first = tx.one(
+            "SELECT operation, digest, reservation_id, response FROM idempotency "
+            "WHERE request_id = ?",
+            (request_id,),
+        )
+        assert first is not None, "a conflicting idempotency record is committed"
+        if first["operation"] != operation or first["digest"] != digest:
+            raise IdempotencyMismatchError(request_id)
+        stored = first["response"]
+        return str(first["reservation_id"]), None if stored is None else bytes(stored)
+
+    # --- reservations ------------------------------------------------------------------
+
+    def reserve(
+        self,
+        request_id: str,
+        payload: bytes,
+        order_id: str,
+        lines: Sequence[ReservationLine],
+        capacity: Sequence[tuple[str, date]],
+        ttl_s: float,
+        now: datetime,
+        response: Callable[[Reservation], bytes] | None = None,
+    ) -> Reservation:
+        """See :meth:`Ledger.reserve`."""
+        req = validate_reserve(request_id, payload, order_id, lines, capacity, ttl_s, now)
+
+        def work(tx: Tx) -> Reservation:
+            made, new = self._reserve(tx, req, new_reservation_id())
+            if new and response is not None:
+                tx.run(
+                    "UPDATE idempotency SET response = ? WHERE request_id = ?",
+                    (response(made), req.request_id),
+                )
+            return made
+
+        return self.transaction(work)
+
+    def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
+        """See :meth:`Ledger.stored_response`."""
+        digest = request_digest(RESERVE, payload)
+        row = self.transaction(
+            lambda tx: tx.one(
+                "SELECT operation, digest, response FROM idempotency WHERE request_id = ?",
+                (request_id,),
+            )
+        )
+        if row is None:
+            return None
+        if row["operation"] != RESERVE or row["digest"] != digest:
+            raise IdempotencyMismatchError(request_id)
+        return None if row["response"] is None else bytes(row["response"])
+
+    def store_response(
+        self, request_id: str, payload: bytes, response: bytes, now: datetime
+    ) -> bytes | None:
+        """See :meth:`Ledger.store_response`."""
+        check_store(request_id, now)
+        digest = request_digest(RESERVE, payload)
+
+        def work(tx: Tx) -> bytes | None:
+            first = self._claim(tx, request_id, RESERVE, digest, NO_RESERVATION, now, response)
+            return response if first is None else first[1]
+
+        return self.transaction(work)
+
+    def _reserve(
+        self, tx: Tx, req: ReserveRequest, reservation_id: str
+    ) -> tuple[Reservation, bool]:
+        """The reservation, and whether this call made it (False: a replay)."""
+        first = self._claim(tx, req.request_id, RESERVE, req.digest, reservation_id, req.created_at)
+        if first is not None:
+            if first[0] == NO_RESERVATION:
+                raise NoReservationError(req.request_id)
+            return self._read(tx, first[0]), False
+        shortfalls: list[Shortfall] = []
+        for node_id, sku, units in req.needs:  # sorted: the fixed lock order
+            taken = tx.run(
+                "UPDATE positions SET reserved = reserved + ? WHERE node_id = ? AND sku = ? "
+                "AND on_hand - reserved - safety_stock >= ?",
+                (units, node_id, sku, units),
+            )
+            if taken == 0:
+                row = tx.one(
+                    "SELECT on_hand - reserved - safety_stock AS available FROM positions "
+                    "WHERE node_id = ? AND sku = ?",
+                    (node_id, sku),
+                )
+                available = 0 if row is None else max(0, int(row["available"]))
+                shortfalls.append(Shortfall(node_id, sku, units, available))
+        full: list[tuple[str, str]] = []
+        for node_id, day in req.capacity:
+            if not self._take_slot(tx, node_id, day):
+                full.append((node_id, day.isoformat()))
+        if shortfalls or full:
+            raise StockConflictError(shortfalls, full)  # rolls back everything above
+        tx.run(
+            "INSERT INTO reservations (reservation_id, order_id, status, created_at, expires_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                reservation_id,
+                req.order_id,
+                ReservationStatus.HELD.value,
+                self.ts(req.created_at),
+                self.ts(req.expires_at),
+                self.ts(req.created_at),
+            ),
+        )
+        for i, line in enumerate(req.lines):
+            tx.run(
+                "INSERT INTO reservation_lines (reservation_id, line_no, node_id, sku, quantity) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (reservation_id, i, line.node_id, line.sku, line.quantity),
+            )
+        for node_id, day in req.capacity:
+            tx.run(
+                "INSERT INTO reservation_capacity (reservation_id, node_id, day) VALUES (?, ?, ?)",
+                (reservation_id, node_id, self.day(day)),
+            )
+        made = Reservation(
+            reservation_id=reservation_id,
+            order_id=req.order_id,
+            lines=req.lines,
+            status=ReservationStatus.HELD,
+            created_at=req.created_at,
+            expires_at=req.expires_at,
+            capacity=req.capacity,
+        )
+        return made, True
+
+    def _take_slot(self, tx: Tx, node_id: str, day: date) -> bool:
+        """Take one order slot at ``node_id`` on ``day``; False when the node is full."""
+        tx.run(
+            "INSERT INTO capacity (node_id, day, used, daily_limit) "
+            "SELECT node_id, ?, 0, daily_order_capacity FROM nodes WHERE node_id = ? "
+            "ON CONFLICT (node_id, day) DO NOTHING",
+            (self.day(day), node_id),
+        )
+        taken = tx.run(
+            "UPDATE capacity SET used = used + 1 WHERE node_id = ? AND day = ? "
+            "AND (daily_limit IS NULL OR used < daily_limit)",
+            (node_id, self.day(day)),
+        )
+        if taken:
+            return True
+        if tx.one("SELECT 1 FROM nodes WHERE node_id = ?", (node_id,)) is None:
+            raise NotFoundError(f"capacity.node_id: no node {node_id!r}")
+        return False
+
+    def confirm(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+        """See :meth:`Ledger.confirm`."""
+        return self._transition(CONFIRM, request_id, reservation_id, now)
+
+    def release(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+        """See :meth:`Ledger.release`."""
+        return self._transition(RELEASE, request_id, reservation_id, now)
+
+    def _transition(
+        self, operation: str, request_id: str, reservation_id: str, now: datetime
+    ) -> Reservation:
+        check_transition(request_id, reservation_id)
+        check_now(now)
+        digest = request_digest(operation, reservation_id.encode())
+        target = ReservationStatus.CONFIRMED if operation == CONFIRM else ReservationStatus.RELEASED
+
+        def work(tx: Tx) -> Reservation:
+            first = self._claim(tx, request_id, operation, digest, reservation_id, now)
+            if first is not None:
+                return self._read(tx, first[0])
+            if not self._settle(tx, reservation_id, target, now):
+                row = tx.one(
+                    "SELECT status FROM reservations WHERE reservation_id = ?", (reservation_id,)
+                )
+                if row is None:
+                    raise NotFoundError(f"reservation_id: no reservation {reservation_id!r}")
+                raise ReservationStateError(reservation_id, str(row["status"]), operation)
+            return self._read(tx, reservation_id)
+
+        return self.transaction(work)
+
+    def _settle(
+        self,
+        tx: Tx,
+        reservation_id: str,
+        target: ReservationStatus,
+        now: datetime,
+        lapsed_only: bool = False,
+    ) -> bool:
+        """Move a HELD reservation to ``target`` and settle its units and slots.
+
+        The status change is conditional on HELD: False (and nothing changed) when another
+        call got there first. ``lapsed_only`` narrows it to a reservation whose
+        ``expires_at`` has passed at ``now`` (the sweeper's expiry test).
+        """
+        params: list[object] = [target.value, self.ts(now), reservation_id]
+        if lapsed_only:
+            moved = tx.run(_SETTLE_LAPSED, [*params, self.ts(now)])
+        else:
+            moved = tx.run(_SETTLE, params)
+        if moved == 0:
+            return False
+        held = tx.all(
+            "SELECT node_id, sku, SUM(quantity) AS units FROM reservation_lines "
+            "WHERE reservation_id = ? GROUP BY node_id, sku ORDER BY node_id, sku",
+            (reservation_id,),
+        )
+        for line in held:
+            node_id, sku, units = line["node_id"], line["sku"], line["units"]
+            if target is ReservationStatus.CONFIRMED:
+                sql = (
+                    "UPDATE positions SET on_hand = on_hand - ?, reserved = reserved - ? "
+                    "WHERE node_id = ? AND sku = ?"
+                )
+                tx.run(sql, (units, units, node_id, sku))
+            else:
+                sql = "UPDATE positions SET reserved = reserved - ? WHERE node_id = ? AND sku = ?"
+                tx.run(sql, (units, node_id, sku))
+        if target is not ReservationStatus.CONFIRMED:  # a confirmed order keeps its slots
+            slots = tx.all(
+                "SELECT node_id, day FROM reservation_capacity WHERE reservation_id = ? "
+                "ORDER BY node_id, day",
+                (reservation_id,),
+            )
+            for slot in slots:
+                tx.run(
+                    "UPDATE capacity SET used = used - 1 WHERE node_id = ? AND day = ?",
+                    (slot["node_id"], slot["day"]),
+                )
+        return True
+
+    def expire(self, now: datetime) -> int:
+        """See :meth:`Ledger.expire`. Each reservation expires in its own short transaction."""
+        check_now(now)
+        lapsed = self.transaction(
+            lambda tx: tx.all(
+                "SELECT reservation_id FROM reservations WHERE status = 'HELD' "
+                "AND expires_at <= ? ORDER BY reservation_id",
+                (self.ts(now),),
+            )
+        )
+        expired = 0
+        for reservation_id in (str(r["reservation_id"]) for r in lapsed):
+
+            def work(tx: Tx, rid: str = reservation_id) -> bool:
+                return self._settle(tx, rid, ReservationStatus.EXPIRED, now, lapsed_only=True)
+
+            if self.transaction(work):
+                expired += 1
+        return expired
+
+
+def new_reservation_id() -> str:
+    """A fresh, unguessable reservation id."""
+    return "R-" + uuid.uuid4().hex

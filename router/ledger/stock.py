@@ -1,0 +1,374 @@
+"""Stock, node capacity, calendars and stock feeds: :class:`StockStore` and its SQL."""
+
+from __future__ import annotations
+
+#: Operations recorded under a request_id; one id serves exactly one operation.
+from abc import abstractmethod
+from collections.abc import Collection, Sequence
+from datetime import date
+from typing import Protocol
+
+from models.calendar import Calendar, CalendarKind, Calendars
+from models.capacity import CapacityUsed
+from models.network import Network, Stock, StockPosition
+from models.reservation import (
+    FeedOutcome,
+    FeedResult,
+)
+from router.ledger.base import (
+    FEED_COUNTERS,
+    calendar_of_text,
+    calendar_text,
+    check_calendar_owner,
+    check_days,
+    check_on_hand,
+    validate_delta,
+    validate_snapshot,
+)
+from router.ledger.driver import SqlDriver, Tx
+
+#: Every position, in key order.
+_ALL_POSITIONS = (
+    "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions ORDER BY node_id, sku"
+)
+
+
+class StockStore(Protocol):
+    """Stock positions and what moves them: seeding, reads, capacity per day, calendars, feeds."""
+
+    @abstractmethod
+    def load(self, network: Network, stock: Stock) -> None:
+        """Seed nodes (with daily order capacity), calendars and stock from a scenario.
+
+        Nodes are upserted, and so are the network's calendars (each replaces the stored
+        calendar of its node or service; others stay). New positions are inserted as given
+        (their ``reserved`` counts units held outside this ledger); existing positions take
+        the new on hand (never below their reserved units) and safety stock.
+        """
+
+    @abstractmethod
+    def seed(self, network: Network, stock: Stock) -> bool:
+        """Load ``network`` and ``stock`` only when the ledger holds no position yet.
+
+        Atomic: of several replicas seeding one empty ledger at once, exactly one loads
+        (True); the others, and any call on a ledger with live stock, change nothing.
+        """
+
+    @abstractmethod
+    def stock(self, skus: Collection[str] | None = None) -> Stock:
+        """Every stock position with its on hand, reserved and safety stock.
+
+        ``skus`` limits the answer to the positions of those SKUs (what one order needs).
+        """
+
+    @abstractmethod
+    def capacity_used(self, first: date, last: date) -> CapacityUsed:
+        """Order slots held or confirmed per (node, day), for the days ``first`` … ``last``.
+
+        One read (one query on SQL). Planning asks for the days its candidates may ship on
+        (:func:`router.engine.candidates.ship_window`): a node's slots count on the day a
+        shipment leaves it. Pairs with no slot taken are absent.
+        """
+
+    @abstractmethod
+    def calendars(self) -> tuple[int, Calendars]:
+        """The calendars stored, and the :meth:`calendar_revision` they are at (one read)."""
+
+    @abstractmethod
+    def calendar_revision(self) -> int:
+        """How many calendar changes are stored (0: none ever).
+
+        Read on every routing request (one primary-key lookup), so a calendar set through
+        any replica is used by every replica from its next request.
+        """
+
+    @abstractmethod
+    def set_calendar(self, kind: CalendarKind, owner: str, calendar: Calendar) -> int:
+        """Replace the calendar of the node or service ``owner``; the new revision.
+
+        An empty calendar removes it (the owner is then open every day). Atomic. Whether
+        the owner exists is the caller's to check (the ledger knows nodes, not services).
+        """
+
+    @abstractmethod
+    def apply_snapshot(
+        self,
+        feed: str,
+        sequence: int,
+        node_id: str,
+        positions: Sequence[tuple[str, int, int]],
+    ) -> FeedResult:
+        """Replace a node's stock: ``positions`` are (sku, on_hand, safety_stock).
+
+        The snapshot is the node's complete stock: SKUs it omits get on hand 0. On hand
+        never drops below reserved; units it would remove that are reserved stay and are
+        counted in ``clamped_units``. Ignored (and counted) when ``sequence`` is not above
+        the last one applied for (feed, node_id).
+        """
+
+    @abstractmethod
+    def apply_delta(
+        self,
+        feed: str,
+        sequence: int,
+        node_id: str,
+        deltas: Sequence[tuple[str, int]],
+    ) -> FeedResult:
+        """Add ``on_hand_change`` to each (sku, on_hand_change) of a node.
+
+        Same sequencing and clamping as :meth:`apply_snapshot`. A SKU the node lacks gets
+        a new position.
+        """
+
+    @abstractmethod
+    def feed_stats(self) -> dict[str, int]:
+        """Counters: updates applied, stale and duplicate ones ignored, units clamped."""
+
+    # --- rule-set versions -------------------------------------------------------------
+
+
+class SqlStock(SqlDriver):
+    """The :class:`StockStore` operations in SQL (docs/ledger.md)."""
+
+    #: Reads one position (on_hand, reserved, safety_stock) and locks its row until the
+    #: transaction ends, as each database says it (written whole in each backend).
+    lock_position_sql: str
+    #: Reads every position of the SKUs in one list parameter (see :meth:`sku_list`).
+    positions_of_skus_sql: str
+
+    @abstractmethod
+    def sku_list(self, skus: Sequence[str]) -> object:
+        """``skus`` as the one parameter of :attr:`positions_of_skus_sql`."""
+
+    # --- seeding and reads -------------------------------------------------------------
+
+    def load(self, network: Network, stock: Stock) -> None:
+        """See :meth:`Ledger.load`."""
+        self.transaction(lambda tx: self._load(tx, network, stock, overwrite=True))
+
+    def seed(self, network: Network, stock: Stock) -> bool:
+        """See :meth:`Ledger.seed`: check and load in one transaction, under the seed lock."""
+
+        def work(tx: Tx) -> bool:
+            self._seed_lock(tx)
+            if tx.one("SELECT 1 FROM positions LIMIT 1") is not None:
+                return False
+            self._load(tx, network, stock, overwrite=False)
+            return True
+
+        return self.transaction(work)
+
+    def _seed_lock(self, tx: Tx) -> None:
+        """Serialise seeders until the transaction ends (SQLite: BEGIN IMMEDIATE does)."""
+
+    def _load(self, tx: Tx, network: Network, stock: Stock, *, overwrite: bool) -> None:
+        """Upsert the nodes and insert the positions; ``overwrite`` updates existing ones."""
+        for node in sorted(network.nodes, key=lambda n: n.node_id):
+            tx.run(
+                "INSERT INTO nodes (node_id, daily_order_capacity) VALUES (?, ?) "
+                "ON CONFLICT (node_id) DO UPDATE "
+                "SET daily_order_capacity = excluded.daily_order_capacity",
+                (node.node_id, node.daily_order_capacity),
+            )
+        for kind, owner, calendar in network.calendars.entries():
+            self._put_calendar(tx, kind, owner, calendar)
+        if network.calendars:
+            self._next_calendar_revision(tx)
+        on_conflict = (
+            "DO UPDATE SET on_hand = CASE WHEN excluded.on_hand < positions.reserved "
+            "THEN positions.reserved ELSE excluded.on_hand END, "
+            "safety_stock = excluded.safety_stock"
+            if overwrite
+            else "DO NOTHING"
+        )
+        for (node_id, sku), p in sorted(stock.positions.items()):
+            tx.run(
+                "INSERT INTO positions (node_id, sku, on_hand, reserved, safety_stock) "
+                f"VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id, sku) {on_conflict}",
+                (node_id, sku, max(p.on_hand, p.reserved), p.reserved, p.safety_stock),
+            )
+
+    def stock(self, skus: Collection[str] | None = None) -> Stock:
+        """See :meth:`Ledger.stock`."""
+        if skus is None:
+            rows = self.transaction(lambda tx: tx.all(_ALL_POSITIONS))
+        else:
+            wanted = self.sku_list(sorted(set(skus)))
+            rows = self.transaction(lambda tx: tx.all(self.positions_of_skus_sql, (wanted,)))
+        return Stock.of(
+            StockPosition(r["node_id"], r["sku"], r["on_hand"], r["safety_stock"], r["reserved"])
+            for r in rows
+        )
+
+    def capacity_used(self, first: date, last: date) -> CapacityUsed:
+        """See :meth:`Ledger.capacity_used`: one range scan of the ``capacity_by_day`` index."""
+        check_days(first, last)
+        rows = self.transaction(
+            lambda tx: tx.all(
+                "SELECT node_id, day, used FROM capacity WHERE day BETWEEN ? AND ? AND used > 0 "
+                "ORDER BY node_id, day",
+                (self.day(first), self.day(last)),
+            )
+        )
+        return CapacityUsed(
+            {(str(r["node_id"]), self.from_day(r["day"])): int(r["used"]) for r in rows}
+        )
+
+    # --- calendars ---------------------------------------------------------------------
+
+    def calendars(self) -> tuple[int, Calendars]:
+        """See :meth:`Ledger.calendars`."""
+
+        def work(tx: Tx) -> tuple[int, Calendars]:
+            revision = tx.one("SELECT revision FROM calendar_revision WHERE id = 1")
+            rows = tx.all("SELECT kind, owner, closed_days FROM calendars ORDER BY kind, owner")
+            entries = [
+                (CalendarKind(r["kind"]), str(r["owner"]), calendar_of_text(str(r["closed_days"])))
+                for r in rows
+            ]
+            return (0 if revision is None else int(revision["revision"])), Calendars.of(entries)
+
+        return self.transaction(work)
+
+    def calendar_revision(self) -> int:
+        """See :meth:`Ledger.calendar_revision`."""
+        row = self.transaction(
+            lambda tx: tx.one("SELECT revision FROM calendar_revision WHERE id = 1")
+        )
+        return 0 if row is None else int(row["revision"])
+
+    def set_calendar(self, kind: CalendarKind, owner: str, calendar: Calendar) -> int:
+        """See :meth:`Ledger.set_calendar`: the calendar and the revision in one transaction."""
+        check_calendar_owner(owner)
+
+        def work(tx: Tx) -> int:
+            self._put_calendar(tx, kind, owner, calendar)
+            return self._next_calendar_revision(tx)
+
+        return self.transaction(work)
+
+    def _put_calendar(self, tx: Tx, kind: CalendarKind, owner: str, calendar: Calendar) -> None:
+        """Store (upsert) ``owner``'s calendar, or delete it when it closes no day."""
+        if not calendar:
+            tx.run("DELETE FROM calendars WHERE kind = ? AND owner = ?", (kind.value, owner))
+            return
+        tx.run(
+            "INSERT INTO calendars (kind, owner, closed_days) VALUES (?, ?, ?) "
+            "ON CONFLICT (kind, owner) DO UPDATE SET closed_days = excluded.closed_days",
+            (kind.value, owner, calendar_text(calendar)),
+        )
+
+    def _next_calendar_revision(self, tx: Tx) -> int:
+        """Count one calendar change; the new revision (the row lock orders writers)."""
+        row = tx.one(
+            "UPDATE calendar_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision"
+        )
+        assert row is not None, "the schema inserts the calendar_revision row"
+        return int(row["revision"])
+
+    # --- stock feeds -------------------------------------------------------------------
+
+    def apply_snapshot(
+        self,
+        feed: str,
+        sequence: int,
+        node_id: str,
+        positions: Sequence[tuple[str, int, int]],
+    ) -> FeedResult:
+        """See :meth:`Ledger.apply_snapshot`."""
+        given = validate_snapshot(feed, sequence, node_id, positions)
+
+        def work(tx: Tx) -> FeedResult:
+            ignored = self._advance_feed(tx, feed, node_id, sequence)
+            if ignored is not None:
+                return ignored
+            rows = tx.all("SELECT sku FROM positions WHERE node_id = ?", (node_id,))
+            held = {r["sku"] for r in rows}
+            clamped = 0
+            for sku in sorted(held | set(given)):
+                on_hand, safety = given.get(sku, (0, -1))
+                clamped += self._set_on_hand(tx, node_id, sku, None, on_hand, safety)
+            return self._applied(tx, clamped)
+
+        return self.transaction(work)
+
+    def apply_delta(
+        self,
+        feed: str,
+        sequence: int,
+        node_id: str,
+        deltas: Sequence[tuple[str, int]],
+    ) -> FeedResult:
+        """See :meth:`Ledger.apply_delta`."""
+        changes = validate_delta(feed, sequence, node_id, deltas)
+
+        def work(tx: Tx) -> FeedResult:
+            ignored = self._advance_feed(tx, feed, node_id, sequence)
+            if ignored is not None:
+                return ignored
+            clamped = 0
+            for sku, change in sorted(changes.items()):
+                clamped += self._set_on_hand(tx, node_id, sku, change, 0, -1)
+            return self._applied(tx, clamped)
+
+        return self.transaction(work)
+
+    def _advance_feed(self, tx: Tx, feed: str, node_id: str, sequence: int) -> FeedResult | None:
+        """Move the (feed, node) sequence forward; the ignored result when it cannot."""
+        moved = tx.one(
+            "INSERT INTO feed_positions (feed, node_id, sequence) VALUES (?, ?, ?) "
+            "ON CONFLICT (feed, node_id) DO UPDATE SET sequence = excluded.sequence "
+            "WHERE feed_positions.sequence < excluded.sequence RETURNING sequence",
+            (feed, node_id, sequence),
+        )
+        if moved is not None:
+            return None
+        last = tx.one(
+            "SELECT sequence FROM feed_positions WHERE feed = ? AND node_id = ?", (feed, node_id)
+        )
+        assert last is not None
+        outcome = FeedOutcome.DUPLICATE if int(last["sequence"]) == sequence else FeedOutcome.STALE
+        self._count(tx, outcome.value, 1)
+        return FeedResult(outcome)
+
+    def _applied(self, tx: Tx, clamped: int) -> FeedResult:
+        self._count(tx, "applied", 1)
+        if clamped:
+            self._count(tx, "clamped_units", clamped)
+        return FeedResult(FeedOutcome.APPLIED, clamped)
+
+    def _set_on_hand(
+        self, tx: Tx, node_id: str, sku: str, change: int | None, on_hand: int, safety: int
+    ) -> int:
+        """Set one position's on hand, never below reserved (nor zero).
+
+        The target is old + ``change``, or ``on_hand`` when ``change`` is None; ``safety``
+        < 0 keeps the safety stock. Returns the units clamped.
+        """
+        tx.run(
+            "INSERT INTO positions (node_id, sku, on_hand, reserved, safety_stock) "
+            "VALUES (?, ?, 0, 0, 0) ON CONFLICT (node_id, sku) DO NOTHING",
+            (node_id, sku),
+        )
+        row = tx.one(self.lock_position_sql, (node_id, sku))
+        assert row is not None
+        old, reserved = int(row["on_hand"]), int(row["reserved"])
+        old_safety = int(row["safety_stock"])
+        target = on_hand if change is None else old + change
+        check_on_hand(node_id, sku, target)
+        kept = max(target, reserved, 0)
+        tx.run(
+            "UPDATE positions SET on_hand = ?, safety_stock = ? WHERE node_id = ? AND sku = ?",
+            (kept, old_safety if safety < 0 else safety, node_id, sku),
+        )
+        return kept - target
+
+    def _count(self, tx: Tx, name: str, by: int) -> None:
+        tx.run("UPDATE feed_counters SET value = value + ? WHERE name = ?", (by, name))
+
+    def feed_stats(self) -> dict[str, int]:
+        """See :meth:`Ledger.feed_stats`."""
+        rows = self.transaction(lambda tx: tx.all("SELECT name, value FROM feed_counters"))
+        stats = dict.fromkeys(FEED_COUNTERS, 0)
+        stats.update({str(r["name"]): int(r["value"]) for r in rows})
+        return stats
