@@ -918,16 +918,11 @@ def _add_whatif_command(commands: Any) -> None:
 
 
 def _whatif(args: argparse.Namespace) -> int:
-    import importlib.util
+    from router.whatif import missing_extra, not_installed
 
-    needed = ("jinja2", "matplotlib", "pyarrow", "shapely")
-    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    missing = missing_extra()
     if missing:
-        print(
-            f"router whatif: {' and '.join(missing)} not installed; install the whatif extra "
-            "(pip install -e '.[whatif]')",
-            file=sys.stderr,
-        )
+        print(f"router whatif: {not_installed(missing)}", file=sys.stderr)
         return 2
     from router.whatif.run import main as whatif
 

@@ -12,3 +12,26 @@
 
 benchmarks/README.md describes the protocol and the latest numbers.
 """
+
+from __future__ import annotations
+
+import importlib.util
+
+EXTRA: tuple[str, ...] = ("jinja2", "matplotlib", "pyarrow", "shapely")
+"""The modules of the ``whatif`` extra every run needs (Ray too, with ``--executor ray``)."""
+
+
+def missing_extra(*also: str) -> list[str]:
+    """The modules of the extra (and ``also``) that are not installed.
+
+    Asked before anything of the harness is imported, which would fail on them first.
+    """
+    return [m for m in (*EXTRA, *also) if importlib.util.find_spec(m) is None]
+
+
+def not_installed(missing: list[str]) -> str:
+    """What to tell a user whose install lacks ``missing``."""
+    return (
+        f"{' and '.join(missing)} not installed; install the whatif extra "
+        "(pip install -e '.[whatif]')"
+    )

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import importlib.util
 import itertools
 import os
 import sys
@@ -51,6 +50,7 @@ from models.scenario import Scenario
 from router.rules.document import NOT_READ, read_rules_file, read_yaml
 from router.scenario import read_forecast, read_replenishment
 from router.scenario.registry import REGISTRY
+from router.whatif import missing_extra, not_installed
 from router.whatif.bound import Bound, hindsight_bound
 from router.whatif.decision import HEURISTIC
 from router.whatif.kpis import METRICS, comparisons, kpis, kpis_long, order_table
@@ -568,15 +568,11 @@ def _problem(args: argparse.Namespace) -> str | None:
     choices = [*args.policies, *(label for label, _, _ in settings(args))]
     if args.base not in choices:
         return f"argument --base: {args.base!r} is none of the runs: {', '.join(choices)}"
-    needed = ["pyarrow", "ray"] if args.executor == "ray" else ["pyarrow"]
-    missing = [name for name in needed if importlib.util.find_spec(name) is None]
-    if missing:
-        flag = "argument --executor: " if "ray" in missing else ""
-        return (
-            f"{flag}{' and '.join(missing)} not installed; install the whatif extra "
-            "(pip install -e '.[whatif]')"
-        )
-    return None
+    missing = missing_extra(*(["ray"] if args.executor == "ray" else []))
+    if not missing:
+        return None
+    flag = "argument --executor: " if "ray" in missing else ""
+    return flag + not_installed(missing)
 
 
 def base_run(records: pd.DataFrame, base: str) -> str:
