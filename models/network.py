@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import time
 from enum import StrEnum
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from models import fields as f
@@ -257,6 +258,62 @@ class Network:
         return f"unknown service {owner!r} (services: {', '.join(self.rates.services)})"
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Overlay(Mapping[K, V]):
+    """A read-only mapping: ``base`` with ``top`` laid over it; neither is ever changed.
+
+    Iterates in the order ``{**base, **top}`` would: the base's keys (a key in both keeps its
+    base place), then the new keys of the top in the order they were added.
+    :meth:`over` flattens it into a plain dict once the top holds more than
+    :data:`OVERLAY_FLATTEN_AT` keys, so lookups never go more than two deep and a long chain
+    of small changes costs, amortised, a few entries each. Pickles as a plain dict.
+    """
+
+    __slots__ = ("_base", "_len", "_top")
+
+    def __init__(self, base: Mapping[K, V], top: Mapping[K, V], length: int = -1) -> None:
+        self._base = base
+        self._top = top
+        self._len = length if length >= 0 else len(base) + sum(k not in base for k in top)
+
+    @staticmethod
+    def over(mapping: Mapping[K, V], changes: Mapping[K, V]) -> Mapping[K, V]:
+        """``mapping`` with ``changes`` laid over it (an Overlay, or a dict when flattened)."""
+        length = len(mapping) + sum(key not in mapping for key in changes)
+        if isinstance(mapping, Overlay):
+            base, top = mapping._base, {**mapping._top, **changes}
+        else:
+            base, top = mapping, dict(changes)
+        if len(top) > OVERLAY_FLATTEN_AT:
+            return {**base, **top}
+        return Overlay(base, top, length)
+
+    def __getitem__(self, key: K) -> V:
+        if key in self._top:
+            return self._top[key]
+        return self._base[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._top or key in self._base
+
+    def __iter__(self) -> Iterator[K]:
+        yield from self._base
+        yield from (key for key in self._top if key not in self._base)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __reduce__(self) -> tuple[type[dict[K, V]], tuple[dict[K, V]]]:
+        return dict, (dict(self.items()),)
+
+
+OVERLAY_FLATTEN_AT = 1024
+"""Keys an :class:`Overlay` may lay over its base before :meth:`Overlay.over` flattens it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Stock:
     """A read-only view of stock positions keyed by (node_id, sku).
@@ -316,23 +373,28 @@ class Stock:
         """The stock with ``positions`` put in place of those with the same (node, SKU).
 
         Equal to ``Stock.of`` of the merged positions (new ones come last in their SKU's
-        group), but only the SKUs touched are regrouped, so a small change to a large stock
-        is cheap: a replay makes one per order.
+        group), but nothing is copied whole: the result's two mappings are this stock's
+        with the changes laid over them (:class:`Overlay`), and every SKU not touched keeps
+        its very tuple of positions. A small change to a large stock costs the size of the
+        change; a replay makes one per order.
         """
-        merged = dict(self.positions)
-        new: dict[str, dict[tuple[str, str], StockPosition]] = {}
-        touched: set[str] = set()
+        changed: dict[tuple[str, str], StockPosition] = {}
         for position in positions:
-            key = (position.node_id, position.sku)
+            changed[(position.node_id, position.sku)] = position
+        merged = Overlay.over(self.positions, changed)
+        grouped: dict[str, list[StockPosition]] = {}
+        for key, position in changed.items():
             if key not in self.positions:
-                new.setdefault(position.sku, {})[key] = position
-            merged[key] = position
-            touched.add(position.sku)
-        by_sku = dict(self.by_sku)
-        for sku in touched:
-            kept = tuple(merged[p.node_id, p.sku] for p in self.by_sku.get(sku, ()))
-            by_sku[sku] = kept + tuple(new.get(sku, {}).values())
-        return Stock._indexed(merged, by_sku)
+                grouped.setdefault(position.sku, []).append(position)
+        at_node: dict[str, dict[str, StockPosition]] = {}
+        for (node_id, sku), position in changed.items():
+            at_node.setdefault(sku, {})[node_id] = position
+        regrouped = {
+            sku: tuple([now.get(p.node_id, p) for p in self.by_sku.get(sku, ())])
+            + tuple(grouped.get(sku, ()))
+            for sku, now in at_node.items()
+        }
+        return Stock._indexed(merged, Overlay.over(self.by_sku, regrouped))
 
     @staticmethod
     def _indexed(

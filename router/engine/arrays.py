@@ -4,7 +4,7 @@
 node id (positions, handling costs in solver units, clocks and calendars, types, flags,
 capacity, priority, country) plus each service's rate bands and calendar.
 :func:`stock_arrays` gives, per SKU, the nodes holding it and their available units, built
-on first use of the SKU.
+on first use of the SKU and shared by every stock object holding the same positions of it.
 :func:`node_filter` gives the nodes a rule policy's node filters keep.
 
 The domain objects are frozen but neither hashable nor weak-referenceable, so the caches
@@ -17,11 +17,13 @@ so a cached entry is never stale.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from itertools import repeat
+from operator import attrgetter
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -30,7 +32,7 @@ from numpy.typing import NDArray
 from models.calendar import Calendar
 from models.lookahead import StockPrices
 from models.money import to_units
-from models.network import Network, Node, NodeType, RateBand, Stock
+from models.network import Network, Node, NodeType, RateBand, Stock, StockPosition
 from models.rules import Policy
 from router.engine.dates import NodeClocks
 
@@ -39,6 +41,9 @@ MAX_CACHED_NETWORKS = 4
 
 MAX_CACHED_STOCKS = 8
 """Stock objects whose per-SKU arrays are kept (the most recently built)."""
+
+MAX_CACHED_SKUS = 4096
+"""SKU position tuples whose arrays are kept across stock objects (the most recently built)."""
 
 MAX_CACHED_FILTERS = 64
 """(policy, network) pairs whose node filters are kept: every strategy of a few rule sets."""
@@ -198,6 +203,12 @@ class NetworkArrays:
         )
 
 
+_NODE_ID = attrgetter("node_id")
+_ON_HAND = attrgetter("on_hand")
+_RESERVED = attrgetter("reserved")
+_SAFETY = attrgetter("safety_stock")
+
+
 @dataclass(frozen=True, slots=True)
 class SkuStock:
     """Where one SKU is held: network rows (node id order) and available units there.
@@ -210,30 +221,44 @@ class SkuStock:
     available: NDArray[np.int64]
     total: int
 
+    @staticmethod
+    def of(positions: Sequence[StockPosition], rows: Mapping[str, int]) -> SkuStock:
+        """The arrays of one SKU's positions; ``rows`` maps node ids to network rows."""
+        n = len(positions)
+        at = np.fromiter(map(rows.get, map(_NODE_ID, positions), repeat(-1)), np.intp, n)
+        units = np.fromiter(map(_ON_HAND, positions), np.int64, n)
+        units -= np.fromiter(map(_RESERVED, positions), np.int64, n)
+        units -= np.fromiter(map(_SAFETY, positions), np.int64, n)
+        np.maximum(units, 0, out=units)  # StockPosition.available, for every position at once
+        known = at >= 0
+        return SkuStock(rows=at[known], available=units[known], total=int(units.sum()))
+
 
 class StockArrays:
-    """Per-SKU arrays of one stock object on one network, built on first use of each SKU."""
+    """Per-SKU arrays of one stock object on one network, built on first use of each SKU.
 
-    __slots__ = ("_by_sku", "_rows", "_stock")
+    A SKU's arrays depend only on its tuple of positions (``stock.by_sku[sku]``, frozen), so
+    they are also kept per (tuple, network) in a cache shared by every stock: a stock made
+    by :meth:`~models.network.Stock.replaced` shares the tuples of the SKUs it did not
+    touch, and finds their arrays built (a replay makes one such stock per order).
+    """
+
+    __slots__ = ("_arrays", "_by_sku", "_stock")
 
     def __init__(self, stock: Stock, arrays: NetworkArrays) -> None:
         self._stock = stock
-        self._rows = arrays.row
+        self._arrays = arrays
         self._by_sku: dict[str, SkuStock] = {}
 
     def sku(self, sku: str) -> SkuStock:
         """The nodes holding ``sku`` and their available units."""
         found = self._by_sku.get(sku)
         if found is None:
-            held = [
-                (self._rows.get(p.node_id), p.available) for p in self._stock.by_sku.get(sku, ())
-            ]
-            known = [(row, units) for row, units in held if row is not None]
-            found = SkuStock(
-                rows=np.array([row for row, _ in known], dtype=np.intp),
-                available=np.array([units for _, units in known], dtype=np.int64),
-                total=sum(units for _, units in held),
-            )
+            positions = self._stock.by_sku.get(sku, ())
+            found = _SKUS.get(positions, self._arrays)
+            if found is None:
+                found = SkuStock.of(positions, self._arrays.row)
+                _SKUS.put(found, positions, self._arrays)
             self._by_sku[sku] = found
         return found
 
@@ -241,7 +266,7 @@ class StockArrays:
 V = TypeVar("V")
 
 
-class _Recent(Generic[V]):
+class Recent(Generic[V]):
     """Values for the last ``size`` keys put; a key is a tuple of objects, by identity.
 
     Each entry holds its key objects, so their ids stay theirs while the entry lives.
@@ -299,10 +324,11 @@ def _filtered_by(policy: Policy, node: Node) -> str:
     return ""
 
 
-_NETWORKS: _Recent[NetworkArrays] = _Recent(MAX_CACHED_NETWORKS)
-_PRICES: _Recent[dict[str, NDArray[np.float64]]] = _Recent(MAX_CACHED_NETWORKS)
-_STOCKS: _Recent[StockArrays] = _Recent(MAX_CACHED_STOCKS)
-_FILTERS: _Recent[NodeFilter] = _Recent(MAX_CACHED_FILTERS)
+_NETWORKS: Recent[NetworkArrays] = Recent(MAX_CACHED_NETWORKS)
+_PRICES: Recent[dict[str, NDArray[np.float64]]] = Recent(MAX_CACHED_NETWORKS)
+_STOCKS: Recent[StockArrays] = Recent(MAX_CACHED_STOCKS)
+_SKUS: Recent[SkuStock] = Recent(MAX_CACHED_SKUS)
+_FILTERS: Recent[NodeFilter] = Recent(MAX_CACHED_FILTERS)
 
 
 def node_filter(policy: Policy, network: Network) -> NodeFilter:

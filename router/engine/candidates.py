@@ -43,6 +43,7 @@ from models.rules import Policy, SlaMode
 from router.engine.arrays import (
     NetworkArrays,
     NodeFilter,
+    Recent,
     ServiceBands,
     SkuStock,
     money_units,
@@ -54,6 +55,11 @@ from router.engine.arrays import (
 )
 from router.engine.geo import great_circle_km
 from router.engine.terms import BuiltModel, Matrices
+
+MAX_CACHED_MODELS = 2
+"""Models kept for a second ask (:func:`build_model`): the what-if replay asks twice in a row."""
+
+_BUILT: Recent[tuple[int, BuiltModel]] = Recent(MAX_CACHED_MODELS)
 
 
 def _max_shipments(order: Order, policy: Policy) -> int | None:
@@ -88,6 +94,31 @@ def build_model(
     prices: StockPrices | None = None,
 ) -> BuiltModel:
     """Build the canonical model (docs/cost-model.md) of ``order`` on current ``stock``.
+
+    See :func:`_build` for the arguments. The last few models built are kept per the very
+    objects they were built from (all frozen) and handed out again when asked for twice:
+    the what-if replay builds an order's evaluation model, then the engine it replays asks
+    for the same model, and it is priced on that one (a model is never changed once built).
+    """
+    key = (order, network, stock, policy, capacity_used, prices)
+    found = _BUILT.get(*key)
+    if found is not None and found[0] == relax_sla_days:
+        return found[1]
+    built = _build(order, network, stock, policy, capacity_used, relax_sla_days, prices)
+    _BUILT.put((relax_sla_days, built), *key)
+    return built
+
+
+def _build(
+    order: Order,
+    network: Network,
+    stock: Stock,
+    policy: Policy,
+    capacity_used: CapacityUsed | None,
+    relax_sla_days: int,
+    prices: StockPrices | None,
+) -> BuiltModel:
+    """The canonical model of ``order`` on current ``stock``, built.
 
     ``order`` must have passed validation against ``network`` (``Order.from_raw(..., network)``).
     ``policy`` is the applying strategy's filters, weights and constraints (docs/rules.md);

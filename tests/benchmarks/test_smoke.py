@@ -188,3 +188,16 @@ def test_a_baseline_that_crashes_is_recorded_and_the_run_goes_on(tmp_path, capsy
     assert highs["objective"].isna().all()
     assert "highs-full raised on" in capsys.readouterr().err
     assert not (tmp_path / "orders.partial.csv").exists()
+
+
+def test_replay_benchmark_smoke_runs_every_family(capsys):
+    """One row per family with both timings and their ratio."""
+    from benchmarks import replay
+
+    assert replay.main(["--smoke", "--rounds", "1"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "x |" in r]
+    assert [r.split(" | ")[0][2:] for r in rows] == list(replay.FAMILIES)
+    for row in rows:
+        plan, replayed, ratio = (float(c.rstrip("x |")) for c in row.split(" | ")[2:5])
+        assert plan > 0 and replayed > 0
+        assert ratio == pytest.approx(replayed / plan, rel=0.05, abs=0.01)

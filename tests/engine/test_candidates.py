@@ -4,9 +4,11 @@ from datetime import date, time
 
 from models.capacity import CapacityUsed
 from models.money import to_units
-from models.network import NodeType
+from models.network import NodeType, Stock, StockPosition
 from models.plan import ExclusionReason
 from models.rules import Policy, SlaMode
+from router.engine import candidates
+from router.engine.arrays import stock_arrays
 from router.engine.candidates import build_model
 from tests.engine.conftest import network, node, order, stock
 
@@ -137,3 +139,42 @@ def test_cost_terms():
     (cand,) = built.model.candidates
     assert cand.shipment_cost == to_units(6.25)
     assert cand.unit_costs == (to_units(2.1),)
+
+
+def test_a_model_asked_for_twice_with_the_same_objects_is_built_once():
+    """build_model hands the same model out again for the very same (frozen) inputs only.
+
+    Equal but distinct inputs, another SLA relaxation or other prices build anew, and the
+    model built anew equals the one kept.
+    """
+    net = network(node("N1", 1.0), node("N2", 3.0))
+    held = stock(("N1", "A", 2), ("N2", "A", 5))
+    o = order(("A", 3), deliver_by=date(2026, 11, 21))
+    used = CapacityUsed({})
+    policy = Policy()
+    first = build_model(o, net, held, policy, used)
+    assert build_model(o, net, held, policy, used) is first
+    for other in (
+        build_model(o, net, held, policy, CapacityUsed({})),
+        build_model(o, net, held, Policy(), used),
+        build_model(o, net, held, policy, used, relax_sla_days=1),
+    ):
+        assert other is not first
+    fresh = candidates._build(o, net, held, policy, used, 0, None)
+    assert fresh is not first
+    assert fresh.model == first.model
+
+
+def test_per_sku_arrays_of_a_replaced_stock_are_those_of_a_fresh_stock():
+    """Arrays of SKUs a change did not touch are shared; the touched ones are rebuilt exact."""
+    net = network(node("N1", 1.0), node("N2", 3.0), node("N3", 4.0))
+    before = stock(("N1", "A", 2), ("N2", "A", 5), ("N2", "B", 1), ("N3", "C", 4))
+    after = before.replaced([StockPosition("N2", "A", 3, reserved=1), StockPosition("N3", "B", 6)])
+    fresh = Stock.of(after.positions.values())
+    for sku in ("A", "B", "C", "D"):
+        got, want = stock_arrays(after, net).sku(sku), stock_arrays(fresh, net).sku(sku)
+        assert got.rows.tolist() == want.rows.tolist()
+        assert got.available.tolist() == want.available.tolist()
+        assert got.total == want.total
+    assert stock_arrays(after, net).sku("C") is stock_arrays(before, net).sku("C")
+    assert stock_arrays(after, net).sku("A").available.tolist() == [2, 2]

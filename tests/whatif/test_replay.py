@@ -23,13 +23,14 @@ from models.order import Order
 from models.replenishment import Replenishment, check_replenishment
 from models.rules import Policy, RuleSet, Strategy
 from models.scenario import Scenario
-from router.engine import route_order
+from router.engine import candidates, route_order
+from router.engine.arrays import Recent
 from router.engine.candidates import build_model
 from router.sample import sample_scenario
 from router.whatif.bound import hindsight_bound
 from router.whatif.decision import HEURISTIC, Decision, RoutingPolicy
 from router.whatif.policies import EnginePolicy, GreedyNearest, RankedChain
-from router.whatif.records import COLUMNS
+from router.whatif.records import COLUMNS, DETERMINISTIC
 from router.whatif.replay import (
     _moved,
     arrival_order,
@@ -354,6 +355,43 @@ def test_engine_cost_is_its_plan_objective_under_its_own_rules() -> None:
     first = scenario.orders[0]
     plan = route_order(first, scenario.network, scenario.stock, scenario.rules)
     assert plan.objective_amount == records[0].cost
+
+
+def test_the_engine_is_priced_on_the_model_it_solved_one_build_per_order(monkeypatch) -> None:
+    """Routing by the evaluation rules, the engine gets the evaluation model: one build each.
+
+    And the records, every deterministic column, equal those of a replay that builds every
+    model anew (the kept models switched off), on a stream that runs stock out (values
+    compared by repr: a record that ships nothing has a NaN distance).
+    """
+    sample = sample_scenario(n_stores=10, n_skus=20, n_orders=60)
+    thin = Stock.of(
+        dataclasses.replace(p, on_hand=p.on_hand // 60) for p in sample.stock.positions.values()
+    )
+    scenario = dataclasses.replace(sample, stock=thin)
+    builds: list[str] = []
+    build = candidates._build
+
+    def counting(order: Order, *args: object) -> object:
+        builds.append(order.order_id)
+        return build(order, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(candidates, "_build", counting)
+    kept = replay(scenario, EnginePolicy(scenario.rules), scenario_name="s", seed=1)
+    assert len(builds) == len(set(builds)) == len(scenario.orders)
+
+    class Forgetful(Recent[object]):
+        def get(self, *key: object) -> None:
+            return None
+
+    monkeypatch.setattr(candidates, "_BUILT", Forgetful(1))
+    builds.clear()
+    anew = replay(scenario, EnginePolicy(scenario.rules), scenario_name="s", seed=1)
+    assert len(builds) >= 2 * len(scenario.orders)
+    assert any(r.units_backordered for r in kept)
+    assert [[repr(getattr(r, c)) for c in DETERMINISTIC] for r in kept] == [
+        [repr(getattr(r, c)) for c in DETERMINISTIC] for r in anew
+    ]
 
 
 def test_arrival_order_is_created_at_then_order_id_and_takes_the_first_n() -> None:
