@@ -21,6 +21,13 @@ from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.plan import ExplainLevel
 from models.reservation import PlanAcceptance
 from models.scenario import Scenario
+from router.cli_security import (
+    add_client_flags,
+    add_serve_flags,
+    add_tokens_command,
+    client_channel,
+    serve_security,
+)
 from router.intake import command as intake_command
 from router.intake.config import DEFAULT_TARGET
 from router.rules.document import read_rules_file
@@ -63,6 +70,8 @@ def _serve(args: argparse.Namespace) -> int:
         bad_flags.append(
             FieldViolation("--metrics-port", f"must be 0 (off) to 65535, got {args.metrics_port}")
         )
+    auth, tls, admission, security_problems = serve_security(args)
+    bad_flags += [FieldViolation("", p) for p in security_problems]
     if bad_flags:
         for bad in bad_flags:
             print(f"router serve: {bad}", file=sys.stderr)
@@ -79,6 +88,10 @@ def _serve(args: argparse.Namespace) -> int:
         prices=prices,
         forecast_file=args.forecast,
         metrics_port=args.metrics_port or None,
+        metrics_host=args.metrics_host,
+        auth=auth,
+        tls=tls,
+        admission=admission,
     )
     try:
         serve(config, scenario)
@@ -227,7 +240,7 @@ def _route(args: argparse.Namespace) -> int:
     if args.time_limit is not None:
         request.time_limit.FromNanoseconds(round(args.time_limit * 1e9))
     try:
-        with grpc.insecure_channel(args.target) as channel:
+        with client_channel(args) as channel:
             stub = router_pb2_grpc.RoutingServiceStub(channel)
             answer = stub.RouteOrder(request, timeout=args.timeout)
     except grpc.RpcError as error:
@@ -463,11 +476,10 @@ def _rules_drive(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _rules_stub(args: argparse.Namespace) -> Iterator[Any]:
-    import grpc
 
     from router.v1 import router_pb2_grpc
 
-    with grpc.insecure_channel(args.target) as channel:
+    with client_channel(args) as channel:
         yield router_pb2_grpc.RulesServiceStub(channel)
 
 
@@ -632,6 +644,7 @@ def _add_rules_commands(commands: Any) -> None:
         cmd.add_argument(
             "--target", default=DEFAULT_TARGET, help="server host:port (default: %(default)s)"
         )
+        add_client_flags(cmd)
         cmd.add_argument("--timeout", type=float, default=60.0, help="RPC deadline in seconds")
         if change:
             cmd.add_argument("--actor", required=True, help="who makes the change")
@@ -670,6 +683,7 @@ def parser() -> argparse.ArgumentParser:
     _add_route_command(commands)
     _add_rules_commands(commands)
     _add_whatif_command(commands)
+    add_tokens_command(commands, ServerConfig().ledger_url)
     return root
 
 
@@ -705,9 +719,15 @@ def _add_serve_command(commands: Any) -> None:
         type=int,
         default=0,
         metavar="PORT",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 9464; 0: off "
+        help="serve Prometheus metrics at http://METRICS_HOST:PORT/metrics, e.g. 9464; 0: off "
         "(default: %(default)s, so replicas on one host never clash)",
     )
+    serve.add_argument(
+        "--metrics-host",
+        default=server.metrics_host,
+        help="address metrics listen on (default: %(default)s; 0.0.0.0 for a remote scraper)",
+    )
+    add_serve_flags(serve, server.admission)
     serve.set_defaults(run=_serve)
 
 
@@ -897,6 +917,7 @@ def _add_route_command(commands: Any) -> None:
     route.add_argument(
         "--target", default=DEFAULT_TARGET, help="server host:port (default: %(default)s)"
     )
+    add_client_flags(route)
     route.add_argument("--timeout", type=float, default=60.0, help="RPC deadline in seconds")
     route.set_defaults(run=_route)
 

@@ -16,6 +16,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import grpc
 from fastapi import FastAPI, Request
@@ -35,7 +36,7 @@ from router.intake.errors import (
     invalid_argument,
     status_name_of_http,
 )
-from router.intake.gateway import Gateway
+from router.intake.gateway import Gateway, forward_authorization
 from router.intake.openapi import openapi_document
 from router.intake.routes import router
 
@@ -59,6 +60,7 @@ def create_app(config: IntakeConfig) -> FastAPI:
     )
     app.state.gateway = gateway
     app.add_middleware(InFlightLimit, limit=config.max_in_flight)
+    app.middleware("http")(forward_authorization)
     _handle_errors(app)
     app.include_router(router)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
@@ -139,26 +141,44 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(config: IntakeConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run the gateway until SIGINT or SIGTERM; print its address first (port 0 is resolved)."""
+def serve(
+    config: IntakeConfig,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    tls: tuple[Path, Path] | None = None,
+) -> None:
+    """Run the gateway until SIGINT or SIGTERM; print its address first (port 0 is resolved).
+
+    With ``tls`` (certificate chain, key) it serves HTTPS.
+    """
     import uvicorn
 
     app = create_app(config)  # a bad --geocoder fails here, before anything is printed
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     address = f"{host}:{bound_port}"
-    print(usage(address, config), flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=5))
+    print(usage(address, config, https=tls is not None), flush=True)
+    cert, key = tls if tls is not None else (None, None)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_config=None,
+            timeout_graceful_shutdown=5,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+        )
+    )
     server.run(sockets=[sock])
 
 
-def usage(address: str, config: IntakeConfig) -> str:
+def usage(address: str, config: IntakeConfig, *, https: bool = False) -> str:
     """The first line names the address (last word); then where to read about the API."""
-    url = f"http://{address}"
+    url = f"{'https' if https else 'http'}://{address}"
     return "\n".join(
         [
             f"router intake (HTTP) listening on {address}",
             f"Forwarding to the gRPC service at {config.target}; OpenAPI: {url}/openapi.json",
             f"Try: curl -s '{url}/v1/stock?sku=SKU-1'",
+            'A server with authentication on wants: -H "Authorization: Bearer $ROUTER_TOKEN"',
         ]
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from router.intake.config import IntakeConfig
 
@@ -53,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(e.g. nominatim; default: none)",
     )
     parser.add_argument("--geocoder-user-agent", help="user agent sent to the geocoder")
+    tls = parser.add_argument_group("TLS (docs/security.md)")
+    tls.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve HTTPS: certificate")
+    tls.add_argument("--tls-key", type=Path, metavar="PEM", help="serve HTTPS: private key")
+    tls.add_argument("--service-ca", type=Path, metavar="PEM", help="CA of the service's TLS")
+    tls.add_argument("--service-cert", type=Path, metavar="PEM", help="client cert (mTLS)")
+    tls.add_argument("--service-key", type=Path, metavar="PEM", help="client key (mTLS)")
     parser.set_defaults(run=run)
 
 
@@ -68,6 +75,21 @@ def run(args: argparse.Namespace) -> int:
         )
         if not value > 0
     ]
+    if (args.tls_cert is None) != (args.tls_key is None):
+        problems.append("--tls-cert and --tls-key go together")
+    if (args.service_cert is None) != (args.service_key is None):
+        problems.append("--service-cert and --service-key go together")
+    problems += [
+        f"{path}: no such file"
+        for path in (
+            args.tls_cert,
+            args.tls_key,
+            args.service_ca,
+            args.service_cert,
+            args.service_key,
+        )
+        if path is not None and not path.is_file()
+    ]
     if problems:
         print("router intake: " + "; ".join(problems), file=sys.stderr)
         return 2
@@ -79,11 +101,15 @@ def run(args: argparse.Namespace) -> int:
         max_batch_orders=args.max_batch_orders,
         geocoder=args.geocoder,
         geocoder_user_agent=args.geocoder_user_agent,
+        service_ca=args.service_ca,
+        service_cert=args.service_cert,
+        service_key=args.service_key,
     )
     from router.intake.app import serve  # the web stack, only when the gateway starts
 
     try:
-        serve(config, args.host, args.port)
+        tls = None if args.tls_cert is None else (args.tls_cert, args.tls_key)
+        serve(config, args.host, args.port, tls)
     except ValueError as error:  # a bad --geocoder: nothing was printed or bound yet
         print(f"router intake: --geocoder: {error}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ the command line can show them without loading the web stack.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 """The gRPC service's address when none is given (``router serve``'s default port)."""
@@ -30,3 +31,8 @@ class IntakeConfig:
     max_batch_orders: int = DEFAULT_MAX_BATCH_ORDERS
     geocoder: str | None = None
     geocoder_user_agent: str | None = None
+    service_ca: Path | None = None
+    """CA to verify the gRPC service by (its TLS); None: plaintext to the service."""
+    service_cert: Path | None = None
+    """Client certificate the gateway presents to the service (mTLS), with service_key."""
+    service_key: Path | None = None

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Annotated, Any, TypeVar
 
 import grpc
@@ -48,6 +49,20 @@ GRPC_CHANNEL_OPTIONS = [
 ]
 
 
+AUTHORIZATION: ContextVar[str] = ContextVar("authorization", default="")
+"""The HTTP request's ``Authorization`` header, passed on to the service with every call:
+the service authenticates and authorises (docs/security.md); the gateway holds no secrets."""
+
+
+async def forward_authorization(request: Request, call_next: Any) -> Any:
+    """Middleware: keep the request's ``Authorization`` header for :meth:`Gateway.call`."""
+    token = AUTHORIZATION.set(request.headers.get("authorization", ""))
+    try:
+        return await call_next(request)
+    finally:
+        AUTHORIZATION.reset(token)
+
+
 class Gateway:
     """The gateway's configuration, geocoder and gRPC stubs, and the steps routes share."""
 
@@ -61,9 +76,17 @@ class Gateway:
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[None]:
         """Open the channel to the gRPC service for as long as the app runs."""
-        async with grpc.aio.insecure_channel(
-            self.config.target, options=GRPC_CHANNEL_OPTIONS
-        ) as channel:
+        c = self.config
+        if c.service_ca is not None or c.service_cert is not None:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=None if c.service_ca is None else c.service_ca.read_bytes(),
+                private_key=None if c.service_key is None else c.service_key.read_bytes(),
+                certificate_chain=None if c.service_cert is None else c.service_cert.read_bytes(),
+            )
+            opened = grpc.aio.secure_channel(c.target, credentials, options=GRPC_CHANNEL_OPTIONS)
+        else:
+            opened = grpc.aio.insecure_channel(c.target, options=GRPC_CHANNEL_OPTIONS)
+        async with opened as channel:
             self._routing = router_pb2_grpc.RoutingServiceStub(channel)
             self._inventory = router_pb2_grpc.InventoryServiceStub(channel)
             yield
@@ -114,8 +137,10 @@ class Gateway:
         remaining = end - time.monotonic()
         if remaining <= 0:
             raise deadline_exceeded()
+        credentials = AUTHORIZATION.get()
+        metadata = (("authorization", credentials),) if credentials else None
         try:
-            answer: Message = await method(request, timeout=remaining)
+            answer: Message = await method(request, timeout=remaining, metadata=metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
         return answer

@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
+from models.access import ApiToken, Role, new_token
 from models.calendar import Calendar, CalendarKind, Calendars
 from models.capacity import CapacityUsed
 from models.errors import (
@@ -29,6 +30,7 @@ from models.reservation import (
     ReservationStatus,
 )
 from models.rule_versions import ACTIVATE, ROLLBACK, RuleActivation, RuleVersion
+from router.ledger.access import check_token_request
 from router.ledger.base import (
     CONFIRM,
     FEED_COUNTERS,
@@ -91,6 +93,8 @@ class MemoryLedger(Ledger):
         self._activations: list[RuleActivation] = []  # seq n at index n - 1
         self._calendars = Calendars()
         self._calendar_revision = 0
+        self._tokens: dict[str, tuple[ApiToken, str]] = {}  # token id -> (token, digest)
+        self._owners: dict[str, str] = {}  # reservation id -> principal
 
     def load(self, network: Network, stock: Stock) -> None:
         """See :meth:`Ledger.load`."""
@@ -190,6 +194,7 @@ class MemoryLedger(Ledger):
         ttl_s: float,
         now: datetime,
         response: Callable[[Reservation], bytes] | None = None,
+        owner: str = "",
     ) -> Reservation:
         """See :meth:`Ledger.reserve`."""
         req = validate_reserve(request_id, payload, order_id, lines, capacity, ttl_s, now)
@@ -227,6 +232,8 @@ class MemoryLedger(Ledger):
             for key in req.capacity:
                 self._used[key] = self._used.get(key, 0) + 1
             self._reservations[made.reservation_id] = made
+            if owner:
+                self._owners[made.reservation_id] = owner
             self._requests[req.request_id] = _Record(
                 RESERVE, req.digest, made.reservation_id, stored
             )
@@ -494,3 +501,41 @@ class MemoryLedger(Ledger):
         """See :meth:`Ledger.feed_stats`."""
         with self._lock:
             return dict(self._counters)
+
+    # --- access ------------------------------------------------------------------------
+
+    def issue_token(self, name: str, roles: frozenset[Role], now: datetime) -> tuple[ApiToken, str]:
+        """See :meth:`AccessStore.issue_token`."""
+        check_token_request(name, roles)
+        token_id, token, digest = new_token()
+        made = ApiToken(token_id, name, roles, now)
+        with self._lock:
+            self._tokens[token_id] = (made, digest)
+        return made, token
+
+    def revoke_token(self, token_id: str, now: datetime) -> ApiToken:
+        """See :meth:`AccessStore.revoke_token`."""
+        with self._lock:
+            found = self._tokens.get(token_id)
+            if found is None:
+                raise NotFoundError(f"token_id: no token {token_id!r}")
+            token, digest = found
+            if token.active:
+                token = replace(token, revoked_at=now)
+                self._tokens[token_id] = (token, digest)
+            return token
+
+    def tokens(self) -> list[ApiToken]:
+        """See :meth:`AccessStore.tokens`."""
+        with self._lock:
+            return sorted((t for t, _ in self._tokens.values()), key=lambda t: t.created_at)
+
+    def token_digest(self, token_id: str) -> tuple[ApiToken, str] | None:
+        """See :meth:`AccessStore.token_digest`."""
+        with self._lock:
+            return self._tokens.get(token_id)
+
+    def reservation_owner(self, reservation_id: str) -> str | None:
+        """See :meth:`AccessStore.reservation_owner`."""
+        with self._lock:
+            return self._owners.get(reservation_id)

@@ -63,6 +63,7 @@ class ReservationStore(Protocol):
         ttl_s: float,
         now: datetime,
         response: Callable[[Reservation], bytes] | None = None,
+        owner: str = "",
     ) -> Reservation:
         """Hold every line's units and one order slot per (node, day) in ``capacity``.
 
@@ -74,7 +75,8 @@ class ReservationStore(Protocol):
         When ``response`` is given it is called with the new reservation inside the same
         transaction, and the bytes it returns are stored with the idempotency record, so
         that :meth:`stored_response` returns them to every retry (a replay does not call
-        it again).
+        it again). ``owner`` (the authenticated principal, "" when none) is recorded with
+        the reservation in the same transaction (:meth:`AccessStore.reservation_owner`).
         """
 
     @abstractmethod
@@ -211,12 +213,18 @@ class SqlReservations(SqlDriver):
         ttl_s: float,
         now: datetime,
         response: Callable[[Reservation], bytes] | None = None,
+        owner: str = "",
     ) -> Reservation:
         """See :meth:`Ledger.reserve`."""
         req = validate_reserve(request_id, payload, order_id, lines, capacity, ttl_s, now)
 
         def work(tx: Tx) -> Reservation:
             made, new = self._reserve(tx, req, new_reservation_id())
+            if new and owner:
+                tx.run(
+                    "INSERT INTO reservation_owners (reservation_id, owner) VALUES (?, ?)",
+                    (made.reservation_id, owner),
+                )
             if new and response is not None:
                 tx.run(
                     "UPDATE idempotency SET response = ? WHERE request_id = ?",

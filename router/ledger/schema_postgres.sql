@@ -184,3 +184,17 @@ CREATE TABLE IF NOT EXISTS calendar_revision (
     revision bigint NOT NULL CHECK (revision >= 0)
 );
 INSERT INTO calendar_revision (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+-- API tokens (docs/security.md): only the SHA-256 digest of each token's secret is kept.
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_id text PRIMARY KEY,
+    name text NOT NULL,
+    roles text NOT NULL,
+    digest text NOT NULL,
+    created_at timestamptz NOT NULL,
+    revoked_at timestamptz
+);
+-- The principal that made each reservation: only it (or an admin) confirms or releases it.
+CREATE TABLE IF NOT EXISTS reservation_owners (
+    reservation_id text PRIMARY KEY REFERENCES reservations (reservation_id),
+    owner text NOT NULL
+);

@@ -138,3 +138,17 @@ CREATE TABLE IF NOT EXISTS calendar_revision (
     revision INTEGER NOT NULL CHECK (revision >= 0)
 );
 INSERT INTO calendar_revision (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+-- API tokens (docs/security.md): only the SHA-256 digest of each token's secret is kept.
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+-- The principal that made each reservation: only it (or an admin) confirms or releases it.
+CREATE TABLE IF NOT EXISTS reservation_owners (
+    reservation_id TEXT PRIMARY KEY REFERENCES reservations (reservation_id),
+    owner TEXT NOT NULL
+);

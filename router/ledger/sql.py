@@ -23,11 +23,12 @@ Rows are always locked in one order (idempotency record, reservation, positions 
 
 from __future__ import annotations
 
+from router.ledger.access import SqlAccess
 from router.ledger.ledger import Ledger
 from router.ledger.reservations import SqlReservations
 from router.ledger.rule_versions import SqlRuleVersions
 from router.ledger.stock import SqlStock
 
 
-class SqlLedger(SqlStock, SqlReservations, SqlRuleVersions, Ledger):
+class SqlLedger(SqlStock, SqlReservations, SqlRuleVersions, SqlAccess, Ledger):
     """The ledger's operations in portable SQL; subclasses adapt one database driver."""

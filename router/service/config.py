@@ -7,6 +7,7 @@ loading the service or a solver.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,43 @@ class PriceSettings:
         return problems
 
 
+@dataclass(frozen=True, slots=True)
+class AdmissionSettings:
+    """Per-principal rate limits and the queue for solve slots (docs/security.md).
+
+    The bound on solving calls running at once is :attr:`ServerConfig.max_workers`.
+    """
+
+    rate_per_s: float = 100.0
+    """Calls per second each authenticated principal may make, sustained (``--rate-limit``;
+    0: no limit). Not applied when authentication is off (every caller is one)."""
+    burst: int = 200
+    """Calls a principal may make at once above the rate (``--rate-burst``)."""
+    queued_solves: int = 8
+    """Solving calls that may wait for a slot (``--queued-solves``); the next is refused."""
+    queue_wait_s: float = 10.0
+    """The longest a solving call waits for a slot (less when its deadline is nearer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """The server's certificate and key, and the CA its clients' certificates must chain to.
+
+    With ``client_ca`` set every client must present a certificate it signed (mTLS): the
+    certificate is then a principal of its own (docs/security.md), and a bearer token, when
+    sent too, decides instead. gRPC's Python server cannot ask for a certificate without
+    requiring one, so mTLS is all clients or none.
+    """
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def files(self) -> tuple[Path, ...]:
+        """The files the credentials are read from."""
+        return (self.cert, self.key) + (() if self.client_ca is None else (self.client_ca,))
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Where the server listens, how many RPCs it runs at once, its time limits and engine."""
@@ -97,6 +135,8 @@ class ServerConfig:
     port: int = 50051
     """0 picks a free port (tests); :func:`create_server` returns the one bound."""
     max_workers: int = 8
+    """Solving calls (plan, route, lint, test, publish) that run at once (``--workers``);
+    one more is refused at once with RESOURCE_EXHAUSTED and a retry hint."""
     default_time_limit_s: float = DEFAULT_TIME_LIMIT_S
     """Most solve time per request; a request's time_limit and deadline can only lower it."""
     grace_period_s: float = 5.0
@@ -121,5 +161,47 @@ class ServerConfig:
     """What computes prices; None is :func:`router.engine.prices.price_stock` (tests inject
     slow or failing ones)."""
     metrics_port: int | None = None
-    """Where Prometheus metrics are served (``/metrics`` on ``host``); None: nowhere, 0 picks
-    a free port (tests; :attr:`RouterServer.metrics_port` says which)."""
+    """Where Prometheus metrics are served (``/metrics`` on :attr:`metrics_host`); None:
+    nowhere, 0 picks a free port (tests; :attr:`RouterServer.metrics_port` says which)."""
+    metrics_host: str = "127.0.0.1"
+    """The address metrics listen on (``--metrics-host``): loopback unless a scraper on
+    another machine must reach them; they carry no secrets but need no public address."""
+    auth: bool | None = None
+    """Whether every call must authenticate (docs/security.md). None: yes, unless the
+    server listens on loopback only (the ``make run`` default, open to this machine's
+    users, and it says so when it starts); False on another address is
+    ``--insecure-no-auth``, and logged loudly."""
+    tls: TlsSettings | None = None
+    """The server's certificate, key and client CA (``--tls-cert``, ``--tls-key``,
+    ``--tls-client-ca``); None: plaintext."""
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+    """Per-principal rate limits (``--rate-limit``, ``--rate-burst``)."""
+    cheap_workers: int = 4
+    """Threads beyond :attr:`max_workers`, kept for health checks and calls that do not solve."""
+    max_concurrent_rpcs: int = 256
+    """Calls in progress or queued at once; gRPC refuses the next with RESOURCE_EXHAUSTED."""
+    token_cache_s: float = 5.0
+    """How long a token lookup is kept: a revocation reaches this server within it."""
+    max_message_bytes: int = 16 * 1024 * 1024
+    """The largest request message the server reads (16 MiB: a 50,000-line batch fits)."""
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether :attr:`host` is a loopback address (only this machine can connect)."""
+        return is_loopback(self.host)
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether calls must authenticate (see :attr:`auth`)."""
+        return (not self.loopback_only) if self.auth is None else self.auth
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``127.x.x.x`` or ``::1``: an address only this machine reaches."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import grpc
 
 from models.engines import DEFAULT_TIME_LIMIT_S
-from models.errors import RuleVersionStateError, StockConflictError
+from models.errors import PermissionDeniedError, RuleVersionStateError, StockConflictError
 from models.lookahead import StockPrices
 from models.network import Network
 from models.order import Order
@@ -31,6 +31,7 @@ from router.engine.stop import Stop
 from router.ledger import Ledger
 from router.ledger.base import NoReservationError
 from router.rules.publish import version_rules
+from router.service.access import current_principal, may_act_on
 from router.service.convert import (
     RouteOrderArgs,
     plan_order_args_from_proto,
@@ -320,6 +321,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 args.ttl_s,
                 datetime.now(UTC),
                 respond,
+                owner=_owner(),
             )
         except NoReservationError:  # a concurrent call with the id shipped nothing
             stored = self._ledger.stored_response(args.request_id, payload)
@@ -334,8 +336,9 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     def ConfirmReservation(
         self, request: router_pb2.ConfirmReservationRequest, context: grpc.ServicerContext
     ) -> router_pb2.ConfirmReservationResponse:
-        """HELD → CONFIRMED through the ledger, idempotent by request_id."""
+        """HELD → CONFIRMED through the ledger, idempotent by request_id; owner or admin only."""
         with abort_on_error(context):
+            self._check_owner(request.reservation_id)
             done = self._ledger.confirm(
                 request.request_id, request.reservation_id, datetime.now(UTC)
             )
@@ -344,8 +347,9 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     def ReleaseReservation(
         self, request: router_pb2.ReleaseReservationRequest, context: grpc.ServicerContext
     ) -> router_pb2.ReleaseReservationResponse:
-        """HELD → RELEASED through the ledger, idempotent by request_id."""
+        """HELD → RELEASED through the ledger, idempotent by request_id; owner or admin only."""
         with abort_on_error(context):
+            self._check_owner(request.reservation_id)
             done = self._ledger.release(
                 request.request_id, request.reservation_id, datetime.now(UTC)
             )
@@ -354,6 +358,20 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 # counted twice, which at worst refreshes the prices a little early.
                 self._prices.stock_moved((line.sku, line.quantity) for line in done.lines)
             return router_pb2.ReleaseReservationResponse(reservation=reservation_to_proto(done))
+
+    def _check_owner(self, reservation_id: str) -> None:
+        """PermissionDeniedError unless the caller made the reservation or is an admin.
+
+        An unknown reservation is NotFoundError, as the ledger would say; one made while
+        authentication was off has no owner, so only an admin may act on it.
+        """
+        owner = self._ledger.reservation_owner(reservation_id)
+        if owner is None:
+            self._ledger.reservation(reservation_id)  # NotFoundError when there is none
+        if not may_act_on(owner):
+            raise PermissionDeniedError(
+                f"reservation_id: reservation {reservation_id!r} belongs to another principal"
+            )
 
     def _routed(
         self, order: Order, response: router_pb2.RouteOrderResponse, *, held: bool
@@ -389,3 +407,9 @@ def _holdings(plan: Plan) -> tuple[list[ReservationLine], list[tuple[str, date]]
     ]
     slots = sorted({(shipment.node_id, shipment.ship_date) for shipment in plan.shipments})
     return lines, slots
+
+
+def _owner() -> str:
+    """The authenticated principal recorded as a new reservation's owner ("" when open)."""
+    principal = current_principal()
+    return "" if principal is None or principal.via == "open" else principal.name

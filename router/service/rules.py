@@ -30,6 +30,7 @@ from router.rules.drive import drive_order
 from router.rules.golden import CaseResult, parse_suite, run_suite
 from router.rules.lint import Finding, lint_rules
 from router.rules.publish import lint_text, parse_document, publish_checks, suite_skus
+from router.service.access import audited_actor
 from router.service.convert import (
     explain_level_from_proto,
     golden_result_to_proto,
@@ -252,7 +253,8 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
         """Validate, lint, test, then store the next version (idempotent by digest)."""
         with abort_on_error(context):
             v = Violations()
-            check_change(request.actor, request.reason, v)
+            actor = audited_actor(request.actor)
+            check_change(actor, request.reason, v)
             rules = parse_document(request.document, v, self._network)
             suite = None
             if request.golden.strip():
@@ -265,7 +267,7 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
                 stored = self._ledger.publish_rules(
                     rules.name,
                     request.document,
-                    request.actor.strip(),
+                    actor.strip(),
                     request.reason.strip(),
                     lint_text(warnings),
                     datetime.now(UTC),
@@ -286,12 +288,13 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
         with abort_on_error(context):
             v = Violations()
             check_version_field(request.version, "version", v)
-            check_change(request.actor, request.reason, v)
+            actor = audited_actor(request.actor)
+            check_change(actor, request.reason, v)
             v.raise_if_any()
             with request_fields():
                 activation = self._ledger.activate_rules(
                     request.version,
-                    request.actor.strip(),
+                    actor.strip(),
                     request.reason.strip(),
                     datetime.now(UTC),
                     check=self._loads,
@@ -311,11 +314,12 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
             to = request.to_version if request.HasField("to_version") else None
             if to is not None:
                 check_version_field(to, "to_version", v)
-            check_change(request.actor, request.reason, v)
+            actor = audited_actor(request.actor)
+            check_change(actor, request.reason, v)
             v.raise_if_any()
             with request_fields():
                 activation = self._ledger.rollback_rules(
-                    request.actor.strip(),
+                    actor.strip(),
                     request.reason.strip(),
                     datetime.now(UTC),
                     to,

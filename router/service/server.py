@@ -29,25 +29,25 @@ from router.ledger import Ledger, open_ledger
 from router.rules.document import canonical_text, load_rules
 from router.rules.publish import lint_text, publish_checks, version_rules
 from router.scenario import order_to_json, read_forecast
+from router.service.access import AccessInterceptor, Authenticator
 from router.service.config import ServerConfig
 from router.service.inventory import InventoryServicer
 from router.service.metrics import MetricsEndpoint, ServiceMetrics, serve_metrics
+from router.service.names import (
+    INVENTORY_SERVICE,
+    NETWORK_SERVICE,
+    ROUTING_SERVICE,
+    RULES_SERVICE,
+)
 from router.service.network import LiveNetwork, NetworkServicer
 from router.service.prices import PriceBoard
 from router.service.routing import RoutingServicer, RuleSets
 from router.service.rules import RulesServicer
-from router.v1 import router_pb2, router_pb2_grpc
+from router.service.tls import server_credentials
+from router.v1 import router_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-ROUTING_SERVICE = router_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
-"""``router.v1.RoutingService``: the name health checks and reflection know it by."""
-INVENTORY_SERVICE = router_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
-"""``router.v1.InventoryService``."""
-RULES_SERVICE = router_pb2.DESCRIPTOR.services_by_name["RulesService"].full_name
-"""``router.v1.RulesService``."""
-NETWORK_SERVICE = router_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name
-"""``router.v1.NetworkService``."""
 SERVE_ACTOR = "router serve"
 """Who the versions and activations made at startup are recorded as."""
 
@@ -278,14 +278,18 @@ def _create(
         ledger = open_seeded_ledger(config.ledger_url, scenario)
     try:
         bootstrap_rules(ledger, scenario, config.rules_file)
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
+        server = _grpc_server(config, ledger)
         metrics = ServiceMetrics()
         prices = _add_services(server, config, scenario, ledger, metrics, forecast)
         health_servicer = _add_health_and_reflection(server)
-        port = server.add_insecure_port(f"{config.host}:{config.port}")
+        address = f"{config.host}:{config.port}"
+        if config.tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, server_credentials(config.tls))
         endpoint = None
         if config.metrics_port is not None:
-            endpoint = serve_metrics(metrics, config.host, config.metrics_port)
+            endpoint = serve_metrics(metrics, config.metrics_host, config.metrics_port)
     except BaseException:
         if owns:
             ledger.close()
@@ -301,6 +305,52 @@ def _create(
         metrics_endpoint=endpoint,
     )
     return router, port, health_servicer
+
+
+def _grpc_server(config: ServerConfig, ledger: Ledger) -> grpc.Server:
+    """The gRPC server: its thread pool, admission bounds and the access interceptor.
+
+    The pool has a thread for every solve slot, every place in the queue for one, and
+    :attr:`ServerConfig.cheap_workers` more, so calls that do not solve find a thread while
+    every slot is busy and the queue is full.
+    """
+    solves = config.max_workers
+    threads = solves + config.admission.queued_solves + config.cheap_workers
+    pool = futures.ThreadPoolExecutor(max_workers=threads)
+    authenticator = Authenticator(ledger, config.token_cache_s) if config.auth_required else None
+    _announce_access(config)
+    return grpc.server(
+        pool,
+        interceptors=[AccessInterceptor(authenticator, config.admission, solves)],
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+        ],
+    )
+
+
+def _announce_access(config: ServerConfig) -> None:
+    """Say at start-up who can call this server; loudly when it is open beyond loopback."""
+    where = f"{config.host}:{config.port}"
+    if not config.auth_required:
+        if config.loopback_only:
+            logger.warning(
+                "authentication is OFF: %s is loopback, so any user of this machine may call "
+                "every method (docs/security.md; --auth turns it on)",
+                where,
+            )
+        else:
+            logger.warning(
+                "AUTHENTICATION IS OFF ON %s (--insecure-no-auth): ANYONE WHO REACHES THIS "
+                "ADDRESS MAY CHANGE STOCK, RULES AND RESERVATIONS",
+                where,
+            )
+    elif config.tls is None and not config.loopback_only:
+        logger.warning(
+            "tokens travel in plaintext on %s: give --tls-cert and --tls-key (docs/security.md)",
+            where,
+        )
 
 
 def _add_services(
@@ -386,7 +436,7 @@ def serve(config: ServerConfig, scenario: Scenario) -> None:
     address = f"{config.host}:{port}"
     logger.info("router.v1 services listening on %s", address)
     if server.metrics_port is not None:
-        logger.info("metrics at http://%s:%d/metrics", config.host, server.metrics_port)
+        logger.info("metrics at http://%s:%d/metrics", config.metrics_host, server.metrics_port)
     print(usage(address, scenario), flush=True)
 
     stopping = threading.Event()
