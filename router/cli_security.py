@@ -194,8 +194,8 @@ def add_tokens_command(commands: Any, default_ledger: str) -> None:
     )
     revoke = sub.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("token_id")
-    sub.add_parser("list", help="every token issued: id, principal, roles, state")
-    for cmd in (issue, revoke, tokens):
+    listing = sub.add_parser("list", help="every token issued: id, principal, roles, state")
+    for cmd in (issue, revoke, listing):
         cmd.add_argument(
             "--ledger", default=default_ledger, help="ledger URL (default: %(default)s)"
         )
