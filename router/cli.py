@@ -92,6 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
         auth=auth,
         tls=tls,
         admission=admission,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
     )
     try:
         serve(config, scenario)
@@ -727,7 +728,7 @@ def _add_serve_command(commands: Any) -> None:
         default=server.metrics_host,
         help="address metrics listen on (default: %(default)s; 0.0.0.0 for a remote scraper)",
     )
-    add_serve_flags(serve, server.admission)
+    add_serve_flags(serve, server.admission, server.max_concurrent_rpcs)
     serve.set_defaults(run=_serve)
 
 

@@ -23,7 +23,9 @@ TOKEN_ENV = "ROUTER_TOKEN"
 """The environment variable a client's bearer token is read from."""
 
 
-def add_serve_flags(serve: argparse.ArgumentParser, admission: AdmissionSettings) -> None:
+def add_serve_flags(
+    serve: argparse.ArgumentParser, admission: AdmissionSettings, max_concurrent_rpcs: int
+) -> None:
     """``router serve``'s authentication, TLS and admission flags."""
     group = serve.add_argument_group("security (docs/security.md)")
     auth = group.add_mutually_exclusive_group()
@@ -67,6 +69,13 @@ def add_serve_flags(serve: argparse.ArgumentParser, admission: AdmissionSettings
         default=admission.queued_solves,
         help="solving calls that may wait for a worker; the next is refused at once",
     )
+    group.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=max_concurrent_rpcs,
+        help="calls in progress or waiting at once; the next is refused before any work "
+        "(default: %(default)s)",
+    )
 
 
 def serve_security(
@@ -84,6 +93,8 @@ def serve_security(
         problems.append("--tls-client-ca needs --tls-cert and --tls-key")
     if args.rate_limit < 0 or args.rate_burst < 1 or args.queued_solves < 0:
         problems.append("--rate-limit must be >= 0, --rate-burst >= 1, --queued-solves >= 0")
+    if args.max_concurrent_rpcs < 1:
+        problems.append("--max-concurrent-rpcs must be >= 1")
     admission = AdmissionSettings(
         rate_per_s=args.rate_limit, burst=args.rate_burst, queued_solves=args.queued_solves
     )

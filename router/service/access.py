@@ -265,8 +265,8 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         self._slots = threading.BoundedSemaphore(max(solve_slots, 1))
         self._buckets = Buckets(admission.rate_per_s, admission.burst)
         self._lock = threading.Lock()
-        self._waiting = 0
-        self._max_waiting = admission.queued_solves
+        self._solving = 0  # solving calls running or waiting for a slot
+        self._max_solving = max(solve_slots, 1) + admission.queued_solves
         self._queue_wait_s = admission.queue_wait_s
 
     def intercept_service(
@@ -274,7 +274,12 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         continuation: Callable[[grpc.HandlerCallDetails], Any],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
-        """The method's handler, its behaviour wrapped in the checks (health: unwrapped)."""
+        """The method's handler, its behaviour wrapped in the checks (health: unwrapped).
+
+        Runs on gRPC's polling thread, before the call waits for a worker: a solving call
+        that finds every slot and queue place taken gets a handler that only refuses it,
+        which :class:`~router.service.pool.PriorityPool` runs ahead of solving work.
+        """
         handler = continuation(handler_call_details)  # a namedtuple: _replace makes a copy
         method = handler_call_details.method
         if handler is None or method.startswith(f"/{HEALTH_SERVICE}/"):
@@ -285,30 +290,52 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         kind = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")[
             handler.request_streaming * 2 + handler.response_streaming
         ]
+        solving = method in SOLVING_METHODS
+        if solving and not self._admit_solve():
+            return handler._replace(**{kind: refusal(_BUSY)})
         behaviour = getattr(handler, kind)
-        if handler.response_streaming:
-            return handler._replace(**{kind: self._streaming(method, metadata, behaviour)})
-        return handler._replace(**{kind: self._unary(method, metadata, behaviour)})
+        wrap = self._streaming if handler.response_streaming else self._unary
+        return handler._replace(**{kind: wrap(method, metadata, behaviour, solving)})
 
-    def _unary(self, method: str, metadata: dict[str, str], behaviour: Callable[..., Any]) -> Any:
+    def _admit_solve(self) -> bool:
+        """Count one more solving call in (running or queued); False when all are taken."""
+        with self._lock:
+            if self._solving >= self._max_solving:
+                return False
+            self._solving += 1
+            return True
+
+    def _solve_done(self) -> None:
+        with self._lock:
+            self._solving -= 1
+
+    def _unary(
+        self, method: str, metadata: dict[str, str], behaviour: Callable[..., Any], solving: bool
+    ) -> Any:
         def run(request: Any, context: grpc.ServicerContext) -> Any:
-            with self._admitted(method, metadata, context):
+            with self._admitted(method, metadata, context, solving):
                 return behaviour(request, context)
 
         return run
 
     def _streaming(
-        self, method: str, metadata: dict[str, str], behaviour: Callable[..., Any]
+        self, method: str, metadata: dict[str, str], behaviour: Callable[..., Any], solving: bool
     ) -> Any:
         def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            with self._admitted(method, metadata, context):
+            with self._admitted(method, metadata, context, solving):
                 yield from behaviour(request, context)
 
         return run
 
     def _admitted(
-        self, method: str, metadata: dict[str, str], context: grpc.ServicerContext
+        self, method: str, metadata: dict[str, str], context: grpc.ServicerContext, solving: bool
     ) -> _Admission:
+        """The call's admission: principal known, role held, rate kept, solve slot taken.
+
+        A solving call was counted in at interception; it is counted out here when refused,
+        else when it ends (:class:`_Admission`).
+        """
+        slot = False
         try:
             principal = self._principal(metadata, context)
             allowed = METHOD_ROLES.get(method, frozenset())
@@ -326,45 +353,39 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                     f"rate limit of {principal.name}: retry in {wait:.2f}s",
                     retry_s=max(wait, 0.05),
                 )
-            slot = method in SOLVING_METHODS
-            if slot:
+            if solving:
                 self._take_slot(context)
+                slot = True
         except _Refused as refused:
+            if solving:
+                self._solve_done()
             if refused.code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
                 logger.info("refused %s: %s", method, refused)
             context.abort_with_status(refused.status())
             raise AssertionError("abort_with_status raises") from refused
-        return _Admission(principal, self._slots if slot else None)
+        return _Admission(principal, self._release if slot else None)
+
+    def _release(self) -> None:
+        """A solving call ended: its slot is free and it is counted out."""
+        self._slots.release()
+        self._solve_done()
 
     def _take_slot(self, context: grpc.ServicerContext) -> None:
-        """Take a solve slot, waiting in the bounded queue.
+        """Take a solve slot, waiting for one as long as the call's deadline allows.
 
-        Raises _Refused when the queue is full, or when no slot comes free before the call's
-        deadline (less 0.2 s) or :attr:`AdmissionSettings.queue_wait_s`.
+        Raises _Refused when none comes free before the deadline (less 0.2 s) or
+        :attr:`AdmissionSettings.queue_wait_s`.
         """
         if self._slots.acquire(blocking=False):
             return
-        with self._lock:
-            if self._waiting >= self._max_waiting:
-                raise _Refused(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    "every solve slot is busy and the queue is full: retry shortly "
-                    "(or on another replica)",
-                    retry_s=1.0,
-                )
-            self._waiting += 1
-        try:
-            left = context.time_remaining()
-            wait = self._queue_wait_s if left is None else min(self._queue_wait_s, left - 0.2)
-            if wait <= 0 or not self._slots.acquire(timeout=wait):
-                raise _Refused(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    "no solve slot came free in time: retry shortly (or on another replica)",
-                    retry_s=1.0,
-                )
-        finally:
-            with self._lock:
-                self._waiting -= 1
+        left = context.time_remaining()
+        wait = self._queue_wait_s if left is None else min(self._queue_wait_s, left - 0.2)
+        if wait <= 0 or not self._slots.acquire(timeout=wait):
+            raise _Refused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "no solve slot came free in time: retry shortly (or on another replica)",
+                retry_s=1.0,
+            )
 
     def _principal(self, metadata: Mapping[str, str], context: grpc.ServicerContext) -> Principal:
         if self._authenticator is None:
@@ -372,12 +393,29 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         return self._authenticator.principal(metadata, context)
 
 
+_BUSY = _Refused(
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "every solve slot and queue place is taken: retry shortly (or on another replica)",
+    retry_s=1.0,
+)
+
+
+def refusal(refused: _Refused) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """A behaviour that only ends the call with ``refused`` (run first by the pool)."""
+
+    def refuse(request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort_with_status(refused.status())
+
+    refuse.urgent = True  # type: ignore[attr-defined]
+    return refuse
+
+
 class _Admission:
     """An admitted call: its principal set for the servicer, its solve slot given back after."""
 
-    def __init__(self, principal: Principal, slots: threading.BoundedSemaphore | None) -> None:
+    def __init__(self, principal: Principal, release: Callable[[], None] | None) -> None:
         self._principal = principal
-        self._slots = slots
+        self._release = release
         self._token: Any = None
 
     def __enter__(self) -> Principal:
@@ -387,8 +425,8 @@ class _Admission:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(ValueError):  # a stream resumed in another context
             _PRINCIPAL.reset(self._token)
-        if self._slots is not None:
-            self._slots.release()
+        if self._release is not None:
+            self._release()
 
 
 def _peer_host(peer: str) -> str:

@@ -178,8 +178,14 @@ class ServerConfig:
     """Per-principal rate limits (``--rate-limit``, ``--rate-burst``)."""
     cheap_workers: int = 4
     """Threads beyond :attr:`max_workers`, kept for health checks and calls that do not solve."""
-    max_concurrent_rpcs: int = 256
-    """Calls in progress or queued at once; gRPC refuses the next with RESOURCE_EXHAUSTED."""
+    max_concurrent_rpcs: int = 1000
+    """Calls in progress or waiting for a thread at once (``--max-concurrent-rpcs``); gRPC
+    refuses the next with RESOURCE_EXHAUSTED before any thread is spent on it. A bound on
+    memory, not on latency: health checks and cheap calls go ahead of queued solves."""
+    switch_interval_s: float = 0.001
+    """The interpreter's thread switch interval in ``router serve`` (Python's default is
+    0.005 s): solving threads hand the interpreter over five times as often, so a health
+    check or a refusal waits milliseconds, not tens of them, behind solves."""
     token_cache_s: float = 5.0
     """How long a token lookup is kept: a revocation reaches this server within it."""
     max_message_bytes: int = 16 * 1024 * 1024

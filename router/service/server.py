@@ -15,6 +15,7 @@ from concurrent import futures
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,7 +30,7 @@ from router.ledger import Ledger, open_ledger
 from router.rules.document import canonical_text, load_rules
 from router.rules.publish import lint_text, publish_checks, version_rules
 from router.scenario import order_to_json, read_forecast
-from router.service.access import AccessInterceptor, Authenticator
+from router.service.access import SOLVING_METHODS, AccessInterceptor, Authenticator
 from router.service.config import ServerConfig
 from router.service.inventory import InventoryServicer
 from router.service.metrics import MetricsEndpoint, ServiceMetrics, serve_metrics
@@ -40,6 +41,7 @@ from router.service.names import (
     RULES_SERVICE,
 )
 from router.service.network import LiveNetwork, NetworkServicer
+from router.service.pool import PriorityPool
 from router.service.prices import PriceBoard
 from router.service.routing import RoutingServicer, RuleSets
 from router.service.rules import RulesServicer
@@ -312,15 +314,16 @@ def _grpc_server(config: ServerConfig, ledger: Ledger) -> grpc.Server:
 
     The pool has a thread for every solve slot, every place in the queue for one, and
     :attr:`ServerConfig.cheap_workers` more, so calls that do not solve find a thread while
-    every slot is busy and the queue is full.
+    every slot is busy and the queue is full; and it serves them first
+    (:class:`~router.service.pool.PriorityPool`).
     """
     solves = config.max_workers
     threads = solves + config.admission.queued_solves + config.cheap_workers
-    pool = futures.ThreadPoolExecutor(max_workers=threads)
+    pool = PriorityPool(threads, deferred=SOLVING_METHODS)
     authenticator = Authenticator(ledger, config.token_cache_s) if config.auth_required else None
     _announce_access(config)
     return grpc.server(
-        pool,
+        cast(futures.ThreadPoolExecutor, pool),  # any Executor serves; the stubs say this one
         interceptors=[AccessInterceptor(authenticator, config.admission, solves)],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
@@ -431,6 +434,7 @@ def serve(config: ServerConfig, scenario: Scenario) -> None:
     On a signal, health turns NOT_SERVING first (so load balancers drain the replica), then
     in-flight RPCs get :attr:`ServerConfig.grace_period_s` to finish.
     """
+    sys.setswitchinterval(config.switch_interval_s)  # the process is the server's alone
     server, port, health_servicer = _create(config, scenario)
     server.start()
     address = f"{config.host}:{port}"
