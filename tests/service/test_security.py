@@ -7,6 +7,8 @@ does. Calls go over ``127.0.0.1`` with the CA as the only trust root.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +35,7 @@ from router.service.server import create_server
 from router.v1 import router_pb2, router_pb2_grpc
 from tests.pki import Authority, Issued
 from tests.service.conftest import order
+from tests.service.test_buf_curl import BUF
 
 ROUTER_METHODS = [
     f"/{service.full_name}/{method.name}"
@@ -393,3 +396,19 @@ def test_solves_beyond_the_workers_and_queue_are_refused_while_cheap_calls_are_s
         assert code(results[0]) is grpc.StatusCode.OK
     finally:
         served.close()
+
+
+def test_buf_curl_calls_a_secured_server_as_docs_security_says(secured: Secured) -> None:
+    """Buf curl with the CA and a bearer header reads stock; without the header, refused."""
+    url = f"https://127.0.0.1:{secured.port}/router.v1.InventoryService/GetStock"
+    base = [str(BUF), "curl", "--protocol", "grpc", "--cacert", str(secured.pki.ca.cert)]
+    header = ["-H", f"Authorization: Bearer {secured.tokens['analyst-1']}", "--reflect-header", "*"]
+    answered = subprocess.run(
+        [*base, *header, "-d", '{"skus":["A"]}', url], capture_output=True, text=True, timeout=60
+    )
+    assert answered.returncode == 0, answered.stderr
+    assert json.loads(answered.stdout)["positions"]
+    refused = subprocess.run(
+        [*base, "-d", '{"skus":["A"]}', url], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode != 0 and not refused.stdout  # reflection refused it first
