@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from typing import Any
 
-from models.errors import Violations
+from models.errors import Violations, clipped, quoted
 
 Raw = Mapping[str, object]
 
@@ -110,7 +110,7 @@ def number(
         return None
     result = _real(value)
     if result is None:
-        v.add(field, f"must be a finite number, got {value!r}")
+        v.add(field, f"must be a finite number, got {quoted(value)}")
     elif strictly_positive and result <= 0:
         v.add(field, f"must be > 0, got {result:g}")
     elif minimum is not None and result < minimum:
@@ -144,11 +144,11 @@ def integer(
         return None
     result = _whole(value)
     if result is None:
-        v.add(field, f"must be an integer, got {value!r}")
+        v.add(field, f"must be an integer, got {quoted(value)}")
     elif result < minimum:
-        v.add(field, f"must be >= {minimum}, got {result}")
+        v.add(field, f"must be >= {minimum}, got {quoted(result)}")
     elif result > maximum:
-        v.add(field, f"must be <= {maximum}, got {result}")
+        v.add(field, f"must be <= {maximum}, got {quoted(result)}")
     else:
         return result
     return None
@@ -167,7 +167,7 @@ def boolean(raw: Raw, field: str, v: Violations, *, default: bool | None = None)
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    v.add(field, f"must be true or false, got {value!r}")
+    v.add(field, f"must be true or false, got {quoted(value)}")
     return None
 
 
@@ -179,7 +179,7 @@ def local_time(raw: Raw, field: str, v: Violations) -> time | None:
     try:
         parsed = datetime.strptime(value, "%H:%M")
     except ValueError:
-        v.add(field, f"must be a time HH:MM, got {value!r}")
+        v.add(field, f"must be a time HH:MM, got {quoted(value)}")
         return None
     return parsed.time()
 
@@ -190,7 +190,9 @@ def timestamp(raw: Raw, field: str, v: Violations) -> datetime | None:
     if value is None:
         return None
     if not _RFC3339.fullmatch(value):
-        v.add(field, f"must be an RFC 3339 timestamp like 2026-11-20T14:05:00Z, got {value!r}")
+        v.add(
+            field, f"must be an RFC 3339 timestamp like 2026-11-20T14:05:00Z, got {quoted(value)}"
+        )
         return None
     try:
         parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
@@ -198,7 +200,7 @@ def timestamp(raw: Raw, field: str, v: Violations) -> datetime | None:
         v.add(field, f"is not a valid timestamp: {error}")
         return None
     if not YEARS[0] <= parsed.year <= YEARS[1]:
-        v.add(field, f"must be in the years {YEARS[0]}–{YEARS[1]}, got {value!r}")
+        v.add(field, f"must be in the years {YEARS[0]}–{YEARS[1]}, got {quoted(value)}")
         return None
     return parsed
 
@@ -213,10 +215,10 @@ def calendar_date(raw: Raw, field: str, v: Violations, *, required: bool = False
             raise ValueError(value)
         parsed = date.fromisoformat(value)
     except ValueError:
-        v.add(field, f"must be a date YYYY-MM-DD, got {value!r}")
+        v.add(field, f"must be a date YYYY-MM-DD, got {quoted(value)}")
         return None
     if not YEARS[0] <= parsed.year <= YEARS[1]:
-        v.add(field, f"must be in the years {YEARS[0]}–{YEARS[1]}, got {value!r}")
+        v.add(field, f"must be in the years {YEARS[0]}–{YEARS[1]}, got {quoted(value)}")
         return None
     return parsed
 
@@ -234,7 +236,7 @@ def unknown_keys(raw: Mapping[Any, object], known: Iterable[str], v: Violations)
     """Record every key of ``raw`` that is not ``known``: a typo must not pass as a no-op."""
     known = tuple(known)
     for key in sorted(set(map(str, raw)) - set(known)):
-        v.add(key, f"is not a known key (known: {', '.join(known)})")
+        v.add(clipped(key), f"is not a known key (known: {', '.join(known)})")
 
 
 def names(raw: Raw, field: str, v: Violations) -> list[tuple[str, str]] | None:
@@ -253,7 +255,7 @@ def names(raw: Raw, field: str, v: Violations) -> list[tuple[str, str]] | None:
     for i, item in enumerate(items):
         path = f"{field}[{i}]" if isinstance(value, list) else field
         if isinstance(item, bool) or not isinstance(item, str | int) or not str(item).strip():
-            v.add(path, f"must be a non-empty name, got {item!r}")
+            v.add(path, f"must be a non-empty name, got {quoted(item)}")
         else:
             out.append((path, str(item).strip()))
     return out

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from models import fields as f
-from models.errors import Violations
+from models.errors import Violations, quoted
 from models.network import NodeType
 
 if TYPE_CHECKING:
@@ -146,12 +146,12 @@ class Condition:
             ("region", self.regions, order.ship_to.region),
         ):
             if allowed is not None and value not in allowed:
-                out.append(f"when.{key}: {value!r} is not one of {_listed(allowed)}")
+                out.append(f"when.{key}: {quoted(value)} is not one of {_listed(allowed)}")
         prefixes = self.postal_code_prefixes
         if prefixes is not None and not order.ship_to.postal_code.startswith(tuple(prefixes)):
             postal = order.ship_to.postal_code
             out.append(
-                f"when.postal_code_prefix: {postal!r} starts with none of {_listed(prefixes)}"
+                f"when.postal_code_prefix: {quoted(postal)} starts with none of {_listed(prefixes)}"
             )
         if self.sku_attributes is not None:
             held = {a for line in order.lines for a in network.skus[line.sku].attributes}
@@ -322,7 +322,7 @@ class RuleSet:
                     if strategy.name in seen:
                         v.add(
                             f"strategies[{i}].name",
-                            f"duplicates an earlier strategy {strategy.name!r}",
+                            f"duplicates an earlier strategy {quoted(strategy.name)}",
                         )
                     seen.add(strategy.name)
                     strategies.append(strategy)
@@ -377,7 +377,7 @@ def _check_nodes(ids: Iterable[str], key: str, v: Violations, network: Network |
     if network is not None:
         for node_id in sorted(ids):
             if network.node(node_id) is None:
-                v.add(key, f"unknown node {node_id!r}")
+                v.add(key, f"unknown node {quoted(node_id)}")
 
 
 def _strategy(
@@ -469,7 +469,7 @@ def _read_sla(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
         return SlaMode((text or "").lower())
     except ValueError:
         if text is not None:
-            v.add(key, f"must be hard or soft, got {text!r}")
+            v.add(key, f"must be hard or soft, got {quoted(text)}")
         return _BAD
 
 
@@ -520,9 +520,9 @@ def _read_blocked(
             node_id = f.text(item, "node_id", sub)
             sku = f.text(item, "sku", sub)
             if network is not None and node_id is not None and network.node(node_id) is None:
-                sub.add("node_id", f"unknown node {node_id!r}")
+                sub.add("node_id", f"unknown node {quoted(node_id)}")
             if network is not None and sku is not None and sku not in network.skus:
-                sub.add("sku", f"unknown sku {sku!r}")
+                sub.add("sku", f"unknown sku {quoted(sku)}")
             if node_id is not None and sku is not None:
                 pairs.add((node_id, sku))
         v.extend(sub.items)
@@ -551,7 +551,10 @@ def _read_unit_penalties(raw: f.Raw, key: str, v: Violations, *_: object) -> obj
 
 def _read_buffers(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
     return _by_node_type(
-        raw, key, v, lambda r, k, s: f.integer(r, k, s, minimum=0, maximum=f.MAX_QUANTITY)
+        raw,
+        key,
+        v,
+        lambda r, k, s: f.integer(r, k, s, minimum=0, maximum=f.MAX_QUANTITY),
     )
 
 
@@ -642,7 +645,7 @@ def _fallback(raw: object, v: Violations) -> Fallback | None:
     try:
         then = FallbackAction(then_text.lower())
     except ValueError:
-        sub.add("then", f"must be next, backorder or reject, got {then_text!r}")
+        sub.add("then", f"must be next, backorder or reject, got {quoted(then_text)}")
     reason = f.text(raw, "reason", sub, required=False) or ""
     if reason and then is not FallbackAction.REJECT:
         sub.add("reason", "is only used when the fallback rejects (then: reject)")

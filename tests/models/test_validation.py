@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from models import fields as f
 from models.errors import Violations
 from models.money import from_units, to_units
 from models.network import StockPosition
@@ -141,3 +142,43 @@ def test_sku_bounds(row, field):
     v = Violations()
     assert Sku.from_raw({"sku": "A", **row}, v) is None
     assert [x.field for x in v.items] == [field]
+
+
+def _nested_lists(levels: int) -> list[object]:
+    """Lists nested ``levels`` deep, the same list nine times at each level (shared)."""
+    value: list[object] = ["lol"] * 9
+    for _ in range(levels - 1):
+        value = [value] * 9
+    return value
+
+
+LONG = "x" * 10_000
+
+
+@pytest.mark.parametrize(
+    ("read", "value"),
+    [
+        pytest.param(f.number, LONG, id="number-long"),
+        pytest.param(f.number, _nested_lists(5), id="number-nested"),
+        pytest.param(f.integer, LONG, id="integer-long"),
+        pytest.param(f.integer, 10**4000, id="integer-4001-digits"),
+        pytest.param(f.boolean, LONG, id="boolean-long"),
+        pytest.param(f.boolean, _nested_lists(5), id="boolean-nested"),
+        pytest.param(f.local_time, LONG, id="local_time-long"),
+        pytest.param(f.timestamp, LONG, id="timestamp-long"),
+        pytest.param(f.calendar_date, LONG, id="calendar_date-long"),
+        pytest.param(f.names, [_nested_lists(5)], id="names-nested"),
+    ],
+)
+def test_every_reader_quotes_a_bad_value_by_a_bounded_prefix(read, value):
+    """However long or nested a bad value, its violation's description stays under 250 chars.
+
+    (Nine shared lists of nine, five levels deep, print as 500 KB; a 10,000-character text
+    is cut to 80 characters and its length.)
+    """
+    v = Violations()
+    read({"field": value}, "field", v)
+    [violation] = v.items
+    assert len(violation.description) < 250
+    if value is LONG:
+        assert "… (10000 chars)" in violation.description
