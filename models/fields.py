@@ -92,6 +92,20 @@ def _whole(value: object) -> int | None:
     return int(real) if real is not None and real.is_integer() else None
 
 
+def _is_number(value: object) -> bool:
+    """True for an int or a float: what a strict reader takes as a number (not text)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _text_hint(value: object, strict: bool) -> str:
+    """What a strict reader says of text that a lenient one would have read as a number."""
+    return (
+        ", which is text: write a number without quotes"
+        if strict and isinstance(value, str)
+        else ""
+    )
+
+
 def number(
     raw: Raw,
     field: str,
@@ -101,16 +115,22 @@ def number(
     minimum: float | None = None,
     maximum: float = MAX_NUMBER,
     strictly_positive: bool = False,
+    strict: bool = False,
 ) -> float | None:
-    """A finite float within the given bounds."""
+    """A finite float within the given bounds.
+
+    ``strict`` reads a value as a YAML 1.2 document holds it: only a number is a number,
+    and text (``"5"``, as quoted) is refused. Without it text such as ``"5"`` is read too,
+    as CSV cells and form fields arrive.
+    """
     value = raw.get(field)
     if is_blank(value):
         if required:
             v.add(field, "is required")
         return None
-    result = _real(value)
+    result = _real(value) if _is_number(value) or not strict else None
     if result is None:
-        v.add(field, f"must be a finite number, got {quoted(value)}")
+        v.add(field, f"must be a finite number, got {quoted(value)}{_text_hint(value, strict)}")
     elif strictly_positive and result <= 0:
         v.add(field, f"must be > 0, got {result:g}")
     elif minimum is not None and result < minimum:
@@ -122,9 +142,11 @@ def number(
     return None
 
 
-def money(raw: Raw, field: str, v: Violations, *, required: bool = True) -> float | None:
-    """A cost in currency units, 0 to :data:`MAX_MONEY`."""
-    return number(raw, field, v, required=required, minimum=0, maximum=MAX_MONEY)
+def money(
+    raw: Raw, field: str, v: Violations, *, required: bool = True, strict: bool = False
+) -> float | None:
+    """A cost in currency units, 0 to :data:`MAX_MONEY` (``strict`` as :func:`number`)."""
+    return number(raw, field, v, required=required, minimum=0, maximum=MAX_MONEY, strict=strict)
 
 
 def integer(
@@ -135,16 +157,20 @@ def integer(
     required: bool = True,
     minimum: int = -MAX_INT32,
     maximum: int = MAX_INT32,
+    strict: bool = False,
 ) -> int | None:
-    """A whole number (``3`` or ``"3"`` or ``3.0``; not ``3.5``) within the bounds."""
+    """A whole number (``3`` or ``"3"`` or ``3.0``; not ``3.5``) within the bounds.
+
+    ``strict`` as :func:`number`: ``"3"`` is text, refused.
+    """
     value = raw.get(field)
     if is_blank(value):
         if required:
             v.add(field, "is required")
         return None
-    result = _whole(value)
+    result = _whole(value) if _is_number(value) or not strict else None
     if result is None:
-        v.add(field, f"must be an integer, got {quoted(value)}")
+        v.add(field, f"must be an integer, got {quoted(value)}{_text_hint(value, strict)}")
     elif result < minimum:
         v.add(field, f"must be >= {minimum}, got {quoted(result)}")
     elif result > maximum:
@@ -154,8 +180,14 @@ def integer(
     return None
 
 
-def boolean(raw: Raw, field: str, v: Violations, *, default: bool | None = None) -> bool | None:
-    """``true``/``false`` (also 1/0, yes/no); ``default`` when blank, else required."""
+def boolean(
+    raw: Raw, field: str, v: Violations, *, default: bool | None = None, strict: bool = False
+) -> bool | None:
+    """``true``/``false`` (also 1/0, yes/no); ``default`` when blank, else required.
+
+    ``strict`` reads a value as a YAML 1.2 document holds it: only ``true`` and ``false``
+    are booleans; ``yes``, ``no``, ``on``, ``off`` and ``1`` are refused.
+    """
     value = raw.get(field)
     if is_blank(value):
         if default is None:
@@ -163,10 +195,11 @@ def boolean(raw: Raw, field: str, v: Violations, *, default: bool | None = None)
         return default
     if isinstance(value, bool):
         return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if not strict:
+        if isinstance(value, int | float) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
     v.add(field, f"must be true or false, got {quoted(value)}")
     return None
 

@@ -434,32 +434,32 @@ _BAD = object()
 
 
 def _read_money(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.money(raw, key, v)
+    value = f.money(raw, key, v, strict=True)
     return _BAD if value is None else value
 
 
 def _read_per_km(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.number(raw, key, v, minimum=0, maximum=100)
+    value = f.number(raw, key, v, minimum=0, maximum=100, strict=True)
     return _BAD if value is None else value
 
 
 def _read_scale(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.number(raw, key, v, minimum=0, maximum=100)
+    value = f.number(raw, key, v, minimum=0, maximum=100, strict=True)
     return _BAD if value is None else value
 
 
 def _read_radius(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.number(raw, key, v, strictly_positive=True, maximum=40_075)
+    value = f.number(raw, key, v, strictly_positive=True, maximum=40_075, strict=True)
     return _BAD if value is None else value
 
 
 def _read_flag(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.boolean(raw, key, v)
+    value = f.boolean(raw, key, v, strict=True)
     return _BAD if value is None else value
 
 
 def _read_max_shipments(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.integer(raw, key, v, minimum=0, maximum=1000)
+    value = f.integer(raw, key, v, minimum=0, maximum=1000, strict=True)
     return _BAD if value is None else value
 
 
@@ -546,7 +546,7 @@ def _by_node_type(raw: f.Raw, key: str, v: Violations, read: object) -> object:
 
 
 def _read_unit_penalties(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    return _by_node_type(raw, key, v, lambda r, k, s: f.money(r, k, s))
+    return _by_node_type(raw, key, v, lambda r, k, s: f.money(r, k, s, strict=True))
 
 
 def _read_buffers(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
@@ -554,12 +554,12 @@ def _read_buffers(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
         raw,
         key,
         v,
-        lambda r, k, s: f.integer(r, k, s, minimum=0, maximum=f.MAX_QUANTITY),
+        lambda r, k, s: f.integer(r, k, s, minimum=0, maximum=f.MAX_QUANTITY, strict=True),
     )
 
 
 def _read_value(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.number(raw, key, v, minimum=0, maximum=f.MAX_NUMBER)
+    value = f.number(raw, key, v, minimum=0, maximum=f.MAX_NUMBER, strict=True)
     return _BAD if value is None else value
 
 
@@ -622,8 +622,12 @@ def _condition(raw: object, v: Violations) -> Condition | None:
         else:
             bounds = Violations(sub.path("order_value"))
             f.unknown_keys(value, ("min", "max"), bounds)
-            clauses["min_order_value"] = f.number(value, "min", bounds, required=False, minimum=0)
-            clauses["max_order_value"] = f.number(value, "max", bounds, required=False, minimum=0)
+            clauses["min_order_value"] = f.number(
+                value, "min", bounds, required=False, minimum=0, strict=True
+            )
+            clauses["max_order_value"] = f.number(
+                value, "max", bounds, required=False, minimum=0, strict=True
+            )
             sub.extend(bounds.items)
     v.extend(sub.items)
     return None if sub else Condition(**clauses)  # type: ignore[arg-type]
@@ -657,8 +661,12 @@ def _fallback(raw: object, v: Violations) -> Fallback | None:
         else:
             days = Violations(sub.path("relax_sla"))
             f.unknown_keys(relax, ("step_days", "max_days"), days)
-            step = f.integer(relax, "step_days", days, minimum=1, maximum=f.MAX_DAYS) or 0
-            maximum = f.integer(relax, "max_days", days, minimum=1, maximum=f.MAX_DAYS) or 0
+            step = (
+                f.integer(relax, "step_days", days, minimum=1, maximum=f.MAX_DAYS, strict=True) or 0
+            )
+            maximum = (
+                f.integer(relax, "max_days", days, minimum=1, maximum=f.MAX_DAYS, strict=True) or 0
+            )
             if step and maximum and maximum < step:
                 days.add("max_days", f"must be >= step_days ({step}), got {maximum}")
             sub.extend(days.items)

@@ -264,8 +264,10 @@ def _expectation(
         if network.node(node_id) is None:
             sub.add(path, f"unknown node {quoted(node_id)}")
         nodes.add(node_id)
-    max_shipments = f.integer(raw, "max_shipments", sub, required=False, minimum=0, maximum=1000)
-    fulfilled = f.boolean(raw, "fulfilled", sub) if "fulfilled" in raw else None
+    max_shipments = f.integer(
+        raw, "max_shipments", sub, required=False, minimum=0, maximum=1000, strict=True
+    )
+    fulfilled = f.boolean(raw, "fulfilled", sub, strict=True) if "fulfilled" in raw else None
     v.extend(sub.items)
     if sub:
         return None

@@ -182,3 +182,42 @@ def test_every_reader_quotes_a_bad_value_by_a_bounded_prefix(read, value):
     assert len(violation.description) < 250
     if value is LONG:
         assert "… (10000 chars)" in violation.description
+
+
+@pytest.mark.parametrize(
+    ("read", "value", "lenient"),
+    [
+        (f.number, "5", 5.0),
+        (f.number, " 2.5 ", 2.5),
+        (f.money, "5", 5.0),
+        (f.integer, "3", 3),
+        (f.boolean, "yes", True),
+        (f.boolean, "no", False),
+        (f.boolean, "off", None),
+        (f.boolean, 1, True),
+        (f.boolean, "true", True),
+    ],
+)
+def test_strict_readers_take_only_numbers_as_numbers_and_true_false_as_booleans(
+    read, value, lenient
+):
+    """``strict`` refuses text where a number or a boolean is expected; lenient reads it.
+
+    CSV cells and form fields arrive as text, so their readers are lenient; a YAML 1.2
+    rule document holds numbers and booleans typed, so its readers are strict.
+    """
+    v = Violations()
+    assert read({"field": value}, "field", v) == lenient
+    assert read({"field": value}, "field", v, strict=True) is None
+    assert [x.field for x in v.items] == (["field"] if lenient is None else []) + ["field"]
+
+
+@pytest.mark.parametrize(
+    ("read", "value"),
+    [(f.number, 5), (f.number, 2.5), (f.integer, 3), (f.integer, 3.0), (f.boolean, False)],
+)
+def test_strict_readers_read_typed_values(read, value):
+    """A typed number or boolean is read by a strict reader as by a lenient one."""
+    v = Violations()
+    assert read({"field": value}, "field", v, strict=True) == value
+    assert not v
