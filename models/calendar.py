@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 
 from models import fields as f
-from models.errors import Violations
+from models.errors import Violations, quoted
 
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 """Weekday names, indexed by :meth:`datetime.date.weekday` (0 is Monday)."""
@@ -116,7 +116,9 @@ def closed_day(value: object, path: str, v: Violations) -> int | date | None:
         return WEEKDAYS.index(text.upper())
     day = f.calendar_date({path: text}, path, Violations())
     if day is None:
-        v.add(path, f"must be a weekday {'|'.join(WEEKDAYS)} or a date YYYY-MM-DD, got {text!r}")
+        v.add(
+            path, f"must be a weekday {'|'.join(WEEKDAYS)} or a date YYYY-MM-DD, got {quoted(text)}"
+        )
     return day
 
 

@@ -2,8 +2,55 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+QUOTE_LIMIT = 80
+"""Most characters of a value that an error message quotes."""
+
+
+def clipped(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text``, or its first ``limit`` characters, an ellipsis and its length when longer.
+
+    ``aaaa… (5000 chars)``: for text that is not a value, such as a parser's message.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} chars)"
+
+
+def _short_repr() -> reprlib.Repr:
+    """A repr that shows the first few items of the first few levels, and no more."""
+    short = reprlib.Repr()
+    short.maxlevel = 3
+    short.maxtuple = short.maxlist = short.maxarray = short.maxdeque = 4
+    short.maxdict = short.maxset = short.maxfrozenset = 4
+    short.maxstring = short.maxlong = short.maxother = QUOTE_LIMIT
+    return short
+
+
+_SHORT = _short_repr()
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` as an error message quotes it: its repr, bounded to about ``limit`` characters.
+
+    Text is shown as its repr, cut to its first ``limit`` characters with an ellipsis and
+    its full length when longer (``'aaaa…' (5000 chars)``). A list or mapping shows its
+    first few items on its first few levels (``[[1, 2, 3, 4, ...], ...]``): quoting never
+    walks or copies the whole of a value, which may be huge (a document's, a request's)
+    or share its parts many times over (YAML aliases).
+    """
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}… ({len(value)} chars)"
+    try:
+        shown = _SHORT.repr(value)
+    except ValueError:  # an int too long to convert to text
+        return f"<{type(value).__name__} too long to show>"
+    return shown if len(shown) <= limit else f"{shown[:limit]}…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +168,8 @@ class IdempotencyMismatchError(RouterError):
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         super().__init__(
-            f"request_id: {request_id!r} was already used with a different payload or operation"
+            f"request_id: {quoted(request_id)} was already used with a different payload or "
+            "operation"
         )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from typing import Any
 
-from models.errors import Violations
+from models.errors import Violations, clipped, quoted
 
 Raw = Mapping[str, object]
 
@@ -92,6 +92,20 @@ def _whole(value: object) -> int | None:
     return int(real) if real is not None and real.is_integer() else None
 
 
+def _is_number(value: object) -> bool:
+    """True for an int or a float: what a strict reader takes as a number (not text)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _text_hint(value: object, strict: bool) -> str:
+    """What a strict reader says of text that a lenient one would have read as a number."""
+    return (
+        ", which is text: write a number without quotes"
+        if strict and isinstance(value, str)
+        else ""
+    )
+
+
 def number(
     raw: Raw,
     field: str,
@@ -101,16 +115,22 @@ def number(
     minimum: float | None = None,
     maximum: float = MAX_NUMBER,
     strictly_positive: bool = False,
+    strict: bool = False,
 ) -> float | None:
-    """A finite float within the given bounds."""
+    """A finite float within the given bounds.
+
+    ``strict`` reads a value as a YAML 1.2 document holds it: only a number is a number,
+    and text (``"5"``, as quoted) is refused. Without it text such as ``"5"`` is read too,
+    as CSV cells and form fields arrive.
+    """
     value = raw.get(field)
     if is_blank(value):
         if required:
             v.add(field, "is required")
         return None
-    result = _real(value)
+    result = _real(value) if _is_number(value) or not strict else None
     if result is None:
-        v.add(field, f"must be a finite number, got {value!r}")
+        v.add(field, f"must be a finite number, got {quoted(value)}{_text_hint(value, strict)}")
     elif strictly_positive and result <= 0:
         v.add(field, f"must be > 0, got {result:g}")
     elif minimum is not None and result < minimum:
@@ -122,9 +142,11 @@ def number(
     return None
 
 
-def money(raw: Raw, field: str, v: Violations, *, required: bool = True) -> float | None:
-    """A cost in currency units, 0 to :data:`MAX_MONEY`."""
-    return number(raw, field, v, required=required, minimum=0, maximum=MAX_MONEY)
+def money(
+    raw: Raw, field: str, v: Violations, *, required: bool = True, strict: bool = False
+) -> float | None:
+    """A cost in currency units, 0 to :data:`MAX_MONEY` (``strict`` as :func:`number`)."""
+    return number(raw, field, v, required=required, minimum=0, maximum=MAX_MONEY, strict=strict)
 
 
 def integer(
@@ -135,27 +157,37 @@ def integer(
     required: bool = True,
     minimum: int = -MAX_INT32,
     maximum: int = MAX_INT32,
+    strict: bool = False,
 ) -> int | None:
-    """A whole number (``3`` or ``"3"`` or ``3.0``; not ``3.5``) within the bounds."""
+    """A whole number (``3`` or ``"3"`` or ``3.0``; not ``3.5``) within the bounds.
+
+    ``strict`` as :func:`number`: ``"3"`` is text, refused.
+    """
     value = raw.get(field)
     if is_blank(value):
         if required:
             v.add(field, "is required")
         return None
-    result = _whole(value)
+    result = _whole(value) if _is_number(value) or not strict else None
     if result is None:
-        v.add(field, f"must be an integer, got {value!r}")
+        v.add(field, f"must be an integer, got {quoted(value)}{_text_hint(value, strict)}")
     elif result < minimum:
-        v.add(field, f"must be >= {minimum}, got {result}")
+        v.add(field, f"must be >= {minimum}, got {quoted(result)}")
     elif result > maximum:
-        v.add(field, f"must be <= {maximum}, got {result}")
+        v.add(field, f"must be <= {maximum}, got {quoted(result)}")
     else:
         return result
     return None
 
 
-def boolean(raw: Raw, field: str, v: Violations, *, default: bool | None = None) -> bool | None:
-    """``true``/``false`` (also 1/0, yes/no); ``default`` when blank, else required."""
+def boolean(
+    raw: Raw, field: str, v: Violations, *, default: bool | None = None, strict: bool = False
+) -> bool | None:
+    """``true``/``false`` (also 1/0, yes/no); ``default`` when blank, else required.
+
+    ``strict`` reads a value as a YAML 1.2 document holds it: only ``true`` and ``false``
+    are booleans; ``yes``, ``no``, ``on``, ``off`` and ``1`` are refused.
+    """
     value = raw.get(field)
     if is_blank(value):
         if default is None:
@@ -163,11 +195,12 @@ def boolean(raw: Raw, field: str, v: Violations, *, default: bool | None = None)
         return default
     if isinstance(value, bool):
         return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    v.add(field, f"must be true or false, got {value!r}")
+    if not strict:
+        if isinstance(value, int | float) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+    v.add(field, f"must be true or false, got {quoted(value)}")
     return None
 
 
@@ -179,7 +212,7 @@ def local_time(raw: Raw, field: str, v: Violations) -> time | None:
     try:
         parsed = datetime.strptime(value, "%H:%M")
     except ValueError:
-        v.add(field, f"must be a time HH:MM, got {value!r}")
+        v.add(field, f"must be a time HH:MM, got {quoted(value)}")
         return None
     return parsed.time()
 
@@ -190,7 +223,9 @@ def timestamp(raw: Raw, field: str, v: Violations) -> datetime | None:
     if value is None:
         return None
     if not _RFC3339.fullmatch(value):
-        v.add(field, f"must be an RFC 3339 timestamp like 2026-11-20T14:05:00Z, got {value!r}")
+        v.add(
+            field, f"must be an RFC 3339 timestamp like 2026-11-20T14:05:00Z, got {quoted(value)}"
+        )
         return None
     try:
         parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
@@ -198,7 +233,7 @@ def timestamp(raw: Raw, field: str, v: Violations) -> datetime | None:
         v.add(field, f"is not a valid timestamp: {error}")
         return None
     if not YEARS[0] <= parsed.year <= YEARS[1]:
-        v.add(field, f"must be in the years {YEARS[0]}–{YEARS[1]}, got {value!r}")
+        v.add(field, f"must be in the years {YEARS[0]}–{YEARS[1]}, got {quoted(value)}")
         return None
     return parsed
 
@@ -213,10 +248,10 @@ def calendar_date(raw: Raw, field: str, v: Violations, *, required: bool = False
             raise ValueError(value)
         parsed = date.fromisoformat(value)
     except ValueError:
-        v.add(field, f"must be a date YYYY-MM-DD, got {value!r}")
+        v.add(field, f"must be a date YYYY-MM-DD, got {quoted(value)}")
         return None
     if not YEARS[0] <= parsed.year <= YEARS[1]:
-        v.add(field, f"must be in the years {YEARS[0]}–{YEARS[1]}, got {value!r}")
+        v.add(field, f"must be in the years {YEARS[0]}–{YEARS[1]}, got {quoted(value)}")
         return None
     return parsed
 
@@ -234,7 +269,7 @@ def unknown_keys(raw: Mapping[Any, object], known: Iterable[str], v: Violations)
     """Record every key of ``raw`` that is not ``known``: a typo must not pass as a no-op."""
     known = tuple(known)
     for key in sorted(set(map(str, raw)) - set(known)):
-        v.add(key, f"is not a known key (known: {', '.join(known)})")
+        v.add(clipped(key), f"is not a known key (known: {', '.join(known)})")
 
 
 def names(raw: Raw, field: str, v: Violations) -> list[tuple[str, str]] | None:
@@ -253,7 +288,7 @@ def names(raw: Raw, field: str, v: Violations) -> list[tuple[str, str]] | None:
     for i, item in enumerate(items):
         path = f"{field}[{i}]" if isinstance(value, list) else field
         if isinstance(item, bool) or not isinstance(item, str | int) or not str(item).strip():
-            v.add(path, f"must be a non-empty name, got {item!r}")
+            v.add(path, f"must be a non-empty name, got {quoted(item)}")
         else:
             out.append((path, str(item).strip()))
     return out

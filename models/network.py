@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from models import fields as f
 from models.calendar import CalendarKind, Calendars
-from models.errors import Violations
+from models.errors import Violations, quoted
 
 MAX_PRIORITY = 1000
 """Node priorities lie in ±this; with the rules' ``priority_bonus`` (at most 100,000 a point)
@@ -33,7 +33,7 @@ class NodeType(StrEnum):
         try:
             return NodeType(str(value).lower())
         except ValueError:
-            v.add(field, f"must be one of {'|'.join(NodeType)}, got {value!r}")
+            v.add(field, f"must be one of {'|'.join(NodeType)}, got {quoted(value)}")
             return None
 
 
@@ -79,7 +79,7 @@ class Node:
             try:
                 ZoneInfo(timezone)
             except (ZoneInfoNotFoundError, ValueError):
-                v.add("timezone", f"must be an IANA time zone, got {timezone!r}")
+                v.add("timezone", f"must be an IANA time zone, got {quoted(timezone)}")
         per_shipment = f.money(raw, "handling_cost_per_shipment", v)
         per_unit = f.money(raw, "handling_cost_per_unit", v)
         processing = f.number(raw, "processing_hours", v, minimum=0, maximum=f.MAX_HOURS)
@@ -252,10 +252,10 @@ class Network:
         rate card.
         """
         if kind is CalendarKind.NODE:
-            return "" if owner in self.node_index else f"unknown node {owner!r}"
+            return "" if owner in self.node_index else f"unknown node {quoted(owner)}"
         if owner in self.rates.bands:
             return ""
-        return f"unknown service {owner!r} (services: {', '.join(self.rates.services)})"
+        return f"unknown service {quoted(owner)} (services: {', '.join(self.rates.services)})"
 
 
 K = TypeVar("K")
@@ -357,9 +357,9 @@ class Stock:
             node_id = f.text(raw, "node_id", Violations())
             sku = f.text(raw, "sku", Violations())
             if node_id is not None and network.node(node_id) is None:
-                sub.add("node_id", f"unknown node {node_id!r}")
+                sub.add("node_id", f"unknown node {quoted(node_id)}")
             if sku is not None and sku not in network.skus:
-                sub.add("sku", f"unknown sku {sku!r}")
+                sub.add("sku", f"unknown sku {quoted(sku)}")
             if node_id is not None and sku is not None:
                 if (node_id, sku) in seen:
                     sub.add("", f"duplicates an earlier position {node_id}/{sku}")

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from models import fields as f
-from models.errors import Violations
+from models.errors import Violations, quoted
 
 if TYPE_CHECKING:
     from models.network import Network
@@ -80,7 +80,7 @@ class Order:
         service = f.text(raw, "service", v)
         if service is not None and network is not None and service not in network.rates.bands:
             known = ", ".join(network.rates.services)
-            v.add("service", f"unknown service {service!r} (rate card has: {known})")
+            v.add("service", f"unknown service {quoted(service)} (rate card has: {known})")
         deliver_by = f.calendar_date(raw, "deliver_by", v)
         # Compared in UTC, so a file (own offset) and a request (UTC) agree; two days allow
         # for any offset.
@@ -95,9 +95,9 @@ class Order:
         if pickup is not None and network is not None:
             node = network.node(pickup)
             if node is None:
-                v.add("pickup_node_id", f"unknown node {pickup!r}")
+                v.add("pickup_node_id", f"unknown node {quoted(pickup)}")
             elif not node.pickup:
-                v.add("pickup_node_id", f"node {pickup!r} does not offer pickup")
+                v.add("pickup_node_id", f"node {quoted(pickup)} does not offer pickup")
         ship_to = _ship_to(raw.get("ship_to"), v)
         lines = _lines(raw.get("lines"), v, network)
         if len(v.items) > before:
@@ -160,10 +160,10 @@ def _lines(raw: object, v: Violations, network: Network | None) -> tuple[OrderLi
         quantity = f.integer(item, "quantity", sub, minimum=1, maximum=f.MAX_QUANTITY)
         price = f.money(item, "unit_price", sub, required=False)
         if sku is not None and network is not None and sku not in network.skus:
-            sub.add("sku", f"unknown sku {sku!r}")
+            sub.add("sku", f"unknown sku {quoted(sku)}")
         if line_id is not None:
             if line_id in seen:
-                sub.add("line_id", f"duplicates an earlier line id {line_id!r}")
+                sub.add("line_id", f"duplicates an earlier line id {quoted(line_id)}")
             seen.add(line_id)
         v.extend(sub.items)
         if not sub:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.errors import Violations
+from models.errors import Violations, quoted
 from models.network import Network
 
 
@@ -32,9 +32,9 @@ def check_replenishment(replenishment: Sequence[Replenishment], network: Network
     for i, r in enumerate(replenishment):
         row = Violations(v.path(f"[{i}]"))
         if network.node(r.node_id) is None:
-            row.add("node_id", f"unknown node {r.node_id!r}")
+            row.add("node_id", f"unknown node {quoted(r.node_id)}")
         if r.sku not in network.skus:
-            row.add("sku", f"unknown sku {r.sku!r}")
+            row.add("sku", f"unknown sku {quoted(r.sku)}")
         if r.units < 0:
             row.add("units", f"must be >= 0, got {r.units}")
         if r.at.tzinfo is None or r.at.utcoffset() is None:

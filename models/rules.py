@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from models import fields as f
-from models.errors import Violations
+from models.errors import Violations, quoted
 from models.network import NodeType
 
 if TYPE_CHECKING:
@@ -146,12 +146,12 @@ class Condition:
             ("region", self.regions, order.ship_to.region),
         ):
             if allowed is not None and value not in allowed:
-                out.append(f"when.{key}: {value!r} is not one of {_listed(allowed)}")
+                out.append(f"when.{key}: {quoted(value)} is not one of {_listed(allowed)}")
         prefixes = self.postal_code_prefixes
         if prefixes is not None and not order.ship_to.postal_code.startswith(tuple(prefixes)):
             postal = order.ship_to.postal_code
             out.append(
-                f"when.postal_code_prefix: {postal!r} starts with none of {_listed(prefixes)}"
+                f"when.postal_code_prefix: {quoted(postal)} starts with none of {_listed(prefixes)}"
             )
         if self.sku_attributes is not None:
             held = {a for line in order.lines for a in network.skus[line.sku].attributes}
@@ -322,7 +322,7 @@ class RuleSet:
                     if strategy.name in seen:
                         v.add(
                             f"strategies[{i}].name",
-                            f"duplicates an earlier strategy {strategy.name!r}",
+                            f"duplicates an earlier strategy {quoted(strategy.name)}",
                         )
                     seen.add(strategy.name)
                     strategies.append(strategy)
@@ -377,7 +377,7 @@ def _check_nodes(ids: Iterable[str], key: str, v: Violations, network: Network |
     if network is not None:
         for node_id in sorted(ids):
             if network.node(node_id) is None:
-                v.add(key, f"unknown node {node_id!r}")
+                v.add(key, f"unknown node {quoted(node_id)}")
 
 
 def _strategy(
@@ -434,32 +434,32 @@ _BAD = object()
 
 
 def _read_money(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.money(raw, key, v)
+    value = f.money(raw, key, v, strict=True)
     return _BAD if value is None else value
 
 
 def _read_per_km(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.number(raw, key, v, minimum=0, maximum=100)
+    value = f.number(raw, key, v, minimum=0, maximum=100, strict=True)
     return _BAD if value is None else value
 
 
 def _read_scale(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.number(raw, key, v, minimum=0, maximum=100)
+    value = f.number(raw, key, v, minimum=0, maximum=100, strict=True)
     return _BAD if value is None else value
 
 
 def _read_radius(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.number(raw, key, v, strictly_positive=True, maximum=40_075)
+    value = f.number(raw, key, v, strictly_positive=True, maximum=40_075, strict=True)
     return _BAD if value is None else value
 
 
 def _read_flag(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.boolean(raw, key, v)
+    value = f.boolean(raw, key, v, strict=True)
     return _BAD if value is None else value
 
 
 def _read_max_shipments(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.integer(raw, key, v, minimum=0, maximum=1000)
+    value = f.integer(raw, key, v, minimum=0, maximum=1000, strict=True)
     return _BAD if value is None else value
 
 
@@ -469,7 +469,7 @@ def _read_sla(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
         return SlaMode((text or "").lower())
     except ValueError:
         if text is not None:
-            v.add(key, f"must be hard or soft, got {text!r}")
+            v.add(key, f"must be hard or soft, got {quoted(text)}")
         return _BAD
 
 
@@ -520,9 +520,9 @@ def _read_blocked(
             node_id = f.text(item, "node_id", sub)
             sku = f.text(item, "sku", sub)
             if network is not None and node_id is not None and network.node(node_id) is None:
-                sub.add("node_id", f"unknown node {node_id!r}")
+                sub.add("node_id", f"unknown node {quoted(node_id)}")
             if network is not None and sku is not None and sku not in network.skus:
-                sub.add("sku", f"unknown sku {sku!r}")
+                sub.add("sku", f"unknown sku {quoted(sku)}")
             if node_id is not None and sku is not None:
                 pairs.add((node_id, sku))
         v.extend(sub.items)
@@ -546,17 +546,20 @@ def _by_node_type(raw: f.Raw, key: str, v: Violations, read: object) -> object:
 
 
 def _read_unit_penalties(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    return _by_node_type(raw, key, v, lambda r, k, s: f.money(r, k, s))
+    return _by_node_type(raw, key, v, lambda r, k, s: f.money(r, k, s, strict=True))
 
 
 def _read_buffers(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
     return _by_node_type(
-        raw, key, v, lambda r, k, s: f.integer(r, k, s, minimum=0, maximum=f.MAX_QUANTITY)
+        raw,
+        key,
+        v,
+        lambda r, k, s: f.integer(r, k, s, minimum=0, maximum=f.MAX_QUANTITY, strict=True),
     )
 
 
 def _read_value(raw: f.Raw, key: str, v: Violations, *_: object) -> object:
-    value = f.number(raw, key, v, minimum=0, maximum=f.MAX_NUMBER)
+    value = f.number(raw, key, v, minimum=0, maximum=f.MAX_NUMBER, strict=True)
     return _BAD if value is None else value
 
 
@@ -619,8 +622,12 @@ def _condition(raw: object, v: Violations) -> Condition | None:
         else:
             bounds = Violations(sub.path("order_value"))
             f.unknown_keys(value, ("min", "max"), bounds)
-            clauses["min_order_value"] = f.number(value, "min", bounds, required=False, minimum=0)
-            clauses["max_order_value"] = f.number(value, "max", bounds, required=False, minimum=0)
+            clauses["min_order_value"] = f.number(
+                value, "min", bounds, required=False, minimum=0, strict=True
+            )
+            clauses["max_order_value"] = f.number(
+                value, "max", bounds, required=False, minimum=0, strict=True
+            )
             sub.extend(bounds.items)
     v.extend(sub.items)
     return None if sub else Condition(**clauses)  # type: ignore[arg-type]
@@ -642,7 +649,7 @@ def _fallback(raw: object, v: Violations) -> Fallback | None:
     try:
         then = FallbackAction(then_text.lower())
     except ValueError:
-        sub.add("then", f"must be next, backorder or reject, got {then_text!r}")
+        sub.add("then", f"must be next, backorder or reject, got {quoted(then_text)}")
     reason = f.text(raw, "reason", sub, required=False) or ""
     if reason and then is not FallbackAction.REJECT:
         sub.add("reason", "is only used when the fallback rejects (then: reject)")
@@ -654,8 +661,12 @@ def _fallback(raw: object, v: Violations) -> Fallback | None:
         else:
             days = Violations(sub.path("relax_sla"))
             f.unknown_keys(relax, ("step_days", "max_days"), days)
-            step = f.integer(relax, "step_days", days, minimum=1, maximum=f.MAX_DAYS) or 0
-            maximum = f.integer(relax, "max_days", days, minimum=1, maximum=f.MAX_DAYS) or 0
+            step = (
+                f.integer(relax, "step_days", days, minimum=1, maximum=f.MAX_DAYS, strict=True) or 0
+            )
+            maximum = (
+                f.integer(relax, "max_days", days, minimum=1, maximum=f.MAX_DAYS, strict=True) or 0
+            )
             if step and maximum and maximum < step:
                 days.add("max_days", f"must be >= step_days ({step}), got {maximum}")
             sub.extend(days.items)

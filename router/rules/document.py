@@ -7,53 +7,47 @@ SHA-256). :func:`canonical_text` is the normal form used to compare two rule set
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
 
 import yaml
 
-from models.errors import FieldViolation, InvalidArgumentError, Violations
+from models.errors import FieldViolation, InvalidArgumentError, Violations, clipped
 from models.network import Network
 from models.rules import RuleSet
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML with YAML 1.2 booleans and no timestamps.
-
-    YAML 1.1 reads ``NO`` (Norway), ``ON`` (Ontario), ``y`` and ``off`` as booleans and
-    ``2026-11-24`` as a date; here only ``true``/``false`` are booleans and dates stay text
-    (the readers of orders and conditions parse them).
-    """
-
-
-_BOOL = "tag:yaml.org,2002:bool"
-_Loader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag not in (_BOOL, "tag:yaml.org,2002:timestamp")
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+from router.rules import strict_yaml
 
 NOT_READ = object()
-"""What :func:`read_yaml` returns when the text is not valid YAML."""
+"""What :func:`read_yaml` returns when the text is not a document it may read."""
 
 
 def read_yaml(text: str, where: str, v: Violations) -> object:
     """The YAML document in ``text`` (``None`` when empty), or :data:`NOT_READ`.
 
-    A syntax error is recorded in ``v`` at ``where:<line>``.
+    The text is read by :mod:`router.rules.strict_yaml`, after its size is checked. Why it
+    was not read is recorded in ``v``: at ``where`` for its size, at ``where:<line>`` for
+    a syntax error or a broken rule (``document:3: is not valid YAML: aliases (*base) are
+    not allowed in rule documents: write the value out (line 3, column 18)``). Nothing
+    raises: any failure while reading is a violation, never an error of the server.
     """
-    try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        v.add(where if mark is None else f"{where}:{mark.line + 1}", f"is not valid YAML: {exc}")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > strict_yaml.MAX_DOCUMENT_BYTES:
+        v.add(where, f"is {size} bytes, more than the {strict_yaml.MAX_DOCUMENT_BYTES} allowed")
         return NOT_READ
+    try:
+        return strict_yaml.load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = ", ".join(clipped(str(x), 200) for x in (exc.context, exc.problem) if x)
+        if mark is None:
+            v.add(where, f"is not valid YAML: {what}")
+        else:
+            at = f"line {mark.line + 1}, column {mark.column + 1}"
+            v.add(f"{where}:{mark.line + 1}", f"is not valid YAML: {what} ({at})")
+    except yaml.YAMLError as exc:  # the reader's: a character YAML does not allow
+        v.add(where, f"is not valid YAML: {clipped(str(exc), 200)}")
+    except Exception as exc:  # RecursionError, MemoryError…: still the document's fault
+        v.add(where, f"cannot be read as YAML ({type(exc).__name__})")
+    return NOT_READ
 
 
 def parse_rules(
@@ -103,7 +97,13 @@ def read_rules_file(path: Path, network: Network | None = None) -> RuleSet:
 
 def canonical_text(rules: RuleSet) -> str:
     """The rule set as canonical YAML: same rules, same text, whatever the formatting."""
-    return yaml.safe_dump(rules.to_raw(), sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(
+        rules.to_raw(),
+        Dumper=strict_yaml.CanonicalDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+    )
 
 
 def diff_rules(old: RuleSet, new: RuleSet, old_label: str, new_label: str) -> str:

@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from models import fields as f
-from models.errors import Violations
+from models.errors import Violations, quoted
 from models.network import Network, NodeType, Stock, StockPosition
 from models.order import Order, OrderLine, ShipTo
 from models.plan import Plan, SolveStatus
@@ -176,7 +176,7 @@ def _cases(raw: object, v: Violations, network: Network) -> list[GoldenCase]:
         v.extend(sub.items)
         if name is not None:
             if name in seen:
-                v.add(f"cases[{i}].name", f"duplicates an earlier case {name!r}")
+                v.add(f"cases[{i}].name", f"duplicates an earlier case {quoted(name)}")
             seen.add(name)
         if case is not None:
             cases.append(case)
@@ -253,7 +253,7 @@ def _expectation(
     strategy = f.text(raw, "strategy", sub, required=False)
     step = f.text(raw, "step", sub, required=False)
     if step is not None and not _STEP.fullmatch(step):
-        sub.add("step", f"must be primary, relax_sla+<n>d, backorder or reject, got {step!r}")
+        sub.add("step", f"must be primary, relax_sla+<n>d, backorder or reject, got {quoted(step)}")
     lines = _expected_lines(raw, sub, line_ids, network)
     node_types = {
         NodeType.parse(name, path, sub)
@@ -262,10 +262,12 @@ def _expectation(
     nodes = set()
     for path, node_id in f.names(raw, "not_from_nodes", sub) or ():
         if network.node(node_id) is None:
-            sub.add(path, f"unknown node {node_id!r}")
+            sub.add(path, f"unknown node {quoted(node_id)}")
         nodes.add(node_id)
-    max_shipments = f.integer(raw, "max_shipments", sub, required=False, minimum=0, maximum=1000)
-    fulfilled = f.boolean(raw, "fulfilled", sub) if "fulfilled" in raw else None
+    max_shipments = f.integer(
+        raw, "max_shipments", sub, required=False, minimum=0, maximum=1000, strict=True
+    )
+    fulfilled = f.boolean(raw, "fulfilled", sub, strict=True) if "fulfilled" in raw else None
     v.extend(sub.items)
     if sub:
         return None
@@ -288,7 +290,7 @@ def _status(raw: Mapping[str, object], v: Violations) -> SolveStatus | None:
     try:
         return SolveStatus(text.upper())
     except ValueError:
-        v.add("status", f"must be one of {'|'.join(SolveStatus)}, got {text!r}")
+        v.add("status", f"must be one of {'|'.join(SolveStatus)}, got {quoted(text)}")
         return None
 
 
@@ -306,13 +308,13 @@ def _expected_lines(
     for key, node in value.items():
         line_id = str(key).strip()
         if line_ids is not None and line_id not in line_ids:
-            sub.add(line_id, f"unknown line id {line_id!r}")
+            sub.add(line_id, f"unknown line id {quoted(line_id)}")
         node_id = f.text(value, key, Violations())
         if node_id is None or isinstance(node, list | dict):
-            sub.add(line_id, f"must be a node id, got {node!r}")
+            sub.add(line_id, f"must be a node id, got {quoted(node)}")
             continue
         if network.node(node_id) is None:
-            sub.add(line_id, f"unknown node {node_id!r}")
+            sub.add(line_id, f"unknown node {quoted(node_id)}")
         out[line_id] = node_id
     v.extend(sub.items)
     return out
@@ -348,17 +350,17 @@ def _check(
         why = f" ({plan.detail})" if plan.detail else ""
         out.append(f"status: {plan.status}{why}, expected {expect.status}")
     if expect.strategy is not None and plan.strategy != expect.strategy:
-        made = f"made by {plan.strategy!r}" if plan.strategy else "no strategy made the plan"
+        made = f"made by {quoted(plan.strategy)}" if plan.strategy else "no strategy made the plan"
         if plan.strategy == "" and plan.detail:
             made += f" ({plan.detail})"
         known = (
             ""
             if any(s.name == expect.strategy for s in rules.strategies)
-            else (f" (the rule set has no strategy {expect.strategy!r})")
+            else (f" (the rule set has no strategy {quoted(expect.strategy)})")
         )
-        out.append(f"strategy: {made}, expected {expect.strategy!r}{known}")
+        out.append(f"strategy: {made}, expected {quoted(expect.strategy)}{known}")
     if expect.step is not None and plan.step != expect.step:
-        out.append(f"step: {plan.step!r}, expected {expect.step!r}")
+        out.append(f"step: {quoted(plan.step)}, expected {quoted(expect.step)}")
     for line_id, node_id in expect.lines.items():
         failure = _line_failure(line_id, node_id, order, plan)
         if failure:
@@ -396,7 +398,7 @@ def _check(
 def _line_failure(line_id: str, expected: str, order: Order, plan: Plan) -> str | None:
     """Why line ``line_id`` is not shipped whole from ``expected``; ``None`` when it is."""
     if all(line.line_id != line_id for line in order.lines):
-        return f"lines.{line_id}: the order has no line {line_id!r}"
+        return f"lines.{line_id}: the order has no line {quoted(line_id)}"
     shipped: dict[str, int] = {}
     for shipment in plan.shipments:
         for line in shipment.lines:

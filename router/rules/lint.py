@@ -33,6 +33,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from models.errors import quoted
 from models.network import Network, Stock
 from models.order import Order
 from models.plan import Plan, StrategyOutcome
@@ -114,7 +115,7 @@ def _final_fallback(rules: RuleSet) -> list[Finding]:
             _error(
                 "missing-final-fallback",
                 f"{where}.when",
-                f"the last strategy {strategy.name!r} is conditional: orders that meet no "
+                f"the last strategy {quoted(strategy.name)} is conditional: orders that meet no "
                 "condition are rejected; end with a strategy without 'when'",
             )
         )
@@ -123,7 +124,7 @@ def _final_fallback(rules: RuleSet) -> list[Finding]:
             _error(
                 "missing-final-fallback",
                 f"{where}.fallback",
-                f"the last strategy {strategy.name!r} falls back to next, but no strategy "
+                f"the last strategy {quoted(strategy.name)} falls back to next, but no strategy "
                 "follows; end with backorder or reject",
             )
         )
@@ -149,8 +150,8 @@ def _unreachable(rules: RuleSet) -> list[Finding]:
                     _error(
                         "unreachable-strategy",
                         f"strategies[{k}]",
-                        f"strategy {later.name!r} is never reached: strategies[{j}] "
-                        f"{earlier.name!r} {how} and falls back to "
+                        f"strategy {quoted(later.name)} is never reached: strategies[{j}] "
+                        f"{quoted(earlier.name)} {how} and falls back to "
                         f"{earlier.fallback.then}, not next",
                     )
                 )
@@ -206,7 +207,7 @@ def _excludes_every_node(strategy: Strategy, where: str, network: Network) -> li
         _error(
             "excludes-every-node",
             f"{where}.filters",
-            f"the filters of {strategy.name!r} leave no node {scope} that ships",
+            f"the filters of {quoted(strategy.name)} leave no node {scope} that ships",
         )
     ]
 

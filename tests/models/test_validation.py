@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from models import fields as f
 from models.errors import Violations
 from models.money import from_units, to_units
 from models.network import StockPosition
@@ -141,3 +142,82 @@ def test_sku_bounds(row, field):
     v = Violations()
     assert Sku.from_raw({"sku": "A", **row}, v) is None
     assert [x.field for x in v.items] == [field]
+
+
+def _nested_lists(levels: int) -> list[object]:
+    """Lists nested ``levels`` deep, the same list nine times at each level (shared)."""
+    value: list[object] = ["lol"] * 9
+    for _ in range(levels - 1):
+        value = [value] * 9
+    return value
+
+
+LONG = "x" * 10_000
+
+
+@pytest.mark.parametrize(
+    ("read", "value"),
+    [
+        pytest.param(f.number, LONG, id="number-long"),
+        pytest.param(f.number, _nested_lists(5), id="number-nested"),
+        pytest.param(f.integer, LONG, id="integer-long"),
+        pytest.param(f.integer, 10**4000, id="integer-4001-digits"),
+        pytest.param(f.boolean, LONG, id="boolean-long"),
+        pytest.param(f.boolean, _nested_lists(5), id="boolean-nested"),
+        pytest.param(f.local_time, LONG, id="local_time-long"),
+        pytest.param(f.timestamp, LONG, id="timestamp-long"),
+        pytest.param(f.calendar_date, LONG, id="calendar_date-long"),
+        pytest.param(f.names, [_nested_lists(5)], id="names-nested"),
+    ],
+)
+def test_every_reader_quotes_a_bad_value_by_a_bounded_prefix(read, value):
+    """However long or nested a bad value, its violation's description stays under 250 chars.
+
+    (Nine shared lists of nine, five levels deep, print as 500 KB; a 10,000-character text
+    is cut to 80 characters and its length.)
+    """
+    v = Violations()
+    read({"field": value}, "field", v)
+    [violation] = v.items
+    assert len(violation.description) < 250
+    if value is LONG:
+        assert "… (10000 chars)" in violation.description
+
+
+@pytest.mark.parametrize(
+    ("read", "value", "lenient"),
+    [
+        (f.number, "5", 5.0),
+        (f.number, " 2.5 ", 2.5),
+        (f.money, "5", 5.0),
+        (f.integer, "3", 3),
+        (f.boolean, "yes", True),
+        (f.boolean, "no", False),
+        (f.boolean, "off", None),
+        (f.boolean, 1, True),
+        (f.boolean, "true", True),
+    ],
+)
+def test_strict_readers_take_only_numbers_as_numbers_and_true_false_as_booleans(
+    read, value, lenient
+):
+    """``strict`` refuses text where a number or a boolean is expected; lenient reads it.
+
+    CSV cells and form fields arrive as text, so their readers are lenient; a YAML 1.2
+    rule document holds numbers and booleans typed, so its readers are strict.
+    """
+    v = Violations()
+    assert read({"field": value}, "field", v) == lenient
+    assert read({"field": value}, "field", v, strict=True) is None
+    assert [x.field for x in v.items] == (["field"] if lenient is None else []) + ["field"]
+
+
+@pytest.mark.parametrize(
+    ("read", "value"),
+    [(f.number, 5), (f.number, 2.5), (f.integer, 3), (f.integer, 3.0), (f.boolean, False)],
+)
+def test_strict_readers_read_typed_values(read, value):
+    """A typed number or boolean is read by a strict reader as by a lenient one."""
+    v = Violations()
+    assert read({"field": value}, "field", v, strict=True) == value
+    assert not v

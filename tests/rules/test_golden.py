@@ -42,6 +42,7 @@ from router.rules.golden import (
     parse_suite,
     run_suite,
 )
+from router.rules.strict_yaml import CanonicalDumper
 from router.scenario import read_scenario
 from tests.engine.conftest import RATES, SKUS, node, stock
 
@@ -96,10 +97,13 @@ def raw_order(*lines: tuple[str, int], **extra: Any) -> dict[str, Any]:
 
 
 def text_of(*cases: dict[str, Any], stock: list[dict[str, Any]] | None = None) -> str:
-    """A suite document of ``cases`` (and ``stock`` when given)."""
+    """A suite document of ``cases`` (and ``stock`` when given), each value written out.
+
+    The dumper writes a value given twice twice, never as an alias (which suites refuse).
+    """
     document: dict[str, Any] = {} if stock is None else {"stock": stock}
     document["cases"] = list(cases)
-    return yaml.safe_dump(document, sort_keys=False)
+    return yaml.dump(document, Dumper=CanonicalDumper, sort_keys=False)
 
 
 def run_one(

@@ -10,6 +10,7 @@ bootstrap makes version 1, the scenario's rules, active.
 from __future__ import annotations
 
 import ast
+import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from router.service.convert import order_to_proto
 from router.service.server import SERVE_ACTOR, bootstrap_rules, create_server
 from router.v1 import router_pb2
 from tests.ledger.conftest import ledger_url, pg_server, pg_url  # noqa: F401  (fixtures)
+from tests.rules.test_document import DEEP, billion_laughs
 from tests.service.conftest import Running, order, run
 
 pytestmark = pytest.mark.timeout(120)
@@ -325,6 +327,35 @@ def test_invalid_documents_and_requests_name_every_bad_field(sqlite_served: Runn
     assert (valid.name, list(valid.strategies)) == ("default", ["default"])
     assert "split_penalty: 9.5" in valid.canonical_document
     assert versions(sqlite_served).active_version == 1
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "says"),
+    [
+        pytest.param(billion_laughs(9), "document:1", "anchors (&a0) are not allowed", id="laughs"),
+        pytest.param(DEEP, "document:2", "nests deeper than", id="deep"),
+    ],
+)
+@pytest.mark.parametrize("rpc", ["ValidateRules", "LintRules"])
+def test_hostile_documents_are_invalid_argument_and_log_nothing(
+    server: Running,
+    caplog: pytest.LogCaptureFixture,
+    rpc: str,
+    document: str,
+    field: str,
+    says: str,
+) -> None:
+    """A billion-laughs or 5,000-deep document is INVALID_ARGUMENT, not INTERNAL, and quiet.
+
+    Before the fix the first grew the server past 13 GB, and the second answered INTERNAL
+    and logged a RecursionError's traceback.
+    """
+    request_type = getattr(router_pb2, f"{rpc}Request")
+    with pytest.raises(grpc.RpcError) as caught:
+        getattr(server.rules, rpc)(request_type(document=document), timeout=30)
+    [(path, description)] = bad_fields(caught.value).items()
+    assert path == field and says in description
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_lint_reports_errors_first_with_paths(sqlite_served: Running) -> None:
