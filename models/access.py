@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from models.errors import quoted
+
 TOKEN_PREFIX = "rt_"
 """Every token starts with this, so scanners and people can tell what leaked."""
 
@@ -47,7 +49,7 @@ class Role(StrEnum):
         for value in values:
             role = known.get(value.strip().lower())
             if role is None:
-                raise ValueError(f"unknown role {value!r} (roles: {', '.join(known)})")
+                raise ValueError(f"unknown role {quoted(value)} (roles: {', '.join(known)})")
             roles.add(role)
         return frozenset(roles)
 
