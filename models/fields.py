@@ -62,6 +62,8 @@ MAX_QUANTITY = 1_000_000
 """Most units on one order line."""
 MAX_INT32 = 2**31 - 1
 """Largest count (stock, capacity, priority): what the wire's int32 fields carry."""
+MAX_INT64 = 2**63 - 1
+"""Largest sequence number or counter: what the wire's int64 fields (and SQL bigint) carry."""
 MAX_NUMBER = 1e12
 """Bound on any other number, so arithmetic on it never overflows."""
 

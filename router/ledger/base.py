@@ -20,8 +20,9 @@ from models.errors import (
     RouterError,
     RuleVersionStateError,
     Violations,
+    quoted,
 )
-from models.fields import MAX_INT32
+from models.fields import MAX_INT32, MAX_INT64
 from models.reservation import ReservationLine
 from models.rule_versions import RuleVersion
 
@@ -35,6 +36,17 @@ NO_RESERVATION = ""
 
 #: Feed counter names returned by :meth:`Ledger.feed_stats`.
 FEED_COUNTERS = ("applied", "stale", "duplicate", "clamped_units")
+
+
+def check_text(value: str, field: str, v: Violations) -> None:
+    """Text the ledger stores must encode as UTF-8: no lone surrogates (YAML escapes them in).
+
+    Neither database could store it, and no reply could carry it.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        v.add(field, f"holds a lone surrogate (U+{ord(value[e.start]):04X}), not a character")
 
 
 class NoReservationError(RouterError):
@@ -98,6 +110,9 @@ def validate_reserve(
             v.add(f"lines[{i}].quantity", f"must be positive, got {line.quantity}")
         key = (line.node_id, line.sku)
         needs[key] = needs.get(key, 0) + line.quantity
+    for (node_id, sku), units in needs.items():
+        if units > MAX_INT32:
+            v.add("lines", f"{node_id}/{sku}: {units} units in all, above {MAX_INT32}")
     for i, (node_id, _day) in enumerate(capacity):
         if not node_id:
             v.add(f"capacity[{i}].node_id", "must not be empty")
@@ -157,7 +172,9 @@ def rules_digest(document: str) -> str:
     return hashlib.sha256(document.encode()).hexdigest()
 
 
-def validate_publish(name: str, document: str, by: str, now: datetime) -> datetime:
+def validate_publish(
+    name: str, document: str, by: str, reason: str, lint: str, now: datetime
+) -> datetime:
     """Check a publish_rules call; the publication instant in UTC."""
     v = Violations()
     if not name.strip():
@@ -166,6 +183,9 @@ def validate_publish(name: str, document: str, by: str, now: datetime) -> dateti
         v.add("document", "must not be empty")
     if not by.strip():
         v.add("by", "must not be empty")
+    for field, value in (("name", name), ("document", document), ("by", by), ("reason", reason)):
+        check_text(value, field, v)
+    check_text(lint, "lint", v)
     check_now(now, v)
     v.raise_if_any()
     return now.astimezone(UTC)
@@ -211,6 +231,8 @@ def validate_rule_change(
         v.add("by", "must not be empty")
     if not reason.strip():
         v.add("reason", "must not be empty")
+    check_text(by, "by", v)
+    check_text(reason, "reason", v)
     check_now(now, v)
     v.raise_if_any()
     return now.astimezone(UTC)
@@ -278,6 +300,8 @@ def _check_feed(feed: str, sequence: int, node_id: str, v: Violations) -> None:
         v.add("feed", "must not be empty")
     if sequence < 0:
         v.add("sequence", f"must not be negative, got {sequence}")
+    if sequence > MAX_INT64:
+        v.add("sequence", f"must be at most {MAX_INT64}, got {sequence}")
     if not node_id:
         v.add("node_id", "must not be empty")
 
@@ -300,6 +324,8 @@ def validate_snapshot(
             v.add(f"positions[{i}].on_hand", f"must be at most {MAX_INT32}, got {on_hand}")
         if safety < 0:
             v.add(f"positions[{i}].safety_stock", f"must not be negative, got {safety}")
+        if safety > MAX_INT32:
+            v.add(f"positions[{i}].safety_stock", f"must be at most {MAX_INT32}, got {safety}")
         given[sku] = (on_hand, safety)
     v.raise_if_any()
     return given
@@ -308,14 +334,23 @@ def validate_snapshot(
 def validate_delta(
     feed: str, sequence: int, node_id: str, deltas: Sequence[tuple[str, int]]
 ) -> dict[str, int]:
-    """Check a delta; the summed on-hand change by SKU. Raises naming every bad field."""
+    """Check a delta; the summed on-hand change by SKU. Raises naming every bad field.
+
+    Each change, and the sum of a SKU's changes, lies within ±:data:`MAX_INT32`: so do the
+    units a SKU's change can clamp (twice that at most), and their sum fits any reply.
+    """
     v = Violations()
     _check_feed(feed, sequence, node_id, v)
     changes: dict[str, int] = {}
     for i, (sku, change) in enumerate(deltas):
         if not sku:
             v.add(f"deltas[{i}].sku", "must not be empty")
+        if abs(change) > MAX_INT32:
+            v.add(f"deltas[{i}].on_hand_change", f"must be within ±{MAX_INT32}, got {change}")
         changes[sku] = changes.get(sku, 0) + change
+    for sku, total in changes.items():
+        if abs(total) > MAX_INT32:
+            v.add("deltas", f"the changes of {quoted(sku)} sum to {total}, beyond ±{MAX_INT32}")
     v.raise_if_any()
     return changes
 

@@ -21,6 +21,7 @@ from models.errors import (
     Shortfall,
     StockConflictError,
 )
+from models.fields import MAX_INT64
 from models.network import Network, Stock, StockPosition
 from models.reservation import (
     FeedOutcome,
@@ -337,7 +338,7 @@ class MemoryLedger(Ledger):
 
     def _applied(self, clamped: int) -> FeedResult:
         self._counters["applied"] += 1
-        self._counters["clamped_units"] += clamped
+        self._counters["clamped_units"] = min(MAX_INT64, self._counters["clamped_units"] + clamped)
         return FeedResult(FeedOutcome.APPLIED, clamped)
 
     def apply_snapshot(
@@ -392,7 +393,7 @@ class MemoryLedger(Ledger):
         self, name: str, document: str, by: str, reason: str, lint: str, now: datetime
     ) -> Publication:
         """See :meth:`Ledger.publish_rules`."""
-        at = validate_publish(name, document, by, now)
+        at = validate_publish(name, document, by, reason, lint, now)
         digest = rules_digest(document)
         with self._lock:
             same = next((r for r in self._rules if r.digest == digest), None)

@@ -193,7 +193,7 @@ class SqlRuleVersions(SqlDriver):
         self, name: str, document: str, by: str, reason: str, lint: str, now: datetime
     ) -> Publication:
         """See :meth:`Ledger.publish_rules`."""
-        at = validate_publish(name, document, by, now)
+        at = validate_publish(name, document, by, reason, lint, now)
         digest = rules_digest(document)
 
         def work(tx: Tx) -> Publication:

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from models.calendar import Calendar, CalendarKind, Calendars
 from models.capacity import CapacityUsed
+from models.fields import MAX_INT64
 from models.network import Network, Stock, StockPosition
 from models.reservation import (
     FeedOutcome,
@@ -364,7 +365,12 @@ class SqlStock(SqlDriver):
         return kept - target
 
     def _count(self, tx: Tx, name: str, by: int) -> None:
-        tx.run("UPDATE feed_counters SET value = value + ? WHERE name = ?", (by, name))
+        """Add ``by`` to a counter, which stops at :data:`MAX_INT64` rather than overflow."""
+        tx.run(
+            "UPDATE feed_counters SET value = CASE WHEN value > ? THEN ? ELSE value + ? END "
+            "WHERE name = ?",
+            (MAX_INT64 - by, MAX_INT64, by, name),
+        )
 
     def feed_stats(self) -> dict[str, int]:
         """See :meth:`Ledger.feed_stats`."""

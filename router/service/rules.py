@@ -49,8 +49,9 @@ from router.v1 import router_pb2, router_pb2_grpc
 GOLDEN = "golden"
 """The request field holding a golden-order suite; its violations read ``golden:cases[0]…``."""
 
-_PROTO_FIELDS = {"by": "actor", "to": "to_version"}
-"""The ledger's argument names that differ from the request fields they come from."""
+_PROTO_FIELDS = {"by": "actor", "to": "to_version", "name": "document", "lint": "document"}
+"""The ledger's argument names that differ from the request fields they come from (the
+rule set's name, and the lint findings stored with it, come from its document)."""
 
 
 # --- the answers, shared with the command line --------------------------------------------
@@ -263,6 +264,13 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
             assert rules is not None
             live = self._live(suite_skus(suite)) if suite is not None else Stock.of(())
             warnings, results = publish_checks(rules, self._network, suite, live)
+            # The reply is built before the version is stored, so that nothing can fail
+            # after the commit; the ledger checks that the version's own fields can be
+            # stored (and so sent).
+            response = router_pb2.PublishRulesResponse(
+                findings=[lint_finding_to_proto(w) for w in warnings],
+                results=[golden_result_to_proto(r) for r in results],
+            )
             with request_fields():
                 stored = self._ledger.publish_rules(
                     rules.name,
@@ -272,11 +280,8 @@ class RulesServicer(router_pb2_grpc.RulesServiceServicer):
                     lint_text(warnings),
                     datetime.now(UTC),
                 ).version
-            return router_pb2.PublishRulesResponse(
-                version=rule_version_to_proto(stored, document=True),
-                findings=[lint_finding_to_proto(w) for w in warnings],
-                results=[golden_result_to_proto(r) for r in results],
-            )
+            response.version.CopyFrom(rule_version_to_proto(stored, document=True))
+            return response
 
     def ActivateRules(
         self, request: router_pb2.ActivateRulesRequest, context: grpc.ServicerContext

@@ -843,7 +843,9 @@ class ApplyStockSnapshotResponse(_message.Message):
     outcome: Global___FeedOutcome.ValueType
     """What became of the update."""
     clamped_units: _builtins.int
-    """Units the update would have removed that are reserved, so stayed on hand."""
+    """Units the update would have removed that are reserved (or were never there), so
+    stayed on hand. Summed over the node's SKUs, it may exceed any one position: int64.
+    """
     def __init__(
         self,
         *,
@@ -870,7 +872,9 @@ class StockDelta(_message.Message):
     sku: _builtins.str
     """The SKU."""
     on_hand_change: _builtins.int
-    """Units added to on hand (negative removes)."""
+    """Units added to on hand (negative removes), within ±2147483647; one SKU's changes in
+    one update must sum within that too (INVALID_ARGUMENT otherwise).
+    """
     def __init__(
         self,
         *,
@@ -935,7 +939,9 @@ class ApplyStockDeltaResponse(_message.Message):
     outcome: Global___FeedOutcome.ValueType
     """What became of the update."""
     clamped_units: _builtins.int
-    """Units the update would have removed that are reserved, so stayed on hand."""
+    """Units the update would have removed that are reserved (or were never there), so
+    stayed on hand. Summed over the node's SKUs, it may exceed any one position: int64.
+    """
     def __init__(
         self,
         *,

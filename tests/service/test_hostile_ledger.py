@@ -1,0 +1,114 @@
+"""Hostile or careless calls against the ledger, over real gRPC on loopback.
+
+No state change is followed by a reply that can fail; a value no database can store is
+INVALID_ARGUMENT (never "try again"), in our words; a lapsed reservation cannot be
+confirmed; undecodable requests cost one log line, not a traceback each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import pytest
+
+from models.fields import MAX_INT32
+from models.reservation import ReservationLine
+from models.scenario import Scenario
+from router.ledger import open_ledger
+from router.v1 import router_pb2
+from tests.service.conftest import Running, bad_request_fields
+from tests.service.test_reservations import Served, serve_on, stock_of
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def served(
+    request: pytest.FixtureRequest, tmp_path: Path, small_scenario: Scenario
+) -> Iterator[Served]:
+    """A server over a ledger of each embedded backend, the ledger in the test's hands."""
+    url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path / 'l.db'}"
+    yield from serve_on(open_ledger(url), small_scenario, sweep_interval_s=3600.0)
+
+
+def delta(sequence: int, *changes: tuple[str, int]) -> router_pb2.ApplyStockDeltaRequest:
+    """An ApplyStockDelta of feed ``wms`` at node ``west``."""
+    return router_pb2.ApplyStockDeltaRequest(
+        feed="wms",
+        sequence=sequence,
+        node_id="west",
+        deltas=[router_pb2.StockDelta(sku=s, on_hand_change=c) for s, c in changes],
+    )
+
+
+def test_a_delta_clamping_beyond_int32_answers_what_it_did(served: Served):
+    """A delta clamping more units than int32 holds commits AND answers the count.
+
+    (It used to commit and then fail INTERNAL building the reply; its retry answered
+    DUPLICATE, so the client never learnt the outcome.)
+    """
+    request = delta(1, ("X", -MAX_INT32), ("Y", -MAX_INT32))
+    answer = served.inventory.ApplyStockDelta(request, timeout=10)
+    assert answer.outcome == router_pb2.FEED_OUTCOME_APPLIED
+    assert answer.clamped_units == 2 * MAX_INT32
+    retry = served.inventory.ApplyStockDelta(request, timeout=10)
+    assert retry.outcome == router_pb2.FEED_OUTCOME_DUPLICATE
+
+
+def test_a_delta_beyond_int32_is_refused_before_any_change(served: Served):
+    """A change of -2^31, or one SKU's changes summing beyond ±int32: INVALID_ARGUMENT.
+
+    The field is named; the sequence is not consumed, so a good update with it applies.
+    """
+    before = stock_of(served, "A")
+    for request, field in (
+        (delta(1, ("A", -(2**31))), "deltas[0].on_hand_change"),
+        (delta(1, ("A", -(2**30)), ("A", -(2**30))), "deltas"),
+    ):
+        with pytest.raises(grpc.RpcError) as error:
+            served.inventory.ApplyStockDelta(request, timeout=10)
+        assert field in bad_request_fields(error.value)
+    assert stock_of(served, "A") == before
+    applied = served.inventory.ApplyStockDelta(delta(1, ("A", -1)), timeout=10)
+    assert applied.outcome == router_pb2.FEED_OUTCOME_APPLIED
+
+
+def test_a_snapshot_clamping_beyond_int32_answers_what_it_did(served: Served):
+    """A snapshot clamping 2 × int32-max reserved units answers that count (int64).
+
+    It zeroes two positions holding int32-max reserved units each; its retry is a
+    duplicate.
+    """
+    ledger = served.ledger
+    ledger.apply_snapshot("wms", 1, "west", [("A", MAX_INT32, 0), ("B", MAX_INT32, 0)])
+    lines = [ReservationLine("west", "A", MAX_INT32), ReservationLine("west", "B", MAX_INT32)]
+    ledger.reserve("big", b"p", "o-big", lines, [], 60, datetime.now(UTC))
+    request = router_pb2.ApplyStockSnapshotRequest(feed="wms", sequence=2, node_id="west")
+    answer = served.inventory.ApplyStockSnapshot(request, timeout=10)
+    assert answer.outcome == router_pb2.FEED_OUTCOME_APPLIED
+    assert answer.clamped_units == 2 * MAX_INT32
+    retry = served.inventory.ApplyStockSnapshot(request, timeout=10)
+    assert retry.outcome == router_pb2.FEED_OUTCOME_DUPLICATE
+
+
+LONE_SURROGATE = 'name: "default\\ud800"\nstrategies:\n  - name: default\n'
+
+
+def test_a_rule_set_no_reply_could_carry_is_not_stored(served: Served):
+    """A rule set named with a lone surrogate escape: INVALID_ARGUMENT, nothing stored.
+
+    The field is ``document``; the versions stay listable (the memory ledger used to
+    store it and then fail every reply naming it).
+    """
+    rules = Running(served.port, served.channel).rules
+    with pytest.raises(grpc.RpcError) as error:
+        rules.PublishRules(
+            router_pb2.PublishRulesRequest(document=LONE_SURROGATE, actor="ana", reason="r"),
+            timeout=30,
+        )
+    assert bad_request_fields(error.value) == ["document"]
+    listed = rules.ListRuleVersions(router_pb2.ListRuleVersionsRequest(), timeout=10)
+    assert [v.version for v in listed.versions] == [1]
