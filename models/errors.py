@@ -174,10 +174,29 @@ class IdempotencyMismatchError(RouterError):
 
 
 class LedgerUnavailableError(RouterError):
-    """The ledger could not answer in time; nothing was changed, and a retry is safe.
+    """The ledger could not answer now (a transient failure); a retry is safe.
 
-    Raised for a lock or statement timeout, a busy or unreachable database, or a conflict
-    that outlasted its retries. Retrying with the same request_id cannot act twice.
+    Raised for a lock or statement timeout, a busy, full, restarting or unreachable
+    database, a lost connection, or a conflict that outlasted its retries. Retrying with
+    the same request_id cannot act twice. The message is the ledger's own words, never
+    the database's (which go to the log).
+    """
+
+
+class LedgerValueError(RouterError):
+    """The database cannot store a value of the request (too long, out of range, malformed).
+
+    A permanent failure: the same request fails the same way, so it is the client's to
+    change. Nothing was changed. The message never carries the database's words.
+    """
+
+
+class LedgerRefusedError(RouterError):
+    """The database refused the change for good: a constraint, or a fault of set-up.
+
+    A constraint of the ledger's schema, or a fault of the ledger's set-up or statements
+    (permissions, a missing table). Retrying the same request fails the same way; nothing
+    was changed. The message never carries the database's words (they go to the log).
     """
 
 

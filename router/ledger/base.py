@@ -37,6 +37,26 @@ NO_RESERVATION = ""
 #: Feed counter names returned by :meth:`Ledger.feed_stats`.
 FEED_COUNTERS = ("applied", "stale", "duplicate", "clamped_units")
 
+MAX_ID_CHARS = 200
+"""The longest request_id or reservation_id the ledger takes (characters), checked before
+any work: longer ids are refused as INVALID_ARGUMENT (PostgreSQL could not index one much
+longer, and no honest client needs one)."""
+
+
+def check_id(value: str, field: str, v: Violations) -> None:
+    """An id is given and at most :data:`MAX_ID_CHARS` characters long."""
+    if not value:
+        v.add(field, "must not be empty")
+    elif len(value) > MAX_ID_CHARS:
+        v.add(field, f"must be at most {MAX_ID_CHARS} characters, got {len(value)}")
+
+
+def check_request_id(request_id: str) -> None:
+    """Raise InvalidArgumentError unless ``request_id`` passes :func:`check_id`."""
+    v = Violations()
+    check_id(request_id, "request_id", v)
+    v.raise_if_any()
+
 
 def check_text(value: str, field: str, v: Violations) -> None:
     """Text the ledger stores must encode as UTF-8: no lone surrogates (YAML escapes them in).
@@ -94,8 +114,7 @@ def validate_reserve(
 ) -> ReserveRequest:
     """Check a reserve call and aggregate it; raises InvalidArgumentError naming each field."""
     v = Violations()
-    if not request_id:
-        v.add("request_id", "must not be empty")
+    check_id(request_id, "request_id", v)
     if not order_id:
         v.add("order_id", "must not be empty")
     if not lines:
@@ -279,8 +298,7 @@ def rollback_target(
 def check_store(request_id: str, now: datetime) -> None:
     """Validate a store_response call."""
     v = Violations()
-    if not request_id:
-        v.add("request_id", "must not be empty")
+    check_id(request_id, "request_id", v)
     check_now(now, v)
     v.raise_if_any()
 
@@ -288,10 +306,8 @@ def check_store(request_id: str, now: datetime) -> None:
 def check_transition(request_id: str, reservation_id: str) -> None:
     """Validate a confirm/release call's ids."""
     v = Violations()
-    if not request_id:
-        v.add("request_id", "must not be empty")
-    if not reservation_id:
-        v.add("reservation_id", "must not be empty")
+    check_id(request_id, "request_id", v)
+    check_id(reservation_id, "reservation_id", v)
     v.raise_if_any()
 
 

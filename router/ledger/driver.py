@@ -1,20 +1,91 @@
 """What a SQL backend supplies to the shared statements: a transaction runner and conversions.
 
 :class:`SqlDriver` is the base of the SQL operations of each store (stock.py,
-reservations.py, rule_versions.py); sqlite.py and postgres.py implement it.
+reservations.py, rule_versions.py); sqlite.py and postgres.py implement it. Each turns
+its database's errors into the ledger's own (:class:`Failure`, :func:`ledger_error`).
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
+from enum import Enum
 from typing import Any, Protocol, TypeVar
+
+from models.errors import (
+    LedgerRefusedError,
+    LedgerUnavailableError,
+    LedgerValueError,
+    RouterError,
+)
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 Row = Mapping[str, Any]
 """A row as the backends return it: its values by column name (never by position)."""
+
+
+class Failure(Enum):
+    """What a database error means to the caller; each backend classifies its own errors.
+
+    By the database's error code (PostgreSQL's SQLSTATE, SQLite's result code), never by
+    its message; docs/ledger.md ("When the database fails") has the table.
+    """
+
+    TRANSIENT = "transient"
+    """It may work in a moment (timeout, busy, lost connection, restart): UNAVAILABLE."""
+    BAD_VALUE = "bad value"
+    """A value of the request cannot be stored (too long, out of range): INVALID_ARGUMENT."""
+    REFUSED = "refused"
+    """A constraint, or a fault of set-up or statements: FAILED_PRECONDITION."""
+
+
+_ERRORS: dict[Failure, tuple[type[RouterError], str]] = {
+    Failure.TRANSIENT: (
+        LedgerUnavailableError,
+        "the ledger is unavailable for now (a timeout, a busy or restarting database or a "
+        "lost connection); retrying with the same request_id is safe",
+    ),
+    Failure.BAD_VALUE: (
+        LedgerValueError,
+        "the ledger cannot store a value of this request (too long, out of range or "
+        "malformed); a retry fails the same way",
+    ),
+    Failure.REFUSED: (
+        LedgerRefusedError,
+        "the ledger refused this change (it breaks a rule of the ledger, or the ledger is "
+        "misconfigured; the server log says which); a retry fails the same way",
+    ),
+}
+
+#: The most characters of a database's message that are logged (it may quote the request).
+LOGGED_CHARS = 500
+
+
+def ledger_error(failure: Failure, error: BaseException, code: str | None) -> RouterError:
+    """The ledger's error for a database ``error`` classified as ``failure``.
+
+    ``code`` is its SQLSTATE or result code, if any. The database's message (names of
+    indexes, rows, values) goes to the log once, at WARNING, on one line and cut to
+    :data:`LOGGED_CHARS`; the error returned says only what happened, in the ledger's
+    words, and whether a retry can help. Raise it ``from error``.
+    """
+    words = " ".join(str(error).split())
+    if len(words) > LOGGED_CHARS:
+        words = words[:LOGGED_CHARS] + "…"
+    logger.warning(
+        "ledger error, %s: %s (%s): %s",
+        failure.value,
+        type(error).__name__,
+        code or "no code",
+        words,
+    )
+    cls, message = _ERRORS[failure]
+    return cls(message)
 
 
 class Tx(Protocol):

@@ -46,6 +46,7 @@ from router.ledger.base import (
     check_days,
     check_now,
     check_on_hand,
+    check_request_id,
     check_store,
     check_transition,
     check_version,
@@ -242,6 +243,7 @@ class MemoryLedger(Ledger):
 
     def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
         """See :meth:`Ledger.stored_response`."""
+        check_request_id(request_id)
         digest = request_digest(RESERVE, payload)
         with self._lock:
             first = self._requests.get(request_id)

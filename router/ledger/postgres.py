@@ -4,7 +4,8 @@ Transactions run at READ COMMITTED. Correctness rests on row locks taken by cond
 updates (each UPDATE re-reads the latest committed row version after waiting for its
 lock) in the fixed order of sql.py, and on the unique key of the idempotency records.
 Deadlocks and serialisation failures should not occur with that order; when one does,
-the whole transaction is retried a bounded number of times.
+the whole transaction is retried a bounded number of times. Any other database error is
+classified by its SQLSTATE (:func:`failure_of`) and raised as the ledger's own error.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from models.errors import LedgerUnavailableError
-from router.ledger.driver import Row, Tx
+from router.ledger.driver import Failure, Row, Tx, ledger_error
 from router.ledger.sql import SqlLedger
 
 T = TypeVar("T")
@@ -42,6 +42,64 @@ LOCK_TIMEOUT_S = 5.0
 STATEMENT_TIMEOUT_S = 15.0
 #: Longest wait for a pooled connection (and for the pool's first one at open).
 POOL_TIMEOUT_S = 5.0
+
+
+def _sqlstate(error: type[psycopg.Error]) -> str:
+    """The SQLSTATE psycopg raises ``error`` for (every class in psycopg.errors has one)."""
+    assert error.sqlstate is not None, error
+    return error.sqlstate
+
+
+#: SQLSTATE classes (the first two characters) whose errors may pass: connection
+#: exceptions, transaction rollbacks (serialisation failures, deadlocks), insufficient
+#: resources (too many connections, disk full), operator intervention (admin or crash
+#: shutdown, a cancelled statement: the statement timeout) and system errors (I/O).
+_TRANSIENT_CLASSES = frozenset(
+    _sqlstate(cls)[:2]
+    for cls in (
+        pg_errors.ConnectionException,
+        pg_errors.TransactionRollback,
+        pg_errors.InsufficientResources,
+        pg_errors.OperatorIntervention,
+        pg_errors.SystemError,
+    )
+)
+#: Single SQLSTATEs that may pass, of classes that otherwise do not: lock and idle timeouts.
+_TRANSIENT_CODES = frozenset(
+    _sqlstate(cls)
+    for cls in (
+        pg_errors.LockNotAvailable,
+        pg_errors.IdleInTransactionSessionTimeout,
+        pg_errors.TransactionTimeout,
+    )
+)
+#: SQLSTATE classes of a value the database cannot take: data exceptions (too long, out of
+#: range, invalid text) and program limits (an index row too large).
+_BAD_VALUE_CLASSES = frozenset(
+    _sqlstate(cls)[:2] for cls in (pg_errors.DataException, pg_errors.ProgramLimitExceeded)
+)
+
+
+def failure_of(error: psycopg.Error) -> Failure:
+    """What a psycopg error means to the caller, by its SQLSTATE.
+
+    Errors without one are psycopg's own: a lost or closed connection may pass; a value
+    it cannot send (a NUL character in text) is a bad value. Every other SQLSTATE
+    (constraint violations, undefined objects, missing privileges, internal errors) is
+    refused for good.
+    """
+    code = error.sqlstate
+    if code is None:
+        if isinstance(error, psycopg.DataError):
+            return Failure.BAD_VALUE
+        if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+            return Failure.TRANSIENT
+        return Failure.REFUSED
+    if code in _TRANSIENT_CODES or code[:2] in _TRANSIENT_CLASSES:
+        return Failure.TRANSIENT
+    if code[:2] in _BAD_VALUE_CLASSES:
+        return Failure.BAD_VALUE
+    return Failure.REFUSED
 
 
 class _PgTx:
@@ -135,8 +193,9 @@ class PostgresLedger(SqlLedger):
     def transaction(self, work: Callable[[Tx], T]) -> T:
         """See :meth:`SqlLedger.transaction`.
 
-        A timeout, a lost connection, an empty pool or a conflict that outlasts its retries
-        is raised as :class:`LedgerUnavailableError` (nothing was committed).
+        A database error is raised as the ledger's error of its :func:`failure_of` (see
+        :func:`ledger_error`); an empty pool and a conflict that outlasts its retries as
+        :class:`LedgerUnavailableError`.
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
@@ -148,10 +207,12 @@ class PostgresLedger(SqlLedger):
                     return work(_PgTx(cur))
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as e:
                 if attempt == MAX_ATTEMPTS:
-                    raise LedgerUnavailableError(f"ledger busy, try again: {e}") from e
+                    raise ledger_error(Failure.TRANSIENT, e, e.sqlstate) from e
                 time.sleep(random.uniform(0, 0.02 * attempt))
-            except (psycopg.OperationalError, PoolTimeout) as e:
-                raise LedgerUnavailableError(f"ledger unavailable, try again: {e}") from e
+            except PoolTimeout as e:
+                raise ledger_error(Failure.TRANSIENT, e, None) from e
+            except psycopg.Error as e:
+                raise ledger_error(failure_of(e), e, e.sqlstate) from e
         raise AssertionError("unreachable")
 
     def _seed_lock(self, tx: Tx) -> None:

@@ -29,6 +29,7 @@ from router.ledger.base import (
     NoReservationError,
     ReserveRequest,
     check_now,
+    check_request_id,
     check_store,
     check_transition,
     request_digest,
@@ -85,7 +86,8 @@ class ReservationStore(Protocol):
 
         ``None`` when no reserve call has committed under that id (or it stored none).
         Raises IdempotencyMismatchError when the id was used with another operation or
-        payload. Changes nothing.
+        payload, InvalidArgumentError when the id is empty or longer than
+        :data:`~router.ledger.base.MAX_ID_CHARS`. Changes nothing.
         """
 
     @abstractmethod
@@ -236,6 +238,7 @@ class SqlReservations(SqlDriver):
 
     def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
         """See :meth:`Ledger.stored_response`."""
+        check_request_id(request_id)
         digest = request_digest(RESERVE, payload)
         row = self.transaction(
             lambda tx: tx.one(

@@ -4,6 +4,8 @@ Each thread gets its own connection (an in-memory database shares one connection
 lock instead). Every transaction starts with ``BEGIN IMMEDIATE``, which takes the write
 lock up front: writers run one at a time, so the conditional updates of sql.py never
 race, and a busy database is waited for (busy timeout) rather than failing at commit.
+Database errors are classified by their result code (:func:`failure_of`) and raised as
+the ledger's own errors.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from models.errors import LedgerUnavailableError
-from router.ledger.driver import Row, Tx
+from router.ledger.driver import Failure, Row, Tx, ledger_error
 from router.ledger.sql import SqlLedger
 
 T = TypeVar("T")
@@ -30,9 +31,60 @@ BUSY_TIMEOUT_S = 30.0
 MAX_ATTEMPTS = 5
 
 
-def _busy(error: sqlite3.OperationalError) -> bool:
+#: Primary result codes of errors that may pass: another writer holds the database, an
+#: I/O error, a full disk, no memory, a file that cannot be opened now, an interrupt.
+_TRANSIENT_CODES = frozenset(
+    (
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_INTERRUPT,
+    )
+)
+#: Primary result codes of a value the database cannot take: too big, or of a wrong type.
+_BAD_VALUE_CODES = frozenset((sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH))
+
+
+def _code(error: sqlite3.Error) -> int | None:
+    """The primary result code of ``error`` (extended codes carry it in their low byte)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+def _busy(error: sqlite3.Error) -> bool:
     """Whether ``error`` means the database is locked by another writer (try again)."""
-    return "locked" in str(error) or "busy" in str(error)
+    return _code(error) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def failure_of(error: sqlite3.Error) -> Failure:
+    """What a sqlite3 error means to the caller, by its result code.
+
+    Errors without one are the module's own: a DataError is a bad value, an
+    OperationalError may pass, anything else (a closed connection, a wrong parameter) is
+    refused. Every other result code (constraint, read-only file, corruption, SQL error)
+    is refused for good.
+    """
+    code = _code(error)
+    if code is None:
+        if isinstance(error, sqlite3.DataError):
+            return Failure.BAD_VALUE
+        if isinstance(error, sqlite3.OperationalError):
+            return Failure.TRANSIENT
+        return Failure.REFUSED
+    if code in _TRANSIENT_CODES:
+        return Failure.TRANSIENT
+    if code in _BAD_VALUE_CODES:
+        return Failure.BAD_VALUE
+    return Failure.REFUSED
+
+
+def _as_ledger_error(error: sqlite3.Error) -> Exception:
+    """The ledger's error for ``error`` (see :func:`ledger_error`)."""
+    return ledger_error(failure_of(error), error, getattr(error, "sqlite_errorname", None))
 
 
 class _SqliteTx:
@@ -118,34 +170,36 @@ class SqliteLedger(SqlLedger):
     def transaction(self, work: Callable[[Tx], T]) -> T:
         """See :meth:`SqlLedger.transaction`.
 
-        A database still locked (busy) after the retries is raised as
-        :class:`LedgerUnavailableError` (nothing was committed).
+        A database still locked (busy) after the retries, and any other database error, is
+        raised as the ledger's error of its :func:`failure_of` (nothing was committed).
         """
         conn = self._connection()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             with self._serial():
                 try:
                     conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as e:
-                    if not _busy(e):
-                        raise
-                    if attempt == MAX_ATTEMPTS:
-                        raise LedgerUnavailableError(f"ledger busy, try again: {e}") from e
+                except sqlite3.Error as e:
+                    if not _busy(e) or attempt == MAX_ATTEMPTS:
+                        raise _as_ledger_error(e) from e
                     time.sleep(0.01 * attempt)
                     continue
                 try:
                     result = work(_SqliteTx(conn))
                     conn.execute("COMMIT")
                     return result
-                except sqlite3.OperationalError as e:
-                    conn.execute("ROLLBACK")
-                    if _busy(e):
-                        raise LedgerUnavailableError(f"ledger busy, try again: {e}") from e
-                    raise
+                except sqlite3.Error as e:
+                    self._rollback(conn)
+                    raise _as_ledger_error(e) from e
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    self._rollback(conn)
                     raise
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        """Roll back, unless SQLite already has (it does on some errors, e.g. a full disk)."""
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
     def ts(self, value: datetime) -> object:
         """UTC ISO-8601 text with microseconds: sorts like the instants it names."""

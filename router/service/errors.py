@@ -16,7 +16,9 @@ from models.errors import (
     FieldViolation,
     IdempotencyMismatchError,
     InvalidArgumentError,
+    LedgerRefusedError,
     LedgerUnavailableError,
+    LedgerValueError,
     NotFoundError,
     PermissionDeniedError,
     ReservationStateError,
@@ -86,8 +88,12 @@ _TABLE: dict[type[Exception], tuple[grpc.StatusCode, _Details]] = {
     # The id exists already (with another request): ALREADY_EXISTS, and a BadRequest
     # detail on request_id says which field to change.
     IdempotencyMismatchError: (grpc.StatusCode.ALREADY_EXISTS, _reused_request_id),
-    # The ledger timed out or was busy; nothing changed, and request ids make a retry safe.
+    # The ledger failed for now (timeout, busy, lost connection); request ids make a retry
+    # safe. Permanent database failures are the two rows below: a retry would fail alike.
+    # None carries the database's words (docs/ledger.md, "When the database fails").
     LedgerUnavailableError: (grpc.StatusCode.UNAVAILABLE, _no_details),
+    LedgerValueError: (grpc.StatusCode.INVALID_ARGUMENT, _no_details),
+    LedgerRefusedError: (grpc.StatusCode.FAILED_PRECONDITION, _no_details),
 }
 """Each domain exception (or its nearest listed base class) → status code and details."""
 

@@ -15,16 +15,45 @@ from models.errors import InvalidArgumentError
 from models.fields import MAX_INT32, MAX_INT64
 from models.reservation import FeedOutcome, ReservationLine
 from router.ledger import Ledger, open_ledger
+from router.ledger.base import MAX_ID_CHARS
 from tests.ledger.conftest import NOW, position
 
 pytestmark = pytest.mark.timeout(60)
 
 L = ReservationLine
+LONG_ID = "r" * (MAX_ID_CHARS + 1)
 
 
 def fields(error: pytest.ExceptionInfo[InvalidArgumentError]) -> list[str]:
     """The field paths of an InvalidArgumentError, in order."""
     return [v.field for v in error.value.violations]
+
+
+def test_an_over_long_request_id_is_refused_by_every_operation(ledger: Ledger):
+    """A request_id over MAX_ID_CHARS is INVALID_ARGUMENT on request_id, before any claim.
+
+    The same calls with an id of exactly MAX_ID_CHARS work.
+    """
+    held = ledger.reserve("q0", b"p", "SO-0", [L("N1", "A", 1)], [], 60, NOW)
+    calls = {
+        "reserve": lambda rid: ledger.reserve(rid, b"p", "SO-1", [L("N1", "A", 1)], [], 60, NOW),
+        "stored_response": lambda rid: ledger.stored_response(rid, b"p"),
+        "store_response": lambda rid: ledger.store_response(rid, b"p2", b"answer", NOW),
+        "confirm": lambda rid: ledger.confirm(rid, held.reservation_id, NOW),
+        "release": lambda rid: ledger.release(rid + "x", held.reservation_id, NOW),
+    }
+    for name, call in calls.items():
+        with pytest.raises(InvalidArgumentError) as e:
+            call(LONG_ID)
+        assert fields(e) == ["request_id"], name
+        assert f"at most {MAX_ID_CHARS} characters" in str(e.value), name
+    assert position(ledger, "N1", "A") == (10, 1, 7)  # nothing but q0 holds
+    fits = "r" * MAX_ID_CHARS
+    assert ledger.reserve(fits, b"p", "SO-1", [L("N1", "A", 1)], [], 60, NOW).lines
+    assert ledger.stored_response(fits, b"p") is None  # a reserve that stored no response
+    with pytest.raises(InvalidArgumentError) as e:
+        ledger.confirm("c1", "R" * (MAX_ID_CHARS + 1), NOW)
+    assert fields(e) == ["reservation_id"]
 
 
 def test_reserved_units_beyond_int32_are_refused(ledger: Ledger):

@@ -7,6 +7,7 @@ confirmed; undecodable requests cost one log line, not a traceback each.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +20,9 @@ from models.reservation import ReservationLine
 from models.scenario import Scenario
 from router.ledger import open_ledger
 from router.v1 import router_pb2
-from tests.service.conftest import Running, bad_request_fields
-from tests.service.test_reservations import Served, serve_on, stock_of
+from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
+from tests.service.conftest import Running, bad_request_fields, run
+from tests.service.test_reservations import Served, route, serve_on, stock_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -32,6 +34,12 @@ def served(
     """A server over a ledger of each embedded backend, the ledger in the test's hands."""
     url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path / 'l.db'}"
     yield from serve_on(open_ledger(url), small_scenario, sweep_interval_s=3600.0)
+
+
+@pytest.fixture
+def pg_served(pg_url: str, small_scenario: Scenario) -> Iterator[Running]:  # noqa: F811
+    """A server over PostgreSQL, in a fresh schema."""
+    yield from run(small_scenario, ledger_url=pg_url)
 
 
 def delta(sequence: int, *changes: tuple[str, int]) -> router_pb2.ApplyStockDeltaRequest:
@@ -112,3 +120,40 @@ def test_a_rule_set_no_reply_could_carry_is_not_stored(served: Served):
     assert bad_request_fields(error.value) == ["document"]
     listed = rules.ListRuleVersions(router_pb2.ListRuleVersionsRequest(), timeout=10)
     assert [v.version for v in listed.versions] == [1]
+
+
+def test_an_over_long_request_id_is_invalid_not_unavailable(pg_served: Running):
+    """A 3 KB request_id (PostgreSQL could not index it): INVALID_ARGUMENT on request_id.
+
+    Never UNAVAILABLE, nothing said of the database, nothing held.
+    """
+    request_id = secrets.token_urlsafe(2300)  # ~3 KB, incompressible
+    with pytest.raises(grpc.RpcError) as error:
+        pg_served.routing.RouteOrder(route(request_id, ("A", 1)), timeout=30)
+    assert bad_request_fields(error.value) == ["request_id"]
+    details = str(error.value.details())
+    assert "index" not in details and "tuple" not in details
+    positions = pg_served.inventory.GetStock(router_pb2.GetStockRequest(skus=["A"]), timeout=10)
+    assert all(p.reserved == 0 for p in positions.positions)
+
+
+def test_a_value_the_database_refuses_is_invalid_in_our_words(pg_served: Running):
+    """A SKU too large for PostgreSQL's index: INVALID_ARGUMENT, not UNAVAILABLE.
+
+    The message has no index, tuple or value; the update did not consume its sequence.
+    """
+    sku = secrets.token_urlsafe(4000)
+    request = router_pb2.ApplyStockSnapshotRequest(
+        feed="wms",
+        sequence=1,
+        node_id="west",
+        positions=[router_pb2.SnapshotPosition(sku=sku, on_hand=1)],
+    )
+    with pytest.raises(grpc.RpcError) as error:
+        pg_served.inventory.ApplyStockSnapshot(request, timeout=30)
+    assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    details = str(error.value.details())
+    assert "index" not in details and "tuple" not in details and sku[:16] not in details
+    assert "a retry fails the same way" in details
+    fine = router_pb2.ApplyStockSnapshotRequest(feed="wms", sequence=1, node_id="west")
+    assert pg_served.inventory.ApplyStockSnapshot(fine, timeout=10).applied
