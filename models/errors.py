@@ -5,6 +5,7 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 QUOTE_LIMIT = 80
 """Most characters of a value that an error message quotes."""
@@ -160,6 +161,19 @@ class ReservationStateError(RouterError):
         self.status = status
         self.action = action
         super().__init__(f"reservation {reservation_id}: cannot {action}, status is {status}")
+
+
+class ReservationExpiredError(ReservationStateError):
+    """A confirm of a reservation whose ``expires_at`` has passed: it is EXPIRED, not shipped.
+
+    The ledger expires it (units and slots given back) when the confirm is the first to
+    notice; either way the reservation can no longer be confirmed.
+    """
+
+    def __init__(self, reservation_id: str, expires_at: datetime) -> None:
+        super().__init__(reservation_id, "EXPIRED", "confirm")
+        self.expires_at = expires_at
+        self.args = (f"{self.args[0]}: it expired at {expires_at.isoformat()}",)
 
 
 class IdempotencyMismatchError(RouterError):

@@ -17,6 +17,7 @@ from models.capacity import CapacityUsed
 from models.errors import (
     IdempotencyMismatchError,
     NotFoundError,
+    ReservationExpiredError,
     ReservationStateError,
     Shortfall,
     StockConflictError,
@@ -288,7 +289,15 @@ class MemoryLedger(Ledger):
             if first is not None:
                 return first
             current = self._get(reservation_id)
+            if (
+                operation == CONFIRM
+                and current.status is ReservationStatus.HELD
+                and current.expires_at <= now.astimezone(UTC)
+            ):  # lapsed: expire it as the sweeper would, then refuse below
+                current = self._settle(current, ReservationStatus.EXPIRED)
             if current.status is not ReservationStatus.HELD:
+                if operation == CONFIRM and current.status is ReservationStatus.EXPIRED:
+                    raise ReservationExpiredError(reservation_id, current.expires_at)
                 raise ReservationStateError(reservation_id, current.status.value, operation)
             done = self._settle(current, target)
             self._requests[request_id] = _Record(operation, digest, reservation_id)

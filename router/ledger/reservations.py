@@ -12,6 +12,7 @@ from typing import Protocol
 from models.errors import (
     IdempotencyMismatchError,
     NotFoundError,
+    ReservationExpiredError,
     ReservationStateError,
     Shortfall,
     StockConflictError,
@@ -108,7 +109,12 @@ class ReservationStore(Protocol):
         """HELD → CONFIRMED: the held units ship (on hand and reserved both drop).
 
         Raises NotFoundError for an unknown reservation, ReservationStateError when it is
-        not HELD (of two racing confirm/release calls exactly one wins).
+        not HELD (of two racing confirm/release calls exactly one wins). A HELD
+        reservation whose ``expires_at`` <= ``now`` is not confirmed: it is expired as the
+        sweeper would (units and slots given back, committed) and ReservationExpiredError
+        is raised, as it is for any confirm of an EXPIRED reservation. Nothing is recorded
+        under ``request_id`` then, so its retries get the same error; a confirm that
+        succeeded before the expiry replays as CONFIRMED.
         """
 
     @abstractmethod
@@ -368,16 +374,29 @@ class SqlReservations(SqlDriver):
             first = self._claim(tx, request_id, operation, digest, reservation_id, now)
             if first is not None:
                 return self._read(tx, first[0])
+            if operation == CONFIRM and self._settle(
+                tx, reservation_id, ReservationStatus.EXPIRED, now, lapsed_only=True
+            ):
+                # Expired now, and committed so; the claim goes, so a retry is refused alike.
+                tx.run("DELETE FROM idempotency WHERE request_id = ?", (request_id,))
+                return self._read(tx, reservation_id)
             if not self._settle(tx, reservation_id, target, now):
                 row = tx.one(
-                    "SELECT status FROM reservations WHERE reservation_id = ?", (reservation_id,)
+                    "SELECT status, expires_at FROM reservations WHERE reservation_id = ?",
+                    (reservation_id,),
                 )
                 if row is None:
                     raise NotFoundError(f"reservation_id: no reservation {reservation_id!r}")
-                raise ReservationStateError(reservation_id, str(row["status"]), operation)
+                status = ReservationStatus(row["status"])
+                if operation == CONFIRM and status is ReservationStatus.EXPIRED:
+                    raise ReservationExpiredError(reservation_id, self.from_ts(row["expires_at"]))
+                raise ReservationStateError(reservation_id, status.value, operation)
             return self._read(tx, reservation_id)
 
-        return self.transaction(work)
+        done = self.transaction(work)
+        if done.status is ReservationStatus.EXPIRED:  # expired by this call, not a replay
+            raise ReservationExpiredError(reservation_id, done.expires_at)
+        return done
 
     def _settle(
         self,

@@ -9,6 +9,7 @@ import pytest
 from models.errors import (
     InvalidArgumentError,
     NotFoundError,
+    ReservationExpiredError,
     ReservationStateError,
     Shortfall,
     StockConflictError,
@@ -157,6 +158,40 @@ def test_expiry_by_the_sweeper(ledger: Ledger):
     assert ledger.expire(NOW + timedelta(seconds=10)) == 0  # a second sweep finds nothing
     with pytest.raises(ReservationStateError, match="EXPIRED"):
         ledger.confirm("c1", short.reservation_id, NOW)
+
+
+def test_a_lapsed_reservation_cannot_be_confirmed(ledger: Ledger):
+    """Confirm at or after expires_at (before any sweep) expires it and says when.
+
+    Its units and slots are given back in the same call. Its retries with the same
+    request_id fail alike; a release finds it EXPIRED; the sweeper finds nothing to do.
+    """
+    r = ledger.reserve("q1", b"p", "SO-1", [L("N1", "A", 2)], [("N2", DAY)], 10, NOW)
+    at = NOW + timedelta(seconds=10)  # expires_at <= now
+    for attempt in range(2):
+        with pytest.raises(ReservationExpiredError) as e:
+            ledger.confirm("c1", r.reservation_id, at + timedelta(seconds=attempt))
+        assert e.value.status == "EXPIRED" and e.value.expires_at == at
+        assert "expired at 2026-11-20T15:00:10+00:00" in str(e.value)
+    assert ledger.reservation(r.reservation_id).status is ReservationStatus.EXPIRED
+    assert position(ledger, "N1", "A") == (10, 0, 8)  # nothing shipped, nothing held
+    assert used_on(ledger, DAY) == {}
+    with pytest.raises(ReservationStateError, match="EXPIRED"):
+        ledger.release("x1", r.reservation_id, at)
+    assert ledger.expire(at) == 0
+
+
+def test_a_confirm_before_expiry_ships_and_replays_after_it(ledger: Ledger):
+    """A confirm a microsecond before expires_at ships; its retry after expiry replays it."""
+    r = ledger.reserve("q1", b"p", "SO-1", [L("N1", "A", 2)], [], 10, NOW)
+    just_before = NOW + timedelta(seconds=10) - timedelta(microseconds=1)
+    assert ledger.confirm("c1", r.reservation_id, just_before).status is (
+        ReservationStatus.CONFIRMED
+    )
+    later = NOW + timedelta(seconds=60)
+    assert ledger.confirm("c1", r.reservation_id, later).status is ReservationStatus.CONFIRMED
+    assert position(ledger, "N1", "A") == (8, 0, 6)
+    assert ledger.expire(later) == 0
 
 
 def test_invalid_input_names_fields(ledger: Ledger):

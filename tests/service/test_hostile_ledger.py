@@ -8,6 +8,7 @@ confirmed; undecodable requests cost one log line, not a traceback each.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,3 +158,22 @@ def test_a_value_the_database_refuses_is_invalid_in_our_words(pg_served: Running
     assert "a retry fails the same way" in details
     fine = router_pb2.ApplyStockSnapshotRequest(feed="wms", sequence=1, node_id="west")
     assert pg_served.inventory.ApplyStockSnapshot(fine, timeout=10).applied
+
+
+def test_a_lapsed_reservation_cannot_be_confirmed_before_the_sweep(served: Served):
+    """Confirm after expires_at, before the sweep: FAILED_PRECONDITION saying when.
+
+    Its units are back at once (it used to confirm and ship them); a retry fails alike.
+    """
+    before = stock_of(served, "B")
+    held = served.routing.RouteOrder(route("r1", ("B", 2), ttl_s=0.2), timeout=10).reservation
+    time.sleep(0.3)
+    confirm = router_pb2.ConfirmReservationRequest(
+        request_id="c1", reservation_id=held.reservation_id
+    )
+    for _ in range(2):  # a retry is refused alike
+        with pytest.raises(grpc.RpcError) as error:
+            served.routing.ConfirmReservation(confirm, timeout=10)
+        assert error.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert "expired at" in str(error.value.details())
+    assert stock_of(served, "B") == before
