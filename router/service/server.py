@@ -46,6 +46,7 @@ from router.service.prices import PriceBoard
 from router.service.routing import RoutingServicer, RuleSets
 from router.service.rules import RulesServicer
 from router.service.tls import server_credentials
+from router.service.undecodable import install as install_undecodable_filter
 from router.v1 import router_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -280,6 +281,7 @@ def _create(
         ledger = open_seeded_ledger(config.ledger_url, scenario)
     try:
         bootstrap_rules(ledger, scenario, config.rules_file)
+        install_undecodable_filter()
         server = _grpc_server(config, ledger)
         metrics = ServiceMetrics()
         prices = _add_services(server, config, scenario, ledger, metrics, forecast)

@@ -7,6 +7,7 @@ confirmed; undecodable requests cost one log line, not a traceback each.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from models.fields import MAX_INT32
 from models.reservation import ReservationLine
 from models.scenario import Scenario
 from router.ledger import open_ledger
+from router.service.undecodable import GRPC_LOGGER
 from router.v1 import router_pb2
 from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
 from tests.service.conftest import Running, bad_request_fields, run
@@ -177,3 +179,23 @@ def test_a_lapsed_reservation_cannot_be_confirmed_before_the_sweep(served: Serve
         assert error.value.code() is grpc.StatusCode.FAILED_PRECONDITION
         assert "expired at" in str(error.value.details())
     assert stock_of(served, "B") == before
+
+
+def test_undecodable_requests_cost_one_warning_line_not_tracebacks(
+    served: Served, caplog: pytest.LogCaptureFixture
+):
+    """30 undecodable requests: no ERROR, no traceback, at most one WARNING line.
+
+    (grpc used to log an ERROR with a traceback for each.)
+    """
+    call = served.channel.unary_unary("/router.v1.InventoryService/ApplyStockDelta")
+    with caplog.at_level(logging.DEBUG, logger="grpc"):
+        for _ in range(30):
+            with pytest.raises(grpc.RpcError):
+                call(b"\xff\xff\xff\xff", timeout=10)
+    grpc_records = [r for r in caplog.records if r.name.startswith("grpc")]
+    assert all(r.levelno < logging.ERROR and r.exc_info is None for r in grpc_records)
+    lines = [r for r in grpc_records if r.name == GRPC_LOGGER]
+    assert len(lines) <= 1
+    assert all("ApplyStockDeltaRequest" in r.getMessage() for r in lines)
+    assert "Traceback" not in caplog.text
