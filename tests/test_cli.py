@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -8,12 +9,14 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from models.errors import InvalidArgumentError
 from models.money import to_units
 from models.plan import CandidateTerms, ExplainedModel, LineTerms
 from router.cli import main
+from router.ledger import open_ledger
 from tests.engine.test_independent import highs_optimum
 from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
 
@@ -288,6 +291,50 @@ def test_stock_import_loads_snapshots_per_node(tmp_path: Path, capsys: pytest.Ca
     assert "bad.csv:2:on_hand" in err and "bad.csv:3:node_id" in err
 
 
+def test_the_ledger_url_comes_from_a_file_or_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    """``--ledger-url-file`` and $ROUTER_LEDGER_URL name the ledger (no URL in ``ps``).
+
+    ``--ledger`` wins over the environment; it and the file exclude each other; nothing
+    at all, an unreadable or an empty file exit 2 naming the flag, never quoting the file.
+    """
+    stock = ["--file", str(TINY / "stock.csv"), "--sequence", "3"]
+    by_file, by_env, by_flag = (f"sqlite://{tmp_path / n}.db" for n in ("file", "env", "flag"))
+    secret = tmp_path / "ledger-url"
+    secret.write_text(by_file + "\n")
+    monkeypatch.setenv("ROUTER_LEDGER_URL", by_env)
+    assert main(["stock", "import", "--ledger-url-file", str(secret), *stock]) == 0
+    assert main(["stock", "import", *stock]) == 0
+    assert main(["stock", "import", "--ledger", by_flag, *stock]) == 0
+    for url in (by_file, by_env, by_flag):
+        with open_ledger(url) as ledger:
+            assert ledger.feed_stats()["applied"] == 3, url
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as caught:
+        main(["stock", "import", "--ledger", by_flag, "--ledger-url-file", str(secret), *stock])
+    assert caught.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+    monkeypatch.delenv("ROUTER_LEDGER_URL")
+    assert main(["stock", "import", *stock]) == 2
+    assert "ROUTER_LEDGER_URL" in capsys.readouterr().err
+    secret.write_text("  \n")
+    assert main(["stock", "import", "--ledger-url-file", str(secret), *stock]) == 2
+    assert "--ledger-url-file" in capsys.readouterr().err
+    missing = tmp_path / "no-such-file"
+    assert main(["stock", "import", "--ledger-url-file", str(missing), *stock]) == 2
+    assert "--ledger-url-file: cannot read" in capsys.readouterr().err
+
+
+def test_a_bad_ledger_url_is_not_echoed(capsys: pytest.CaptureFixture[str]):
+    """A URL of an unknown scheme exits 2 without quoting it (it may hold a password)."""
+    url = "mysql://admin:hunter2@db/ledger"
+    assert main(["stock", "import", "--ledger", url, "--file", str(TINY / "stock.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "mysql://" in err and "hunter2" not in err
+
+
 def test_a_seeded_ledger_is_not_reseeded(tmp_path: Path):
     """The server seeds an empty ledger from the scenario, and leaves a live one alone."""
     from router.scenario import read_scenario
@@ -429,22 +476,36 @@ def _serve(scenario: Path, request: pytest.FixtureRequest, tmp_path: Path) -> It
     """A ``router serve`` process for ``scenario``; its address.
 
     Its ledger is a SQLite file or a fresh PostgreSQL schema (the real server; skipped when
-    unreachable, unless CI=true), as the fixture's parameter says.
+    unreachable, unless CI=true), as the fixture's parameter says. Neither URL is on its
+    command line: SQLite's comes in $ROUTER_LEDGER_URL, PostgreSQL's in --ledger-url-file.
     """
+    command = [str(ROUTER), "serve", "--scenario", str(scenario), "--port", "0"]
+    env = dict(os.environ)
     if request.param == "sqlite":
         url = f"sqlite://{tmp_path / 'ledger.db'}"
+        env["ROUTER_LEDGER_URL"] = url
     else:
         url = request.getfixturevalue("pg_url")
+        (tmp_path / "ledger-url").write_text(url)
+        command += ["--ledger-url-file", str(tmp_path / "ledger-url")]
+    assert url not in " ".join(command)
     process = subprocess.Popen(
-        [str(ROUTER), "serve", "--scenario", str(scenario), "--ledger", url, "--port", "0"],
+        command,
         stdout=subprocess.PIPE,
         stderr=(tmp_path / "serve.log").open("w"),
         text=True,
+        env=env,
     )
     try:
         assert process.stdout is not None
         first = process.stdout.readline()  # "router.v1.RoutingService listening on host:port"
         assert "listening on" in first, (tmp_path / "serve.log").read_text()
+        if request.param == "sqlite":  # it seeded the ledger it was given, not the default
+            with open_ledger(url) as ledger:
+                assert ledger.stock().positions
+        else:
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT count(*) FROM positions").fetchone() != (0,)
         yield first.rsplit(" ", 1)[1].strip()
     finally:
         process.send_signal(signal.SIGTERM)

@@ -39,5 +39,6 @@ def open_ledger(url: str) -> Ledger:
 
         return PostgresLedger(url)
     v = Violations()
-    v.add("ledger", f"expected memory://, sqlite://PATH or postgresql://…, got {url!r}")
+    given = url.split("://", 1)[0] + "://…" if "://" in url else "no scheme"
+    v.add("ledger", f"expected memory://, sqlite://PATH or postgresql://…, got {given}")
     raise InvalidArgumentError(v.items)

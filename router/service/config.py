@@ -13,11 +13,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.engines import DEFAULT_TIME_LIMIT_S, FAST
-from models.errors import FieldViolation
+from models.errors import FieldViolation, InvalidArgumentError
 from models.lookahead import MAX_PRICE_RATIO, Forecast, ForecastRule
 from models.network import Network, Stock
 from models.rules import Policy
 from router.ledger import DEFAULT_LEDGER_URL
+
+LEDGER_URL_ENV = "ROUTER_LEDGER_URL"
+"""The environment variable a ledger URL may come from, so that no password shows in ``ps``."""
+
+
+def ledger_url(
+    flag: str | None,
+    url_file: Path | None,
+    environ: Mapping[str, str],
+    default: str | None = DEFAULT_LEDGER_URL,
+) -> str | None:
+    """The ledger URL a command uses, from the first of its sources that gives one.
+
+    ``--ledger`` (``flag``), else ``--ledger-url-file``, else :data:`LEDGER_URL_ENV`, else
+    ``default``. The file holds the URL on its first line (surrounding blanks ignored),
+    the way secret stores mount it. None of them need carry a password: libpq's own variables
+    (``PGPASSWORD``, ``PGPASSFILE``, ``PGHOST``, ``PGUSER``, ``PGDATABASE`` …) fill in what a
+    ``postgresql://`` URL leaves out (docs/ledger.md). Raises InvalidArgumentError naming
+    ``--ledger-url-file`` when the file cannot be read or holds no URL; the error never
+    quotes the file's content.
+    """
+    if flag is not None:
+        return flag
+    if url_file is not None:
+        try:
+            lines = url_file.read_text(encoding="utf-8").strip().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            why = f"cannot read {url_file}: {type(e).__name__}"
+            raise InvalidArgumentError([FieldViolation("--ledger-url-file", why)]) from e
+        if not lines or not lines[0].strip():
+            why = f"{url_file} holds no ledger URL"
+            raise InvalidArgumentError([FieldViolation("--ledger-url-file", why)])
+        return lines[0].strip()
+    return environ.get(LEDGER_URL_ENV) or default
+
 
 PriceFunction = Callable[[Network, Stock, Forecast, Policy | None], Mapping[tuple[str, str], float]]
 """What computes prices: :func:`router.engine.prices.price_stock` unless a test injects one."""
@@ -145,7 +180,9 @@ class ServerConfig:
     """The engine that plans every request: ``fast`` or ``cpsat-full`` (``ENGINES``)."""
     ledger_url: str = DEFAULT_LEDGER_URL
     """The ledger (docs/ledger.md): ``sqlite://PATH``, ``memory://`` or ``postgresql://…``.
-    An empty ledger is seeded from the scenario; one that holds stock is used as it is."""
+    An empty ledger is seeded from the scenario; one that holds stock is used as it is.
+    ``router serve`` takes it from ``--ledger``, ``--ledger-url-file`` or
+    ``ROUTER_LEDGER_URL`` (:func:`ledger_url`)."""
     sweep_interval_s: float = 5.0
     """How often the sweeper expires lapsed reservations (``Ledger.expire``)."""
     rules_file: Path | None = None
