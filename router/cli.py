@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,7 @@ from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.plan import ExplainLevel
 from models.reservation import PlanAcceptance
 from models.scenario import Scenario
+from router.cli_ledger import add_ledger_flags, ledger_url_of
 from router.cli_security import (
     add_client_flags,
     add_serve_flags,
@@ -33,7 +33,7 @@ from router.intake import command as intake_command
 from router.intake.config import DEFAULT_TARGET
 from router.ledger import DEFAULT_LEDGER_URL
 from router.rules.document import read_rules_file
-from router.service.config import LEDGER_URL_ENV, PriceSettings, ServerConfig, ledger_url
+from router.service.config import PriceSettings, ServerConfig
 
 if TYPE_CHECKING:
     import grpc
@@ -85,7 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_workers=args.workers,
         default_time_limit_s=args.time_limit,
         engine=args.engine,
-        ledger_url=_ledger_url(args, DEFAULT_LEDGER_URL),
+        ledger_url=ledger_url_of(args, DEFAULT_LEDGER_URL),
         rules_file=args.rules,
         prices=prices,
         forecast_file=args.forecast,
@@ -128,7 +128,7 @@ def _stock_import(args: argparse.Namespace) -> int:
     sequence = args.sequence if args.sequence is not None else time.time_ns() // 1_000_000
     outcomes: dict[str, int] = {}
     clamped = 0
-    with open_ledger(_ledger_url(args, None)) as ledger:
+    with open_ledger(ledger_url_of(args, None)) as ledger:
         for node_id, positions in by_node.items():
             result = ledger.apply_snapshot(args.feed, sequence, node_id, positions)
             outcomes[result.outcome.value] = outcomes.get(result.outcome.value, 0) + 1
@@ -143,44 +143,6 @@ def _stock_import(args: argparse.Namespace) -> int:
         print("nothing applied: every snapshot was stale or a duplicate", file=sys.stderr)
         return 2
     return 0
-
-
-def _ledger_url(args: argparse.Namespace, default: str | None) -> str:
-    """The URL of :func:`_add_ledger_flags`' flags, else $ROUTER_LEDGER_URL, else ``default``.
-
-    Raises InvalidArgumentError (exit 2) when none gives one, or the file is unreadable.
-    """
-    url = ledger_url(args.ledger, args.ledger_url_file, os.environ, default)
-    if url is None:
-        why = f"give --ledger, --ledger-url-file or {LEDGER_URL_ENV}"
-        raise InvalidArgumentError([FieldViolation("--ledger", why)])
-    return url
-
-
-def _add_ledger_flags(
-    command: argparse.ArgumentParser, default: str | None, note: str = ""
-) -> None:
-    """``--ledger URL`` or ``--ledger-url-file PATH``; without either, $ROUTER_LEDGER_URL.
-
-    A URL with a password is better not given with ``--ledger``: every user of the
-    machine can read it in ``ps``. ``default`` is used when nothing names a ledger (None:
-    one must be named); ``note`` ends the default's description in the help.
-    """
-    fallback = f"${LEDGER_URL_ENV}, else {default}" if default else f"${LEDGER_URL_ENV}"
-    source = command.add_mutually_exclusive_group()
-    source.add_argument(
-        "--ledger",
-        metavar="URL",
-        help="ledger URL: sqlite://PATH, memory:// or postgresql://… (default: "
-        f"{fallback}{note}). Visible in ps: give a password with --ledger-url-file, "
-        f"{LEDGER_URL_ENV} or libpq's PGPASSWORD / PGPASSFILE instead (docs/ledger.md)",
-    )
-    source.add_argument(
-        "--ledger-url-file",
-        type=Path,
-        metavar="PATH",
-        help="read the ledger URL from the first line of this file (e.g. a mounted secret)",
-    )
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -724,7 +686,7 @@ def parser() -> argparse.ArgumentParser:
     _add_route_command(commands)
     _add_rules_commands(commands)
     _add_whatif_command(commands)
-    add_tokens_command(commands, ServerConfig().ledger_url)
+    add_tokens_command(commands, DEFAULT_LEDGER_URL)
     return root
 
 
@@ -748,7 +710,7 @@ def _add_serve_command(commands: Any) -> None:
     serve.add_argument(
         "--engine", choices=ENGINES, default=server.engine, help="engine for every request"
     )
-    _add_ledger_flags(serve, server.ledger_url, "; an empty ledger is seeded from the scenario")
+    add_ledger_flags(serve, server.ledger_url, "; an empty ledger is seeded from the scenario")
     _add_price_flags(serve, prices)
     serve.add_argument(
         "--metrics-port",
@@ -858,7 +820,7 @@ def _add_stock_command(commands: Any) -> None:
     stock_import = stock_commands.add_parser(
         "import", help="load a stock.csv into a ledger, one snapshot per node"
     )
-    _add_ledger_flags(stock_import, None)
+    add_ledger_flags(stock_import, None)
     stock_import.add_argument(
         "--file", type=Path, required=True, help="stock.csv (its reserved column is ignored)"
     )

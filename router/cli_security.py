@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from router.cli_ledger import add_ledger_flags, ledger_url_of
 from router.service.config import AdmissionSettings, TlsSettings
 
 TOKEN_ENV = "ROUTER_TOKEN"
@@ -207,10 +208,8 @@ def add_tokens_command(commands: Any, default_ledger: str) -> None:
     revoke.add_argument("token_id")
     listing = sub.add_parser("list", help="every token issued: id, principal, roles, state")
     for cmd in (issue, revoke, listing):
-        cmd.add_argument(
-            "--ledger", default=default_ledger, help="ledger URL (default: %(default)s)"
-        )
-    tokens.set_defaults(run=_tokens)
+        add_ledger_flags(cmd, default_ledger)
+    tokens.set_defaults(run=_tokens, default_ledger=default_ledger)
 
 
 def _tokens(args: argparse.Namespace) -> int:
@@ -220,7 +219,7 @@ def _tokens(args: argparse.Namespace) -> int:
 
     now = datetime.now(UTC)
     try:
-        with open_ledger(args.ledger) as ledger:
+        with open_ledger(ledger_url_of(args, args.default_ledger)) as ledger:
             if args.tokens_command == "issue":
                 made, token = ledger.issue_token(args.name, Role.parse_all(args.role), now)
                 print(f"issued {made.token_id} for {made.name} ({', '.join(sorted(made.roles))})")

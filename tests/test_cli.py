@@ -327,6 +327,24 @@ def test_the_ledger_url_comes_from_a_file_or_the_environment(
     assert "--ledger-url-file: cannot read" in capsys.readouterr().err
 
 
+def test_tokens_take_the_ledger_url_from_the_environment_or_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """``router tokens`` opens the ledger $ROUTER_LEDGER_URL or --ledger-url-file names."""
+    by_env, by_file = f"sqlite://{tmp_path / 'env.db'}", f"sqlite://{tmp_path / 'file.db'}"
+    secret = tmp_path / "ledger-url"
+    secret.write_text(by_file)
+    monkeypatch.setenv("ROUTER_LEDGER_URL", by_env)
+    assert main(["tokens", "issue", "oms-env", "--role", "oms"]) == 0
+    assert (
+        main(["tokens", "issue", "oms-file", "--role", "oms", "--ledger-url-file", str(secret)])
+        == 0
+    )
+    for url, name in ((by_env, "oms-env"), (by_file, "oms-file")):
+        with open_ledger(url) as ledger:
+            assert [t.name for t in ledger.tokens()] == [name]
+
+
 def test_a_bad_ledger_url_is_not_echoed(capsys: pytest.CaptureFixture[str]):
     """A URL of an unknown scheme exits 2 without quoting it (it may hold a password)."""
     url = "mysql://admin:hunter2@db/ledger"
