@@ -25,6 +25,7 @@ from models.errors import (
     RulesRefusedError,
     RuleVersionStateError,
     StockConflictError,
+    clipped,
 )
 
 logger = logging.getLogger(__name__)
@@ -110,12 +111,46 @@ def status_of(exc: Exception) -> grpc.Status:
         status = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
         return rpc_status.to_status(status)
     code, details = row
-    status = status_pb2.Status(code=code.value[0], message=str(exc))
+    status = status_pb2.Status(code=code.value[0], message=clipped(str(exc), MAX_MESSAGE_CHARS))
+    budget = MAX_DETAILS_BYTES
     for detail in details(exc):
+        _fit(detail, budget)
         packed = any_pb2.Any()
         packed.Pack(detail)
+        budget -= packed.ByteSize()
         status.details.append(packed)
     return rpc_status.to_status(status)
+
+
+MAX_MESSAGE_CHARS = 1000
+"""The longest status message sent (it travels percent-encoded in a header)."""
+MAX_DETAILS_BYTES = 6000
+"""The most bytes of details sent: the message and details travel in trailing metadata,
+which gRPC clients refuse beyond 16 KiB (base64 makes details a third larger)."""
+
+
+def _fit(detail: Message, budget: int) -> None:
+    """Trim ``detail``'s list of violations to ``budget`` bytes, naming how many were cut.
+
+    A document with hundreds of problems would otherwise make the answer too large to
+    send, and the client would see RESOURCE_EXHAUSTED instead of its first problems.
+    """
+    if detail.ByteSize() <= budget:
+        return
+    name = next((f for f in ("field_violations", "violations") if hasattr(detail, f)), None)
+    if name is None:
+        return
+    items = getattr(detail, name)
+    total = len(items)
+    while len(items) > 1 and detail.ByteSize() > budget - 100:
+        keep = len(items) // 2 if detail.ByteSize() > 2 * budget else len(items) - 1
+        del items[keep:]
+    more = f"... and {total - len(items)} more not shown; fix these and ask again"
+    extra = items.add()
+    if name == "field_violations":
+        extra.description = more
+    else:
+        extra.description, extra.type = more, "TRUNCATED"
 
 
 @contextmanager

@@ -46,6 +46,22 @@ class UndecodableRequests(logging.Filter):
             return True
         error = record.exc_info[1] if record.exc_info else None
         kind = " ".join(str(error).split())[:_DETAIL_CHARS] if error else "no detail"
+        admitted = self.admit(kind)
+        if admitted is None:
+            return False
+        kind, suppressed = admitted
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        record.msg = "undecodable request refused: %s (%d more suppressed since the last line)"
+        record.args = (kind, suppressed)
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+    def admit(self, kind: str) -> tuple[str, int] | None:
+        """Whether a line about ``kind`` may be written now.
+
+        Returns (kind, lines suppressed since the last one), or None when this one is
+        suppressed (and counted).
+        """
         now = self._clock()
         with self._lock:
             if kind not in self._kinds and len(self._kinds) >= MAX_KINDS:
@@ -53,14 +69,22 @@ class UndecodableRequests(logging.Filter):
             last = self._kinds.get(kind)
             if last is not None and now - last[0] < self.interval_s:
                 self._kinds[kind] = (last[0], last[1] + 1)
-                return False
-            suppressed = 0 if last is None else last[1]
+                return None
             self._kinds[kind] = (now, 0)
-        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
-        record.msg = "undecodable request refused: %s (%d more suppressed since the last line)"
-        record.args = (kind, suppressed)
-        record.exc_info = record.exc_text = record.stack_info = None
-        return True
+            return kind, 0 if last is None else last[1]
+
+
+def report(kind: str) -> None:
+    """One rate-limited WARNING line for an undecodable request of ``kind`` (a request type).
+
+    For requests the access interceptor refuses itself (it answers INVALID_ARGUMENT where
+    grpc would answer INTERNAL); shares the limit of the installed filter.
+    """
+    admitted = install().admit(kind)
+    if admitted is not None:
+        logging.getLogger(__name__).warning(
+            "undecodable request refused: %s (%d more suppressed since the last line)", *admitted
+        )
 
 
 _installed: UndecodableRequests | None = None

@@ -7,9 +7,12 @@ import logging
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from models.errors import FieldViolation, InvalidArgumentError, NotFoundError
-from router.service.errors import status_of
+from router.service.errors import MAX_DETAILS_BYTES, MAX_MESSAGE_CHARS, status_of
+from router.v1 import router_pb2, router_pb2_grpc
+from tests.service.conftest import Running
 
 
 def _rpc_status(status: grpc.Status) -> status_pb2.Status:
@@ -56,3 +59,38 @@ def test_unexpected_error_is_internal_and_logged(caplog: pytest.LogCaptureFixtur
     assert "hunter2" not in str(_rpc_status(status))
     assert "Traceback" in caplog.text
     assert "hunter2" in caplog.text
+
+
+def test_a_document_with_hundreds_of_problems_still_gets_its_first_ones_back(
+    server: Running,
+) -> None:
+    """300 unknown keys: INVALID_ARGUMENT with the first violations and a count of the rest.
+
+    Before, the trailing metadata outgrew gRPC's 16 KiB and the client saw
+    RESOURCE_EXHAUSTED instead of any of its problems.
+    """
+    keys = "".join(f"    unknown_weight_{i:03d}: 1\n" for i in range(300))
+    document = f"name: big\nstrategies:\n  - name: s\n    weights:\n{keys}"
+    stub = router_pb2_grpc.RulesServiceStub(server.channel)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ValidateRules(router_pb2.ValidateRulesRequest(document=document), timeout=30)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    shown = bad_request.field_violations
+    assert 10 < len(shown) < 300
+    assert "unknown_weight_000" in shown[0].description + shown[0].field
+    assert f"and {300 - (len(shown) - 1)} more not shown" in shown[-1].description
+    assert len(refused.value.details()) <= 1100
+
+
+def test_details_are_trimmed_to_the_budget_and_the_message_clipped() -> None:
+    """status_of keeps the details within MAX_DETAILS_BYTES and the message within bounds."""
+    violations = [FieldViolation(f"field_{i}", "x" * 200) for i in range(1000)]
+    status = status_of(InvalidArgumentError(violations))
+    [(_, value)] = status.trailing_metadata  # the Status: message and details
+    assert len(value) <= MAX_DETAILS_BYTES + MAX_MESSAGE_CHARS + 200
+    assert len(value) * 4 / 3 + 3 * len(status.details) < 16 * 1024  # base64, %-encoding
+    assert len(status.details) <= MAX_MESSAGE_CHARS + 50

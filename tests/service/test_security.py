@@ -8,6 +8,7 @@ does. Calls go over ``127.0.0.1`` with the CA as the only trust root.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import threading
 import time
@@ -412,3 +413,29 @@ def test_buf_curl_calls_a_secured_server_as_docs_security_says(secured: Secured)
         [*base, "-d", '{"skus":["A"]}', url], capture_output=True, text=True, timeout=60
     )
     assert refused.returncode != 0 and not refused.stdout  # reflection refused it first
+
+
+def test_bytes_that_are_not_the_request_are_invalid_argument_once_logged(
+    secured: Secured, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Garbage for every method is INVALID_ARGUMENT naming the message, and logged once.
+
+    gRPC itself answers INTERNAL; the access checks come first (no token: UNAUTHENTICATED),
+    and three rounds over every method write at most one WARNING line per request type.
+    """
+    with secured.as_("admin-1") as channel:
+        for method in ROUTER_METHODS:
+            raw = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+            for _ in range(3):
+                with pytest.raises(grpc.RpcError) as refused:
+                    raw(b"\xff\xff\xff\xff", timeout=10)
+                assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT, method
+                assert "is not a valid" in refused.value.details()
+    with secured.channel() as anonymous:
+        raw = anonymous.unary_unary(ROUTER_METHODS[0])
+        with pytest.raises(grpc.RpcError) as refused:
+            raw(b"\xff\xff\xff\xff", timeout=10)
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    lines = [r for r in caplog.records if "undecodable" in r.getMessage()]
+    assert len(lines) <= len(ROUTER_METHODS)
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
