@@ -87,6 +87,7 @@ class MemoryLedger(Ledger):
         self._lock = threading.Lock()
         self._limits: dict[str, int | None] = {}
         self._positions: dict[tuple[str, str], _Position] = {}
+        self._holders: dict[str, set[str]] = {}  # sku -> nodes with a position of it
         self._used: dict[tuple[str, date], int] = {}
         self._reservations: dict[str, Reservation] = {}
         self._requests: dict[str, _Record] = {}
@@ -126,18 +127,21 @@ class MemoryLedger(Ledger):
                 self._positions[key] = _Position(
                     max(p.on_hand, p.reserved), p.reserved, p.safety_stock
                 )
+                self._holders.setdefault(key[1], set()).add(key[0])
             else:
                 pos.on_hand = max(p.on_hand, pos.reserved)
                 pos.safety_stock = p.safety_stock
 
     def stock(self, skus: Collection[str] | None = None) -> Stock:
         """See :meth:`Ledger.stock`."""
-        wanted = None if skus is None else set(skus)
         with self._lock:
+            if skus is None:
+                keys = sorted(self._positions)
+            else:  # through the index: a few SKUs cost their positions, not the whole stock
+                keys = sorted((n, s) for s in set(skus) for n in self._holders.get(s, ()))
             return Stock.of(
                 StockPosition(n, s, p.on_hand, p.safety_stock, p.reserved)
-                for (n, s), p in sorted(self._positions.items())
-                if wanted is None or s in wanted
+                for (n, s), p in ((k, self._positions[k]) for k in keys)
             )
 
     def capacity_used(self, first: date, last: date) -> CapacityUsed:
@@ -341,6 +345,7 @@ class MemoryLedger(Ledger):
 
     def _set(self, node_id: str, sku: str, target: int, safety: int) -> int:
         pos = self._positions.setdefault((node_id, sku), _Position(0, 0, 0))
+        self._holders.setdefault(sku, set()).add(node_id)
         kept = max(target, pos.reserved, 0)
         pos.on_hand = kept
         if safety >= 0:

@@ -220,3 +220,14 @@ def test_stock_of_some_skus(ledger: Ledger):
     assert sorted(ledger.stock({"B", "Z"}).positions) == [("N1", "B")]
     assert ledger.stock([]).positions == {}
     assert len(ledger.stock().positions) == 3
+
+
+def test_stock_of_some_skus_sees_positions_feeds_added(ledger: Ledger):
+    """Positions a feed creates are found by ``stock(skus)``, as ``stock()`` sees them."""
+    assert ledger.apply_delta("wms", 1, "N3", [("A", 6), ("Q", 2)]).applied
+    assert ledger.apply_snapshot("wms", 2, "N2", [("B", 5, 0), ("A", 1, 0)]).applied
+    everything = ledger.stock().positions
+    for skus in (["A"], ["B"], ["Q"], ["A", "B", "Q"]):
+        some = ledger.stock(skus).positions
+        assert some == {k: p for k, p in everything.items() if k[1] in skus}
+    assert ("N3", "Q") in ledger.stock(["Q"]).positions
