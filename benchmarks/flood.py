@@ -7,11 +7,13 @@ process, then:
    GetStock), one every 20 ms: its latency percentiles;
 2. **flood**: ``--streams`` concurrent streams (in a separate client process, grpc.aio)
    each sending PlanOrder requests of ``--lines``-line orders back to back, 10 s deadline
-   each, for ``--seconds``; the same probe runs meanwhile. Reported: the probe's
+   each, for ``--seconds`` (a refused stream waits ``--backoff`` seconds, as the retry hint
+   says; 0 sends again at once); the same probe runs meanwhile. Reported: the probe's
    percentiles and their ratio to idle, and the flood's answers by status code with the
    median time to each (a refusal should come in milliseconds, not at the deadline).
 
     python -m benchmarks.flood --streams 200 --seconds 30
+    python -m benchmarks.flood --streams 200 --seconds 30 --backoff 0    # hints ignored
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def probe(target: str, n: int, stop_at: float | None = None) -> list[float]:
     return out
 
 
-def _flood(target: str, requests: list[bytes], streams: int, seconds: float, queue: Any) -> None:
+def _flood(
+    target: str, requests: list[bytes], streams: int, seconds: float, backoff: float, queue: Any
+) -> None:
     """The flood, in its own process: (code name, seconds) per answer, put on ``queue``."""
 
     async def stream(i: int, channel: grpc.aio.Channel, end: float, out: list[Any]) -> None:
@@ -93,8 +97,8 @@ def _flood(target: str, requests: list[bytes], streams: int, seconds: float, que
                 code = error.code().name
             out.append((code, time.perf_counter() - started))
             k += streams
-            if code == "RESOURCE_EXHAUSTED":
-                await asyncio.sleep(0.05)  # a client that honours the retry hint a little
+            if code == "RESOURCE_EXHAUSTED" and backoff:
+                await asyncio.sleep(backoff)  # as the RetryInfo says (1 s)
 
     async def main() -> list[Any]:
         out: list[Any] = []
@@ -119,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=50, help="lines per flood order")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=1.0,
+        help="seconds a refused stream waits before its next call (the RetryInfo hint: 1; "
+        "0: a client that ignores it and sends again at once)",
+    )
     args = parser.parse_args(argv)
     scenario = sample_scenario()
     orders = orders_of_size(scenario, args.lines, 100, seed=1, prefix="FLOOD")
@@ -131,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         idle = probe(target, args.probes)
         queue: Any = multiprocessing.get_context("spawn").Queue()
         flood = multiprocessing.get_context("spawn").Process(
-            target=_flood, args=(target, requests, args.streams, args.seconds, queue)
+            target=_flood,
+            args=(target, requests, args.streams, args.seconds, args.backoff, queue),
         )
         flood.start()
         time.sleep(2.0)  # let the flood build up

@@ -441,11 +441,13 @@ _BUSY = _Refused(
 )
 
 
-def refusal(refused: _Refused) -> Callable[[Any, grpc.ServicerContext], Any]:
+def refusal(refused: _Refused | None) -> Callable[[Any, grpc.ServicerContext], Any]:
     """A behaviour that only ends the call with ``refused`` (run first by the pool)."""
+    status = None if refused is None else refused.status()  # made once, sent many times
 
     def refuse(request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort_with_status(refused.status())
+        assert status is not None
+        context.abort_with_status(status)
 
     refuse.urgent = True  # type: ignore[attr-defined]
     return refuse

@@ -8,6 +8,7 @@ loading the service or a solver.
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,8 +138,9 @@ class AdmissionSettings:
     0: no limit). Not applied when authentication is off (every caller is one)."""
     burst: int = 200
     """Calls a principal may make at once above the rate (``--rate-burst``)."""
-    queued_solves: int = 8
-    """Solving calls that may wait for a slot (``--queued-solves``); the next is refused."""
+    queued_solves: int = 32
+    """Solving calls that may wait for a slot (``--queued-solves``); the next is refused.
+    A waiting call holds a thread blocked on the slot, which costs the interpreter nothing."""
     queue_wait_s: float = 10.0
     """The longest a solving call waits for a slot (less when its deadline is nearer)."""
 
@@ -169,9 +171,13 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
     """0 picks a free port (tests); :func:`create_server` returns the one bound."""
-    max_workers: int = 8
-    """Solving calls (plan, route, lint, test, publish) that run at once (``--workers``);
-    one more is refused at once with RESOURCE_EXHAUSTED and a retry hint."""
+    max_workers: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    """Solving calls (plan, route, lint, test, publish) that run at once (``--workers``;
+    default: the machine's cores, at least 2); :attr:`AdmissionSettings.queued_solves`
+    more wait, the next is refused at once with RESOURCE_EXHAUSTED and a retry hint. The
+    engine is Python: more solving threads than cores add no throughput, and each one
+    makes every other call wait longer for the interpreter (benchmarks/README.md, "Load
+    shedding")."""
     default_time_limit_s: float = DEFAULT_TIME_LIMIT_S
     """Most solve time per request; a request's time_limit and deadline can only lower it."""
     grace_period_s: float = 5.0

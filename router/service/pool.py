@@ -1,11 +1,12 @@
 """The server's thread pool: calls that do not solve go ahead of those that do.
 
 gRPC hands every call to its executor in arrival order; behind a flood of large orders a
-health check would wait for every solve queued before it. :class:`PriorityPool` keeps two
-queues: *urgent* work (every method but the solving ones, and refusals made by the access
-interceptor) is taken first; solving work when no urgent work waits. Which method a piece
-of work serves is read from the call gRPC passes with it (``rpc_event.call_details``); work
-that does not show one is urgent, so nothing depends on that detail to be served.
+health check would wait for every solve queued before it. :class:`PriorityPool` keeps
+three queues and always takes from the first that has work: calls that do not solve
+(health checks, stock reads, rules reads), then refusals the access interceptor made
+(cheap, but a flood makes many), then solving calls. Which method a piece of work serves
+is read from the call gRPC passes with it (``rpc_event.call_details``); work that does not
+show one goes first, so nothing depends on that detail to be served.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ _Work = tuple[futures.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str
 
 
 class PriorityPool(futures.Executor):
-    """``workers`` threads; work for ``deferred`` methods waits while other work is queued."""
+    """``workers`` threads taking work by level: other calls, refusals, ``deferred`` calls."""
 
     def __init__(self, workers: int, deferred: Collection[str]) -> None:
         self._deferred = frozenset(m.encode() for m in deferred)
-        self._urgent: deque[_Work] = deque()
-        self._later: deque[_Work] = deque()
+        self._queues: tuple[deque[_Work], ...] = (deque(), deque(), deque())
         self._ready = threading.Condition()
         self._stopping = False
         self._threads = [
@@ -36,34 +36,34 @@ class PriorityPool(futures.Executor):
             thread.start()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
-        """Queue ``fn(*args, **kwargs)``: urgent unless it serves a deferred method."""
+        """Queue ``fn(*args, **kwargs)`` at its level (:meth:`_level`)."""
         future: futures.Future[Any] = futures.Future()
         with self._ready:
             if self._stopping:
                 raise RuntimeError("cannot submit after shutdown")
-            queue = self._later if self._defers(args) else self._urgent
-            queue.append((future, fn, args, kwargs))
+            self._queues[self._level(args)].append((future, fn, args, kwargs))
             self._ready.notify()
         return future
 
-    def _defers(self, args: tuple[Any, ...]) -> bool:
-        """Whether the work serves a deferred method (and is not a refusal)."""
+    def _level(self, args: tuple[Any, ...]) -> int:
+        """0: a call that does not solve (or unknown work); 1: a refusal; 2: a solving call."""
         for arg in args[:4]:
             details = getattr(arg, "call_details", None)
             if details is not None:
-                method = getattr(details, "method", b"")
-                behaviour = next((a for a in args if getattr(a, "urgent", False)), None)
-                return method in self._deferred and behaviour is None
-        return False
+                if getattr(details, "method", b"") not in self._deferred:
+                    return 0
+                return 1 if any(getattr(a, "urgent", False) for a in args) else 2
+        return 0
 
     def _work(self) -> None:
         while True:
             with self._ready:
-                while not self._urgent and not self._later and not self._stopping:
+                while not any(self._queues) and not self._stopping:
                     self._ready.wait()
-                if not self._urgent and not self._later:
+                queue = next((q for q in self._queues if q), None)
+                if queue is None:
                     return  # stopping, and nothing left
-                future, fn, args, kwargs = (self._urgent or self._later).popleft()
+                future, fn, args, kwargs = queue.popleft()
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -76,10 +76,10 @@ class PriorityPool(futures.Executor):
         with self._ready:
             self._stopping = True
             if cancel_futures:
-                for future, *_ in (*self._urgent, *self._later):
-                    future.cancel()
-                self._urgent.clear()
-                self._later.clear()
+                for queue in self._queues:
+                    for future, *_ in queue:
+                        future.cancel()
+                    queue.clear()
             self._ready.notify_all()
         if wait:
             for thread in self._threads:

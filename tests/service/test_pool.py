@@ -20,9 +20,10 @@ def rpc(method: str) -> SimpleNamespace:
 
 
 def test_urgent_work_overtakes_queued_solves_and_everything_runs() -> None:
-    """Queued behind a busy thread, a read and a refusal run before three earlier solves.
+    """Queued behind a busy thread: a read first, then a refusal, then three earlier solves.
 
-    The solves then run in arrival order, and every future gets its result.
+    The read overtakes the refusal queued before it; the solves run last, in arrival
+    order, and every future gets its result.
     """
     assert PLAN in SOLVING_METHODS and STOCK not in SOLVING_METHODS
     pool = PriorityPool(1, deferred=SOLVING_METHODS)
@@ -35,8 +36,8 @@ def test_urgent_work_overtakes_queued_solves_and_everything_runs() -> None:
 
     blocker = pool.submit(lambda: gate.wait(10))
     solves = [pool.submit(step, f"solve-{i}", rpc(PLAN)) for i in range(3)]
-    read = pool.submit(step, "read", rpc(STOCK))
     refused = pool.submit(step, "refusal", rpc(PLAN), refusal(None))  # type: ignore[arg-type]
+    read = pool.submit(step, "read", rpc(STOCK))
     gate.set()
     assert blocker.result(10) is True
     assert [f.result(10) for f in (*solves, read, refused)] == [
