@@ -31,6 +31,7 @@ from router.rules.publish import lint_text, publish_checks, version_rules
 from router.scenario import order_to_json, read_forecast
 from router.service.config import ServerConfig
 from router.service.inventory import InventoryServicer
+from router.service.limits import SERVER_OPTIONS, LimitsInterceptor
 from router.service.metrics import MetricsEndpoint, ServiceMetrics, serve_metrics
 from router.service.network import LiveNetwork, NetworkServicer
 from router.service.prices import PriceBoard
@@ -278,7 +279,8 @@ def _create(
         ledger = open_seeded_ledger(config.ledger_url, scenario)
     try:
         bootstrap_rules(ledger, scenario, config.rules_file)
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
+        pool = futures.ThreadPoolExecutor(max_workers=config.max_workers)
+        server = grpc.server(pool, interceptors=[LimitsInterceptor()], options=SERVER_OPTIONS)
         metrics = ServiceMetrics()
         prices = _add_services(server, config, scenario, ledger, metrics, forecast)
         health_servicer = _add_health_and_reflection(server)

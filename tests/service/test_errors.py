@@ -8,8 +8,19 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from models.errors import FieldViolation, InvalidArgumentError, NotFoundError
-from router.service.errors import status_of
+from models.errors import (
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+    Refusal,
+    RulesRefusedError,
+)
+from router.service.errors import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_DETAIL_BYTES,
+    MAX_MESSAGE_CHARS,
+    status_of,
+)
 
 
 def _rpc_status(status: grpc.Status) -> status_pb2.Status:
@@ -56,3 +67,26 @@ def test_unexpected_error_is_internal_and_logged(caplog: pytest.LogCaptureFixtur
     assert "hunter2" not in str(_rpc_status(status))
     assert "Traceback" in caplog.text
     assert "hunter2" in caplog.text
+
+
+def test_a_status_with_hundreds_of_items_stays_within_the_trailer_budget() -> None:
+    """500 violations or refusals: the message is clipped, the details kept small.
+
+    The details stop within MAX_DETAIL_BYTES; their last item counts the ones left out.
+    """
+    long = "x" * 2000
+    violations = [FieldViolation(f"order.lines[{i}].sku", long) for i in range(500)]
+    refusals = [Refusal("LINT", f"strategies[{i}]", long) for i in range(500)]
+    for error, kind in (
+        (InvalidArgumentError(violations), error_details_pb2.BadRequest),
+        (RulesRefusedError(refusals), error_details_pb2.PreconditionFailure),
+    ):
+        status = status_of(error)
+        assert len(status.details) <= MAX_MESSAGE_CHARS and status.details.endswith("…")
+        detail = kind()
+        assert _rpc_status(status).details[0].Unpack(detail)
+        assert detail.ByteSize() <= MAX_DETAIL_BYTES
+        items = list(getattr(detail, "field_violations", None) or detail.violations)
+        assert 1 < len(items) < 500
+        assert items[-1].description == f"and {500 - len(items) + 1} more"
+        assert all(len(item.description) <= MAX_DESCRIPTION_CHARS for item in items)
