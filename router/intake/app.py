@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models.errors import FieldViolation
-from router.intake.config import IntakeConfig
+from router.intake.config import MAX_HEAD_BYTES, IntakeConfig
 from router.intake.errors import (
     GatewayError,
     detail_json,
@@ -148,7 +148,15 @@ def serve(config: IntakeConfig, host: str = "127.0.0.1", port: int = 8080) -> No
     bound_port = sock.getsockname()[1]
     address = f"{host}:{bound_port}"
     print(usage(address, config), flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_config=None,
+            timeout_graceful_shutdown=5,
+            http="h11",  # the parser the head limit applies to (httptools has none)
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        )
+    )
     server.run(sockets=[sock])
 
 
