@@ -69,6 +69,8 @@ STOCK_ITEMS = 100_000
 """Positions of one stock snapshot, delta or test drive."""
 FILTER_ITEMS = 10_000
 """Node ids or SKUs one GetStock may filter by."""
+LINT_ORDERS = 100
+"""Orders one LintRules checks weights against: it plans each of them under every weight."""
 MAX_VIOLATIONS = 20
 """At most this many fields are named in one refusal; a last entry counts the rest."""
 
@@ -126,6 +128,7 @@ LIMITS: Mapping[str, FieldLimit] = MappingProxyType(
             "Calendar.service": _ID,
             "ValidateRulesRequest.document": _DOCUMENT,
             "LintRulesRequest.document": _DOCUMENT,
+            "LintRulesRequest.orders": FieldLimit(max_items=LINT_ORDERS),
             "TestRulesRequest.document": _DOCUMENT,
             "TestRulesRequest.golden": _DOCUMENT,
             "TestDriveRequest.document": _DOCUMENT,
