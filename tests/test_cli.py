@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fuzz import processes
 from models.errors import InvalidArgumentError
 from models.money import to_units
 from models.plan import CandidateTerms, ExplainedModel, LineTerms
@@ -447,12 +447,7 @@ def _serve(scenario: Path, request: pytest.FixtureRequest, tmp_path: Path) -> It
         assert "listening on" in first, (tmp_path / "serve.log").read_text()
         yield first.rsplit(" ", 1)[1].strip()
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.stop(process)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
