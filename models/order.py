@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 MAX_LINES_PER_ORDER = 500
 """Largest order accepted; bigger ones are refused as bad input (an explicit size limit)."""
+MAX_SHIPMENTS = 1000
+"""The largest ``max_shipments`` an order may give."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,9 @@ class Order:
         segment = f.text(raw, "segment", v, required=False) or ""
         ship_complete = f.boolean(raw, "ship_complete", v, default=False)
         allow_partial = f.boolean(raw, "allow_partial", v, default=True)
-        max_shipments = f.integer(raw, "max_shipments", v, required=False, minimum=1, maximum=1000)
+        max_shipments = f.integer(
+            raw, "max_shipments", v, required=False, minimum=1, maximum=MAX_SHIPMENTS
+        )
         pickup = f.text(raw, "pickup_node_id", v, required=False)
         if pickup is not None and network is not None:
             node = network.node(pickup)

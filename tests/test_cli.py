@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from benchmarks.fuzz import processes
 from models.errors import InvalidArgumentError
 from models.money import to_units
 from models.plan import CandidateTerms, ExplainedModel, LineTerms
@@ -526,12 +526,7 @@ def _serve(scenario: Path, request: pytest.FixtureRequest, tmp_path: Path) -> It
                 assert conn.execute("SELECT count(*) FROM positions").fetchone() != (0,)
         yield first.rsplit(" ", 1)[1].strip()
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.stop(process)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

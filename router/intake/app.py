@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models.errors import FieldViolation
-from router.intake.config import IntakeConfig
+from router.intake.config import MAX_HEAD_BYTES, IntakeConfig
 from router.intake.errors import (
     GatewayError,
     detail_json,
@@ -166,6 +166,8 @@ def serve(
             timeout_graceful_shutdown=5,
             ssl_certfile=cert,
             ssl_keyfile=key,
+            http="h11",  # the parser the head limit applies to (httptools has none)
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         )
     )
     server.run(sockets=[sock])

@@ -16,8 +16,9 @@ DEFAULT_DEADLINE_S = 5.0
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_MAX_BATCH_ORDERS = 1000
-MAX_REQUEST_ID_CHARS = 200
-"""The longest Idempotency-Key, and the longest request_id a batch order is routed under."""
+MAX_HEAD_BYTES = 64 * 1024
+"""The longest request line and headers together; a longer request is refused (400) and
+its connection closed before anything of it is read further."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from starlette.datastructures import UploadFile
 from models.errors import Violations
 from router.intake import addresses
 from router.intake.batch import JSONL_TYPES, BatchOrder, csv_orders, jsonl_orders
-from router.intake.config import MAX_REQUEST_ID_CHARS, IntakeConfig
+from router.intake.config import IntakeConfig
 from router.intake.errors import (
     GatewayError,
     from_rpc_error,
@@ -36,6 +36,7 @@ from router.intake.errors import (
     unavailable,
 )
 from router.intake.protojson import parse, pop_either
+from router.service.limits import REQUEST_ID_BYTES
 from router.v1 import router_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -241,14 +242,13 @@ def answer(message: Message) -> JSONResponse:
 
 
 def idempotency_key(key: str | None) -> str:
-    """The Idempotency-Key header, required and at most MAX_REQUEST_ID_CHARS characters."""
+    """The Idempotency-Key header, required and at most ``REQUEST_ID_BYTES`` bytes (UTF-8)."""
     if key is None or not key.strip():
         raise invalid_field("Idempotency-Key", "header is required: the request's request_id")
     key = key.strip()
-    if len(key) > MAX_REQUEST_ID_CHARS:
-        raise invalid_field(
-            "Idempotency-Key", f"is {len(key)} characters, at most {MAX_REQUEST_ID_CHARS}"
-        )
+    size = len(key.encode())
+    if size > REQUEST_ID_BYTES:
+        raise invalid_field("Idempotency-Key", f"is {size} bytes, at most {REQUEST_ID_BYTES}")
     return key
 
 

@@ -9,7 +9,8 @@ from fastapi.openapi.utils import get_openapi
 
 from router.intake import schemas
 from router.intake.batch import CSV_COLUMNS
-from router.intake.config import MAX_REQUEST_ID_CHARS
+from router.service import limits
+from router.v1 import router_pb2
 
 
 def ref(name: str) -> dict[str, str]:
@@ -143,6 +144,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
             operation.get("responses", {}).pop("422", None)
             for parameter in operation.get("parameters", []):
                 _drop_null(parameter)
+                _limit(parameter)
                 if parameter["name"] == "Idempotency-Key":
                     # as idempotency_key checks it; required except for batches
                     parameter["required"] = not path.endswith(":batch")
@@ -150,13 +152,36 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                         **parameter["schema"],
                         "type": "string",
                         "minLength": 1,
-                        "maxLength": MAX_REQUEST_ID_CHARS,
                         "pattern": r"\S",
                     }
     components.update(schemas.openapi_components())
     components.update(_LOCAL_SCHEMAS)
     app.openapi_schema = spec
     return spec
+
+
+_PARAMETER_FIELDS = {
+    "Idempotency-Key": router_pb2.RouteOrderRequest.DESCRIPTOR.fields_by_name["request_id"],
+    "reservation_id": router_pb2.ConfirmReservationRequest.DESCRIPTOR.fields_by_name[
+        "reservation_id"
+    ],
+    "sku": router_pb2.GetStockRequest.DESCRIPTOR.fields_by_name["skus"],
+    "node_id": router_pb2.GetStockRequest.DESCRIPTOR.fields_by_name["node_ids"],
+}
+"""The request field each parameter becomes: its wire limits are the parameter's."""
+
+
+def _limit(parameter: dict[str, Any]) -> None:
+    """State the wire's limits of the field a parameter becomes (maxLength, maxItems)."""
+    field = _PARAMETER_FIELDS.get(parameter["name"])
+    if field is None:
+        return
+    schema = parameter.setdefault("schema", {})
+    if field.is_repeated:
+        schema["maxItems"] = limits.max_items(field)
+        schema["items"] = {**schema.get("items", {}), "maxLength": limits.max_bytes(field)}
+    else:
+        schema["maxLength"] = limits.max_bytes(field)
 
 
 def _drop_null(parameter: dict[str, Any]) -> None:

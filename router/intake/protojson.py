@@ -3,11 +3,17 @@
 ``json_format.ParseDict`` stops at the first problem and words it for programmers;
 :func:`parse` answers INVALID_ARGUMENT with a field violation per bad field, pathed as the
 client wrote the body (``order.lines[1].quantity``), found by :func:`_locate`.
+
+The gateway reads what its OpenAPI schema states and nothing more (:func:`_spelling`):
+``ParseDict`` also takes quoted numbers (``"topK": "5"``), enums by number, and Durations
+and Timestamps in other spellings (``" 5s"``, ``"1_0s"``, ``"2026-1-2T3:04:05Z"``), which
+the schema refuses; so does the gateway.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from google.protobuf import json_format, message_factory
@@ -16,12 +22,19 @@ from google.protobuf.message import Message
 
 from models.errors import FieldViolation
 from router.intake.errors import invalid_argument, invalid_field, parse_error_description
+from router.intake.schemas import DURATION, TIMESTAMP
 
 M = TypeVar("M", bound=Message)
 
 
 def parse(value: dict[str, Any], cls: type[M], prefix: str = "") -> M:
     """``value`` (proto3 JSON) as a ``cls``; INVALID_ARGUMENT naming each bad field if not."""
+    try:
+        spelled = _spelling(value, cls.DESCRIPTOR, prefix)
+    except RecursionError:
+        raise invalid_field(prefix or "body", "nested too deeply") from None
+    if spelled:
+        raise invalid_argument(spelled)
     try:
         return json_format.ParseDict(value, cls())
     except RecursionError:
@@ -37,12 +50,19 @@ def parse(value: dict[str, Any], cls: type[M], prefix: str = "") -> M:
         raise invalid_argument(found) from None
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def json_object(data: bytes, field: str = "body") -> dict[str, Any]:
-    """``data`` as a JSON object; INVALID_ARGUMENT on ``field`` when it is not one."""
+    """``data`` as a JSON object; INVALID_ARGUMENT on ``field`` when it is not one.
+
+    ``NaN`` and ``Infinity``, which Python's reader takes, are not JSON and refused.
+    """
     if not data.strip():
         raise invalid_field(field, "is empty; expected a JSON object")
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=_not_json)
     except RecursionError:
         raise invalid_field(field, "nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as error:
@@ -105,3 +125,68 @@ def _locate(value: Any, descriptor: Any, path: str, out: list[FieldViolation]) -
             json_format.ParseDict({key: item}, _message_class(descriptor)())
         except json_format.ParseError as error:
             out.append(FieldViolation(sub, parse_error_description(str(error))))
+
+
+_T = FieldDescriptor
+_NUMBERS = frozenset(
+    {
+        _T.TYPE_INT32,
+        _T.TYPE_SINT32,
+        _T.TYPE_SFIXED32,
+        _T.TYPE_UINT32,
+        _T.TYPE_FIXED32,
+        _T.TYPE_FLOAT,
+        _T.TYPE_DOUBLE,
+    }
+)
+"""Kinds the schema states as JSON numbers only."""
+_LONGS = frozenset({_T.TYPE_INT64, _T.TYPE_SINT64, _T.TYPE_SFIXED64})
+_UNSIGNED_LONGS = frozenset({_T.TYPE_UINT64, _T.TYPE_FIXED64})
+_SPELLINGS = {
+    "google.protobuf.Duration": (re.compile(DURATION), 'a Duration in seconds, e.g. "1.5s"'),
+    "google.protobuf.Timestamp": (
+        re.compile(TIMESTAMP),
+        'an RFC 3339 timestamp, e.g. "2026-11-20T15:00:00Z"',
+    ),
+}
+"""Strings the schema states for the well-known types, and how to say what is expected."""
+
+
+def _spelling(value: Any, descriptor: Any, path: str) -> list[FieldViolation]:
+    """A violation for each value ``ParseDict`` would read but the schema does not state."""
+    found: list[FieldViolation] = []
+    if not isinstance(value, dict):
+        return found  # ParseDict and _locate say so
+    by_name = {f.name: f for f in descriptor.fields} | {f.json_name: f for f in descriptor.fields}
+    for key, item in value.items():
+        fd = by_name.get(key)
+        if fd is None or item is None:
+            continue
+        sub = f"{path}.{fd.name}" if path else fd.name
+        if fd.is_repeated and isinstance(item, list):
+            for i, element in enumerate(item):
+                found += _spelled(fd, element, f"{sub}[{i}]")
+        elif not fd.is_repeated:
+            found += _spelled(fd, item, sub)
+    return found
+
+
+def _spelled(fd: FieldDescriptor, value: Any, path: str) -> list[FieldViolation]:
+    """What is wrong with the spelling of one value of ``fd`` (nothing: an empty list)."""
+    message = fd.message_type
+    if message is not None and message.full_name in _SPELLINGS:
+        pattern, expected = _SPELLINGS[message.full_name]
+        if isinstance(value, str) and not pattern.fullmatch(value):
+            return [FieldViolation(path, f"must be {expected}, got {value[:40]!r}")]
+        return []
+    if message is not None and not message.GetOptions().map_entry:
+        return _spelling(value, message, path)
+    if fd.type in _NUMBERS and isinstance(value, str):
+        return [FieldViolation(path, "must be a JSON number, not a string")]
+    if fd.type == _T.TYPE_ENUM and not isinstance(value, str):
+        return [FieldViolation(path, "must be the name of a value of the enum")]
+    if fd.type in _LONGS | _UNSIGNED_LONGS and isinstance(value, str):
+        digits = r"[0-9]+" if fd.type in _UNSIGNED_LONGS else r"-?[0-9]+"
+        if not re.fullmatch(digits, value):
+            return [FieldViolation(path, f"must be an integer, got {value[:40]!r}")]
+    return []

@@ -16,7 +16,6 @@ from google.protobuf.message import Message
 from starlette.concurrency import run_in_threadpool
 
 from router.intake.batch import BATCH_REQUEST_ID_OVERHEAD, batch_request_id, rewrite_paths
-from router.intake.config import MAX_REQUEST_ID_CHARS
 from router.intake.errors import GatewayError, invalid_field
 from router.intake.gateway import (
     Gateway,
@@ -28,6 +27,7 @@ from router.intake.gateway import (
 )
 from router.intake.openapi import batch_body, body, responses
 from router.intake.protojson import json_object, parse, pop_either
+from router.service.limits import REQUEST_ID_BYTES
 from router.v1 import router_pb2
 
 router = APIRouter()
@@ -37,6 +37,7 @@ Timeout = Annotated[
     Header(
         alias="X-Request-Timeout",
         gt=0,
+        allow_inf_nan=False,
         description="Seconds this request may take; lowers the gateway's --deadline.",
     ),
 ]
@@ -170,13 +171,15 @@ async def batch(
     explain: Annotated[bool, Query()] = False,
     explain_level: Annotated[Literal["none", "summary", "full"] | None, Query()] = None,
     accept: Annotated[Literal["proven", "within_gap", "any"] | None, Query()] = None,
-    max_gap: Annotated[float | None, Query()] = None,
+    max_gap: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     key: IdempotencyKey = None,
     timeout: Timeout = None,
 ) -> JSONResponse:
     """Each order of the batch planned (or routed) in turn; one result per order, in order."""
     end = gateway.deadline(timeout)
-    batch_key = idempotency_key(key) if mode == "route" else None
+    # A key is checked whenever it is sent, as the schema states it; only routing uses it.
+    checked = idempotency_key(key) if key is not None or mode == "route" else None
+    batch_key = checked if mode == "route" else None
     # The request fields every order is sent with, in their proto3 JSON form.
     fields: dict[str, Any] = {"explain": True} if explain else {}
     if explain_level is not None:
@@ -220,9 +223,9 @@ async def _one(
     if request_id is None:
         message: Message = await gateway.prepare(fields, router_pb2.PlanOrderRequest, end)
         return await gateway.call(gateway.routing.PlanOrder, message, end)
-    if len(request_id) > MAX_REQUEST_ID_CHARS:
-        longest = MAX_REQUEST_ID_CHARS - BATCH_REQUEST_ID_OVERHEAD
-        raise invalid_field("order.order_id", f"is longer than {longest} characters")
+    if len(request_id.encode()) > REQUEST_ID_BYTES:
+        longest = REQUEST_ID_BYTES - BATCH_REQUEST_ID_OVERHEAD
+        raise invalid_field("order.order_id", f"is longer than {longest} bytes")
     fields["request_id"] = request_id
     message = await gateway.prepare(fields, router_pb2.RouteOrderRequest, end)
     return await gateway.call(gateway.routing.RouteOrder, message, end)

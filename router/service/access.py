@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
@@ -40,7 +39,6 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from models.access import Principal, Role, secret_matches, split_token
-from models.errors import clipped
 from router.ledger.access import AccessStore
 from router.service.config import AdmissionSettings
 from router.service.names import (
@@ -51,7 +49,6 @@ from router.service.names import (
     ROUTING_SERVICE,
     RULES_SERVICE,
 )
-from router.service.undecodable import report
 
 logger = logging.getLogger(__name__)
 
@@ -298,10 +295,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             return handler._replace(**{kind: refusal(_BUSY)})
         behaviour = getattr(handler, kind)
         wrap = self._streaming if handler.response_streaming else self._unary
-        wrapped = {kind: wrap(method, metadata, behaviour, solving)}
-        if not handler.request_streaming and handler.request_deserializer is not None:
-            wrapped["request_deserializer"] = _tolerant(handler.request_deserializer)
-        return handler._replace(**wrapped)
+        return handler._replace(**{kind: wrap(method, metadata, behaviour, solving)})
 
     def _admit_solve(self) -> bool:
         """Count one more solving call in (running or queued); False when all are taken."""
@@ -319,7 +313,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         self, method: str, metadata: dict[str, str], behaviour: Callable[..., Any], solving: bool
     ) -> Any:
         def run(request: Any, context: grpc.ServicerContext) -> Any:
-            with self._admitted(method, metadata, context, solving, request):
+            with self._admitted(method, metadata, context, solving):
                 return behaviour(request, context)
 
         return run
@@ -328,7 +322,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         self, method: str, metadata: dict[str, str], behaviour: Callable[..., Any], solving: bool
     ) -> Any:
         def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            with self._admitted(method, metadata, context, solving, request):
+            with self._admitted(method, metadata, context, solving):
                 yield from behaviour(request, context)
 
         return run
@@ -339,7 +333,6 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         metadata: dict[str, str],
         context: grpc.ServicerContext,
         solving: bool,
-        request: Any,
     ) -> _Admission:
         """The call's admission: principal known, role held, rate kept, solve slot taken.
 
@@ -356,12 +349,6 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                     f"{principal.name} ({', '.join(sorted(principal.roles)) or 'no roles'}) "
                     f"may not call {method}; it needs one of: "
                     f"{', '.join(sorted(allowed | {Role.ADMIN}))}",
-                )
-            if isinstance(request, Undecodable):
-                report(request.kind)
-                raise _Refused(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"the request is not a valid {request.kind} message: {request.detail}",
                 )
             wait = 0.0 if principal.via == "open" else self._buckets.take(principal.name)
             if wait > 0:
@@ -407,31 +394,6 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if self._authenticator is None:
             return ANONYMOUS
         return self._authenticator.principal(metadata, context)
-
-
-@dataclass(frozen=True, slots=True)
-class Undecodable:
-    """What a request's bytes became when they are not the message the method takes."""
-
-    kind: str
-    detail: str
-
-
-def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    """``deserialize``, but bytes it cannot read become an :class:`Undecodable`.
-
-    gRPC answers INTERNAL (and logs a traceback) when a deserializer raises; the access
-    checks answer INVALID_ARGUMENT instead, after the caller's identity is known.
-    """
-    kind = getattr(getattr(deserialize, "__self__", None), "__name__", "request")
-
-    def read(data: bytes) -> Any:
-        try:
-            return deserialize(data)
-        except Exception as exc:  # DecodeError, or anything a bad message raises in parsing
-            return Undecodable(kind, clipped(" ".join(str(exc).split()), 200))
-
-    return read
 
 
 _BUSY = _Refused(

@@ -231,8 +231,6 @@ class ServerConfig:
     check or a refusal waits milliseconds, not tens of them, behind solves."""
     token_cache_s: float = 5.0
     """How long a token lookup is kept: a revocation reaches this server within it."""
-    max_message_bytes: int = 16 * 1024 * 1024
-    """The largest request message the server reads (16 MiB: a 50,000-line batch fits)."""
 
     @property
     def loopback_only(self) -> bool:

@@ -41,16 +41,11 @@ from models.rule_versions import RuleActivation, RuleVersion
 from router.engine.explain import summarise
 from router.rules.golden import CaseResult
 from router.rules.lint import Finding
+from router.service.limits import MAX_COUNTERFACTUALS, MAX_TOP_K, MAX_TTL_S
 from router.v1 import router_pb2
 
-MAX_TOP_K = 10
-"""The most plans a request may ask for in all (``top_k``), the plan itself included."""
-MAX_COUNTERFACTUALS = 20
-"""The most nodes a request may ask to price (``counterfactual_node_ids``)."""
 DEFAULT_TTL_S = 15 * 60.0
 """How long a RouteOrder reservation is held when the request sets no ``ttl``."""
-MAX_TTL_S = 7 * 24 * 3600.0
-"""The longest ``ttl`` a RouteOrder may ask for (7 days)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ from models.errors import (
     RulesRefusedError,
     RuleVersionStateError,
     StockConflictError,
-    clipped,
 )
 
 logger = logging.getLogger(__name__)
@@ -33,14 +32,40 @@ logger = logging.getLogger(__name__)
 _Details = Callable[[Exception], Sequence[Message]]
 
 
+MAX_MESSAGE_CHARS = 1024
+"""A status message is cut to this many characters (ending in "…")."""
+MAX_DETAIL_BYTES = 4096
+"""A detail lists items only while its serialised size stays within this many bytes.
+
+A status travels in the RPC's trailers, and gRPC clients refuse trailers over 8 KiB (some
+calls) or 16 KiB (every call): a larger status would reach the client as
+RESOURCE_EXHAUSTED ("received metadata size exceeds limit") instead of itself."""
+MAX_DESCRIPTION_CHARS = 512
+"""Each item of a detail (a field violation's description) is cut to this many characters."""
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the last one "…" when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def bad_request_detail(violations: Iterable[FieldViolation]) -> error_details_pb2.BadRequest:
-    """A ``google.rpc.BadRequest`` with one field violation per item, paths as written."""
-    return error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in violations
-        ]
-    )
+    """A ``google.rpc.BadRequest`` with one field violation per item, paths as written.
+
+    Within :data:`MAX_DETAIL_BYTES`: a last violation on ``…`` counts the ones left out.
+    """
+    detail = error_details_pb2.BadRequest()
+    items = list(violations)
+    for i, v in enumerate(items):
+        detail.field_violations.add(
+            field=clip(v.field, MAX_DESCRIPTION_CHARS),
+            description=clip(v.description, MAX_DESCRIPTION_CHARS),
+        )
+        if detail.ByteSize() > MAX_DETAIL_BYTES:
+            del detail.field_violations[-1]
+            detail.field_violations.add(field="…", description=f"and {len(items) - i} more")
+            break
+    return detail
 
 
 def _bad_request(exc: Exception) -> Sequence[Message]:
@@ -63,16 +88,19 @@ def _reused_request_id(exc: Exception) -> Sequence[Message]:
 def _precondition_failure(exc: Exception) -> Sequence[Message]:
     """One violation per refusal: type LINT or GOLDEN, its path or case, what is wrong."""
     assert isinstance(exc, RulesRefusedError)
-    return [
-        error_details_pb2.PreconditionFailure(
-            violations=[
-                error_details_pb2.PreconditionFailure.Violation(
-                    type=r.kind, subject=r.subject, description=r.description
-                )
-                for r in exc.refusals
-            ]
+    detail = error_details_pb2.PreconditionFailure()
+    for i, r in enumerate(exc.refusals):
+        detail.violations.add(
+            type=r.kind,
+            subject=clip(r.subject, MAX_DESCRIPTION_CHARS),
+            description=clip(r.description, MAX_DESCRIPTION_CHARS),
         )
-    ]
+        if detail.ByteSize() > MAX_DETAIL_BYTES:
+            del detail.violations[-1]
+            more = f"and {len(exc.refusals) - i} more"
+            detail.violations.add(type=r.kind, subject="…", description=more)
+            break
+    return [detail]
 
 
 _TABLE: dict[type[Exception], tuple[grpc.StatusCode, _Details]] = {
@@ -100,7 +128,7 @@ _TABLE: dict[type[Exception], tuple[grpc.StatusCode, _Details]] = {
 
 
 def status_of(exc: Exception) -> grpc.Status:
-    """The status an RPC ends with when ``exc`` escapes it.
+    """The status an RPC ends with when ``exc`` escapes it, small enough to reach the client.
 
     Exceptions not in the table are unexpected: logged with their traceback and returned as
     INTERNAL with a message that reveals nothing of it.
@@ -111,46 +139,12 @@ def status_of(exc: Exception) -> grpc.Status:
         status = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
         return rpc_status.to_status(status)
     code, details = row
-    status = status_pb2.Status(code=code.value[0], message=clipped(str(exc), MAX_MESSAGE_CHARS))
-    budget = MAX_DETAILS_BYTES
+    status = status_pb2.Status(code=code.value[0], message=clip(str(exc), MAX_MESSAGE_CHARS))
     for detail in details(exc):
-        _fit(detail, budget)
         packed = any_pb2.Any()
         packed.Pack(detail)
-        budget -= packed.ByteSize()
         status.details.append(packed)
     return rpc_status.to_status(status)
-
-
-MAX_MESSAGE_CHARS = 1000
-"""The longest status message sent (it travels percent-encoded in a header)."""
-MAX_DETAILS_BYTES = 6000
-"""The most bytes of details sent: the message and details travel in trailing metadata,
-which gRPC clients refuse beyond 16 KiB (base64 makes details a third larger)."""
-
-
-def _fit(detail: Message, budget: int) -> None:
-    """Trim ``detail``'s list of violations to ``budget`` bytes, naming how many were cut.
-
-    A document with hundreds of problems would otherwise make the answer too large to
-    send, and the client would see RESOURCE_EXHAUSTED instead of its first problems.
-    """
-    if detail.ByteSize() <= budget:
-        return
-    name = next((f for f in ("field_violations", "violations") if hasattr(detail, f)), None)
-    if name is None:
-        return
-    items = getattr(detail, name)
-    total = len(items)
-    while len(items) > 1 and detail.ByteSize() > budget - 100:
-        keep = len(items) // 2 if detail.ByteSize() > 2 * budget else len(items) - 1
-        del items[keep:]
-    more = f"... and {total - len(items)} more not shown; fix these and ask again"
-    extra = items.add()
-    if name == "field_violations":
-        extra.description = more
-    else:
-        extra.description, extra.type = more, "TRUNCATED"
 
 
 @contextmanager

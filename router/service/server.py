@@ -33,6 +33,7 @@ from router.scenario import order_to_json, read_forecast
 from router.service.access import SOLVING_METHODS, AccessInterceptor, Authenticator
 from router.service.config import ServerConfig
 from router.service.inventory import InventoryServicer
+from router.service.limits import SERVER_OPTIONS, LimitsInterceptor
 from router.service.metrics import MetricsEndpoint, ServiceMetrics, serve_metrics
 from router.service.names import (
     INVENTORY_SERVICE,
@@ -46,7 +47,6 @@ from router.service.prices import PriceBoard
 from router.service.routing import RoutingServicer, RuleSets
 from router.service.rules import RulesServicer
 from router.service.tls import server_credentials
-from router.service.undecodable import install as install_undecodable_filter
 from router.v1 import router_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -281,7 +281,6 @@ def _create(
         ledger = open_seeded_ledger(config.ledger_url, scenario)
     try:
         bootstrap_rules(ledger, scenario, config.rules_file)
-        install_undecodable_filter()
         server = _grpc_server(config, ledger)
         metrics = ServiceMetrics()
         prices = _add_services(server, config, scenario, ledger, metrics, forecast)
@@ -326,12 +325,13 @@ def _grpc_server(config: ServerConfig, ledger: Ledger) -> grpc.Server:
     _announce_access(config)
     return grpc.server(
         cast(futures.ThreadPoolExecutor, pool),  # any Executor serves; the stubs say this one
-        interceptors=[AccessInterceptor(authenticator, config.admission, solves)],
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
-        options=[
-            ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes),
+        # Access first: who calls and whether they may, then the limits of what they send.
+        interceptors=[
+            AccessInterceptor(authenticator, config.admission, solves),
+            LimitsInterceptor(),
         ],
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        options=SERVER_OPTIONS,
     )
 
 

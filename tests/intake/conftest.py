@@ -10,17 +10,17 @@ gateway, started only by the tests that use it.
 from __future__ import annotations
 
 import json
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from subprocess import Popen
 from typing import Any
 
 import httpx
 import pytest
+
+from benchmarks.fuzz import processes
 
 TINY = Path(__file__).parent.parent / "data" / "tiny"
 TRAP = Path(__file__).parent.parent / "data" / "trap"
@@ -34,36 +34,9 @@ def tiny_orders() -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _start(
-    args: list[str], log: Path, marker: str = "listening on"
-) -> tuple[subprocess.Popen[str], str]:
-    """Start ``router ARGS`` with stdout to ``log``; wait for its address line."""
-    out = log.with_suffix(".out")
-    process = subprocess.Popen(
-        [str(ROUTER), *args],
-        stdout=out.open("w"),
-        stderr=log.open("w"),
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        first = out.read_text().splitlines()[:1]
-        if first and marker in first[0]:
-            return process, first[0].rsplit(" ", 1)[1].strip()
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"router {args[0]} did not start:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _start(args: list[str], log: Path, marker: str = "listening on") -> tuple[Popen[bytes], str]:
+    """Start ``router ARGS`` with stdout to a file beside ``log``; wait for its address line."""
+    return processes.start([str(ROUTER), *args], log, marker)
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +53,7 @@ def grpc_target(workdir: Path) -> Iterator[str]:
     try:
         yield address
     finally:
-        _stop(process)
+        processes.stop(process)
 
 
 @pytest.fixture(scope="session")
@@ -92,13 +65,13 @@ def trap_target(workdir: Path) -> Iterator[str]:
     try:
         yield address
     finally:
-        _stop(process)
+        processes.stop(process)
 
 
 @pytest.fixture(scope="session")
 def start_gateway(workdir: Path) -> Iterator[Callable[..., str]]:
     """Start a ``router intake`` process with the given flags; its base URL."""
-    started: list[subprocess.Popen[str]] = []
+    started: list[Popen[bytes]] = []
 
     def start(name: str, target: str, *flags: str) -> str:
         args = ["intake", "--port", "0", "--target", target, *flags]
@@ -110,7 +83,7 @@ def start_gateway(workdir: Path) -> Iterator[Callable[..., str]]:
         yield start
     finally:
         for process in started:
-            _stop(process)
+            processes.stop(process)
 
 
 @pytest.fixture(scope="session")

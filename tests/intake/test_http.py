@@ -606,8 +606,9 @@ def test_plan_explains_with_the_summary_unless_full_is_asked(client: httpx.Clien
 def test_batch_takes_the_explain_level_and_what_a_route_accepts(client: httpx.Client):
     """Batch query parameters explain_level, accept and max_gap reach every order's request.
 
-    The service checks them: a negative max_gap is each order's 400 at ``max_gap``. accept
-    or max_gap without mode=route is the batch's 400 naming the parameter.
+    The service checks them: a max_gap with an accept other than within_gap is each
+    order's 400 at ``max_gap``. accept or max_gap without mode=route is the batch's 400
+    naming the parameter (and so is a max_gap below 0, which the schema refuses).
     """
     body = json.dumps(order()).encode()
     ndjson = {"Content-Type": "application/x-ndjson"}
@@ -617,10 +618,75 @@ def test_batch_takes_the_explain_level_and_what_a_route_accepts(client: httpx.Cl
     refused = client.post("/v1/orders:batch?accept=any", content=body, headers=ndjson)
     assert "accept" in fields(error_of(refused, 400, "INVALID_ARGUMENT"))
     routed = client.post(
-        "/v1/orders:batch?mode=route&accept=within_gap&max_gap=-1",
+        "/v1/orders:batch?mode=route&accept=any&max_gap=0.5",
         content=body,
         headers={**ndjson, "Idempotency-Key": key()},
     )
     assert routed.status_code == 200, routed.text
     [result] = routed.json()["results"]
     assert result["httpStatus"] == 400 and "max_gap" in fields(result["error"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"topK": "2"}, "top_k"),
+        ({"explainLevel": 2}, "explain_level"),
+        ({"timeLimit": " 5s"}, "time_limit"),
+        ({"timeLimit": "1_0s"}, "time_limit"),
+        ({"timeLimit": "5.s"}, "time_limit"),
+        ({"order": order(created_at="2026-11-20T14:5:00Z")}, "order.created_at"),
+        ({"order": order(lines=[{"line_id": "1", "sku": "SKU-1", "quantity": "2"}])},
+         "order.lines[0].quantity"),
+    ],
+)  # fmt: skip
+def test_spellings_the_schema_refuses_are_400(client: httpx.Client, changes: dict, field: str):
+    """What proto3 JSON parsers read but the schema refuses is refused too, at its path.
+
+    Quoted numbers, enums by number, Durations with blanks, underscores or a bare point,
+    Timestamps without two-digit fields: before, the gateway planned them (200).
+    """
+    response = client.post("/v1/orders:plan", json={"order": order(), **changes})
+    assert field in fields(error_of(response, 400, "INVALID_ARGUMENT"))
+
+
+def test_nan_and_infinity_are_not_json(client: httpx.Client):
+    """``NaN`` in a body is 400 at ``body`` (not JSON), as the schema's numbers are finite."""
+    text = json.dumps({"order": order()}).replace('"quantity": 2', '"quantity": NaN')
+    assert "NaN" in text
+    response = client.post("/v1/orders:plan", content=text.encode())
+    assert "body" in fields(error_of(response, 400, "INVALID_ARGUMENT"))
+
+
+def test_batch_parameters_the_schema_refuses_are_400_for_the_whole_batch(client: httpx.Client):
+    """Parameters the schema refuses are 400 for the batch, not 200 with an error per order.
+
+    A blank Idempotency-Key (even with mode=plan, which does not use it), a max_gap below
+    0, infinite or NaN, an infinite X-Request-Timeout.
+    """
+    body, plain = jsonl(order()), {**NDJSON, "Idempotency-Key": key()}
+    blank = client.post("/v1/orders:batch", content=body, headers={**NDJSON, "Idempotency-Key": ""})
+    assert "Idempotency-Key" in fields(error_of(blank, 400, "INVALID_ARGUMENT"))
+    for gap in ("-1", "inf", "nan"):
+        url = f"/v1/orders:batch?mode=route&accept=within_gap&max_gap={gap}"
+        response = client.post(url, content=body, headers=plain)
+        assert "max_gap" in fields(error_of(response, 400, "INVALID_ARGUMENT")), gap
+    slow = client.post(
+        "/v1/orders:batch", content=body, headers={**NDJSON, "X-Request-Timeout": "inf"}
+    )
+    assert "X-Request-Timeout" in fields(error_of(slow, 400, "INVALID_ARGUMENT"))
+
+
+def test_limits_of_the_schema_are_the_services(client: httpx.Client):
+    """The schema's maxLength of an id and maxItems of a list are where the service refuses."""
+    spec = client.get("/openapi.json").json()["components"]["schemas"]
+    longest = spec["OrderLine"]["properties"]["sku"]["maxLength"]
+    most = spec["PlanOrderRequest"]["properties"]["counterfactualNodeIds"]["maxItems"]
+    lines = [{"line_id": "1", "sku": "S" * (longest + 1), "quantity": 1}]
+    response = client.post("/v1/orders:plan", json={"order": order(lines=lines)})
+    assert "order.lines[0].sku" in fields(error_of(response, 400, "INVALID_ARGUMENT"))
+    nodes = {"order": order(), "counterfactualNodeIds": ["DC-EAST"] * (most + 1)}
+    response = client.post("/v1/orders:plan", json=nodes)
+    assert "counterfactual_node_ids" in fields(error_of(response, 400, "INVALID_ARGUMENT"))
+    nodes["counterfactualNodeIds"] = ["DC-EAST"] * most
+    assert client.post("/v1/orders:plan", json=nodes).status_code == 200

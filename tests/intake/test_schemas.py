@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -11,9 +12,14 @@ from router.intake.schemas import (
     DURATION_SCHEMA,
     INT32,
     REF_PREFIX,
+    TIMESTAMP_SCHEMA,
+    field_schema,
+    integer_pattern,
     message_schema,
     openapi_components,
+    request_messages,
 )
+from router.service import limits
 from router.v1 import router_pb2 as pb
 
 COMPONENTS = openapi_components()
@@ -118,43 +124,106 @@ def test_the_json_a_server_writes_validates_for_every_response():
 
 
 def scalar(message: str, field: str) -> dict[str, Any]:
-    properties: dict[str, dict[str, Any]] = message_schema(
-        pb.DESCRIPTOR.message_types_by_name[message]
-    )["properties"]
+    """The schema of ``field`` (its JSON name) in the component of ``message``."""
+    properties: dict[str, dict[str, Any]] = COMPONENTS[message]["properties"]
     return properties[field]
 
 
 def test_each_scalar_kind_follows_the_proto3_json_mapping():
-    assert scalar("OrderLine", "quantity") == {
+    """A response message's fields: the proto3 JSON types, with no limits of the wire."""
+    assert scalar("ShipmentLine", "quantity") == {
         "type": "integer",
         "minimum": INT32[0],
         "maximum": INT32[1],
     }
     sequence = scalar("ApplyStockDeltaRequest", "sequence")
     assert {alt["type"] for alt in sequence["anyOf"]} == {"string", "integer"}
-    assert scalar("OrderLine", "unitPrice") == {"type": "number"}
+    assert scalar("Shipment", "cost") == {"type": "number"}
     assert scalar("Order", "shipComplete") == {"type": "boolean"}
-    assert scalar("Order", "orderId") == {"type": "string"}
+    assert scalar("Plan", "orderId") == {"type": "string"}
     assert scalar("Plan", "status") == {
         "type": "string",
         "enum": [v.name for v in pb.SolveStatus.DESCRIPTOR.values],
     }
-    assert scalar("GetStockRequest", "skus") == {"type": "array", "items": {"type": "string"}}
     assert scalar("Order", "shipTo") == {"$ref": "#/components/schemas/ShipTo"}
     assert scalar("Plan", "shipments") == {
         "type": "array",
         "items": {"$ref": "#/components/schemas/Shipment"},
     }
-    assert scalar("Order", "createdAt") == {"type": "string", "format": "date-time"}
-    assert scalar("PlanOrderRequest", "timeLimit") == DURATION_SCHEMA
+    assert scalar("Order", "createdAt") == TIMESTAMP_SCHEMA
+    assert scalar("Plan", "solveTime") == DURATION_SCHEMA
+
+
+def test_request_fields_state_the_wire_limits():
+    """Each string of a request has its maxLength, each list its maxItems, from limits."""
+    assert scalar("OrderLine", "quantity") == {"type": "integer", "minimum": 1, "maximum": 10**6}
+    assert scalar("OrderLine", "unitPrice") == {"type": "number", "minimum": 0, "maximum": 1e5}
+    assert scalar("Order", "orderId") == {"type": "string", "maxLength": limits.ID_BYTES}
+    assert scalar("GetStockRequest", "skus") == {
+        "type": "array",
+        "items": {"type": "string", "maxLength": limits.ID_BYTES},
+        "maxItems": limits.FILTER_ITEMS,
+    }
+    requests = request_messages()
+    for descriptor in all_messages():
+        limited = descriptor.full_name in requests
+        for field in descriptor.fields:
+            schema = field_schema(field, limited=limited)
+            if field.is_repeated:
+                assert schema.get("maxItems") == (limits.max_items(field) if limited else None)
+                schema = schema["items"]
+            if field.type == field.TYPE_STRING:
+                assert schema.get("maxLength") == (limits.max_bytes(field) if limited else None)
 
 
 def test_durations_match_what_json_format_accepts():
     for good in ("1.5s", "0s", "-2s", "3.000000001s"):
-        assert errors("PlanOrderRequest", {"timeLimit": good}) == []
-        json_format.ParseDict({"timeLimit": good}, pb.PlanOrderRequest())
+        assert errors("Plan", {"solveTime": good}) == []
+        json_format.ParseDict({"solveTime": good}, pb.Plan())
     for bad in ("1.5", "s", "1.5 s", "1m"):
-        assert errors("PlanOrderRequest", {"timeLimit": bad}), bad
+        assert errors("Plan", {"solveTime": bad}), bad
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        ({"timeLimit": "0s"}, True),
+        ({"timeLimit": "0.000000000s"}, True),
+        ({"timeLimit": "-1s"}, True),
+        ({"timeLimit": "0.000000001s"}, False),
+        ({"timeLimit": "315576000000.5s"}, False),
+        ({"timeLimit": "315576000001s"}, True),
+        ({"order": {"maxShipments": 0}}, True),
+        ({"order": {"maxShipments": 1}}, False),
+        ({"order": {"maxShipments": 1001}}, True),
+        ({"topK": 11}, True),
+        ({"counterfactualNodeIds": ["n"] * 21}, True),
+        ({"order": {"lines": [{"sku": "S" * 129}]}}, True),
+    ],
+)
+def test_the_schema_states_the_bounds_the_service_checks(body: dict[str, Any], refused: bool):
+    """``timeLimit: 0s`` and ``maxShipments: 0``, refused by the service, break the schema."""
+    assert bool(errors("PlanOrderRequest", body)) is refused
+
+
+@pytest.mark.parametrize(
+    ("ttl", "refused"),
+    [("604800s", False), ("604800.000s", False), ("604800.5s", True), ("604801s", True),
+     ("0.5s", False), ("00010s", False), ("0s", True)],
+)  # fmt: skip
+def test_a_ttl_is_above_0s_and_at_most_7_days(ttl: str, refused: bool):
+    """RouteOrderRequest.ttl's pattern: the service's (0, 604800 s], leading zeros allowed."""
+    assert bool(errors("RouteOrderRequest", {"ttl": ttl})) is refused
+    json_format.ParseDict({"ttl": ttl}, pb.RouteOrderRequest())  # the parser reads them all
+
+
+def test_integer_patterns_match_exactly_their_range():
+    """integer_pattern(low, high) matches the decimal integers low..high and nothing else."""
+    for low, high in [(0, 0), (0, 10), (1, 9), (7, 1234), (9, 10), (1, 604_799)]:
+        pattern = re.compile(f"^({integer_pattern(low, high)})$")
+        for n in range(0, 2 * high + 20):
+            assert bool(pattern.match(str(n))) is (low <= n <= high), (low, high, n)
+        assert not pattern.match(f"0{low}")  # no leading zeros: duration patterns add them
 
 
 def test_a_oneof_allows_at_most_one_of_its_fields():

@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.intake.conftest import ROUTER, TINY, _start, _stop, tiny_orders
+from benchmarks.fuzz import processes
+from tests.intake.conftest import ROUTER, TINY, _start, tiny_orders
 from tests.pki import Authority
 
 
@@ -71,8 +72,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         yield Deployment(target, f"https://{address}", ca.cert, tokens)
     finally:
         if intake is not None:
-            _stop(intake)
-        _stop(serve)
+            processes.stop(intake)
+        processes.stop(serve)
 
 
 def _trust(d: Deployment) -> ssl.SSLContext:

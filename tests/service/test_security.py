@@ -418,10 +418,10 @@ def test_buf_curl_calls_a_secured_server_as_docs_security_says(secured: Secured)
 def test_bytes_that_are_not_the_request_are_invalid_argument_once_logged(
     secured: Secured, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Garbage for every method is INVALID_ARGUMENT naming the message, and logged once.
+    """Garbage for every method is INVALID_ARGUMENT, after the access checks, logged little.
 
     gRPC itself answers INTERNAL; the access checks come first (no token: UNAUTHENTICATED),
-    and three rounds over every method write at most one WARNING line per request type.
+    and three rounds over every method write a few WARNING lines, no traceback.
     """
     with secured.as_("admin-1") as channel:
         for method in ROUTER_METHODS:
@@ -430,12 +430,12 @@ def test_bytes_that_are_not_the_request_are_invalid_argument_once_logged(
                 with pytest.raises(grpc.RpcError) as refused:
                     raw(b"\xff\xff\xff\xff", timeout=10)
                 assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT, method
-                assert "is not a valid" in refused.value.details()
+                assert "does not decode" in refused.value.details()
     with secured.channel() as anonymous:
         raw = anonymous.unary_unary(ROUTER_METHODS[0])
         with pytest.raises(grpc.RpcError) as refused:
             raw(b"\xff\xff\xff\xff", timeout=10)
         assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
     lines = [r for r in caplog.records if "undecodable" in r.getMessage()]
-    assert len(lines) <= len(ROUTER_METHODS)
+    assert 1 <= len(lines) <= 5  # LogThrottle: 5 lines a minute
     assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
