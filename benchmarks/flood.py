@@ -1,7 +1,7 @@
 """Load shedding under a flood: a small probe should stay fast and refusals come fast.
 
-Starts ``router serve`` (the built-in sample, a memory ledger, ``--workers 8``) as its own
-process, then:
+Starts ``router serve`` (the built-in sample, a memory ledger, ``--workers`` as given or
+the server's default: the cores) as its own process, then:
 
 1. **idle**: a probe alone, ``--probes`` calls (alternately a health check and a one-SKU
    GetStock), one every 20 ms: its latency percentiles;
@@ -40,11 +40,11 @@ from router.v1 import router_pb2, router_pb2_grpc
 ROUTER = Path(sys.executable).parent / "router"
 
 
-def start_server(workers: int, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
+def start_server(workers: int | None, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
     """``router serve`` on a free loopback port; its process and address."""
     command = [str(ROUTER), "serve", "--port", "0", "--ledger", "memory://"]
     process = subprocess.Popen(
-        [*command, "--workers", str(workers), *extra],
+        [*command, *([] if workers is None else ["--workers", str(workers)]), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--lines", type=int, default=50, help="lines per flood order")
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="router serve --workers (default: its own)"
+    )
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument(
         "--backoff",
