@@ -81,10 +81,6 @@ class NotFoundError(RouterError):
     """A referenced entity (node, sku, order) does not exist."""
 
 
-class PermissionDeniedError(RouterError):
-    """The caller is known but may not do this (e.g. act on another principal's reservation)."""
-
-
 class Violations:
     """Collects field violations so that a validator reports every problem at once.
 

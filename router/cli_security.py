@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from router.cli_ledger import add_ledger_flags, ledger_url_of
-from router.service.config import AdmissionSettings, TlsSettings
+from router.service.config import AdmissionSettings, TlsSettings, is_loopback
 
 TOKEN_ENV = "ROUTER_TOKEN"
 """The environment variable a client's bearer token is read from."""
@@ -132,11 +132,21 @@ def client_channel(args: argparse.Namespace) -> Iterator[Any]:
     from router.service.tls import channel_credentials
 
     ca, cert, key = (getattr(args, n, None) for n in ("tls_ca", "tls_cert", "tls_key"))
+    if (cert is None) != (key is None):
+        print("warning: --tls-cert and --tls-key go together; neither is sent", file=sys.stderr)
+        cert = key = None
     if ca is not None or cert is not None:
         channel = grpc.secure_channel(args.target, channel_credentials(ca, cert, key))
     else:
         channel = grpc.insecure_channel(args.target)
     token = client_token(args)
+    host = args.target.rsplit(":", 1)[0]
+    if token and ca is None and cert is None and not is_loopback(host):
+        print(
+            f"warning: sending the token in plaintext to {args.target}: give --tls-ca "
+            "(docs/security.md)",
+            file=sys.stderr,
+        )
     with channel:
         yield grpc.intercept_channel(channel, bearer_token(token)) if token else channel
 

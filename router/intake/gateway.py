@@ -55,9 +55,26 @@ AUTHORIZATION: ContextVar[str] = ContextVar("authorization", default="")
 the service authenticates and authorises (docs/security.md); the gateway holds no secrets."""
 
 
+MAX_AUTHORIZATION_CHARS = 4096
+"""The longest ``Authorization`` header passed on (a token is about 70 characters)."""
+
+
 async def forward_authorization(request: Request, call_next: Any) -> Any:
-    """Middleware: keep the request's ``Authorization`` header for :meth:`Gateway.call`."""
-    token = AUTHORIZATION.set(request.headers.get("authorization", ""))
+    """Middleware: keep the request's ``Authorization`` header for :meth:`Gateway.call`.
+
+    A header gRPC could not carry (not printable ASCII, or over
+    :data:`MAX_AUTHORIZATION_CHARS`) is answered 401 here: gRPC would fail the call with an
+    error that is not an RPC status.
+    """
+    header = request.headers.get("authorization", "")
+    if len(header) > MAX_AUTHORIZATION_CHARS or not all(" " <= c <= "~" for c in header):
+        refused = GatewayError(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"authorization: must be printable ASCII of at most {MAX_AUTHORIZATION_CHARS} "
+            "characters",
+        )
+        return JSONResponse(refused.body(), status_code=refused.http)
+    token = AUTHORIZATION.set(header)
     try:
         return await call_next(request)
     finally:

@@ -41,6 +41,7 @@ from grpc_status import rpc_status
 from models.access import Principal, Role, secret_matches, split_token
 from router.ledger.access import AccessStore
 from router.service.config import AdmissionSettings
+from router.service.errors import status_of
 from router.service.names import (
     HEALTH_SERVICE,
     INVENTORY_SERVICE,
@@ -175,6 +176,20 @@ class Buckets:
                 self._state = {k: v for k, v in self._state.items() if now - v[1] < 60}
             return (1 - tokens) / self._rate
 
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` has a token again (0: it has one now); none is taken."""
+        if self._rate <= 0:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            tokens, at = self._state.get(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - at) * self._rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self._rate
+
+
+MAX_CACHED_TOKENS = 10_000
+"""Token lookups kept (known and unknown ids alike); the oldest half goes beyond it."""
+
 
 class Authenticator:
     """Finds the principal of a call from its bearer token or client certificate.
@@ -184,14 +199,40 @@ class Authenticator:
     tokens costs the ledger one read per id and period.
     """
 
-    def __init__(self, store: AccessStore, cache_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: AccessStore,
+        cache_s: float = 5.0,
+        admission: AdmissionSettings | None = None,
+    ) -> None:
         self._store = store
         self._cache_s = cache_s
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Any]] = {}
+        limits = admission or AdmissionSettings()
+        self._failures = Buckets(limits.failed_auth_per_s, limits.failed_auth_burst)
 
     def principal(self, metadata: Mapping[str, str], context: grpc.ServicerContext) -> Principal:
-        """The caller; raises _Refused(UNAUTHENTICATED) when it proves no identity."""
+        """The caller; raises _Refused(UNAUTHENTICATED) when it proves no identity.
+
+        An address that failed too often recently is refused (RESOURCE_EXHAUSTED) before
+        its token is looked up, so guessing tokens costs the ledger nothing more.
+        """
+        peer = _peer_host(context.peer())
+        wait = self._failures.wait(peer)
+        if wait > 0:
+            raise _Refused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "too many failed authentications from this address",
+                retry_s=wait,
+            )
+        try:
+            return self._identify(metadata, context)
+        except _Refused:
+            self._failures.take(peer)
+            raise
+
+    def _identify(self, metadata: Mapping[str, str], context: grpc.ServicerContext) -> Principal:
         header = metadata.get("authorization", "")
         if header:
             scheme, _, token = header.partition(" ")
@@ -224,8 +265,10 @@ class Authenticator:
             return cached[1]
         found = self._store.token_digest(token_id)
         with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
+            if len(self._cache) >= MAX_CACHED_TOKENS:  # the oldest half goes
+                for key in list(self._cache)[: MAX_CACHED_TOKENS // 2]:
+                    del self._cache[key]
+            self._cache.pop(token_id, None)  # re-inserted last: the newest
             self._cache[token_id] = (now, found)
         return found
 
@@ -276,9 +319,12 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     ) -> Any:
         """The method's handler, its behaviour wrapped in the checks (health: unwrapped).
 
-        Runs on gRPC's polling thread, before the call waits for a worker: a solving call
-        that finds every slot and queue place taken gets a handler that only refuses it,
-        which :class:`~router.service.pool.PriorityPool` runs ahead of solving work.
+        Runs on gRPC's polling thread, before the call waits for a worker. Nothing is
+        counted here (a call may yet be refused by gRPC's own bound or cancelled while it
+        waits, and its behaviour would never run to count it out): a solving call that
+        finds every slot and queue place taken at this moment only gets a handler that
+        refuses it at once. Behaviours are tagged for :class:`~router.service.pool.
+        PriorityPool`: ``deferred`` for solving calls, ``urgent`` for such refusals.
         """
         handler = continuation(handler_call_details)  # a namedtuple: _replace makes a copy
         method = handler_call_details.method
@@ -287,15 +333,15 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         metadata = {
             k: v for k, v in handler_call_details.invocation_metadata or () if isinstance(v, str)
         }
-        kind = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")[
-            handler.request_streaming * 2 + handler.response_streaming
-        ]
+        kind = _behaviour_field(handler)
         solving = method in SOLVING_METHODS
-        if solving and not self._admit_solve():
+        if solving and self._solving >= self._max_solving:  # a peek: counted on the worker
             return handler._replace(**{kind: refusal(_BUSY)})
         behaviour = getattr(handler, kind)
         wrap = self._streaming if handler.response_streaming else self._unary
-        return handler._replace(**{kind: wrap(method, metadata, behaviour, solving)})
+        wrapped = wrap(method, metadata, behaviour, solving)
+        wrapped.deferred = solving
+        return handler._replace(**{kind: wrapped})
 
     def _admit_solve(self) -> bool:
         """Count one more solving call in (running or queued); False when all are taken."""
@@ -336,10 +382,12 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     ) -> _Admission:
         """The call's admission: principal known, role held, rate kept, solve slot taken.
 
-        A solving call was counted in at interception; it is counted out here when refused,
-        else when it ends (:class:`_Admission`).
+        A solving call is counted in only once its caller is known and within its rate, so
+        no one unauthenticated or over their rate holds a queue place; it is counted out
+        when refused here, else when it ends (:class:`_Admission`). Any other error (the
+        ledger unreachable while looking a token up) ends the call with its mapped status.
         """
-        slot = False
+        counted = slot = False
         try:
             principal = self._principal(metadata, context)
             allowed = METHOD_ROLES.get(method, frozenset())
@@ -358,14 +406,18 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                     retry_s=max(wait, 0.05),
                 )
             if solving:
+                counted = self._admit_solve()
+                if not counted:
+                    raise _BUSY
                 self._take_slot(context)
                 slot = True
-        except _Refused as refused:
-            if solving:
+        except Exception as error:
+            if counted:
                 self._solve_done()
-            logger.debug("refused %s: %s", method, refused)
-            context.abort_with_status(refused.status())
-            raise AssertionError("abort_with_status raises") from refused
+            status = error.status() if isinstance(error, _Refused) else status_of(error)
+            logger.debug("refused %s: %s", method, error)
+            context.abort_with_status(status)
+            raise AssertionError("abort_with_status raises") from error
         return _Admission(principal, self._release if slot else None)
 
     def _release(self) -> None:
@@ -396,6 +448,13 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         return self._authenticator.principal(metadata, context)
 
 
+def _behaviour_field(handler: Any) -> str:
+    """The handler field that holds its behaviour: unary_unary, …, stream_stream."""
+    if handler.request_streaming:
+        return "stream_stream" if handler.response_streaming else "stream_unary"
+    return "unary_stream" if handler.response_streaming else "unary_unary"
+
+
 _BUSY = _Refused(
     grpc.StatusCode.RESOURCE_EXHAUSTED,
     "every solve slot and queue place is taken: retry shortly (or on another replica)",
@@ -403,12 +462,11 @@ _BUSY = _Refused(
 )
 
 
-def refusal(refused: _Refused | None) -> Callable[[Any, grpc.ServicerContext], Any]:
+def refusal(refused: _Refused) -> Callable[[Any, grpc.ServicerContext], Any]:
     """A behaviour that only ends the call with ``refused`` (run first by the pool)."""
-    status = None if refused is None else refused.status()  # made once, sent many times
+    status = refused.status()  # made once, sent many times
 
     def refuse(request: Any, context: grpc.ServicerContext) -> Any:
-        assert status is not None
         context.abort_with_status(status)
 
     refuse.urgent = True  # type: ignore[attr-defined]

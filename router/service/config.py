@@ -141,6 +141,11 @@ class AdmissionSettings:
     queued_solves: int = 32
     """Solving calls that may wait for a slot (``--queued-solves``); the next is refused.
     A waiting call holds a thread blocked on the slot, which costs the interpreter nothing."""
+    failed_auth_per_s: float = 1.0
+    """Failed authentications a second each client address may make after a burst of
+    :attr:`failed_auth_burst`; beyond, its calls are refused (RESOURCE_EXHAUSTED) before
+    any token is looked up, valid or not (clients behind one address share the limit)."""
+    failed_auth_burst: int = 30
     queue_wait_s: float = 10.0
     """The longest a solving call waits for a slot (less when its deadline is nearer)."""
 

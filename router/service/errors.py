@@ -20,7 +20,6 @@ from models.errors import (
     LedgerUnavailableError,
     LedgerValueError,
     NotFoundError,
-    PermissionDeniedError,
     ReservationStateError,
     RulesRefusedError,
     RuleVersionStateError,
@@ -106,8 +105,6 @@ def _precondition_failure(exc: Exception) -> Sequence[Message]:
 _TABLE: dict[type[Exception], tuple[grpc.StatusCode, _Details]] = {
     InvalidArgumentError: (grpc.StatusCode.INVALID_ARGUMENT, _bad_request),
     NotFoundError: (grpc.StatusCode.NOT_FOUND, _no_details),
-    # Another principal's reservation (docs/security.md): the caller may not touch it.
-    PermissionDeniedError: (grpc.StatusCode.PERMISSION_DENIED, _no_details),
     # The message names every short position and full node; the client may retry later.
     StockConflictError: (grpc.StatusCode.ABORTED, _no_details),
     ReservationStateError: (grpc.StatusCode.FAILED_PRECONDITION, _no_details),

@@ -3,17 +3,17 @@
 gRPC hands every call to its executor in arrival order; behind a flood of large orders a
 health check would wait for every solve queued before it. :class:`PriorityPool` keeps
 three queues and always takes from the first that has work: calls that do not solve
-(health checks, stock reads, rules reads), then refusals the access interceptor made
-(cheap, but a flood makes many), then solving calls. Which method a piece of work serves
-is read from the call gRPC passes with it (``rpc_event.call_details``); work that does not
-show one goes first, so nothing depends on that detail to be served.
+(health checks, stock reads, rules reads), then the refusals the access interceptor made
+on gRPC's polling thread (cheap, but a flood makes many), then solving calls. The level is
+read off the behaviour gRPC submits with the call, as the interceptor tagged it; work that
+shows no tag goes first, so nothing depends on the tag to be served.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
@@ -21,10 +21,9 @@ _Work = tuple[futures.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str
 
 
 class PriorityPool(futures.Executor):
-    """``workers`` threads taking work by level: other calls, refusals, ``deferred`` calls."""
+    """``workers`` threads taking work by level: other calls, refusals, solving calls."""
 
-    def __init__(self, workers: int, deferred: Collection[str]) -> None:
-        self._deferred = frozenset(m.encode() for m in deferred)
+    def __init__(self, workers: int) -> None:
         self._queues: tuple[deque[_Work], ...] = (deque(), deque(), deque())
         self._ready = threading.Condition()
         self._stopping = False
@@ -46,13 +45,15 @@ class PriorityPool(futures.Executor):
         return future
 
     def _level(self, args: tuple[Any, ...]) -> int:
-        """0: a call that does not solve (or unknown work); 1: a refusal; 2: a solving call."""
-        for arg in args[:4]:
-            details = getattr(arg, "call_details", None)
-            if details is not None:
-                if getattr(details, "method", b"") not in self._deferred:
-                    return 0
-                return 1 if any(getattr(a, "urgent", False) for a in args) else 2
+        """0: a call that does not solve (or unknown work); 1: a refusal; 2: a solving call.
+
+        Read off the behaviour gRPC hands over with the call, as the access interceptor
+        tagged it (``urgent``: a refusal; ``deferred``: a solving call).
+        """
+        if any(getattr(a, "urgent", False) for a in args):
+            return 1
+        if any(getattr(a, "deferred", False) for a in args):
+            return 2
         return 0
 
     def _work(self) -> None:

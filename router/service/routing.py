@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import grpc
 
 from models.engines import DEFAULT_TIME_LIMIT_S
-from models.errors import PermissionDeniedError, RuleVersionStateError, StockConflictError
+from models.errors import NotFoundError, RuleVersionStateError, StockConflictError
 from models.lookahead import StockPrices
 from models.network import Network
 from models.order import Order
@@ -360,18 +360,17 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             return router_pb2.ReleaseReservationResponse(reservation=reservation_to_proto(done))
 
     def _check_owner(self, reservation_id: str) -> None:
-        """PermissionDeniedError unless the caller made the reservation or is an admin.
+        """NotFoundError unless the caller made the reservation or is an admin.
 
-        An unknown reservation is NotFoundError, as the ledger would say; one made while
-        authentication was off has no owner, so only an admin may act on it.
+        Another principal's reservation answers as an unknown one would, so that ids cannot
+        be probed for; one made while authentication was off has no owner, so only an
+        admin may act on it.
         """
         owner = self._ledger.reservation_owner(reservation_id)
         if owner is None:
             self._ledger.reservation(reservation_id)  # NotFoundError when there is none
         if not may_act_on(owner):
-            raise PermissionDeniedError(
-                f"reservation_id: reservation {reservation_id!r} belongs to another principal"
-            )
+            raise NotFoundError(f"reservation_id: no reservation {reservation_id!r} of yours")
 
     def _routed(
         self, order: Order, response: router_pb2.RouteOrderResponse, *, held: bool

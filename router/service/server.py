@@ -31,7 +31,7 @@ from router.ledger import Ledger, open_ledger
 from router.rules.document import canonical_text, load_rules
 from router.rules.publish import lint_text, publish_checks, version_rules
 from router.scenario import order_to_json, read_forecast
-from router.service.access import SOLVING_METHODS, AccessInterceptor, Authenticator
+from router.service.access import AccessInterceptor, Authenticator
 from router.service.config import ServerConfig
 from router.service.inventory import InventoryServicer
 from router.service.limits import SERVER_OPTIONS, LimitsInterceptor
@@ -321,8 +321,12 @@ def _grpc_server(config: ServerConfig, ledger: Ledger) -> grpc.Server:
     """
     solves = config.max_workers
     threads = solves + config.admission.queued_solves + config.cheap_workers
-    pool = PriorityPool(threads, deferred=SOLVING_METHODS)
-    authenticator = Authenticator(ledger, config.token_cache_s) if config.auth_required else None
+    pool = PriorityPool(threads)
+    authenticator = (
+        Authenticator(ledger, config.token_cache_s, config.admission)
+        if config.auth_required
+        else None
+    )
     _announce_access(config)
     return grpc.server(
         cast(futures.ThreadPoolExecutor, pool),  # any Executor serves; the stubs say this one

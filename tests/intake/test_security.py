@@ -154,3 +154,14 @@ def test_tokens_are_listed_without_secrets_and_revoked_by_id(tmp_path: Path) -> 
         timeout=60,
     )
     assert bad.returncode == 2 and "unknown role 'root'" in bad.stderr
+
+
+def test_an_authorization_header_grpc_cannot_carry_is_401_not_500(
+    deployment: Deployment,
+) -> None:
+    """Non-ASCII or over-long credentials are refused by the gateway itself, as 401."""
+    with httpx.Client(base_url=deployment.url, verify=_trust(deployment), timeout=30) as http:
+        for value in (b"Bearer \\xe9\\xe9", b"Bearer " + b"a" * 5000):
+            answer = http.get("/v1/stock", params={"sku": "A"}, headers={"Authorization": value})
+            assert answer.status_code == 401, answer.text
+            assert answer.json()["error"]["status"] == "UNAUTHENTICATED"

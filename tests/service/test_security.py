@@ -36,6 +36,7 @@ from router.service.server import create_server
 from router.v1 import router_pb2, router_pb2_grpc
 from tests.pki import Authority, Issued
 from tests.service.conftest import order
+from tests.service.conftest import run as run_server
 from tests.service.test_buf_curl import BUF
 
 ROUTER_METHODS = [
@@ -76,6 +77,8 @@ class Secured:
         }
         self.tokens["oms-2"] = self.ledger.issue_token("oms-2", frozenset({Role.OMS}), now)[1]
         config.setdefault("tls", TlsSettings(pki.server.cert, pki.server.key))
+        # Every test calls from 127.0.0.1, and some fail on purpose, many times.
+        config.setdefault("admission", AdmissionSettings(failed_auth_burst=100_000))
         self.server, self.port = create_server(
             ServerConfig(port=0, auth=True, token_cache_s=0.0, **config), scenario, self.ledger
         )
@@ -200,7 +203,10 @@ def _route(channel: grpc.Channel, request_id: str, order_id: str) -> str:
 def test_only_the_owner_or_an_admin_confirms_or_releases_a_reservation(
     secured: Secured,
 ) -> None:
-    """oms-2 can neither confirm nor release oms-1's reservation; oms-1 and admin can."""
+    """oms-2 can neither confirm nor release oms-1's reservation; oms-1 and admin can.
+
+    To oms-2 it answers as an unknown reservation would (NOT_FOUND): ids cannot be probed.
+    """
     oms1, oms2, admin = (secured.as_(p) for p in ("oms-1", "oms-2", "admin-1"))
     with oms1, oms2, admin:
         first = _route(oms1, "own-1", "own-o1")
@@ -211,7 +217,7 @@ def test_only_the_owner_or_an_admin_confirms_or_releases_a_reservation(
         ):
             path = f"/router.v1.RoutingService/{method}"
             other = call(oms2, path, request_cls(request_id=f"x-{method}", reservation_id=first))
-            assert code(other) is grpc.StatusCode.PERMISSION_DENIED
+            assert code(other) is grpc.StatusCode.NOT_FOUND
         done = call(
             oms1,
             "/router.v1.RoutingService/ConfirmReservation",
@@ -348,7 +354,8 @@ def test_a_principal_over_its_rate_is_refused_at_once_with_a_retry_hint(
 
     Rate 0.5/s, burst 3: the fourth call in a row is RESOURCE_EXHAUSTED with RetryInfo.
     """
-    served = Secured(small_scenario, pki, admission=AdmissionSettings(rate_per_s=0.5, burst=3))
+    limits = AdmissionSettings(rate_per_s=0.5, burst=3, failed_auth_burst=100_000)
+    served = Secured(small_scenario, pki, admission=limits)
     try:
         with served.as_("analyst-1") as analyst, served.as_("feed-1") as feed:
             stock = "/router.v1.InventoryService/GetStock"
@@ -373,7 +380,7 @@ def test_solves_beyond_the_workers_and_queue_are_refused_while_cheap_calls_are_s
         large_scenario,
         pki,
         max_workers=1,
-        admission=AdmissionSettings(queued_solves=0),
+        admission=AdmissionSettings(queued_solves=0, failed_auth_burst=100_000),
         default_time_limit_s=3.0,
     )
     request = router_pb2.PlanOrderRequest(order=order_to_proto(large_scenario.orders[0]))
@@ -439,3 +446,53 @@ def test_bytes_that_are_not_the_request_are_invalid_argument_once_logged(
     lines = [r for r in caplog.records if "undecodable" in r.getMessage()]
     assert 1 <= len(lines) <= 5  # LogThrottle: 5 lines a minute
     assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
+
+
+def test_no_refused_cancelled_or_overflowing_call_keeps_a_solve_place(
+    small_scenario: Scenario,
+) -> None:
+    """After a burst, every solve place is free again.
+
+    One worker, no queue, two RPCs at once: 40 PlanOrders at once, some cancelled by a 1 ms
+    deadline, most over gRPC's bound or the single place; then three calls in turn are
+    served (a place counted and never given back would refuse them all).
+    """
+    served = run_server(
+        small_scenario,
+        max_workers=1,
+        admission=AdmissionSettings(queued_solves=0),
+        max_concurrent_rpcs=2,
+    )
+    running = next(served)
+    try:
+        request = router_pb2.PlanOrderRequest(order=order_to_proto(small_scenario.orders[0]))
+        plan = running.routing.PlanOrder
+        calls = [plan.future(request, timeout=0.001 if i % 3 == 0 else 10) for i in range(40)]
+        codes = {code(c.exception()) if c.exception() else grpc.StatusCode.OK for c in calls}
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+        for _ in range(3):
+            assert plan(request, timeout=10).plan.status
+    finally:
+        served.close()
+
+
+def test_an_address_that_keeps_failing_authentication_is_refused_before_lookups(
+    small_scenario: Scenario, pki: Pki
+) -> None:
+    """After three bad tokens the address is refused with a retry hint, whatever it sends.
+
+    Guessing tokens then costs the ledger nothing more.
+    """
+    limits = AdmissionSettings(failed_auth_per_s=0.1, failed_auth_burst=3)
+    served = Secured(small_scenario, pki, admission=limits)
+    try:
+        stock = "/router.v1.InventoryService/GetStock"
+        for i in range(3):
+            with served.channel(f"rt_{i:04x}_guess") as channel:
+                assert code(call(channel, stock)) is grpc.StatusCode.UNAUTHENTICATED
+        with served.as_("analyst-1") as channel:
+            refused = call(channel, stock)
+        assert code(refused) is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert _retry_delay(refused) > 1
+    finally:
+        served.close()
