@@ -32,10 +32,12 @@ class _Reloader:
         return tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in self._settings.files())
 
     def configuration(self) -> grpc.ServerCertificateConfiguration:
-        """The configuration as the files are now."""
+        """The configuration as the files are now; ValueError unless the key is the cert's."""
         s = self._settings
+        key, cert = s.key.read_bytes(), s.cert.read_bytes()
+        _check_pair(cert, key)
         return grpc.ssl_server_certificate_configuration(
-            [(s.key.read_bytes(), s.cert.read_bytes())],
+            [(key, cert)],
             root_certificates=None if s.client_ca is None else s.client_ca.read_bytes(),
         )
 
@@ -47,11 +49,25 @@ class _Reloader:
                     return None
                 fresh = self.configuration()
                 self._seen = stamp
-        except OSError as exc:  # a file mid-rotation: keep serving the previous pair
+        except (OSError, ValueError) as exc:  # mid-rotation: the previous pair stays, and
+            # the files are read again at the next connection (``_seen`` is not moved)
             logger.warning("TLS files not reloaded (%s); the previous ones stay", exc)
             return None
         logger.info("TLS certificate files changed: reloaded")
         return fresh
+
+
+def _check_pair(cert_pem: bytes, key_pem: bytes) -> None:
+    """ValueError unless both parse and the key is the certificate's (a half-rotated pair)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = serialization.Encoding.PEM
+    if cert.public_key().public_bytes(pem, public) != key.public_key().public_bytes(pem, public):
+        raise ValueError("the key is not the certificate's")
 
 
 def server_credentials(settings: TlsSettings) -> grpc.ServerCredentials:

@@ -285,7 +285,11 @@ def test_a_client_certificate_is_a_principal_and_a_foreign_ca_is_refused(
 def test_a_renewed_certificate_is_served_without_a_restart(
     small_scenario: Scenario, pki: Pki, tmp_path: Path
 ) -> None:
-    """Certificate files replaced on disk: the next connection gets the new certificate."""
+    """Certificate files replaced on disk: the next connection gets the new certificate.
+
+    A pair caught half-written (the new certificate, the old key) is not taken: the old
+    pair is served until the key matches.
+    """
     first_ca = Authority(tmp_path, "first")
     first = first_ca.issue("live", "router.test")
     cert, key = tmp_path / "server.pem", tmp_path / "server-key.pem"
@@ -306,8 +310,9 @@ def test_a_renewed_certificate_is_served_without_a_restart(
     try:
         assert reaches(first_ca.cert) and not reaches(pki.ca.cert)
         renewed = pki.ca.issue("renewed", "router.test")
+        cert.write_bytes(renewed.cert.read_bytes())  # caught half-way: the old key stays
+        assert reaches(first_ca.cert) and not reaches(pki.ca.cert)
         key.write_bytes(renewed.key.read_bytes())
-        cert.write_bytes(renewed.cert.read_bytes())
         assert reaches(pki.ca.cert) and not reaches(first_ca.cert)
     finally:
         served.close()
