@@ -9,7 +9,12 @@ from datetime import UTC, date, datetime
 import grpc
 
 from models.engines import DEFAULT_TIME_LIMIT_S
-from models.errors import NotFoundError, RuleVersionStateError, StockConflictError
+from models.errors import (
+    IdempotencyMismatchError,
+    NotFoundError,
+    RuleVersionStateError,
+    StockConflictError,
+)
 from models.lookahead import StockPrices
 from models.network import Network
 from models.order import Order
@@ -236,7 +241,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             payload = request.SerializeToString(deterministic=True)
             stored = self._ledger.stored_response(args.request_id, payload)
             if stored is not None:
-                return router_pb2.RouteOrderResponse.FromString(stored)
+                return self._replayed(args.request_id, stored)
             full: dict[tuple[str, date], int] = {}
             conflict: StockConflictError | None = None
             rules = self._rule_sets.active()  # one rule set for every attempt
@@ -330,7 +335,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         ours = made.get(reserved.reservation_id)
         stored = ours or self._ledger.stored_response(args.request_id, payload)
         assert stored is not None, "a committed reserve call stored its response"
-        response = router_pb2.RouteOrderResponse.FromString(stored)
+        response = self._replayed(args.request_id, stored)
         return self._routed(args.order, response, held=ours is not None)
 
     def ConfirmReservation(
@@ -358,6 +363,19 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 # counted twice, which at worst refreshes the prices a little early.
                 self._prices.stock_moved((line.sku, line.quantity) for line in done.lines)
             return router_pb2.ReleaseReservationResponse(reservation=reservation_to_proto(done))
+
+    def _replayed(self, request_id: str, stored: bytes) -> router_pb2.RouteOrderResponse:
+        """A stored answer, given back to the caller that may see it.
+
+        IdempotencyMismatchError (ALREADY_EXISTS on request_id) when it holds another
+        principal's reservation: a request_id is not a way to read someone's answer.
+        """
+        response = router_pb2.RouteOrderResponse.FromString(stored)
+        if response.HasField("reservation"):
+            owner = self._ledger.reservation_owner(response.reservation.reservation_id)
+            if owner is not None and not may_act_on(owner):
+                raise IdempotencyMismatchError(request_id)
+        return response
 
     def _check_owner(self, reservation_id: str) -> None:
         """NotFoundError unless the caller made the reservation or is an admin.

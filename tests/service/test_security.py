@@ -501,3 +501,17 @@ def test_an_address_that_keeps_failing_authentication_is_refused_before_lookups(
         assert _retry_delay(refused) > 1
     finally:
         served.close()
+
+
+def test_a_request_id_does_not_replay_another_principals_reservation(secured: Secured) -> None:
+    """oms-2 resending oms-1's RouteOrder byte for byte gets ALREADY_EXISTS, not the answer."""
+    with secured.as_("oms-1") as oms1, secured.as_("oms-2") as oms2:
+        held = _route(oms1, "shared-1", "shared-o1")
+        request = router_pb2.RouteOrderRequest(
+            request_id="shared-1", order=order_to_proto(order(("A", 1), order_id="shared-o1"))
+        )
+        stolen = call(oms2, "/router.v1.RoutingService/RouteOrder", request)
+        assert code(stolen) is grpc.StatusCode.ALREADY_EXISTS
+        assert held not in stolen.details()
+        again = call(oms1, "/router.v1.RoutingService/RouteOrder", request)
+        assert again.reservation.reservation_id == held
