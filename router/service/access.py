@@ -5,8 +5,9 @@
 1. **Identity.** A bearer token (``authorization: Bearer rt_…`` metadata, checked against
    the digest the ledger keeps) or a client certificate the server's CA signed (mTLS: the
    certificate's common name is the principal, its organisation entries its roles). No
-   credentials, a bad token or a revoked one: UNAUTHENTICATED. With authentication off
-   (the loopback default of ``make run``) every caller is the ``anonymous`` admin.
+   credentials, a bad token or a revoked one: UNAUTHENTICATED; an address that keeps
+   failing is refused before any lookup. With authentication off (the loopback default of
+   ``make run``) every caller is the ``anonymous`` admin.
 2. **Roles.** :data:`METHOD_ROLES` is the one table of method → roles; a principal without
    one of them gets PERMISSION_DENIED. A method missing from the table is refused to all
    but admins. Health checks are open to everyone (load balancers probe them).
@@ -14,9 +15,9 @@
    methods take one of a bounded number of solve slots, waiting for one in a short bounded
    queue. A call over its rate, or finding the queue full, is refused at once with
    RESOURCE_EXHAUSTED and a ``google.rpc.RetryInfo`` saying when to come back. The
-   server's thread pool has more threads than solve slots and places in their queue, so
-   health checks and cheap calls are served during a flood of large orders instead of
-   queueing behind them.
+   server's thread pool (:mod:`router.service.pool`) has more threads than solve slots and
+   places in their queue and takes cheap calls first, so health checks are served during
+   a flood of large orders instead of queueing behind them.
 
 The principal of the call in progress is :func:`current_principal` (a context variable set
 for the servicer's run): reservations record it as their owner, the rules audit log as the
