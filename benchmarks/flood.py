@@ -110,6 +110,17 @@ def _flood(
     queue.put(asyncio.run(main()))
 
 
+def _peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MB (Linux; NaN elsewhere)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def percentiles(values: list[float]) -> tuple[float, float]:
     """(p50, p99) in milliseconds."""
     a = np.array(values) * 1e3
@@ -152,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         loaded = probe(target, 10**6, stop_at=time.monotonic() + args.seconds - 3.0)
         answers = queue.get()
         flood.join()
+        peak = _peak_rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -160,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| probe | calls | p50 ms | p99 ms |\n|---|---:|---:|---:|")
     print(f"| idle | {len(idle)} | {i50:.2f} | {i99:.2f} |")
     print(f"| under flood | {len(loaded)} | {l50:.2f} | {l99:.2f} |")
-    print(f"\nprobe p99 under flood / idle p99: {l99 / i99:.1f}x (goal: <= 10x)\n")
+    print(f"\nprobe p99 under flood / idle p99: {l99 / i99:.1f}x (goal: <= 10x)")
+    print(f"server peak resident memory: {peak:.0f} MB\n")
     by_code: dict[str, list[float]] = defaultdict(list)
     for code, seconds in answers:
         by_code[code].append(seconds)

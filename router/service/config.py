@@ -230,6 +230,11 @@ class ServerConfig:
     """Calls in progress or waiting for a thread at once (``--max-concurrent-rpcs``); gRPC
     refuses the next with RESOURCE_EXHAUSTED before any thread is spent on it. A bound on
     memory, not on latency: health checks and cheap calls go ahead of queued solves."""
+    gc_thresholds: tuple[int, int, int] = (200_000, 50, 100)
+    """The garbage collector's thresholds in ``router serve`` (Python's: 700, 10, 10).
+    Almost all of the server's garbage is freed by reference counting; collecting after
+    every 700 allocations paused every thread often under load, and the full collections
+    set the tail of every call (measured: a probe's p99 under a flood 238 → 39 ms)."""
     switch_interval_s: float = 0.001
     """The interpreter's thread switch interval in ``router serve`` (Python's default is
     0.005 s): solving threads hand the interpreter over five times as often, so a health

@@ -444,9 +444,11 @@ def serve(config: ServerConfig, scenario: Scenario) -> None:
     sys.setswitchinterval(config.switch_interval_s)  # the process is the server's alone
     server, port, health_servicer = _create(config, scenario)
     # The scenario (68,000 positions and more) lives as long as the server: moved out of
-    # the collector's sight, a full collection no longer walks it (pauses of a few hundred
-    # ms under load otherwise).
+    # the collector's sight, a full collection no longer walks it; and collections come
+    # less often (pauses of a few hundred ms under load otherwise: benchmarks/README.md,
+    # "Load shedding").
     gc.freeze()
+    gc.set_threshold(*config.gc_thresholds)
     server.start()
     address = f"{config.host}:{port}"
     logger.info("router.v1 services listening on %s", address)
