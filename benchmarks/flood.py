@@ -42,7 +42,7 @@ ROUTER = Path(sys.executable).parent / "router"
 
 def start_server(workers: int | None, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
     """``router serve`` on a free loopback port; its process and address."""
-    command = [str(ROUTER), "serve", "--port", "0", "--ledger", "memory://"]
+    command = [str(ROUTER), "serve", "--port", "0", "--ledger", "memory://", "--metrics-port", "0"]
     process = subprocess.Popen(
         [*command, *([] if workers is None else ["--workers", str(workers)]), *extra],
         stdout=subprocess.PIPE,

@@ -33,7 +33,8 @@ from router.intake import command as intake_command
 from router.intake.config import DEFAULT_TARGET
 from router.ledger import DEFAULT_LEDGER_URL
 from router.rules.document import read_rules_file
-from router.service.config import PriceSettings, ServerConfig
+from router.service.config import DEFAULT_METRICS_PORT, PriceSettings, ServerConfig
+from router.telemetry import add_telemetry_flags, configure_logging, metrics_port_problem
 
 if TYPE_CHECKING:
     import grpc
@@ -68,10 +69,11 @@ def _serve(args: argparse.Namespace) -> int:
         max_price_ratio=args.max_price_ratio,
     )
     bad_flags = prices.check()
-    if not 0 <= args.metrics_port <= 65535:
-        bad_flags.append(
-            FieldViolation("--metrics-port", f"must be 0 (off) to 65535, got {args.metrics_port}")
-        )
+    bad_port = metrics_port_problem(args.metrics_port)
+    if bad_port is not None:
+        bad_flags.append(FieldViolation("--metrics-port", bad_port))
+    if args.drain < 0:
+        bad_flags.append(FieldViolation("--drain", f"must be 0 or more, got {args.drain}"))
     auth, tls, admission, security_problems = serve_security(args)
     bad_flags += [FieldViolation("", p) for p in security_problems]
     if bad_flags:
@@ -91,6 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
         forecast_file=args.forecast,
         metrics_port=args.metrics_port or None,
         metrics_host=args.metrics_host,
+        otlp_endpoint=args.otlp_endpoint,
+        drain_s=args.drain,
         auth=auth,
         tls=tls,
         admission=admission,
@@ -713,18 +717,14 @@ def _add_serve_command(commands: Any) -> None:
     add_ledger_flags(serve, server.ledger_url, "; an empty ledger is seeded from the scenario")
     _add_price_flags(serve, prices)
     serve.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        metavar="PORT",
-        help="serve Prometheus metrics at http://METRICS_HOST:PORT/metrics, e.g. 9464; 0: off "
-        "(default: %(default)s, so replicas on one host never clash)",
+        "--drain",
+        type=float,
+        default=server.drain_s,
+        metavar="SECONDS",
+        help="on SIGTERM, answer health NOT_SERVING but keep serving this long before "
+        "stopping, so a load balancer drains the replica (default: %(default)s)",
     )
-    serve.add_argument(
-        "--metrics-host",
-        default=server.metrics_host,
-        help="address metrics listen on (default: %(default)s; 0.0.0.0 for a remote scraper)",
-    )
+    add_telemetry_flags(serve, DEFAULT_METRICS_PORT)
     add_serve_flags(serve, server.admission, server.max_concurrent_rpcs)
     serve.set_defaults(run=_serve)
 
@@ -951,7 +951,9 @@ def _whatif(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``router`` command; bad input files exit 2 with every violation listed."""
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.command != "whatif":  # what-if prints its own progress, not log lines
+    if args.command in ("serve", "intake"):  # a service's logs: JSON lines by default
+        configure_logging(args.log_format)
+    elif args.command != "whatif":  # what-if prints its own progress, not log lines
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return int(args.run(args))

@@ -497,7 +497,16 @@ def _serve(scenario: Path, request: pytest.FixtureRequest, tmp_path: Path) -> It
     unreachable, unless CI=true), as the fixture's parameter says. Neither URL is on its
     command line: SQLite's comes in $ROUTER_LEDGER_URL, PostgreSQL's in --ledger-url-file.
     """
-    command = [str(ROUTER), "serve", "--scenario", str(scenario), "--port", "0"]
+    command = [
+        str(ROUTER),
+        "serve",
+        "--scenario",
+        str(scenario),
+        "--port",
+        "0",
+        "--metrics-port",
+        "0",
+    ]
     env = dict(os.environ)
     if request.param == "sqlite":
         url = f"sqlite://{tmp_path / 'ledger.db'}"
@@ -598,7 +607,7 @@ def test_serve_with_rules_that_fail_lint_exits_1_listing_each_error(tmp_path: Pa
     """
     unreachable = _write(tmp_path, "unreachable.yaml", UNREACHABLE)
     url = f"sqlite://{tmp_path / 'ledger.db'}"
-    args = ["serve", "--scenario", str(TINY), "--ledger", url, "--port", "0"]
+    args = ["serve", "--scenario", str(TINY), "--ledger", url, "--port", "0", "--metrics-port", "0"]
     try:
         done = subprocess.run(
             [str(ROUTER), *args, "--rules", str(unreachable)],

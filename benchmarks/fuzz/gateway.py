@@ -324,7 +324,8 @@ def running(workdir: Path, scenario_dir: Path = TINY) -> Iterator[str]:
     router = str(Path(sys.executable).parent / "router")
     ledger = f"sqlite://{workdir / 'gateway-ledger.db'}"
     serve = [router, "serve", "--scenario", str(scenario_dir), "--ledger", ledger, "--port", "0"]
+    serve += ["--metrics-port", "0"]
     with processes.running(serve, workdir / "gateway-serve.log") as target:
-        intake = [router, "intake", "--port", "0", "--target", target]
+        intake = [router, "intake", "--port", "0", "--target", target, "--metrics-port", "0"]
         with processes.running(intake, workdir / "gateway-intake.log") as address:
             yield f"http://{address}"

@@ -24,6 +24,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import start_http_server
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -37,8 +39,10 @@ from router.intake.errors import (
     status_name_of_http,
 )
 from router.intake.gateway import Gateway, forward_authorization
+from router.intake.observe import PROBES, HttpMetrics, ObserveMiddleware, probes
 from router.intake.openapi import openapi_document
 from router.intake.routes import router
+from router.telemetry import configure_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +63,16 @@ def create_app(config: IntakeConfig) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.state.metrics = HttpMetrics()
     app.add_middleware(InFlightLimit, limit=config.max_in_flight)
     app.middleware("http")(forward_authorization)
+    app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)  # outermost: sees all
     _handle_errors(app)
     app.include_router(router)
+    app.include_router(probes)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    # A server span per request (the caller's traceparent its parent), around everything.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=",".join(PROBES))
     return app
 
 
@@ -149,11 +158,19 @@ def serve(
 ) -> None:
     """Run the gateway until SIGINT or SIGTERM; print its address first (port 0 is resolved).
 
-    With ``tls`` (certificate chain, key) it serves HTTPS.
+    With ``tls`` (certificate chain, key) it serves HTTPS. Metrics are served at
+    :attr:`IntakeConfig.metrics_port` (unless None), traces exported when
+    :attr:`IntakeConfig.otlp_endpoint` (or the standard variables) says where.
     """
     import uvicorn
 
     app = create_app(config)  # a bad --geocoder fails here, before anything is printed
+    tracing = configure_tracing("router-intake", config.otlp_endpoint)
+    if config.metrics_port is not None:
+        httpd, _ = start_http_server(
+            config.metrics_port, addr=config.metrics_host, registry=app.state.metrics.registry
+        )
+        logger.info("metrics at http://%s:%d/metrics", config.metrics_host, httpd.server_port)
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     address = f"{host}:{bound_port}"
@@ -168,9 +185,11 @@ def serve(
             ssl_keyfile=key,
             http="h11",  # the parser the head limit applies to (httptools has none)
             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            access_log=False,  # ObserveMiddleware logs each request, as JSON
         )
     )
     server.run(sockets=[sock])
+    tracing.shutdown()
 
 
 def usage(address: str, config: IntakeConfig, *, https: bool = False) -> str:

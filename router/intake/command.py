@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from router.intake.config import IntakeConfig
+from router.intake.config import DEFAULT_METRICS_PORT, IntakeConfig
+from router.telemetry import add_telemetry_flags, configure_logging, metrics_port_problem
 
 _DEFAULTS = IntakeConfig()
 
@@ -60,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--service-ca", type=Path, metavar="PEM", help="CA of the service's TLS")
     tls.add_argument("--service-cert", type=Path, metavar="PEM", help="client cert (mTLS)")
     tls.add_argument("--service-key", type=Path, metavar="PEM", help="client key (mTLS)")
+    add_telemetry_flags(parser, DEFAULT_METRICS_PORT)
     parser.set_defaults(run=run)
 
 
@@ -75,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         )
         if not value > 0
     ]
+    bad_port = metrics_port_problem(args.metrics_port)
+    if bad_port is not None:
+        problems.append(f"--metrics-port {bad_port}")
     if (args.tls_cert is None) != (args.tls_key is None):
         problems.append("--tls-cert and --tls-key go together")
     if (args.service_cert is None) != (args.service_key is None):
@@ -104,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         service_ca=args.service_ca,
         service_cert=args.service_cert,
         service_key=args.service_key,
+        metrics_port=args.metrics_port or None,
+        metrics_host=args.metrics_host,
+        otlp_endpoint=args.otlp_endpoint,
     )
     from router.intake.app import serve  # the web stack, only when the gateway starts
 
@@ -121,4 +129,5 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="router intake", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    configure_logging(args.log_format)
     return run(args)

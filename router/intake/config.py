@@ -16,6 +16,8 @@ DEFAULT_DEADLINE_S = 5.0
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_MAX_BATCH_ORDERS = 1000
+DEFAULT_METRICS_PORT = 9465
+"""The gateway's metrics port (``--metrics-port``), next to the service's 9464."""
 MAX_HEAD_BYTES = 64 * 1024
 """The longest request line and headers together; a longer request is refused (400) and
 its connection closed before anything of it is read further."""
@@ -37,3 +39,9 @@ class IntakeConfig:
     service_cert: Path | None = None
     """Client certificate the gateway presents to the service (mTLS), with service_key."""
     service_key: Path | None = None
+    metrics_port: int | None = None
+    """Where ``/metrics`` is served (``--metrics-port``, default :data:`DEFAULT_METRICS_PORT`
+    from the command line); None: nowhere."""
+    metrics_host: str = "127.0.0.1"
+    otlp_endpoint: str | None = None
+    """Where spans are exported over OTLP/HTTP; None: the standard variables decide."""

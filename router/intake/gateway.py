@@ -21,6 +21,8 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2_grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -90,23 +92,34 @@ class Gateway:
         self.geocoder = addresses.make_geocoder(config.geocoder, config.geocoder_user_agent)
         self._routing: router_pb2_grpc.RoutingServiceAsyncStub | None = None
         self._inventory: router_pb2_grpc.InventoryServiceAsyncStub | None = None
+        self._health: health_pb2_grpc.HealthStub | None = None
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[None]:
-        """Open the channel to the gRPC service for as long as the app runs."""
+        """Open the channel to the gRPC service for as long as the app runs.
+
+        Every call carries the current trace context (W3C ``traceparent``) and gets a client
+        span: the OpenTelemetry gRPC client instrumentation.
+        """
         c = self.config
+        traced = aio_client_interceptors()  # type: ignore[no-untyped-call]
         if c.service_ca is not None or c.service_cert is not None:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=None if c.service_ca is None else c.service_ca.read_bytes(),
                 private_key=None if c.service_key is None else c.service_key.read_bytes(),
                 certificate_chain=None if c.service_cert is None else c.service_cert.read_bytes(),
             )
-            opened = grpc.aio.secure_channel(c.target, credentials, options=GRPC_CHANNEL_OPTIONS)
+            opened = grpc.aio.secure_channel(
+                c.target, credentials, options=GRPC_CHANNEL_OPTIONS, interceptors=traced
+            )
         else:
-            opened = grpc.aio.insecure_channel(c.target, options=GRPC_CHANNEL_OPTIONS)
+            opened = grpc.aio.insecure_channel(
+                c.target, options=GRPC_CHANNEL_OPTIONS, interceptors=traced
+            )
         async with opened as channel:
             self._routing = router_pb2_grpc.RoutingServiceStub(channel)
             self._inventory = router_pb2_grpc.InventoryServiceStub(channel)
+            self._health = health_pb2_grpc.HealthStub(channel)
             yield
 
     @property
@@ -114,6 +127,12 @@ class Gateway:
         """The RoutingService stub (once the app has started)."""
         assert self._routing is not None, "the app has not started"
         return self._routing
+
+    @property
+    def health(self) -> health_pb2_grpc.HealthStub:
+        """The service's standard health check stub (once the app has started)."""
+        assert self._health is not None, "the app has not started"
+        return self._health
 
     @property
     def inventory(self) -> router_pb2_grpc.InventoryServiceAsyncStub:

@@ -246,6 +246,10 @@ class PostgresLedger(SqlLedger):
         assert isinstance(value, date)
         return value
 
+    def pool_stats(self) -> dict[str, int]:
+        """The connection pool's figures now (psycopg_pool's ``get_stats``): for metrics."""
+        return self.pool.get_stats()
+
     def close(self) -> None:
         """Close the pool and its connections."""
         self.pool.close()

@@ -51,6 +51,7 @@ from router.service.names import (
     ROUTING_SERVICE,
     RULES_SERVICE,
 )
+from router.service.observe import note_principal
 
 logger = logging.getLogger(__name__)
 
@@ -484,6 +485,8 @@ class _Admission:
 
     def __enter__(self) -> Principal:
         self._token = _PRINCIPAL.set(self._principal)
+        if self._principal.via != "open":
+            note_principal(self._principal.name)
         return self._principal
 
     def __exit__(self, *exc: object) -> None:

@@ -22,6 +22,9 @@ from router.ledger import DEFAULT_LEDGER_URL
 
 LEDGER_URL_ENV = "ROUTER_LEDGER_URL"
 """The environment variable a ledger URL may come from, so that no password shows in ``ps``."""
+DEFAULT_METRICS_PORT = 9464
+"""``router serve``'s metrics port (``--metrics-port``; the OpenTelemetry Prometheus
+exporter's usual one); the gateway's is :data:`router.intake.config.DEFAULT_METRICS_PORT`."""
 
 
 def ledger_url(
@@ -241,6 +244,12 @@ class ServerConfig:
     check or a refusal waits milliseconds, not tens of them, behind solves."""
     token_cache_s: float = 5.0
     """How long a token lookup is kept: a revocation reaches this server within it."""
+    otlp_endpoint: str | None = None
+    """Where ``router serve`` exports its spans over OTLP/HTTP (``--otlp-endpoint``); None:
+    the standard ``OTEL_EXPORTER_OTLP_*`` variables decide (:mod:`router.telemetry`)."""
+    drain_s: float = 0.0
+    """On SIGTERM, how long ``router serve`` answers health NOT_SERVING while still serving
+    before it stops (``--drain``): the time a load balancer takes to notice."""
 
     @property
     def loopback_only(self) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from router.ledger.stock import StockStore
 from router.service.convert import feed_outcome_to_proto, stock_to_proto
 from router.service.errors import abort_on_error
+from router.service.metrics import ServiceMetrics
 from router.service.prices import PriceBoard
 from router.v1 import router_pb2, router_pb2_grpc
 
@@ -15,12 +18,19 @@ class InventoryServicer(router_pb2_grpc.InventoryServiceServicer):
     """Reads stock positions and applies feed snapshots and deltas to ``ledger``.
 
     Applied feed updates are reported to ``prices``, whose refresher re-prices the stock
-    early after a snapshot or when deltas move many units.
+    early after a snapshot or when deltas move many units; every update is counted in
+    ``metrics`` by its outcome.
     """
 
-    def __init__(self, ledger: StockStore, prices: PriceBoard | None = None) -> None:
+    def __init__(
+        self,
+        ledger: StockStore,
+        prices: PriceBoard | None = None,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
         self._ledger = ledger
         self._prices = prices
+        self._metrics = metrics or ServiceMetrics()  # without: counted where none looks
 
     def GetStock(
         self, request: router_pb2.GetStockRequest, context: grpc.ServicerContext
@@ -43,6 +53,7 @@ class InventoryServicer(router_pb2_grpc.InventoryServiceServicer):
                 request.node_id,
                 [(p.sku, p.on_hand, p.safety_stock) for p in request.positions],
             )
+            self._metrics.count_feed("snapshot", request.feed, result.outcome, time.time())
             if result.applied and self._prices is not None:
                 self._prices.snapshot_applied()
             return router_pb2.ApplyStockSnapshotResponse(
@@ -62,6 +73,7 @@ class InventoryServicer(router_pb2_grpc.InventoryServiceServicer):
                 request.node_id,
                 [(d.sku, d.on_hand_change) for d in request.deltas],
             )
+            self._metrics.count_feed("delta", request.feed, result.outcome, time.time())
             if result.applied and self._prices is not None:
                 self._prices.stock_moved((d.sku, d.on_hand_change) for d in request.deltas)
             return router_pb2.ApplyStockDeltaResponse(

@@ -1,13 +1,18 @@
-"""Prometheus metrics of one server: look-ahead price refreshes and the plans made with them.
+"""Prometheus metrics of one server: its RPCs, plans, reservations, feeds, sweeper, ledger.
 
-Each :class:`ServiceMetrics` has its own registry, so several servers in one process (the
+The RPC metrics carry the names and labels of go-grpc-prometheus and of the gRPC
+ecosystem's dashboards (``grpc_server_started_total``, ``grpc_server_handled_total``,
+``grpc_server_handling_seconds``); the domain ones start with ``router_``. Each
+:class:`ServiceMetrics` has its own registry, so several servers in one process (the
 tests) never share a series; :func:`serve_metrics` exposes one registry over HTTP at
-``/metrics``. docs/lookahead-service.md lists every metric.
+``/metrics``. docs/operations.md lists every metric and what a healthy value looks like
+(the look-ahead ones: docs/lookahead-service.md).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
@@ -17,10 +22,16 @@ from prometheus_client import (
     Enum,
     Gauge,
     Histogram,
+    disable_created_metrics,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from models.lookahead import Evidence
+from models.reservation import FeedOutcome
+
+disable_created_metrics()  # no *_created series: what go-grpc-prometheus dashboards expect
 
 NO_PRICES = "none"
 """The ``price_version`` label of plans made without prices (their ``price_version`` is "")."""
@@ -30,6 +41,20 @@ series are dropped when a new version is published, so the label set stays bound
 REFRESH_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Buckets of ``router_price_refresh_duration_seconds``: a price LP takes from well under a
 second (small networks) to minutes (large ones)."""
+HANDLING_BUCKETS_S = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0
+)  # fmt: skip
+"""Buckets of ``grpc_server_handling_seconds`` and ``router_solve_duration_seconds``: a
+health check takes a millisecond, a one-line plan a few, a large basket on a dense network
+seconds, and a solve is cut at its time limit (60 s at most by default)."""
+GAP_BUCKETS = (0.0, 1e-6, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+"""Buckets of ``router_plan_gap``: 0 is a proven optimum; anything above 1e-4 is a plan
+cut short by its time limit before the engine proved it."""
+KEPT_FEEDS = 100
+"""Feeds whose ``router_feed_last_applied_timestamp_seconds`` series are kept (the ones
+applied to most recently): feed names come from clients, so the label set stays bounded."""
+RESERVATION_OUTCOMES = ("held", "confirmed", "released", "expired")
+"""The ``outcome`` label of ``router_reservations_total``."""
 
 
 class ServiceMetrics:
@@ -101,6 +126,122 @@ class ServiceMetrics:
         )
         self._plan_labels: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self._add_rpc_metrics(r)
+        self._add_domain_metrics(r)
+
+    def _add_rpc_metrics(self, r: CollectorRegistry) -> None:
+        """The gRPC ecosystem's server metrics (go-grpc-prometheus names and labels)."""
+        labels = ["grpc_type", "grpc_service", "grpc_method"]
+        self.rpcs_started = Counter(
+            "grpc_server_started",
+            "RPCs started on the server (after gRPC found the method; before any check)",
+            labels,
+            registry=r,
+        )
+        self.rpcs_handled = Counter(
+            "grpc_server_handled",
+            "RPCs completed on the server, by status code (refusals of the access and limits "
+            "checks included)",
+            [*labels, "grpc_code"],
+            registry=r,
+        )
+        self.rpc_seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Time from the RPC's start on a worker thread to its status, by method",
+            labels,
+            buckets=HANDLING_BUCKETS_S,
+            registry=r,
+        )
+
+    def _add_domain_metrics(self, r: CollectorRegistry) -> None:
+        """Plans, solves, reservations, conflicts, replays, feeds, sweeper and rule version."""
+        self.plans_by_strategy = Counter(
+            "router_plans_by_strategy",
+            "Plans returned by PlanOrder and RouteOrder (not replays), by the routing "
+            "strategy that made them and status",
+            ["strategy", "status"],
+            registry=r,
+        )
+        self.solve_seconds = Histogram(
+            "router_solve_duration_seconds",
+            "The engine's solve time of each plan returned (the plan's solve_time), by engine",
+            ["engine"],
+            buckets=HANDLING_BUCKETS_S,
+            registry=r,
+        )
+        self.plan_gap = Histogram(
+            "router_plan_gap",
+            "Relative optimality gap of each plan returned (0: proven optimal)",
+            buckets=GAP_BUCKETS,
+            registry=r,
+        )
+        self.reservations = Counter(
+            "router_reservations",
+            "Reservations by what happened to them on this replica: held (RouteOrder, not "
+            "replays), confirmed and released (their successful RPCs, retries included) and "
+            "expired (the sweeper)",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in RESERVATION_OUTCOMES:
+            self.reservations.labels(outcome)
+        self.stock_conflicts = Counter(
+            "router_stock_conflicts",
+            "RouteOrder reservations refused at write time because other orders took the "
+            "stock or slots between the read and the write (each is followed by a re-solve "
+            "or, after the last attempt, FAILED_PRECONDITION)",
+            registry=r,
+        )
+        self.resolves = Counter(
+            "router_resolve_attempts",
+            "RouteOrder plans made again after a stock conflict",
+            registry=r,
+        )
+        self.replays = Counter(
+            "router_idempotent_replays",
+            "Calls answered from the ledger's stored answer of their request_id",
+            ["grpc_method"],
+            registry=r,
+        )
+        self.feed_updates = Counter(
+            "router_feed_updates",
+            "Stock feed updates by kind (snapshot, delta) and outcome (applied, stale, duplicate)",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        for kind in ("snapshot", "delta"):
+            for feed_outcome in FeedOutcome:
+                self.feed_updates.labels(kind, feed_outcome.value)
+        self.feed_applied_at = Gauge(
+            "router_feed_last_applied_timestamp_seconds",
+            "Unix time this replica last applied an update of each feed (the newest "
+            f"{KEPT_FEEDS} feeds)",
+            ["feed"],
+            registry=r,
+        )
+        self._feeds: dict[str, None] = {}
+        self.sweeps = Counter(
+            "router_sweeps", "Sweeps of lapsed reservations, by result", ["result"], registry=r
+        )
+        for result in ("ok", "failed"):
+            self.sweeps.labels(result)
+        self.swept_at = Gauge(
+            "router_sweeper_last_success_timestamp_seconds",
+            "Unix time of the last sweep that succeeded (the sweeper's lag is time() minus "
+            "this; healthy: under two sweep intervals)",
+            registry=r,
+        )
+        self.sweep_seconds = Histogram(
+            "router_sweep_duration_seconds",
+            "Time a successful sweep took",
+            buckets=HANDLING_BUCKETS_S,
+            registry=r,
+        )
+        self.rule_version = Gauge(
+            "router_rule_version_active",
+            "Number of the rule-set version this replica routed with last (0: none yet)",
+            registry=r,
+        )
 
     def count_plan(self, price_version: str, status: str) -> None:
         """Count one plan returned with ``price_version`` ("" → ``none``) and ``status``."""
@@ -108,6 +249,45 @@ class ServiceMetrics:
         with self._lock:
             self._plan_labels.add(labels)
             self.plans.labels(*labels).inc()
+
+    def count_solved(
+        self,
+        *,
+        strategy: str,
+        status: str,
+        engine: str,
+        solve_s: float,
+        gap: float,
+        rule_version: str,
+    ) -> None:
+        """Count one plan returned: by strategy and status, its solve time, gap, rule version.
+
+        ``rule_version`` is the plan's label (``name@vN``; a draft sets no version).
+        """
+        self.plans_by_strategy.labels(strategy or "none", status).inc()
+        self.solve_seconds.labels(engine or "none").observe(solve_s)
+        self.plan_gap.observe(gap)
+        number = _version_number(rule_version)
+        if number is not None:
+            self.rule_version.set(number)
+
+    def count_feed(self, kind: str, feed: str, outcome: FeedOutcome, now_s: float) -> None:
+        """Count one feed update; an applied one stamps its feed's last-applied time."""
+        self.feed_updates.labels(kind, outcome.value).inc()
+        if outcome is not FeedOutcome.APPLIED:
+            return
+        with self._lock:
+            self._feeds.pop(feed, None)
+            self._feeds[feed] = None  # newest last
+            self.feed_applied_at.labels(feed).set(now_s)
+            while len(self._feeds) > KEPT_FEEDS:
+                oldest = next(iter(self._feeds))
+                del self._feeds[oldest]
+                self.feed_applied_at.remove(oldest)
+
+    def watch_pool(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        """Export a connection pool's figures (psycopg_pool's ``get_stats``) at each scrape."""
+        self.registry.register(_PoolCollector(stats))
 
     def forget_price_versions_before(self, version: int) -> None:
         """Drop the plan series of price versions below ``version``."""
@@ -117,6 +297,59 @@ class ServiceMetrics:
                 if number is not None and number < version:
                     self.plans.remove(*labels)
                     self._plan_labels.discard(labels)
+
+
+class _PoolCollector(Collector):
+    """The ledger's database connection pool, read when scraped: size, free, waits."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        """Gauges of the pool now; counters of the requests and waits since it opened."""
+        s = self._stats()
+        yield GaugeMetricFamily(
+            "router_db_pool_size", "Connections the pool holds now", s.get("pool_size", 0)
+        )
+        yield GaugeMetricFamily(
+            "router_db_pool_available",
+            "Connections idle in the pool now",
+            s.get("pool_available", 0),
+        )
+        yield GaugeMetricFamily(
+            "router_db_pool_requests_waiting",
+            "Requests waiting for a connection now (healthy: 0 most of the time)",
+            s.get("requests_waiting", 0),
+        )
+        yield CounterMetricFamily(
+            "router_db_pool_requests",
+            "Connections asked of the pool",
+            s.get("requests_num", 0),
+        )
+        yield CounterMetricFamily(
+            "router_db_pool_requests_queued",
+            "Connections asked of the pool that had to wait for one",
+            s.get("requests_queued", 0),
+        )
+        yield CounterMetricFamily(
+            "router_db_pool_wait_seconds",
+            "Time requests waited for a connection",
+            s.get("requests_wait_ms", 0) / 1000,
+        )
+        yield CounterMetricFamily(
+            "router_db_pool_timeouts",
+            "Requests that found no connection within the pool's timeout (UNAVAILABLE)",
+            s.get("requests_errors", 0),
+        )
+        yield CounterMetricFamily(
+            "router_db_connections_lost",
+            "Connections found broken and discarded",
+            s.get("connections_lost", 0),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        """Nothing: the families are read at each collect (the registry must not call it)."""
+        return iter(())
 
 
 def _version_number(label: str) -> int | None:

@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, date, datetime
 
 import grpc
+from opentelemetry import trace
 
 from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import (
@@ -75,6 +76,8 @@ def request_stop(limit_s: float | None, default_s: float, context: grpc.Servicer
 MAX_ATTEMPTS = 3
 """Solves RouteOrder makes in all when stock keeps changing under its plans."""
 
+tracer = trace.get_tracer(__name__)
+
 
 class RuleSets:
     """The rule sets of published versions, each parsed once; and the one active now.
@@ -103,7 +106,10 @@ class RuleSets:
             cached = self._parsed.get(version.version)
         if cached is not None:
             return cached
-        rules = version_rules(version, self._network)
+        with tracer.start_as_current_span(
+            "rules.load", attributes={"rules.version": version.version}
+        ):
+            rules = version_rules(version, self._network)
         with self._lock:
             return self._parsed.setdefault(version.version, rules)
 
@@ -159,7 +165,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         self._default_time_limit_s = default_time_limit_s
         self._engine = engine
         self._prices = prices
-        self._metrics = metrics
+        self._metrics = metrics or ServiceMetrics()  # without: counted where none looks
 
     def _prices_for(self, rules: RuleSet) -> StockPrices | None:
         """The current look-ahead prices (None: none yet, or no board)."""
@@ -167,8 +173,16 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
 
     def _count(self, plan: router_pb2.Plan) -> None:
         """Count a plan returned to the client in the metrics."""
-        if self._metrics is not None:
-            self._metrics.count_plan(plan.price_version, router_pb2.SolveStatus.Name(plan.status))
+        status = router_pb2.SolveStatus.Name(plan.status)
+        self._metrics.count_plan(plan.price_version, status)
+        self._metrics.count_solved(
+            strategy=plan.strategy,
+            status=status,
+            engine=plan.engine,
+            solve_s=plan.solve_time.ToTimedelta().total_seconds(),
+            gap=plan.gap,
+            rule_version=plan.rule_version,
+        )
 
     def _plan(
         self,
@@ -193,18 +207,19 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         used = self._ledger.capacity_used(*ship_window(order, network))
         if full:
             used = used.with_full(full)
-        return route_order(
-            order,
-            network,
-            stock,
-            rules,
-            capacity_used=used,
-            stop=stop,
-            engine=self._engine,
-            alternatives=alternatives,
-            counterfactual_nodes=counterfactual_node_ids,
-            prices=prices,
-        )
+        with tracer.start_as_current_span("solve", attributes={"router.engine": self._engine}):
+            return route_order(
+                order,
+                network,
+                stock,
+                rules,
+                capacity_used=used,
+                stop=stop,
+                engine=self._engine,
+                alternatives=alternatives,
+                counterfactual_nodes=counterfactual_node_ids,
+                prices=prices,
+            )
 
     def PlanOrder(
         self, request: router_pb2.PlanOrderRequest, context: grpc.ServicerContext
@@ -241,6 +256,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             payload = request.SerializeToString(deterministic=True)
             stored = self._ledger.stored_response(args.request_id, payload)
             if stored is not None:
+                self._metrics.replays.labels("RouteOrder").inc()
                 return self._replayed(args.request_id, stored)
             full: dict[tuple[str, date], int] = {}
             conflict: StockConflictError | None = None
@@ -258,6 +274,9 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 except StockConflictError as e:
                     conflict = e
                     full.update(_full_days(e, network))  # full on that day only
+                    self._metrics.stock_conflicts.inc()
+                    if attempt < MAX_ATTEMPTS:
+                        self._metrics.resolves.inc()
             assert conflict is not None
             raise StockConflictError(conflict.shortfalls, conflict.full_nodes) from conflict
 
@@ -333,6 +352,8 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             assert stored is not None, "a store_response call stored its response"
             return router_pb2.RouteOrderResponse.FromString(stored)
         ours = made.get(reserved.reservation_id)
+        if ours is None:  # a concurrent call with the same request_id reserved first
+            self._metrics.replays.labels("RouteOrder").inc()
         stored = ours or self._ledger.stored_response(args.request_id, payload)
         assert stored is not None, "a committed reserve call stored its response"
         response = self._replayed(args.request_id, stored)
@@ -347,6 +368,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             done = self._ledger.confirm(
                 request.request_id, request.reservation_id, datetime.now(UTC)
             )
+            self._metrics.reservations.labels("confirmed").inc()
             return router_pb2.ConfirmReservationResponse(reservation=reservation_to_proto(done))
 
     def ReleaseReservation(
@@ -358,6 +380,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             done = self._ledger.release(
                 request.request_id, request.reservation_id, datetime.now(UTC)
             )
+            self._metrics.reservations.labels("released").inc()
             if self._prices is not None:
                 # A retry of a release returns the same reservation: its units may be
                 # counted twice, which at worst refreshes the prices a little early.
@@ -395,6 +418,8 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     ) -> router_pb2.RouteOrderResponse:
         """Count a fresh RouteOrder answer: the plan, the order's demand, the units ``held``."""
         self._count(response.plan)
+        if held:
+            self._metrics.reservations.labels("held").inc()
         if self._prices is not None:
             self._prices.record_order(order)
             if held:

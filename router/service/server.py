@@ -12,6 +12,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import cast
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
 
 from models.errors import RulesRefusedError, RuleVersionStateError
 from models.lookahead import Forecast
@@ -43,25 +45,33 @@ from router.service.names import (
     RULES_SERVICE,
 )
 from router.service.network import LiveNetwork, NetworkServicer
+from router.service.observe import ObserveInterceptor
 from router.service.pool import PriorityPool
 from router.service.prices import PriceBoard
 from router.service.routing import RoutingServicer, RuleSets
 from router.service.rules import RulesServicer
 from router.service.tls import server_credentials
+from router.telemetry import configure_tracing
 from router.v1 import router_pb2_grpc
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 SERVE_ACTOR = "router serve"
 """Who the versions and activations made at startup are recorded as."""
 
 
 class Sweeper:
-    """A daemon thread that calls ``ledger.expire(now)`` every ``interval_s`` until stopped."""
+    """A daemon thread that calls ``ledger.expire(now)`` every ``interval_s`` until stopped.
 
-    def __init__(self, ledger: Ledger, interval_s: float) -> None:
+    Each sweep is counted in ``metrics`` (``router_sweeps_total``, the time of the last
+    good one, its duration, the reservations it expired).
+    """
+
+    def __init__(self, ledger: Ledger, interval_s: float, metrics: ServiceMetrics) -> None:
         self._ledger = ledger
         self._interval_s = interval_s
+        self._metrics = metrics
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-sweeper", daemon=True)
 
@@ -70,13 +80,21 @@ class Sweeper:
         self._thread.start()
 
     def _run(self) -> None:
+        m = self._metrics
         while not self._stopping.wait(self._interval_s):
+            started = time.perf_counter()
             try:
-                expired = self._ledger.expire(datetime.now(UTC))
-            except Exception:  # keep sweeping: the next round may succeed
-                logger.exception("sweeping expired reservations failed")
+                with tracer.start_as_current_span("ledger.sweep"):
+                    expired = self._ledger.expire(datetime.now(UTC))
+            except Exception as error:  # keep sweeping: the next round may succeed
+                m.sweeps.labels("failed").inc()
+                logger.warning("sweeping expired reservations failed: %s", error)
                 continue
+            m.sweeps.labels("ok").inc()
+            m.sweep_seconds.observe(time.perf_counter() - started)
+            m.swept_at.set(time.time())
             if expired:
+                m.reservations.labels("expired").inc(expired)
                 logger.info("expired %d reservations", expired)
 
     def stop(self) -> None:
@@ -282,8 +300,11 @@ def _create(
         ledger = open_seeded_ledger(config.ledger_url, scenario)
     try:
         bootstrap_rules(ledger, scenario, config.rules_file)
-        server = _grpc_server(config, ledger)
         metrics = ServiceMetrics()
+        pool_stats = getattr(ledger, "pool_stats", None)
+        if pool_stats is not None:
+            metrics.watch_pool(pool_stats)
+        server = _grpc_server(config, ledger, metrics)
         prices = _add_services(server, config, scenario, ledger, metrics, forecast)
         health_servicer = _add_health_and_reflection(server)
         address = f"{config.host}:{config.port}"
@@ -298,7 +319,7 @@ def _create(
         if owns:
             ledger.close()
         raise
-    sweeper = Sweeper(ledger, config.sweep_interval_s)
+    sweeper = Sweeper(ledger, config.sweep_interval_s, metrics)
     router = RouterServer(
         server,
         ledger,
@@ -311,8 +332,12 @@ def _create(
     return router, port, health_servicer
 
 
-def _grpc_server(config: ServerConfig, ledger: Ledger) -> grpc.Server:
-    """The gRPC server: its thread pool, admission bounds and the access interceptor.
+def _grpc_server(config: ServerConfig, ledger: Ledger, metrics: ServiceMetrics) -> grpc.Server:
+    """The gRPC server: its thread pool, admission bounds and interceptors.
+
+    The interceptors, outermost first: what every call leaves behind (metrics, span, log
+    line: :mod:`router.service.observe`), who calls and whether they may, then the limits
+    of what they send.
 
     The pool has a thread for every solve slot, every place in the queue for one, and
     :attr:`ServerConfig.cheap_workers` more, so calls that do not solve find a thread while
@@ -330,8 +355,8 @@ def _grpc_server(config: ServerConfig, ledger: Ledger) -> grpc.Server:
     _announce_access(config)
     return grpc.server(
         cast(futures.ThreadPoolExecutor, pool),  # any Executor serves; the stubs say this one
-        # Access first: who calls and whether they may, then the limits of what they send.
         interceptors=[
+            ObserveInterceptor(metrics),
             AccessInterceptor(authenticator, config.admission, solves),
             LimitsInterceptor(),
         ],
@@ -396,7 +421,7 @@ def _add_services(
         server,
     )
     router_pb2_grpc.add_InventoryServiceServicer_to_server(
-        InventoryServicer(ledger, prices), server
+        InventoryServicer(ledger, prices, metrics), server
     )
     router_pb2_grpc.add_RulesServiceServicer_to_server(
         RulesServicer(
@@ -438,10 +463,13 @@ def _add_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
 def serve(config: ServerConfig, scenario: Scenario) -> None:
     """Run the server until SIGINT or SIGTERM, then stop gracefully.
 
-    On a signal, health turns NOT_SERVING first (so load balancers drain the replica), then
-    in-flight RPCs get :attr:`ServerConfig.grace_period_s` to finish.
+    On a signal, health turns NOT_SERVING first (so load balancers drain the replica), the
+    server goes on serving for :attr:`ServerConfig.drain_s`, then in-flight RPCs get
+    :attr:`ServerConfig.grace_period_s` to finish. The process's tracer provider is set up
+    here (:func:`router.telemetry.configure_tracing`).
     """
     sys.setswitchinterval(config.switch_interval_s)  # the process is the server's alone
+    tracing = configure_tracing("router-serve", config.otlp_endpoint)
     server, port, health_servicer = _create(config, scenario)
     # The scenario (68,000 positions and more) lives as long as the server: moved out of
     # the collector's sight, a full collection no longer walks it; and collections come
@@ -467,9 +495,13 @@ def serve(config: ServerConfig, scenario: Scenario) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    logger.info("stopping: health NOT_SERVING, %.1fs grace for RPCs", config.grace_period_s)
     health_servicer.enter_graceful_shutdown()
+    if config.drain_s > 0:
+        logger.info("draining: health NOT_SERVING, still serving for %.1fs", config.drain_s)
+        time.sleep(config.drain_s)
+    logger.info("stopping: %.1fs grace for RPCs in flight", config.grace_period_s)
     server.stop(config.grace_period_s).wait()
+    tracing.shutdown()  # the spans still buffered go out
     logger.info("stopped")
 
 

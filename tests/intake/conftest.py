@@ -48,7 +48,17 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def grpc_target(workdir: Path) -> Iterator[str]:
     """The address of a ``router serve`` process for the tiny scenario."""
     ledger = f"sqlite://{workdir / 'ledger.db'}"
-    args = ["serve", "--scenario", str(TINY), "--ledger", ledger, "--port", "0"]
+    args = [
+        "serve",
+        "--scenario",
+        str(TINY),
+        "--ledger",
+        ledger,
+        "--port",
+        "0",
+        "--metrics-port",
+        "0",
+    ]
     process, address = _start(args, workdir / "serve.log")
     try:
         yield address
@@ -60,7 +70,17 @@ def grpc_target(workdir: Path) -> Iterator[str]:
 def trap_target(workdir: Path) -> Iterator[str]:
     """The address of a ``router serve`` process for the trap scenario."""
     ledger = f"sqlite://{workdir / 'trap.db'}"
-    args = ["serve", "--scenario", str(TRAP), "--ledger", ledger, "--port", "0"]
+    args = [
+        "serve",
+        "--scenario",
+        str(TRAP),
+        "--ledger",
+        ledger,
+        "--port",
+        "0",
+        "--metrics-port",
+        "0",
+    ]
     process, address = _start(args, workdir / "serve-trap.log")
     try:
         yield address
@@ -74,7 +94,7 @@ def start_gateway(workdir: Path) -> Iterator[Callable[..., str]]:
     started: list[Popen[bytes]] = []
 
     def start(name: str, target: str, *flags: str) -> str:
-        args = ["intake", "--port", "0", "--target", target, *flags]
+        args = ["intake", "--port", "0", "--target", target, "--metrics-port", "0", *flags]
         process, address = _start(args, workdir / f"intake-{name}.log")
         started.append(process)
         return f"http://{address}"

@@ -509,7 +509,7 @@ def test_error_bodies_list_at_most_100_violations(client: httpx.Client):
 def test_a_bad_geocoder_exits_2_before_listening():
     """``router intake --geocoder nosuch`` says why and exits 2, never printing its address."""
     done = subprocess.run(
-        [str(ROUTER), "intake", "--geocoder", "nosuch", "--port", "0"],
+        [str(ROUTER), "intake", "--geocoder", "nosuch", "--port", "0", "--metrics-port", "0"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2, done

@@ -55,6 +55,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     serve, target = _start(
         [
             "serve", "--scenario", str(TINY), "--ledger", ledger, "--port", "0", "--auth",
+            "--metrics-port", "0",
             "--tls-cert", str(server.cert), "--tls-key", str(server.key),
         ],
         work / "serve.log",
@@ -63,7 +64,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     try:
         intake, address = _start(
             [
-                "intake", "--port", "0", "--target", target,
+                "intake", "--port", "0", "--target", target, "--metrics-port", "0",
                 "--tls-cert", str(server.cert), "--tls-key", str(server.key),
                 "--service-ca", str(ca.cert),
             ],

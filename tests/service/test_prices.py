@@ -524,7 +524,7 @@ def test_bad_forecast_files_and_flags_exit_2_naming_the_cell(
         "region,sku,units,latitude,longitude\nUS-CA,A,4,34,-118\nUS-NY,B,-2,95,-74\n",
         encoding="utf-8",
     )
-    serve = ["serve", "--ledger", "memory://", "--port", "0"]
+    serve = ["serve", "--ledger", "memory://", "--port", "0", "--metrics-port", "0"]
     assert main([*serve, "--forecast", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "forecast.csv:3:units" in err

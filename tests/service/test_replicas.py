@@ -173,6 +173,8 @@ def _start_replica(scenario_dir: Path, url: str, log: Path) -> subprocess.Popen[
             url,
             "--port",
             "0",
+            "--metrics-port",
+            "0",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

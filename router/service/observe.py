@@ -1,0 +1,267 @@
+"""What every RPC leaves behind: its metrics, its span and one structured log line.
+
+:class:`ObserveInterceptor` is the server's outermost interceptor, so it sees every call
+gRPC found a method for, refusals of the access and limits checks included. Per call:
+
+- ``grpc_server_started_total`` when it starts, ``grpc_server_handled_total`` with its
+  status code and ``grpc_server_handling_seconds`` when it ends (:mod:`router.service.metrics`);
+- a SERVER span named ``router.v1.RoutingService/RouteOrder``, the child of the caller's
+  span when the call carries a W3C ``traceparent`` (the gateway's does), with the
+  OpenTelemetry RPC attributes (``rpc.system``, ``rpc.service``, ``rpc.method``,
+  ``rpc.grpc.status_code``); health checks and streams (reflection, health watches) get
+  none;
+- one log line on the ``router.requests`` logger: method, principal (when the call was
+  authenticated), request id, order id, reservation id, status, duration and trace id, at
+  INFO for a success or a client's error, WARNING for overload and deadlines (the
+  operator's business), ERROR for the server's own faults; health checks at DEBUG.
+
+A response produced after the client cancelled or its deadline passed was never
+delivered: it counts as CANCELLED or DEADLINE_EXCEEDED. The contrib gRPC server
+instrumentation is not used: it drops the attributes the access interceptor tags
+behaviours with for the pool (:mod:`router.service.pool`) and does not see the status of
+``abort_with_status``, which every refusal uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from router.service.metrics import ServiceMetrics
+from router.service.names import HEALTH_SERVICE
+
+requests_log = logging.getLogger("router.requests")
+tracer = trace.get_tracer("router.service")
+
+SERVER_FAULTS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.DATA_LOSS,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.UNAVAILABLE,
+    }
+)
+"""Codes that say the server (or its database) failed: logged at ERROR, span status ERROR."""
+PRESSURE = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED})
+"""Codes that say the server is overloaded or too slow for its callers: WARNING."""
+
+
+class Call:
+    """What the log line of the call in progress needs from inner layers (its principal)."""
+
+    __slots__ = ("principal",)
+
+    def __init__(self) -> None:
+        self.principal = ""
+
+
+_CALL: ContextVar[Call | None] = ContextVar("call", default=None)
+
+
+def note_principal(name: str) -> None:
+    """Record the authenticated principal of the call in progress for its log line."""
+    call = _CALL.get()
+    if call is not None:
+        call.principal = name
+
+
+class ObserveInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Metrics, span and log line of every call (module docstring); first in the chain."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._metrics = metrics
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        """The method's handler, its behaviour wrapped (its pool tags kept by ``wraps``)."""
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None  # no such method: gRPC answers UNIMPLEMENTED itself
+        method: str = handler_call_details.method
+        service, _, name = method.lstrip("/").partition("/")
+        kind = _grpc_type(handler)
+        labels = (kind, service, name)
+        health = service == HEALTH_SERVICE
+        streaming = handler.request_streaming or handler.response_streaming
+        seen = _Seen(method, labels, health, traced=not (health or streaming))
+        metadata = handler_call_details.invocation_metadata or ()
+        field = _BEHAVIOUR[handler.request_streaming, handler.response_streaming]
+        behaviour = getattr(handler, field)
+        observed = (self._streaming if handler.response_streaming else self._unary)(
+            behaviour, seen, metadata
+        )
+        return handler._replace(**{field: functools.wraps(behaviour)(observed)})
+
+    def _unary(
+        self, behaviour: Callable[..., Any], method: _Seen, metadata: Any
+    ) -> Callable[..., Any]:
+        def observed(request: Any, context: grpc.ServicerContext) -> Any:
+            with _Observed(self._metrics, method, metadata, request) as seen:
+                try:
+                    response = behaviour(request, context)
+                except BaseException:
+                    seen.failed(context)
+                    raise
+                seen.ended(context)
+                return response
+
+        return observed
+
+    def _streaming(
+        self, behaviour: Callable[..., Any], method: _Seen, metadata: Any
+    ) -> Callable[..., Any]:
+        def observed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            with _Observed(self._metrics, method, metadata, request) as seen:
+                try:
+                    yield from behaviour(request, context)
+                except BaseException:
+                    seen.failed(context)
+                    raise
+                seen.ended(context)
+
+        return observed
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A method as observed: its path, metric labels, whether health, whether traced."""
+
+    path: str
+    labels: tuple[str, str, str]
+    health: bool
+    traced: bool
+
+
+class _Observed:
+    """One call being observed: started when entered; counted, logged and ended on exit."""
+
+    def __init__(self, metrics: ServiceMetrics, method: _Seen, metadata: Any, request: Any) -> None:
+        self._metrics = metrics
+        self._method = method.path
+        self._labels = method.labels
+        self._health = method.health
+        self._traced = method.traced
+        self._metadata = metadata
+        self._request = request
+        self._code = grpc.StatusCode.UNKNOWN
+        self._call = Call()
+        self._span: trace.Span = trace.INVALID_SPAN
+        self._tokens: list[Any] = []
+
+    def __enter__(self) -> _Observed:
+        self._metrics.rpcs_started.labels(*self._labels).inc()
+        self._started = time.perf_counter()
+        self._tokens.append((_CALL, _CALL.set(self._call)))
+        if self._traced:
+            carrier = {k: v for k, v in self._metadata if isinstance(v, str)}
+            parent = propagate.extract(carrier)
+            _, service, name = self._labels
+            self._span = tracer.start_span(
+                self._method.lstrip("/"),
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+            )
+            self._use = trace.use_span(self._span, end_on_exit=False)
+            self._use.__enter__()
+        return self
+
+    def ended(self, context: grpc.ServicerContext) -> None:
+        """The behaviour returned: its code is the one it set, unless the caller is gone."""
+        code = context.code() or grpc.StatusCode.OK  # type: ignore[attr-defined]
+        if code is grpc.StatusCode.OK and not context.is_active():
+            remaining = context.time_remaining()
+            gone = remaining is not None and remaining <= 0
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if gone else grpc.StatusCode.CANCELLED
+        self._code = code
+
+    def failed(self, context: grpc.ServicerContext) -> None:
+        """The behaviour raised: an abort's code, else UNKNOWN (what gRPC answers)."""
+        self._code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = time.perf_counter() - self._started
+        code = self._code
+        self._metrics.rpcs_handled.labels(*self._labels, code.name).inc()
+        self._metrics.rpc_seconds.labels(*self._labels).observe(seconds)
+        span = self._span
+        if span is not trace.INVALID_SPAN:
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code in SERVER_FAULTS or code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                span.set_status(Status(StatusCode.ERROR, code.name))
+        self._log(code, seconds)
+        if span is not trace.INVALID_SPAN:
+            self._use.__exit__(None, None, None)
+            span.end()
+        for var, token in reversed(self._tokens):
+            with contextlib.suppress(ValueError):  # a stream resumed in another context
+                var.reset(token)
+
+    def _log(self, code: grpc.StatusCode, seconds: float) -> None:
+        if code in SERVER_FAULTS:
+            level = logging.ERROR
+        elif code in PRESSURE:
+            level = logging.WARNING
+        elif self._health:
+            level = logging.DEBUG
+        else:
+            level = logging.INFO
+        if not requests_log.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {"method": self._method, "status": code.name}
+        fields["duration_ms"] = round(seconds * 1000, 3)
+        if self._call.principal:
+            fields["principal"] = self._call.principal
+        fields.update(request_fields(self._request))
+        context = self._span.get_span_context()
+        if context.is_valid:
+            fields["trace_id"] = trace.format_trace_id(context.trace_id)
+        ms = seconds * 1000
+        requests_log.log(level, "%s %s %.1f ms", self._method, code.name, ms, extra=fields)
+
+
+def request_fields(request: Any) -> dict[str, str]:
+    """The ids a request carries, for its log line: request, order and reservation ids."""
+    fields: dict[str, str] = {}
+    for name in ("request_id", "reservation_id"):
+        value = getattr(request, name, "")
+        if value and isinstance(value, str):
+            fields[name] = value[:128]
+    order = getattr(request, "order", None)
+    order_id = getattr(order, "order_id", "")
+    if order_id and isinstance(order_id, str):
+        fields["order_id"] = order_id[:128]
+    return fields
+
+
+_BEHAVIOUR = {
+    (False, False): "unary_unary",
+    (False, True): "unary_stream",
+    (True, False): "stream_unary",
+    (True, True): "stream_stream",
+}
+_TYPES = {
+    (False, False): "unary",
+    (False, True): "server_stream",
+    (True, False): "client_stream",
+    (True, True): "bidi_stream",
+}
+
+
+def _grpc_type(handler: Any) -> str:
+    """go-grpc-prometheus's ``grpc_type``: unary, server_stream, client_stream, bidi_stream."""
+    return _TYPES[handler.request_streaming, handler.response_streaming]
