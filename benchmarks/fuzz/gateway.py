@@ -170,6 +170,9 @@ def plannable(case: Case) -> Case:
     if body.get("explainLevel") == "EXPLAIN_LEVEL_NONE" and body.get("explain"):
         body["explain"] = False
     case.body = body
+    # A copy: the generated headers may be an object other cases share, and the mark must
+    # reach this case only (a shared one marked cases of other operations as repaired).
+    case.headers = type(case.headers)(case.headers)
     case.headers[REPAIRED] = "1"
     return case
 
@@ -225,12 +228,12 @@ def fuzz_operation(
     @given(case=cases)
     def run(case: Case) -> None:
         headers = case.headers  # case-insensitive
-        if key and (mode is GenerationMode.POSITIVE or IDEMPOTENCY_KEY not in headers):
+        repaired = headers.pop(REPAIRED, None) is not None  # valid throughout: headers too
+        if key and (repaired or mode is GenerationMode.POSITIVE or IDEMPOTENCY_KEY not in headers):
             # A fresh request_id per call: a valid key, never a replay with another body.
             headers[IDEMPOTENCY_KEY] = uuid.uuid4().hex
-        if positive_number(headers.get(REQUEST_TIMEOUT)):
+        if REQUEST_TIMEOUT in headers and (repaired or positive_number(headers[REQUEST_TIMEOUT])):
             headers[REQUEST_TIMEOUT] = CLIENT_DEADLINE_S
-        repaired = headers.pop(REPAIRED, None) is not None
         try:
             response = case.call(base_url=base_url, timeout=REQUEST_TIMEOUT_S)
         except requests.RequestException as error:

@@ -160,12 +160,12 @@ class _Observed:
         self._code = grpc.StatusCode.UNKNOWN
         self._call = Call()
         self._span: trace.Span = trace.INVALID_SPAN
-        self._tokens: list[Any] = []
+        self._use: Any = None  # the span made current, while the call runs
 
     def __enter__(self) -> _Observed:
         self._metrics.rpcs_started.labels(*self._labels).inc()
         self._started = time.perf_counter()
-        self._tokens.append((_CALL, _CALL.set(self._call)))
+        self._token = _CALL.set(self._call)
         if self._traced:
             carrier = {k: v for k, v in self._metadata if isinstance(v, str)}
             parent = propagate.extract(carrier)
@@ -199,17 +199,17 @@ class _Observed:
         self._metrics.rpcs_handled.labels(*self._labels, code.name).inc()
         self._metrics.rpc_seconds.labels(*self._labels).observe(seconds)
         span = self._span
-        if span is not trace.INVALID_SPAN:
-            span.set_attribute("rpc.grpc.status_code", code.value[0])
-            if code in SERVER_FAULTS or code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                span.set_status(Status(StatusCode.ERROR, code.name))
-        self._log(code, seconds)
-        if span is not trace.INVALID_SPAN:
-            self._use.__exit__(None, None, None)
-            span.end()
-        for var, token in reversed(self._tokens):
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code in SERVER_FAULTS or code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+        try:
+            self._log(code, seconds)
+        finally:
+            if self._use is not None:
+                self._use.__exit__(None, None, None)
+                span.end()
             with contextlib.suppress(ValueError):  # a stream resumed in another context
-                var.reset(token)
+                _CALL.reset(self._token)
 
     def _log(self, code: grpc.StatusCode, seconds: float) -> None:
         if code in SERVER_FAULTS:
