@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.telemetry import current_trace_ids
 
-disable_created_metrics()  # no *_created series: what go-grpc-prometheus dashboards expect
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: what go-grpc-prometheus dashboards expect
 
 requests_log = logging.getLogger("router.intake.requests")
 

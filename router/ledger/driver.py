@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, Protocol, TypeVar
+
+from opentelemetry import trace
 
 from models.errors import (
     LedgerRefusedError,
@@ -22,6 +25,7 @@ from models.errors import (
 )
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 T = TypeVar("T")
 
@@ -130,3 +134,15 @@ class SqlDriver(ABC):
     @abstractmethod
     def from_day(self, value: Any) -> date:
         """A day read from the database."""
+
+
+def transaction_span(work: Callable[..., object], system: str) -> AbstractContextManager[Any]:
+    """The span of one ledger transaction, named for the operation that runs it.
+
+    ``ledger.reserve`` for the ``work`` of :meth:`reserve` (its qualified name's method),
+    with the OpenTelemetry attribute ``db.system``; a child of the RPC's span.
+    """
+    owner = work.__qualname__.split(".<locals>")[0]
+    return tracer.start_as_current_span(
+        f"ledger.{owner.rsplit('.', 1)[-1]}", attributes={"db.system": system}
+    )

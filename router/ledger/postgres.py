@@ -22,7 +22,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from router.ledger.driver import Failure, Row, Tx, ledger_error
+from router.ledger.driver import Failure, Row, Tx, ledger_error, transaction_span
 from router.ledger.sql import SqlLedger
 
 T = TypeVar("T")
@@ -197,6 +197,10 @@ class PostgresLedger(SqlLedger):
         :func:`ledger_error`); an empty pool and a conflict that outlasts its retries as
         :class:`LedgerUnavailableError`.
         """
+        with transaction_span(work, "postgresql"):
+            return self._transaction(work)
+
+    def _transaction(self, work: Callable[[Tx], T]) -> T:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with (

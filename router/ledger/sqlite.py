@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from router.ledger.driver import Failure, Row, Tx, ledger_error
+from router.ledger.driver import Failure, Row, Tx, ledger_error, transaction_span
 from router.ledger.sql import SqlLedger
 
 T = TypeVar("T")
@@ -173,6 +173,10 @@ class SqliteLedger(SqlLedger):
         A database still locked (busy) after the retries, and any other database error, is
         raised as the ledger's error of its :func:`failure_of` (nothing was committed).
         """
+        with transaction_span(work, "sqlite"):
+            return self._transaction(work)
+
+    def _transaction(self, work: Callable[[Tx], T]) -> T:
         conn = self._connection()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             with self._serial():

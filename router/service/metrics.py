@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from models.lookahead import Evidence
 from models.reservation import FeedOutcome
 
-disable_created_metrics()  # no *_created series: what go-grpc-prometheus dashboards expect
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: what go-grpc-prometheus dashboards expect
 
 NO_PRICES = "none"
 """The ``price_version`` label of plans made without prices (their ``price_version`` is "")."""
