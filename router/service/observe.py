@@ -57,6 +57,17 @@ PRESSURE = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLI
 """Codes that say the server is overloaded or too slow for its callers: WARNING."""
 
 
+GO_CODE_NAMES = {
+    code: "OK" if code is grpc.StatusCode.OK
+    else "Canceled" if code is grpc.StatusCode.CANCELLED
+    else "".join(word.capitalize() for word in code.name.split("_"))
+    for code in grpc.StatusCode
+}  # fmt: skip
+"""The ``grpc_code`` label values: Go's names of the codes (``InvalidArgument``), as
+go-grpc-prometheus and the dashboards built on it write them; log lines keep the
+canonical ``INVALID_ARGUMENT``."""
+
+
 class Call:
     """What the log line of the call in progress needs from inner layers (its principal)."""
 
@@ -196,7 +207,7 @@ class _Observed:
     def __exit__(self, *exc: object) -> None:
         seconds = time.perf_counter() - self._started
         code = self._code
-        self._metrics.rpcs_handled.labels(*self._labels, code.name).inc()
+        self._metrics.rpcs_handled.labels(*self._labels, GO_CODE_NAMES[code]).inc()
         self._metrics.rpc_seconds.labels(*self._labels).observe(seconds)
         span = self._span
         span.set_attribute("rpc.grpc.status_code", code.value[0])

@@ -103,8 +103,9 @@ def test_rpc_metrics_count_every_call_by_method_and_code(small_scenario: Scenari
     """started/handled/handling_seconds move per call, with go-grpc-prometheus's labels.
 
     OK, NOT_FOUND (an unknown reservation) and INVALID_ARGUMENT (a request over its limit,
-    refused by the limits interceptor before the servicer) each land in their code's series;
-    started counts all of them; the histogram's count equals the calls handled.
+    refused by the limits interceptor before the servicer) each land in their code's series,
+    named as Go names them (``NotFound``); started counts all of them; the histogram's count
+    equals the calls handled.
     """
     with scraped(small_scenario) as s:
         s.routing.PlanOrder(
@@ -123,8 +124,8 @@ def test_rpc_metrics_count_every_call_by_method_and_code(small_scenario: Scenari
 
         labels = {"grpc_type": "unary", "grpc_service": ROUTING}
         assert handled(s, "PlanOrder", "OK") == 1
-        assert handled(s, "ConfirmReservation", "NOT_FOUND") == 1
-        assert handled(s, "RouteOrder", "INVALID_ARGUMENT") == 1
+        assert handled(s, "ConfirmReservation", "NotFound") == 1
+        assert handled(s, "RouteOrder", "InvalidArgument") == 1
         assert handled(s, "Check", "OK", service="grpc.health.v1.Health") == 1
         for method in ("PlanOrder", "ConfirmReservation", "RouteOrder"):
             assert s.value("grpc_server_started_total", grpc_method=method, **labels) == 1
@@ -134,14 +135,14 @@ def test_rpc_metrics_count_every_call_by_method_and_code(small_scenario: Scenari
 
 
 def test_refusals_of_the_access_check_are_counted(small_scenario: Scenario):
-    """A call without a token to a server with auth on: UNAUTHENTICATED in handled_total."""
+    """A call without a token to a server with auth on: Unauthenticated in handled_total."""
     with scraped(small_scenario, auth=True) as s:
         with pytest.raises(grpc.RpcError) as refused:
             s.routing.PlanOrder(
                 router_pb2.PlanOrderRequest(order=route("x", ("A", 1)).order), timeout=10
             )
         assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
-        assert handled(s, "PlanOrder", "UNAUTHENTICATED") == 1
+        assert handled(s, "PlanOrder", "Unauthenticated") == 1
         assert handled(s, "PlanOrder", "OK") == 0
 
 
