@@ -51,7 +51,7 @@ from router.service.names import (
     ROUTING_SERVICE,
     RULES_SERVICE,
 )
-from router.service.observe import note_principal
+from router.service.observe import behaviour_field, note_principal
 
 logger = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         metadata = {
             k: v for k, v in handler_call_details.invocation_metadata or () if isinstance(v, str)
         }
-        kind = _behaviour_field(handler)
+        kind = behaviour_field(handler)
         solving = method in SOLVING_METHODS
         if solving and self._solving >= self._max_solving:  # a peek: counted on the worker
             return handler._replace(**{kind: refusal(_BUSY)})
@@ -448,13 +448,6 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if self._authenticator is None:
             return ANONYMOUS
         return self._authenticator.principal(metadata, context)
-
-
-def _behaviour_field(handler: Any) -> str:
-    """The handler field that holds its behaviour: unary_unary, …, stream_stream."""
-    if handler.request_streaming:
-        return "stream_stream" if handler.response_streaming else "stream_unary"
-    return "unary_stream" if handler.response_streaming else "unary_unary"
 
 
 _BUSY = _Refused(

@@ -110,7 +110,7 @@ class ObserveInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         streaming = handler.request_streaming or handler.response_streaming
         seen = _Seen(method, labels, health, traced=not (health or streaming))
         metadata = handler_call_details.invocation_metadata or ()
-        field = _BEHAVIOUR[handler.request_streaming, handler.response_streaming]
+        field = behaviour_field(handler)
         behaviour = getattr(handler, field)
         observed = (self._streaming if handler.response_streaming else self._unary)(
             behaviour, seen, metadata
@@ -259,18 +259,19 @@ def request_fields(request: Any) -> dict[str, str]:
     return fields
 
 
-_BEHAVIOUR = {
-    (False, False): "unary_unary",
-    (False, True): "unary_stream",
-    (True, False): "stream_unary",
-    (True, True): "stream_stream",
-}
 _TYPES = {
     (False, False): "unary",
     (False, True): "server_stream",
     (True, False): "client_stream",
     (True, True): "bidi_stream",
 }
+
+
+def behaviour_field(handler: Any) -> str:
+    """The handler field that holds its behaviour: unary_unary, …, stream_stream."""
+    if handler.request_streaming:
+        return "stream_stream" if handler.response_streaming else "stream_unary"
+    return "unary_stream" if handler.response_streaming else "unary_unary"
 
 
 def _grpc_type(handler: Any) -> str:

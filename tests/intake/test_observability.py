@@ -10,7 +10,6 @@ import json
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.fuzz import processes
 from tests.intake.conftest import TINY, tiny_orders
+from tests.waiting import eventually
 
 ROUTER = Path(sys.executable).parent / "router"
 
@@ -170,7 +170,7 @@ def test_one_trace_spans_gateway_and_service(
                 timeout=30,
             )
             assert answer.status_code == 200, answer.text
-            spans = _eventually(lambda: _both(collector.of_trace(trace_id)))
+            spans = eventually(lambda: _both(collector.of_trace(trace_id)))
     by_name = {span.name: (service, span) for service, span in spans}
     service_span = by_name["router.v1.RoutingService/RouteOrder"]
     assert service_span[0] == "router-serve"
@@ -196,14 +196,3 @@ def _both(spans: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     kinds = {(service, span.kind) for service, span in spans}
     assert ("router-intake", SPAN_KIND_CLIENT) in kinds, kinds
     return spans
-
-
-def _eventually(read: Callable[[], Any], timeout_s: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return read()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)

@@ -9,6 +9,7 @@ the catalogue but stocked nowhere.
 from __future__ import annotations
 
 import random
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -17,6 +18,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from prometheus_client.parser import text_string_to_metric_families
 
 from models.network import Network, Node, NodeType, Sku
 from models.order import Order, OrderLine, ShipTo
@@ -135,3 +137,18 @@ def run(scenario: Scenario, **config: Any) -> Iterator[Running]:
 def server(small_scenario: Scenario) -> Iterator[Running]:
     """A server for the small scenario."""
     yield from run(small_scenario)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+"""Scraped samples by name and sorted labels."""
+
+
+def scrape(port: int) -> Samples:
+    """``GET http://127.0.0.1:PORT/metrics`` as Prometheus reads it: every sample."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

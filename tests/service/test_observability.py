@@ -12,8 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from models.scenario import Scenario
 from router.ledger.memory import MemoryLedger
@@ -32,14 +30,14 @@ from router.service.server import create_server
 from router.telemetry import JsonFormatter
 from router.v1 import router_pb2, router_pb2_grpc
 from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
+from tests.service.conftest import Samples, scrape
 from tests.service.test_reservations import Interfering, route
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
 ROUTING = "router.v1.RoutingService"
 ROUTER = Path(sys.executable).parent / "router"
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 class Scraped:
@@ -59,17 +57,6 @@ class Scraped:
     def value(self, name: str, **labels: str) -> float:
         """One sample's value; 0 when the series does not exist."""
         return self.samples().get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def scrape(port: int) -> Samples:
-    """``GET http://127.0.0.1:PORT/metrics``, parsed."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 @contextmanager
@@ -319,7 +306,7 @@ def test_make_run_serves_metrics_on_the_default_port(tmp_path: Path):
     with processes.running(command, tmp_path / "serve.log") as address:
         with grpc.insecure_channel(address) as channel:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
-        samples = _eventually(lambda: scrape(DEFAULT_METRICS_PORT))
+        samples = eventually(lambda: scrape(DEFAULT_METRICS_PORT))
         key = (
             "grpc_server_handled_total",
             tuple(
@@ -356,7 +343,7 @@ def test_drain_keeps_serving_while_health_says_not_serving(tmp_path: Path):
                 health.Check(request, timeout=10).status == health_pb2.HealthCheckResponse.SERVING
             )
             process.send_signal(subprocess.signal.SIGTERM)  # type: ignore[attr-defined]
-            status = _eventually(lambda: _not_serving(health.Check(request, timeout=2).status))
+            status = eventually(lambda: _not_serving(health.Check(request, timeout=2).status))
             assert status == health_pb2.HealthCheckResponse.NOT_SERVING
             rules = router_pb2_grpc.RulesServiceStub(channel)
             rules.ListRuleVersions(router_pb2.ListRuleVersionsRequest(), timeout=5)  # served
@@ -368,18 +355,6 @@ def test_drain_keeps_serving_while_health_says_not_serving(tmp_path: Path):
 def _not_serving(status: int) -> int:
     assert status == health_pb2.HealthCheckResponse.NOT_SERVING
     return status
-
-
-def _eventually(read: Callable[[], Any], timeout_s: float = 10.0) -> Any:
-    """``read()`` once it stops raising, within ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return read()
-        except (AssertionError, OSError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def _free(port: int) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -21,7 +20,6 @@ from typing import Any
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from models.lookahead import Forecast
 from models.network import Network, Stock
@@ -37,7 +35,7 @@ from router.service.prices import RecentOrders
 from router.service.server import RouterServer, create_server
 from router.v1 import router_pb2
 from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
-from tests.service.conftest import Running, order
+from tests.service.conftest import Running, order, scrape
 
 PRICED = RuleSet.single(Policy(opportunity_cost=1.0))
 """One strategy that adds each unit's price to its cost: the service computes prices."""
@@ -86,13 +84,7 @@ class Live(Running):
         """Every sample of ``GET /metrics``, by name and sorted labels."""
         port = self.server.metrics_port
         assert port is not None
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-            text = answer.read().decode()
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
+        return scrape(port)
 
     def metric(self, name: str, **labels: str) -> float:
         """One sample's value; 0 when the series does not exist (yet)."""
