@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -297,7 +298,11 @@ class _Details(grpc.HandlerCallDetails):
 
 
 def test_make_run_serves_metrics_on_the_default_port(tmp_path: Path):
-    """``router serve`` with no metrics flag serves them on :data:`DEFAULT_METRICS_PORT`."""
+    """``router serve`` with no metrics flag serves them on :data:`DEFAULT_METRICS_PORT`.
+
+    Its log is JSON lines, and a request's line has a trace id though nothing is exported
+    and the caller sent no traceparent.
+    """
     if not _free(DEFAULT_METRICS_PORT):
         pytest.skip(f"port {DEFAULT_METRICS_PORT} is taken on this machine")
     from benchmarks.fuzz import processes
@@ -306,6 +311,8 @@ def test_make_run_serves_metrics_on_the_default_port(tmp_path: Path):
     with processes.running(command, tmp_path / "serve.log") as address:
         with grpc.insecure_channel(address) as channel:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            rules = router_pb2_grpc.RulesServiceStub(channel)
+            rules.ListRuleVersions(router_pb2.ListRuleVersionsRequest(), timeout=10)
         samples = eventually(lambda: scrape(DEFAULT_METRICS_PORT))
         key = (
             "grpc_server_handled_total",
@@ -324,6 +331,9 @@ def test_make_run_serves_metrics_on_the_default_port(tmp_path: Path):
     log = (tmp_path / "serve.log").read_text().splitlines()
     started = [json.loads(line) for line in log if line.startswith("{")]
     assert any("metrics at" in line["message"] for line in started)
+    (request,) = [line for line in started if line["logger"] == "router.requests"]
+    assert request["method"] == "/router.v1.RulesService/ListRuleVersions"
+    assert re.fullmatch("[0-9a-f]{32}", request["trace_id"]) and set(request["trace_id"]) != {"0"}
 
 
 def test_drain_keeps_serving_while_health_says_not_serving(tmp_path: Path):
@@ -359,6 +369,7 @@ def _not_serving(status: int) -> int:
 
 def _free(port: int) -> bool:
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
