@@ -952,7 +952,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``router`` command; bad input files exit 2 with every violation listed."""
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command in ("serve", "intake"):  # a service's logs: JSON lines by default
-        configure_logging(args.log_format)
+        configure_logging(args.log_format, args.log_level)
     elif args.command != "whatif":  # what-if prints its own progress, not log lines
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:

@@ -188,8 +188,10 @@ def serve(
             access_log=False,  # ObserveMiddleware logs each request, as JSON
         )
     )
-    server.run(sockets=[sock])
-    tracing.shutdown()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        tracing.shutdown()  # the spans still buffered go out
 
 
 def usage(address: str, config: IntakeConfig, *, https: bool = False) -> str:

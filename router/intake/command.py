@@ -129,5 +129,5 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="router intake", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    configure_logging(args.log_format)
+    configure_logging(args.log_format, args.log_level)
     return run(args)

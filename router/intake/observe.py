@@ -6,8 +6,9 @@ raw path, so the label set stays bounded) and status code, keeps
 ``http_requests_in_flight``, and logs one line on the ``router.intake.requests`` logger:
 method, route, status, duration, the Idempotency-Key as ``request_id``, and the trace id
 (the FastAPI instrumentation's span, whose context the gRPC client instrumentation carries
-to the service). 5xx answers log at ERROR, 429 and 504 at WARNING, the rest at INFO;
-probes and unmatched paths at DEBUG.
+to the service). Probes and unmatched paths log at DEBUG whatever their status; otherwise
+5xx answers at ERROR, 429 and 504 at WARNING, the rest at INFO. A method outside the
+usual ones is labelled ``other``.
 
 The probes: ``GET /healthz`` answers 200 while the process runs; ``GET /readyz`` asks the
 service's standard gRPC health check and answers 200 only when it is SERVING (503 naming
@@ -25,6 +26,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.telemetry import current_trace_ids
@@ -42,6 +44,10 @@ READY_TIMEOUT_S = 1.0
 """How long ``/readyz`` waits for the service's health check."""
 UNMATCHED = "unmatched"
 """The ``route`` label of requests no route matched (404s of arbitrary paths)."""
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+"""The ``method`` label (and log field) of any method outside :data:`METHODS`: a client
+choosing the method must not choose new series."""
 
 
 class HttpMetrics:
@@ -100,14 +106,25 @@ class ObserveMiddleware:
             seconds = time.perf_counter() - started
             route = _route(scope)
             method = str(scope.get("method", ""))
+            method = method if method in METHODS else OTHER_METHOD
             m.requests.labels(method, route, str(status)).inc()
             m.seconds.labels(method, route).observe(seconds)
             _log(scope, method, route, status, seconds, fields)
 
 
 def _route(scope: Scope) -> str:
-    """The matched route's template (``/v1/orders:route``), or :data:`UNMATCHED`."""
+    """The matched route's template (``/v1/orders:route``), or :data:`UNMATCHED`.
+
+    A request answered before routing (429 of the in-flight limit) is matched here against
+    the app's routes, so it is counted under its route too.
+    """
     route = scope.get("route")
+    if route is None:
+        app = scope.get("app")
+        for candidate in getattr(getattr(app, "router", None), "routes", ()):
+            if candidate.matches(scope)[0] is not Match.NONE:
+                route = candidate
+                break
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED
 
@@ -120,12 +137,12 @@ def _log(
     seconds: float,
     fields: dict[str, Any],
 ) -> None:
-    if status >= 500 and status != 504:
+    if route in PROBES or route == UNMATCHED:
+        level = logging.DEBUG  # a load balancer's probes; scanners' paths
+    elif status >= 500 and status != 504:
         level = logging.ERROR
     elif status in (429, 504):
         level = logging.WARNING
-    elif route in PROBES or route == UNMATCHED:
-        level = logging.DEBUG
     else:
         level = logging.INFO
     if not requests_log.isEnabledFor(level):

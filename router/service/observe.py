@@ -3,15 +3,20 @@
 :class:`ObserveInterceptor` is the server's outermost interceptor, so it sees every call
 gRPC found a method for, refusals of the access and limits checks included. Per call:
 
-- ``grpc_server_started_total`` when it starts, ``grpc_server_handled_total`` with its
-  status code and ``grpc_server_handling_seconds`` when it ends (:mod:`router.service.metrics`);
+- ``grpc_server_started_total`` when it arrives; ``grpc_server_handled_total`` with its
+  status code and ``grpc_server_handling_seconds`` (from its arrival: the wait for a
+  thread counts) when it ends (:mod:`router.service.metrics`). A call gRPC drops before it
+  runs (its caller left while it waited for a thread) is counted CANCELLED; one refused
+  by gRPC's own bound on calls at once (``max_concurrent_rpcs``) is counted started and
+  never handled: ``started - handled`` beyond the calls in progress;
 - a SERVER span named ``router.v1.RoutingService/RouteOrder``, the child of the caller's
   span when the call carries a W3C ``traceparent`` (the gateway's does), with the
   OpenTelemetry RPC attributes (``rpc.system``, ``rpc.service``, ``rpc.method``,
   ``rpc.grpc.status_code``); health checks and streams (reflection, health watches) get
   none;
 - one log line on the ``router.requests`` logger: method, principal (when the call was
-  authenticated), request id, order id, reservation id, status, duration and trace id, at
+  authenticated), request id, order id, reservation id, status, duration, trace and span
+  ids, at
   INFO for a success or a client's error, WARNING for overload and deadlines (the
   operator's business), ERROR for the server's own faults; health checks at DEBUG.
 
@@ -98,51 +103,54 @@ class ObserveInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         continuation: Callable[[grpc.HandlerCallDetails], Any],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
-        """The method's handler, its behaviour wrapped (its pool tags kept by ``wraps``)."""
+        """The method's handler, its behaviour wrapped (its pool tags kept by ``wraps``).
+
+        Runs on gRPC's polling thread as the call arrives: the call is counted as started
+        and its clock starts here, so the time it waits for a thread counts. The wrapped
+        behaviour carries ``after_run`` for :class:`~router.service.pool.PriorityPool`: a
+        call whose behaviour gRPC never ran (the caller left while it waited) is counted
+        then.
+        """
         handler = continuation(handler_call_details)
         if handler is None:
             return None  # no such method: gRPC answers UNIMPLEMENTED itself
         method: str = handler_call_details.method
         service, _, name = method.lstrip("/").partition("/")
-        kind = _grpc_type(handler)
-        labels = (kind, service, name)
         health = service == HEALTH_SERVICE
         streaming = handler.request_streaming or handler.response_streaming
-        seen = _Seen(method, labels, health, traced=not (health or streaming))
-        metadata = handler_call_details.invocation_metadata or ()
+        seen = _Seen(
+            method, (_grpc_type(handler), service, name), health, not (health or streaming)
+        )
+        call = _Observed(self._metrics, seen, handler_call_details.invocation_metadata or ())
         field = behaviour_field(handler)
         behaviour = getattr(handler, field)
-        observed = (self._streaming if handler.response_streaming else self._unary)(
-            behaviour, seen, metadata
-        )
-        return handler._replace(**{field: functools.wraps(behaviour)(observed)})
+        observed = (self._streaming if handler.response_streaming else self._unary)(behaviour, call)
+        wrapped = functools.wraps(behaviour)(observed)
+        wrapped.after_run = call.if_never_ran  # type: ignore[attr-defined]
+        return handler._replace(**{field: wrapped})
 
-    def _unary(
-        self, behaviour: Callable[..., Any], method: _Seen, metadata: Any
-    ) -> Callable[..., Any]:
+    def _unary(self, behaviour: Callable[..., Any], call: _Observed) -> Callable[..., Any]:
         def observed(request: Any, context: grpc.ServicerContext) -> Any:
-            with _Observed(self._metrics, method, metadata, request) as seen:
+            with call.running(request):
                 try:
                     response = behaviour(request, context)
                 except BaseException:
-                    seen.failed(context)
+                    call.failed(context)
                     raise
-                seen.ended(context)
+                call.ended(context)
                 return response
 
         return observed
 
-    def _streaming(
-        self, behaviour: Callable[..., Any], method: _Seen, metadata: Any
-    ) -> Callable[..., Any]:
+    def _streaming(self, behaviour: Callable[..., Any], call: _Observed) -> Callable[..., Any]:
         def observed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            with _Observed(self._metrics, method, metadata, request) as seen:
+            with call.running(request):
                 try:
                     yield from behaviour(request, context)
                 except BaseException:
-                    seen.failed(context)
+                    call.failed(context)
                     raise
-                seen.ended(context)
+                call.ended(context)
 
         return observed
 
@@ -158,24 +166,31 @@ class _Seen:
 
 
 class _Observed:
-    """One call being observed: started when entered; counted, logged and ended on exit."""
+    """One call, from its arrival: counted started at once; counted, logged, ended once."""
 
-    def __init__(self, metrics: ServiceMetrics, method: _Seen, metadata: Any, request: Any) -> None:
+    def __init__(self, metrics: ServiceMetrics, method: _Seen, metadata: Any) -> None:
         self._metrics = metrics
         self._method = method.path
         self._labels = method.labels
         self._health = method.health
         self._traced = method.traced
         self._metadata = metadata
-        self._request = request
+        self._request: Any = None
+        self._ran = False
         self._code = grpc.StatusCode.UNKNOWN
         self._call = Call()
         self._span: trace.Span = trace.INVALID_SPAN
         self._use: Any = None  # the span made current, while the call runs
+        self._arrived = time.perf_counter()
+        metrics.rpcs_started.labels(*self._labels).inc()
+
+    def running(self, request: Any) -> _Observed:
+        """The call's behaviour starts on a worker with ``request``: enter around it."""
+        self._request = request
+        return self
 
     def __enter__(self) -> _Observed:
-        self._metrics.rpcs_started.labels(*self._labels).inc()
-        self._started = time.perf_counter()
+        self._ran = True
         self._token = _CALL.set(self._call)
         if self._traced:
             carrier = {k: v for k, v in self._metadata if isinstance(v, str)}
@@ -194,33 +209,44 @@ class _Observed:
     def ended(self, context: grpc.ServicerContext) -> None:
         """The behaviour returned: its code is the one it set, unless the caller is gone."""
         code = context.code() or grpc.StatusCode.OK  # type: ignore[attr-defined]
-        if code is grpc.StatusCode.OK and not context.is_active():
-            remaining = context.time_remaining()
-            gone = remaining is not None and remaining <= 0
-            code = grpc.StatusCode.DEADLINE_EXCEEDED if gone else grpc.StatusCode.CANCELLED
-        self._code = code
+        self._code = _gone(context) or code if code is grpc.StatusCode.OK else code
 
     def failed(self, context: grpc.ServicerContext) -> None:
-        """The behaviour raised: an abort's code, else UNKNOWN (what gRPC answers)."""
-        self._code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+        """The behaviour raised: an abort's code; the caller gone; else UNKNOWN (as gRPC)."""
+        code = context.code()  # type: ignore[attr-defined]
+        self._code = code or _gone(context) or grpc.StatusCode.UNKNOWN
+
+    def if_never_ran(self) -> None:
+        """Count and log the call as CANCELLED when gRPC dropped it before it ran.
+
+        gRPC does not run a behaviour whose caller cancelled or whose deadline passed while
+        the call waited for a thread; the pool calls this after every call it ran.
+        """
+        if not self._ran:
+            self._ran = True
+            self._code = grpc.StatusCode.CANCELLED
+            self._finish()
 
     def __exit__(self, *exc: object) -> None:
-        seconds = time.perf_counter() - self._started
-        code = self._code
-        self._metrics.rpcs_handled.labels(*self._labels, GO_CODE_NAMES[code]).inc()
-        self._metrics.rpc_seconds.labels(*self._labels).observe(seconds)
         span = self._span
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
-        if code in SERVER_FAULTS or code is grpc.StatusCode.DEADLINE_EXCEEDED:
-            span.set_status(Status(StatusCode.ERROR, code.name))
+        span.set_attribute("rpc.grpc.status_code", self._code.value[0])
+        if self._code in SERVER_FAULTS or self._code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            span.set_status(Status(StatusCode.ERROR, self._code.name))
         try:
-            self._log(code, seconds)
+            self._finish()
         finally:
             if self._use is not None:
                 self._use.__exit__(None, None, None)
                 span.end()
             with contextlib.suppress(ValueError):  # a stream resumed in another context
                 _CALL.reset(self._token)
+
+    def _finish(self) -> None:
+        """Count the call's status and time since it arrived; log its line."""
+        seconds = time.perf_counter() - self._arrived
+        self._metrics.rpcs_handled.labels(*self._labels, GO_CODE_NAMES[self._code]).inc()
+        self._metrics.rpc_seconds.labels(*self._labels).observe(seconds)
+        self._log(self._code, seconds)
 
     def _log(self, code: grpc.StatusCode, seconds: float) -> None:
         if code in SERVER_FAULTS:
@@ -241,8 +267,18 @@ class _Observed:
         context = self._span.get_span_context()
         if context.is_valid:
             fields["trace_id"] = trace.format_trace_id(context.trace_id)
+            fields["span_id"] = trace.format_span_id(context.span_id)
         ms = seconds * 1000
         requests_log.log(level, "%s %s %.1f ms", self._method, code.name, ms, extra=fields)
+
+
+def _gone(context: grpc.ServicerContext) -> grpc.StatusCode | None:
+    """DEADLINE_EXCEEDED or CANCELLED when the caller is gone (no one gets the answer)."""
+    if context.is_active():
+        return None
+    remaining = context.time_remaining()
+    late = remaining is not None and remaining <= 0
+    return grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED
 
 
 def request_fields(request: Any) -> dict[str, str]:

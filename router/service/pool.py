@@ -6,7 +6,8 @@ three queues and always takes from the first that has work: calls that do not so
 (health checks, stock reads, rules reads), then the refusals the access interceptor made
 on gRPC's polling thread (cheap, but a flood makes many), then solving calls. The level is
 read off the behaviour gRPC submits with the call, as the interceptor tagged it; work that
-shows no tag goes first, so nothing depends on the tag to be served.
+shows no tag goes first, so nothing depends on the tag to be served. After each call the
+behaviour's ``after_run`` hook, if it has one, is called (:func:`_after_run`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class PriorityPool(futures.Executor):
                 future.set_result(fn(*args, **kwargs))
             except BaseException as exc:  # handed to the future, as ThreadPoolExecutor does
                 future.set_exception(exc)
+            finally:
+                _after_run(args)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking work; run what is queued (or cancel it) and end the threads."""
@@ -85,3 +88,15 @@ class PriorityPool(futures.Executor):
         if wait:
             for thread in self._threads:
                 thread.join()
+
+
+def _after_run(args: tuple[Any, ...]) -> None:
+    """Call the ``after_run`` hook of the behaviour handed over with the call, if it has one.
+
+    The observing interceptor (:mod:`router.service.observe`) counts there the calls gRPC
+    dropped without running their behaviour (the caller left while they waited).
+    """
+    for arg in args:
+        hook = getattr(arg, "after_run", None)
+        if hook is not None:
+            hook()

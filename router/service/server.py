@@ -22,7 +22,6 @@ from typing import cast
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry import trace
 
 from models.errors import RulesRefusedError, RuleVersionStateError
 from models.lookahead import Forecast
@@ -55,7 +54,6 @@ from router.telemetry import configure_tracing
 from router.v1 import router_pb2_grpc
 
 logger = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 
 SERVE_ACTOR = "router serve"
 """Who the versions and activations made at startup are recorded as."""
@@ -84,8 +82,7 @@ class Sweeper:
         while not self._stopping.wait(self._interval_s):
             started = time.perf_counter()
             try:
-                with tracer.start_as_current_span("ledger.sweep"):
-                    expired = self._ledger.expire(datetime.now(UTC))
+                expired = self._ledger.expire(datetime.now(UTC))
             except Exception as error:  # keep sweeping: the next round may succeed
                 m.sweeps.labels("failed").inc()
                 logger.warning("sweeping expired reservations failed: %s", error)
@@ -470,6 +467,13 @@ def serve(config: ServerConfig, scenario: Scenario) -> None:
     """
     sys.setswitchinterval(config.switch_interval_s)  # the process is the server's alone
     tracing = configure_tracing("router-serve", config.otlp_endpoint)
+    try:
+        _serve(config, scenario)
+    finally:
+        tracing.shutdown()  # the spans still buffered go out
+
+
+def _serve(config: ServerConfig, scenario: Scenario) -> None:
     server, port, health_servicer = _create(config, scenario)
     # The scenario (68,000 positions and more) lives as long as the server: moved out of
     # the collector's sight, a full collection no longer walks it; and collections come
@@ -501,7 +505,6 @@ def serve(config: ServerConfig, scenario: Scenario) -> None:
         time.sleep(config.drain_s)
     logger.info("stopping: %.1fs grace for RPCs in flight", config.grace_period_s)
     server.stop(config.grace_period_s).wait()
-    tracing.shutdown()  # the spans still buffered go out
     logger.info("stopped")
 
 

@@ -54,13 +54,18 @@ def test_healthz_answers_and_readyz_follows_the_service(gateway: str, down_gatew
 def test_request_metrics_count_by_route_template_and_code(
     start_gateway: Callable[..., str], grpc_target: str
 ):
-    """http_requests_total moves by method, route template (not the raw path) and code."""
+    """http_requests_total moves by method, route template (not the raw path) and code.
+
+    Neither a made-up path nor a made-up method makes a series of its own.
+    """
     port = free_port()
     url = start_gateway("metrics", grpc_target, "--metrics-port", str(port))
     httpx.get(f"{url}/v1/stock", params={"sku": "SKU-1"}, timeout=10)
     key = {"Idempotency-Key": "c-1"}
     httpx.post(f"{url}/v1/reservations/R-none:confirm", headers=key, timeout=10)
     httpx.get(f"{url}/no/such/path/12345", timeout=10)
+    for made_up in ("FOO1", "FOO2"):  # a client's methods are not new series
+        httpx.request(made_up, f"{url}/v1/stock", timeout=10)
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(
@@ -77,6 +82,7 @@ def test_request_metrics_count_by_route_template_and_code(
     assert count("POST", "/v1/reservations/{reservation_id}:confirm", "404") == 1
     assert count("GET", "unmatched", "404") == 1
     assert not any("12345" in str(labels) for _, labels in samples)
+    assert count("other", "/v1/stock", "405") == 2
     durations = ("http_request_duration_seconds_count", (("method", "GET"), ("route", "/v1/stock")))
     assert samples[durations] == 1
     assert samples["http_requests_in_flight", ()] == 0

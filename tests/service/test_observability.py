@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from models.scenario import Scenario
 from router.ledger.memory import MemoryLedger
-from router.service.config import DEFAULT_METRICS_PORT, ServerConfig
+from router.service.config import DEFAULT_METRICS_PORT, AdmissionSettings, ServerConfig
 from router.service.observe import ObserveInterceptor, request_fields
 from router.service.server import create_server
 from router.telemetry import JsonFormatter
@@ -395,3 +395,38 @@ def test_postgres_pool_figures_are_exported(
         assert samples["router_db_pool_size", ()] >= 1
         assert samples["router_db_pool_requests_waiting", ()] == 0
         assert ("router_db_pool_wait_seconds_total", ()) in samples
+
+
+def test_calls_dropped_while_waiting_for_a_thread_are_counted(small_scenario: Scenario):
+    """Calls whose deadline passes while every thread is busy: started, and Canceled.
+
+    One thread; a RouteOrder holds it for 1.5 s (its ledger sleeps in reserve); three health
+    checks with 0.3 s deadlines wait behind it and expire. gRPC never runs their behaviour,
+    yet each is counted handled (Canceled) with its wait in the histogram.
+    """
+    ledger = Interfering()
+    config = {
+        "max_workers": 1,
+        "cheap_workers": 0,
+        "admission": AdmissionSettings(queued_solves=0),
+    }
+    with scraped(small_scenario, ledger, **config) as s:
+        ledger.meddle = lambda: time.sleep(1.5)
+        routing = s.routing.RouteOrder.future(route("slow", ("A", 1)), timeout=30)
+        time.sleep(0.3)  # the route holds the only thread
+        request = health_pb2.HealthCheckRequest()
+        for _ in range(3):
+            with pytest.raises(grpc.RpcError) as late:
+                s.health.Check(request, timeout=0.3)
+            assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        routing.result()
+        check = {"grpc_type": "unary", "grpc_service": "grpc.health.v1.Health"}
+        eventually(lambda: _equal(handled(s, "Check", "Canceled", "grpc.health.v1.Health"), 3))
+        assert s.value("grpc_server_started_total", grpc_method="Check", **check) == 3
+        waited = s.value("grpc_server_handling_seconds_sum", grpc_method="Check", **check)
+        assert waited >= 3 * 0.3
+        assert handled(s, "RouteOrder", "OK") == 1
+
+
+def _equal(value: float, expected: float) -> None:
+    assert value == expected, value
