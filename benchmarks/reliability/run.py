@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 import psycopg
 
+from benchmarks.flood import percentiles
 from benchmarks.fuzz.processes import start, stop
 from benchmarks.reliability.checker import Key, Position, Snapshot, StoredReservation, check
 from benchmarks.reliability.cluster import Cluster, free_port, private_cluster
@@ -110,14 +110,14 @@ class Result:
         for op in Op:
             mine = [c for c in self.calls if c.op is op]
             ok = [c.end - c.start for c in mine if c.outcome is Outcome.OK]
-            ms = np.array(ok or [float("nan")]) * 1e3
+            p50, p99 = percentiles(ok or [float("nan")])
             per_op[op.value] = {
                 "calls": len(mine),
                 "ok": len(ok),
                 "fail": sum(c.outcome is Outcome.FAIL for c in mine),
                 "unknown": sum(c.outcome is Outcome.UNKNOWN for c in mine),
-                "p50_ms": round(float(np.percentile(ms, 50)), 1),
-                "p99_ms": round(float(np.percentile(ms, 99)), 1),
+                "p50_ms": round(p50, 1),
+                "p99_ms": round(p99, 1),
                 "codes": dict(sorted(_count(c.code for c in mine if c.code != "OK").items())),
             }
         routes = [c for c in self.calls if c.op is Op.ROUTE]
