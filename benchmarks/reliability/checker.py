@@ -230,19 +230,22 @@ def _check_settlements(
     tried: dict[str, set[Op]] = defaultdict(set)  # ops that may have taken effect
     won: dict[str, set[Op]] = defaultdict(set)
     expires = {c.reservation_id: c.expires_at for c in routes if c.reservation_id}
+    began: dict[str, float] = {}  # a request id's first attempt: a replay answers for it
+    for call in settles:
+        began[call.request_id] = min(began.get(call.request_id, math.inf), call.start)
     for call in settles:
         if call.outcome is not Outcome.FAIL:
             tried[call.reservation_id].add(call.op)
         if call.outcome is Outcome.OK:
             won[call.reservation_id].add(call.op)
             lapsed = expires.get(call.reservation_id)
-            if call.op is Op.CONFIRM and lapsed is not None and call.start > lapsed:
+            first = began[call.request_id]
+            if call.op is Op.CONFIRM and lapsed is not None and first > lapsed:
                 out.append(
                     Violation(
                         "confirmed-after-expiry",
                         call.reservation_id,
-                        f"confirm {call.request_id} began {call.start - lapsed:.3f}"
-                        " s after it lapsed",
+                        f"confirm {call.request_id} began {first - lapsed:.3f} s after it lapsed",
                     )
                 )
     for reservation_id, ops in won.items():

@@ -3,16 +3,17 @@
 :func:`run` seeds a private cluster (:mod:`.cluster`) with :func:`scenario` (a hot SKU
 stocked thinly at two nodes, cold SKUs stocked deeply), starts ``replicas`` ``router
 serve`` processes on it and runs ``clients`` threads until they have made ``calls``
-RouteOrder attempts. Each client routes orders with fresh request ids on the replicas in
-turn and then confirms, releases or abandons the reservation (abandoned ones lapse after
-a short TTL; some are confirmed after they lapsed, which must be refused). A small share
-of RouteOrder calls get a deadline too short to see the answer: a lost reply, retried
-with the same request id on the next replica, as is every attempt that ends
-indeterminately. Meanwhile :class:`Faults` injects, at fixed fractions of the calls: a
-SIGKILL of one replica (restarted on its port after a few seconds), a database restart
-(immediate stop: a crash, down for seconds) and dropped connections (pg_terminate_backend
-of every router backend). Every attempt goes into a :class:`History`; at the end the
-ledger's rows are read and :func:`benchmarks.reliability.checker.check` judges both.
+RouteOrder requests and every fault is over. Each client routes orders with fresh
+request ids on the replicas in turn and then confirms, releases or abandons the
+reservation (abandoned ones lapse after a short TTL; some are confirmed after they
+lapsed, which must be refused). A small share of RouteOrder requests get a first
+deadline too short to see the answer: a lost reply, retried with the same request id on
+the next replica, as is every attempt that ends indeterminately. Meanwhile
+:class:`Faults` injects, at fixed fractions of the requests: a SIGKILL of one replica
+(restarted on its port after a few seconds), a database restart (immediate stop: a
+crash, down for seconds) and dropped connections (pg_terminate_backend of every router
+backend). Every attempt goes into a :class:`History`; at the end the ledger's rows are
+read and :func:`benchmarks.reliability.checker.check` judges both.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,7 +120,7 @@ class Result:
                 "unknown": sum(c.outcome is Outcome.UNKNOWN for c in mine),
                 "p50_ms": round(p50, 1),
                 "p99_ms": round(p99, 1),
-                "codes": dict(sorted(_count(c.code for c in mine if c.code != "OK").items())),
+                "codes": dict(sorted(Counter(c.code for c in mine if c.code != "OK").items())),
             }
         routes = [c for c in self.calls if c.op is Op.ROUTE]
         return {
@@ -144,13 +146,6 @@ class Result:
             "violation_examples": self.violations[:20],
             "harness_errors": self.errors,
         }
-
-
-def _count(items: Iterator[str] | Sequence[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return counts
 
 
 def scenario(calls: int) -> Scenario:
@@ -629,7 +624,7 @@ def run(
         finally:
             servers.stop_all()
     found = check(history.calls(), initial_positions(world.stock), final, SWEEP_GRACE_S)
-    statuses = _count(r.status for r in final.reservations.values())
+    statuses = Counter(r.status for r in final.reservations.values())
     return Result(
         history.calls(),
         faults.done,

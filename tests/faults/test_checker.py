@@ -295,3 +295,18 @@ def test_indeterminate_attempts_may_have_made_one_reservation():
         FINAL, reservations=_reservations(R8=stored("R8", "r8", "EXPIRED", 9.0, ("west", "C", 1)))
     )
     assert check(calls, INITIAL, final, GRACE_S) == []
+
+
+def test_a_confirm_replayed_after_expiry_is_not_a_late_confirm():
+    """A confirm whose reply was lost before the expiry may be answered by a replay after it."""
+    calls = [
+        *CALLS[:-1],
+        settle(Op.CONFIRM, "c4", "R4", 5.0, Outcome.UNKNOWN, "DEADLINE_EXCEEDED"),
+        settle(Op.CONFIRM, "c4", "R4", 7.0),
+    ]
+    final = _with(
+        FINAL,
+        positions={**FINAL.positions, H: Position(1, 0, 1)},
+        reservations=_reservations(R4=stored("R4", "r4", "CONFIRMED", 6.0, ("west", "H", 1))),
+    )
+    assert check(calls, INITIAL, final, GRACE_S) == []
