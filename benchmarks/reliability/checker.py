@@ -341,43 +341,54 @@ def _check_held_over_time(
     routes: Sequence[Call], settles: Sequence[Call], initial: Mapping[Key, Position]
 ) -> list[Violation]:
     """At no instant do the units certainly held at a position exceed what was available."""
+    out = []
+    for key, (held, at) in sorted(peak_held([*routes, *settles]).items()):
+        limit = initial[key].available if key in initial else 0
+        if held > limit:
+            out.append(
+                Violation(
+                    "held-twice",
+                    f"{key[0]}/{key[1]}",
+                    f"{held} units certainly held at {at:.3f}, {limit} were available",
+                )
+            )
+    return out
+
+
+def peak_held(calls: Sequence[Call]) -> dict[Key, tuple[int, float]]:
+    """Per position, the most units the history proves held (or shipped) at once, and when.
+
+    An acknowledged reservation certainly held its lines from the end of its first
+    acknowledged RouteOrder until the first confirm or release of it began or it lapsed,
+    and for ever once a confirm of it succeeded.
+    """
     first_settle: dict[str, float] = {}
     confirmed: set[str] = set()
-    for call in settles:
-        first_settle[call.reservation_id] = min(
-            first_settle.get(call.reservation_id, math.inf), call.start
-        )
-        if call.op is Op.CONFIRM and call.outcome is Outcome.OK:
-            confirmed.add(call.reservation_id)
-    events: dict[Key, list[tuple[float, int]]] = defaultdict(list)
-    seen: set[str] = set()
-    for call in routes:
+    answered: dict[str, Call] = {}  # reservation id -> its first acknowledgement
+    for call in calls:
         rid = call.reservation_id
-        if call.outcome is not Outcome.OK or not rid or rid in seen:
-            continue  # a replay's answer is the same reservation: counted once
-        seen.add(rid)
-        until = (
-            math.inf
-            if rid in confirmed
-            else min(first_settle.get(rid, math.inf), call.expires_at or math.inf)
-        )
+        if call.op is Op.ROUTE:
+            acknowledged = call.outcome is Outcome.OK and bool(rid)
+            if acknowledged and (rid not in answered or call.end < answered[rid].end):
+                answered[rid] = call
+            continue
+        first_settle[rid] = min(first_settle.get(rid, math.inf), call.start)
+        if call.op is Op.CONFIRM and call.outcome is Outcome.OK:
+            confirmed.add(rid)
+    events: dict[Key, list[tuple[float, int]]] = defaultdict(list)
+    for rid, call in answered.items():
+        lapsed = math.inf if call.expires_at is None else call.expires_at
+        until = math.inf if rid in confirmed else min(first_settle.get(rid, math.inf), lapsed)
         if until <= call.end:
             continue  # settled or lapsed before we knew: no instant certainly held
         for node_id, sku, units in call.lines:
             events[node_id, sku] += [(call.end, units), (until, -units)]
-    out = []
+    peaks: dict[Key, tuple[int, float]] = {}
     for key, timeline in events.items():
-        limit = initial[key].available if key in initial else 0
-        held = 0
-        for at, units in sorted(timeline, key=lambda e: (e[0], e[1])):  # ends first
+        held, peak = 0, (0, 0.0)
+        for at, units in sorted(timeline):  # at one instant, ends (negative) first
             held += units
-            if held > limit:
-                out.append(
-                    Violation(
-                        "held-twice",
-                        f"{key[0]}/{key[1]}",
-                        f"{held} units certainly held at {at:.3f}, {limit} were available",
-                    )
-                )
-                break
-    return out
+            if held > peak[0]:
+                peak = (held, at)
+        peaks[key] = peak
+    return peaks

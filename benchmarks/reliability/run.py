@@ -40,7 +40,14 @@ import psycopg
 
 from benchmarks.flood import percentiles
 from benchmarks.fuzz.processes import start, stop
-from benchmarks.reliability.checker import Key, Position, Snapshot, StoredReservation, check
+from benchmarks.reliability.checker import (
+    Key,
+    Position,
+    Snapshot,
+    StoredReservation,
+    check,
+    peak_held,
+)
 from benchmarks.reliability.cluster import Cluster, free_port, private_cluster
 from benchmarks.reliability.history import Call, History, Op, Outcome, outcome_of
 from models.network import Network, Node, NodeType, RateBand, RateCard, Sku, Stock, StockPosition
@@ -105,6 +112,9 @@ class Result:
     statuses: dict[str, int] = field(default_factory=dict)
     hot_available: dict[str, int] = field(default_factory=dict)
     """The hot SKU's available units per node at the end (0: sold out)."""
+    hot_peak: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per node, the most hot units the history proves held or shipped at once, and how
+    many were available: equal when its last unit was taken."""
 
     def figures(self) -> dict[str, Any]:
         """The run's figures: counts, faults, rates, latencies, violations."""
@@ -141,6 +151,7 @@ class Result:
             "per_op": per_op,
             "final_statuses": self.statuses,
             "hot_sku_available_at_end": self.hot_available,
+            "hot_sku_peak_held_of_available": self.hot_peak,
             "cpus": os.cpu_count(),
             "violations": len(self.violations),
             "violation_examples": self.violations[:20],
@@ -623,7 +634,8 @@ def run(
             final = snapshot(cluster.url)
         finally:
             servers.stop_all()
-    found = check(history.calls(), initial_positions(world.stock), final, SWEEP_GRACE_S)
+    initial = initial_positions(world.stock)
+    found = check(history.calls(), initial, final, SWEEP_GRACE_S)
     statuses = Counter(r.status for r in final.reservations.values())
     return Result(
         history.calls(),
@@ -635,4 +647,9 @@ def run(
         load.errors,
         dict(sorted(statuses.items())),
         {n: p.available for (n, sku), p in sorted(final.positions.items()) if sku == HOT},
+        {
+            n: (held, initial[n, sku].available)
+            for (n, sku), (held, _) in sorted(peak_held(history.calls()).items())
+            if sku == HOT
+        },
     )

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.reliability.checker import Position, Snapshot, StoredReservation, check
+from benchmarks.reliability.checker import Position, Snapshot, StoredReservation, check, peak_held
 from benchmarks.reliability.history import Call, Op, Outcome
 
 H, C = ("west", "H"), ("west", "C")
@@ -310,3 +310,8 @@ def test_a_confirm_replayed_after_expiry_is_not_a_late_confirm():
         reservations=_reservations(R4=stored("R4", "r4", "CONFIRMED", 6.0, ("west", "H", 1))),
     )
     assert check(calls, INITIAL, final, GRACE_S) == []
+
+
+def test_peak_held_is_the_most_units_proven_held_at_once():
+    """The clean history holds both available units of H from r2's answer (t=1.8) on."""
+    assert peak_held(CALLS) == {H: (2, 1.8), C: (2, 1.0)}

@@ -45,7 +45,7 @@ def test_replicas_under_faults_keep_every_promise(server_binaries: None, tmp_pat
 
     Also checks that the faults bit: each was injected under load, some replies were lost
     (indeterminate attempts), some reservations lapsed and late confirms were refused, and
-    the hot SKU sold out, so its last units were fought over.
+    the history proves every available unit of the hot SKU taken at once at some node.
     """
     lines: list[str] = []
     result = run(
@@ -68,4 +68,6 @@ def test_replicas_under_faults_keep_every_promise(server_binaries: None, tmp_pat
     late = [c for c in result.calls if c.op is Op.CONFIRM and c.code == "FAILED_PRECONDITION"]
     assert late, "no lapsed reservation was confirmed"
     assert {"CONFIRMED", "RELEASED", "EXPIRED"} <= set(result.statuses), result.statuses
-    assert result.hot_available == {"west": 0, "mid": 0}, f"{HOT} did not sell out"
+    assert any(held == available for held, available in result.hot_peak.values()), (
+        f"the last unit of {HOT} was never taken: {result.hot_peak}"
+    )
