@@ -14,8 +14,9 @@ CREATE TABLE IF NOT EXISTS positions (
     CONSTRAINT positions_balance CHECK (on_hand >= 0 AND reserved >= 0 AND reserved <= on_hand),
     CONSTRAINT positions_safety CHECK (safety_stock >= 0)
 );
--- Planning reads the positions of an order's SKUs.
-CREATE INDEX IF NOT EXISTS positions_by_sku ON positions (sku);
+-- Planning reads the positions of an order's SKUs. (Indexes and columns are added in the DO
+-- block below, only when missing: CREATE INDEX IF NOT EXISTS locks its table SHARE even when
+-- the index exists, which waits for live writes when a replica starts.)
 CREATE TABLE IF NOT EXISTS capacity (
     node_id text NOT NULL REFERENCES nodes (node_id),
     day date NOT NULL,
@@ -24,8 +25,7 @@ CREATE TABLE IF NOT EXISTS capacity (
     PRIMARY KEY (node_id, day),
     CONSTRAINT capacity_within_limit CHECK (used >= 0 AND (daily_limit IS NULL OR used <= daily_limit))
 );
--- Planning reads the slots of the days an order may ship on (Ledger.capacity_used).
-CREATE INDEX IF NOT EXISTS capacity_by_day ON capacity (day);
+-- Planning reads the slots of the days an order may ship on (index capacity_by_day, below).
 CREATE TABLE IF NOT EXISTS reservations (
     reservation_id text PRIMARY KEY,
     order_id text NOT NULL,
@@ -34,8 +34,6 @@ CREATE TABLE IF NOT EXISTS reservations (
     expires_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS reservations_held_by_expiry
-    ON reservations (expires_at) WHERE status = 'HELD';
 CREATE TABLE IF NOT EXISTS reservation_lines (
     reservation_id text NOT NULL REFERENCES reservations (reservation_id),
     line_no integer NOT NULL,
@@ -58,8 +56,32 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_at timestamptz NOT NULL,
     response bytea -- the serialized RPC response of a reserve call (RouteOrder), if any
 );
--- Ledgers created before the response column existed get it added.
-ALTER TABLE idempotency ADD COLUMN IF NOT EXISTS response bytea;
+-- Indexes, and the response column that ledgers made before it existed lack, are added only
+-- when missing: CREATE INDEX IF NOT EXISTS and ALTER TABLE … ADD COLUMN IF NOT EXISTS lock
+-- their table (SHARE, ACCESS EXCLUSIVE) even when there is nothing to do, so a replica
+-- starting under load would wait for live transactions and deadlock with them.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'positions'::regclass AND relname = 'positions_by_sku') THEN
+        CREATE INDEX positions_by_sku ON positions (sku);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'capacity'::regclass AND relname = 'capacity_by_day') THEN
+        CREATE INDEX capacity_by_day ON capacity (day);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'reservations'::regclass AND relname = 'reservations_held_by_expiry') THEN
+        -- the sweeper reads the HELD reservations by expiry
+        CREATE INDEX reservations_held_by_expiry ON reservations (expires_at)
+            WHERE status = 'HELD';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'idempotency'::regclass
+                   AND attname = 'response' AND NOT attisdropped) THEN
+        ALTER TABLE idempotency ADD COLUMN response bytea;
+    END IF;
+END
+$$;
 CREATE TABLE IF NOT EXISTS feed_positions (
     feed text NOT NULL,
     node_id text NOT NULL,
@@ -70,8 +92,13 @@ CREATE TABLE IF NOT EXISTS feed_counters (
     name text PRIMARY KEY,
     value bigint NOT NULL CHECK (value >= 0)
 );
-INSERT INTO feed_counters (name, value) VALUES
-    ('applied', 0), ('stale', 0), ('duplicate', 0), ('clamped_units', 0)
+-- Seed rows are inserted only when missing: ON CONFLICT DO NOTHING alone would wait for a
+-- live transaction that updates the row (a replica starting under load). Schema creation is
+-- serialised by an advisory lock, so the NOT EXISTS read cannot race another start.
+INSERT INTO feed_counters (name, value)
+    SELECT wanted.name, 0
+    FROM unnest(ARRAY['applied', 'stale', 'duplicate', 'clamped_units']) AS wanted (name)
+    WHERE NOT EXISTS (SELECT 1 FROM feed_counters AS f WHERE f.name = wanted.name)
     ON CONFLICT (name) DO NOTHING;
 -- Rule-set versions (docs/ledger.md): numbered 1, 2, 3 … without gaps, unique by digest,
 -- never changed or deleted once stored.
@@ -183,7 +210,8 @@ CREATE TABLE IF NOT EXISTS calendar_revision (
     id integer PRIMARY KEY CHECK (id = 1),
     revision bigint NOT NULL CHECK (revision >= 0)
 );
-INSERT INTO calendar_revision (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+INSERT INTO calendar_revision (id, revision) SELECT 1, 0
+    WHERE NOT EXISTS (SELECT 1 FROM calendar_revision) ON CONFLICT (id) DO NOTHING;
 -- API tokens (docs/security.md): only the SHA-256 digest of each token's secret is kept.
 CREATE TABLE IF NOT EXISTS api_tokens (
     token_id text PRIMARY KEY,

@@ -12,6 +12,7 @@ from models.errors import InvalidArgumentError
 from models.reservation import ReservationLine
 from router.ledger import open_ledger
 from router.ledger.memory import MemoryLedger
+from router.ledger.postgres import PostgresLedger
 from router.ledger.sqlite import SqliteLedger
 from tests.ledger.conftest import CAPACITIES, DAY, NOW, POSITIONS, scenario
 
@@ -75,3 +76,30 @@ def test_unknown_urls_are_refused(url: str):
     """An unknown ledger URL is an InvalidArgumentError naming the field."""
     with pytest.raises(InvalidArgumentError, match="ledger"):
         open_ledger(url)
+
+
+@pytest.mark.parametrize(
+    "busy",
+    [
+        "UPDATE positions SET reserved = reserved WHERE node_id = 'N1' AND sku = 'A'",
+        "UPDATE capacity SET used = used WHERE node_id = 'N2'",
+        "UPDATE reservations SET updated_at = updated_at",
+        "UPDATE idempotency SET digest = digest",
+        "UPDATE calendar_revision SET revision = revision",
+        "UPDATE feed_counters SET value = value",
+    ],
+)
+def test_postgres_opens_beside_open_transactions(busy: str, pg_url: str):
+    """A replica starting on a live ledger takes no table lock that waits for live writes.
+
+    Opening runs the schema script; on a database that has the schema it must not lock a
+    table against the row writes of transactions in flight (CREATE INDEX IF NOT EXISTS takes
+    a SHARE lock, ALTER TABLE … ADD COLUMN IF NOT EXISTS an ACCESS EXCLUSIVE one, even when
+    there is nothing to do). Such a lock waited for RouteOrder's transactions and deadlocked
+    with them when a replica restarted under load (benchmarks/reliability). Here a
+    transaction holds a row write open while the ledger opens: it must open at once.
+    """
+    _seeded(pg_url)
+    with psycopg.connect(pg_url) as busy_conn:
+        busy_conn.execute(busy)  # its transaction stays open until the block ends
+        PostgresLedger(pg_url, lock_timeout_s=1.0).close()  # a lock wait fails in 1 s

@@ -1,0 +1,1 @@
+"""The reliability suite: replicas on one PostgreSQL under faults, and a history checker."""

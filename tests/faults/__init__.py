@@ -1,0 +1,1 @@
+"""The reliability suite: its history checker, and replicas on a private PostgreSQL under faults."""
