@@ -224,6 +224,8 @@ class Replicas:
             "127.0.0.1",
             "--port",
             str(self.ports[index]),
+            "--metrics-port",
+            "0",  # replicas on one host: no metrics port to clash on
         ]
         log = self.logs / f"replica-{index}-{self.starts[index]}.log"
         self.processes[index], _ = start(command, log, cwd=ROOT)
