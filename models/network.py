@@ -369,6 +369,16 @@ class Stock:
                 positions.append(position)
         return None if len(v.items) > before else Stock.of(positions)
 
+    @staticmethod
+    def of_groups(groups: Mapping[str, tuple[StockPosition, ...]]) -> Stock:
+        """The stock of positions given already grouped by SKU (each of its own SKU).
+
+        Equal to ``Stock.of`` of them all, but each SKU keeps its very tuple, so whatever
+        was computed for that tuple before (the engine's per-SKU arrays) is found again.
+        """
+        positions = {(p.node_id, p.sku): p for group in groups.values() for p in group}
+        return Stock._indexed(positions, dict(groups))
+
     def replaced(self, positions: Iterable[StockPosition]) -> Stock:
         """The stock with ``positions`` put in place of those with the same (node, SKU).
 

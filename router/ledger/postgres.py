@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from router.ledger.driver import Failure, Row, Tx, ledger_error
@@ -123,6 +123,11 @@ class _PgTx:
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         self._execute(sql, params)
         return self.cur.rowcount
+
+    def tuples(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self.cur.connection.cursor(row_factory=tuple_row) as cur:
+            cur.execute(sql.replace("?", "%s"), tuple(params))
+            return cur.fetchall()
 
 
 class PostgresLedger(SqlLedger):

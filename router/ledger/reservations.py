@@ -142,7 +142,7 @@ class SqlReservations(SqlDriver):
 
     def reservation(self, reservation_id: str) -> Reservation:
         """See :meth:`Ledger.reservation`."""
-        return self.transaction(lambda tx: self._read(tx, reservation_id))
+        return self.read(lambda tx: self._read(tx, reservation_id))
 
     def _read(self, tx: Tx, reservation_id: str) -> Reservation:
         head = tx.one(
@@ -246,11 +246,13 @@ class SqlReservations(SqlDriver):
         """See :meth:`Ledger.stored_response`."""
         check_request_id(request_id)
         digest = request_digest(RESERVE, payload)
-        row = self.transaction(
-            lambda tx: tx.one(
-                "SELECT operation, digest, response FROM idempotency WHERE request_id = ?",
-                (request_id,),
-            )
+        return self.read(lambda tx: self._stored_response(tx, request_id, digest))
+
+    def _stored_response(self, tx: Tx, request_id: str, digest: str) -> bytes | None:
+        """:meth:`stored_response` in ``tx``, for the digest of its payload."""
+        row = tx.one(
+            "SELECT operation, digest, response FROM idempotency WHERE request_id = ?",
+            (request_id,),
         )
         if row is None:
             return None
@@ -451,7 +453,7 @@ class SqlReservations(SqlDriver):
     def expire(self, now: datetime) -> int:
         """See :meth:`Ledger.expire`. Each reservation expires in its own short transaction."""
         check_now(now)
-        lapsed = self.transaction(
+        lapsed = self.read(
             lambda tx: tx.all(
                 "SELECT reservation_id FROM reservations WHERE status = 'HELD' "
                 "AND expires_at <= ? ORDER BY reservation_id",

@@ -23,7 +23,18 @@ Rows are always locked in one order (idempotency record, reservation, positions 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import date
+
 from router.ledger.access import SqlAccess
+from router.ledger.base import (
+    RESERVE,
+    PlanInputs,
+    check_days,
+    check_request_id,
+    request_digest,
+)
+from router.ledger.driver import Tx
 from router.ledger.ledger import Ledger
 from router.ledger.reservations import SqlReservations
 from router.ledger.rule_versions import SqlRuleVersions
@@ -32,3 +43,33 @@ from router.ledger.stock import SqlStock
 
 class SqlLedger(SqlStock, SqlReservations, SqlRuleVersions, SqlAccess, Ledger):
     """The ledger's operations in portable SQL; subclasses adapt one database driver."""
+
+    def plan_inputs(
+        self,
+        skus: Collection[str],
+        first: date,
+        last: date,
+        request_id: str | None = None,
+        payload: bytes = b"",
+    ) -> PlanInputs:
+        """See :meth:`Ledger.plan_inputs`: one read-only transaction, one connection."""
+        check_days(first, last)
+        digest = None
+        if request_id is not None:
+            check_request_id(request_id)
+            digest = request_digest(RESERVE, payload)
+
+        def work(tx: Tx) -> PlanInputs:
+            return PlanInputs(
+                calendar_revision=self._calendar_revision(tx),
+                active_rule_version=self._active_rule_version(tx),
+                stored_response=(
+                    None
+                    if request_id is None or digest is None
+                    else self._stored_response(tx, request_id, digest)
+                ),
+                stock=self._stock(tx, skus),
+                capacity_used=self._capacity_used(tx, first, last),
+            )
+
+        return self.read(work)
