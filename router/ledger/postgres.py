@@ -1,6 +1,7 @@
 """The ledger on PostgreSQL: shared by any number of router replicas (psycopg 3 + a pool).
 
-Transactions run at READ COMMITTED. Correctness rests on row locks taken by conditional
+Transactions run at READ COMMITTED; reads run outside any (each statement reads the last
+commit, as it would inside one). Correctness rests on row locks taken by conditional
 updates (each UPDATE re-reads the latest committed row version after waiting for its
 lock) in the fixed order of sql.py, and on the unique key of the idempotency records.
 Deadlocks and serialisation failures should not occur with that order; when one does,
@@ -184,7 +185,9 @@ class PostgresLedger(SqlLedger):
             conninfo,
             min_size=1,
             max_size=max_connections,
-            kwargs={"autocommit": False, "connect_timeout": connect_timeout},
+            # Autocommit: reads run without BEGIN and COMMIT (see read); every change still
+            # runs in a transaction block of its own (transaction).
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
             configure=configure,
             timeout=pool_timeout_s,
             open=True,
@@ -219,6 +222,21 @@ class PostgresLedger(SqlLedger):
             except psycopg.Error as e:
                 raise ledger_error(failure_of(e), e, e.sqlstate) from e
         raise AssertionError("unreachable")
+
+    def read(self, work: Callable[[Tx], T]) -> T:
+        """See :meth:`SqlDriver.read`: the statements run outside a transaction block.
+
+        At READ COMMITTED each statement reads its own snapshot even inside one, so a block
+        around reads would add nothing but the round trips of BEGIN and COMMIT. Errors are
+        raised as :meth:`transaction` raises them.
+        """
+        try:
+            with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                return work(_PgTx(cur))
+        except PoolTimeout as e:
+            raise ledger_error(Failure.TRANSIENT, e, None) from e
+        except psycopg.Error as e:
+            raise ledger_error(failure_of(e), e, e.sqlstate) from e
 
     def _seed_lock(self, tx: Tx) -> None:
         """A transaction-scoped advisory lock: one seeder at a time across replicas."""

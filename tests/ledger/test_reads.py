@@ -157,3 +157,19 @@ def test_unchanged_stock_reads_as_the_same_positions_and_moved_stock_as_new(
         assert moved.positions[("N1", "A")].available == 10 - 2 - 2
         assert moved.by_sku["B"] is first.by_sku["B"]
         assert moved == ledger.stock()  # the same values as a read of every position
+
+
+def test_sqlite_reads_an_orders_stock_from_a_covering_index(tmp_path: Path):
+    """The stock read of planning is one range scan per SKU of an index holding every column.
+
+    Before, the index on sku alone sent each of a popular SKU's hundreds of rows back to
+    the table for its counts.
+    """
+    with open_ledger(f"sqlite://{tmp_path / 'ledger.db'}") as ledger:
+        assert isinstance(ledger, SqliteLedger)
+        conn = sqlite3.connect(ledger.path)
+        plan = conn.execute(
+            f"EXPLAIN QUERY PLAN {ledger.positions_of_skus_sql}", ('["A", "B"]',)
+        ).fetchall()
+        conn.close()
+        assert any("USING COVERING INDEX positions_by_sku_covering" in str(step) for step in plan)
