@@ -13,9 +13,11 @@ compares calls that both pay it) then drive it in alternating phases of ``--seco
    phase (untimed), so stock and order slots are back where they were for the next round;
 3. **plan**: ``PlanOrder`` of the same orders (reads only).
 
-Each phase runs ``--rounds`` times; the best round of each counts (calls/s, and its p50
-and p99). The ratio is route (or plan) calls/s over health calls/s, both measured on the
-same server by the same client in the same run, so the machine's load cancels out.
+The three phases run ``--rounds`` times in turn. The ratio is route (or plan) calls/s
+over health calls/s of the same round: measured seconds apart on the same server by the
+same client, so the machine's load (shared, and changing) cancels out as far as it can;
+the table gives the median of the rounds' ratios and their range, the median calls/s,
+and p50 and p99 over every call of the phase.
 ``--profile`` runs the server under :mod:`benchmarks.sampler` and prints where the
 RouteOrder and PlanOrder threads spend their wall time.
 
@@ -240,9 +242,9 @@ class Calls:
 
 def measure(
     kind: str, url: str, args: argparse.Namespace, calls: Calls
-) -> tuple[dict[str, PhaseResult], dict[str, object] | None]:
-    """The best round of each phase on one server; its profile with ``--profile``."""
-    best: dict[str, PhaseResult] = {}
+) -> tuple[dict[str, list[PhaseResult]], dict[str, object] | None]:
+    """Every round of each phase on one server; its profile with ``--profile``."""
+    rounds: dict[str, list[PhaseResult]] = {phase: [] for phase in PHASES}
     with tempfile.TemporaryDirectory(prefix="throughput-profile-") as tmp:
         profile = Path(tmp) / "profile.json" if args.profile else None
         with server(url, profile) as target:
@@ -258,33 +260,43 @@ def measure(
                         target, args.clients, args.seconds, getattr(calls, phase), phase
                     )
                     released = release_all(target, made)
-                    if phase not in best or result.rate > best[phase].rate:
-                        best[phase] = result
+                    rounds[phase].append(result)
                     note = f" ({released} released)" if released else ""
                     errors = f" errors {dict(result.errors)}" if result.errors else ""
                     line.append(f"{phase} {result.rate:.1f}/s{note}{errors}")
                 print(" ".join(line), flush=True)
         report = json.loads(profile.read_text()) if profile is not None else None
-    return best, report
+    return rounds, report
 
 
-def table(results: dict[str, dict[str, PhaseResult]]) -> str:
+def table(results: dict[str, dict[str, list[PhaseResult]]]) -> str:
     """The markdown table: calls/s, p50, p99 and the ratio to health, per ledger and call."""
     rows = [
-        "| ledger | call | calls/s | p50 ms | p99 ms | ratio to health | answers |",
+        "| ledger | call | calls/s | p50 ms | p99 ms | ratio to health (range) | answers |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
-    for kind, best in results.items():
-        health = best["health"].rate
+    for kind, rounds in results.items():
+        health = rounds["health"]
         for phase in PHASES:
-            r = best[phase]
-            ratio = "1" if phase == "health" else f"{r.rate / health:.3f}"
-            answers = ", ".join(f"{k} {v}" for k, v in r.outcomes.most_common())
-            if r.errors:
-                answers += "; errors " + ", ".join(f"{k} {v}" for k, v in r.errors.items())
+            done = rounds[phase]
+            merged = PhaseResult(phase, seconds=sum(r.seconds for r in done))
+            for r in done:
+                merged.latencies += r.latencies
+                merged.errors += r.errors
+                merged.outcomes += r.outcomes
+            rate = float(np.median([r.rate for r in done]))
+            ratios = [r.rate / h.rate for r, h in zip(done, health, strict=True)]
+            ratio = (
+                "1"
+                if phase == "health"
+                else f"{np.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f})"
+            )
+            answers = ", ".join(f"{k} {v}" for k, v in merged.outcomes.most_common())
+            if merged.errors:
+                answers += "; errors " + ", ".join(f"{k} {v}" for k, v in merged.errors.items())
             rows.append(
-                f"| {kind} | {phase} | {r.rate:.1f} | {r.percentile(50):.1f} | "
-                f"{r.percentile(99):.1f} | {ratio} | {answers} |"
+                f"| {kind} | {phase} | {rate:.1f} | {merged.percentile(50):.1f} | "
+                f"{merged.percentile(99):.1f} | {ratio} | {answers} |"
             )
     return "\n".join(rows)
 
@@ -321,8 +333,8 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ledger", choices=[*LEDGERS, "both"], default="both")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per phase")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three phases")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per phase")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of the three phases")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds per phase, once")
     parser.add_argument("--pg-url", default=PG_URL, help="PostgreSQL server (a schema is made)")
     parser.add_argument("--profile", action="store_true", help="sample the server's stacks")
@@ -332,11 +344,11 @@ def parser() -> argparse.ArgumentParser:
 
 def run(
     args: argparse.Namespace,
-) -> tuple[dict[str, dict[str, PhaseResult]], dict[str, dict[str, object]]]:
-    """The best phases per ledger, and the servers' profiles with ``--profile``."""
+) -> tuple[dict[str, dict[str, list[PhaseResult]]], dict[str, dict[str, object]]]:
+    """Every round of each phase per ledger, and the servers' profiles with ``--profile``."""
     kinds = LEDGERS if args.ledger == "both" else (args.ledger,)
     calls = Calls(args.clients)
-    results: dict[str, dict[str, PhaseResult]] = {}
+    results: dict[str, dict[str, list[PhaseResult]]] = {}
     profiles: dict[str, dict[str, object]] = {}
     for kind in kinds:
         with ledger_url(kind, args.pg_url) as url:
@@ -351,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     results, profiles = run(args)
     print(
-        f"\n{args.clients} client threads, best of {args.rounds} rounds of {args.seconds:g} s "
+        f"\n{args.clients} client threads, {args.rounds} rounds of {args.seconds:g} s "
         f"per phase; load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end "
         f"({os.cpu_count()} cores)\n"
     )

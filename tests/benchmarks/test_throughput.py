@@ -16,11 +16,11 @@ def test_throughput_smoke_on_sqlite_reports_every_phase_and_the_profile(
     """Every phase answers without error; routes reserve; the ratios and profile print."""
     args = throughput.parser().parse_args([*TINY, "--ledger", "sqlite", "--profile"])
     results, profiles = throughput.run(args)
-    best = results["sqlite"]
-    for phase in throughput.PHASES:
-        assert best[phase].latencies, phase
-        assert not best[phase].errors, (phase, best[phase].errors)
-    assert best["route"].outcomes["ROUTE_OUTCOME_RESERVED"] > 0
+    [health], [route], [plan] = (results["sqlite"][phase] for phase in throughput.PHASES)
+    for done in (health, route, plan):
+        assert done.latencies, done.phase
+        assert not done.errors, (done.phase, done.errors)
+    assert route.outcomes["ROUTE_OUTCOME_RESERVED"] > 0
     assert profiles["sqlite"]["samples"]
     assert throughput.main([*TINY, "--ledger", "sqlite", "--profile", "--top", "3"]) == 0
     out = capsys.readouterr().out
@@ -33,5 +33,6 @@ def test_throughput_smoke_on_postgres(pg_server: str) -> None:  # noqa: F811
     args = throughput.parser().parse_args([*TINY, "--ledger", "postgres", "--pg-url", pg_server])
     results, _ = throughput.run(args)
     for phase in throughput.PHASES:
-        assert results["postgres"][phase].latencies, phase
-        assert not results["postgres"][phase].errors, phase
+        [done] = results["postgres"][phase]
+        assert done.latencies, phase
+        assert not done.errors, (phase, done.errors)
