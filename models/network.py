@@ -310,6 +310,40 @@ class Overlay(Mapping[K, V]):
         return dict, (dict(self.items()),)
 
 
+class _Grouped(Mapping[tuple[str, str], StockPosition]):
+    """Positions grouped by SKU, as a read-only mapping by (node_id, sku).
+
+    The flat dict is built on the first lookup only: planning reads stock by SKU
+    (``Stock.by_sku``) and never needs it. Pickles as a plain dict.
+    """
+
+    __slots__ = ("_flat", "_groups")
+
+    def __init__(self, groups: Mapping[str, tuple[StockPosition, ...]]) -> None:
+        self._groups = groups
+        self._flat: dict[tuple[str, str], StockPosition] | None = None
+
+    def _dict(self) -> dict[tuple[str, str], StockPosition]:
+        if self._flat is None:  # built twice at worst, by two threads, to equal dicts
+            self._flat = {(p.node_id, p.sku): p for g in self._groups.values() for p in g}
+        return self._flat
+
+    def __getitem__(self, key: tuple[str, str]) -> StockPosition:
+        return self._dict()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict()
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in self._groups.values())
+
+    def __reduce__(self) -> tuple[type[dict[tuple[str, str], StockPosition]], tuple[object]]:
+        return dict, (dict(self._dict()),)
+
+
 OVERLAY_FLATTEN_AT = 1024
 """Keys an :class:`Overlay` may lay over its base before :meth:`Overlay.over` flattens it."""
 
@@ -376,8 +410,7 @@ class Stock:
         Equal to ``Stock.of`` of them all, but each SKU keeps its very tuple, so whatever
         was computed for that tuple before (the engine's per-SKU arrays) is found again.
         """
-        positions = {(p.node_id, p.sku): p for group in groups.values() for p in group}
-        return Stock._indexed(positions, dict(groups))
+        return Stock._indexed(_Grouped(groups), dict(groups))
 
     def replaced(self, positions: Iterable[StockPosition]) -> Stock:
         """The stock with ``positions`` put in place of those with the same (node, SKU).
