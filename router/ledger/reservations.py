@@ -36,7 +36,7 @@ from router.ledger.base import (
     request_digest,
     validate_reserve,
 )
-from router.ledger.driver import SqlDriver, Tx
+from router.ledger.driver import Row, SqlDriver, Tx
 
 #: A HELD reservation moves to a new status (row count 0: another call got there first).
 _SETTLE = (
@@ -254,11 +254,7 @@ class SqlReservations(SqlDriver):
             "SELECT operation, digest, response FROM idempotency WHERE request_id = ?",
             (request_id,),
         )
-        if row is None:
-            return None
-        if row["operation"] != RESERVE or row["digest"] != digest:
-            raise IdempotencyMismatchError(request_id)
-        return None if row["response"] is None else bytes(row["response"])
+        return stored_of(row, request_id, digest)
 
     def store_response(
         self, request_id: str, payload: bytes, response: bytes, now: datetime
@@ -469,6 +465,20 @@ class SqlReservations(SqlDriver):
             if self.transaction(work):
                 expired += 1
         return expired
+
+
+def stored_of(row: Row | None, request_id: str, digest: str) -> bytes | None:
+    """The response in ``request_id``'s idempotency record ``row`` for a reserve call.
+
+    ``row`` has its operation, digest and response (None, or a NULL operation: no record).
+    None when there is no record or it stored no response; IdempotencyMismatchError when
+    it was made by another operation or for a payload of another ``digest``.
+    """
+    if row is None or row["operation"] is None:
+        return None
+    if row["operation"] != RESERVE or row["digest"] != digest:
+        raise IdempotencyMismatchError(request_id)
+    return None if row["response"] is None else bytes(row["response"])
 
 
 def new_reservation_id() -> str:

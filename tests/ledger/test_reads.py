@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from models.errors import IdempotencyMismatchError
 from models.reservation import ReservationLine
 from router.ledger import Ledger, open_ledger
 from router.ledger.base import PlanInputs
@@ -173,3 +174,17 @@ def test_sqlite_reads_an_orders_stock_from_a_covering_index(tmp_path: Path):
         ).fetchall()
         conn.close()
         assert any("USING COVERING INDEX positions_by_sku_covering" in str(step) for step in plan)
+
+
+def test_plan_inputs_gives_a_stored_response_and_refuses_another_payload(ledger: Ledger):
+    """plan_inputs answers a request_id as stored_response does, on every backend.
+
+    None before anything is stored under it (and without a request_id); the stored bytes
+    for the same payload; IdempotencyMismatchError for another payload.
+    """
+    assert ledger.plan_inputs({"A"}, DAY, DAY, "r1", b"p").stored_response is None
+    ledger.store_response("r1", b"p", b"answer", NOW)
+    assert ledger.plan_inputs({"A"}, DAY, DAY, "r1", b"p").stored_response == b"answer"
+    assert ledger.plan_inputs({"A"}, DAY, DAY).stored_response is None
+    with pytest.raises(IdempotencyMismatchError):
+        ledger.plan_inputs({"A"}, DAY, DAY, "r1", b"other")
