@@ -24,7 +24,8 @@ class LiveNetwork:
 
     :meth:`current` reads the calendar revision on every call (one primary-key lookup) and
     the calendars only when the revision has moved; the network is then rebuilt once, and
-    the engine builds its arrays for it once.
+    the engine builds its arrays for it once. Routing reads the revision with the rest of
+    what it plans with and checks it with :meth:`at`.
     """
 
     def __init__(self, ledger: StockStore, network: Network) -> None:

@@ -97,11 +97,11 @@ class RuleSets:
     """The rule sets of published versions, each parsed once; and the one active now.
 
     Versions are immutable, so a parsed version is cached in-process for good. The number
-    of the active version is read from the ledger on every call (one primary-key lookup,
-    no document), so an activation through any replica takes effect on every replica at
-    its next request; the document is fetched only for a version not parsed yet.
-    ``fallback`` (the scenario's rules, ``name@draft``) serves only while no version is
-    active.
+    of the active version is read from the ledger on every request (with what it plans
+    with: :meth:`numbered`; or alone: :meth:`active`), so an activation through any
+    replica takes effect on every replica at its next request; the document is fetched
+    only for a version not parsed yet. ``fallback`` (the scenario's rules, ``name@draft``)
+    serves only while no version is active.
     """
 
     def __init__(self, ledger: Ledger, network: Network, fallback: RuleSet) -> None:
