@@ -12,34 +12,18 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from models.scenario import Scenario
 from router.ledger import Ledger, sqlite
-from router.service.config import ServerConfig
 from router.service.convert import order_to_proto
-from router.service.server import create_server
 from router.v1 import router_pb2, router_pb2_grpc
 from tests.ledger.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
 from tests.ledger.test_reads import CountingSqlite, counting_postgres
 from tests.service.conftest import order
+from tests.service.test_reservations import serve_on
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def serve(ledger: Ledger, scenario: Scenario) -> Iterator[router_pb2_grpc.RoutingServiceStub]:
-    """Seed ``ledger`` and serve it (no sweeps meanwhile); a RoutingService client."""
-    ledger.load(scenario.network, scenario.stock)
-    config = ServerConfig(port=0, sweep_interval_s=3600.0)
-    server, port = create_server(config, scenario, ledger)
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield router_pb2_grpc.RoutingServiceStub(channel)
-    finally:
-        server.stop(0).wait(10)
-        ledger.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -51,8 +35,8 @@ def counted(
         ledger: Ledger = CountingSqlite(str(tmp_path / "ledger.db"))
     else:
         ledger = counting_postgres(str(request.getfixturevalue("pg_url")))
-    for stub in serve(ledger, small_scenario):
-        yield ledger, stub
+    for served in serve_on(ledger, small_scenario, sweep_interval_s=3600.0):
+        yield ledger, served.routing
 
 
 def test_plan_order_reads_the_ledger_once_and_route_order_once_more_to_reserve(counted):
@@ -90,7 +74,8 @@ def test_plan_order_answers_while_another_connection_holds_the_sqlite_write_lock
     """
     monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_S", 0.2)
     path = tmp_path / "ledger.db"
-    for stub in serve(CountingSqlite(str(path)), small_scenario):
+    for served in serve_on(CountingSqlite(str(path)), small_scenario, sweep_interval_s=3600.0):
+        stub = served.routing
         wanted = order_to_proto(order(("A", 2), ("B", 1)))
         writer = sqlite3.connect(path, isolation_level=None)
         writer.execute("BEGIN IMMEDIATE")
