@@ -124,10 +124,11 @@ class SqlDriver(ABC):
         """
 
     def read(self, work: Callable[[Tx], T]) -> T:
-        """Run ``work``, which only reads, in one transaction: one consistent view.
+        """Run ``work``, which only reads (errors are raised as :meth:`transaction` raises them).
 
-        A backend whose writers lock the whole database (SQLite) overrides it so that reads
-        never take or wait for the write lock; elsewhere it is :meth:`transaction`.
+        Here it is :meth:`transaction`. SQLite overrides it with a deferred transaction (one
+        snapshot, and never the write lock), PostgreSQL with statements outside a block
+        (each reads the last commit, as it would inside one at READ COMMITTED).
         """
         return self.transaction(work)
 
