@@ -103,6 +103,10 @@ class Tx(Protocol):
         """Run ``sql`` and return the number of rows it changed."""
         ...
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run ``sql`` once per parameter row, in one batch (PostgreSQL: one round trip)."""
+        ...
+
     def tuples(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Run ``sql`` and return every row as a tuple of its columns, in the select's order.
 

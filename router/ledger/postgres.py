@@ -125,6 +125,10 @@ class _PgTx:
         self._execute(sql, params)
         return self.cur.rowcount
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        # psycopg sends the rows in pipeline mode: one round trip, not one per row.
+        self.cur.executemany(sql.replace("?", "%s"), [tuple(row) for row in rows])
+
     def tuples(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self.cur.connection.cursor(row_factory=tuple_row) as cur:
             cur.execute(sql.replace("?", "%s"), tuple(params))

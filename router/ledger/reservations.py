@@ -311,16 +311,18 @@ class SqlReservations(SqlDriver):
                 self.ts(req.created_at),
             ),
         )
-        for i, line in enumerate(req.lines):
-            tx.run(
-                "INSERT INTO reservation_lines (reservation_id, line_no, node_id, sku, quantity) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (reservation_id, i, line.node_id, line.sku, line.quantity),
-            )
-        for node_id, day in req.capacity:
-            tx.run(
+        tx.run_many(
+            "INSERT INTO reservation_lines (reservation_id, line_no, node_id, sku, quantity) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (reservation_id, i, line.node_id, line.sku, line.quantity)
+                for i, line in enumerate(req.lines)
+            ],
+        )
+        if req.capacity:
+            tx.run_many(
                 "INSERT INTO reservation_capacity (reservation_id, node_id, day) VALUES (?, ?, ?)",
-                (reservation_id, node_id, self.day(day)),
+                [(reservation_id, node_id, self.day(day)) for node_id, day in req.capacity],
             )
         made = Reservation(
             reservation_id=reservation_id,

@@ -106,6 +106,9 @@ class _SqliteTx:
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         return self.conn.execute(sql, tuple(params)).rowcount
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self.conn.executemany(sql, [tuple(row) for row in rows])
+
     def tuples(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         cursor = self.conn.cursor()
         cursor.row_factory = None  # plain tuples, not the connection's rows by name
