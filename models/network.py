@@ -310,6 +310,40 @@ class Overlay(Mapping[K, V]):
         return dict, (dict(self.items()),)
 
 
+class _Grouped(Mapping[tuple[str, str], StockPosition]):
+    """Positions grouped by SKU, as a read-only mapping by (node_id, sku).
+
+    The flat dict is built on the first lookup only: planning reads stock by SKU
+    (``Stock.by_sku``) and never needs it. Pickles as a plain dict.
+    """
+
+    __slots__ = ("_flat", "_groups")
+
+    def __init__(self, groups: Mapping[str, tuple[StockPosition, ...]]) -> None:
+        self._groups = groups
+        self._flat: dict[tuple[str, str], StockPosition] | None = None
+
+    def _dict(self) -> dict[tuple[str, str], StockPosition]:
+        if self._flat is None:  # built twice at worst, by two threads, to equal dicts
+            self._flat = {(p.node_id, p.sku): p for g in self._groups.values() for p in g}
+        return self._flat
+
+    def __getitem__(self, key: tuple[str, str]) -> StockPosition:
+        return self._dict()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict()
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in self._groups.values())
+
+    def __reduce__(self) -> tuple[type[dict[tuple[str, str], StockPosition]], tuple[object]]:
+        return dict, (dict(self._dict()),)
+
+
 OVERLAY_FLATTEN_AT = 1024
 """Keys an :class:`Overlay` may lay over its base before :meth:`Overlay.over` flattens it."""
 
@@ -368,6 +402,15 @@ class Stock:
             if position is not None and not sub:
                 positions.append(position)
         return None if len(v.items) > before else Stock.of(positions)
+
+    @staticmethod
+    def of_groups(groups: Mapping[str, tuple[StockPosition, ...]]) -> Stock:
+        """The stock of positions given already grouped by SKU (each of its own SKU).
+
+        Equal to ``Stock.of`` of them all, but each SKU keeps its very tuple, so whatever
+        was computed for that tuple before (the engine's per-SKU arrays) is found again.
+        """
+        return Stock._indexed(_Grouped(groups), dict(groups))
 
     def replaced(self, positions: Iterable[StockPosition]) -> Stock:
         """The stock with ``positions`` put in place of those with the same (node, SKU).

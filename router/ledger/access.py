@@ -106,14 +106,14 @@ class SqlAccess(SqlDriver):
 
     def tokens(self) -> list[ApiToken]:
         """See :meth:`AccessStore.tokens`."""
-        rows = self.transaction(
+        rows = self.read(
             lambda tx: tx.all(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at")
         )
         return [self._token(row) for row in rows]
 
     def token_digest(self, token_id: str) -> tuple[ApiToken, str] | None:
         """See :meth:`AccessStore.token_digest`."""
-        row = self.transaction(
+        row = self.read(
             lambda tx: tx.one(
                 f"SELECT {_TOKEN_COLUMNS}, digest FROM api_tokens WHERE token_id = ?", (token_id,)
             )
@@ -122,7 +122,7 @@ class SqlAccess(SqlDriver):
 
     def reservation_owner(self, reservation_id: str) -> str | None:
         """See :meth:`AccessStore.reservation_owner`."""
-        row = self.transaction(
+        row = self.read(
             lambda tx: tx.one(
                 "SELECT owner FROM reservation_owners WHERE reservation_id = ?", (reservation_id,)
             )

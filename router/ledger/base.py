@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 from models.calendar import Calendar
+from models.capacity import CapacityUsed
 from models.errors import (
     FieldViolation,
     InvalidArgumentError,
@@ -23,6 +24,7 @@ from models.errors import (
     quoted,
 )
 from models.fields import MAX_INT32, MAX_INT64
+from models.network import Stock
 from models.reservation import ReservationLine
 from models.rule_versions import RuleVersion
 
@@ -78,6 +80,21 @@ class NoReservationError(RouterError):
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         super().__init__(f"request_id: {request_id!r} was answered without a reservation")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInputs:
+    """What planning one order reads from the ledger, read together (:meth:`Ledger.plan_inputs`).
+
+    ``stored_response`` is what a reserve call stored under the request_id asked about
+    (None: none asked, or none stored yet).
+    """
+
+    calendar_revision: int
+    active_rule_version: int | None
+    stock: Stock
+    capacity_used: CapacityUsed
+    stored_response: bytes | None = None
 
 
 def request_digest(operation: str, payload: bytes) -> str:

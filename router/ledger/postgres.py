@@ -1,6 +1,7 @@
 """The ledger on PostgreSQL: shared by any number of router replicas (psycopg 3 + a pool).
 
-Transactions run at READ COMMITTED. Correctness rests on row locks taken by conditional
+Transactions run at READ COMMITTED; reads run outside any (each statement reads the last
+commit, as it would inside one). Correctness rests on row locks taken by conditional
 updates (each UPDATE re-reads the latest committed row version after waiting for its
 lock) in the fixed order of sql.py, and on the unique key of the idempotency records.
 Deadlocks and serialisation failures should not occur with that order; when one does,
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from router.ledger.driver import Failure, Row, Tx, ledger_error, transaction_span
@@ -124,6 +125,15 @@ class _PgTx:
         self._execute(sql, params)
         return self.cur.rowcount
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        # psycopg sends the rows in pipeline mode: one round trip, not one per row.
+        self.cur.executemany(sql.replace("?", "%s"), [tuple(row) for row in rows])
+
+    def tuples(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self.cur.connection.cursor(row_factory=tuple_row) as cur:
+            cur.execute(sql.replace("?", "%s"), tuple(params))
+            return cur.fetchall()
+
 
 class PostgresLedger(SqlLedger):
     """The ledger in a PostgreSQL database (the schema on the connection's search_path)."""
@@ -179,7 +189,9 @@ class PostgresLedger(SqlLedger):
             conninfo,
             min_size=1,
             max_size=max_connections,
-            kwargs={"autocommit": False, "connect_timeout": connect_timeout},
+            # Autocommit: reads run without BEGIN and COMMIT (see read); every change still
+            # runs in a transaction block of its own (transaction).
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
             configure=configure,
             timeout=pool_timeout_s,
             open=True,
@@ -218,6 +230,25 @@ class PostgresLedger(SqlLedger):
             except psycopg.Error as e:
                 raise ledger_error(failure_of(e), e, e.sqlstate) from e
         raise AssertionError("unreachable")
+
+    def read(self, work: Callable[[Tx], T]) -> T:
+        """See :meth:`SqlDriver.read`: the statements run outside a transaction block.
+
+        At READ COMMITTED each statement reads its own snapshot even inside one, so a block
+        around reads would add nothing but the round trips of BEGIN and COMMIT. Errors are
+        raised as :meth:`transaction` raises them.
+        """
+        with transaction_span(work, "postgresql"):
+            return self._read_only(work)
+
+    def _read_only(self, work: Callable[[Tx], T]) -> T:
+        try:
+            with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                return work(_PgTx(cur))
+        except PoolTimeout as e:
+            raise ledger_error(Failure.TRANSIENT, e, None) from e
+        except psycopg.Error as e:
+            raise ledger_error(failure_of(e), e, e.sqlstate) from e
 
     def _seed_lock(self, tx: Tx) -> None:
         """A transaction-scoped advisory lock: one seeder at a time across replicas."""

@@ -36,7 +36,7 @@ from router.ledger.base import (
     request_digest,
     validate_reserve,
 )
-from router.ledger.driver import SqlDriver, Tx
+from router.ledger.driver import Row, SqlDriver, Tx
 
 #: A HELD reservation moves to a new status (row count 0: another call got there first).
 _SETTLE = (
@@ -142,7 +142,7 @@ class SqlReservations(SqlDriver):
 
     def reservation(self, reservation_id: str) -> Reservation:
         """See :meth:`Ledger.reservation`."""
-        return self.transaction(lambda tx: self._read(tx, reservation_id))
+        return self.read(lambda tx: self._read(tx, reservation_id))
 
     def _read(self, tx: Tx, reservation_id: str) -> Reservation:
         head = tx.one(
@@ -246,17 +246,15 @@ class SqlReservations(SqlDriver):
         """See :meth:`Ledger.stored_response`."""
         check_request_id(request_id)
         digest = request_digest(RESERVE, payload)
-        row = self.transaction(
-            lambda tx: tx.one(
-                "SELECT operation, digest, response FROM idempotency WHERE request_id = ?",
-                (request_id,),
-            )
+        return self.read(lambda tx: self._stored_response(tx, request_id, digest))
+
+    def _stored_response(self, tx: Tx, request_id: str, digest: str) -> bytes | None:
+        """:meth:`stored_response` in ``tx``, for the digest of its payload."""
+        row = tx.one(
+            "SELECT operation, digest, response FROM idempotency WHERE request_id = ?",
+            (request_id,),
         )
-        if row is None:
-            return None
-        if row["operation"] != RESERVE or row["digest"] != digest:
-            raise IdempotencyMismatchError(request_id)
-        return None if row["response"] is None else bytes(row["response"])
+        return stored_of(row, request_id, digest)
 
     def store_response(
         self, request_id: str, payload: bytes, response: bytes, now: datetime
@@ -313,16 +311,18 @@ class SqlReservations(SqlDriver):
                 self.ts(req.created_at),
             ),
         )
-        for i, line in enumerate(req.lines):
-            tx.run(
-                "INSERT INTO reservation_lines (reservation_id, line_no, node_id, sku, quantity) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (reservation_id, i, line.node_id, line.sku, line.quantity),
-            )
-        for node_id, day in req.capacity:
-            tx.run(
+        tx.run_many(
+            "INSERT INTO reservation_lines (reservation_id, line_no, node_id, sku, quantity) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (reservation_id, i, line.node_id, line.sku, line.quantity)
+                for i, line in enumerate(req.lines)
+            ],
+        )
+        if req.capacity:
+            tx.run_many(
                 "INSERT INTO reservation_capacity (reservation_id, node_id, day) VALUES (?, ?, ?)",
-                (reservation_id, node_id, self.day(day)),
+                [(reservation_id, node_id, self.day(day)) for node_id, day in req.capacity],
             )
         made = Reservation(
             reservation_id=reservation_id,
@@ -451,7 +451,7 @@ class SqlReservations(SqlDriver):
     def expire(self, now: datetime) -> int:
         """See :meth:`Ledger.expire`. Each reservation expires in its own short transaction."""
         check_now(now)
-        lapsed = self.transaction(
+        lapsed = self.read(
             lambda tx: tx.all(
                 "SELECT reservation_id FROM reservations WHERE status = 'HELD' "
                 "AND expires_at <= ? ORDER BY reservation_id",
@@ -467,6 +467,20 @@ class SqlReservations(SqlDriver):
             if self.transaction(work):
                 expired += 1
         return expired
+
+
+def stored_of(row: Row | None, request_id: str, digest: str) -> bytes | None:
+    """The response in ``request_id``'s idempotency record ``row`` for a reserve call.
+
+    ``row`` has its operation, digest and response (None, or a NULL operation: no record).
+    None when there is no record or it stored no response; IdempotencyMismatchError when
+    it was made by another operation or for a payload of another ``digest``.
+    """
+    if row is None or row["operation"] is None:
+        return None
+    if row["operation"] != RESERVE or row["digest"] != digest:
+        raise IdempotencyMismatchError(request_id)
+    return None if row["response"] is None else bytes(row["response"])
 
 
 def new_reservation_id() -> str:

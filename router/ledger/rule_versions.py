@@ -214,13 +214,13 @@ class SqlRuleVersions(SqlDriver):
 
     def rule_versions(self) -> tuple[RuleVersion, ...]:
         """See :meth:`Ledger.rule_versions`."""
-        rows = self.transaction(lambda tx: tx.all(_RULES))
+        rows = self.read(lambda tx: tx.all(_RULES))
         return tuple(self._rule(r) for r in rows)
 
     def rule_version(self, version: int) -> RuleVersion:
         """See :meth:`Ledger.rule_version`."""
         check_version(version)
-        row = self.transaction(lambda tx: self._rule_row(tx, version))
+        row = self.read(lambda tx: self._rule_row(tx, version))
         if row is None:
             raise no_rule_version(version)
         return self._rule(row)
@@ -319,15 +319,18 @@ class SqlRuleVersions(SqlDriver):
 
     def active_rule_version(self) -> int | None:
         """See :meth:`Ledger.active_rule_version`: the last activation by its primary key."""
-        row = self.transaction(lambda tx: tx.one(_ACTIVE_VERSION))
+        return self.read(self._active_rule_version)
+
+    def _active_rule_version(self, tx: Tx) -> int | None:
+        row = tx.one(_ACTIVE_VERSION)
         return None if row is None else int(row["version"])
 
     def active_rules(self) -> RuleVersion | None:
         """See :meth:`Ledger.active_rules`: the latest activation by its primary key, one query."""
-        row = self.transaction(lambda tx: tx.one(_ACTIVE_RULES))
+        row = self.read(lambda tx: tx.one(_ACTIVE_RULES))
         return None if row is None else self._rule(row)
 
     def rule_activations(self) -> tuple[RuleActivation, ...]:
         """See :meth:`Ledger.rule_activations`."""
-        rows = self.transaction(lambda tx: tx.all(_ACTIVATIONS))
+        rows = self.read(lambda tx: tx.all(_ACTIVATIONS))
         return tuple(self._activation(r) for r in rows)

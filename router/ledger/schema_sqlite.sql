@@ -14,8 +14,11 @@ CREATE TABLE IF NOT EXISTS positions (
     CONSTRAINT positions_balance CHECK (on_hand >= 0 AND reserved >= 0 AND reserved <= on_hand),
     CONSTRAINT positions_safety CHECK (safety_stock >= 0)
 );
--- Planning reads the positions of an order's SKUs.
-CREATE INDEX IF NOT EXISTS positions_by_sku ON positions (sku);
+-- Planning reads the positions of an order's SKUs: from this index alone (it covers every
+-- column read), in one range scan per SKU. It replaces the plain index on sku.
+CREATE INDEX IF NOT EXISTS positions_by_sku_covering
+    ON positions (sku, node_id, on_hand, safety_stock, reserved);
+DROP INDEX IF EXISTS positions_by_sku;
 CREATE TABLE IF NOT EXISTS capacity (
     node_id TEXT NOT NULL REFERENCES nodes (node_id),
     day TEXT NOT NULL,

@@ -23,12 +23,66 @@ Rows are always locked in one order (idempotency record, reservation, positions 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import date
+
 from router.ledger.access import SqlAccess
+from router.ledger.base import (
+    RESERVE,
+    PlanInputs,
+    check_days,
+    check_request_id,
+    request_digest,
+)
+from router.ledger.driver import Tx
 from router.ledger.ledger import Ledger
-from router.ledger.reservations import SqlReservations
+from router.ledger.reservations import SqlReservations, stored_of
 from router.ledger.rule_versions import SqlRuleVersions
 from router.ledger.stock import SqlStock
+
+#: What planning reads besides stock and slots, in one statement: the calendar revision,
+#: the active rule-set version (each NULL when there is none) and the idempotency record
+#: of a request_id (NULLs when it has none, or when the parameter is NULL).
+_PLAN_HEADER = (
+    "SELECT (SELECT revision FROM calendar_revision WHERE id = 1) AS revision, "
+    "(SELECT version FROM rule_activations ORDER BY seq DESC LIMIT 1) AS version, "
+    "i.operation, i.digest, i.response "
+    "FROM (SELECT 1 AS one) AS header LEFT JOIN idempotency i ON i.request_id = ?"
+)
 
 
 class SqlLedger(SqlStock, SqlReservations, SqlRuleVersions, SqlAccess, Ledger):
     """The ledger's operations in portable SQL; subclasses adapt one database driver."""
+
+    def plan_inputs(
+        self,
+        skus: Collection[str],
+        first: date,
+        last: date,
+        request_id: str | None = None,
+        payload: bytes = b"",
+    ) -> PlanInputs:
+        """See :meth:`Ledger.plan_inputs`: one read, three statements, one connection."""
+        check_days(first, last)
+        digest = None
+        if request_id is not None:
+            check_request_id(request_id)
+            digest = request_digest(RESERVE, payload)
+
+        def work(tx: Tx) -> PlanInputs:
+            header = tx.one(_PLAN_HEADER, (request_id,))
+            assert header is not None, "the header select returns one row"
+            revision, version = header["revision"], header["version"]
+            return PlanInputs(
+                calendar_revision=0 if revision is None else int(revision),
+                active_rule_version=None if version is None else int(version),
+                stored_response=(
+                    None
+                    if request_id is None or digest is None
+                    else stored_of(header, request_id, digest)
+                ),
+                stock=self._stock(tx, skus),
+                capacity_used=self._capacity_used(tx, first, last),
+            )
+
+        return self.read(work)

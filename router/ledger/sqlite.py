@@ -1,9 +1,12 @@
 """The ledger on SQLite: the embedded default (one process, durable, WAL).
 
 Each thread gets its own connection (an in-memory database shares one connection under a
-lock instead). Every transaction starts with ``BEGIN IMMEDIATE``, which takes the write
-lock up front: writers run one at a time, so the conditional updates of sql.py never
-race, and a busy database is waited for (busy timeout) rather than failing at commit.
+lock instead). Every transaction that may write starts with ``BEGIN IMMEDIATE``, which
+takes the write lock up front: writers run one at a time, so the conditional updates of
+sql.py never race, and a busy database is waited for (busy timeout) rather than failing
+at commit. Reads (:meth:`SqliteLedger.read`) start with a deferred ``BEGIN``: in WAL mode
+they see the last commit as of their first statement and neither take nor wait for the
+write lock, so planning goes on while a reservation commits.
 Database errors are classified by their result code (:func:`failure_of`) and raised as
 the ledger's own errors.
 """
@@ -103,6 +106,14 @@ class _SqliteTx:
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         return self.conn.execute(sql, tuple(params)).rowcount
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self.conn.executemany(sql, [tuple(row) for row in rows])
+
+    def tuples(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples, not the connection's rows by name
+        return cursor.execute(sql, tuple(params)).fetchall()
+
 
 class SqliteLedger(SqlLedger):
     """The ledger in one SQLite file (or in memory for ``:memory:``)."""
@@ -197,6 +208,35 @@ class SqliteLedger(SqlLedger):
                 except BaseException:
                     self._rollback(conn)
                     raise
+        raise AssertionError("unreachable")
+
+    def read(self, work: Callable[[Tx], T]) -> T:
+        """See :meth:`SqlDriver.read`: a deferred transaction, which takes no write lock.
+
+        In WAL mode its statements read one snapshot while writers commit; ``work`` must not
+        write (a write would have to take the write lock half way through). A read the
+        database refuses as busy (rare in WAL mode: during recovery) is tried again.
+        """
+        with transaction_span(work, "sqlite"):
+            return self._read_only(work)
+
+    def _read_only(self, work: Callable[[Tx], T]) -> T:
+        conn = self._connection()
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            with self._serial():
+                try:
+                    conn.execute("BEGIN")
+                    result = work(_SqliteTx(conn))
+                    conn.execute("COMMIT")
+                    return result
+                except sqlite3.Error as e:
+                    self._rollback(conn)
+                    if not _busy(e) or attempt == MAX_ATTEMPTS:
+                        raise _as_ledger_error(e) from e
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+            time.sleep(0.01 * attempt)
         raise AssertionError("unreachable")
 
     @staticmethod

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-#: Operations recorded under a request_id; one id serves exactly one operation.
+import threading
 from abc import abstractmethod
 from collections.abc import Collection, Sequence
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 from models.calendar import Calendar, CalendarKind, Calendars
 from models.capacity import CapacityUsed
@@ -32,6 +32,32 @@ from router.ledger.driver import SqlDriver, Tx
 _ALL_POSITIONS = (
     "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions ORDER BY node_id, sku"
 )
+
+
+MAX_KEPT_SKUS = 8192
+"""SKUs whose last positions read are kept by :func:`sku_positions` (the most recent)."""
+
+_Values = tuple[tuple[Any, ...], ...]
+_kept: dict[_Values, tuple[StockPosition, ...]] = {}
+_kept_lock = threading.Lock()
+
+
+def sku_positions(values: _Values) -> tuple[StockPosition, ...]:
+    """The positions of one SKU, from its rows' (node_id, sku, on_hand, safety, reserved).
+
+    Rows equal to a recent read's give that read's very tuple back: no position is built
+    again for a SKU whose stock did not move, and the engine finds the arrays it built for
+    the tuple (:func:`router.engine.arrays.stock_arrays`), instead of building them per
+    request. Positions are frozen values, so sharing them is safe.
+    """
+    found = _kept.get(values)
+    if found is None:
+        found = tuple([StockPosition(*v) for v in values])
+        with _kept_lock:
+            while len(_kept) >= MAX_KEPT_SKUS:
+                del _kept[next(iter(_kept))]
+            _kept[values] = found
+    return found
 
 
 class StockStore(Protocol):
@@ -191,25 +217,30 @@ class SqlStock(SqlDriver):
 
     def stock(self, skus: Collection[str] | None = None) -> Stock:
         """See :meth:`Ledger.stock`."""
+        return self.read(lambda tx: self._stock(tx, skus))
+
+    def _stock(self, tx: Tx, skus: Collection[str] | None) -> Stock:
+        """The positions (of ``skus`` when given), each SKU's tuple from :func:`sku_positions`."""
+        # Rows are (node_id, sku, on_hand, safety_stock, reserved): StockPosition's fields.
         if skus is None:
-            rows = self.transaction(lambda tx: tx.all(_ALL_POSITIONS))
+            rows = tx.tuples(_ALL_POSITIONS)
         else:
-            wanted = self.sku_list(sorted(set(skus)))
-            rows = self.transaction(lambda tx: tx.all(self.positions_of_skus_sql, (wanted,)))
-        return Stock.of(
-            StockPosition(r["node_id"], r["sku"], r["on_hand"], r["safety_stock"], r["reserved"])
-            for r in rows
-        )
+            rows = tx.tuples(self.positions_of_skus_sql, (self.sku_list(sorted(set(skus))),))
+        groups: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            groups.setdefault(row[1], []).append(row)
+        return Stock.of_groups({sku: sku_positions(tuple(g)) for sku, g in groups.items()})
 
     def capacity_used(self, first: date, last: date) -> CapacityUsed:
         """See :meth:`Ledger.capacity_used`: one range scan of the ``capacity_by_day`` index."""
         check_days(first, last)
-        rows = self.transaction(
-            lambda tx: tx.all(
-                "SELECT node_id, day, used FROM capacity WHERE day BETWEEN ? AND ? AND used > 0 "
-                "ORDER BY node_id, day",
-                (self.day(first), self.day(last)),
-            )
+        return self.read(lambda tx: self._capacity_used(tx, first, last))
+
+    def _capacity_used(self, tx: Tx, first: date, last: date) -> CapacityUsed:
+        rows = tx.all(
+            "SELECT node_id, day, used FROM capacity WHERE day BETWEEN ? AND ? AND used > 0 "
+            "ORDER BY node_id, day",
+            (self.day(first), self.day(last)),
         )
         return CapacityUsed(
             {(str(r["node_id"]), self.from_day(r["day"])): int(r["used"]) for r in rows}
@@ -221,21 +252,22 @@ class SqlStock(SqlDriver):
         """See :meth:`Ledger.calendars`."""
 
         def work(tx: Tx) -> tuple[int, Calendars]:
-            revision = tx.one("SELECT revision FROM calendar_revision WHERE id = 1")
+            revision = self._calendar_revision(tx)
             rows = tx.all("SELECT kind, owner, closed_days FROM calendars ORDER BY kind, owner")
             entries = [
                 (CalendarKind(r["kind"]), str(r["owner"]), calendar_of_text(str(r["closed_days"])))
                 for r in rows
             ]
-            return (0 if revision is None else int(revision["revision"])), Calendars.of(entries)
+            return revision, Calendars.of(entries)
 
-        return self.transaction(work)
+        return self.read(work)
 
     def calendar_revision(self) -> int:
         """See :meth:`Ledger.calendar_revision`."""
-        row = self.transaction(
-            lambda tx: tx.one("SELECT revision FROM calendar_revision WHERE id = 1")
-        )
+        return self.read(self._calendar_revision)
+
+    def _calendar_revision(self, tx: Tx) -> int:
+        row = tx.one("SELECT revision FROM calendar_revision WHERE id = 1")
         return 0 if row is None else int(row["revision"])
 
     def set_calendar(self, kind: CalendarKind, owner: str, calendar: Calendar) -> int:
@@ -374,7 +406,7 @@ class SqlStock(SqlDriver):
 
     def feed_stats(self) -> dict[str, int]:
         """See :meth:`Ledger.feed_stats`."""
-        rows = self.transaction(lambda tx: tx.all("SELECT name, value FROM feed_counters"))
+        rows = self.read(lambda tx: tx.all("SELECT name, value FROM feed_counters"))
         stats = dict.fromkeys(FEED_COUNTERS, 0)
         stats.update({str(r["name"]): int(r["value"]) for r in rows})
         return stats

@@ -24,7 +24,8 @@ class LiveNetwork:
 
     :meth:`current` reads the calendar revision on every call (one primary-key lookup) and
     the calendars only when the revision has moved; the network is then rebuilt once, and
-    the engine builds its arrays for it once.
+    the engine builds its arrays for it once. Routing reads the revision with the rest of
+    what it plans with and checks it with :meth:`at`.
     """
 
     def __init__(self, ledger: StockStore, network: Network) -> None:
@@ -36,7 +37,25 @@ class LiveNetwork:
 
     def current(self) -> Network:
         """The network with the calendars of the ledger's latest revision."""
-        revision = self._ledger.calendar_revision()
+        return self.at(self._ledger.calendar_revision())
+
+    def last(self) -> Network:
+        """The network as last built, without asking the ledger (check it with :meth:`at`).
+
+        Built first (as :meth:`current`) when it never was.
+        """
+        with self._lock:
+            if self._revision >= 0:
+                return self._network
+        return self.current()
+
+    def at(self, revision: int) -> Network:
+        """The network with the calendars of ``revision``, a revision just read from the ledger.
+
+        The network last built when it is at that revision (no read); else the calendars
+        are read and the network rebuilt (at ``revision`` or, when they moved on
+        meanwhile, a later one).
+        """
         with self._lock:
             if revision == self._revision:
                 return self._network

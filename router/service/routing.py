@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import Generic, NamedTuple, TypeVar
 
 import grpc
 from opentelemetry import trace
@@ -35,10 +37,11 @@ from router.engine.candidates import ship_window
 from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.ledger import Ledger
-from router.ledger.base import NoReservationError
+from router.ledger.base import NoReservationError, PlanInputs
 from router.rules.publish import version_rules
 from router.service.access import current_principal, may_act_on
 from router.service.convert import (
+    PlanOrderArgs,
     RouteOrderArgs,
     plan_order_args_from_proto,
     plan_to_proto,
@@ -76,6 +79,21 @@ def request_stop(limit_s: float | None, default_s: float, context: grpc.Servicer
 MAX_ATTEMPTS = 3
 """Solves RouteOrder makes in all when stock keeps changing under its plans."""
 
+MAX_CALENDAR_READS = 3
+"""Ledger reads a request makes at most while the calendars keep changing under it."""
+
+A = TypeVar("A", PlanOrderArgs, RouteOrderArgs)
+
+
+class _Read(NamedTuple, Generic[A]):
+    """A request converted on ``network``, its ship window there, and the ledger's inputs."""
+
+    network: Network
+    args: A
+    window: tuple[date, date]
+    inputs: PlanInputs
+
+
 tracer = trace.get_tracer(__name__)
 
 
@@ -83,11 +101,11 @@ class RuleSets:
     """The rule sets of published versions, each parsed once; and the one active now.
 
     Versions are immutable, so a parsed version is cached in-process for good. The number
-    of the active version is read from the ledger on every call (one primary-key lookup,
-    no document), so an activation through any replica takes effect on every replica at
-    its next request; the document is fetched only for a version not parsed yet.
-    ``fallback`` (the scenario's rules, ``name@draft``) serves only while no version is
-    active.
+    of the active version is read from the ledger on every request (with what it plans
+    with: :meth:`numbered`; or alone: :meth:`active`), so an activation through any
+    replica takes effect on every replica at its next request; the document is fetched
+    only for a version not parsed yet. ``fallback`` (the scenario's rules, ``name@draft``)
+    serves only while no version is active.
     """
 
     def __init__(self, ledger: Ledger, network: Network, fallback: RuleSet) -> None:
@@ -115,7 +133,10 @@ class RuleSets:
 
     def active(self) -> RuleSet:
         """The active version's rule set; the fallback while none is active."""
-        number = self._ledger.active_rule_version()
+        return self.numbered(self._ledger.active_rule_version())
+
+    def numbered(self, number: int | None) -> RuleSet:
+        """The rule set of version ``number``, read as the active one; None: the fallback."""
         if number is None:
             return self._fallback
         with self._lock:
@@ -184,34 +205,57 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             rule_version=plan.rule_version,
         )
 
+    def _read(self, convert: Callable[[Network], A], payload: bytes | None = None) -> _Read[A]:
+        """The request converted on the network, and what planning it reads from the ledger.
+
+        One ledger read (:meth:`Ledger.plan_inputs`; with ``payload``, a RouteOrder's, its
+        request_id's stored response too): the request is converted on the network last
+        built, and only when the read shows that the calendars moved since is the network
+        rebuilt, the request converted on it again and the ledger read again (its ship
+        window may differ), at most :data:`MAX_CALENDAR_READS` times.
+        """
+        network = self._network.last()
+        for attempt in range(1, MAX_CALENDAR_READS + 1):
+            args = convert(network)
+            request_id = args.request_id if isinstance(args, RouteOrderArgs) else None
+            window = ship_window(args.order, network)
+            inputs = self._ledger.plan_inputs(
+                {line.sku for line in args.order.lines}, *window, request_id, payload or b""
+            )
+            latest = self._network.at(inputs.calendar_revision)
+            if latest is network or attempt == MAX_CALENDAR_READS:
+                return _Read(network, args, window, inputs)
+            network = latest
+        raise AssertionError("unreachable")
+
     def _plan(
         self,
         order: Order,
         network: Network,
         stop: Stop,
         rules: RuleSet,
+        inputs: PlanInputs,
         *,
         prices: StockPrices | None,
         full: dict[tuple[str, date], int] | None = None,
         alternatives: int = 0,
         counterfactual_node_ids: tuple[str, ...] = (),
     ) -> Plan:
-        """Plan ``order`` under ``rules`` against the ledger's stock and used capacity.
+        """Plan ``order`` under ``rules`` against the stock and used capacity of ``inputs``.
 
-        Capacity is read for the days the order may ship on, so each candidate is checked
+        Capacity was read for the days the order may ship on, so each candidate is checked
         against the slots of its own ship date. ``full`` marks (node, day) pairs found full
         at reservation time (slots used = the node's limit); ``prices`` are the look-ahead
         stock prices to price the model with, if any.
         """
-        stock = self._ledger.stock({line.sku for line in order.lines})
-        used = self._ledger.capacity_used(*ship_window(order, network))
+        used = inputs.capacity_used
         if full:
             used = used.with_full(full)
         with tracer.start_as_current_span("solve", attributes={"router.engine": self._engine}):
             return route_order(
                 order,
                 network,
-                stock,
+                inputs.stock,
                 rules,
                 capacity_used=used,
                 stop=stop,
@@ -224,16 +268,17 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     def PlanOrder(
         self, request: router_pb2.PlanOrderRequest, context: grpc.ServicerContext
     ) -> router_pb2.PlanOrderResponse:
-        """Validate → convert → plan → convert; reads the ledger, never changes it."""
+        """Validate → convert → plan → convert; reads the ledger once, never changes it."""
         with abort_on_error(context):
-            network = self._network.current()
-            args = plan_order_args_from_proto(request, network)
-            rules = self._rule_sets.active()
+            read = self._read(lambda network: plan_order_args_from_proto(request, network))
+            args = read.args
+            rules = self._rule_sets.numbered(read.inputs.active_rule_version)
             plan = self._plan(
                 args.order,
-                network,
+                read.network,
                 request_stop(args.time_limit_s, self._default_time_limit_s, context),
                 rules,
+                read.inputs,
                 prices=self._prices_for(rules),
                 alternatives=args.alternatives,
                 counterfactual_node_ids=args.counterfactual_node_ids,
@@ -251,20 +296,26 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         outside it is answered as CUT_SHORT, holding and storing nothing.
         """
         with abort_on_error(context):
-            network = self._network.current()  # one network (calendars) for every attempt
-            args = route_order_args_from_proto(request, network)
             payload = request.SerializeToString(deterministic=True)
-            stored = self._ledger.stored_response(args.request_id, payload)
-            if stored is not None:
+            read = self._read(
+                lambda network: route_order_args_from_proto(request, network), payload
+            )
+            network, args, inputs = read.network, read.args, read.inputs  # for every attempt
+            if inputs.stored_response is not None:
                 self._metrics.replays.labels("RouteOrder").inc()
-                return self._replayed(args.request_id, stored)
+                return self._replayed(args.request_id, inputs.stored_response)
             full: dict[tuple[str, date], int] = {}
             conflict: StockConflictError | None = None
-            rules = self._rule_sets.active()  # one rule set for every attempt
+            rules = self._rule_sets.numbered(inputs.active_rule_version)  # one rule set
             prices = self._prices_for(rules)  # and one set of prices
+            skus = {line.sku for line in args.order.lines}
             for attempt in range(1, MAX_ATTEMPTS + 1):
+                if attempt > 1:  # the stock and slots the conflict says moved, read again
+                    inputs = self._ledger.plan_inputs(skus, *read.window)
                 stop = request_stop(args.time_limit_s, self._default_time_limit_s, context)
-                plan = self._plan(args.order, network, stop, rules, prices=prices, full=full)
+                plan = self._plan(
+                    args.order, network, stop, rules, inputs, prices=prices, full=full
+                )
                 plan_msg = plan_to_proto(plan, explain=args.explain)
                 decision = route_decision(plan, args.accept, args.max_gap)
                 if decision.outcome is not RouteOutcome.RESERVED:  # reserve nothing
@@ -297,16 +348,12 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         )
         if decision.outcome is RouteOutcome.CUT_SHORT:  # a retry must plan again
             return self._routed(args.order, answer, held=False)
-        stored = self._ledger.store_response(
-            args.request_id,
-            payload,
-            answer.SerializeToString(deterministic=True),
-            datetime.now(UTC),
-        )
+        ours = answer.SerializeToString(deterministic=True)
+        stored = self._ledger.store_response(args.request_id, payload, ours, datetime.now(UTC))
         assert stored is not None, "a committed reserve call stored its response"
-        return self._routed(
-            args.order, router_pb2.RouteOrderResponse.FromString(stored), held=False
-        )
+        if stored != ours:  # a concurrent call with the request_id answered first
+            answer = router_pb2.RouteOrderResponse.FromString(stored)
+        return self._routed(args.order, answer, held=False)
 
     def _reserve(
         self,
@@ -319,11 +366,11 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         """Hold the plan's units and slots in one ledger transaction; the answer stored with it.
 
         Raises :class:`StockConflictError` when other orders took the stock or the slots
-        first. The answer is ours, or the one a concurrent call with the same request_id
-        committed.
+        first. The answer is ours (the message stored, as built: not parsed back, and ours
+        to see), or the one a concurrent call with the same request_id committed.
         """
         lines, slots = _holdings(plan)
-        made: dict[str, bytes] = {}  # by reservation id (a retried transaction)
+        made: dict[str, router_pb2.RouteOrderResponse] = {}  # by id (a retried transaction)
 
         def respond(reservation: Reservation) -> bytes:
             response = router_pb2.RouteOrderResponse(
@@ -332,8 +379,8 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 attempts=attempt,
                 outcome=route_outcome_to_proto(RouteOutcome.RESERVED),
             )
-            made[reservation.reservation_id] = response.SerializeToString(deterministic=True)
-            return made[reservation.reservation_id]
+            made[reservation.reservation_id] = response
+            return response.SerializeToString(deterministic=True)
 
         try:
             reserved = self._ledger.reserve(
@@ -352,12 +399,12 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             assert stored is not None, "a store_response call stored its response"
             return router_pb2.RouteOrderResponse.FromString(stored)
         ours = made.get(reserved.reservation_id)
-        if ours is None:  # a concurrent call with the same request_id reserved first
-            self._metrics.replays.labels("RouteOrder").inc()
-        stored = ours or self._ledger.stored_response(args.request_id, payload)
+        if ours is not None:
+            return self._routed(args.order, ours, held=True)
+        self._metrics.replays.labels("RouteOrder").inc()  # the same request_id reserved first
+        stored = self._ledger.stored_response(args.request_id, payload)
         assert stored is not None, "a committed reserve call stored its response"
-        response = self._replayed(args.request_id, stored)
-        return self._routed(args.order, response, held=ours is not None)
+        return self._routed(args.order, self._replayed(args.request_id, stored), held=False)
 
     def ConfirmReservation(
         self, request: router_pb2.ConfirmReservationRequest, context: grpc.ServicerContext

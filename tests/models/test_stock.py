@@ -102,3 +102,26 @@ def test_an_overlaid_stock_pickles_as_the_plain_stock_it_reads_as() -> None:
     assert {s: list(p) for s, p in copy.by_sku.items()} == {
         s: list(p) for s, p in after.by_sku.items()
     }
+
+
+def test_stock_of_groups_equals_stock_of_and_keeps_each_skus_tuple():
+    """Stock.of_groups is Stock.of of the same positions, each SKU's tuple kept as given.
+
+    Its positions mapping (built only when looked up) answers like a dict, and the stock
+    pickles to an equal one; replacing a position works on it as on any stock.
+    """
+    groups = {
+        "A": (StockPosition("n1", "A", 5), StockPosition("n2", "A", 3, 1, 1)),
+        "B": (StockPosition("n1", "B", 1),),
+    }
+    grouped = Stock.of_groups(groups)
+    plain = Stock.of(p for group in groups.values() for p in group)
+    assert grouped == plain and plain == grouped
+    assert grouped.by_sku["A"] is groups["A"] and grouped.by_sku["B"] is groups["B"]
+    assert len(grouped.positions) == 3
+    assert ("n2", "A") in grouped.positions and ("n2", "B") not in grouped.positions
+    assert grouped.available("n2", "A") == 1
+    assert dict(grouped.positions) == dict(plain.positions)
+    assert pickle.loads(pickle.dumps(grouped)) == plain
+    moved = grouped.replaced([StockPosition("n1", "B", 0)])
+    assert moved == plain.replaced([StockPosition("n1", "B", 0)])
