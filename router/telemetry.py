@@ -86,6 +86,8 @@ def current_trace_ids() -> dict[str, str]:
 def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     """Send this process's logs to stderr as JSON lines or text (see the module docstring).
 
+    A process whose logging is set up already (its root logger has a handler) keeps it.
+
     Lines are written by a thread of their own: a request thread (or the gateway's event
     loop) only hands its record over, and never waits for a slow reader of stderr. The
     trace ids are stamped on the record by the thread that logs it, where the request's span
@@ -93,6 +95,9 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     """
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    root = logging.getLogger()
+    if root.handlers:  # configured already (a test's capture, an embedding program): keep it
+        return
     if log_format == "auto":
         log_format = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler()
@@ -104,7 +109,7 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     listener = logging.handlers.QueueListener(records, handler)
     listener.start()
     atexit.register(listener.stop)  # the lines still queued are written at exit
-    logging.basicConfig(level=level, handlers=[handoff], force=True)
+    logging.basicConfig(level=level, handlers=[handoff])
 
 
 def _with_trace_ids(record: logging.LogRecord) -> bool:

@@ -154,7 +154,7 @@ class ServiceMetrics:
         )
 
     def _add_domain_metrics(self, r: CollectorRegistry) -> None:
-        """Plans, solves, reservations, conflicts, replays, feeds, sweeper and rule version."""
+        """Plans by strategy, solve time, gap and rule version; then :meth:`_add_ledger_metrics`."""
         self.plans_by_strategy = Counter(
             "router_plans_by_strategy",
             "Plans returned by PlanOrder and RouteOrder (not replays), by the routing "
@@ -175,6 +175,15 @@ class ServiceMetrics:
             buckets=GAP_BUCKETS,
             registry=r,
         )
+        self.rule_version = Gauge(
+            "router_rule_version_active",
+            "Number of the rule-set version this replica routed with last (0: none yet)",
+            registry=r,
+        )
+        self._add_ledger_metrics(r)
+
+    def _add_ledger_metrics(self, r: CollectorRegistry) -> None:
+        """Reservations, conflicts, replays, feeds and the sweeper."""
         self.reservations = Counter(
             "router_reservations",
             "Reservations by what happened to them on this replica: held (RouteOrder, not "
@@ -235,11 +244,6 @@ class ServiceMetrics:
             "router_sweep_duration_seconds",
             "Time a successful sweep took",
             buckets=HANDLING_BUCKETS_S,
-            registry=r,
-        )
-        self.rule_version = Gauge(
-            "router_rule_version_active",
-            "Number of the rule-set version this replica routed with last (0: none yet)",
             registry=r,
         )
 
