@@ -44,6 +44,64 @@ class Reservation:
     expires_at: datetime
     capacity: tuple[tuple[str, date], ...] = ()
 
+    @property
+    def first_ship_date(self) -> date | None:
+        """The earliest day a shipment of it leaves (its slots' days); None without slots."""
+        return min((day for _, day in self.capacity), default=None)
+
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+"""Reservations a list answer holds at most (``page_size`` above it is refused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationQuery:
+    """Which reservations a lookup lists; every filter set must hold (empty: no filter).
+
+    ``expires_before`` and ``ships_before`` select HELD reservations only: those lapsing
+    before the instant, and those with a shipment due to leave before the day (a ship date
+    passed with the units still held: the OMS never confirmed). ``owner`` keeps one
+    principal's reservations ("" for those made while authentication was off). Answers
+    come by ``expires_at`` then ``reservation_id``; ``after`` is the last (expires_at,
+    reservation_id) of the previous page.
+    """
+
+    order_id: str = ""
+    node_id: str = ""
+    status: ReservationStatus | None = None
+    expires_before: datetime | None = None
+    ships_before: date | None = None
+    owner: str | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+    after: tuple[datetime, str] | None = None
+
+    def matches(self, reservation: Reservation, owner: str) -> bool:
+        """Whether ``reservation`` (made by ``owner``) passes every filter but the page's."""
+        r = reservation
+        held = r.status is ReservationStatus.HELD
+        first = r.first_ship_date
+        return (
+            (not self.order_id or r.order_id == self.order_id)
+            and (not self.node_id or any(line.node_id == self.node_id for line in r.lines))
+            and (self.status is None or r.status is self.status)
+            and (self.expires_before is None or (held and r.expires_at < self.expires_before))
+            and (
+                self.ships_before is None
+                or (held and first is not None and first < self.ships_before)
+            )
+            and (self.owner is None or owner == self.owner)
+            and (self.after is None or (r.expires_at, r.reservation_id) > self.after)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationPage:
+    """One page of a lookup; ``after`` is where the next page starts (None: this is the last)."""
+
+    reservations: tuple[Reservation, ...]
+    after: tuple[datetime, str] | None
+
 
 class FeedOutcome(StrEnum):
     """What became of one stock-feed update."""

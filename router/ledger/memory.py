@@ -29,6 +29,8 @@ from models.reservation import (
     FeedResult,
     Reservation,
     ReservationLine,
+    ReservationPage,
+    ReservationQuery,
     ReservationStatus,
 )
 from models.rule_versions import ACTIVATE, ROLLBACK, RuleActivation, RuleVersion
@@ -174,6 +176,31 @@ class MemoryLedger(Ledger):
         """See :meth:`Ledger.reservation`."""
         with self._lock:
             return self._get(reservation_id)
+
+    def reservations(self, query: ReservationQuery) -> ReservationPage:
+        """See :meth:`Ledger.reservations`."""
+        with self._lock:
+            found = sorted(
+                (r for r in self._reservations.values()
+                 if query.matches(r, self._owners.get(r.reservation_id, ""))),
+                key=lambda r: (r.expires_at, r.reservation_id),
+            )  # fmt: skip
+        page = tuple(found[: query.page_size])
+        more = len(found) > query.page_size
+        return ReservationPage(
+            page, (page[-1].expires_at, page[-1].reservation_id) if more else None
+        )
+
+    def held_timers(self, expires_before: datetime, ships_before: date) -> tuple[int, int]:
+        """See :meth:`Ledger.held_timers`."""
+        expiring = ReservationQuery(expires_before=expires_before)
+        overdue = ReservationQuery(ships_before=ships_before)
+        with self._lock:
+            held = list(self._reservations.values())
+        return (
+            sum(expiring.matches(r, "") for r in held),
+            sum(overdue.matches(r, "") for r in held),
+        )
 
     def _get(self, reservation_id: str) -> Reservation:
         found = self._reservations.get(reservation_id)

@@ -20,6 +20,8 @@ from models.errors import (
 from models.reservation import (
     Reservation,
     ReservationLine,
+    ReservationPage,
+    ReservationQuery,
     ReservationStatus,
 )
 from router.ledger.base import (
@@ -136,6 +138,18 @@ class ReservationStore(Protocol):
     def reservation(self, reservation_id: str) -> Reservation:
         """The reservation with this id; raises NotFoundError when there is none."""
 
+    @abstractmethod
+    def reservations(self, query: ReservationQuery) -> ReservationPage:
+        """One page of the reservations ``query`` selects, by expiry then id. Changes nothing."""
+
+    @abstractmethod
+    def held_timers(self, expires_before: datetime, ships_before: date) -> tuple[int, int]:
+        """How many HELD reservations lapse before ``expires_before``, and how many are late.
+
+        Late: a shipment of theirs was due to leave before ``ships_before`` (their ship date
+        passed unconfirmed).
+        """
+
 
 class SqlReservations(SqlDriver):
     """The :class:`ReservationStore` operations in SQL (docs/ledger.md)."""
@@ -143,6 +157,83 @@ class SqlReservations(SqlDriver):
     def reservation(self, reservation_id: str) -> Reservation:
         """See :meth:`Ledger.reservation`."""
         return self.read(lambda tx: self._read(tx, reservation_id))
+
+    def reservations(self, query: ReservationQuery) -> ReservationPage:
+        """See :meth:`Ledger.reservations`: one statement for the ids, then each one read."""
+        where, params = self._selecting(query)
+        sql = (
+            "SELECT r.reservation_id, r.expires_at FROM reservations r "
+            "LEFT JOIN reservation_owners o ON o.reservation_id = r.reservation_id"
+            f"{where} ORDER BY r.expires_at, r.reservation_id LIMIT ?"
+        )
+
+        def work(tx: Tx) -> ReservationPage:
+            rows = tx.all(sql, (*params, query.page_size + 1))
+            found = tuple(
+                self._read(tx, str(row["reservation_id"])) for row in rows[: query.page_size]
+            )
+            more = len(rows) > query.page_size
+            last = found[-1] if more else None
+            return ReservationPage(
+                found, None if last is None else (last.expires_at, last.reservation_id)
+            )
+
+        return self.read(work)
+
+    def _selecting(self, query: ReservationQuery) -> tuple[str, list[object]]:
+        """The WHERE clause of ``query`` (only the filters it sets) and its parameters."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if query.order_id:
+            clauses.append("r.order_id = ?")
+            params.append(query.order_id)
+        if query.node_id:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM reservation_lines l WHERE "
+                "l.reservation_id = r.reservation_id AND l.node_id = ?)"
+            )
+            params.append(query.node_id)
+        if query.status is not None:
+            clauses.append("r.status = ?")
+            params.append(query.status.value)
+        if query.expires_before is not None:
+            clauses.append("r.status = 'HELD' AND r.expires_at < ?")
+            params.append(self.ts(query.expires_before))
+        if query.ships_before is not None:
+            clauses.append(
+                "r.status = 'HELD' AND EXISTS (SELECT 1 FROM reservation_capacity c WHERE "
+                "c.reservation_id = r.reservation_id AND c.day < ?)"
+            )
+            params.append(self.day(query.ships_before))
+        if query.owner is not None:
+            clauses.append("COALESCE(o.owner, '') = ?")
+            params.append(query.owner)
+        if query.after is not None:
+            expires, reservation_id = query.after
+            clauses.append("(r.expires_at > ? OR (r.expires_at = ? AND r.reservation_id > ?))")
+            params += [self.ts(expires), self.ts(expires), reservation_id]
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        return where, params
+
+    def held_timers(self, expires_before: datetime, ships_before: date) -> tuple[int, int]:
+        """See :meth:`Ledger.held_timers`."""
+        expiring = ReservationQuery(expires_before=expires_before)
+        overdue = ReservationQuery(ships_before=ships_before)
+
+        def work(tx: Tx) -> tuple[int, int]:
+            counts = []
+            for query in (expiring, overdue):
+                where, params = self._selecting(query)
+                row = tx.one(
+                    "SELECT COUNT(*) AS n FROM reservations r "
+                    "LEFT JOIN reservation_owners o ON o.reservation_id = r.reservation_id"
+                    f"{where}",
+                    params,
+                )
+                counts.append(0 if row is None else int(row["n"]))
+            return counts[0], counts[1]
+
+        return self.read(work)
 
     def _read(self, tx: Tx, reservation_id: str) -> Reservation:
         head = tx.one(
