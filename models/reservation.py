@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -97,10 +98,14 @@ class ReservationQuery:
 
 @dataclass(frozen=True, slots=True)
 class ReservationPage:
-    """One page of a lookup; ``after`` is where the next page starts (None: this is the last)."""
+    """One page of a lookup; ``after`` is where the next page starts (None: this is the last).
+
+    ``owners`` maps each reservation id of the page to its owner ("" for none).
+    """
 
     reservations: tuple[Reservation, ...]
     after: tuple[datetime, str] | None
+    owners: Mapping[str, str] = field(default_factory=dict)
 
 
 class FeedOutcome(StrEnum):

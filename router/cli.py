@@ -22,11 +22,13 @@ from models.plan import ExplainLevel
 from models.reservation import PlanAcceptance
 from models.scenario import Scenario
 from router.cli_ledger import add_ledger_flags, ledger_url_of
+from router.cli_reservations import add_reservations_command
 from router.cli_security import (
     add_client_flags,
     add_serve_flags,
     add_tokens_command,
     client_channel,
+    rpc_failed,
     serve_security,
 )
 from router.intake import command as intake_command
@@ -37,8 +39,6 @@ from router.service.config import DEFAULT_METRICS_PORT, PriceSettings, ServerCon
 from router.telemetry import add_telemetry_flags, configure_logging, metrics_port_problem
 
 if TYPE_CHECKING:
-    import grpc
-
     from router.v1 import router_pb2
 
 
@@ -72,6 +72,10 @@ def _serve(args: argparse.Namespace) -> int:
     bad_port = metrics_port_problem(args.metrics_port)
     if bad_port is not None:
         bad_flags.append(FieldViolation("--metrics-port", bad_port))
+    if not args.expiring_window > 0:
+        bad_flags.append(
+            FieldViolation("--expiring-window", f"must be above 0, got {args.expiring_window}")
+        )
     if args.drain < 0:
         bad_flags.append(FieldViolation("--drain", f"must be 0 or more, got {args.drain}"))
     auth, tls, admission, security_problems = serve_security(args)
@@ -95,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_host=args.metrics_host,
         otlp_endpoint=args.otlp_endpoint,
         drain_s=args.drain,
+        expiring_window_s=args.expiring_window,
         auth=auth,
         tls=tls,
         admission=admission,
@@ -251,7 +256,7 @@ def _route(args: argparse.Namespace) -> int:
             stub = router_pb2_grpc.RoutingServiceStub(channel)
             answer = stub.RouteOrder(request, timeout=args.timeout)
     except grpc.RpcError as error:
-        return _rpc_failed(error)
+        return rpc_failed(error)
     outcome = router_pb2.RouteOutcome.Name(answer.outcome).removeprefix("ROUTE_OUTCOME_")
     why = f": {answer.detail}" if answer.detail else ""
     print(f"{outcome} after {answer.attempts} attempt(s){why}")
@@ -490,27 +495,6 @@ def _rules_stub(args: argparse.Namespace) -> Iterator[Any]:
         yield router_pb2_grpc.RulesServiceStub(channel)
 
 
-def _rpc_failed(error: grpc.RpcError) -> int:
-    """Print an RPC's status code, message and details; 2 for INVALID_ARGUMENT, else 1."""
-    import grpc
-    from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
-
-    code = error.code()
-    print(f"error: {code.name}: {error.details()}", file=sys.stderr)
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    for detail in status.details if status is not None else ():
-        bad = error_details_pb2.BadRequest()
-        failed = error_details_pb2.PreconditionFailure()
-        if detail.Unpack(bad):
-            for fv in bad.field_violations:
-                print(f"  {fv.field}: {fv.description}", file=sys.stderr)
-        elif detail.Unpack(failed):
-            for pv in failed.violations:
-                print(f"  {pv.type} {pv.subject}: {pv.description}", file=sys.stderr)
-    return 2 if code is grpc.StatusCode.INVALID_ARGUMENT else 1
-
-
 def _remote(call: Any) -> Any:
     """Wrap a ``router rules`` command that calls the server: RPC errors exit 1 or 2."""
 
@@ -521,7 +505,7 @@ def _remote(call: Any) -> Any:
             with _rules_stub(args) as stub:
                 return int(call(stub, args))
         except grpc.RpcError as error:
-            return _rpc_failed(error)
+            return rpc_failed(error)
 
     return run
 
@@ -689,6 +673,7 @@ def parser() -> argparse.ArgumentParser:
     _add_plan_command(commands)
     _add_route_command(commands)
     _add_rules_commands(commands)
+    add_reservations_command(commands)
     _add_whatif_command(commands)
     add_tokens_command(commands, DEFAULT_LEDGER_URL)
     return root
@@ -716,6 +701,14 @@ def _add_serve_command(commands: Any) -> None:
     )
     add_ledger_flags(serve, server.ledger_url, "; an empty ledger is seeded from the scenario")
     _add_price_flags(serve, prices)
+    serve.add_argument(
+        "--expiring-window",
+        type=float,
+        default=server.expiring_window_s,
+        metavar="SECONDS",
+        help="router_reservations_expiring counts HELD reservations lapsing within this "
+        "window (default: %(default)s)",
+    )
     serve.add_argument(
         "--drain",
         type=float,

@@ -247,3 +247,24 @@ def _tokens(args: argparse.Namespace) -> int:
         print(f"router tokens: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def rpc_failed(error: Any) -> int:
+    """Print an RPC's status code, message and details; 2 for INVALID_ARGUMENT, else 1."""
+    import grpc
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    code = error.code()
+    print(f"error: {code.name}: {error.details()}", file=sys.stderr)
+    status = rpc_status.from_call(error)
+    for detail in status.details if status is not None else ():
+        bad = error_details_pb2.BadRequest()
+        failed = error_details_pb2.PreconditionFailure()
+        if detail.Unpack(bad):
+            for fv in bad.field_violations:
+                print(f"  {fv.field}: {fv.description}", file=sys.stderr)
+        elif detail.Unpack(failed):
+            for pv in failed.violations:
+                print(f"  {pv.type} {pv.subject}: {pv.description}", file=sys.stderr)
+    return 2 if code is grpc.StatusCode.INVALID_ARGUMENT else 1

@@ -7,6 +7,7 @@ dependency; none holds routing logic.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -15,6 +16,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from starlette.concurrency import run_in_threadpool
 
+from models.reservation import MAX_PAGE_SIZE
 from router.intake.batch import BATCH_REQUEST_ID_OVERHEAD, batch_request_id, rewrite_paths
 from router.intake.errors import GatewayError, invalid_field
 from router.intake.gateway import (
@@ -27,7 +29,7 @@ from router.intake.gateway import (
 )
 from router.intake.openapi import batch_body, body, responses
 from router.intake.protojson import json_object, parse, pop_either
-from router.service.limits import REQUEST_ID_BYTES
+from router.service.limits import MAX_TTL_S, REQUEST_ID_BYTES
 from router.v1 import router_pb2
 
 router = APIRouter()
@@ -139,6 +141,63 @@ async def _reservation_call(
     fields["reservation_id"] = reservation_id
     message = await run_in_threadpool(parse, fields, cls)
     return await gateway.call(method, message, end)
+
+
+@router.get(
+    "/v1/reservations/{reservation_id}",
+    summary="One reservation by id, in whatever status",
+    responses=responses("GetReservationResponse"),
+)
+async def get_reservation(
+    reservation_id: str, gateway: GatewayDep, timeout: Timeout = None
+) -> JSONResponse:
+    """GetReservation of the reservation the path names."""
+    end = gateway.deadline(timeout)
+    message = router_pb2.GetReservationRequest(reservation_id=reservation_id)
+    return answer(await gateway.call(gateway.routing.GetReservation, message, end))
+
+
+ReservationStatusName = Literal["held", "confirmed", "released", "expired"]
+
+
+@router.get(
+    "/v1/reservations",
+    summary="Reservations by order, node, status, expiry or passed ship date, page by page",
+    responses=responses("ListReservationsResponse"),
+)
+async def list_reservations(
+    gateway: GatewayDep,
+    order_id: Annotated[str, Query()] = "",
+    node_id: Annotated[str, Query()] = "",
+    status: Annotated[ReservationStatusName | None, Query()] = None,
+    expiring_within_s: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=MAX_TTL_S,
+            allow_inf_nan=False,
+            description="HELD ones lapsing within these seconds",
+        ),
+    ] = None,
+    past_ship_date: Annotated[bool, Query(description="HELD ones whose ship date passed")] = False,
+    page_size: Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)] = 0,
+    page_token: Annotated[str, Query()] = "",
+    timeout: Timeout = None,
+) -> JSONResponse:
+    """ListReservations with the query's filters (the status timers: expiring, late)."""
+    end = gateway.deadline(timeout)
+    message = router_pb2.ListReservationsRequest(
+        order_id=order_id,
+        node_id=node_id,
+        past_ship_date=past_ship_date,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    if status is not None:
+        message.status = router_pb2.ReservationStatus.Value(f"RESERVATION_STATUS_{status.upper()}")
+    if expiring_within_s is not None:
+        message.expiring_within.FromTimedelta(timedelta(seconds=expiring_within_s))
+    return answer(await gateway.call(gateway.routing.ListReservations, message, end))
 
 
 @router.get(

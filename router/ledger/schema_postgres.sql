@@ -76,6 +76,21 @@ BEGIN
         CREATE INDEX reservations_held_by_expiry ON reservations (expires_at)
             WHERE status = 'HELD';
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'reservations'::regclass AND relname = 'reservations_by_order') THEN
+        -- lookups by order (ListReservations)
+        CREATE INDEX reservations_by_order ON reservations (order_id);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'reservations'::regclass AND relname = 'reservations_by_expiry') THEN
+        -- lookups in expiry order, page by page
+        CREATE INDEX reservations_by_expiry ON reservations (expires_at, reservation_id);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'reservation_lines'::regclass AND relname = 'reservation_lines_by_node') THEN
+        -- lookups by node
+        CREATE INDEX reservation_lines_by_node ON reservation_lines (node_id, reservation_id);
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'idempotency'::regclass
                    AND attname = 'response' AND NOT attisdropped) THEN
         ALTER TABLE idempotency ADD COLUMN response bytea;

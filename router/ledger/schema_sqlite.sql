@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS reservations (
 );
 CREATE INDEX IF NOT EXISTS reservations_held_by_expiry
     ON reservations (expires_at) WHERE status = 'HELD';
+-- Lookups (ListReservations): by order, by node, in expiry order page by page.
+CREATE INDEX IF NOT EXISTS reservations_by_order ON reservations (order_id);
+CREATE INDEX IF NOT EXISTS reservations_by_expiry ON reservations (expires_at, reservation_id);
 CREATE TABLE IF NOT EXISTS reservation_lines (
     reservation_id TEXT NOT NULL REFERENCES reservations (reservation_id),
     line_no INTEGER NOT NULL,
@@ -47,6 +50,7 @@ CREATE TABLE IF NOT EXISTS reservation_lines (
     quantity INTEGER NOT NULL CHECK (quantity > 0),
     PRIMARY KEY (reservation_id, line_no)
 );
+CREATE INDEX IF NOT EXISTS reservation_lines_by_node ON reservation_lines (node_id, reservation_id);
 CREATE TABLE IF NOT EXISTS reservation_capacity (
     reservation_id TEXT NOT NULL REFERENCES reservations (reservation_id),
     node_id TEXT NOT NULL,

@@ -69,6 +69,8 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     f"/{_ROUTING}/RouteOrder": frozenset({_R.OMS}),
     f"/{_ROUTING}/ConfirmReservation": frozenset({_R.OMS}),
     f"/{_ROUTING}/ReleaseReservation": frozenset({_R.OMS}),
+    f"/{_ROUTING}/GetReservation": frozenset({_R.OMS, _R.ANALYST}),
+    f"/{_ROUTING}/ListReservations": frozenset({_R.OMS, _R.ANALYST}),
     f"/{_INVENTORY}/GetStock": _READERS,
     f"/{_INVENTORY}/ApplyStockSnapshot": frozenset({_R.FEED}),
     f"/{_INVENTORY}/ApplyStockDelta": frozenset({_R.FEED}),
@@ -119,6 +121,17 @@ def audited_actor(typed: str) -> str:
     principal = current_principal()
     if principal is None or principal.via == "open":
         return typed
+    return principal.name
+
+
+def visible_owner() -> str | None:
+    """Whose reservations the current principal may look up: None for everyone's.
+
+    Admins, analysts and open mode see all; any other principal (oms) only its own.
+    """
+    principal = current_principal()
+    if principal is None or principal.roles & {Role.ADMIN, Role.ANALYST}:
+        return None
     return principal.name
 
 

@@ -199,6 +199,9 @@ class ServerConfig:
     ``ROUTER_LEDGER_URL`` (:func:`ledger_url`)."""
     sweep_interval_s: float = 5.0
     """How often the sweeper expires lapsed reservations (``Ledger.expire``)."""
+    expiring_window_s: float = 900.0
+    """The status timer ``router_reservations_expiring`` counts HELD reservations lapsing
+    within this many seconds (``--expiring-window``)."""
     rules_file: Path | None = None
     """A rules.yaml published (its text as is) at startup and activated when it is new to
     the ledger or nothing is active (``router serve --rules``); see :func:`bootstrap_rules`."""

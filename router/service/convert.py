@@ -8,10 +8,11 @@ the domain in solver units and enters messages in currency units (:func:`from_un
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from google.protobuf import duration_pb2, json_format
@@ -36,7 +37,16 @@ from models.plan import (
     Unfulfilled,
     alternatives_wanted,
 )
-from models.reservation import FeedResult, PlanAcceptance, Reservation, RouteOutcome
+from models.reservation import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    FeedResult,
+    PlanAcceptance,
+    Reservation,
+    ReservationQuery,
+    ReservationStatus,
+    RouteOutcome,
+)
 from models.rule_versions import RuleActivation, RuleVersion
 from router.engine.explain import summarise
 from router.rules.golden import CaseResult
@@ -219,8 +229,8 @@ def calendar_to_proto(kind: CalendarKind, owner: str, calendar: Calendar) -> rou
     return router_pb2.Calendar(service=owner, closed_days=days)
 
 
-def reservation_to_proto(reservation: Reservation) -> router_pb2.Reservation:
-    """Convert a domain reservation to its message."""
+def reservation_to_proto(reservation: Reservation, owner: str = "") -> router_pb2.Reservation:
+    """Convert a domain reservation to its message (``owner`` only for the lookups)."""
     msg = router_pb2.Reservation(
         reservation_id=reservation.reservation_id,
         order_id=reservation.order_id,
@@ -229,9 +239,85 @@ def reservation_to_proto(reservation: Reservation) -> router_pb2.Reservation:
             router_pb2.ReservationLine(node_id=line.node_id, sku=line.sku, quantity=line.quantity)
             for line in reservation.lines
         ],
+        slots=[
+            router_pb2.ReservationSlot(node_id=node_id, ship_date=day.isoformat())
+            for node_id, day in reservation.capacity
+        ],
+        owner=owner,
     )
     msg.expires_at.FromDatetime(reservation.expires_at)
+    msg.created_at.FromDatetime(reservation.created_at)
     return msg
+
+
+def reservation_query_from_proto(
+    request: router_pb2.ListReservationsRequest, now: datetime, owner: str | None
+) -> ReservationQuery:
+    """Validate and convert a ListReservations request, as of ``now``, for ``owner``'s eyes.
+
+    ``owner`` None lists everyone's. Raises :class:`InvalidArgumentError` naming every bad
+    field (``status``, ``expiring_within``, ``page_size``, ``page_token``).
+    """
+    v = Violations()
+    status = None
+    if request.status != router_pb2.RESERVATION_STATUS_UNSPECIFIED:
+        if request.status not in router_pb2.ReservationStatus.values():
+            v.add("status", f"unknown value {request.status}")
+        else:
+            name = router_pb2.ReservationStatus.Name(request.status)
+            status = ReservationStatus(name.removeprefix("RESERVATION_STATUS_"))
+    expires_before = None
+    if request.HasField("expiring_within"):
+        window = request.expiring_within.ToTimedelta()
+        if window < timedelta(0) or window > timedelta(seconds=MAX_TTL_S):
+            v.add(
+                "expiring_within", f"must be 0s to {MAX_TTL_S:g}s, got {window.total_seconds():g}s"
+            )
+        else:
+            expires_before = now + window
+    size = request.page_size or DEFAULT_PAGE_SIZE
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        v.add(
+            "page_size",
+            f"must be 0 (for {DEFAULT_PAGE_SIZE}) to {MAX_PAGE_SIZE}, got {request.page_size}",
+        )
+    after = None
+    if request.page_token:
+        after = _page_position(request.page_token)
+        if after is None:
+            v.add("page_token", "is not a next_page_token of ListReservations")
+    v.raise_if_any()
+    return ReservationQuery(
+        order_id=request.order_id,
+        node_id=request.node_id,
+        status=status,
+        expires_before=expires_before,
+        ships_before=now.astimezone(UTC).date() if request.past_ship_date else None,
+        owner=owner,
+        page_size=size,
+        after=after,
+    )
+
+
+def page_token(after: tuple[datetime, str] | None) -> str:
+    """The next_page_token of a page ending at ``after`` ("" for the last page)."""
+    if after is None:
+        return ""
+    text = f"{after[0].astimezone(UTC).isoformat()}|{after[1]}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _page_position(token: str) -> tuple[datetime, str] | None:
+    """The (expires_at, reservation_id) a :func:`page_token` names; None for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        instant, reservation_id = text.split("|", 1)
+        expires = datetime.fromisoformat(instant)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if expires.tzinfo is None or not reservation_id:
+        return None
+    return expires, reservation_id
 
 
 def stock_to_proto(stock: Stock, node_ids: Sequence[str] = ()) -> list[router_pb2.StockPosition]:

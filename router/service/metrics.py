@@ -246,6 +246,18 @@ class ServiceMetrics:
             buckets=HANDLING_BUCKETS_S,
             registry=r,
         )
+        self.expiring = Gauge(
+            "router_reservations_expiring",
+            "HELD reservations lapsing within the expiring window (--expiring-window) at the "
+            "last sweep: orders the OMS has not confirmed yet",
+            registry=r,
+        )
+        self.past_ship_date = Gauge(
+            "router_reservations_past_ship_date",
+            "HELD reservations with a shipment whose ship date passed (UTC) at the last "
+            "sweep: confirmations missing",
+            registry=r,
+        )
 
     def count_plan(self, price_version: str, status: str) -> None:
         """Count one plan returned with ``price_version`` ("" → ``none``) and ``status``."""

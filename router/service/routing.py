@@ -39,12 +39,14 @@ from router.engine.stop import Stop
 from router.ledger import Ledger
 from router.ledger.base import NoReservationError, PlanInputs
 from router.rules.publish import version_rules
-from router.service.access import current_principal, may_act_on
+from router.service.access import current_principal, may_act_on, visible_owner
 from router.service.convert import (
     PlanOrderArgs,
     RouteOrderArgs,
+    page_token,
     plan_order_args_from_proto,
     plan_to_proto,
+    reservation_query_from_proto,
     reservation_to_proto,
     route_order_args_from_proto,
     route_outcome_to_proto,
@@ -433,6 +435,37 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 # counted twice, which at worst refreshes the prices a little early.
                 self._prices.stock_moved((line.sku, line.quantity) for line in done.lines)
             return router_pb2.ReleaseReservationResponse(reservation=reservation_to_proto(done))
+
+    def GetReservation(
+        self, request: router_pb2.GetReservationRequest, context: grpc.ServicerContext
+    ) -> router_pb2.GetReservationResponse:
+        """One reservation with its owner; another principal's is NOT_FOUND to an oms."""
+        with abort_on_error(context):
+            reservation = self._ledger.reservation(request.reservation_id)
+            owner = self._ledger.reservation_owner(request.reservation_id) or ""
+            visible = visible_owner()
+            if visible is not None and owner != visible:
+                raise NotFoundError(
+                    f"reservation_id: no reservation {request.reservation_id!r} of yours"
+                )
+            return router_pb2.GetReservationResponse(
+                reservation=reservation_to_proto(reservation, owner)
+            )
+
+    def ListReservations(
+        self, request: router_pb2.ListReservationsRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ListReservationsResponse:
+        """A page of the reservations the request selects, among those the caller may see."""
+        with abort_on_error(context):
+            query = reservation_query_from_proto(request, datetime.now(UTC), visible_owner())
+            page = self._ledger.reservations(query)
+            return router_pb2.ListReservationsResponse(
+                reservations=[
+                    reservation_to_proto(r, self._ledger.reservation_owner(r.reservation_id) or "")
+                    for r in page.reservations
+                ],
+                next_page_token=page_token(page.after),
+            )
 
     def _replayed(self, request_id: str, stored: bytes) -> router_pb2.RouteOrderResponse:
         """A stored answer, given back to the caller that may see it.

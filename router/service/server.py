@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from concurrent import futures
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import cast
@@ -63,13 +63,22 @@ class Sweeper:
     """A daemon thread that calls ``ledger.expire(now)`` every ``interval_s`` until stopped.
 
     Each sweep is counted in ``metrics`` (``router_sweeps_total``, the time of the last
-    good one, its duration, the reservations it expired).
+    good one, its duration, the reservations it expired), and refreshes the status timers:
+    HELD reservations lapsing within ``expiring_window_s``, and those whose ship date
+    passed unconfirmed.
     """
 
-    def __init__(self, ledger: Ledger, interval_s: float, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        interval_s: float,
+        metrics: ServiceMetrics,
+        expiring_window_s: float = 900.0,
+    ) -> None:
         self._ledger = ledger
         self._interval_s = interval_s
         self._metrics = metrics
+        self._expiring_window = timedelta(seconds=expiring_window_s)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-sweeper", daemon=True)
 
@@ -81,8 +90,10 @@ class Sweeper:
         m = self._metrics
         while not self._stopping.wait(self._interval_s):
             started = time.perf_counter()
+            now = datetime.now(UTC)
             try:
-                expired = self._ledger.expire(datetime.now(UTC))
+                expired = self._ledger.expire(now)
+                expiring, late = self._ledger.held_timers(now + self._expiring_window, now.date())
             except Exception as error:  # keep sweeping: the next round may succeed
                 m.sweeps.labels("failed").inc()
                 logger.warning("sweeping expired reservations failed: %s", error)
@@ -90,6 +101,8 @@ class Sweeper:
             m.sweeps.labels("ok").inc()
             m.sweep_seconds.observe(time.perf_counter() - started)
             m.swept_at.set(time.time())
+            m.expiring.set(expiring)
+            m.past_ship_date.set(late)
             if expired:
                 m.reservations.labels("expired").inc(expired)
                 logger.info("expired %d reservations", expired)
@@ -316,7 +329,7 @@ def _create(
         if owns:
             ledger.close()
         raise
-    sweeper = Sweeper(ledger, config.sweep_interval_s, metrics)
+    sweeper = Sweeper(ledger, config.sweep_interval_s, metrics, config.expiring_window_s)
     router = RouterServer(
         server,
         ledger,

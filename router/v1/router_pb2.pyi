@@ -648,12 +648,17 @@ class Reservation(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
     ORDER_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
     """Unique id of the reservation."""
     status: Global___ReservationStatus.ValueType
     """Where the reservation is in its lifecycle."""
     order_id: _builtins.str
     """The order the reservation is for."""
+    owner: _builtins.str
+    """The principal that made it ("" when authentication was off); set by the lookups only."""
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
         """When a HELD reservation lapses."""
@@ -661,6 +666,14 @@ class Reservation(_message.Message):
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservationLine]:
         """The units held, per node and SKU."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was made."""
+
+    @_builtins.property
+    def slots(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservationSlot]:
+        """The order slots it holds: one per shipping node and ship date."""
 
     def __init__(
         self,
@@ -670,14 +683,169 @@ class Reservation(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         lines: _abc.Iterable[Global___ReservationLine] | None = ...,
         order_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        slots: _abc.Iterable[Global___ReservationSlot] | None = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "lines", b"lines", "order_id", b"order_id", "reservation_id", b"reservation_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "lines", b"lines", "order_id", b"order_id", "owner", b"owner", "reservation_id", b"reservation_id", "slots", b"slots", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Reservation: _TypeAlias = Reservation  # noqa: Y015
+
+@_typing.final
+class ReservationSlot(_message.Message):
+    """One order slot a reservation holds: a shipment of it leaves the node on the day."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    SHIP_DATE_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """The shipping node."""
+    ship_date: _builtins.str
+    """The ship date, YYYY-MM-DD."""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        ship_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "ship_date", b"ship_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReservationSlot: _TypeAlias = ReservationSlot  # noqa: Y015
+
+@_typing.final
+class GetReservationRequest(_message.Message):
+    """GetReservation's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    reservation_id: _builtins.str
+    """The reservation to read."""
+    def __init__(
+        self,
+        *,
+        reservation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reservation_id", b"reservation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReservationRequest: _TypeAlias = GetReservationRequest  # noqa: Y015
+
+@_typing.final
+class GetReservationResponse(_message.Message):
+    """GetReservation's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reservation(self) -> Global___Reservation:
+        """The reservation, with its owner."""
+
+    def __init__(
+        self,
+        *,
+        reservation: Global___Reservation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReservationResponse: _TypeAlias = GetReservationResponse  # noqa: Y015
+
+@_typing.final
+class ListReservationsRequest(_message.Message):
+    """ListReservations' request: every filter set must hold; none set lists all."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXPIRING_WITHIN_FIELD_NUMBER: _builtins.int
+    PAST_SHIP_DATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """Only the reservations of this order."""
+    node_id: _builtins.str
+    """Only reservations holding units at this node."""
+    status: Global___ReservationStatus.ValueType
+    """Only reservations in this status (UNSPECIFIED: any)."""
+    past_ship_date: _builtins.bool
+    """Only HELD reservations with a shipment due to leave before today, UTC (a status timer:
+    "ship date passed, not confirmed").
+    """
+    page_size: _builtins.int
+    """Reservations per page, 1 to 1000 (0: 100)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page ("" for the first)."""
+    @_builtins.property
+    def expiring_within(self) -> _duration_pb2.Duration:
+        """Only HELD reservations lapsing within this window from now (a status timer: "expiring
+        unconfirmed").
+        """
+
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        status: Global___ReservationStatus.ValueType = ...,
+        expiring_within: _duration_pb2.Duration | None = ...,
+        past_ship_date: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expiring_within", b"expiring_within"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expiring_within", b"expiring_within", "node_id", b"node_id", "order_id", b"order_id", "page_size", b"page_size", "page_token", b"page_token", "past_ship_date", b"past_ship_date", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReservationsRequest: _TypeAlias = ListReservationsRequest  # noqa: Y015
+
+@_typing.final
+class ListReservationsResponse(_message.Message):
+    """ListReservations' answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Where the next page starts; "" on the last page."""
+    @_builtins.property
+    def reservations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reservation]:
+        """One page, by expires_at then reservation_id."""
+
+    def __init__(
+        self,
+        *,
+        reservations: _abc.Iterable[Global___Reservation] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "reservations", b"reservations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReservationsResponse: _TypeAlias = ListReservationsResponse  # noqa: Y015
 
 @_typing.final
 class ReservationLine(_message.Message):

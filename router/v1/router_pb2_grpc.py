@@ -55,6 +55,16 @@ class RoutingServiceStub:
                 request_serializer=router_dot_v1_dot_router__pb2.ReleaseReservationRequest.SerializeToString,
                 response_deserializer=router_dot_v1_dot_router__pb2.ReleaseReservationResponse.FromString,
                 _registered_method=True)
+        self.GetReservation = channel.unary_unary(
+                '/router.v1.RoutingService/GetReservation',
+                request_serializer=router_dot_v1_dot_router__pb2.GetReservationRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.GetReservationResponse.FromString,
+                _registered_method=True)
+        self.ListReservations = channel.unary_unary(
+                '/router.v1.RoutingService/ListReservations',
+                request_serializer=router_dot_v1_dot_router__pb2.ListReservationsRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ListReservationsResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -99,6 +109,23 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReservation(self, request, context):
+        """One reservation by id, in whatever status. Fails with NOT_FOUND for an unknown id, and
+        for another principal's reservation when the caller may only see its own (oms).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReservations(self, request, context):
+        """Reservations by order, node, status, expiry or passed ship date, in expiry order, a
+        page at a time: the lookups and status timers of an order management system. Callers
+        that may only see their own reservations (oms) get only theirs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +148,16 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.ReleaseReservation,
                     request_deserializer=router_dot_v1_dot_router__pb2.ReleaseReservationRequest.FromString,
                     response_serializer=router_dot_v1_dot_router__pb2.ReleaseReservationResponse.SerializeToString,
+            ),
+            'GetReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReservation,
+                    request_deserializer=router_dot_v1_dot_router__pb2.GetReservationRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.GetReservationResponse.SerializeToString,
+            ),
+            'ListReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReservations,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ListReservationsRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ListReservationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -232,6 +269,60 @@ class RoutingService:
             '/router.v1.RoutingService/ReleaseReservation',
             router_dot_v1_dot_router__pb2.ReleaseReservationRequest.SerializeToString,
             router_dot_v1_dot_router__pb2.ReleaseReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RoutingService/GetReservation',
+            router_dot_v1_dot_router__pb2.GetReservationRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.GetReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RoutingService/ListReservations',
+            router_dot_v1_dot_router__pb2.ListReservationsRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ListReservationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

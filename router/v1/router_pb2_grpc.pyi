@@ -58,6 +58,15 @@ class RoutingServiceStub:
     """Releases a HELD reservation: its units and order slots are given back. Idempotent by
     request_id; errors as ConfirmReservation.
     """
+    GetReservation: _grpc.UnaryUnaryMultiCallable[_router_pb2.GetReservationRequest, _router_pb2.GetReservationResponse]
+    """One reservation by id, in whatever status. Fails with NOT_FOUND for an unknown id, and
+    for another principal's reservation when the caller may only see its own (oms).
+    """
+    ListReservations: _grpc.UnaryUnaryMultiCallable[_router_pb2.ListReservationsRequest, _router_pb2.ListReservationsResponse]
+    """Reservations by order, node, status, expiry or passed ship date, in expiry order, a
+    page at a time: the lookups and status timers of an order management system. Callers
+    that may only see their own reservations (oms) get only theirs.
+    """
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
@@ -85,6 +94,15 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     ReleaseReservation: _aio.UnaryUnaryMultiCallable[_router_pb2.ReleaseReservationRequest, _router_pb2.ReleaseReservationResponse]  # type: ignore[assignment]
     """Releases a HELD reservation: its units and order slots are given back. Idempotent by
     request_id; errors as ConfirmReservation.
+    """
+    GetReservation: _aio.UnaryUnaryMultiCallable[_router_pb2.GetReservationRequest, _router_pb2.GetReservationResponse]  # type: ignore[assignment]
+    """One reservation by id, in whatever status. Fails with NOT_FOUND for an unknown id, and
+    for another principal's reservation when the caller may only see its own (oms).
+    """
+    ListReservations: _aio.UnaryUnaryMultiCallable[_router_pb2.ListReservationsRequest, _router_pb2.ListReservationsResponse]  # type: ignore[assignment]
+    """Reservations by order, node, status, expiry or passed ship date, in expiry order, a
+    page at a time: the lookups and status timers of an order management system. Callers
+    that may only see their own reservations (oms) get only theirs.
     """
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -134,6 +152,27 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_router_pb2.ReleaseReservationResponse, _abc.Awaitable[_router_pb2.ReleaseReservationResponse]]:
         """Releases a HELD reservation: its units and order slots are given back. Idempotent by
         request_id; errors as ConfirmReservation.
+        """
+
+    @_abc_1.abstractmethod
+    def GetReservation(
+        self,
+        request: _router_pb2.GetReservationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.GetReservationResponse, _abc.Awaitable[_router_pb2.GetReservationResponse]]:
+        """One reservation by id, in whatever status. Fails with NOT_FOUND for an unknown id, and
+        for another principal's reservation when the caller may only see its own (oms).
+        """
+
+    @_abc_1.abstractmethod
+    def ListReservations(
+        self,
+        request: _router_pb2.ListReservationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ListReservationsResponse, _abc.Awaitable[_router_pb2.ListReservationsResponse]]:
+        """Reservations by order, node, status, expiry or passed ship date, in expiry order, a
+        page at a time: the lookups and status timers of an order management system. Callers
+        that may only see their own reservations (oms) get only theirs.
         """
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

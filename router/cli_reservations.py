@@ -1,0 +1,138 @@
+"""``router reservations get|list``: look reservations up on a running server.
+
+``list`` is also the status timers' view (docs/api.md, ListReservations): ``--expiring-within
+SECONDS`` lists the HELD reservations about to lapse unconfirmed, ``--past-ship-date`` those
+whose ship date passed without a confirmation. One line per reservation, or with ``--json``
+one proto3 JSON object per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, timedelta
+from typing import Any
+
+from router.cli_security import add_client_flags, client_channel, rpc_failed
+from router.intake.config import DEFAULT_TARGET
+
+STATUSES = ("held", "confirmed", "released", "expired")
+
+
+def add_reservations_command(commands: Any) -> None:
+    """``router reservations get ID`` and ``router reservations list [filters]``."""
+    reservations = commands.add_parser(
+        "reservations", help="look reservations up on a running server (docs/api.md)"
+    )
+    sub = reservations.add_subparsers(dest="reservations_command", required=True)
+    get = sub.add_parser("get", help="one reservation by id")
+    get.add_argument("reservation_id")
+    get.set_defaults(run=_get)
+    listing = sub.add_parser(
+        "list", help="reservations by order, node, status, expiry or passed ship date"
+    )
+    listing.add_argument("--order", default="", help="only this order's")
+    listing.add_argument("--node", default="", help="only those holding units at this node")
+    listing.add_argument("--status", choices=STATUSES, help="only those in this status")
+    listing.add_argument(
+        "--expiring-within",
+        type=float,
+        metavar="SECONDS",
+        help="only HELD ones lapsing within SECONDS (a status timer)",
+    )
+    listing.add_argument(
+        "--past-ship-date",
+        action="store_true",
+        help="only HELD ones whose ship date passed unconfirmed (a status timer)",
+    )
+    listing.add_argument("--page-size", type=int, default=0, help="per call (default 100)")
+    listing.add_argument(
+        "--limit", type=int, default=1000, help="stop after this many (default: %(default)s)"
+    )
+    listing.set_defaults(run=_list)
+    for command in (get, listing):
+        command.add_argument("--json", action="store_true", help="proto3 JSON, one per line")
+        command.add_argument(
+            "--target", default=DEFAULT_TARGET, help="server host:port (default: %(default)s)"
+        )
+        command.add_argument("--timeout", type=float, default=30.0, help="RPC deadline, seconds")
+        add_client_flags(command)
+
+
+def _get(args: argparse.Namespace) -> int:
+    import grpc
+
+    from router.v1 import router_pb2, router_pb2_grpc
+
+    request = router_pb2.GetReservationRequest(reservation_id=args.reservation_id)
+    try:
+        with client_channel(args) as channel:
+            stub = router_pb2_grpc.RoutingServiceStub(channel)
+            answer = stub.GetReservation(request, timeout=args.timeout)
+    except grpc.RpcError as error:
+        return rpc_failed(error)
+    _print(answer.reservation, as_json=args.json)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    """Every page until the last or ``--limit``; says so when it stopped early."""
+    import grpc
+
+    from router.v1 import router_pb2, router_pb2_grpc
+
+    request = router_pb2.ListReservationsRequest(
+        order_id=args.order,
+        node_id=args.node,
+        past_ship_date=args.past_ship_date,
+        page_size=args.page_size,
+    )
+    if args.status is not None:
+        request.status = router_pb2.ReservationStatus.Value(
+            f"RESERVATION_STATUS_{args.status.upper()}"
+        )
+    if args.expiring_within is not None:
+        request.expiring_within.FromTimedelta(timedelta(seconds=args.expiring_within))
+    shown = 0
+    try:
+        with client_channel(args) as channel:
+            stub = router_pb2_grpc.RoutingServiceStub(channel)
+            while True:
+                page = stub.ListReservations(request, timeout=args.timeout)
+                for reservation in page.reservations[: max(args.limit - shown, 0)]:
+                    _print(reservation, as_json=args.json)
+                    shown += 1
+                if not page.next_page_token:
+                    break
+                if shown >= args.limit:
+                    print(f"(stopped at --limit {args.limit}; more remain)", file=sys.stderr)
+                    break
+                request.page_token = page.next_page_token
+    except grpc.RpcError as error:
+        return rpc_failed(error)
+    if not args.json:
+        print(f"{shown} reservation(s)", file=sys.stderr)
+    return 0
+
+
+def _print(reservation: Any, *, as_json: bool) -> None:
+    """One line: id, order, status, expiry, ship dates, units, owner (or proto3 JSON)."""
+    if as_json:
+        from google.protobuf import json_format
+
+        print(json.dumps(json_format.MessageToDict(reservation), separators=(",", ":")))
+        return
+    from router.v1 import router_pb2
+
+    status = router_pb2.ReservationStatus.Name(reservation.status).removeprefix(
+        "RESERVATION_STATUS_"
+    )
+    expires = reservation.expires_at.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+    ships = ",".join(sorted({slot.ship_date for slot in reservation.slots})) or "-"
+    units = " ".join(f"{x.quantity}x{x.sku}@{x.node_id}" for x in reservation.lines)
+    owner = f" owner={reservation.owner}" if reservation.owner else ""
+    print(
+        f"{reservation.reservation_id} order={reservation.order_id} {status} "
+        f"expires={expires} ships={ships} {units}{owner}"
+    )
