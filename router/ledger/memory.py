@@ -185,11 +185,11 @@ class MemoryLedger(Ledger):
                  if query.matches(r, self._owners.get(r.reservation_id, ""))),
                 key=lambda r: (r.expires_at, r.reservation_id),
             )  # fmt: skip
-        page = tuple(found[: query.page_size])
+            page = tuple(found[: query.page_size])
+            owners = {r.reservation_id: self._owners.get(r.reservation_id, "") for r in page}
         more = len(found) > query.page_size
-        return ReservationPage(
-            page, (page[-1].expires_at, page[-1].reservation_id) if more else None
-        )
+        after = (page[-1].expires_at, page[-1].reservation_id) if more else None
+        return ReservationPage(page, after, owners)
 
     def held_timers(self, expires_before: datetime, ships_before: date) -> tuple[int, int]:
         """See :meth:`Ledger.held_timers`."""

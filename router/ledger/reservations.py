@@ -162,21 +162,19 @@ class SqlReservations(SqlDriver):
         """See :meth:`Ledger.reservations`: one statement for the ids, then each one read."""
         where, params = self._selecting(query)
         sql = (
-            "SELECT r.reservation_id, r.expires_at FROM reservations r "
+            "SELECT r.reservation_id, COALESCE(o.owner, '') AS owner FROM reservations r "
             "LEFT JOIN reservation_owners o ON o.reservation_id = r.reservation_id"
             f"{where} ORDER BY r.expires_at, r.reservation_id LIMIT ?"
         )
 
         def work(tx: Tx) -> ReservationPage:
             rows = tx.all(sql, (*params, query.page_size + 1))
-            found = tuple(
-                self._read(tx, str(row["reservation_id"])) for row in rows[: query.page_size]
-            )
-            more = len(rows) > query.page_size
-            last = found[-1] if more else None
-            return ReservationPage(
-                found, None if last is None else (last.expires_at, last.reservation_id)
-            )
+            kept = rows[: query.page_size]
+            found = tuple(self._read(tx, str(row["reservation_id"])) for row in kept)
+            owners = {str(row["reservation_id"]): str(row["owner"]) for row in kept}
+            last = found[-1] if len(rows) > query.page_size else None
+            after = None if last is None else (last.expires_at, last.reservation_id)
+            return ReservationPage(found, after, owners)
 
         return self.read(work)
 

@@ -1,0 +1,69 @@
+"""Done when: the gateway looks reservations up by id and by filter, and names bad filters.
+
+Against the session's real gateway and service (tests/intake/conftest.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import httpx
+
+from tests.intake.conftest import ROUTER
+from tests.intake.test_http import error_of, fields, key, order
+
+
+def test_get_and_list_reservations_of_a_routed_order(client: httpx.Client, grpc_target: str):
+    """A routed order's reservation by id, by order (and by the CLI); unknown id is 404."""
+    routed = client.post(
+        "/v1/orders:route", json={"order": order()}, headers={"Idempotency-Key": key()}
+    )
+    assert routed.status_code == 200, routed.text
+    held = routed.json()["reservation"]
+    got = client.get(f"/v1/reservations/{held['reservationId']}")
+    assert got.status_code == 200, got.text
+    assert got.json()["reservation"]["lines"] == held["lines"]
+    assert got.json()["reservation"]["slots"]
+    listed = client.get("/v1/reservations", params={"order_id": held["orderId"], "status": "held"})
+    assert listed.status_code == 200, listed.text
+    ids = [r["reservationId"] for r in listed.json()["reservations"]]
+    assert held["reservationId"] in ids
+    assert all(r["orderId"] == held["orderId"] for r in listed.json()["reservations"])
+    error_of(client.get("/v1/reservations/R-no-such"), 404, "NOT_FOUND")
+    cli = subprocess.run(
+        [str(ROUTER), "reservations", "get", held["reservationId"], "--target", grpc_target],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.startswith(f"{held['reservationId']} order={held['orderId']} HELD")
+
+
+def test_bad_filters_are_400_naming_the_parameter(client: httpx.Client):
+    """A status that is none, a window beyond 7 days, a forged page token: 400 each."""
+    for params, name in (
+        ({"status": "lost"}, "status"),
+        ({"expiring_within_s": "1e20"}, "expiring_within_s"),
+        ({"page_size": "5000"}, "page_size"),
+        ({"page_token": "forged"}, "page_token"),
+    ):
+        answer = client.get("/v1/reservations", params=params)
+        assert name in fields(error_of(answer, 400, "INVALID_ARGUMENT")), (name, answer.text)
+
+
+def test_the_cli_lists_with_the_status_timers(client: httpx.Client, grpc_target: str):
+    """``router reservations list --expiring-within`` prints the holds about to lapse."""
+    routed = client.post(
+        "/v1/orders:route",
+        json={"order": order(), "ttl": "60s"},
+        headers={"Idempotency-Key": key()},
+    )
+    assert routed.status_code == 200, routed.text
+    rid = routed.json()["reservation"]["reservationId"]
+    command = [str(ROUTER), "reservations", "list", "--target", grpc_target, "--json"]
+    soon = subprocess.run(
+        [*command, "--expiring-within", "120"], capture_output=True, text=True, timeout=60
+    )
+    assert soon.returncode == 0, soon.stderr
+    assert rid in soon.stdout
