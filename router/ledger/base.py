@@ -328,6 +328,76 @@ def check_transition(request_id: str, reservation_id: str) -> None:
     v.raise_if_any()
 
 
+Units = dict[tuple[str, str], int]
+"""Units per (node_id, sku)."""
+
+
+def check_transition_part(
+    request_id: str, reservation_id: str, lines: Sequence[ReservationLine]
+) -> Units:
+    """Validate a partial confirm/release call; the units it names per (node, sku), sorted.
+
+    Each line names a node and a SKU once, with a quantity of at least 1 (InvalidArgumentError
+    naming ``lines[i]`` otherwise); whether the reservation holds them is checked against it
+    (:func:`check_held`).
+    """
+    v = Violations()
+    check_id(request_id, "request_id", v)
+    check_id(reservation_id, "reservation_id", v)
+    units: Units = {}
+    for i, line in enumerate(lines):
+        key = (line.node_id, line.sku)
+        if not line.node_id or not line.sku:
+            v.add(f"lines[{i}]", "needs a node_id and a sku")
+        elif not 1 <= line.quantity <= MAX_INT32:
+            v.add(f"lines[{i}].quantity", f"must be 1 to {MAX_INT32}, got {line.quantity}")
+        elif key in units:
+            v.add(f"lines[{i}]", f"names {line.node_id}/{line.sku} again: one line each")
+        else:
+            units[key] = line.quantity
+    v.raise_if_any()
+    return dict(sorted(units.items()))
+
+
+def part_digest(operation: str, reservation_id: str, units: Units) -> str:
+    """The request fingerprint of a partial confirm/release: the reservation and its units."""
+    named = "".join(f"|{node}\0{sku}\0{n}" for (node, sku), n in units.items())
+    return request_digest(operation, (reservation_id + named).encode())
+
+
+def held_units(lines: Sequence[ReservationLine]) -> Units:
+    """A reservation's units per (node, sku), sorted (lines of one position added up)."""
+    units: Units = {}
+    for line in lines:
+        units[line.node_id, line.sku] = units.get((line.node_id, line.sku), 0) + line.quantity
+    return dict(sorted(units.items()))
+
+
+def check_held(units: Units, held: Units, reservation_id: str) -> None:
+    """InvalidArgumentError naming each line that asks for more than the reservation holds."""
+    v = Violations()
+    for (node, sku), n in units.items():
+        has = held.get((node, sku), 0)
+        if n > has:
+            v.add(
+                "lines", f"asks for {n} of {node}/{sku}; reservation {reservation_id} holds {has}"
+            )
+    v.raise_if_any()
+
+
+def take_lines(lines: Sequence[ReservationLine], units: Units) -> tuple[ReservationLine, ...]:
+    """``lines`` less ``units`` per (node, sku), taken from the first lines first; no empties."""
+    left = dict(units)
+    kept = []
+    for line in lines:
+        key = (line.node_id, line.sku)
+        take = min(left.get(key, 0), line.quantity)
+        left[key] = left.get(key, 0) - take
+        if line.quantity > take:
+            kept.append(ReservationLine(line.node_id, line.sku, line.quantity - take))
+    return tuple(kept)
+
+
 def _check_feed(feed: str, sequence: int, node_id: str, v: Violations) -> None:
     if not feed:
         v.add("feed", "must not be empty")

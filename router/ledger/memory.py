@@ -44,19 +44,25 @@ from router.ledger.base import (
     NoReservationError,
     Publication,
     RuleCheck,
+    Units,
     check_activation,
     check_calendar_owner,
     check_days,
+    check_held,
     check_now,
     check_on_hand,
     check_request_id,
     check_store,
     check_transition,
+    check_transition_part,
     check_version,
+    held_units,
     no_rule_version,
+    part_digest,
     request_digest,
     rollback_target,
     rules_digest,
+    take_lines,
     validate_delta,
     validate_publish,
     validate_reserve,
@@ -300,20 +306,41 @@ class MemoryLedger(Ledger):
                 raise IdempotencyMismatchError(request_id)
             return first.response
 
-    def confirm(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+    def confirm(
+        self,
+        request_id: str,
+        reservation_id: str,
+        now: datetime,
+        lines: Sequence[ReservationLine] = (),
+    ) -> Reservation:
         """See :meth:`Ledger.confirm`."""
-        return self._transition(CONFIRM, request_id, reservation_id, now)
+        return self._transition(CONFIRM, request_id, reservation_id, now, lines)
 
-    def release(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+    def release(
+        self,
+        request_id: str,
+        reservation_id: str,
+        now: datetime,
+        lines: Sequence[ReservationLine] = (),
+    ) -> Reservation:
         """See :meth:`Ledger.release`."""
-        return self._transition(RELEASE, request_id, reservation_id, now)
+        return self._transition(RELEASE, request_id, reservation_id, now, lines)
 
     def _transition(
-        self, operation: str, request_id: str, reservation_id: str, now: datetime
+        self,
+        operation: str,
+        request_id: str,
+        reservation_id: str,
+        now: datetime,
+        lines: Sequence[ReservationLine] = (),
     ) -> Reservation:
-        check_transition(request_id, reservation_id)
+        if lines:
+            units = check_transition_part(request_id, reservation_id, lines)
+            digest = part_digest(operation, reservation_id, units)
+        else:
+            check_transition(request_id, reservation_id)
+            digest = request_digest(operation, reservation_id.encode())
         check_now(now)
-        digest = request_digest(operation, reservation_id.encode())
         target = ReservationStatus.CONFIRMED if operation == CONFIRM else ReservationStatus.RELEASED
         with self._lock:
             first = self._replay(request_id, operation, digest)
@@ -330,9 +357,37 @@ class MemoryLedger(Ledger):
                 if operation == CONFIRM and current.status is ReservationStatus.EXPIRED:
                     raise ReservationExpiredError(reservation_id, current.expires_at)
                 raise ReservationStateError(reservation_id, current.status.value, operation)
-            done = self._settle(current, target)
+            held = held_units(current.lines)
+            if lines:
+                check_held(units, held, reservation_id)
+            if not lines or units == held:
+                done = self._settle(current, target)
+            else:
+                done = self._part(current, units, held, operation)
             self._requests[request_id] = _Record(operation, digest, reservation_id)
             return done
+
+    def _part(self, r: Reservation, units: Units, held: Units, operation: str) -> Reservation:
+        """Ship ``units`` and give the rest back (confirm), or give ``units`` back (release)."""
+        gone = units
+        if operation == CONFIRM:
+            gone = {k: n - units.get(k, 0) for k, n in held.items() if n > units.get(k, 0)}
+            for (node_id, sku), n in units.items():
+                pos = self._positions[(node_id, sku)]
+                pos.reserved -= n
+                pos.on_hand -= n
+        for (node_id, sku), n in gone.items():
+            self._positions[(node_id, sku)].reserved -= n
+        lines = take_lines(r.lines, gone)
+        holding = {line.node_id for line in lines}
+        idle = tuple(slot for slot in r.capacity if slot[0] not in holding)
+        for slot in idle:
+            self._used[slot] -= 1
+        status = ReservationStatus.CONFIRMED if operation == CONFIRM else r.status
+        kept = tuple(slot for slot in r.capacity if slot[0] in holding)
+        done = replace(r, lines=lines, capacity=kept, status=status)
+        self._reservations[r.reservation_id] = done
+        return done
 
     def _settle(self, r: Reservation, target: ReservationStatus) -> Reservation:
         for line in r.lines:

@@ -31,10 +31,15 @@ from router.ledger.base import (
     RESERVE,
     NoReservationError,
     ReserveRequest,
+    Units,
+    check_held,
     check_now,
     check_request_id,
     check_store,
     check_transition,
+    check_transition_part,
+    held_units,
+    part_digest,
     request_digest,
     validate_reserve,
 )
@@ -45,6 +50,11 @@ _SETTLE = (
     "UPDATE reservations SET status = ?, updated_at = ? "
     "WHERE reservation_id = ? AND status = 'HELD'"
 )
+
+CONFIRMED = ReservationStatus.CONFIRMED
+
+#: Take a HELD reservation's row (its lock) without settling it: a partial change.
+_TOUCH_HELD = "UPDATE reservations SET updated_at = ? WHERE reservation_id = ? AND status = 'HELD'"
 
 #: The same, for a reservation whose expires_at has passed (the sweeper's expiry).
 _SETTLE_LAPSED = (
@@ -107,8 +117,20 @@ class ReservationStore(Protocol):
         """
 
     @abstractmethod
-    def confirm(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+    def confirm(
+        self,
+        request_id: str,
+        reservation_id: str,
+        now: datetime,
+        lines: Sequence[ReservationLine] = (),
+    ) -> Reservation:
         """HELD → CONFIRMED: the held units ship (on hand and reserved both drop).
+
+        With ``lines`` (a partial confirm) only those units ship, per (node, sku) at most what
+        is held (InvalidArgumentError naming ``lines`` otherwise); the rest are given back
+        and so are the order slots of nodes that ship nothing; the reservation's lines
+        become the units shipped. Idempotent by ``request_id`` like a whole confirm (the
+        same id with other lines is IdempotencyMismatchError).
 
         Raises NotFoundError for an unknown reservation, ReservationStateError when it is
         not HELD (of two racing confirm/release calls exactly one wins). A HELD
@@ -120,8 +142,18 @@ class ReservationStore(Protocol):
         """
 
     @abstractmethod
-    def release(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+    def release(
+        self,
+        request_id: str,
+        reservation_id: str,
+        now: datetime,
+        lines: Sequence[ReservationLine] = (),
+    ) -> Reservation:
         """HELD → RELEASED: the held units and order slots are given back.
+
+        With ``lines`` (cancelling part of an order) only those units are given back, and
+        the slots of nodes left with none; the reservation stays HELD with the rest, or
+        becomes RELEASED when nothing is left.
 
         Raises NotFoundError or ReservationStateError like :meth:`confirm`.
         """
@@ -443,13 +475,152 @@ class SqlReservations(SqlDriver):
             raise NotFoundError(f"capacity.node_id: no node {node_id!r}")
         return False
 
-    def confirm(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+    def confirm(
+        self,
+        request_id: str,
+        reservation_id: str,
+        now: datetime,
+        lines: Sequence[ReservationLine] = (),
+    ) -> Reservation:
         """See :meth:`Ledger.confirm`."""
+        if lines:
+            return self._part(CONFIRM, request_id, reservation_id, now, lines)
         return self._transition(CONFIRM, request_id, reservation_id, now)
 
-    def release(self, request_id: str, reservation_id: str, now: datetime) -> Reservation:
+    def release(
+        self,
+        request_id: str,
+        reservation_id: str,
+        now: datetime,
+        lines: Sequence[ReservationLine] = (),
+    ) -> Reservation:
         """See :meth:`Ledger.release`."""
+        if lines:
+            return self._part(RELEASE, request_id, reservation_id, now, lines)
         return self._transition(RELEASE, request_id, reservation_id, now)
+
+    def _part(
+        self,
+        operation: str,
+        request_id: str,
+        reservation_id: str,
+        now: datetime,
+        lines: Sequence[ReservationLine],
+    ) -> Reservation:
+        """A partial confirm (ship ``lines``, give the rest back) or release (give them back).
+
+        In one transaction, in the ledger's lock order: the request id is claimed, the
+        reservation row is taken while HELD (a lapsed one is expired first, as a whole
+        confirm does), the units checked against what it holds, then positions and slots.
+        """
+        units = check_transition_part(request_id, reservation_id, lines)
+        check_now(now)
+        digest = part_digest(operation, reservation_id, units)
+
+        def work(tx: Tx) -> Reservation:
+            first = self._claim(tx, request_id, operation, digest, reservation_id, now)
+            if first is not None:
+                return self._read(tx, first[0])
+            if operation == CONFIRM and self._settle(
+                tx, reservation_id, ReservationStatus.EXPIRED, now, lapsed_only=True
+            ):
+                tx.run("DELETE FROM idempotency WHERE request_id = ?", (request_id,))
+                return self._read(tx, reservation_id)
+            if not tx.run(_TOUCH_HELD, (self.ts(now), reservation_id)):
+                self._refuse(tx, reservation_id, operation)
+            held = held_units(self._read(tx, reservation_id).lines)
+            check_held(units, held, reservation_id)
+            if units == held:  # all of it: a whole confirm or release
+                target = CONFIRMED if operation == CONFIRM else ReservationStatus.RELEASED
+                self._settle(tx, reservation_id, target, now)
+                return self._read(tx, reservation_id)
+            if operation == CONFIRM:
+                rest = {k: n - units.get(k, 0) for k, n in held.items() if n > units.get(k, 0)}
+                self._move(tx, units, ship=True)
+                self._move(tx, rest, ship=False)
+                self._take(tx, reservation_id, rest)
+                tx.run(_SETTLE, (CONFIRMED.value, self.ts(now), reservation_id))
+            else:
+                self._move(tx, units, ship=False)
+                self._take(tx, reservation_id, units)
+            self._free_idle_slots(tx, reservation_id)
+            return self._read(tx, reservation_id)
+
+        done = self.transaction(work)
+        if done.status is ReservationStatus.EXPIRED:  # expired by this call, not a replay
+            raise ReservationExpiredError(reservation_id, done.expires_at)
+        return done
+
+    def _refuse(self, tx: Tx, reservation_id: str, operation: str) -> None:
+        """Raise why ``reservation_id`` cannot be settled: unknown, or no longer HELD."""
+        row = tx.one(
+            "SELECT status, expires_at FROM reservations WHERE reservation_id = ?",
+            (reservation_id,),
+        )
+        if row is None:
+            raise NotFoundError(f"reservation_id: no reservation {reservation_id!r}")
+        status = ReservationStatus(row["status"])
+        if operation == CONFIRM and status is ReservationStatus.EXPIRED:
+            raise ReservationExpiredError(reservation_id, self.from_ts(row["expires_at"]))
+        raise ReservationStateError(reservation_id, status.value, operation)
+
+    def _move(self, tx: Tx, units: Units, *, ship: bool) -> None:
+        """Units no longer reserved per (node, sku), in key order; shipped ones leave on hand."""
+        sql = (
+            "UPDATE positions SET on_hand = on_hand - ?, reserved = reserved - ? "
+            "WHERE node_id = ? AND sku = ?"
+            if ship
+            else "UPDATE positions SET reserved = reserved - ? WHERE node_id = ? AND sku = ?"
+        )
+        for (node_id, sku), n in sorted(units.items()):
+            if n:
+                tx.run(sql, (n, n, node_id, sku) if ship else (n, node_id, sku))
+
+    def _take(self, tx: Tx, reservation_id: str, units: Units) -> None:
+        """Take ``units`` off the reservation's lines, first lines first; empty lines go."""
+        rows = tx.all(
+            "SELECT line_no, node_id, sku, quantity FROM reservation_lines "
+            "WHERE reservation_id = ? ORDER BY line_no",
+            (reservation_id,),
+        )
+        left = dict(units)
+        for row in rows:
+            key = (str(row["node_id"]), str(row["sku"]))
+            take = min(left.get(key, 0), int(row["quantity"]))
+            if not take:
+                continue
+            left[key] -= take
+            if take == row["quantity"]:
+                tx.run(
+                    "DELETE FROM reservation_lines WHERE reservation_id = ? AND line_no = ?",
+                    (reservation_id, row["line_no"]),
+                )
+            else:
+                tx.run(
+                    "UPDATE reservation_lines SET quantity = quantity - ? "
+                    "WHERE reservation_id = ? AND line_no = ?",
+                    (take, reservation_id, row["line_no"]),
+                )
+
+    def _free_idle_slots(self, tx: Tx, reservation_id: str) -> None:
+        """Give back the order slots of nodes where the reservation holds no units any more."""
+        idle = tx.all(
+            "SELECT node_id, day FROM reservation_capacity c WHERE reservation_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM reservation_lines l WHERE "
+            "l.reservation_id = c.reservation_id AND l.node_id = c.node_id) "
+            "ORDER BY node_id, day",
+            (reservation_id,),
+        )
+        for slot in idle:
+            tx.run(
+                "UPDATE capacity SET used = used - 1 WHERE node_id = ? AND day = ?",
+                (slot["node_id"], slot["day"]),
+            )
+            tx.run(
+                "DELETE FROM reservation_capacity WHERE reservation_id = ? AND node_id = ? "
+                "AND day = ?",
+                (reservation_id, slot["node_id"], slot["day"]),
+            )
 
     def _transition(
         self, operation: str, request_id: str, reservation_id: str, now: datetime

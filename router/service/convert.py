@@ -43,6 +43,7 @@ from models.reservation import (
     FeedResult,
     PlanAcceptance,
     Reservation,
+    ReservationLine,
     ReservationQuery,
     ReservationStatus,
     RouteOutcome,
@@ -248,6 +249,13 @@ def reservation_to_proto(reservation: Reservation, owner: str = "") -> router_pb
     msg.expires_at.FromDatetime(reservation.expires_at)
     msg.created_at.FromDatetime(reservation.created_at)
     return msg
+
+
+def reservation_lines_from_proto(
+    lines: Sequence[router_pb2.ReservationLine],
+) -> tuple[ReservationLine, ...]:
+    """The lines of a partial confirm or release (checked by the ledger, naming ``lines``)."""
+    return tuple(ReservationLine(x.node_id, x.sku, x.quantity) for x in lines)
 
 
 def reservation_query_from_proto(

@@ -46,6 +46,7 @@ from router.service.convert import (
     page_token,
     plan_order_args_from_proto,
     plan_to_proto,
+    reservation_lines_from_proto,
     reservation_query_from_proto,
     reservation_to_proto,
     route_order_args_from_proto,
@@ -415,7 +416,10 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         with abort_on_error(context):
             self._check_owner(request.reservation_id)
             done = self._ledger.confirm(
-                request.request_id, request.reservation_id, datetime.now(UTC)
+                request.request_id,
+                request.reservation_id,
+                datetime.now(UTC),
+                reservation_lines_from_proto(request.lines),
             )
             self._metrics.reservations.labels("confirmed").inc()
             return router_pb2.ConfirmReservationResponse(reservation=reservation_to_proto(done))
@@ -426,14 +430,16 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         """HELD → RELEASED through the ledger, idempotent by request_id; owner or admin only."""
         with abort_on_error(context):
             self._check_owner(request.reservation_id)
+            lines = reservation_lines_from_proto(request.lines)
             done = self._ledger.release(
-                request.request_id, request.reservation_id, datetime.now(UTC)
+                request.request_id, request.reservation_id, datetime.now(UTC), lines
             )
             self._metrics.reservations.labels("released").inc()
             if self._prices is not None:
                 # A retry of a release returns the same reservation: its units may be
                 # counted twice, which at worst refreshes the prices a little early.
-                self._prices.stock_moved((line.sku, line.quantity) for line in done.lines)
+                given = lines or done.lines
+                self._prices.stock_moved((line.sku, line.quantity) for line in given)
             return router_pb2.ReleaseReservationResponse(reservation=reservation_to_proto(done))
 
     def GetReservation(

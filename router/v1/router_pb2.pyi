@@ -545,19 +545,27 @@ class ConfirmReservationRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Required client-chosen key of this call; a retry must reuse it."""
     reservation_id: _builtins.str
     """The reservation to confirm."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservationLine]:
+        """A partial confirm: only these units ship (per node and SKU, at most what is held);
+        the rest are given back, with the order slots of nodes that ship nothing. Empty: all.
+        """
+
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         reservation_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ReservationLine] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -595,19 +603,28 @@ class ReleaseReservationRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Required client-chosen key of this call; a retry must reuse it."""
     reservation_id: _builtins.str
     """The reservation to release."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservationLine]:
+        """Cancel part of it: only these units are given back (per node and SKU, at most what is
+        held), with the slots of nodes left with none; the rest stays HELD, or the reservation
+        is RELEASED when nothing is left. Empty: all.
+        """
+
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         reservation_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ReservationLine] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
