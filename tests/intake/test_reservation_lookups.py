@@ -67,3 +67,20 @@ def test_the_cli_lists_with_the_status_timers(client: httpx.Client, grpc_target:
     )
     assert soon.returncode == 0, soon.stderr
     assert rid in soon.stdout
+
+
+def test_part_of_a_reservation_is_confirmed_over_http(client: httpx.Client):
+    """A confirm body with lines ships those units only; the answer's lines are them."""
+    two = order(lines=[{"lineId": "1", "sku": "SKU-1", "quantity": 2}])
+    routed = client.post(
+        "/v1/orders:route", json={"order": two}, headers={"Idempotency-Key": key()}
+    )
+    assert routed.status_code == 200, routed.text
+    held = routed.json()["reservation"]
+    first = held["lines"][0]
+    line = {"nodeId": first["nodeId"], "sku": first["sku"], "quantity": 1}
+    url = f"/v1/reservations/{held['reservationId']}:confirm"
+    done = client.post(url, json={"lines": [line]}, headers={"Idempotency-Key": key()})
+    assert done.status_code == 200, done.text
+    assert done.json()["reservation"]["status"] == "RESERVATION_STATUS_CONFIRMED"
+    assert done.json()["reservation"]["lines"] == [line]
