@@ -641,16 +641,7 @@ class SqlReservations(SqlDriver):
                 tx.run("DELETE FROM idempotency WHERE request_id = ?", (request_id,))
                 return self._read(tx, reservation_id)
             if not self._settle(tx, reservation_id, target, now):
-                row = tx.one(
-                    "SELECT status, expires_at FROM reservations WHERE reservation_id = ?",
-                    (reservation_id,),
-                )
-                if row is None:
-                    raise NotFoundError(f"reservation_id: no reservation {reservation_id!r}")
-                status = ReservationStatus(row["status"])
-                if operation == CONFIRM and status is ReservationStatus.EXPIRED:
-                    raise ReservationExpiredError(reservation_id, self.from_ts(row["expires_at"]))
-                raise ReservationStateError(reservation_id, status.value, operation)
+                self._refuse(tx, reservation_id, operation)
             return self._read(tx, reservation_id)
 
         done = self.transaction(work)
@@ -681,20 +672,11 @@ class SqlReservations(SqlDriver):
             return False
         held = tx.all(
             "SELECT node_id, sku, SUM(quantity) AS units FROM reservation_lines "
-            "WHERE reservation_id = ? GROUP BY node_id, sku ORDER BY node_id, sku",
+            "WHERE reservation_id = ? GROUP BY node_id, sku",
             (reservation_id,),
         )
-        for line in held:
-            node_id, sku, units = line["node_id"], line["sku"], line["units"]
-            if target is ReservationStatus.CONFIRMED:
-                sql = (
-                    "UPDATE positions SET on_hand = on_hand - ?, reserved = reserved - ? "
-                    "WHERE node_id = ? AND sku = ?"
-                )
-                tx.run(sql, (units, units, node_id, sku))
-            else:
-                sql = "UPDATE positions SET reserved = reserved - ? WHERE node_id = ? AND sku = ?"
-                tx.run(sql, (units, node_id, sku))
+        units = {(str(r["node_id"]), str(r["sku"])): int(r["units"]) for r in held}
+        self._move(tx, units, ship=target is ReservationStatus.CONFIRMED)
         if target is not ReservationStatus.CONFIRMED:  # a confirmed order keeps its slots
             slots = tx.all(
                 "SELECT node_id, day FROM reservation_capacity WHERE reservation_id = ? "
