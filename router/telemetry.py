@@ -139,7 +139,7 @@ def configure_tracing(service_name: str, otlp_endpoint: str | None = None) -> Tr
     ``otlp_endpoint`` is the traces URL (``http://collector:4318/v1/traces``); without it
     the standard variables (:data:`OTLP_ENDPOINT_VARIABLES`) decide. With an endpoint the
     sampler is the SDK's (``OTEL_TRACES_SAMPLER``; parent-based, always on by default);
-    without one no span is recorded, but every span still has ids. Call
+    without one only a caller's sampled trace is recorded, but every span has ids. Call
     :meth:`TracerProvider.shutdown` at exit to flush.
     """
     # Imported here: only the two services trace; the other commands skip the SDK.
