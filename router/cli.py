@@ -35,7 +35,12 @@ from router.intake import command as intake_command
 from router.intake.config import DEFAULT_TARGET
 from router.ledger import DEFAULT_LEDGER_URL
 from router.rules.document import read_rules_file
-from router.service.config import DEFAULT_METRICS_PORT, PriceSettings, ServerConfig
+from router.service.config import (
+    DEFAULT_METRICS_PORT,
+    MAX_EXPIRING_WINDOW_S,
+    PriceSettings,
+    ServerConfig,
+)
 from router.telemetry import add_telemetry_flags, configure_logging, metrics_port_problem
 
 if TYPE_CHECKING:
@@ -72,9 +77,13 @@ def _serve(args: argparse.Namespace) -> int:
     bad_port = metrics_port_problem(args.metrics_port)
     if bad_port is not None:
         bad_flags.append(FieldViolation("--metrics-port", bad_port))
-    if not args.expiring_window > 0:
+    if not 0 < args.expiring_window <= MAX_EXPIRING_WINDOW_S:
         bad_flags.append(
-            FieldViolation("--expiring-window", f"must be above 0, got {args.expiring_window}")
+            FieldViolation(
+                "--expiring-window",
+                f"must be above 0 and at most {MAX_EXPIRING_WINDOW_S:g}, "
+                f"got {args.expiring_window}",
+            )
         )
     if args.drain < 0:
         bad_flags.append(FieldViolation("--drain", f"must be 0 or more, got {args.drain}"))

@@ -82,6 +82,12 @@ def _list(args: argparse.Namespace) -> int:
 
     from router.v1 import router_pb2, router_pb2_grpc
 
+    if args.limit < 1:
+        print(
+            f"router reservations list: --limit must be 1 or more, got {args.limit}",
+            file=sys.stderr,
+        )
+        return 2
     request = router_pb2.ListReservationsRequest(
         order_id=args.order,
         node_id=args.node,

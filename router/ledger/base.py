@@ -7,6 +7,7 @@ semantics; docs/ledger.md states them and how each is enforced.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -361,8 +362,8 @@ def check_transition_part(
 
 def part_digest(operation: str, reservation_id: str, units: Units) -> str:
     """The request fingerprint of a partial confirm/release: the reservation and its units."""
-    named = "".join(f"|{node}\0{sku}\0{n}" for (node, sku), n in units.items())
-    return request_digest(operation, (reservation_id + named).encode())
+    named = json.dumps([reservation_id, [[node, sku, n] for (node, sku), n in units.items()]])
+    return request_digest(operation, named.encode())
 
 
 def held_units(lines: Sequence[ReservationLine]) -> Units:

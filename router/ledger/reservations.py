@@ -536,12 +536,11 @@ class SqlReservations(SqlDriver):
                 return self._read(tx, reservation_id)
             if operation == CONFIRM:
                 rest = {k: n - units.get(k, 0) for k, n in held.items() if n > units.get(k, 0)}
-                self._move(tx, units, ship=True)
-                self._move(tx, rest, ship=False)
+                self._move(tx, shipped=units, freed=rest)
                 self._take(tx, reservation_id, rest)
                 tx.run(_SETTLE, (CONFIRMED.value, self.ts(now), reservation_id))
             else:
-                self._move(tx, units, ship=False)
+                self._move(tx, shipped={}, freed=units)
                 self._take(tx, reservation_id, units)
             self._free_idle_slots(tx, reservation_id)
             return self._read(tx, reservation_id)
@@ -564,17 +563,21 @@ class SqlReservations(SqlDriver):
             raise ReservationExpiredError(reservation_id, self.from_ts(row["expires_at"]))
         raise ReservationStateError(reservation_id, status.value, operation)
 
-    def _move(self, tx: Tx, units: Units, *, ship: bool) -> None:
-        """Units no longer reserved per (node, sku), in key order; shipped ones leave on hand."""
-        sql = (
-            "UPDATE positions SET on_hand = on_hand - ?, reserved = reserved - ? "
-            "WHERE node_id = ? AND sku = ?"
-            if ship
-            else "UPDATE positions SET reserved = reserved - ? WHERE node_id = ? AND sku = ?"
-        )
-        for (node_id, sku), n in sorted(units.items()):
-            if n:
-                tx.run(sql, (n, n, node_id, sku) if ship else (n, node_id, sku))
+    def _move(self, tx: Tx, *, shipped: Units, freed: Units) -> None:
+        """Units no longer reserved: ``shipped`` leave on hand too, ``freed`` come back.
+
+        One pass over the positions in (node, sku) order, the order every transaction
+        locks them in (two passes, shipped then freed, would not be).
+        """
+        for node_id, sku in sorted(shipped.keys() | freed.keys()):
+            out = shipped.get((node_id, sku), 0)
+            unreserved = out + freed.get((node_id, sku), 0)
+            if unreserved:
+                tx.run(
+                    "UPDATE positions SET on_hand = on_hand - ?, reserved = reserved - ? "
+                    "WHERE node_id = ? AND sku = ?",
+                    (out, unreserved, node_id, sku),
+                )
 
     def _take(self, tx: Tx, reservation_id: str, units: Units) -> None:
         """Take ``units`` off the reservation's lines, first lines first; empty lines go."""
@@ -676,7 +679,10 @@ class SqlReservations(SqlDriver):
             (reservation_id,),
         )
         units = {(str(r["node_id"]), str(r["sku"])): int(r["units"]) for r in held}
-        self._move(tx, units, ship=target is ReservationStatus.CONFIRMED)
+        if target is ReservationStatus.CONFIRMED:
+            self._move(tx, shipped=units, freed={})
+        else:
+            self._move(tx, shipped={}, freed=units)
         if target is not ReservationStatus.CONFIRMED:  # a confirmed order keeps its slots
             slots = tx.all(
                 "SELECT node_id, day FROM reservation_capacity WHERE reservation_id = ? "

@@ -22,6 +22,8 @@ from router.ledger import DEFAULT_LEDGER_URL
 
 LEDGER_URL_ENV = "ROUTER_LEDGER_URL"
 """The environment variable a ledger URL may come from, so that no password shows in ``ps``."""
+MAX_EXPIRING_WINDOW_S = 30 * 86400.0
+"""The longest ``--expiring-window``: 30 days (a reservation is held 7 days at most)."""
 DEFAULT_METRICS_PORT = 9464
 """``router serve``'s metrics port (``--metrics-port``; the OpenTelemetry Prometheus
 exporter's usual one); the gateway's is :data:`router.intake.config.DEFAULT_METRICS_PORT`."""

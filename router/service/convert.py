@@ -276,13 +276,12 @@ def reservation_query_from_proto(
             status = ReservationStatus(name.removeprefix("RESERVATION_STATUS_"))
     expires_before = None
     if request.HasField("expiring_within"):
-        window = request.expiring_within.ToTimedelta()
-        if window < timedelta(0) or window > timedelta(seconds=MAX_TTL_S):
-            v.add(
-                "expiring_within", f"must be 0s to {MAX_TTL_S:g}s, got {window.total_seconds():g}s"
-            )
+        within = request.expiring_within
+        seconds = within.seconds + within.nanos / 1e9
+        if not 0 <= seconds <= MAX_TTL_S:  # checked before any timedelta could overflow
+            v.add("expiring_within", f"must be 0s to {MAX_TTL_S:g}s, got {seconds:g}s")
         else:
-            expires_before = now + window
+            expires_before = now + timedelta(seconds=seconds)
     size = request.page_size or DEFAULT_PAGE_SIZE
     if not 1 <= size <= MAX_PAGE_SIZE:
         v.add(
@@ -321,11 +320,11 @@ def _page_position(token: str) -> tuple[datetime, str] | None:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         instant, reservation_id = text.split("|", 1)
         expires = datetime.fromisoformat(instant)
-    except (ValueError, UnicodeDecodeError):
+        if expires.tzinfo is None or not reservation_id:
+            return None
+        return expires.astimezone(UTC), reservation_id  # years 1 and 9999 overflow here
+    except (ValueError, UnicodeDecodeError, OverflowError):
         return None
-    if expires.tzinfo is None or not reservation_id:
-        return None
-    return expires, reservation_id
 
 
 def stock_to_proto(stock: Stock, node_ids: Sequence[str] = ()) -> list[router_pb2.StockPosition]:

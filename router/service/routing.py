@@ -25,6 +25,7 @@ from models.plan import Plan
 from models.reservation import (
     Reservation,
     ReservationLine,
+    ReservationStatus,
     RouteDecision,
     RouteOutcome,
     route_decision,
@@ -434,7 +435,8 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             done = self._ledger.release(
                 request.request_id, request.reservation_id, datetime.now(UTC), lines
             )
-            self._metrics.reservations.labels("released").inc()
+            if done.status is ReservationStatus.RELEASED:  # not part of one, still HELD
+                self._metrics.reservations.labels("released").inc()
             if self._prices is not None:
                 # A retry of a release returns the same reservation: its units may be
                 # counted twice, which at worst refreshes the prices a little early.
@@ -467,7 +469,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             page = self._ledger.reservations(query)
             return router_pb2.ListReservationsResponse(
                 reservations=[
-                    reservation_to_proto(r, self._ledger.reservation_owner(r.reservation_id) or "")
+                    reservation_to_proto(r, page.owners.get(r.reservation_id, ""))
                     for r in page.reservations
                 ],
                 next_page_token=page_token(page.after),

@@ -93,7 +93,6 @@ class Sweeper:
             now = datetime.now(UTC)
             try:
                 expired = self._ledger.expire(now)
-                expiring, late = self._ledger.held_timers(now + self._expiring_window, now.date())
             except Exception as error:  # keep sweeping: the next round may succeed
                 m.sweeps.labels("failed").inc()
                 logger.warning("sweeping expired reservations failed: %s", error)
@@ -101,11 +100,20 @@ class Sweeper:
             m.sweeps.labels("ok").inc()
             m.sweep_seconds.observe(time.perf_counter() - started)
             m.swept_at.set(time.time())
-            m.expiring.set(expiring)
-            m.past_ship_date.set(late)
+            self._count_timers(now)
             if expired:
                 m.reservations.labels("expired").inc(expired)
                 logger.info("expired %d reservations", expired)
+
+    def _count_timers(self, now: datetime) -> None:
+        """Refresh the status timers' gauges; a failure leaves them as they were."""
+        try:
+            expiring, late = self._ledger.held_timers(now + self._expiring_window, now.date())
+        except Exception as error:  # the sweep itself succeeded; the next one tries again
+            logger.warning("counting the status timers failed: %s", error)
+            return
+        self._metrics.expiring.set(expiring)
+        self._metrics.past_ship_date.set(late)
 
     def stop(self) -> None:
         """Stop sweeping and wait for a sweep in progress to end."""

@@ -10,9 +10,11 @@ whole settlements with exactly one winner.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+import psycopg
 import pytest
 
 from models.errors import (
@@ -22,9 +24,17 @@ from models.errors import (
     ReservationStateError,
 )
 from models.reservation import ReservationLine, ReservationStatus
-from router.ledger import Ledger
-from router.ledger.base import held_units
-from tests.ledger.conftest import position, used_on
+from router.ledger import Ledger, open_ledger
+from router.ledger.base import held_units, part_digest
+from tests.ledger.conftest import (
+    CAPACITIES,
+    POSITIONS,
+    pg_server,  # noqa: F401  (fixture)
+    pg_url,  # noqa: F401  (fixture)
+    position,
+    scenario,
+    used_on,
+)
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 DAY = date(2026, 12, 8)
@@ -165,3 +175,44 @@ def _race(*calls: tuple[str, Callable[[], object]]) -> list[str]:
     for thread in threads:
         thread.join()
     return outcomes
+
+
+def test_part_digests_of_different_lines_differ():
+    """Lines whose ids run into each other still make different request fingerprints."""
+    one = part_digest("release", "R", {("a", "b\0c"): 1})
+    other = part_digest("release", "R", {("a\0b", "c"): 1})
+    assert one != other
+    assert part_digest("release", "R", {("a", "b"): 1}) != part_digest(
+        "release", "R", {("a", "b"): 2}
+    )
+
+
+def test_a_partial_confirm_locks_positions_in_key_order(pg_url: str):  # noqa: F811
+    """Shipping N1/B and freeing N1/A waits at N1/A before it touches N1/B.
+
+    Another transaction holds N1/A's row; while the partial confirm waits for it, N1/B
+    must still be free (every transaction locks positions in (node, sku) order, so none
+    can hold B while waiting for A: no deadlock with a reservation of A and B).
+    Failed before the fix: the shipped units were moved first, locking B, then A.
+    """
+    with open_ledger(pg_url) as ledger:
+        ledger.load(*scenario(POSITIONS, CAPACITIES))
+        rid = ledger.reserve(
+            "r", b"r", "O", [L("N1", "A", 1), L("N1", "B", 1)], [], 600.0, NOW
+        ).reservation_id
+        with psycopg.connect(pg_url) as blocker:
+            blocker.execute("SELECT 1 FROM positions WHERE node_id = 'N1' AND sku = 'A' FOR UPDATE")
+            worker = threading.Thread(
+                target=lambda: ledger.confirm("c", rid, NOW, [L("N1", "B", 1)])
+            )
+            worker.start()
+            time.sleep(1.0)  # the confirm is now waiting for N1/A
+            with psycopg.connect(pg_url, autocommit=True) as probe:
+                probe.execute("SET lock_timeout = '200ms'")
+                probe.execute(
+                    "SELECT 1 FROM positions WHERE node_id = 'N1' AND sku = 'B' FOR UPDATE NOWAIT"
+                )
+            blocker.rollback()
+        worker.join(timeout=30)
+        assert ledger.reservation(rid).status is ReservationStatus.CONFIRMED
+        assert position(ledger, "N1", "B") == (4, 0, 4)

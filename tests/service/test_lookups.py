@@ -13,7 +13,9 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
+from models.errors import LedgerUnavailableError
 from models.scenario import Scenario
+from router.ledger.memory import MemoryLedger
 from router.v1 import router_pb2, router_pb2_grpc
 from tests.service.test_observability import scraped
 from tests.service.test_reservations import route
@@ -149,3 +151,46 @@ def test_order_lookup_finds_every_reservation_of_an_order(small_scenario: Scenar
         ).reservations
         assert [r.order_id for r in listed] == ["O-1", "O-1"]
         assert listed[0].expires_at.ToDatetime() < listed[1].expires_at.ToDatetime()
+
+
+def test_forged_tokens_and_windows_at_the_ends_of_time_are_invalid_arguments(
+    small_scenario: Scenario,
+):
+    """Tokens naming years 1 or 9999, a window of 10^15 s: INVALID_ARGUMENT, not INTERNAL.
+
+    Failed before the fix on SQLite (the instant overflowed converting to UTC, and the
+    window overflowed a timedelta before its range check).
+    """
+    import base64
+
+    with scraped(small_scenario, ledger_url="sqlite://:memory:") as s:
+        for instant in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):
+            token = base64.urlsafe_b64encode(f"{instant}|R-x".encode()).decode()
+            with pytest.raises(grpc.RpcError) as bad:
+                _list_on(s, page_token=token)
+            assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as huge:
+            _list_on(s, expiring_within=duration_pb2.Duration(seconds=10**15))
+        assert huge.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _list_on(s, **fields: object) -> router_pb2.ListReservationsResponse:
+    return s.routing.ListReservations(router_pb2.ListReservationsRequest(**fields), timeout=20)
+
+
+class TimersFail(MemoryLedger):
+    """A memory ledger whose status-timer count fails (a statement timeout, say)."""
+
+    def held_timers(self, expires_before, ships_before):  # type: ignore[no-untyped-def]
+        raise LedgerUnavailableError("the timers' count timed out")
+
+
+def test_a_failing_timers_count_does_not_fail_the_sweep(small_scenario: Scenario):
+    """Reservations still expire and the sweep counts as good when the timers' count fails."""
+    ledger = TimersFail()
+    with scraped(small_scenario, ledger, sweep_interval_s=0.1) as s:
+        s.routing.RouteOrder(route("short", ("A", 1), ttl_s=0.2), timeout=30)
+        eventually(lambda: _is(s.value("router_reservations_total", outcome="expired"), 1))
+        assert s.value("router_sweeps_total", result="ok") >= 1
+        assert s.value("router_sweeps_total", result="failed") == 0
+        assert s.value("router_sweeper_last_success_timestamp_seconds") > 0
