@@ -53,6 +53,9 @@ _SETTLE = (
 
 CONFIRMED = ReservationStatus.CONFIRMED
 
+_LINES_OF = "SELECT reservation_id, node_id, sku, quantity FROM reservation_lines"
+_SLOTS_OF = "SELECT reservation_id, node_id, day FROM reservation_capacity"
+
 #: Take a HELD reservation's row (its lock) without settling it: a partial change.
 _TOUCH_HELD = "UPDATE reservations SET updated_at = ? WHERE reservation_id = ? AND status = 'HELD'"
 
@@ -191,19 +194,36 @@ class SqlReservations(SqlDriver):
         return self.read(lambda tx: self._read(tx, reservation_id))
 
     def reservations(self, query: ReservationQuery) -> ReservationPage:
-        """See :meth:`Ledger.reservations`: one statement for the ids, then each one read."""
+        """See :meth:`Ledger.reservations`: three statements a page (heads, lines, slots)."""
         where, params = self._selecting(query)
         sql = (
-            "SELECT r.reservation_id, COALESCE(o.owner, '') AS owner FROM reservations r "
+            "SELECT r.reservation_id, r.order_id, r.status, r.created_at, r.expires_at, "
+            "COALESCE(o.owner, '') AS owner FROM reservations r "
             "LEFT JOIN reservation_owners o ON o.reservation_id = r.reservation_id"
             f"{where} ORDER BY r.expires_at, r.reservation_id LIMIT ?"
         )
 
         def work(tx: Tx) -> ReservationPage:
             rows = tx.all(sql, (*params, query.page_size + 1))
-            kept = rows[: query.page_size]
-            found = tuple(self._read(tx, str(row["reservation_id"])) for row in kept)
-            owners = {str(row["reservation_id"]): str(row["owner"]) for row in kept}
+            heads = rows[: query.page_size]
+            ids = [str(row["reservation_id"]) for row in heads]
+            lines: dict[str, list[Row]] = {rid: [] for rid in ids}
+            slots: dict[str, list[Row]] = {rid: [] for rid in ids}
+            if ids:
+                among = f"reservation_id IN ({', '.join('?' * len(ids))})"
+                for row in tx.all(
+                    f"{_LINES_OF} WHERE {among} ORDER BY reservation_id, line_no", ids
+                ):
+                    lines[str(row["reservation_id"])].append(row)
+                for row in tx.all(
+                    f"{_SLOTS_OF} WHERE {among} ORDER BY reservation_id, node_id, day", ids
+                ):
+                    slots[str(row["reservation_id"])].append(row)
+            found = tuple(
+                self._built(rid, head, lines[rid], slots[rid])
+                for rid, head in zip(ids, heads, strict=True)
+            )
+            owners = {rid: str(head["owner"]) for rid, head in zip(ids, heads, strict=True)}
             last = found[-1] if len(rows) > query.page_size else None
             after = None if last is None else (last.expires_at, last.reservation_id)
             return ReservationPage(found, after, owners)
@@ -273,16 +293,16 @@ class SqlReservations(SqlDriver):
         )
         if head is None:
             raise NotFoundError(f"reservation_id: no reservation {reservation_id!r}")
-        lines = tx.all(
-            "SELECT node_id, sku, quantity FROM reservation_lines WHERE reservation_id = ? "
-            "ORDER BY line_no",
-            (reservation_id,),
-        )
+        lines = tx.all(f"{_LINES_OF} WHERE reservation_id = ? ORDER BY line_no", (reservation_id,))
         slots = tx.all(
-            "SELECT node_id, day FROM reservation_capacity WHERE reservation_id = ? "
-            "ORDER BY node_id, day",
-            (reservation_id,),
+            f"{_SLOTS_OF} WHERE reservation_id = ? ORDER BY node_id, day", (reservation_id,)
         )
+        return self._built(reservation_id, head, lines, slots)
+
+    def _built(
+        self, reservation_id: str, head: Row, lines: Sequence[Row], slots: Sequence[Row]
+    ) -> Reservation:
+        """A reservation from its row (``head``), its line rows and its slot rows, in order."""
         return Reservation(
             reservation_id=reservation_id,
             order_id=head["order_id"],
