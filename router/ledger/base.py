@@ -360,6 +360,17 @@ def check_transition_part(
     return dict(sorted(units.items()))
 
 
+def transition_request(
+    operation: str, request_id: str, reservation_id: str, lines: Sequence[ReservationLine]
+) -> tuple[Units | None, str]:
+    """A validated confirm/release call: its units (None: the whole reservation), its digest."""
+    if lines:
+        units = check_transition_part(request_id, reservation_id, lines)
+        return units, part_digest(operation, reservation_id, units)
+    check_transition(request_id, reservation_id)
+    return None, request_digest(operation, reservation_id.encode())
+
+
 def part_digest(operation: str, reservation_id: str, units: Units) -> str:
     """The request fingerprint of a partial confirm/release: the reservation and its units."""
     named = json.dumps([reservation_id, [[node, sku, n] for (node, sku), n in units.items()]])

@@ -53,16 +53,14 @@ from router.ledger.base import (
     check_on_hand,
     check_request_id,
     check_store,
-    check_transition,
-    check_transition_part,
     check_version,
     held_units,
     no_rule_version,
-    part_digest,
     request_digest,
     rollback_target,
     rules_digest,
     take_lines,
+    transition_request,
     validate_delta,
     validate_publish,
     validate_reserve,
@@ -334,12 +332,7 @@ class MemoryLedger(Ledger):
         now: datetime,
         lines: Sequence[ReservationLine] = (),
     ) -> Reservation:
-        if lines:
-            units = check_transition_part(request_id, reservation_id, lines)
-            digest = part_digest(operation, reservation_id, units)
-        else:
-            check_transition(request_id, reservation_id)
-            digest = request_digest(operation, reservation_id.encode())
+        units, digest = transition_request(operation, request_id, reservation_id, lines)
         check_now(now)
         target = ReservationStatus.CONFIRMED if operation == CONFIRM else ReservationStatus.RELEASED
         with self._lock:
@@ -358,9 +351,9 @@ class MemoryLedger(Ledger):
                     raise ReservationExpiredError(reservation_id, current.expires_at)
                 raise ReservationStateError(reservation_id, current.status.value, operation)
             held = held_units(current.lines)
-            if lines:
+            if units is not None:
                 check_held(units, held, reservation_id)
-            if not lines or units == held:
+            if units is None or units == held:
                 done = self._settle(current, target)
             else:
                 done = self._part(current, units, held, operation)

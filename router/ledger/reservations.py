@@ -36,11 +36,9 @@ from router.ledger.base import (
     check_now,
     check_request_id,
     check_store,
-    check_transition,
-    check_transition_part,
     held_units,
-    part_digest,
     request_digest,
+    transition_request,
     validate_reserve,
 )
 from router.ledger.driver import Row, SqlDriver, Tx
@@ -503,9 +501,7 @@ class SqlReservations(SqlDriver):
         lines: Sequence[ReservationLine] = (),
     ) -> Reservation:
         """See :meth:`Ledger.confirm`."""
-        if lines:
-            return self._part(CONFIRM, request_id, reservation_id, now, lines)
-        return self._transition(CONFIRM, request_id, reservation_id, now)
+        return self._transition(CONFIRM, request_id, reservation_id, now, lines)
 
     def release(
         self,
@@ -515,60 +511,35 @@ class SqlReservations(SqlDriver):
         lines: Sequence[ReservationLine] = (),
     ) -> Reservation:
         """See :meth:`Ledger.release`."""
-        if lines:
-            return self._part(RELEASE, request_id, reservation_id, now, lines)
-        return self._transition(RELEASE, request_id, reservation_id, now)
+        return self._transition(RELEASE, request_id, reservation_id, now, lines)
 
-    def _part(
-        self,
-        operation: str,
-        request_id: str,
-        reservation_id: str,
-        now: datetime,
-        lines: Sequence[ReservationLine],
+    def _settle_part(
+        self, tx: Tx, operation: str, reservation_id: str, units: Units, now: datetime
     ) -> Reservation:
-        """A partial confirm (ship ``lines``, give the rest back) or release (give them back).
+        """A partial confirm (ship ``units``, give the rest back) or release (give them back).
 
-        In one transaction, in the ledger's lock order: the request id is claimed, the
-        reservation row is taken while HELD (a lapsed one is expired first, as a whole
-        confirm does), the units checked against what it holds, then positions and slots.
+        In the ledger's lock order: the reservation row is taken while HELD, the units
+        checked against what it holds, then positions and slots. Naming every unit held
+        is a whole confirm or release.
         """
-        units = check_transition_part(request_id, reservation_id, lines)
-        check_now(now)
-        digest = part_digest(operation, reservation_id, units)
-
-        def work(tx: Tx) -> Reservation:
-            first = self._claim(tx, request_id, operation, digest, reservation_id, now)
-            if first is not None:
-                return self._read(tx, first[0])
-            if operation == CONFIRM and self._settle(
-                tx, reservation_id, ReservationStatus.EXPIRED, now, lapsed_only=True
-            ):
-                tx.run("DELETE FROM idempotency WHERE request_id = ?", (request_id,))
-                return self._read(tx, reservation_id)
-            if not tx.run(_TOUCH_HELD, (self.ts(now), reservation_id)):
-                self._refuse(tx, reservation_id, operation)
-            held = held_units(self._read(tx, reservation_id).lines)
-            check_held(units, held, reservation_id)
-            if units == held:  # all of it: a whole confirm or release
-                target = CONFIRMED if operation == CONFIRM else ReservationStatus.RELEASED
-                self._settle(tx, reservation_id, target, now)
-                return self._read(tx, reservation_id)
-            if operation == CONFIRM:
-                rest = {k: n - units.get(k, 0) for k, n in held.items() if n > units.get(k, 0)}
-                self._move(tx, shipped=units, freed=rest)
-                self._take(tx, reservation_id, rest)
-                tx.run(_SETTLE, (CONFIRMED.value, self.ts(now), reservation_id))
-            else:
-                self._move(tx, shipped={}, freed=units)
-                self._take(tx, reservation_id, units)
-            self._free_idle_slots(tx, reservation_id)
+        if not tx.run(_TOUCH_HELD, (self.ts(now), reservation_id)):
+            self._refuse(tx, reservation_id, operation)
+        held = held_units(self._read(tx, reservation_id).lines)
+        check_held(units, held, reservation_id)
+        if units == held:
+            target = CONFIRMED if operation == CONFIRM else ReservationStatus.RELEASED
+            self._settle(tx, reservation_id, target, now)
             return self._read(tx, reservation_id)
-
-        done = self.transaction(work)
-        if done.status is ReservationStatus.EXPIRED:  # expired by this call, not a replay
-            raise ReservationExpiredError(reservation_id, done.expires_at)
-        return done
+        if operation == CONFIRM:
+            rest = {k: n - units.get(k, 0) for k, n in held.items() if n > units.get(k, 0)}
+            self._move(tx, shipped=units, freed=rest)
+            self._take(tx, reservation_id, rest)
+            tx.run(_SETTLE, (CONFIRMED.value, self.ts(now), reservation_id))
+        else:
+            self._move(tx, shipped={}, freed=units)
+            self._take(tx, reservation_id, units)
+        self._free_idle_slots(tx, reservation_id)
+        return self._read(tx, reservation_id)
 
     def _refuse(self, tx: Tx, reservation_id: str, operation: str) -> None:
         """Raise why ``reservation_id`` cannot be settled: unknown, or no longer HELD."""
@@ -646,11 +617,20 @@ class SqlReservations(SqlDriver):
             )
 
     def _transition(
-        self, operation: str, request_id: str, reservation_id: str, now: datetime
+        self,
+        operation: str,
+        request_id: str,
+        reservation_id: str,
+        now: datetime,
+        lines: Sequence[ReservationLine],
     ) -> Reservation:
-        check_transition(request_id, reservation_id)
+        """Confirm or release, all of it or the units ``lines`` name, in one transaction.
+
+        The request id is claimed first; a confirm of a lapsed reservation expires it (and
+        gives the claim up, so its retries are refused alike).
+        """
+        units, digest = transition_request(operation, request_id, reservation_id, lines)
         check_now(now)
-        digest = request_digest(operation, reservation_id.encode())
         target = ReservationStatus.CONFIRMED if operation == CONFIRM else ReservationStatus.RELEASED
 
         def work(tx: Tx) -> Reservation:
@@ -663,6 +643,8 @@ class SqlReservations(SqlDriver):
                 # Expired now, and committed so; the claim goes, so a retry is refused alike.
                 tx.run("DELETE FROM idempotency WHERE request_id = ?", (request_id,))
                 return self._read(tx, reservation_id)
+            if units is not None:
+                return self._settle_part(tx, operation, reservation_id, units, now)
             if not self._settle(tx, reservation_id, target, now):
                 self._refuse(tx, reservation_id, operation)
             return self._read(tx, reservation_id)

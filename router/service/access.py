@@ -181,8 +181,7 @@ class Buckets:
             return 0.0
         now = self._clock()
         with self._lock:
-            tokens, at = self._state.get(key, (self._burst, now))
-            tokens = min(self._burst, tokens + (now - at) * self._rate)
+            tokens = self._tokens(key, now)
             if tokens >= 1:
                 self._state[key] = (tokens - 1, now)
                 return 0.0
@@ -197,9 +196,13 @@ class Buckets:
             return 0.0
         now = self._clock()
         with self._lock:
-            tokens, at = self._state.get(key, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - at) * self._rate)
+            tokens = self._tokens(key, now)
         return 0.0 if tokens >= 1 else (1 - tokens) / self._rate
+
+    def _tokens(self, key: str, now: float) -> float:
+        """``key``'s tokens at ``now``: what it had, refilled at the rate up to the burst."""
+        tokens, at = self._state.get(key, (self._burst, now))
+        return min(self._burst, tokens + (now - at) * self._rate)
 
 
 MAX_CACHED_TOKENS = 10_000

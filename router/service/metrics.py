@@ -315,6 +315,26 @@ class ServiceMetrics:
                     self._plan_labels.discard(labels)
 
 
+POOL_FIGURES: tuple[tuple[Callable[[str, str, float], Metric], str, str, float, str], ...] = (
+    (GaugeMetricFamily, "router_db_pool_size", "pool_size", 1, "Connections the pool holds now"),
+    (GaugeMetricFamily, "router_db_pool_available", "pool_available", 1,
+     "Connections idle in the pool now"),
+    (GaugeMetricFamily, "router_db_pool_requests_waiting", "requests_waiting", 1,
+     "Requests waiting for a connection now (healthy: 0 most of the time)"),
+    (CounterMetricFamily, "router_db_pool_requests", "requests_num", 1,
+     "Connections asked of the pool"),
+    (CounterMetricFamily, "router_db_pool_requests_queued", "requests_queued", 1,
+     "Connections asked of the pool that had to wait for one"),
+    (CounterMetricFamily, "router_db_pool_wait_seconds", "requests_wait_ms", 1e-3,
+     "Time requests waited for a connection"),
+    (CounterMetricFamily, "router_db_pool_timeouts", "requests_errors", 1,
+     "Requests that found no connection within the pool's timeout (UNAVAILABLE)"),
+    (CounterMetricFamily, "router_db_connections_lost", "connections_lost", 1,
+     "Connections found broken and discarded"),
+)  # fmt: skip
+"""The pool's figures: (family, metric name, psycopg_pool ``get_stats`` key, scale, help)."""
+
+
 class _PoolCollector(Collector):
     """The ledger's database connection pool, read when scraped: size, free, waits."""
 
@@ -323,45 +343,9 @@ class _PoolCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Gauges of the pool now; counters of the requests and waits since it opened."""
-        s = self._stats()
-        yield GaugeMetricFamily(
-            "router_db_pool_size", "Connections the pool holds now", s.get("pool_size", 0)
-        )
-        yield GaugeMetricFamily(
-            "router_db_pool_available",
-            "Connections idle in the pool now",
-            s.get("pool_available", 0),
-        )
-        yield GaugeMetricFamily(
-            "router_db_pool_requests_waiting",
-            "Requests waiting for a connection now (healthy: 0 most of the time)",
-            s.get("requests_waiting", 0),
-        )
-        yield CounterMetricFamily(
-            "router_db_pool_requests",
-            "Connections asked of the pool",
-            s.get("requests_num", 0),
-        )
-        yield CounterMetricFamily(
-            "router_db_pool_requests_queued",
-            "Connections asked of the pool that had to wait for one",
-            s.get("requests_queued", 0),
-        )
-        yield CounterMetricFamily(
-            "router_db_pool_wait_seconds",
-            "Time requests waited for a connection",
-            s.get("requests_wait_ms", 0) / 1000,
-        )
-        yield CounterMetricFamily(
-            "router_db_pool_timeouts",
-            "Requests that found no connection within the pool's timeout (UNAVAILABLE)",
-            s.get("requests_errors", 0),
-        )
-        yield CounterMetricFamily(
-            "router_db_connections_lost",
-            "Connections found broken and discarded",
-            s.get("connections_lost", 0),
-        )
+        stats = self._stats()
+        for family, name, key, scale, text in POOL_FIGURES:
+            yield family(name, text, stats.get(key, 0) * scale)
 
     def describe(self) -> Iterator[Metric]:
         """Nothing: the families are read at each collect (the registry must not call it)."""

@@ -73,7 +73,7 @@ class Sweeper:
         ledger: Ledger,
         interval_s: float,
         metrics: ServiceMetrics,
-        expiring_window_s: float = 900.0,
+        expiring_window_s: float,
     ) -> None:
         self._ledger = ledger
         self._interval_s = interval_s
