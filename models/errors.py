@@ -210,6 +210,10 @@ class LedgerRefusedError(RouterError):
     """
 
 
+class NotReplayableError(RouterError):
+    """A logged decision cannot be solved again here (another network, calendars pruned)."""
+
+
 class RuleVersionStateError(RouterError):
     """The rule-set history does not allow this now, e.g. rollback with no earlier version."""
 

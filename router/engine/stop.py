@@ -24,6 +24,8 @@ class Stop:
 
     def __init__(self, time_limit_s: float | None = None) -> None:
         """Stop ``time_limit_s`` seconds from now (never, when None) or when :meth:`set`."""
+        self.time_limit_s = time_limit_s
+        """The limit it was built with (None: none), as a decision log records it."""
         self._deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
         self._event = threading.Event()
         self._callbacks: list[Callable[[], None]] = []

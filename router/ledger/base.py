@@ -204,6 +204,11 @@ def calendar_of_text(text: str) -> Calendar:
     return calendar
 
 
+def content_digest(content: bytes) -> str:
+    """A short digest naming content kept once (the decision log's calendars, networks)."""
+    return hashlib.sha256(content).hexdigest()[:32]
+
+
 def rules_digest(document: str) -> str:
     """The digest a rule-set version carries: SHA-256 hex of its document (UTF-8)."""
     return hashlib.sha256(document.encode()).hexdigest()

@@ -1,4 +1,4 @@
-"""The ledger: one object that is all four stores (stock, reservations, rule versions, access)."""
+"""The ledger: one object that is all five stores (stock, reservations, rules, access, log)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from types import TracebackType
 
 from router.ledger.access import AccessStore
 from router.ledger.base import PlanInputs
+from router.ledger.decisions import DecisionStore
 from router.ledger.reservations import ReservationStore
 from router.ledger.rule_versions import RuleVersionStore
 from router.ledger.stock import StockStore
 
 
-class Ledger(StockStore, ReservationStore, RuleVersionStore, AccessStore):
-    """Stock, capacity, calendars, reservations and their owners, feeds, rules, API tokens.
+class Ledger(StockStore, ReservationStore, RuleVersionStore, AccessStore, DecisionStore):
+    """Stock, capacity, calendars, reservations and owners, feeds, rules, tokens, decisions.
 
     All state-changing calls are atomic (all or nothing). ``reserve``, ``confirm`` and
     ``release`` are idempotent by ``request_id``: a retry with the same id and payload

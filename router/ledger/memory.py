@@ -9,11 +9,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from models.access import ApiToken, Role, new_token
 from models.calendar import Calendar, CalendarKind, Calendars
 from models.capacity import CapacityUsed
+from models.decision import DecisionPage, DecisionQuery, DecisionRecord, DecisionRetention
 from models.errors import (
     IdempotencyMismatchError,
     NotFoundError,
@@ -105,6 +106,7 @@ class MemoryLedger(Ledger):
         self._calendar_revision = 0
         self._tokens: dict[str, tuple[ApiToken, str]] = {}  # token id -> (token, digest)
         self._owners: dict[str, str] = {}  # reservation id -> principal
+        self._decisions: dict[str, DecisionRecord] = {}
 
     def load(self, network: Network, stock: Stock) -> None:
         """See :meth:`Ledger.load`."""
@@ -233,6 +235,7 @@ class MemoryLedger(Ledger):
         now: datetime,
         response: Callable[[Reservation], bytes] | None = None,
         owner: str = "",
+        decision: Callable[[Reservation], DecisionRecord] | None = None,
     ) -> Reservation:
         """See :meth:`Ledger.reserve`."""
         req = validate_reserve(request_id, payload, order_id, lines, capacity, ttl_s, now)
@@ -265,6 +268,7 @@ class MemoryLedger(Ledger):
                 capacity=req.capacity,
             )
             stored = None if response is None else response(made)  # may raise: nothing changed
+            record = None if decision is None else decision(made)
             for node_id, sku, units in req.needs:
                 self._positions[(node_id, sku)].reserved += units
             for key in req.capacity:
@@ -275,6 +279,8 @@ class MemoryLedger(Ledger):
             self._requests[req.request_id] = _Record(
                 RESERVE, req.digest, made.reservation_id, stored
             )
+            if record is not None:
+                self._log(record)
             return made
 
     def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
@@ -290,7 +296,12 @@ class MemoryLedger(Ledger):
             return first.response
 
     def store_response(
-        self, request_id: str, payload: bytes, response: bytes, now: datetime
+        self,
+        request_id: str,
+        payload: bytes,
+        response: bytes,
+        now: datetime,
+        decision: DecisionRecord | None = None,
     ) -> bytes | None:
         """See :meth:`Ledger.store_response`."""
         check_store(request_id, now)
@@ -299,6 +310,8 @@ class MemoryLedger(Ledger):
             first = self._requests.get(request_id)
             if first is None:
                 self._requests[request_id] = _Record(RESERVE, digest, NO_RESERVATION, response)
+                if decision is not None:
+                    self._log(decision)
                 return response
             if first.operation != RESERVE or first.digest != digest:
                 raise IdempotencyMismatchError(request_id)
@@ -585,6 +598,54 @@ class MemoryLedger(Ledger):
         """See :meth:`Ledger.rule_activations`."""
         with self._lock:
             return tuple(self._activations)
+
+    # --- the decision log ---------------------------------------------------------------
+
+    def _log(self, record: DecisionRecord) -> None:
+        """Keep ``record``, with its calendars; under ``_lock``."""
+        self._decisions[record.decision_id] = record
+
+    def record_decision(self, record: DecisionRecord) -> None:
+        """See :meth:`DecisionStore.record_decision`."""
+        with self._lock:
+            self._log(record)
+
+    def decision(self, decision_id: str) -> DecisionRecord:
+        """See :meth:`DecisionStore.decision`."""
+        with self._lock:
+            record = self._decisions.get(decision_id)
+        if record is None:
+            raise NotFoundError(f"decision_id: no decision {decision_id!r}")
+        return record
+
+    def decisions(self, query: DecisionQuery) -> DecisionPage:
+        """See :meth:`DecisionStore.decisions`."""
+        with self._lock:
+            found = sorted(
+                (r for r in self._decisions.values() if query.matches(r)),
+                key=lambda r: (r.decided_at, r.decision_id),
+                reverse=True,
+            )
+        page = tuple(replace(r, calendars=None) for r in found[: query.page_size])
+        more = len(found) > query.page_size
+        return DecisionPage(page, (page[-1].decided_at, page[-1].decision_id) if more else None)
+
+    def prune_decisions(self, now: datetime, retention: DecisionRetention) -> int:
+        """See :meth:`DecisionStore.prune_decisions`."""
+        check_now(now)
+        with self._lock:
+            newest = sorted(self._decisions.values(), key=lambda r: (r.decided_at, r.decision_id))
+            keep = newest if retention.max_count is None else newest[-retention.max_count :]
+            if retention.max_count == 0:
+                keep = []
+            if retention.max_age_s is not None:
+                since = now - timedelta(seconds=retention.max_age_s)
+                keep = [r for r in keep if r.decided_at >= since]
+            kept = {r.decision_id for r in keep}
+            pruned = [d for d in self._decisions if d not in kept]
+            for decision_id in pruned:
+                del self._decisions[decision_id]
+            return len(pruned)
 
     def close(self) -> None:
         """Nothing to release."""

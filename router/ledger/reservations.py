@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
+from models.decision import DecisionRecord
 from models.errors import (
     IdempotencyMismatchError,
     NotFoundError,
@@ -41,7 +42,8 @@ from router.ledger.base import (
     transition_request,
     validate_reserve,
 )
-from router.ledger.driver import Row, SqlDriver, Tx
+from router.ledger.decisions import SqlDecisions
+from router.ledger.driver import Row, Tx
 
 #: A HELD reservation moves to a new status (row count 0: another call got there first).
 _SETTLE = (
@@ -79,6 +81,7 @@ class ReservationStore(Protocol):
         now: datetime,
         response: Callable[[Reservation], bytes] | None = None,
         owner: str = "",
+        decision: Callable[[Reservation], DecisionRecord] | None = None,
     ) -> Reservation:
         """Hold every line's units and one order slot per (node, day) in ``capacity``.
 
@@ -91,7 +94,9 @@ class ReservationStore(Protocol):
         transaction, and the bytes it returns are stored with the idempotency record, so
         that :meth:`stored_response` returns them to every retry (a replay does not call
         it again). ``owner`` (the authenticated principal, "" when none) is recorded with
-        the reservation in the same transaction (:meth:`AccessStore.reservation_owner`).
+        the reservation in the same transaction (:meth:`AccessStore.reservation_owner`);
+        so is the decision record ``decision`` builds for it, when given (the decision log:
+        a reservation made is logged exactly once, a replay logs nothing).
         """
 
     @abstractmethod
@@ -106,7 +111,12 @@ class ReservationStore(Protocol):
 
     @abstractmethod
     def store_response(
-        self, request_id: str, payload: bytes, response: bytes, now: datetime
+        self,
+        request_id: str,
+        payload: bytes,
+        response: bytes,
+        now: datetime,
+        decision: DecisionRecord | None = None,
     ) -> bytes | None:
         """Record ``request_id`` as a reserve call answered with ``response`` and no reservation.
 
@@ -115,6 +125,7 @@ class ReservationStore(Protocol):
         call's stored response is returned (``None`` if it stored none); with another payload
         or operation it raises IdempotencyMismatchError. Otherwise returns ``response``.
         A later :meth:`reserve` with the id and payload raises NoReservationError.
+        ``decision`` is logged with the record, only by the call that makes it.
         """
 
     @abstractmethod
@@ -184,8 +195,11 @@ class ReservationStore(Protocol):
         """
 
 
-class SqlReservations(SqlDriver):
-    """The :class:`ReservationStore` operations in SQL (docs/ledger.md)."""
+class SqlReservations(SqlDecisions):
+    """The :class:`ReservationStore` operations in SQL (docs/ledger.md).
+
+    A reservation's decision is logged in its transaction (:class:`SqlDecisions`).
+    """
 
     def reservation(self, reservation_id: str) -> Reservation:
         """See :meth:`Ledger.reservation`."""
@@ -361,6 +375,7 @@ class SqlReservations(SqlDriver):
         now: datetime,
         response: Callable[[Reservation], bytes] | None = None,
         owner: str = "",
+        decision: Callable[[Reservation], DecisionRecord] | None = None,
     ) -> Reservation:
         """See :meth:`Ledger.reserve`."""
         req = validate_reserve(request_id, payload, order_id, lines, capacity, ttl_s, now)
@@ -377,6 +392,8 @@ class SqlReservations(SqlDriver):
                     "UPDATE idempotency SET response = ? WHERE request_id = ?",
                     (response(made), req.request_id),
                 )
+            if new and decision is not None:
+                self._log(tx, decision(made))
             return made
 
         return self.transaction(work)
@@ -396,7 +413,12 @@ class SqlReservations(SqlDriver):
         return stored_of(row, request_id, digest)
 
     def store_response(
-        self, request_id: str, payload: bytes, response: bytes, now: datetime
+        self,
+        request_id: str,
+        payload: bytes,
+        response: bytes,
+        now: datetime,
+        decision: DecisionRecord | None = None,
     ) -> bytes | None:
         """See :meth:`Ledger.store_response`."""
         check_store(request_id, now)
@@ -404,7 +426,11 @@ class SqlReservations(SqlDriver):
 
         def work(tx: Tx) -> bytes | None:
             first = self._claim(tx, request_id, RESERVE, digest, NO_RESERVATION, now, response)
-            return response if first is None else first[1]
+            if first is not None:
+                return first[1]
+            if decision is not None:
+                self._log(tx, decision)
+            return response
 
         return self.transaction(work)
 

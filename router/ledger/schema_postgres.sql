@@ -241,3 +241,49 @@ CREATE TABLE IF NOT EXISTS reservation_owners (
     reservation_id text PRIMARY KEY REFERENCES reservations (reservation_id),
     owner text NOT NULL
 );
+-- The decision log (docs/decisions.md): the columns lookups filter on, and the service's
+-- compressed router.v1.Decision message (body). node_ids is a JSON array of the nodes the
+-- plan ships from; decision_nodes indexes them. Calendars are kept once per content.
+CREATE TABLE IF NOT EXISTS decision_calendars (
+    digest text PRIMARY KEY,
+    body bytea NOT NULL,
+    stored_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id text PRIMARY KEY,
+    kind text NOT NULL CHECK (kind IN ('ROUTE', 'PLAN', 'REROUTE')),
+    order_id text NOT NULL,
+    request_id text NOT NULL,
+    reservation_id text NOT NULL,
+    parent_id text NOT NULL,
+    owner text NOT NULL,
+    status text NOT NULL,
+    decided_at timestamptz NOT NULL,
+    node_ids text NOT NULL,
+    calendars_digest text,
+    body bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decision_nodes (
+    node_id text NOT NULL,
+    decision_id text NOT NULL REFERENCES decisions (decision_id),
+    PRIMARY KEY (node_id, decision_id)
+);
+-- As above: indexes are created only when missing, so that a starting replica takes no
+-- SHARE lock on a table live transactions write.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'decisions'::regclass AND relname = 'decisions_by_time') THEN
+        CREATE INDEX decisions_by_time ON decisions (decided_at, decision_id);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'decisions'::regclass AND relname = 'decisions_by_order') THEN
+        CREATE INDEX decisions_by_order ON decisions (order_id, decided_at);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'decisions'::regclass AND relname = 'decisions_by_reservation') THEN
+        CREATE INDEX decisions_by_reservation ON decisions (reservation_id, decided_at)
+            WHERE reservation_id <> '';
+    END IF;
+END
+$$;

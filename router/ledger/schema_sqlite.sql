@@ -159,3 +159,34 @@ CREATE TABLE IF NOT EXISTS reservation_owners (
     reservation_id TEXT PRIMARY KEY REFERENCES reservations (reservation_id),
     owner TEXT NOT NULL
 );
+-- The decision log (docs/decisions.md): the columns lookups filter on, and the service's
+-- compressed router.v1.Decision message (body). node_ids is a JSON array of the nodes the
+-- plan ships from; decision_nodes indexes them. Calendars are kept once per content.
+CREATE TABLE IF NOT EXISTS decision_calendars (
+    digest TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    stored_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('ROUTE', 'PLAN', 'REROUTE')),
+    order_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    reservation_id TEXT NOT NULL,
+    parent_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    status TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    node_ids TEXT NOT NULL,
+    calendars_digest TEXT,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (decided_at, decision_id);
+CREATE INDEX IF NOT EXISTS decisions_by_order ON decisions (order_id, decided_at);
+CREATE INDEX IF NOT EXISTS decisions_by_reservation ON decisions (reservation_id, decided_at)
+    WHERE reservation_id <> '';
+CREATE TABLE IF NOT EXISTS decision_nodes (
+    node_id TEXT NOT NULL,
+    decision_id TEXT NOT NULL REFERENCES decisions (decision_id),
+    PRIMARY KEY (node_id, decision_id)
+);

@@ -71,6 +71,9 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     f"/{_ROUTING}/ReleaseReservation": frozenset({_R.OMS}),
     f"/{_ROUTING}/GetReservation": frozenset({_R.OMS, _R.ANALYST}),
     f"/{_ROUTING}/ListReservations": frozenset({_R.OMS, _R.ANALYST}),
+    f"/{_ROUTING}/GetDecision": frozenset({_R.OMS, _R.PLANNER, _R.ANALYST}),
+    f"/{_ROUTING}/ListDecisions": frozenset({_R.OMS, _R.PLANNER, _R.ANALYST}),
+    f"/{_ROUTING}/ReplayDecision": frozenset({_R.OMS, _R.PLANNER, _R.ANALYST}),
     f"/{_INVENTORY}/GetStock": _READERS,
     f"/{_INVENTORY}/ApplyStockSnapshot": frozenset({_R.FEED}),
     f"/{_INVENTORY}/ApplyStockDelta": frozenset({_R.FEED}),
@@ -94,6 +97,7 @@ SOLVING_METHODS = frozenset(
     {
         f"/{_ROUTING}/PlanOrder",
         f"/{_ROUTING}/RouteOrder",
+        f"/{_ROUTING}/ReplayDecision",
         f"/{_RULES}/LintRules",
         f"/{_RULES}/TestRules",
         f"/{_RULES}/TestDrive",
@@ -124,13 +128,19 @@ def audited_actor(typed: str) -> str:
     return principal.name
 
 
-def visible_owner() -> str | None:
-    """Whose reservations the current principal may look up: None for everyone's.
+SEE_ALL = frozenset({Role.ADMIN, Role.ANALYST})
+"""The roles that look up everyone's reservations."""
+SEE_ALL_DECISIONS = SEE_ALL | {Role.PLANNER}
+"""The roles that look up everyone's decisions: planners ask why an order went where."""
 
-    Admins, analysts and open mode see all; any other principal (oms) only its own.
+
+def visible_owner(everyone: frozenset[Role] = SEE_ALL) -> str | None:
+    """Whose reservations (or decisions) the current principal may look up: None: everyone's.
+
+    Open mode and the ``everyone`` roles see all; any other principal (oms) only its own.
     """
     principal = current_principal()
-    if principal is None or principal.roles & {Role.ADMIN, Role.ANALYST}:
+    if principal is None or principal.roles & everyone:
         return None
     return principal.name
 

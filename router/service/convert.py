@@ -18,6 +18,7 @@ from typing import Any
 from google.protobuf import duration_pb2, json_format
 
 from models.calendar import Calendar, CalendarKind
+from models.decision import DecisionKind, DecisionQuery
 from models.errors import Violations
 from models.money import from_units
 from models.network import Network, Stock
@@ -282,17 +283,7 @@ def reservation_query_from_proto(
             v.add("expiring_within", f"must be 0s to {MAX_TTL_S:g}s, got {seconds:g}s")
         else:
             expires_before = now + timedelta(seconds=seconds)
-    size = request.page_size or DEFAULT_PAGE_SIZE
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        v.add(
-            "page_size",
-            f"must be 0 (for {DEFAULT_PAGE_SIZE}) to {MAX_PAGE_SIZE}, got {request.page_size}",
-        )
-    after = None
-    if request.page_token:
-        after = _page_position(request.page_token)
-        if after is None:
-            v.add("page_token", "is not a next_page_token of ListReservations")
+    size, after = _page(request.page_size, request.page_token, "ListReservations", v)
     v.raise_if_any()
     return ReservationQuery(
         order_id=request.order_id,
@@ -306,6 +297,74 @@ def reservation_query_from_proto(
     )
 
 
+DECISION_KIND_TO_PROTO = {
+    DecisionKind.ROUTE: router_pb2.DECISION_KIND_ROUTE,
+    DecisionKind.PLAN: router_pb2.DECISION_KIND_PLAN,
+    DecisionKind.REROUTE: router_pb2.DECISION_KIND_REROUTE,
+}
+_DECISION_KIND_OF_PROTO = {wire: kind for kind, wire in DECISION_KIND_TO_PROTO.items()}
+
+
+def decision_query_from_proto(
+    request: router_pb2.ListDecisionsRequest, owner: str | None
+) -> DecisionQuery:
+    """Validate and convert a ListDecisions request for ``owner``'s eyes (None: everyone's).
+
+    Raises :class:`InvalidArgumentError` naming every bad field (``status``, ``kind``,
+    ``decided_from``, ``decided_before``, ``page_size``, ``page_token``).
+    """
+    v = Violations()
+    status = ""
+    if request.status != router_pb2.SOLVE_STATUS_UNSPECIFIED:
+        if request.status not in router_pb2.SolveStatus.values():
+            v.add("status", f"unknown value {request.status}")
+        else:
+            status = router_pb2.SolveStatus.Name(request.status).removeprefix("SOLVE_STATUS_")
+    kind = None
+    if request.kind != router_pb2.DECISION_KIND_UNSPECIFIED:
+        kind = _DECISION_KIND_OF_PROTO.get(request.kind)
+        if kind is None:
+            v.add("kind", f"unknown value {request.kind}")
+    instants: dict[str, datetime | None] = {}
+    for name in ("decided_from", "decided_before"):
+        instants[name] = None
+        if request.HasField(name):
+            try:
+                instants[name] = getattr(request, name).ToDatetime(UTC)
+            except (ValueError, OverflowError):
+                v.add(name, "is not a valid timestamp")
+    size, after = _page(request.page_size, request.page_token, "ListDecisions", v)
+    v.raise_if_any()
+    return DecisionQuery(
+        order_id=request.order_id,
+        reservation_id=request.reservation_id,
+        node_id=request.node_id,
+        status=status,
+        kind=kind,
+        decided_from=instants["decided_from"],
+        decided_before=instants["decided_before"],
+        owner=owner,
+        page_size=size,
+        after=after,
+    )
+
+
+def _page(
+    page_size: int, token: str, method: str, v: Violations
+) -> tuple[int, tuple[datetime, str] | None]:
+    """A list request's page size (0: the default) and position; problems go in ``v``."""
+    size = page_size or DEFAULT_PAGE_SIZE
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        bounds = f"0 (for {DEFAULT_PAGE_SIZE}) to {MAX_PAGE_SIZE}"
+        v.add("page_size", f"must be {bounds}, got {page_size}")
+    after = None
+    if token:
+        after = _page_position(token)
+        if after is None:
+            v.add("page_token", f"is not a next_page_token of {method}")
+    return size, after
+
+
 def page_token(after: tuple[datetime, str] | None) -> str:
     """The next_page_token of a page ending at ``after`` ("" for the last page)."""
     if after is None:
@@ -315,7 +374,7 @@ def page_token(after: tuple[datetime, str] | None) -> str:
 
 
 def _page_position(token: str) -> tuple[datetime, str] | None:
-    """The (expires_at, reservation_id) a :func:`page_token` names; None for anything else."""
+    """The (instant, id) a :func:`page_token` names; None for anything else."""
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         instant, reservation_id = text.split("|", 1)

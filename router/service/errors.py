@@ -20,6 +20,7 @@ from models.errors import (
     LedgerUnavailableError,
     LedgerValueError,
     NotFoundError,
+    NotReplayableError,
     ReservationStateError,
     RulesRefusedError,
     RuleVersionStateError,
@@ -109,6 +110,7 @@ _TABLE: dict[type[Exception], tuple[grpc.StatusCode, _Details]] = {
     StockConflictError: (grpc.StatusCode.ABORTED, _no_details),
     ReservationStateError: (grpc.StatusCode.FAILED_PRECONDITION, _no_details),
     RuleVersionStateError: (grpc.StatusCode.FAILED_PRECONDITION, _no_details),
+    NotReplayableError: (grpc.StatusCode.FAILED_PRECONDITION, _no_details),
     # Lint errors or failing golden cases: a PreconditionFailure names each of them.
     RulesRefusedError: (grpc.StatusCode.FAILED_PRECONDITION, _precondition_failure),
     # The id exists already (with another request): ALREADY_EXISTS, and a BadRequest

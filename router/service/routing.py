@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Generic, NamedTuple, TypeVar
 
 import grpc
 from opentelemetry import trace
 
+from models.decision import DecisionKind, DecisionRecord
 from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import (
     IdempotencyMismatchError,
@@ -33,17 +35,22 @@ from models.reservation import (
 from models.rule_versions import RuleVersion
 from models.rules import RuleSet
 from models.scenario import Scenario
-from router.engine import route_order
 from router.engine.candidates import ship_window
 from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.ledger import Ledger
 from router.ledger.base import NoReservationError, PlanInputs
 from router.rules.publish import version_rules
-from router.service.access import current_principal, may_act_on, visible_owner
+from router.service.access import (
+    SEE_ALL_DECISIONS,
+    current_principal,
+    may_act_on,
+    visible_owner,
+)
 from router.service.convert import (
     PlanOrderArgs,
     RouteOrderArgs,
+    decision_query_from_proto,
     page_token,
     plan_order_args_from_proto,
     plan_to_proto,
@@ -52,6 +59,16 @@ from router.service.convert import (
     reservation_to_proto,
     route_order_args_from_proto,
     route_outcome_to_proto,
+)
+from router.service.decisions import (
+    DecisionLog,
+    Planned,
+    decision_of,
+    explain_change,
+    input_changes,
+    plan_differences,
+    solve,
+    without_nodes,
 )
 from router.service.errors import abort_on_error
 from router.service.metrics import ServiceMetrics
@@ -191,6 +208,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         self._engine = engine
         self._prices = prices
         self._metrics = metrics or ServiceMetrics()  # without: counted where none looks
+        self._log = DecisionLog(scenario.network, engine)
 
     def _prices_for(self, rules: RuleSet) -> StockPrices | None:
         """The current look-ahead prices (None: none yet, or no board)."""
@@ -232,62 +250,61 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             network = latest
         raise AssertionError("unreachable")
 
-    def _plan(
+    def _planned(
         self,
-        order: Order,
-        network: Network,
-        stop: Stop,
-        rules: RuleSet,
+        read: _Read[A],
         inputs: PlanInputs,
-        *,
+        rule_version: int | None,
         prices: StockPrices | None,
+        stop: Stop,
         full: dict[tuple[str, date], int] | None = None,
-        alternatives: int = 0,
-        counterfactual_node_ids: tuple[str, ...] = (),
-    ) -> Plan:
-        """Plan ``order`` under ``rules`` against the stock and used capacity of ``inputs``.
+    ) -> Planned:
+        """What a request plans from: ``inputs`` read from the ledger, the rules and prices.
 
         Capacity was read for the days the order may ship on, so each candidate is checked
         against the slots of its own ship date. ``full`` marks (node, day) pairs found full
-        at reservation time (slots used = the node's limit); ``prices`` are the look-ahead
-        stock prices to price the model with, if any.
+        at reservation time (slots used = the node's limit).
         """
-        used = inputs.capacity_used
-        if full:
-            used = used.with_full(full)
+        args = read.args
+        used = inputs.capacity_used.with_full(full) if full else inputs.capacity_used
+        return Planned(
+            order=args.order,
+            network=read.network,
+            stock=inputs.stock,
+            capacity_used=used,
+            calendar_revision=inputs.calendar_revision,
+            rule_version=rule_version,
+            prices=prices,
+            time_limit_s=stop.time_limit_s or 0.0,
+            explain=args.explain,
+            alternatives=getattr(args, "alternatives", 0),
+            counterfactual_node_ids=getattr(args, "counterfactual_node_ids", ()),
+        )
+
+    def _plan(self, planned: Planned, rules: RuleSet, stop: Stop) -> Plan:
+        """Plan as ``planned`` says under ``rules``, in a ``solve`` span."""
         with tracer.start_as_current_span("solve", attributes={"router.engine": self._engine}):
-            return route_order(
-                order,
-                network,
-                inputs.stock,
-                rules,
-                capacity_used=used,
-                stop=stop,
-                engine=self._engine,
-                alternatives=alternatives,
-                counterfactual_nodes=counterfactual_node_ids,
-                prices=prices,
-            )
+            return solve(planned, rules, stop, self._engine)
 
     def PlanOrder(
         self, request: router_pb2.PlanOrderRequest, context: grpc.ServicerContext
     ) -> router_pb2.PlanOrderResponse:
-        """Validate → convert → plan → convert; reads the ledger once, never changes it."""
+        """Validate → convert → plan → convert; reads the ledger once, never changes it.
+
+        With ``record``, the plan is logged (the one write, the decision log's).
+        """
         with abort_on_error(context):
             read = self._read(lambda network: plan_order_args_from_proto(request, network))
-            args = read.args
-            rules = self._rule_sets.numbered(read.inputs.active_rule_version)
-            plan = self._plan(
-                args.order,
-                read.network,
-                request_stop(args.time_limit_s, self._default_time_limit_s, context),
-                rules,
-                read.inputs,
-                prices=self._prices_for(rules),
-                alternatives=args.alternatives,
-                counterfactual_node_ids=args.counterfactual_node_ids,
-            )
+            args, version = read.args, read.inputs.active_rule_version
+            rules = self._rule_sets.numbered(version)
+            stop = request_stop(args.time_limit_s, self._default_time_limit_s, context)
+            planned = self._planned(read, read.inputs, version, self._prices_for(rules), stop)
+            plan = self._plan(planned, rules, stop)
             response = router_pb2.PlanOrderResponse(plan=plan_to_proto(plan, explain=args.explain))
+            if request.record:
+                record = self._log.record(DecisionKind.PLAN, planned, response.plan, owner=_owner())
+                self._ledger.record_decision(record)
+                response.decision_id = record.decision_id
             self._count(response.plan)
             return response
 
@@ -297,38 +314,39 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         """Plan and reserve atomically; re-solve on a stock conflict; replay by request_id.
 
         Only a plan the request accepts is reserved (:func:`route_decision`); one cut short
-        outside it is answered as CUT_SHORT, holding and storing nothing.
+        outside it is answered as CUT_SHORT, holding and storing nothing. Every other
+        answer is logged with what it was planned from, in the transaction that stores it.
         """
         with abort_on_error(context):
             payload = request.SerializeToString(deterministic=True)
             read = self._read(
                 lambda network: route_order_args_from_proto(request, network), payload
             )
-            network, args, inputs = read.network, read.args, read.inputs  # for every attempt
+            args, inputs = read.args, read.inputs  # for every attempt
             if inputs.stored_response is not None:
                 self._metrics.replays.labels("RouteOrder").inc()
                 return self._replayed(args.request_id, inputs.stored_response)
             full: dict[tuple[str, date], int] = {}
             conflict: StockConflictError | None = None
-            rules = self._rule_sets.numbered(inputs.active_rule_version)  # one rule set
+            version = inputs.active_rule_version
+            rules = self._rule_sets.numbered(version)  # one rule set
             prices = self._prices_for(rules)  # and one set of prices
             skus = {line.sku for line in args.order.lines}
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 if attempt > 1:  # the stock and slots the conflict says moved, read again
                     inputs = self._ledger.plan_inputs(skus, *read.window)
                 stop = request_stop(args.time_limit_s, self._default_time_limit_s, context)
-                plan = self._plan(
-                    args.order, network, stop, rules, inputs, prices=prices, full=full
-                )
+                planned = self._planned(read, inputs, version, prices, stop, full)
+                plan = self._plan(planned, rules, stop)
                 plan_msg = plan_to_proto(plan, explain=args.explain)
                 decision = route_decision(plan, args.accept, args.max_gap)
                 if decision.outcome is not RouteOutcome.RESERVED:  # reserve nothing
-                    return self._not_reserved(args, payload, plan_msg, attempt, decision)
+                    return self._not_reserved(args, payload, plan_msg, attempt, decision, planned)
                 try:
-                    return self._reserve(args, payload, plan, plan_msg, attempt)
+                    return self._reserve(args, payload, plan, plan_msg, attempt, planned)
                 except StockConflictError as e:
                     conflict = e
-                    full.update(_full_days(e, network))  # full on that day only
+                    full.update(_full_days(e, read.network))  # full on that day only
                     self._metrics.stock_conflicts.inc()
                     if attempt < MAX_ATTEMPTS:
                         self._metrics.resolves.inc()
@@ -342,8 +360,9 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         plan_msg: router_pb2.Plan,
         attempt: int,
         decision: RouteDecision,
+        planned: Planned,
     ) -> router_pb2.RouteOrderResponse:
-        """The answer for a plan not reserved: stored for replay unless it was cut short."""
+        """The answer for a plan not reserved: stored and logged unless it was cut short."""
         answer = router_pb2.RouteOrderResponse(
             plan=plan_msg,
             attempts=attempt,
@@ -352,8 +371,19 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         )
         if decision.outcome is RouteOutcome.CUT_SHORT:  # a retry must plan again
             return self._routed(args.order, answer, held=False)
+        record = self._log.record(
+            DecisionKind.ROUTE,
+            planned,
+            plan_msg,
+            request_id=args.request_id,
+            owner=_owner(),
+            outcome=answer.outcome,
+        )
+        answer.decision_id = record.decision_id
         ours = answer.SerializeToString(deterministic=True)
-        stored = self._ledger.store_response(args.request_id, payload, ours, datetime.now(UTC))
+        stored = self._ledger.store_response(
+            args.request_id, payload, ours, datetime.now(UTC), record
+        )
         assert stored is not None, "a committed reserve call stored its response"
         if stored != ours:  # a concurrent call with the request_id answered first
             answer = router_pb2.RouteOrderResponse.FromString(stored)
@@ -366,6 +396,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         plan: Plan,
         plan_msg: router_pb2.Plan,
         attempt: int,
+        planned: Planned,
     ) -> router_pb2.RouteOrderResponse:
         """Hold the plan's units and slots in one ledger transaction; the answer stored with it.
 
@@ -375,13 +406,24 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         """
         lines, slots = _holdings(plan)
         made: dict[str, router_pb2.RouteOrderResponse] = {}  # by id (a retried transaction)
+        owner = _owner()
+        outcome = route_outcome_to_proto(RouteOutcome.RESERVED)
+        record = self._log.record(
+            DecisionKind.ROUTE,
+            planned,
+            plan_msg,
+            request_id=args.request_id,
+            owner=owner,
+            outcome=outcome,
+        )
 
         def respond(reservation: Reservation) -> bytes:
             response = router_pb2.RouteOrderResponse(
                 plan=plan_msg,
                 reservation=reservation_to_proto(reservation),
                 attempts=attempt,
-                outcome=route_outcome_to_proto(RouteOutcome.RESERVED),
+                outcome=outcome,
+                decision_id=record.decision_id,
             )
             made[reservation.reservation_id] = response
             return response.SerializeToString(deterministic=True)
@@ -396,7 +438,10 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 args.ttl_s,
                 datetime.now(UTC),
                 respond,
-                owner=_owner(),
+                owner=owner,
+                decision=lambda reservation: replace(
+                    record, reservation_id=reservation.reservation_id
+                ),
             )
         except NoReservationError:  # a concurrent call with the id shipped nothing
             stored = self._ledger.stored_response(args.request_id, payload)
@@ -474,6 +519,88 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 ],
                 next_page_token=page_token(page.after),
             )
+
+    def _decision(self, decision_id: str) -> DecisionRecord:
+        """A logged decision the caller may see; another principal's is NOT_FOUND to an oms."""
+        record = self._ledger.decision(decision_id)
+        visible = visible_owner(SEE_ALL_DECISIONS)
+        if visible is not None and record.owner != visible:
+            raise NotFoundError(f"decision_id: no decision {decision_id!r} of yours")
+        return record
+
+    def GetDecision(
+        self, request: router_pb2.GetDecisionRequest, context: grpc.ServicerContext
+    ) -> router_pb2.GetDecisionResponse:
+        """One logged decision with everything it was decided from."""
+        with abort_on_error(context):
+            record = self._decision(request.decision_id)
+            return router_pb2.GetDecisionResponse(decision=decision_of(record, inputs=True))
+
+    def ListDecisions(
+        self, request: router_pb2.ListDecisionsRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ListDecisionsResponse:
+        """A page of the logged decisions the request selects, among those the caller may see."""
+        with abort_on_error(context):
+            query = decision_query_from_proto(request, visible_owner(SEE_ALL_DECISIONS))
+            page = self._ledger.decisions(query)
+            return router_pb2.ListDecisionsResponse(
+                decisions=[decision_of(r, inputs=False) for r in page.decisions],
+                next_page_token=page_token(page.after),
+            )
+
+    def ReplayDecision(
+        self, request: router_pb2.ReplayDecisionRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ReplayDecisionResponse:
+        """Solve a logged decision again from its inputs; with compare_now, plan it now too."""
+        with abort_on_error(context):
+            record = self._decision(request.decision_id)
+            decision, replayed = self._log.replay(
+                record,
+                self._rule_sets.numbered,
+                lambda limit_s: request_stop(limit_s, math.inf, context),
+            )
+            differences = plan_differences(decision.plan, replayed)
+            if differences and decision.plan.status == router_pb2.SOLVE_STATUS_FEASIBLE:
+                differences.append(
+                    "the logged solve was cut short by its time limit: where it stopped "
+                    "depends on the machine's speed, so it is not reproducible"
+                )
+            answer = router_pb2.ReplayDecisionResponse(
+                replayed=replayed, identical=not differences, differences=differences
+            )
+            if request.compare_now:
+                self._compare_now(decision, answer, context)
+            decision.ClearField("inputs")
+            answer.decision.CopyFrom(decision)
+            return answer
+
+    def _compare_now(
+        self,
+        decision: router_pb2.Decision,
+        answer: router_pb2.ReplayDecisionResponse,
+        context: grpc.ServicerContext,
+    ) -> None:
+        """Plan ``decision``'s order against the ledger now; set what it gets and what moved."""
+        then = decision.inputs
+        network = self._network.current()
+        logged = self._log.planned_of(then, network)
+        window = ship_window(logged.order, network)
+        inputs = self._ledger.plan_inputs({line.sku for line in logged.order.lines}, *window)
+        version = inputs.active_rule_version
+        rules = self._rule_sets.numbered(version)
+        stop = request_stop(logged.time_limit_s, self._default_time_limit_s, context)
+        now = replace(
+            logged,
+            network=network,
+            stock=without_nodes(inputs.stock, logged.excluded_node_ids),
+            capacity_used=inputs.capacity_used,
+            calendar_revision=inputs.calendar_revision,
+            rule_version=version,
+            prices=self._prices_for(rules),
+        )
+        answer.now.CopyFrom(plan_to_proto(self._plan(now, rules, stop), explain=now.explain))
+        answer.changes.extend(input_changes(then, self._log.inputs_of(now)))
+        answer.explanation = explain_change(decision.plan, answer.now, list(answer.changes))
 
     def _replayed(self, request_id: str, stored: bytes) -> router_pb2.RouteOrderResponse:
         """A stored answer, given back to the caller that may see it.

@@ -131,6 +131,38 @@ RESERVATION_STATUS_EXPIRED: ReservationStatus.ValueType  # 4
 """Lapsed at expires_at: units and slots were given back."""
 Global___ReservationStatus: _TypeAlias = ReservationStatus  # noqa: Y015
 
+class _DecisionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DecisionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DECISION_KIND_UNSPECIFIED: _DecisionKind.ValueType  # 0
+    """Not set; never in a logged decision."""
+    DECISION_KIND_ROUTE: _DecisionKind.ValueType  # 1
+    """A RouteOrder call that planned (reserved or not; a plan cut short is not logged)."""
+    DECISION_KIND_PLAN: _DecisionKind.ValueType  # 2
+    """A PlanOrder call asked to record its plan."""
+    DECISION_KIND_REROUTE: _DecisionKind.ValueType  # 3
+    """The re-routing of units a node rejected (RejectShipment); parent_decision_id is the
+    decision whose shipment was rejected.
+    """
+
+class DecisionKind(_DecisionKind, metaclass=_DecisionKindEnumTypeWrapper):
+    """What kind of call a logged decision records."""
+
+DECISION_KIND_UNSPECIFIED: DecisionKind.ValueType  # 0
+"""Not set; never in a logged decision."""
+DECISION_KIND_ROUTE: DecisionKind.ValueType  # 1
+"""A RouteOrder call that planned (reserved or not; a plan cut short is not logged)."""
+DECISION_KIND_PLAN: DecisionKind.ValueType  # 2
+"""A PlanOrder call asked to record its plan."""
+DECISION_KIND_REROUTE: DecisionKind.ValueType  # 3
+"""The re-routing of units a node rejected (RejectShipment); parent_decision_id is the
+decision whose shipment was rejected.
+"""
+Global___DecisionKind: _TypeAlias = DecisionKind  # noqa: Y015
+
 class _FeedOutcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -500,6 +532,7 @@ class RouteOrderResponse(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    DECISION_ID_FIELD_NUMBER: _builtins.int
     attempts: _builtins.int
     """How many solves it took: 1, or more when stock changed under the first plans."""
     outcome: Global___RouteOutcome.ValueType
@@ -509,6 +542,10 @@ class RouteOrderResponse(_message.Message):
     detail: _builtins.str
     """Why the plan was not reserved, e.g. "not reserved: the solve was cut short (gap
     0.0312) and the request accepts proven plans only"; empty when it was.
+    """
+    decision_id: _builtins.str
+    """The decision log's record of this call (GetDecision, ReplayDecision); "" for a plan
+    cut short (not logged).
     """
     @_builtins.property
     def plan(self) -> Global___Plan:
@@ -528,10 +565,11 @@ class RouteOrderResponse(_message.Message):
         attempts: _builtins.int = ...,
         outcome: Global___RouteOutcome.ValueType = ...,
         detail: _builtins.str = ...,
+        decision_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "reservation", b"reservation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "detail", b"detail", "outcome", b"outcome", "plan", b"plan", "reservation", b"reservation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "decision_id", b"decision_id", "detail", b"detail", "outcome", b"outcome", "plan", b"plan", "reservation", b"reservation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -863,6 +901,508 @@ class ListReservationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListReservationsResponse: _TypeAlias = ListReservationsResponse  # noqa: Y015
+
+@_typing.final
+class Decision(_message.Message):
+    """One decision of the log: the plan returned and what it was planned from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    NODE_IDS_FIELD_NUMBER: _builtins.int
+    PARENT_DECISION_ID_FIELD_NUMBER: _builtins.int
+    INPUTS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    decision_id: _builtins.str
+    """Unique id of the decision."""
+    kind: Global___DecisionKind.ValueType
+    """Which call made it."""
+    order_id: _builtins.str
+    """The order decided."""
+    request_id: _builtins.str
+    """The call's request_id ("" for PlanOrder)."""
+    reservation_id: _builtins.str
+    """The reservation it made or changed ("" when it holds nothing)."""
+    owner: _builtins.str
+    """The principal that asked ("" when authentication was off)."""
+    outcome: Global___RouteOutcome.ValueType
+    """What RouteOrder or RejectShipment did with the plan (UNSPECIFIED for PlanOrder)."""
+    parent_decision_id: _builtins.str
+    """For a re-route, the decision whose shipment was rejected: the chain back to the
+    order's first decision.
+    """
+    reason: _builtins.str
+    """Why a re-route was asked (RejectShipmentRequest.reason); "" otherwise."""
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was decided."""
+
+    @_builtins.property
+    def plan(self) -> Global___Plan:
+        """The plan, as returned to the caller."""
+
+    @_builtins.property
+    def node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The nodes the plan ships from."""
+
+    @_builtins.property
+    def inputs(self) -> Global___DecisionInputs:
+        """Everything the plan was decided from (GetDecision only; empty in lists)."""
+
+    def __init__(
+        self,
+        *,
+        decision_id: _builtins.str = ...,
+        kind: Global___DecisionKind.ValueType = ...,
+        order_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        reservation_id: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        owner: _builtins.str = ...,
+        plan: Global___Plan | None = ...,
+        outcome: Global___RouteOutcome.ValueType = ...,
+        node_ids: _abc.Iterable[_builtins.str] | None = ...,
+        parent_decision_id: _builtins.str = ...,
+        inputs: Global___DecisionInputs | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "inputs", b"inputs", "plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "decision_id", b"decision_id", "inputs", b"inputs", "kind", b"kind", "node_ids", b"node_ids", "order_id", b"order_id", "outcome", b"outcome", "owner", b"owner", "parent_decision_id", b"parent_decision_id", "plan", b"plan", "reason", b"reason", "request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Decision: _TypeAlias = Decision  # noqa: Y015
+
+@_typing.final
+class CapacityUse(_message.Message):
+    """Order slots already used at a node on a day, as a decision read them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    USED_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """The node."""
+    day: _builtins.str
+    """The day, YYYY-MM-DD."""
+    used: _builtins.int
+    """Slots taken that day."""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        used: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "node_id", b"node_id", "used", b"used"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CapacityUse: _TypeAlias = CapacityUse  # noqa: Y015
+
+@_typing.final
+class StockPrice(_message.Message):
+    """The look-ahead price of one unit of a SKU at a node, as a decision was priced with."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """The node."""
+    sku: _builtins.str
+    """The SKU."""
+    price: _builtins.float
+    """The opportunity cost of one unit, in currency units."""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        price: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "price", b"price", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockPrice: _TypeAlias = StockPrice  # noqa: Y015
+
+@_typing.final
+class DecisionInputs(_message.Message):
+    """What a decision was planned from: with the network of the server's scenario, enough to
+    solve it again exactly.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    STOCK_FIELD_NUMBER: _builtins.int
+    CAPACITY_USED_FIELD_NUMBER: _builtins.int
+    CALENDAR_REVISION_FIELD_NUMBER: _builtins.int
+    CALENDARS_DIGEST_FIELD_NUMBER: _builtins.int
+    RULE_VERSION_FIELD_NUMBER: _builtins.int
+    PRICE_VERSION_FIELD_NUMBER: _builtins.int
+    PRICES_FIELD_NUMBER: _builtins.int
+    PRICES_COMPUTED_AT_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    ENGINE_VERSION_FIELD_NUMBER: _builtins.int
+    TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    EXCLUDED_NODE_IDS_FIELD_NUMBER: _builtins.int
+    NETWORK_DIGEST_FIELD_NUMBER: _builtins.int
+    EXPLAIN_LEVEL_FIELD_NUMBER: _builtins.int
+    ALTERNATIVES_FIELD_NUMBER: _builtins.int
+    COUNTERFACTUAL_NODE_IDS_FIELD_NUMBER: _builtins.int
+    calendar_revision: _builtins.int
+    """The calendars' revision, and the digest of their content (kept once per content)."""
+    calendars_digest: _builtins.str
+    """Digest of the calendars as planned with."""
+    rule_version: _builtins.int
+    """The rule-set version planned with; 0: the scenario's own rules (no version active)."""
+    price_version: _builtins.str
+    """The look-ahead prices the engine was given (prices@vN), whether or not a strategy
+    priced with them; "" when none.
+    """
+    engine: _builtins.str
+    """The engine that planned (fast, cpsat-full) and the software's version."""
+    engine_version: _builtins.str
+    """The router's version and OR-Tools' that planned."""
+    network_digest: _builtins.str
+    """Digest of the network (nodes, SKUs, rates) planned on."""
+    explain_level: Global___ExplainLevel.ValueType
+    """How much explanation the plan was returned with."""
+    alternatives: _builtins.int
+    """How many next best plans the engine was asked for (PlanOrder's top_k, explanations)."""
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """The order as planned (created_at set), after a re-route only its rejected units."""
+
+    @_builtins.property
+    def stock(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockPosition]:
+        """The positions of the order's SKUs as read, at every node holding any."""
+
+    @_builtins.property
+    def capacity_used(self) -> _containers.RepeatedCompositeFieldContainer[Global___CapacityUse]:
+        """The order slots used on the days the order could ship, as read (and as a stock
+        conflict found them full).
+        """
+
+    @_builtins.property
+    def prices(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockPrice]:
+        """The prices of the order's SKUs at the nodes priced, when prices were used."""
+
+    @_builtins.property
+    def prices_computed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the prices were computed."""
+
+    @_builtins.property
+    def time_limit(self) -> _duration_pb2.Duration:
+        """The solve's time limit."""
+
+    @_builtins.property
+    def excluded_node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Nodes excluded for this order: those that rejected a shipment of it (their positions
+        are left out of stock).
+        """
+
+    @_builtins.property
+    def counterfactual_node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """PlanOrder's counterfactual nodes."""
+
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+        stock: _abc.Iterable[Global___StockPosition] | None = ...,
+        capacity_used: _abc.Iterable[Global___CapacityUse] | None = ...,
+        calendar_revision: _builtins.int = ...,
+        calendars_digest: _builtins.str = ...,
+        rule_version: _builtins.int = ...,
+        price_version: _builtins.str = ...,
+        prices: _abc.Iterable[Global___StockPrice] | None = ...,
+        prices_computed_at: _timestamp_pb2.Timestamp | None = ...,
+        engine: _builtins.str = ...,
+        engine_version: _builtins.str = ...,
+        time_limit: _duration_pb2.Duration | None = ...,
+        excluded_node_ids: _abc.Iterable[_builtins.str] | None = ...,
+        network_digest: _builtins.str = ...,
+        explain_level: Global___ExplainLevel.ValueType = ...,
+        alternatives: _builtins.int = ...,
+        counterfactual_node_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "prices_computed_at", b"prices_computed_at", "time_limit", b"time_limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "calendar_revision", b"calendar_revision", "calendars_digest", b"calendars_digest", "capacity_used", b"capacity_used", "counterfactual_node_ids", b"counterfactual_node_ids", "engine", b"engine", "engine_version", b"engine_version", "excluded_node_ids", b"excluded_node_ids", "explain_level", b"explain_level", "network_digest", b"network_digest", "order", b"order", "price_version", b"price_version", "prices", b"prices", "prices_computed_at", b"prices_computed_at", "rule_version", b"rule_version", "stock", b"stock", "time_limit", b"time_limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecisionInputs: _TypeAlias = DecisionInputs  # noqa: Y015
+
+@_typing.final
+class GetDecisionRequest(_message.Message):
+    """GetDecision's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    decision_id: _builtins.str
+    """The decision to read."""
+    def __init__(
+        self,
+        *,
+        decision_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_id", b"decision_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDecisionRequest: _TypeAlias = GetDecisionRequest  # noqa: Y015
+
+@_typing.final
+class GetDecisionResponse(_message.Message):
+    """GetDecision's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decision(self) -> Global___Decision:
+        """The decision, with its inputs."""
+
+    def __init__(
+        self,
+        *,
+        decision: Global___Decision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDecisionResponse: _TypeAlias = GetDecisionResponse  # noqa: Y015
+
+@_typing.final
+class ListDecisionsRequest(_message.Message):
+    """ListDecisions' request: every filter set must hold; none set lists all."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DECIDED_FROM_FIELD_NUMBER: _builtins.int
+    DECIDED_BEFORE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """Only the decisions of this order."""
+    reservation_id: _builtins.str
+    """Only the decisions that made or changed this reservation."""
+    node_id: _builtins.str
+    """Only decisions whose plan ships from this node."""
+    status: Global___SolveStatus.ValueType
+    """Only decisions whose plan has this status (UNSPECIFIED: any)."""
+    page_size: _builtins.int
+    """Decisions per page, 1 to 1000 (0: 100)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page ("" for the first)."""
+    kind: Global___DecisionKind.ValueType
+    """Only decisions of this kind (UNSPECIFIED: any)."""
+    @_builtins.property
+    def decided_from(self) -> _timestamp_pb2.Timestamp:
+        """Only decisions made at or after this instant."""
+
+    @_builtins.property
+    def decided_before(self) -> _timestamp_pb2.Timestamp:
+        """Only decisions made before this instant."""
+
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        reservation_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        status: Global___SolveStatus.ValueType = ...,
+        decided_from: _timestamp_pb2.Timestamp | None = ...,
+        decided_before: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        kind: Global___DecisionKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_before", b"decided_before", "decided_from", b"decided_from"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_before", b"decided_before", "decided_from", b"decided_from", "kind", b"kind", "node_id", b"node_id", "order_id", b"order_id", "page_size", b"page_size", "page_token", b"page_token", "reservation_id", b"reservation_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDecisionsRequest: _TypeAlias = ListDecisionsRequest  # noqa: Y015
+
+@_typing.final
+class ListDecisionsResponse(_message.Message):
+    """ListDecisions' answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Where the next page starts; "" on the last page."""
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Decision]:
+        """One page, newest first (by decided_at, then decision_id, descending); no inputs."""
+
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[Global___Decision] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDecisionsResponse: _TypeAlias = ListDecisionsResponse  # noqa: Y015
+
+@_typing.final
+class ReplayDecisionRequest(_message.Message):
+    """ReplayDecision's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    COMPARE_NOW_FIELD_NUMBER: _builtins.int
+    decision_id: _builtins.str
+    """The decision to solve again."""
+    compare_now: _builtins.bool
+    """Also plan the same order against the ledger, rules and prices of now, and say what
+    moved.
+    """
+    def __init__(
+        self,
+        *,
+        decision_id: _builtins.str = ...,
+        compare_now: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compare_now", b"compare_now", "decision_id", b"decision_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayDecisionRequest: _TypeAlias = ReplayDecisionRequest  # noqa: Y015
+
+@_typing.final
+class InputChange(_message.Message):
+    """One input that differs between a logged decision and now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    THEN_FIELD_NUMBER: _builtins.int
+    NOW_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """What moved: "stock", "capacity", "rule_version", "prices", "calendars", "network"."""
+    key: _builtins.str
+    """Which one: "NODE/SKU" for stock and prices, "NODE@DAY" for capacity; "" otherwise."""
+    then: _builtins.str
+    """The value then and now, as text (e.g. available units, a version label)."""
+    now: _builtins.str
+    """The value now."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        key: _builtins.str = ...,
+        then: _builtins.str = ...,
+        now: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "kind", b"kind", "now", b"now", "then", b"then"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InputChange: _TypeAlias = InputChange  # noqa: Y015
+
+@_typing.final
+class ReplayDecisionResponse(_message.Message):
+    """ReplayDecision's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    IDENTICAL_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    NOW_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    identical: _builtins.bool
+    """Whether the replayed plan equals the logged one in every field but solve_time."""
+    explanation: _builtins.str
+    """With compare_now: in words, how the plan changed and why."""
+    @_builtins.property
+    def decision(self) -> Global___Decision:
+        """The logged decision, without its inputs."""
+
+    @_builtins.property
+    def replayed(self) -> Global___Plan:
+        """The plan solved again from the stored inputs."""
+
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """When not identical, the fields that differ (e.g. "shipments[0].node_id"), and why
+        (e.g. a logged solve cut short by its time limit is not reproducible).
+        """
+
+    @_builtins.property
+    def now(self) -> Global___Plan:
+        """With compare_now: the plan the same order gets now (nothing reserved)."""
+
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___InputChange]:
+        """With compare_now: every input that moved since, the largest first (stock by units)."""
+
+    def __init__(
+        self,
+        *,
+        decision: Global___Decision | None = ...,
+        replayed: Global___Plan | None = ...,
+        identical: _builtins.bool = ...,
+        differences: _abc.Iterable[_builtins.str] | None = ...,
+        now: Global___Plan | None = ...,
+        changes: _abc.Iterable[Global___InputChange] | None = ...,
+        explanation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "now", b"now", "replayed", b"replayed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "decision", b"decision", "differences", b"differences", "explanation", b"explanation", "identical", b"identical", "now", b"now", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayDecisionResponse: _TypeAlias = ReplayDecisionResponse  # noqa: Y015
 
 @_typing.final
 class ReservationLine(_message.Message):
@@ -1293,6 +1833,7 @@ class PlanOrderRequest(_message.Message):
     TOP_K_FIELD_NUMBER: _builtins.int
     COUNTERFACTUAL_NODE_IDS_FIELD_NUMBER: _builtins.int
     EXPLAIN_LEVEL_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     explain: _builtins.bool
     """Whether to return the plan's explanation: true is explain_level EXPLAIN_LEVEL_SUMMARY
     unless explain_level says otherwise.
@@ -1305,6 +1846,10 @@ class PlanOrderRequest(_message.Message):
     explain_level: Global___ExplainLevel.ValueType
     """How much explanation to return (Plan.explain); unset follows explain: none when false,
     the summary when true. EXPLAIN_LEVEL_NONE with explain true is INVALID_ARGUMENT.
+    """
+    record: _builtins.bool
+    """Whether to log the plan in the decision log (PlanOrderResponse.decision_id), e.g. a
+    quote shown to a shopper that must be explainable later. RouteOrder always logs.
     """
     @_builtins.property
     def order(self) -> Global___Order:
@@ -1333,10 +1878,11 @@ class PlanOrderRequest(_message.Message):
         top_k: _builtins.int = ...,
         counterfactual_node_ids: _abc.Iterable[_builtins.str] | None = ...,
         explain_level: Global___ExplainLevel.ValueType = ...,
+        record: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counterfactual_node_ids", b"counterfactual_node_ids", "explain", b"explain", "explain_level", b"explain_level", "order", b"order", "time_limit", b"time_limit", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counterfactual_node_ids", b"counterfactual_node_ids", "explain", b"explain", "explain_level", b"explain_level", "order", b"order", "record", b"record", "time_limit", b"time_limit", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1349,6 +1895,9 @@ class PlanOrderResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PLAN_FIELD_NUMBER: _builtins.int
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    decision_id: _builtins.str
+    """The decision log's record of the plan, with record; "" otherwise."""
     @_builtins.property
     def plan(self) -> Global___Plan:
         """The plan for the requested order."""
@@ -1357,10 +1906,11 @@ class PlanOrderResponse(_message.Message):
         self,
         *,
         plan: Global___Plan | None = ...,
+        decision_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_id", b"decision_id", "plan", b"plan"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -65,6 +65,21 @@ class RoutingServiceStub:
                 request_serializer=router_dot_v1_dot_router__pb2.ListReservationsRequest.SerializeToString,
                 response_deserializer=router_dot_v1_dot_router__pb2.ListReservationsResponse.FromString,
                 _registered_method=True)
+        self.GetDecision = channel.unary_unary(
+                '/router.v1.RoutingService/GetDecision',
+                request_serializer=router_dot_v1_dot_router__pb2.GetDecisionRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.GetDecisionResponse.FromString,
+                _registered_method=True)
+        self.ListDecisions = channel.unary_unary(
+                '/router.v1.RoutingService/ListDecisions',
+                request_serializer=router_dot_v1_dot_router__pb2.ListDecisionsRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ListDecisionsResponse.FromString,
+                _registered_method=True)
+        self.ReplayDecision = channel.unary_unary(
+                '/router.v1.RoutingService/ReplayDecision',
+                request_serializer=router_dot_v1_dot_router__pb2.ReplayDecisionRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.ReplayDecisionResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -126,6 +141,32 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDecision(self, request, context):
+        """One logged decision by id: what was decided and everything it was decided from
+        (docs/decisions.md). NOT_FOUND for an unknown or pruned id, and for another principal's
+        decision when the caller may only see its own (oms).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDecisions(self, request, context):
+        """Logged decisions by order, reservation, node, status, kind and time, newest first, a
+        page at a time (without their inputs: GetDecision has them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDecision(self, request, context):
+        """Re-solves a logged decision from its stored inputs and says whether the plan is the
+        logged one, field for field (solve time aside); with compare_now, also what the same
+        order would get against the ledger now, and what moved. No side effects.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +199,21 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.ListReservations,
                     request_deserializer=router_dot_v1_dot_router__pb2.ListReservationsRequest.FromString,
                     response_serializer=router_dot_v1_dot_router__pb2.ListReservationsResponse.SerializeToString,
+            ),
+            'GetDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDecision,
+                    request_deserializer=router_dot_v1_dot_router__pb2.GetDecisionRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.GetDecisionResponse.SerializeToString,
+            ),
+            'ListDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDecisions,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ListDecisionsRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ListDecisionsResponse.SerializeToString,
+            ),
+            'ReplayDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDecision,
+                    request_deserializer=router_dot_v1_dot_router__pb2.ReplayDecisionRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.ReplayDecisionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -323,6 +379,87 @@ class RoutingService:
             '/router.v1.RoutingService/ListReservations',
             router_dot_v1_dot_router__pb2.ListReservationsRequest.SerializeToString,
             router_dot_v1_dot_router__pb2.ListReservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RoutingService/GetDecision',
+            router_dot_v1_dot_router__pb2.GetDecisionRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.GetDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RoutingService/ListDecisions',
+            router_dot_v1_dot_router__pb2.ListDecisionsRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ListDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RoutingService/ReplayDecision',
+            router_dot_v1_dot_router__pb2.ReplayDecisionRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.ReplayDecisionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,20 @@ class RoutingServiceStub:
     page at a time: the lookups and status timers of an order management system. Callers
     that may only see their own reservations (oms) get only theirs.
     """
+    GetDecision: _grpc.UnaryUnaryMultiCallable[_router_pb2.GetDecisionRequest, _router_pb2.GetDecisionResponse]
+    """One logged decision by id: what was decided and everything it was decided from
+    (docs/decisions.md). NOT_FOUND for an unknown or pruned id, and for another principal's
+    decision when the caller may only see its own (oms).
+    """
+    ListDecisions: _grpc.UnaryUnaryMultiCallable[_router_pb2.ListDecisionsRequest, _router_pb2.ListDecisionsResponse]
+    """Logged decisions by order, reservation, node, status, kind and time, newest first, a
+    page at a time (without their inputs: GetDecision has them).
+    """
+    ReplayDecision: _grpc.UnaryUnaryMultiCallable[_router_pb2.ReplayDecisionRequest, _router_pb2.ReplayDecisionResponse]
+    """Re-solves a logged decision from its stored inputs and says whether the plan is the
+    logged one, field for field (solve time aside); with compare_now, also what the same
+    order would get against the ledger now, and what moved. No side effects.
+    """
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
@@ -103,6 +117,20 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     """Reservations by order, node, status, expiry or passed ship date, in expiry order, a
     page at a time: the lookups and status timers of an order management system. Callers
     that may only see their own reservations (oms) get only theirs.
+    """
+    GetDecision: _aio.UnaryUnaryMultiCallable[_router_pb2.GetDecisionRequest, _router_pb2.GetDecisionResponse]  # type: ignore[assignment]
+    """One logged decision by id: what was decided and everything it was decided from
+    (docs/decisions.md). NOT_FOUND for an unknown or pruned id, and for another principal's
+    decision when the caller may only see its own (oms).
+    """
+    ListDecisions: _aio.UnaryUnaryMultiCallable[_router_pb2.ListDecisionsRequest, _router_pb2.ListDecisionsResponse]  # type: ignore[assignment]
+    """Logged decisions by order, reservation, node, status, kind and time, newest first, a
+    page at a time (without their inputs: GetDecision has them).
+    """
+    ReplayDecision: _aio.UnaryUnaryMultiCallable[_router_pb2.ReplayDecisionRequest, _router_pb2.ReplayDecisionResponse]  # type: ignore[assignment]
+    """Re-solves a logged decision from its stored inputs and says whether the plan is the
+    logged one, field for field (solve time aside); with compare_now, also what the same
+    order would get against the ledger now, and what moved. No side effects.
     """
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -173,6 +201,38 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Reservations by order, node, status, expiry or passed ship date, in expiry order, a
         page at a time: the lookups and status timers of an order management system. Callers
         that may only see their own reservations (oms) get only theirs.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDecision(
+        self,
+        request: _router_pb2.GetDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.GetDecisionResponse, _abc.Awaitable[_router_pb2.GetDecisionResponse]]:
+        """One logged decision by id: what was decided and everything it was decided from
+        (docs/decisions.md). NOT_FOUND for an unknown or pruned id, and for another principal's
+        decision when the caller may only see its own (oms).
+        """
+
+    @_abc_1.abstractmethod
+    def ListDecisions(
+        self,
+        request: _router_pb2.ListDecisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ListDecisionsResponse, _abc.Awaitable[_router_pb2.ListDecisionsResponse]]:
+        """Logged decisions by order, reservation, node, status, kind and time, newest first, a
+        page at a time (without their inputs: GetDecision has them).
+        """
+
+    @_abc_1.abstractmethod
+    def ReplayDecision(
+        self,
+        request: _router_pb2.ReplayDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ReplayDecisionResponse, _abc.Awaitable[_router_pb2.ReplayDecisionResponse]]:
+        """Re-solves a logged decision from its stored inputs and says whether the plan is the
+        logged one, field for field (solve time aside); with compare_now, also what the same
+        order would get against the ledger now, and what moved. No side effects.
         """
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
