@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from tqdm import tqdm
 
+from models.decision import DecisionRetention
 from models.engines import DEFAULT_TIME_LIMIT_S, ENGINES, FAST
 from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.plan import ExplainLevel
@@ -85,8 +86,13 @@ def _serve(args: argparse.Namespace) -> int:
                 f"got {args.expiring_window}",
             )
         )
-    if args.drain < 0:
-        bad_flags.append(FieldViolation("--drain", f"must be 0 or more, got {args.drain}"))
+    for flag, value in (
+        ("--drain", args.drain),
+        ("--decisions-max-age-days", args.decisions_max_age_days),
+        ("--decisions-max-count", args.decisions_max_count),
+    ):
+        if not value >= 0:  # NaN too
+            bad_flags.append(FieldViolation(flag, f"must be 0 or more, got {value}"))
     auth, tls, admission, security_problems = serve_security(args)
     bad_flags += [FieldViolation("", p) for p in security_problems]
     if bad_flags:
@@ -109,6 +115,10 @@ def _serve(args: argparse.Namespace) -> int:
         otlp_endpoint=args.otlp_endpoint,
         drain_s=args.drain,
         expiring_window_s=args.expiring_window,
+        decision_retention=DecisionRetention(
+            max_age_s=args.decisions_max_age_days * 86400.0 or None,
+            max_count=args.decisions_max_count or None,
+        ),
         auth=auth,
         tls=tls,
         admission=admission,
@@ -717,6 +727,22 @@ def _add_serve_command(commands: Any) -> None:
         metavar="SECONDS",
         help="router_reservations_expiring counts HELD reservations lapsing within this "
         "window (default: %(default)s)",
+    )
+    retention = server.decision_retention
+    serve.add_argument(
+        "--decisions-max-age-days",
+        type=float,
+        default=(retention.max_age_s or 0) / 86400.0,
+        metavar="DAYS",
+        help="the decision log keeps decisions this many days; 0: for ever (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--decisions-max-count",
+        type=int,
+        default=retention.max_count or 0,
+        metavar="N",
+        help="the decision log keeps the newest N decisions at most; 0: no bound (default: "
+        "%(default)s)",
     )
     serve.add_argument(
         "--drain",

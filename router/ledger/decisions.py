@@ -12,7 +12,6 @@ import json
 import uuid
 from abc import abstractmethod
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Protocol
 
 from models.decision import (
@@ -214,7 +213,11 @@ class SqlDecisions(SqlDriver):
             )
             if not ids:
                 break
-            self.transaction(partial(self._delete, ids=ids))
+
+            def delete(tx: Tx, batch: list[str] = ids) -> None:
+                self._delete(tx, batch)
+
+            self.transaction(delete)
             pruned += len(ids)
         self.transaction(
             lambda tx: tx.run(
@@ -243,7 +246,7 @@ class SqlDecisions(SqlDriver):
                 keys.append((self.from_ts(row["decided_at"]), str(row["decision_id"])))
         return max(keys, default=None)
 
-    def _delete(self, tx: Tx, *, ids: list[str]) -> None:
+    def _delete(self, tx: Tx, ids: list[str]) -> None:
         among = f"decision_id IN ({', '.join('?' * len(ids))})"
         tx.run(f"DELETE FROM decision_nodes WHERE {among}", ids)
         tx.run(f"DELETE FROM decisions WHERE {among}", ids)

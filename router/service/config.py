@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.decision import DecisionRetention
 from models.engines import DEFAULT_TIME_LIMIT_S, FAST
 from models.errors import FieldViolation, InvalidArgumentError
 from models.lookahead import MAX_PRICE_RATIO, Forecast, ForecastRule
@@ -255,6 +256,12 @@ class ServerConfig:
     drain_s: float = 0.0
     """On SIGTERM, how long ``router serve`` answers health NOT_SERVING while still serving
     before it stops (``--drain``): the time a load balancer takes to notice."""
+    decision_retention: DecisionRetention = field(default_factory=DecisionRetention)
+    """How long the decision log keeps decisions (``--decisions-max-age-days``,
+    ``--decisions-max-count``); the sweeper prunes the rest every
+    :attr:`prune_interval_s`."""
+    prune_interval_s: float = 60.0
+    """How often the sweeper prunes the decision log."""
 
     @property
     def loopback_only(self) -> bool:

@@ -181,6 +181,11 @@ class ServiceMetrics:
             registry=r,
         )
         self._add_ledger_metrics(r)
+        self.pruned = Counter(
+            "router_decisions_pruned",
+            "Decisions the sweeper deleted from the decision log, past its retention",
+            registry=r,
+        )
 
     def _add_ledger_metrics(self, r: CollectorRegistry) -> None:
         """Reservations, conflicts, replays, feeds and the sweeper."""

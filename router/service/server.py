@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import shlex
 import signal
 import sys
@@ -23,6 +24,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from models.decision import DecisionRetention
 from models.errors import RulesRefusedError, RuleVersionStateError
 from models.lookahead import Forecast
 from models.order import Order, OrderLine, ShipTo
@@ -65,7 +67,8 @@ class Sweeper:
     Each sweep is counted in ``metrics`` (``router_sweeps_total``, the time of the last
     good one, its duration, the reservations it expired), and refreshes the status timers:
     HELD reservations lapsing within ``expiring_window_s``, and those whose ship date
-    passed unconfirmed.
+    passed unconfirmed. Every ``prune_interval_s`` (and at its first sweep) it also prunes
+    the decision log to ``retention``.
     """
 
     def __init__(
@@ -74,11 +77,16 @@ class Sweeper:
         interval_s: float,
         metrics: ServiceMetrics,
         expiring_window_s: float,
+        retention: DecisionRetention | None = None,
+        prune_interval_s: float = 60.0,
     ) -> None:
         self._ledger = ledger
         self._interval_s = interval_s
         self._metrics = metrics
         self._expiring_window = timedelta(seconds=expiring_window_s)
+        self._retention = retention or DecisionRetention()
+        self._prune_interval_s = prune_interval_s
+        self._pruned_at = -math.inf
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-sweeper", daemon=True)
 
@@ -101,9 +109,24 @@ class Sweeper:
             m.sweep_seconds.observe(time.perf_counter() - started)
             m.swept_at.set(time.time())
             self._count_timers(now)
+            self._prune(now)
             if expired:
                 m.reservations.labels("expired").inc(expired)
                 logger.info("expired %d reservations", expired)
+
+    def _prune(self, now: datetime) -> None:
+        """Prune the decision log when it is time; a failure is tried again next sweep."""
+        if time.monotonic() - self._pruned_at < self._prune_interval_s:
+            return
+        try:
+            pruned = self._ledger.prune_decisions(now, self._retention)
+        except Exception as error:  # the sweep itself succeeded; the next one tries again
+            logger.warning("pruning the decision log failed: %s", error)
+            return
+        self._pruned_at = time.monotonic()
+        self._metrics.pruned.inc(pruned)
+        if pruned:
+            logger.info("pruned %d decisions past the log's retention", pruned)
 
     def _count_timers(self, now: datetime) -> None:
         """Refresh the status timers' gauges; a failure leaves them as they were."""
@@ -337,7 +360,14 @@ def _create(
         if owns:
             ledger.close()
         raise
-    sweeper = Sweeper(ledger, config.sweep_interval_s, metrics, config.expiring_window_s)
+    sweeper = Sweeper(
+        ledger,
+        config.sweep_interval_s,
+        metrics,
+        config.expiring_window_s,
+        config.decision_retention,
+        config.prune_interval_s,
+    )
     router = RouterServer(
         server,
         ledger,
