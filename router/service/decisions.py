@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import threading
 import zlib
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
 
@@ -99,9 +99,28 @@ def without_nodes(stock: Stock, node_ids: Collection[str]) -> Stock:
 
 
 def network_digest(network: Network) -> str:
-    """A digest of what the engine reads of a network besides calendars and stock."""
-    text = repr((network.nodes, sorted(network.skus.items()), network.rates))
+    """A digest of what the engine reads of a network besides calendars and stock.
+
+    Of a canonical form (sets sorted, mappings by key), so it is the same in every
+    process whatever its hash seed.
+    """
+    text = json.dumps(_canonical((network.nodes, network.skus, network.rates)))
     return content_digest(text.encode())
+
+
+def _canonical(value: object) -> object:
+    """``value`` as JSON-able data that does not depend on iteration order."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return [_canonical(getattr(value, f.name)) for f in fields(value) if f.init]
+    if isinstance(value, Mapping):
+        return sorted([str(k), _canonical(v)] for k, v in value.items())
+    if isinstance(value, (set, frozenset)):
+        return sorted(json.dumps(_canonical(v)) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
 
 
 def engine_version() -> str:
