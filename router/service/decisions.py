@@ -225,17 +225,15 @@ class DecisionLog:
         )
         msg.time_limit.FromTimedelta(timedelta(seconds=p.time_limit_s))
         skus = dict.fromkeys(line.sku for line in p.order.lines)
-        positions = [pos for sku in skus for pos in p.stock.by_sku.get(sku, ())]
-        msg.stock.extend(
-            router_pb2.StockPosition(
-                node_id=pos.node_id,
-                sku=pos.sku,
-                on_hand=pos.on_hand,
-                safety_stock=pos.safety_stock,
-                reserved=pos.reserved,
-            )
-            for pos in positions
-        )
+        groups = [(sku, p.stock.by_sku.get(sku, ())) for sku in skus]
+        positions = [pos for _, group in groups for pos in group]
+        columns = msg.stock
+        columns.skus.extend(sku for sku, _ in groups)
+        columns.counts.extend(len(group) for _, group in groups)
+        columns.node_ids.extend([pos.node_id for pos in positions])
+        columns.on_hand.extend([pos.on_hand for pos in positions])
+        columns.safety_stock.extend([pos.safety_stock for pos in positions])
+        columns.reserved.extend([pos.reserved for pos in positions])
         msg.capacity_used.extend(
             router_pb2.CapacityUse(node_id=node_id, day=day.isoformat(), used=used)
             for (node_id, day), used in sorted(p.capacity_used.slots.items())
@@ -243,12 +241,8 @@ class DecisionLog:
         if p.prices is not None:
             msg.price_version = p.prices.label
             msg.prices_computed_at.FromDatetime(p.prices.computed_at)
-            priced = ((pos.node_id, pos.sku) for pos in positions)
-            msg.prices.extend(
-                router_pb2.StockPrice(node_id=n, sku=s, price=p.prices.prices[n, s])
-                for n, s in priced
-                if (n, s) in p.prices.prices
-            )
+            prices = p.prices.prices
+            msg.prices.extend([prices.get((pos.node_id, pos.sku), -1.0) for pos in positions])
         return msg
 
     def replay(
@@ -274,11 +268,10 @@ class DecisionLog:
     @staticmethod
     def planned_of(inputs: router_pb2.DecisionInputs, network: Network) -> Planned:
         """What a decision's ``inputs`` say it was planned from, as the engine read it."""
+        positions = stock_positions(inputs.stock)
         groups: dict[str, list[StockPosition]] = {}
-        for pos in inputs.stock:
-            groups.setdefault(pos.sku, []).append(
-                StockPosition(pos.node_id, pos.sku, pos.on_hand, pos.safety_stock, pos.reserved)
-            )
+        for pos in positions:
+            groups.setdefault(pos.sku, []).append(pos)
         prices = None
         if inputs.price_version:
             prices = StockPrices(
@@ -286,7 +279,11 @@ class DecisionLog:
                 computed_at=inputs.prices_computed_at.ToDatetime(UTC),
                 source="decision log",
                 horizon_hours=0.0,
-                prices={(x.node_id, x.sku): x.price for x in inputs.prices},
+                prices={
+                    (pos.node_id, pos.sku): price
+                    for pos, price in zip(positions, inputs.prices, strict=True)
+                    if price >= 0
+                },
             )
         return Planned(
             order=order_from_proto(inputs.order, network),
@@ -395,10 +392,28 @@ def _paired(a: dict[str, float], b: dict[str, float]) -> dict[str, tuple[float, 
     }
 
 
+def stock_positions(columns: router_pb2.StockColumns) -> list[StockPosition]:
+    """The positions of a decision's stock columns, in their order."""
+    skus = [
+        sku for sku, count in zip(columns.skus, columns.counts, strict=True) for _ in range(count)
+    ]
+    return [
+        StockPosition(*row)
+        for row in zip(
+            columns.node_ids,
+            skus,
+            columns.on_hand,
+            columns.safety_stock,
+            columns.reserved,
+            strict=True,
+        )
+    ]
+
+
 def _available(inputs: router_pb2.DecisionInputs) -> dict[str, float]:
     return {
-        f"{p.node_id}/{p.sku}": max(0, p.on_hand - p.reserved - p.safety_stock)
-        for p in inputs.stock
+        f"{p.node_id}/{p.sku}": p.available
+        for p in stock_positions(inputs.stock)
         if p.node_id not in inputs.excluded_node_ids
     }
 
@@ -408,7 +423,12 @@ def _slots(inputs: router_pb2.DecisionInputs) -> dict[str, float]:
 
 
 def _prices(inputs: router_pb2.DecisionInputs) -> dict[str, float]:
-    return {f"{x.node_id}/{x.sku}": x.price for x in inputs.prices}
+    positions = stock_positions(inputs.stock) if inputs.prices else []
+    return {
+        f"{p.node_id}/{p.sku}": price
+        for p, price in zip(positions, inputs.prices, strict=True)
+        if price >= 0
+    }
 
 
 def _version(inputs: router_pb2.DecisionInputs) -> str:

@@ -1013,34 +1013,61 @@ class CapacityUse(_message.Message):
 Global___CapacityUse: _TypeAlias = CapacityUse  # noqa: Y015
 
 @_typing.final
-class StockPrice(_message.Message):
-    """The look-ahead price of one unit of a SKU at a node, as a decision was priced with."""
+class StockColumns(_message.Message):
+    """Stock positions as columns (compact, and fast to write on every RouteOrder): position i
+    is (node_ids[i], its SKU, on_hand[i], safety_stock[i], reserved[i]); the positions come
+    grouped by SKU, skus[k] holding the next counts[k] of them, in the order read.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    NODE_ID_FIELD_NUMBER: _builtins.int
-    SKU_FIELD_NUMBER: _builtins.int
-    PRICE_FIELD_NUMBER: _builtins.int
-    node_id: _builtins.str
-    """The node."""
-    sku: _builtins.str
-    """The SKU."""
-    price: _builtins.float
-    """The opportunity cost of one unit, in currency units."""
+    SKUS_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    NODE_IDS_FIELD_NUMBER: _builtins.int
+    ON_HAND_FIELD_NUMBER: _builtins.int
+    SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    RESERVED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def skus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The SKUs, in the order read."""
+
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """How many positions each SKU has."""
+
+    @_builtins.property
+    def node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The node of each position."""
+
+    @_builtins.property
+    def on_hand(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Units physically at the node."""
+
+    @_builtins.property
+    def safety_stock(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Units kept back from routing."""
+
+    @_builtins.property
+    def reserved(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Units promised to other orders."""
+
     def __init__(
         self,
         *,
-        node_id: _builtins.str = ...,
-        sku: _builtins.str = ...,
-        price: _builtins.float = ...,
+        skus: _abc.Iterable[_builtins.str] | None = ...,
+        counts: _abc.Iterable[_builtins.int] | None = ...,
+        node_ids: _abc.Iterable[_builtins.str] | None = ...,
+        on_hand: _abc.Iterable[_builtins.int] | None = ...,
+        safety_stock: _abc.Iterable[_builtins.int] | None = ...,
+        reserved: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "price", b"price", "sku", b"sku"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "node_ids", b"node_ids", "on_hand", b"on_hand", "reserved", b"reserved", "safety_stock", b"safety_stock", "skus", b"skus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___StockPrice: _TypeAlias = StockPrice  # noqa: Y015
+Global___StockColumns: _TypeAlias = StockColumns  # noqa: Y015
 
 @_typing.final
 class DecisionInputs(_message.Message):
@@ -1092,7 +1119,7 @@ class DecisionInputs(_message.Message):
         """The order as planned (created_at set), after a re-route only its rejected units."""
 
     @_builtins.property
-    def stock(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockPosition]:
+    def stock(self) -> Global___StockColumns:
         """The positions of the order's SKUs as read, at every node holding any."""
 
     @_builtins.property
@@ -1102,8 +1129,10 @@ class DecisionInputs(_message.Message):
         """
 
     @_builtins.property
-    def prices(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockPrice]:
-        """The prices of the order's SKUs at the nodes priced, when prices were used."""
+    def prices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The price of one unit at each position of stock, in its order, when prices were
+        given; -1 where a position has no price.
+        """
 
     @_builtins.property
     def prices_computed_at(self) -> _timestamp_pb2.Timestamp:
@@ -1127,13 +1156,13 @@ class DecisionInputs(_message.Message):
         self,
         *,
         order: Global___Order | None = ...,
-        stock: _abc.Iterable[Global___StockPosition] | None = ...,
+        stock: Global___StockColumns | None = ...,
         capacity_used: _abc.Iterable[Global___CapacityUse] | None = ...,
         calendar_revision: _builtins.int = ...,
         calendars_digest: _builtins.str = ...,
         rule_version: _builtins.int = ...,
         price_version: _builtins.str = ...,
-        prices: _abc.Iterable[Global___StockPrice] | None = ...,
+        prices: _abc.Iterable[_builtins.float] | None = ...,
         prices_computed_at: _timestamp_pb2.Timestamp | None = ...,
         engine: _builtins.str = ...,
         engine_version: _builtins.str = ...,
@@ -1144,7 +1173,7 @@ class DecisionInputs(_message.Message):
         alternatives: _builtins.int = ...,
         counterfactual_node_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "prices_computed_at", b"prices_computed_at", "time_limit", b"time_limit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "prices_computed_at", b"prices_computed_at", "stock", b"stock", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "calendar_revision", b"calendar_revision", "calendars_digest", b"calendars_digest", "capacity_used", b"capacity_used", "counterfactual_node_ids", b"counterfactual_node_ids", "engine", b"engine", "engine_version", b"engine_version", "excluded_node_ids", b"excluded_node_ids", "explain_level", b"explain_level", "network_digest", b"network_digest", "order", b"order", "price_version", b"price_version", "prices", b"prices", "prices_computed_at", b"prices_computed_at", "rule_version", b"rule_version", "stock", b"stock", "time_limit", b"time_limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
