@@ -1,4 +1,4 @@
-"""Done when: the gateway reads, filters, pages and replays the decision log.
+"""Done when: the gateway and ``router decisions`` read, filter, page and replay the decision log.
 
 Against the session's real gateway and service (tests/intake/conftest.py). The service is
 shared with the other tests, so each test reads only the decisions of its own orders.
@@ -6,12 +6,16 @@ shared with the other tests, so each test reads only the decisions of its own or
 
 from __future__ import annotations
 
+import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from router.cli import main
+from tests.intake.conftest import ROUTER
 from tests.intake.test_http import error_of, fields, key, order
 
 
@@ -156,3 +160,62 @@ def test_a_decision_replays_to_the_logged_plan(client: httpx.Client, logged: dic
     assert "compare_now" in fields(error_of(clash, 400, "INVALID_ARGUMENT"))
     bad = client.post(url, json={"compareNow": "yes"})
     assert "compare_now" in fields(error_of(bad, 400, "INVALID_ARGUMENT"))
+
+
+def test_the_cli_gets_lists_and_replays(
+    grpc_target: str, logged: dict[str, Any], capsys: pytest.CaptureFixture[str]
+):
+    """``router decisions get|list|replay``: a line each by default, proto3 JSON with --json."""
+    target = ("--target", grpc_target)
+    assert main(["decisions", "get", logged["route"], *target]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{logged['route']} ROUTE order={logged['order_id']} OPTIMAL")
+    assert f"reservation={logged['reservation']} outcome=RESERVED" in out[0]
+    assert out[1].startswith("  inputs: engine=")
+    assert main(["decisions", "list", "--order", logged["order_id"], *target]) == 0
+    listed = capsys.readouterr()
+    assert [line.split()[0] for line in listed.out.splitlines()] == [
+        logged["plan"],
+        logged["route"],
+    ]
+    assert listed.err.strip() == "2 decision(s)"
+    args = ["decisions", "list", "--order", logged["order_id"], "--kind", "route", "--json"]
+    assert main([*args, "--page-size", "1", "--decided-from", "2000-01-01", *target]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["decisionId"] == logged["route"]
+    args = ["decisions", "list", "--order", logged["order_id"], "--page-size", "1"]
+    assert main([*args, "--limit", "1", *target]) == 0
+    stopped = capsys.readouterr()
+    assert stopped.out.split()[0] == logged["plan"]
+    assert "stopped at --limit 1" in stopped.err
+    assert main(["decisions", "replay", logged["route"], "--compare-now", *target]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("replayed: identical (OPTIMAL cost=")
+    assert out[2].startswith("now: OPTIMAL") and "inputs that moved" in out[3]
+    assert main(["decisions", "replay", logged["route"], "--json", *target]) == 0
+    assert json.loads(capsys.readouterr().out)["identical"] is True
+
+
+def test_the_cli_says_what_is_wrong(grpc_target: str, capsys: pytest.CaptureFixture[str]):
+    """An unknown id exits 1 with NOT_FOUND, a refused filter 2 naming it, a bad instant 2."""
+    assert main(["decisions", "get", "D-no-such", "--target", grpc_target]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+    listing = ["decisions", "list", "--order", "x", "--target", grpc_target]
+    assert main([*listing, "--page-size", "5000"]) == 2  # the service's INVALID_ARGUMENT
+    assert "page_size" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["decisions", "list", "--decided-from", "yesterday"])
+    assert "not an instant" in capsys.readouterr().err
+
+
+def test_the_installed_command_replays(grpc_target: str, logged: dict[str, Any]):
+    """``router decisions replay`` is wired into the installed ``router`` command."""
+    done = subprocess.run(
+        [str(ROUTER), "decisions", "replay", logged["plan"], "--target", grpc_target],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{logged['plan']} PLAN order={logged['order_id']} OPTIMAL")
+    assert "replayed: identical" in done.stdout
