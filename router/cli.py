@@ -22,6 +22,7 @@ from models.errors import FieldViolation, InvalidArgumentError, Violations
 from models.plan import ExplainLevel
 from models.reservation import PlanAcceptance
 from models.scenario import Scenario
+from router.cli_decisions import add_decisions_command
 from router.cli_ledger import add_ledger_flags, ledger_url_of
 from router.cli_reservations import add_reservations_command
 from router.cli_security import (
@@ -693,6 +694,7 @@ def parser() -> argparse.ArgumentParser:
     _add_route_command(commands)
     _add_rules_commands(commands)
     add_reservations_command(commands)
+    add_decisions_command(commands)
     _add_whatif_command(commands)
     add_tokens_command(commands, DEFAULT_LEDGER_URL)
     return root

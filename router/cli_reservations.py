@@ -9,13 +9,10 @@ one proto3 JSON object per line.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from datetime import UTC, timedelta
 from typing import Any
 
-from router.cli_security import add_client_flags, client_channel, rpc_failed
-from router.intake.config import DEFAULT_TARGET
+from router.cli_lookups import add_lookup_flags, add_page_flags, call, list_pages, print_json
 
 STATUSES = ("held", "confirmed", "released", "expired")
 
@@ -46,48 +43,25 @@ def add_reservations_command(commands: Any) -> None:
         action="store_true",
         help="only HELD ones whose ship date passed unconfirmed (a status timer)",
     )
-    listing.add_argument("--page-size", type=int, default=0, help="per call (default 100)")
-    listing.add_argument(
-        "--limit", type=int, default=1000, help="stop after this many (default: %(default)s)"
-    )
+    add_page_flags(listing)
     listing.set_defaults(run=_list)
     for command in (get, listing):
-        command.add_argument("--json", action="store_true", help="proto3 JSON, one per line")
-        command.add_argument(
-            "--target", default=DEFAULT_TARGET, help="server host:port (default: %(default)s)"
-        )
-        command.add_argument("--timeout", type=float, default=30.0, help="RPC deadline, seconds")
-        add_client_flags(command)
+        add_lookup_flags(command)
 
 
 def _get(args: argparse.Namespace) -> int:
-    import grpc
-
-    from router.v1 import router_pb2, router_pb2_grpc
+    from router.v1 import router_pb2
 
     request = router_pb2.GetReservationRequest(reservation_id=args.reservation_id)
-    try:
-        with client_channel(args) as channel:
-            stub = router_pb2_grpc.RoutingServiceStub(channel)
-            answer = stub.GetReservation(request, timeout=args.timeout)
-    except grpc.RpcError as error:
-        return rpc_failed(error)
-    _print(answer.reservation, as_json=args.json)
-    return 0
+    return call(
+        args, "GetReservation", request, lambda got: _print(got.reservation, as_json=args.json)
+    )
 
 
 def _list(args: argparse.Namespace) -> int:
     """Every page until the last or ``--limit``; says so when it stopped early."""
-    import grpc
+    from router.v1 import router_pb2
 
-    from router.v1 import router_pb2, router_pb2_grpc
-
-    if args.limit < 1:
-        print(
-            f"router reservations list: --limit must be 1 or more, got {args.limit}",
-            file=sys.stderr,
-        )
-        return 2
     request = router_pb2.ListReservationsRequest(
         order_id=args.order,
         node_id=args.node,
@@ -100,34 +74,20 @@ def _list(args: argparse.Namespace) -> int:
         )
     if args.expiring_within is not None:
         request.expiring_within.FromTimedelta(timedelta(seconds=args.expiring_within))
-    shown = 0
-    try:
-        with client_channel(args) as channel:
-            stub = router_pb2_grpc.RoutingServiceStub(channel)
-            while True:
-                page = stub.ListReservations(request, timeout=args.timeout)
-                for reservation in page.reservations[: max(args.limit - shown, 0)]:
-                    _print(reservation, as_json=args.json)
-                    shown += 1
-                if not page.next_page_token:
-                    break
-                if shown >= args.limit:
-                    print(f"(stopped at --limit {args.limit}; more remain)", file=sys.stderr)
-                    break
-                request.page_token = page.next_page_token
-    except grpc.RpcError as error:
-        return rpc_failed(error)
-    if not args.json:
-        print(f"{shown} reservation(s)", file=sys.stderr)
-    return 0
+    return list_pages(
+        args,
+        "reservations list",
+        "ListReservations",
+        request,
+        "reservations",
+        lambda reservation: _print(reservation, as_json=args.json),
+    )
 
 
 def _print(reservation: Any, *, as_json: bool) -> None:
     """One line: id, order, status, expiry, ship dates, units, owner (or proto3 JSON)."""
     if as_json:
-        from google.protobuf import json_format
-
-        print(json.dumps(json_format.MessageToDict(reservation), separators=(",", ":")))
+        print_json(reservation)
         return
     from router.v1 import router_pb2
 

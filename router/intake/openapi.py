@@ -165,6 +165,7 @@ _PARAMETER_FIELDS = {
     "reservation_id": router_pb2.ConfirmReservationRequest.DESCRIPTOR.fields_by_name[
         "reservation_id"
     ],
+    "decision_id": router_pb2.GetDecisionRequest.DESCRIPTOR.fields_by_name["decision_id"],
     "sku": router_pb2.GetStockRequest.DESCRIPTOR.fields_by_name["skus"],
     "node_id": router_pb2.GetStockRequest.DESCRIPTOR.fields_by_name["node_ids"],
 }

@@ -29,7 +29,8 @@ from router.intake.gateway import (
 )
 from router.intake.openapi import batch_body, body, responses
 from router.intake.protojson import json_object, parse, pop_either
-from router.service.limits import MAX_TTL_S, REQUEST_ID_BYTES
+from router.intake.schemas import TIMESTAMP
+from router.service.limits import ID_BYTES, MAX_TTL_S, REQUEST_ID_BYTES
 from router.v1 import router_pb2
 
 router = APIRouter()
@@ -198,6 +199,106 @@ async def list_reservations(
     if expiring_within_s is not None:
         message.expiring_within.FromTimedelta(timedelta(seconds=expiring_within_s))
     return answer(await gateway.call(gateway.routing.ListReservations, message, end))
+
+
+@router.get(
+    "/v1/decisions/{decision_id}",
+    summary="One logged decision by id, with everything it was decided from",
+    responses=responses("GetDecisionResponse"),
+)
+async def get_decision(
+    decision_id: str, gateway: GatewayDep, timeout: Timeout = None
+) -> JSONResponse:
+    """GetDecision of the decision the path names."""
+    end = gateway.deadline(timeout)
+    message = router_pb2.GetDecisionRequest(decision_id=decision_id)
+    return answer(await gateway.call(gateway.routing.GetDecision, message, end))
+
+
+SolveStatusName = Literal["optimal", "feasible", "infeasible", "no_solution", "rejected"]
+DecisionKindName = Literal["route", "plan", "reroute"]
+Instant = Annotated[
+    str | None,
+    Query(
+        pattern=f"^{TIMESTAMP}$",
+        description='RFC 3339 with T and Z or an offset, e.g. "2026-11-20T15:00:00Z"',
+    ),
+]
+"""A query parameter that is a Timestamp, spelled as in bodies (docs/intake.md, Limits)."""
+
+
+@router.get(
+    "/v1/decisions",
+    summary="Logged decisions by order, reservation, node, status, kind and time, newest first",
+    responses=responses("ListDecisionsResponse"),
+)
+async def list_decisions(
+    gateway: GatewayDep,
+    order_id: Annotated[str, Query()] = "",
+    # As long as a reservation id may be (the schema states ID_BYTES for this name).
+    reservation_id: Annotated[str, Query(max_length=ID_BYTES)] = "",
+    node_id: Annotated[str, Query(description="decisions whose plan ships from it")] = "",
+    status: Annotated[SolveStatusName | None, Query()] = None,
+    kind: Annotated[DecisionKindName | None, Query()] = None,
+    decided_from: Instant = None,
+    decided_before: Instant = None,
+    page_size: Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)] = 0,
+    page_token: Annotated[str, Query()] = "",
+    timeout: Timeout = None,
+) -> JSONResponse:
+    """ListDecisions with the query's filters (without the decisions' inputs)."""
+    end = gateway.deadline(timeout)
+    message = router_pb2.ListDecisionsRequest(
+        order_id=order_id,
+        reservation_id=reservation_id,
+        node_id=node_id,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    if status is not None:
+        message.status = router_pb2.SolveStatus.Value(f"SOLVE_STATUS_{status.upper()}")
+    if kind is not None:
+        message.kind = router_pb2.DecisionKind.Value(f"DECISION_KIND_{kind.upper()}")
+    for name, value in (("decided_from", decided_from), ("decided_before", decided_before)):
+        if value is not None:
+            try:
+                getattr(message, name).FromJsonString(value)
+            except ValueError:
+                raise invalid_field(name, f"{value!r} is not a valid RFC 3339 instant") from None
+    return answer(await gateway.call(gateway.routing.ListDecisions, message, end))
+
+
+@router.post(
+    "/v1/decisions/{decision_id}:replay",
+    summary="Solve a logged decision again; with compare_now, also what the order gets now",
+    description="ReplayDecision of the decision the path names. No side effects.",
+    openapi_extra=body("ReplayDecisionRequest", required=False),
+    responses=responses("ReplayDecisionResponse"),
+)
+async def replay_decision(
+    request: Request,
+    decision_id: str,
+    gateway: GatewayDep,
+    compare_now: Annotated[
+        bool | None, Query(description="as the body's compareNow; the two must agree")
+    ] = None,
+    timeout: Timeout = None,
+) -> JSONResponse:
+    """ReplayDecision: an optional body, the id from the path, compare_now from either."""
+    end = gateway.deadline(timeout)
+    data = await gateway.read_body(request, end)
+    fields = await run_in_threadpool(json_object, data) if data.strip() else {}
+    given = pop_either(fields, "decision_id", "decisionId")
+    if given not in (None, "", decision_id):
+        raise invalid_field("decision_id", f"is {given!r} but the path names it")
+    fields["decision_id"] = decision_id
+    message = await run_in_threadpool(parse, fields, router_pb2.ReplayDecisionRequest)
+    in_body = "compare_now" in fields or "compareNow" in fields
+    if compare_now is not None and in_body and message.compare_now != compare_now:
+        raise invalid_field("compare_now", "the query and the body disagree")
+    if compare_now is not None:
+        message.compare_now = compare_now
+    return answer(await gateway.call(gateway.routing.ReplayDecision, message, end))
 
 
 @router.get(

@@ -373,7 +373,8 @@ def test_openapi_documents_every_body_in_the_proto_vocabulary(client: httpx.Clie
     assert named >= {
         "PlanOrderRequest", "PlanOrderResponse", "RouteOrderRequest", "RouteOrderResponse",
         "ConfirmReservationRequest", "ReleaseReservationResponse", "GetStockResponse",
-        "BatchResponse", "ErrorResponse",
+        "BatchResponse", "ErrorResponse", "GetDecisionResponse", "ListDecisionsResponse",
+        "ReplayDecisionRequest", "ReplayDecisionResponse",
     }  # fmt: skip
     assert named <= set(components)
     assert "shipTo" in components["Order"]["properties"]

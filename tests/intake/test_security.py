@@ -49,6 +49,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     ledger = f"sqlite://{work / 'ledger.db'}"
     tokens = {
         "shop": _issue(ledger, "shop", "oms"),
+        "other-shop": _issue(ledger, "other-shop", "oms"),
         "wms": _issue(ledger, "wms", "feed"),
         "ana": _issue(ledger, "ana", "analyst"),
     }
@@ -166,3 +167,33 @@ def test_an_authorization_header_grpc_cannot_carry_is_401_not_500(
             answer = http.get("/v1/stock", params={"sku": "A"}, headers={"Authorization": value})
             assert answer.status_code == 401, answer.text
             assert answer.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
+def _as(d: Deployment, principal: str) -> httpx.Client:
+    """An HTTPS client of the gateway sending ``principal``'s token."""
+    token = {"Authorization": f"Bearer {d.tokens[principal]}"}
+    return httpx.Client(base_url=d.url, verify=_trust(d), timeout=30, headers=token)
+
+
+def test_an_oms_sees_only_its_own_decisions_through_the_gateway(deployment: Deployment) -> None:
+    """Another oms principal's decision is 404 and absent from lists; an analyst sees it."""
+    raw = {**tiny_orders()[0], "order_id": "SEC-DECIDED"}
+    mine = {"order_id": "SEC-DECIDED"}
+    with (
+        _as(deployment, "shop") as shop,
+        _as(deployment, "other-shop") as other,
+        _as(deployment, "ana") as ana,
+    ):
+        routed = shop.post(
+            "/v1/orders:route", json={"order": raw}, headers={"Idempotency-Key": "decided-1"}
+        )
+        assert routed.status_code == 200, routed.text
+        decision_id = routed.json()["decisionId"]
+        got = shop.get(f"/v1/decisions/{decision_id}")
+        assert got.status_code == 200 and got.json()["decision"]["owner"] == "shop", got.text
+        assert other.get(f"/v1/decisions/{decision_id}").status_code == 404
+        assert other.post(f"/v1/decisions/{decision_id}:replay").status_code == 404
+        hidden = other.get("/v1/decisions", params=mine)
+        assert hidden.status_code == 200 and "decisions" not in hidden.json(), hidden.text
+        seen = ana.get("/v1/decisions", params=mine)
+        assert [d["decisionId"] for d in seen.json()["decisions"]] == [decision_id], seen.text
