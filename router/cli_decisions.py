@@ -99,7 +99,7 @@ def _show_one(decision: Any, as_json: bool) -> None:
     prices = i.price_version or "none"
     print(
         f"  inputs: engine={i.engine or '-'} rules={rules} prices={prices} "
-        f"stock={len(i.stock)} position(s) capacity={len(i.capacity_used)} day(s) "
+        f"stock={len(i.stock.node_ids)} position(s) capacity={len(i.capacity_used)} day(s) "
         f"calendars=r{i.calendar_revision}"
     )
     if i.excluded_node_ids:
