@@ -214,11 +214,10 @@ class SqlDecisions(SqlDriver):
             if not ids:
                 break
 
-            def delete(tx: Tx, batch: list[str] = ids) -> None:
-                self._delete(tx, batch)
+            def delete(tx: Tx, batch: list[str] = ids) -> int:
+                return self._delete(tx, batch)
 
-            self.transaction(delete)
-            pruned += len(ids)
+            pruned += self.transaction(delete)  # a replica pruning beside it: fewer
         self.transaction(
             lambda tx: tx.run(
                 "DELETE FROM decision_calendars WHERE NOT EXISTS (SELECT 1 FROM decisions d "
@@ -246,7 +245,8 @@ class SqlDecisions(SqlDriver):
                 keys.append((self.from_ts(row["decided_at"]), str(row["decision_id"])))
         return max(keys, default=None)
 
-    def _delete(self, tx: Tx, ids: list[str]) -> None:
+    def _delete(self, tx: Tx, ids: list[str]) -> int:
+        """Delete the decisions ``ids``; how many there still were."""
         among = f"decision_id IN ({', '.join('?' * len(ids))})"
         tx.run(f"DELETE FROM decision_nodes WHERE {among}", ids)
-        tx.run(f"DELETE FROM decisions WHERE {among}", ids)
+        return tx.run(f"DELETE FROM decisions WHERE {among}", ids)
