@@ -17,12 +17,13 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from models.errors import LedgerUnavailableError
 from router.ledger.driver import Failure, Row, Tx, ledger_error, transaction_span
 from router.ledger.sql import SqlLedger
 
@@ -32,6 +33,8 @@ SCHEMA = Path(__file__).with_name("schema_sqlite.sql")
 BUSY_TIMEOUT_S = 30.0
 #: Attempts of one transaction when SQLite still reports the database locked.
 MAX_ATTEMPTS = 5
+CLOSE_WAIT_S = BUSY_TIMEOUT_S + 5.0
+"""How long close() waits for running calls (one may wait out the busy timeout)."""
 
 
 #: Primary result codes of errors that may pass: another writer holds the database, an
@@ -141,6 +144,9 @@ class SqliteLedger(SqlLedger):
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._shared: sqlite3.Connection | None = None
+        self._in_use = threading.Condition()
+        self._active = 0  # transactions and reads running now
+        self._closed = False
         conn = self._connection()
         with self._serial():
             conn.executescript(SCHEMA.read_text())
@@ -184,7 +190,7 @@ class SqliteLedger(SqlLedger):
         A database still locked (busy) after the retries, and any other database error, is
         raised as the ledger's error of its :func:`failure_of` (nothing was committed).
         """
-        with transaction_span(work, "sqlite"):
+        with transaction_span(work, "sqlite"), self._using():
             return self._transaction(work)
 
     def _transaction(self, work: Callable[[Tx], T]) -> T:
@@ -217,7 +223,7 @@ class SqliteLedger(SqlLedger):
         write (a write would have to take the write lock half way through). A read the
         database refuses as busy (rare in WAL mode: during recovery) is tried again.
         """
-        with transaction_span(work, "sqlite"):
+        with transaction_span(work, "sqlite"), self._using():
             return self._read_only(work)
 
     def _read_only(self, work: Callable[[Tx], T]) -> T:
@@ -261,8 +267,31 @@ class SqliteLedger(SqlLedger):
         """Parse an ISO date."""
         return date.fromisoformat(str(value))
 
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """Count a transaction or read as running; LedgerUnavailableError once closed."""
+        with self._in_use:
+            if self._closed:
+                raise LedgerUnavailableError("the ledger is closed")
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._in_use:
+                self._active -= 1
+                self._in_use.notify_all()
+
     def close(self) -> None:
-        """Close every connection this ledger opened."""
+        """Close every connection this ledger opened, once no call is using one.
+
+        Calls already running finish first (closing a connection another thread is using
+        crashes the interpreter); calls made afterwards raise LedgerUnavailableError.
+        """
+        with self._in_use:
+            self._closed = True
+            self._in_use.wait_for(lambda: self._active == 0, timeout=CLOSE_WAIT_S)
+            if self._active:
+                return  # a call still runs: leave the connections to the process's end
         with self._guard:
             for conn in self._all:
                 conn.close()

@@ -277,8 +277,6 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             prices=prices,
             time_limit_s=stop.time_limit_s or 0.0,
             explain=args.explain,
-            alternatives=getattr(args, "alternatives", 0),
-            counterfactual_node_ids=getattr(args, "counterfactual_node_ids", ()),
         )
 
     def _plan(self, planned: Planned, rules: RuleSet, stop: Stop) -> Plan:
@@ -298,7 +296,11 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             args, version = read.args, read.inputs.active_rule_version
             rules = self._rule_sets.numbered(version)
             stop = request_stop(args.time_limit_s, self._default_time_limit_s, context)
-            planned = self._planned(read, read.inputs, version, self._prices_for(rules), stop)
+            planned = replace(
+                self._planned(read, read.inputs, version, self._prices_for(rules), stop),
+                alternatives=args.alternatives,
+                counterfactual_node_ids=args.counterfactual_node_ids,
+            )
             plan = self._plan(planned, rules, stop)
             response = router_pb2.PlanOrderResponse(plan=plan_to_proto(plan, explain=args.explain))
             if request.record:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -185,3 +187,39 @@ def test_sqlite_busy_may_be_retried(tmp_path: Path):
     finally:
         holder.close()
         waiter.close()
+
+
+def test_closing_a_ledger_others_are_reading_waits_for_them_and_refuses_later_calls(
+    backend_url: str,
+):
+    """close() while threads read (a price refresh during a server's stop) crashes nothing.
+
+    Closing a SQLite connection another thread was using killed the interpreter (seen when
+    a server stopped in the middle of a look-ahead refresh); the running reads finish, and
+    every call after the close is LedgerUnavailableError.
+    """
+    if backend_url.startswith("memory"):
+        pytest.skip("the memory ledger holds no connection: close() releases nothing")
+    ledger = open_ledger(backend_url)
+    ledger.load(*scenario(POSITIONS, CAPACITIES))
+    errors: list[BaseException] = []
+    reads = [0, 0]
+
+    def read(slot: int) -> None:
+        try:
+            while True:
+                ledger.stock()
+                reads[slot] += 1
+        except BaseException as e:  # what ended the loop is the result
+            errors.append(e)
+
+    threads = [threading.Thread(target=read, args=(slot,)) for slot in (0, 1)]
+    for t in threads:
+        t.start()
+    while min(reads) < 20:
+        time.sleep(0.01)
+    ledger.close()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(errors) == 2
+    assert all(isinstance(e, LedgerUnavailableError) for e in errors), errors
