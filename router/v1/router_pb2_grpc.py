@@ -55,6 +55,11 @@ class RoutingServiceStub:
                 request_serializer=router_dot_v1_dot_router__pb2.ReleaseReservationRequest.SerializeToString,
                 response_deserializer=router_dot_v1_dot_router__pb2.ReleaseReservationResponse.FromString,
                 _registered_method=True)
+        self.RejectShipment = channel.unary_unary(
+                '/router.v1.RoutingService/RejectShipment',
+                request_serializer=router_dot_v1_dot_router__pb2.RejectShipmentRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.RejectShipmentResponse.FromString,
+                _registered_method=True)
         self.GetReservation = channel.unary_unary(
                 '/router.v1.RoutingService/GetReservation',
                 request_serializer=router_dot_v1_dot_router__pb2.GetReservationRequest.SerializeToString,
@@ -119,6 +124,16 @@ class RoutingServiceServicer:
     def ReleaseReservation(self, request, context):
         """Releases a HELD reservation: its units and order slots are given back. Idempotent by
         request_id; errors as ConfirmReservation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectShipment(self, request, context):
+        """A node cannot ship some units a HELD reservation holds there (the shelf count was
+        wrong): releases them, optionally corrects the node's stock, and re-routes them with
+        that node excluded for the order, in one transaction. Idempotent by request_id; after
+        the rejection limit per order the units are backordered instead (docs/decisions.md).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -189,6 +204,11 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.ReleaseReservation,
                     request_deserializer=router_dot_v1_dot_router__pb2.ReleaseReservationRequest.FromString,
                     response_serializer=router_dot_v1_dot_router__pb2.ReleaseReservationResponse.SerializeToString,
+            ),
+            'RejectShipment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectShipment,
+                    request_deserializer=router_dot_v1_dot_router__pb2.RejectShipmentRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.RejectShipmentResponse.SerializeToString,
             ),
             'GetReservation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetReservation,
@@ -325,6 +345,33 @@ class RoutingService:
             '/router.v1.RoutingService/ReleaseReservation',
             router_dot_v1_dot_router__pb2.ReleaseReservationRequest.SerializeToString,
             router_dot_v1_dot_router__pb2.ReleaseReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectShipment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RoutingService/RejectShipment',
+            router_dot_v1_dot_router__pb2.RejectShipmentRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.RejectShipmentResponse.FromString,
             options,
             channel_credentials,
             insecure,
