@@ -85,6 +85,10 @@ def _serve(args: argparse.Namespace) -> int:
                 f"got {args.expiring_window}",
             )
         )
+    if args.max_rejections < 0:
+        bad_flags.append(
+            FieldViolation("--max-rejections", f"must be 0 or more, got {args.max_rejections}")
+        )
     if args.drain < 0:
         bad_flags.append(FieldViolation("--drain", f"must be 0 or more, got {args.drain}"))
     auth, tls, admission, security_problems = serve_security(args)
@@ -109,6 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
         otlp_endpoint=args.otlp_endpoint,
         drain_s=args.drain,
         expiring_window_s=args.expiring_window,
+        max_rejections=args.max_rejections,
         auth=auth,
         tls=tls,
         admission=admission,
@@ -717,6 +722,14 @@ def _add_serve_command(commands: Any) -> None:
         metavar="SECONDS",
         help="router_reservations_expiring counts HELD reservations lapsing within this "
         "window (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-rejections",
+        type=int,
+        default=server.max_rejections,
+        metavar="N",
+        help="rejections (RejectShipment) an order may have re-routed; later ones are "
+        "backordered (default: %(default)s)",
     )
     serve.add_argument(
         "--drain",

@@ -1,4 +1,7 @@
-"""``router reservations get|list``: look reservations up on a running server.
+"""``router reservations get|list|reject``: look reservations up on a running server.
+
+``reject`` is RejectShipment: a node cannot ship units it holds for a reservation; they are
+released and re-routed to other nodes (docs/decisions.md, "Rejections and re-routing").
 
 ``list`` is also the status timers' view (docs/api.md, ListReservations): ``--expiring-within
 SECONDS`` lists the HELD reservations about to lapse unconfirmed, ``--past-ship-date`` those
@@ -51,13 +54,84 @@ def add_reservations_command(commands: Any) -> None:
         "--limit", type=int, default=1000, help="stop after this many (default: %(default)s)"
     )
     listing.set_defaults(run=_list)
-    for command in (get, listing):
+    reject = _add_reject(sub)
+    for command in (get, listing, reject):
         command.add_argument("--json", action="store_true", help="proto3 JSON, one per line")
         command.add_argument(
             "--target", default=DEFAULT_TARGET, help="server host:port (default: %(default)s)"
         )
         command.add_argument("--timeout", type=float, default=30.0, help="RPC deadline, seconds")
         add_client_flags(command)
+
+
+def _add_reject(sub: Any) -> Any:
+    """``router reservations reject ID --node N [--line SKU=Q ...] [--reason R] [--correct Q]``."""
+    reject = sub.add_parser(
+        "reject", help="a node cannot ship units of a HELD reservation: re-route them"
+    )
+    reject.add_argument("reservation_id")
+    reject.add_argument("--node", required=True, help="the node that cannot ship")
+    reject.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        metavar="SKU=QUANTITY",
+        help="units it cannot ship (repeat; default: every unit it holds for the reservation)",
+    )
+    reject.add_argument("--reason", default="", help="why, logged with the re-route")
+    reject.add_argument(
+        "--correct",
+        type=int,
+        metavar="ON_HAND",
+        help="set the node's on hand of each rejected SKU to this (e.g. 0)",
+    )
+    reject.add_argument(
+        "--request-id", required=True, help="idempotency key: a retry must reuse it"
+    )
+    reject.set_defaults(run=_reject)
+    return reject
+
+
+def _reject(args: argparse.Namespace) -> int:
+    """Print the reservation after, the outcome and where the units went."""
+    import grpc
+
+    from router.v1 import router_pb2, router_pb2_grpc
+
+    request = router_pb2.RejectShipmentRequest(
+        request_id=args.request_id,
+        reservation_id=args.reservation_id,
+        node_id=args.node,
+        reason=args.reason,
+    )
+    for given in args.line:
+        sku, _, quantity = given.rpartition("=")
+        if not sku or not quantity.isdigit():
+            print(
+                f"router reservations reject: --line {given!r} is not SKU=QUANTITY", file=sys.stderr
+            )
+            return 2
+        request.lines.add(node_id=args.node, sku=sku, quantity=int(quantity))
+    if args.correct is not None:
+        request.corrected_on_hand = args.correct
+    try:
+        with client_channel(args) as channel:
+            stub = router_pb2_grpc.RoutingServiceStub(channel)
+            answer = stub.RejectShipment(request, timeout=args.timeout)
+    except grpc.RpcError as error:
+        return rpc_failed(error)
+    if args.json:
+        from google.protobuf import json_format
+
+        print(json.dumps(json_format.MessageToDict(answer), separators=(",", ":")))
+        return 0
+    _print(answer.reservation, as_json=False)
+    outcome = router_pb2.RouteOutcome.Name(answer.outcome).removeprefix("ROUTE_OUTCOME_")
+    print(
+        f"{outcome} rejection {answer.rejections} decision {answer.decision_id}"
+        + (f": {answer.detail}" if answer.detail else "")
+    )
+    return 0
 
 
 def _get(args: argparse.Namespace) -> int:
