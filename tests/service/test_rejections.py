@@ -272,11 +272,8 @@ def test_rejection_racing_a_confirm_has_one_winner(durable: Running):
     assert final.status == router_pb2.RESERVATION_STATUS_CONFIRMED
     shipped_from = {x.node_id for x in final.lines}
     assert shipped_from == ({"mid"} if errors else {"west", "east"})
-    on_hand = sum(
-        o
-        for sku in ("A", "B")
-        for o, _, _ in stock_of(s, sku).values()  # type: ignore[arg-type]
-    )
+    levels = [stock_of(s, sku) for sku in ("A", "B")]  # type: ignore[arg-type]
+    on_hand = sum(o for level in levels for o, _, _ in level.values())
     assert on_hand == 20 - 3
     _balanced(s)
 
