@@ -9,10 +9,12 @@ request id, and racing calls have exactly one effect.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
+import psycopg
 import pytest
 
 from models.errors import (
@@ -340,3 +342,44 @@ def test_partial_confirms_under_load_keep_balances(
         on_hand = sum(p.on_hand for p in ledger.stock().positions.values())
         assert on_hand == 19 - sum(shipped)
         assert all(p.reserved == 0 for p in ledger.stock().positions.values())
+
+
+def _widen_test_schema(sql: str) -> str:
+    """The idempotency CHECK as ledgers made before RejectShipment have it."""
+    return sql.replace("'release', 'reject')", "'release')")
+
+
+def test_an_older_sqlite_ledger_learns_the_reject_operation(tmp_path):
+    """A ledger whose idempotency CHECK predates 'reject' is widened when opened, records kept."""
+    path = tmp_path / "old.db"
+    with open_ledger(f"sqlite://{path}") as ledger:
+        ledger.load(*scenario(POSITIONS, CAPACITIES))
+        rid = reserve(ledger)
+    conn = sqlite3.connect(path)
+    old = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'idempotency'").fetchone()[0]
+    conn.executescript(
+        "PRAGMA foreign_keys = OFF; BEGIN; CREATE TABLE idem_old AS SELECT * FROM idempotency; "
+        f"DROP TABLE idempotency; {_widen_test_schema(old)}; "
+        "INSERT INTO idempotency SELECT * FROM idem_old; DROP TABLE idem_old; COMMIT;"
+    )
+    conn.close()
+    with open_ledger(f"sqlite://{path}") as ledger:
+        done, _ = ledger.reject(rejection(rid), answer)
+        assert done.lines == (L("N1", "B", 2), L("N1", "A", 2))
+        assert ledger.stored_response("r1", b"r1") is None  # the reserve's record kept
+
+
+def test_an_older_postgres_ledger_learns_the_reject_operation(pg_url: str):  # noqa: F811
+    """The same on PostgreSQL: the constraint is replaced when the ledger is opened."""
+    with open_ledger(pg_url) as ledger:
+        ledger.load(*scenario(POSITIONS, CAPACITIES))
+        rid = reserve(ledger)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE idempotency DROP CONSTRAINT idempotency_operation_check")
+        conn.execute(
+            "ALTER TABLE idempotency ADD CONSTRAINT idempotency_operation_check "
+            "CHECK (operation IN ('reserve', 'confirm', 'release'))"
+        )
+    with open_ledger(pg_url) as ledger:
+        done, _ = ledger.reject(rejection(rid), answer)
+        assert done.lines == (L("N1", "B", 2), L("N1", "A", 2))
