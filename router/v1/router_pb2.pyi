@@ -1473,18 +1473,23 @@ class RejectShipmentResponse(_message.Message):
     REJECTIONS_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     outcome: Global___RouteOutcome.ValueType
-    """What was done with that plan: RESERVED when every re-routed unit is held,
-    NOTHING_TO_RESERVE when none could be (backordered).
+    """What was done with that plan: RESERVED when re-routed units are held (the plan's
+    unfulfilled lines name any left over), NOTHING_TO_RESERVE when none could be
+    (backordered).
     """
     decision_id: _builtins.str
-    """The decision log's record of the re-route."""
+    """The decision log's record of the re-route (kind REROUTE; its parent is the
+    reservation's previous decision).
+    """
     rejections: _builtins.int
-    """How many rejections the order has had, this one included."""
+    """How many rejections the reservation's order has had, this one included."""
     detail: _builtins.str
     """Why units were backordered (the rejection limit, no other node), "" otherwise."""
     @_builtins.property
     def reservation(self) -> Global___Reservation:
-        """The reservation after: the rejected units released, their re-routed units held in it."""
+        """The reservation after: the rejected units released, their re-routed units held in it
+        (same id and expiry); RELEASED when nothing is left in it.
+        """
 
     @_builtins.property
     def plan(self) -> Global___Plan:

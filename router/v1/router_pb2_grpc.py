@@ -131,9 +131,12 @@ class RoutingServiceServicer:
 
     def RejectShipment(self, request, context):
         """A node cannot ship some units a HELD reservation holds there (the shelf count was
-        wrong): releases them, optionally corrects the node's stock, and re-routes them with
-        that node excluded for the order, in one transaction. Idempotent by request_id; after
-        the rejection limit per order the units are backordered instead (docs/decisions.md).
+        wrong): releases them, optionally corrects the node's stock, and re-routes them into
+        the same reservation with every node that rejected for it excluded, in one
+        transaction. Idempotent by request_id; after the rejection limit (--max-rejections)
+        the units are backordered instead (docs/decisions.md). INVALID_ARGUMENT for units the
+        node does not hold, NOT_FOUND for an unknown reservation, FAILED_PRECONDITION when it
+        is no longer HELD, ABORTED when other orders keep taking the stock (3 attempts).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
