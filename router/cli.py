@@ -61,6 +61,31 @@ def _scenario(directory: Path | None, orders: Path | None, rules: Path | None) -
     return sample if rules is None else replace(sample, rules=read_rules(rules))
 
 
+def _serve_flag_problems(args: argparse.Namespace) -> list[FieldViolation]:
+    """What is wrong with ``router serve``'s own numeric flags (prices and security aside)."""
+    bad: list[FieldViolation] = []
+    bad_port = metrics_port_problem(args.metrics_port)
+    if bad_port is not None:
+        bad.append(FieldViolation("--metrics-port", bad_port))
+    if not 0 < args.expiring_window <= MAX_EXPIRING_WINDOW_S:
+        bad.append(
+            FieldViolation(
+                "--expiring-window",
+                f"must be above 0 and at most {MAX_EXPIRING_WINDOW_S:g}, "
+                f"got {args.expiring_window}",
+            )
+        )
+    for flag, value in (
+        ("--drain", args.drain),
+        ("--decisions-max-age-days", args.decisions_max_age_days),
+        ("--decisions-max-count", args.decisions_max_count),
+        ("--max-rejections", args.max_rejections),
+    ):
+        if not value >= 0:  # NaN too
+            bad.append(FieldViolation(flag, f"must be 0 or more, got {value}"))
+    return bad
+
+
 def _serve(args: argparse.Namespace) -> int:
     from models.errors import RulesRefusedError, RuleVersionStateError
     from router.service.server import serve
@@ -75,25 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
         forecast_prior_hours=args.forecast_prior_hours,
         max_price_ratio=args.max_price_ratio,
     )
-    bad_flags = prices.check()
-    bad_port = metrics_port_problem(args.metrics_port)
-    if bad_port is not None:
-        bad_flags.append(FieldViolation("--metrics-port", bad_port))
-    if not 0 < args.expiring_window <= MAX_EXPIRING_WINDOW_S:
-        bad_flags.append(
-            FieldViolation(
-                "--expiring-window",
-                f"must be above 0 and at most {MAX_EXPIRING_WINDOW_S:g}, "
-                f"got {args.expiring_window}",
-            )
-        )
-    for flag, value in (
-        ("--drain", args.drain),
-        ("--decisions-max-age-days", args.decisions_max_age_days),
-        ("--decisions-max-count", args.decisions_max_count),
-    ):
-        if not value >= 0:  # NaN too
-            bad_flags.append(FieldViolation(flag, f"must be 0 or more, got {value}"))
+    bad_flags = prices.check() + _serve_flag_problems(args)
     auth, tls, admission, security_problems = serve_security(args)
     bad_flags += [FieldViolation("", p) for p in security_problems]
     if bad_flags:
@@ -120,6 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_age_s=args.decisions_max_age_days * 86400.0 or None,
             max_count=args.decisions_max_count or None,
         ),
+        max_rejections=args.max_rejections,
         auth=auth,
         tls=tls,
         admission=admission,
@@ -745,6 +753,14 @@ def _add_serve_command(commands: Any) -> None:
         metavar="N",
         help="the decision log keeps the newest N decisions at most; 0: no bound (default: "
         "%(default)s)",
+    )
+    serve.add_argument(
+        "--max-rejections",
+        type=int,
+        default=server.max_rejections,
+        metavar="N",
+        help="rejections (RejectShipment) an order may have re-routed; later ones are "
+        "backordered (default: %(default)s)",
     )
     serve.add_argument(
         "--drain",

@@ -1,4 +1,7 @@
-"""``router reservations get|list``: look reservations up on a running server.
+"""``router reservations get|list|reject``: look reservations up on a running server.
+
+``reject`` is RejectShipment: a node cannot ship units it holds for a reservation; they are
+released and re-routed to other nodes (docs/decisions.md, "Rejections and re-routing").
 
 ``list`` is also the status timers' view (docs/api.md, ListReservations): ``--expiring-within
 SECONDS`` lists the HELD reservations about to lapse unconfirmed, ``--past-ship-date`` those
@@ -9,6 +12,7 @@ one proto3 JSON object per line.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -45,8 +49,70 @@ def add_reservations_command(commands: Any) -> None:
     )
     add_page_flags(listing)
     listing.set_defaults(run=_list)
-    for command in (get, listing):
+    reject = _add_reject(sub)
+    for command in (get, listing, reject):
         add_lookup_flags(command)
+
+
+def _add_reject(sub: Any) -> Any:
+    """``router reservations reject ID --node N [--line SKU=Q ...] [--reason R] [--correct Q]``."""
+    reject = sub.add_parser(
+        "reject", help="a node cannot ship units of a HELD reservation: re-route them"
+    )
+    reject.add_argument("reservation_id")
+    reject.add_argument("--node", required=True, help="the node that cannot ship")
+    reject.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        metavar="SKU=QUANTITY",
+        help="units it cannot ship (repeat; default: every unit it holds for the reservation)",
+    )
+    reject.add_argument("--reason", default="", help="why, logged with the re-route")
+    reject.add_argument(
+        "--correct",
+        type=int,
+        metavar="ON_HAND",
+        help="set the node's on hand of each rejected SKU to this (e.g. 0)",
+    )
+    reject.add_argument(
+        "--request-id", required=True, help="idempotency key: a retry must reuse it"
+    )
+    reject.set_defaults(run=_reject)
+    return reject
+
+
+def _reject(args: argparse.Namespace) -> int:
+    """Print the reservation after, the outcome and where the units went."""
+    from router.v1 import router_pb2
+
+    request = router_pb2.RejectShipmentRequest(
+        request_id=args.request_id,
+        reservation_id=args.reservation_id,
+        node_id=args.node,
+        reason=args.reason,
+    )
+    for given in args.line:
+        sku, _, quantity = given.rpartition("=")
+        if not sku or not quantity.isdigit():
+            print(
+                f"router reservations reject: --line {given!r} is not SKU=QUANTITY", file=sys.stderr
+            )
+            return 2
+        request.lines.add(node_id=args.node, sku=sku, quantity=int(quantity))
+    if args.correct is not None:
+        request.corrected_on_hand = args.correct
+
+    def show(answer: router_pb2.RejectShipmentResponse) -> None:
+        if args.json:
+            print_json(answer)
+            return
+        _print(answer.reservation, as_json=False)
+        outcome = router_pb2.RouteOutcome.Name(answer.outcome).removeprefix("ROUTE_OUTCOME_")
+        detail = f": {answer.detail}" if answer.detail else ""
+        print(f"{outcome} rejection {answer.rejections} decision {answer.decision_id}{detail}")
+
+    return call(args, "RejectShipment", request, show)
 
 
 def _get(args: argparse.Namespace) -> int:

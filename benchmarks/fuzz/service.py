@@ -358,6 +358,16 @@ def seeds(scenario_dir: Path, reservation_ids: Sequence[str]) -> dict[str, list[
         "ReleaseReservation": [
             v1.ReleaseReservationRequest(request_id="fuzz-r", reservation_id=reservation)
         ],
+        "RejectShipment": [
+            v1.RejectShipmentRequest(
+                request_id="fuzz-x",
+                reservation_id=reservation,
+                node_id=node,
+                lines=[v1.ReservationLine(sku=position.sku, quantity=1)],
+                reason="not on the shelf",
+                corrected_on_hand=0,
+            )
+        ],
         "GetStock": [v1.GetStockRequest(), v1.GetStockRequest(skus=[position.sku])],
         "ApplyStockSnapshot": [
             v1.ApplyStockSnapshotRequest(

@@ -89,8 +89,13 @@ async def route_order(
     return answer(await gateway.call(gateway.routing.RouteOrder, message, end))
 
 
-def _reservation_route(action: str, rpc: str, request_cls: type[Message]) -> None:
-    """``POST /v1/reservations/{reservation_id}:ACTION``, forwarded to ``RoutingService.RPC``."""
+def _reservation_route(
+    action: str, rpc: str, request_cls: type[Message], summary: str = "", *, required: bool = False
+) -> None:
+    """``POST /v1/reservations/{reservation_id}:ACTION``, forwarded to ``RoutingService.RPC``.
+
+    ``required``: the call needs a body (a reject names its node).
+    """
 
     async def handler(
         request: Request,
@@ -110,15 +115,23 @@ def _reservation_route(action: str, rpc: str, request_cls: type[Message]) -> Non
         handler,
         methods=["POST"],
         name=f"{action}_reservation",
-        summary=f"{action.capitalize()} a held reservation (Idempotency-Key required)",
+        summary=summary or f"{action.capitalize()} a held reservation (Idempotency-Key required)",
         description=f"{rpc} of the reservation the path names.",
-        openapi_extra=body(f"{rpc}Request", required=False),
+        openapi_extra=body(f"{rpc}Request", required=required),
         responses=responses(f"{rpc}Response"),
     )
 
 
 _reservation_route("confirm", "ConfirmReservation", router_pb2.ConfirmReservationRequest)
 _reservation_route("release", "ReleaseReservation", router_pb2.ReleaseReservationRequest)
+_reservation_route(
+    "reject",
+    "RejectShipment",
+    router_pb2.RejectShipmentRequest,
+    "A node cannot ship units of a held reservation: release, correct, re-route "
+    "(Idempotency-Key required)",
+    required=True,
+)
 
 
 async def _reservation_call(
@@ -130,7 +143,7 @@ async def _reservation_call(
     cls: Any,
     method: Any,
 ) -> Message:
-    """Confirm or release: an optional body, the id from the path, the key as request_id."""
+    """Confirm, release or reject: a body, the id from the path, the key as request_id."""
     end = gateway.deadline(timeout)
     request_id = idempotency_key(key)
     data = await gateway.read_body(request, end)

@@ -33,6 +33,7 @@ from models.rule_versions import RuleVersion
 RESERVE = "reserve"
 CONFIRM = "confirm"
 RELEASE = "release"
+REJECT = "reject"
 
 #: The reservation_id of an idempotency record stored by :meth:`Ledger.store_response`.
 NO_RESERVATION = ""
@@ -413,6 +414,82 @@ def take_lines(lines: Sequence[ReservationLine], units: Units) -> tuple[Reservat
         if line.quantity > take:
             kept.append(ReservationLine(line.node_id, line.sku, line.quantity - take))
     return tuple(kept)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A node's rejection of units a HELD reservation holds there, and their re-route.
+
+    ``units`` are the rejected units per (``node_id``, sku); ``corrected_on_hand``, when
+    set, is the node's new on hand of each rejected SKU (clamped to its reserved units).
+    ``excluded`` are the nodes that had rejected before, as the re-route was planned
+    (the ledger re-checks them: another rejection meanwhile is a conflict to plan again);
+    ``lines`` and ``capacity`` the units and (node, ship date) slots the re-route holds in
+    the same reservation (empty: backordered). ``digest`` fingerprints the request.
+    """
+
+    request_id: str
+    digest: str
+    reservation_id: str
+    node_id: str
+    units: Units
+    corrected_on_hand: int | None
+    excluded: tuple[str, ...]
+    lines: tuple[ReservationLine, ...]
+    capacity: tuple[tuple[str, date], ...]
+    reason: str
+    now: datetime
+
+
+def validate_rejection(
+    request_id: str,
+    payload: bytes,
+    reservation_id: str,
+    node_id: str,
+    units: Units,
+    *,
+    corrected_on_hand: int | None,
+    excluded: Sequence[str],
+    lines: Sequence[ReservationLine],
+    capacity: Sequence[tuple[str, date]],
+    reason: str,
+    now: datetime,
+) -> Rejection:
+    """Check a reject call and sort it; raises InvalidArgumentError naming each field.
+
+    Every rejected unit is at ``node_id``; no re-routed line is (the node is excluded).
+    """
+    v = Violations()
+    check_id(request_id, "request_id", v)
+    check_id(reservation_id, "reservation_id", v)
+    if not node_id:
+        v.add("node_id", "must not be empty")
+    if not units:
+        v.add("lines", "must name at least one unit")
+    for (node, sku), n in units.items():
+        if node != node_id or not sku or not 1 <= n <= MAX_INT32:
+            v.add("lines", f"{node}/{sku}: {n} units; must be 1 to {MAX_INT32} at {node_id}")
+    if corrected_on_hand is not None and not 0 <= corrected_on_hand <= MAX_INT32:
+        v.add("corrected_on_hand", f"must be 0 to {MAX_INT32}, got {corrected_on_hand}")
+    for i, line in enumerate(lines):
+        if line.node_id == node_id or line.quantity <= 0:
+            v.add(f"reroute[{i}]", f"{line.node_id}/{line.sku}: not a re-routed line")
+    check_text(reason, "reason", v)
+    check_now(now, v)
+    v.raise_if_any()
+    return Rejection(
+        request_id=request_id,
+        digest=request_digest(REJECT, payload),
+        reservation_id=reservation_id,
+        node_id=node_id,
+        units=dict(sorted(units.items())),
+        corrected_on_hand=corrected_on_hand,
+        excluded=tuple(sorted(set(excluded))),
+        lines=tuple(lines),
+        capacity=tuple(sorted(set(capacity))),
+        reason=reason,
+        now=now.astimezone(UTC),
+    )
 
 
 def _check_feed(feed: str, sequence: int, node_id: str, v: Violations) -> None:

@@ -40,10 +40,12 @@ from router.ledger.base import (
     CONFIRM,
     FEED_COUNTERS,
     NO_RESERVATION,
+    REJECT,
     RELEASE,
     RESERVE,
     NoReservationError,
     Publication,
+    Rejection,
     RuleCheck,
     Units,
     check_activation,
@@ -107,6 +109,7 @@ class MemoryLedger(Ledger):
         self._tokens: dict[str, tuple[ApiToken, str]] = {}  # token id -> (token, digest)
         self._owners: dict[str, str] = {}  # reservation id -> principal
         self._decisions: dict[str, DecisionRecord] = {}
+        self._rejections: dict[str, list[str]] = {}  # reservation id -> rejecting nodes
 
     def load(self, network: Network, stock: Stock) -> None:
         """See :meth:`Ledger.load`."""
@@ -283,15 +286,17 @@ class MemoryLedger(Ledger):
                 self._log(record)
             return made
 
-    def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
+    def stored_response(
+        self, request_id: str, payload: bytes, operation: str = RESERVE
+    ) -> bytes | None:
         """See :meth:`Ledger.stored_response`."""
         check_request_id(request_id)
-        digest = request_digest(RESERVE, payload)
+        digest = request_digest(operation, payload)
         with self._lock:
             first = self._requests.get(request_id)
             if first is None:
                 return None
-            if first.operation != RESERVE or first.digest != digest:
+            if first.operation != operation or first.digest != digest:
                 raise IdempotencyMismatchError(request_id)
             return first.response
 
@@ -407,6 +412,93 @@ class MemoryLedger(Ledger):
         done = replace(r, status=target)
         self._reservations[r.reservation_id] = done
         return done
+
+    def rejected_nodes(self, reservation_id: str) -> tuple[str, ...]:
+        """See :meth:`Ledger.rejected_nodes`."""
+        with self._lock:
+            return tuple(self._rejections.get(reservation_id, ()))
+
+    def reject(
+        self,
+        rejection: Rejection,
+        response: Callable[[Reservation], bytes],
+        decision: DecisionRecord | None = None,
+    ) -> tuple[Reservation, bytes]:
+        """See :meth:`Ledger.reject`: everything checked before anything changes."""
+        r = rejection
+        with self._lock:
+            first = self._requests.get(r.request_id)
+            if first is not None:
+                if first.operation != REJECT or first.digest != r.digest:
+                    raise IdempotencyMismatchError(r.request_id)
+                assert first.response is not None, "a committed rejection stored its response"
+                return self._reservations[first.reservation_id], first.response
+            current = self._get(r.reservation_id)
+            if current.status is not ReservationStatus.HELD:
+                raise ReservationStateError(r.reservation_id, current.status.value, REJECT)
+            before = self._rejections.get(r.reservation_id, [])
+            if tuple(sorted(set(before))) != r.excluded:
+                raise StockConflictError([], [])  # another rejection committed: plan again
+            check_held(r.units, held_units(current.lines), r.reservation_id)
+            lines = take_lines(current.lines, r.units) + r.lines
+            holding = {line.node_id for line in lines}
+            idle = [slot for slot in current.capacity if slot[0] not in holding]
+            new = sorted(set(r.capacity) - set(current.capacity))
+            self._check_reroute(r, new)
+            done = replace(
+                current,
+                lines=lines,
+                capacity=tuple(sorted(set(current.capacity) - set(idle) | set(new))),
+                status=ReservationStatus.HELD if lines else ReservationStatus.RELEASED,
+            )
+            answer = response(done)  # may raise: nothing changed
+            clamped = self._move_rejected(r)
+            for slot in idle:
+                self._used[slot] -= 1
+            for slot in new:
+                self._used[slot] = self._used.get(slot, 0) + 1
+            self._reservations[r.reservation_id] = done
+            self._rejections.setdefault(r.reservation_id, []).append(r.node_id)
+            self._requests[r.request_id] = _Record(REJECT, r.digest, r.reservation_id, answer)
+            if r.corrected_on_hand is not None:
+                self._applied(clamped)
+            if decision is not None:
+                self._log(decision)
+            return done, answer
+
+    def _check_reroute(self, r: Rejection, new: Sequence[tuple[str, date]]) -> None:
+        """Raise StockConflictError unless the re-route's units and new slots are free."""
+        needs: Units = {}
+        for line in r.lines:
+            needs[line.node_id, line.sku] = needs.get((line.node_id, line.sku), 0) + line.quantity
+        shortfalls = []
+        for (node_id, sku), units in sorted(needs.items()):
+            pos = self._positions.get((node_id, sku))
+            available = 0 if pos is None else pos.on_hand - pos.reserved - pos.safety_stock
+            if available < units:
+                shortfalls.append(Shortfall(node_id, sku, units, max(0, available)))
+        full = []
+        for node_id, day in new:
+            if node_id not in self._limits:
+                raise NotFoundError(f"capacity.node_id: no node {node_id!r}")
+            limit = self._limits[node_id]
+            if limit is not None and self._used.get((node_id, day), 0) >= limit:
+                full.append((node_id, day.isoformat()))
+        if shortfalls or full:
+            raise StockConflictError(shortfalls, full)
+
+    def _move_rejected(self, r: Rejection) -> int:
+        """Give the rejected units back (correcting on hand), hold the re-routed; clamped units."""
+        clamped = 0
+        for (node_id, sku), units in r.units.items():
+            pos = self._positions[(node_id, sku)]
+            pos.reserved -= units
+            if r.corrected_on_hand is not None:
+                pos.on_hand = max(r.corrected_on_hand, pos.reserved)
+                clamped += pos.on_hand - r.corrected_on_hand
+        for line in r.lines:
+            self._positions[(line.node_id, line.sku)].reserved += line.quantity
+        return clamped
 
     def expire(self, now: datetime) -> int:
         """See :meth:`Ledger.expire`."""

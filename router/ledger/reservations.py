@@ -28,9 +28,11 @@ from models.reservation import (
 from router.ledger.base import (
     CONFIRM,
     NO_RESERVATION,
+    REJECT,
     RELEASE,
     RESERVE,
     NoReservationError,
+    Rejection,
     ReserveRequest,
     Units,
     check_held,
@@ -44,6 +46,7 @@ from router.ledger.base import (
 )
 from router.ledger.decisions import SqlDecisions
 from router.ledger.driver import Row, Tx
+from router.ledger.stock import count_feed
 
 #: A HELD reservation moves to a new status (row count 0: another call got there first).
 _SETTLE = (
@@ -100,8 +103,12 @@ class ReservationStore(Protocol):
         """
 
     @abstractmethod
-    def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
+    def stored_response(
+        self, request_id: str, payload: bytes, operation: str = RESERVE
+    ) -> bytes | None:
         """The response bytes stored by the reserve call that claimed ``request_id``.
+
+        (Or by the call of ``operation``, which stores one: ``"reject"``.)
 
         ``None`` when no reserve call has committed under that id (or it stored none).
         Raises IdempotencyMismatchError when the id was used with another operation or
@@ -171,6 +178,37 @@ class ReservationStore(Protocol):
         """
 
     @abstractmethod
+    def reject(
+        self,
+        rejection: Rejection,
+        response: Callable[[Reservation], bytes],
+        decision: DecisionRecord | None = None,
+    ) -> tuple[Reservation, bytes]:
+        """A node's rejection and its re-route, in one transaction; idempotent by request_id.
+
+        Releases ``rejection.units`` from the HELD reservation (at most what it holds
+        there: InvalidArgumentError naming ``lines`` otherwise), sets the node's on hand
+        of each rejected SKU to ``corrected_on_hand`` when given (never below its reserved
+        units, counted as an applied feed update and its clamped units), holds the
+        re-route's ``lines`` and the ``capacity`` slots the reservation does not hold yet
+        in the same reservation (expires_at unchanged), gives back the slots of the node
+        when it holds nothing any more, records the rejection (:meth:`rejected_nodes`),
+        ``decision`` and the bytes ``response`` makes of the reservation after, and
+        returns both. A reservation left with no units is RELEASED.
+
+        Raises StockConflictError when a re-routed unit or slot was taken meanwhile, or
+        when the nodes that rejected before are no longer ``rejection.excluded`` (another
+        rejection committed since the plan): nothing changes, plan again. NotFoundError
+        and ReservationStateError as :meth:`release`. A retry with the same request_id and
+        payload changes nothing and returns the reservation now and the first response;
+        another payload or operation is IdempotencyMismatchError.
+        """
+
+    @abstractmethod
+    def rejected_nodes(self, reservation_id: str) -> tuple[str, ...]:
+        """The nodes that rejected units of the reservation, one per rejection, in order."""
+
+    @abstractmethod
     def expire(self, now: datetime) -> int:
         """Sweep lapsed reservations; returns how many expired.
 
@@ -200,6 +238,8 @@ class SqlReservations(SqlDecisions):
 
     A reservation's decision is logged in its transaction (:class:`SqlDecisions`).
     """
+
+    lock_position_sql: str  # the backend's row-locking read of one position (SqlStock)
 
     def reservation(self, reservation_id: str) -> Reservation:
         """See :meth:`Ledger.reservation`."""
@@ -398,19 +438,23 @@ class SqlReservations(SqlDecisions):
 
         return self.transaction(work)
 
-    def stored_response(self, request_id: str, payload: bytes) -> bytes | None:
+    def stored_response(
+        self, request_id: str, payload: bytes, operation: str = RESERVE
+    ) -> bytes | None:
         """See :meth:`Ledger.stored_response`."""
         check_request_id(request_id)
-        digest = request_digest(RESERVE, payload)
-        return self.read(lambda tx: self._stored_response(tx, request_id, digest))
+        digest = request_digest(operation, payload)
+        return self.read(lambda tx: self._stored_response(tx, request_id, digest, operation))
 
-    def _stored_response(self, tx: Tx, request_id: str, digest: str) -> bytes | None:
+    def _stored_response(
+        self, tx: Tx, request_id: str, digest: str, operation: str = RESERVE
+    ) -> bytes | None:
         """:meth:`stored_response` in ``tx``, for the digest of its payload."""
         row = tx.one(
             "SELECT operation, digest, response FROM idempotency WHERE request_id = ?",
             (request_id,),
         )
-        return stored_of(row, request_id, digest)
+        return stored_of(row, request_id, digest, operation)
 
     def store_response(
         self,
@@ -744,9 +788,188 @@ class SqlReservations(SqlDecisions):
                 expired += 1
         return expired
 
+    # --- rejections --------------------------------------------------------------------
 
-def stored_of(row: Row | None, request_id: str, digest: str) -> bytes | None:
+    def rejected_nodes(self, reservation_id: str) -> tuple[str, ...]:
+        """See :meth:`Ledger.rejected_nodes`."""
+        return self.read(lambda tx: self._rejected_nodes(tx, reservation_id))
+
+    def _rejected_nodes(self, tx: Tx, reservation_id: str) -> tuple[str, ...]:
+        rows = tx.all(
+            "SELECT node_id FROM reservation_rejections WHERE reservation_id = ? ORDER BY seq",
+            (reservation_id,),
+        )
+        return tuple(str(r["node_id"]) for r in rows)
+
+    def reject(
+        self,
+        rejection: Rejection,
+        response: Callable[[Reservation], bytes],
+        decision: DecisionRecord | None = None,
+    ) -> tuple[Reservation, bytes]:
+        """See :meth:`Ledger.reject`: rows in the ledger's lock order, as a reserve takes them."""
+        r = rejection
+
+        def work(tx: Tx) -> tuple[Reservation, bytes]:
+            first = self._claim(tx, r.request_id, REJECT, r.digest, r.reservation_id, r.now)
+            if first is not None:
+                assert first[1] is not None, "a committed rejection stored its response"
+                return self._read(tx, first[0]), first[1]
+            if not tx.run(_TOUCH_HELD, (self.ts(r.now), r.reservation_id)):
+                self._refuse(tx, r.reservation_id, REJECT)
+            before = self._rejected_nodes(tx, r.reservation_id)
+            if tuple(sorted(set(before))) != r.excluded:
+                raise StockConflictError([], [])  # another rejection committed: plan again
+            current = self._read(tx, r.reservation_id)
+            check_held(r.units, held_units(current.lines), r.reservation_id)
+            clamped = self._reject_positions(tx, r)
+            self._take(tx, r.reservation_id, r.units)
+            self._add_lines(tx, r.reservation_id, r.lines)
+            self._reject_slots(tx, r, current.capacity)
+            tx.run(
+                "INSERT INTO reservation_rejections (reservation_id, seq, node_id, request_id, "
+                "rejected_at, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    r.reservation_id,
+                    len(before) + 1,
+                    r.node_id,
+                    r.request_id,
+                    self.ts(r.now),
+                    r.reason,
+                ),
+            )
+            if r.corrected_on_hand is not None:  # counted as the feed update it is
+                count_feed(tx, "applied", 1)
+                if clamped:
+                    count_feed(tx, "clamped_units", clamped)
+            after = self._read(tx, r.reservation_id)
+            if not after.lines:
+                tx.run(
+                    _SETTLE, (ReservationStatus.RELEASED.value, self.ts(r.now), r.reservation_id)
+                )
+                after = self._read(tx, r.reservation_id)
+            answer = response(after)
+            tx.run(
+                "UPDATE idempotency SET response = ? WHERE request_id = ?", (answer, r.request_id)
+            )
+            if decision is not None:
+                self._log(tx, decision)
+            return after, answer
+
+        return self.transaction(work)
+
+    def _reject_positions(self, tx: Tx, r: Rejection) -> int:
+        """Give the rejected units back (correcting on hand), take the re-routed ones.
+
+        One pass in (node, sku) order. Raises StockConflictError naming every short
+        position; returns the units a correction clamped.
+        """
+        needs: Units = {}
+        for line in r.lines:
+            needs[line.node_id, line.sku] = needs.get((line.node_id, line.sku), 0) + line.quantity
+        shortfalls: list[Shortfall] = []
+        clamped = 0
+        for node_id, sku in sorted(r.units.keys() | needs.keys()):
+            if (node_id, sku) in r.units:
+                clamped += self._give_back(
+                    tx, node_id, sku, r.units[node_id, sku], r.corrected_on_hand
+                )
+                continue
+            units = needs[node_id, sku]
+            if not tx.run(
+                "UPDATE positions SET reserved = reserved + ? WHERE node_id = ? AND sku = ? "
+                "AND on_hand - reserved - safety_stock >= ?",
+                (units, node_id, sku, units),
+            ):
+                row = tx.one(
+                    "SELECT on_hand - reserved - safety_stock AS available FROM positions "
+                    "WHERE node_id = ? AND sku = ?",
+                    (node_id, sku),
+                )
+                available = 0 if row is None else max(0, int(row["available"]))
+                shortfalls.append(Shortfall(node_id, sku, units, available))
+        if shortfalls:
+            raise StockConflictError(shortfalls, [])
+        return clamped
+
+    def _give_back(self, tx: Tx, node_id: str, sku: str, units: int, corrected: int | None) -> int:
+        """Unreserve ``units``; with ``corrected``, on hand becomes it (>= reserved): clamped."""
+        if corrected is None:
+            tx.run(
+                "UPDATE positions SET reserved = reserved - ? WHERE node_id = ? AND sku = ?",
+                (units, node_id, sku),
+            )
+            return 0
+        row = tx.one(self.lock_position_sql, (node_id, sku))
+        assert row is not None, "a held position exists"
+        reserved = int(row["reserved"]) - units
+        kept = max(corrected, reserved)
+        tx.run(
+            "UPDATE positions SET on_hand = ?, reserved = ? WHERE node_id = ? AND sku = ?",
+            (kept, reserved, node_id, sku),
+        )
+        return kept - corrected
+
+    def _add_lines(self, tx: Tx, reservation_id: str, lines: Sequence[ReservationLine]) -> None:
+        """Append ``lines`` to the reservation's, numbered after its last line."""
+        if not lines:
+            return
+        row = tx.one(
+            "SELECT COALESCE(MAX(line_no), -1) AS last FROM reservation_lines "
+            "WHERE reservation_id = ?",
+            (reservation_id,),
+        )
+        start = 0 if row is None else int(row["last"]) + 1
+        tx.run_many(
+            "INSERT INTO reservation_lines (reservation_id, line_no, node_id, sku, quantity) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (reservation_id, start + i, line.node_id, line.sku, line.quantity)
+                for i, line in enumerate(lines)
+            ],
+        )
+
+    def _reject_slots(self, tx: Tx, r: Rejection, held: Sequence[tuple[str, date]]) -> None:
+        """Free the node's slots when it holds nothing now; take the re-route's new ones.
+
+        One pass in (node, day) order; raises StockConflictError naming the full nodes.
+        """
+        holding = tx.one(
+            "SELECT COUNT(*) AS n FROM reservation_lines WHERE reservation_id = ? AND node_id = ?",
+            (r.reservation_id, r.node_id),
+        )
+        idle = {s for s in held if s[0] == r.node_id} if holding and not holding["n"] else set()
+        new = set(r.capacity) - set(held)
+        full: list[tuple[str, str]] = []
+        for node_id, day in sorted(idle | new):
+            if (node_id, day) in idle:
+                tx.run(
+                    "UPDATE capacity SET used = used - 1 WHERE node_id = ? AND day = ?",
+                    (node_id, self.day(day)),
+                )
+                tx.run(
+                    "DELETE FROM reservation_capacity WHERE reservation_id = ? AND node_id = ? "
+                    "AND day = ?",
+                    (r.reservation_id, node_id, self.day(day)),
+                )
+            elif self._take_slot(tx, node_id, day):
+                tx.run(
+                    "INSERT INTO reservation_capacity (reservation_id, node_id, day) "
+                    "VALUES (?, ?, ?)",
+                    (r.reservation_id, node_id, self.day(day)),
+                )
+            else:
+                full.append((node_id, day.isoformat()))
+        if full:
+            raise StockConflictError([], full)
+
+
+def stored_of(
+    row: Row | None, request_id: str, digest: str, operation: str = RESERVE
+) -> bytes | None:
     """The response in ``request_id``'s idempotency record ``row`` for a reserve call.
+
+    (Or for a call of ``operation``.)
 
     ``row`` has its operation, digest and response (None, or a NULL operation: no record).
     None when there is no record or it stored no response; IdempotencyMismatchError when
@@ -754,7 +977,7 @@ def stored_of(row: Row | None, request_id: str, digest: str) -> bytes | None:
     """
     if row is None or row["operation"] is None:
         return None
-    if row["operation"] != RESERVE or row["digest"] != digest:
+    if row["operation"] != operation or row["digest"] != digest:
         raise IdempotencyMismatchError(request_id)
     return None if row["response"] is None else bytes(row["response"])
 

@@ -48,9 +48,20 @@ CREATE TABLE IF NOT EXISTS reservation_capacity (
     day date NOT NULL,
     PRIMARY KEY (reservation_id, node_id, day)
 );
+-- Every RejectShipment that committed, numbered per reservation (seq 1, 2, ...): how many
+-- rejections an order has had, and the nodes excluded from its re-routes (docs/decisions.md).
+CREATE TABLE IF NOT EXISTS reservation_rejections (
+    reservation_id text NOT NULL REFERENCES reservations (reservation_id),
+    seq integer NOT NULL CHECK (seq >= 1),
+    node_id text NOT NULL,
+    request_id text NOT NULL,
+    rejected_at timestamptz NOT NULL,
+    reason text NOT NULL,
+    PRIMARY KEY (reservation_id, seq)
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     request_id text PRIMARY KEY,
-    operation text NOT NULL CHECK (operation IN ('reserve', 'confirm', 'release')),
+    operation text NOT NULL CHECK (operation IN ('reserve', 'confirm', 'release', 'reject')),
     digest text NOT NULL,
     reservation_id text NOT NULL,
     created_at timestamptz NOT NULL,
@@ -94,6 +105,14 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'idempotency'::regclass
                    AND attname = 'response' AND NOT attisdropped) THEN
         ALTER TABLE idempotency ADD COLUMN response bytea;
+    END IF;
+    -- RejectShipment's records (operation 'reject'), in ledgers made before it existed
+    IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'idempotency'::regclass
+               AND conname = 'idempotency_operation_check'
+               AND pg_get_constraintdef(oid) NOT LIKE '%reject%') THEN
+        ALTER TABLE idempotency DROP CONSTRAINT idempotency_operation_check;
+        ALTER TABLE idempotency ADD CONSTRAINT idempotency_operation_check
+            CHECK (operation IN ('reserve', 'confirm', 'release', 'reject'));
     END IF;
 END
 $$;

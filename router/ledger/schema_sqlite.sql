@@ -57,9 +57,20 @@ CREATE TABLE IF NOT EXISTS reservation_capacity (
     day TEXT NOT NULL,
     PRIMARY KEY (reservation_id, node_id, day)
 );
+-- Every RejectShipment that committed, numbered per reservation (seq 1, 2, ...): how many
+-- rejections an order has had, and the nodes excluded from its re-routes (docs/decisions.md).
+CREATE TABLE IF NOT EXISTS reservation_rejections (
+    reservation_id TEXT NOT NULL REFERENCES reservations (reservation_id),
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    node_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    rejected_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (reservation_id, seq)
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     request_id TEXT PRIMARY KEY,
-    operation TEXT NOT NULL CHECK (operation IN ('reserve', 'confirm', 'release')),
+    operation TEXT NOT NULL CHECK (operation IN ('reserve', 'confirm', 'release', 'reject')),
     digest TEXT NOT NULL,
     reservation_id TEXT NOT NULL,
     created_at TEXT NOT NULL,

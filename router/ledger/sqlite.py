@@ -153,6 +153,7 @@ class SqliteLedger(SqlLedger):
             columns = {r[1] for r in conn.execute("PRAGMA table_info(idempotency)")}
             if "response" not in columns:  # a ledger made before the column existed
                 conn.execute("ALTER TABLE idempotency ADD COLUMN response BLOB")
+            _allow_rejections(conn)
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -296,3 +297,27 @@ class SqliteLedger(SqlLedger):
             for conn in self._all:
                 conn.close()
             self._all.clear()
+
+
+def _allow_rejections(conn: sqlite3.Connection) -> None:
+    """Let a ledger made before RejectShipment record 'reject' calls in ``idempotency``.
+
+    SQLite cannot alter a CHECK constraint, so the table is copied into one made as the
+    schema makes it now, in one transaction.
+    """
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'idempotency'"
+    ).fetchone()
+    if row is None or "'reject'" in row[0]:
+        return
+    made = (
+        row[0]
+        .replace("'release')", "'release', 'reject')")
+        .replace("idempotency (", "idempotency_new (", 1)
+    )
+    conn.executescript(
+        f"BEGIN IMMEDIATE; {made}; INSERT INTO idempotency_new (request_id, operation, digest, "
+        "reservation_id, created_at, response) SELECT request_id, operation, digest, "
+        "reservation_id, created_at, response FROM idempotency; DROP TABLE idempotency; "
+        "ALTER TABLE idempotency_new RENAME TO idempotency; COMMIT;"
+    )

@@ -397,12 +397,8 @@ class SqlStock(SqlDriver):
         return kept - target
 
     def _count(self, tx: Tx, name: str, by: int) -> None:
-        """Add ``by`` to a counter, which stops at :data:`MAX_INT64` rather than overflow."""
-        tx.run(
-            "UPDATE feed_counters SET value = CASE WHEN value > ? THEN ? ELSE value + ? END "
-            "WHERE name = ?",
-            (MAX_INT64 - by, MAX_INT64, by, name),
-        )
+        """Add ``by`` to a feed counter (:func:`count_feed`)."""
+        count_feed(tx, name, by)
 
     def feed_stats(self) -> dict[str, int]:
         """See :meth:`Ledger.feed_stats`."""
@@ -410,3 +406,12 @@ class SqlStock(SqlDriver):
         stats = dict.fromkeys(FEED_COUNTERS, 0)
         stats.update({str(r["name"]): int(r["value"]) for r in rows})
         return stats
+
+
+def count_feed(tx: Tx, name: str, by: int) -> None:
+    """Add ``by`` to a feed counter, which stops at :data:`MAX_INT64` rather than overflow."""
+    tx.run(
+        "UPDATE feed_counters SET value = CASE WHEN value > ? THEN ? ELSE value + ? END "
+        "WHERE name = ?",
+        (MAX_INT64 - by, MAX_INT64, by, name),
+    )

@@ -69,6 +69,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     f"/{_ROUTING}/RouteOrder": frozenset({_R.OMS}),
     f"/{_ROUTING}/ConfirmReservation": frozenset({_R.OMS}),
     f"/{_ROUTING}/ReleaseReservation": frozenset({_R.OMS}),
+    f"/{_ROUTING}/RejectShipment": frozenset({_R.OMS}),
     f"/{_ROUTING}/GetReservation": frozenset({_R.OMS, _R.ANALYST}),
     f"/{_ROUTING}/ListReservations": frozenset({_R.OMS, _R.ANALYST}),
     f"/{_ROUTING}/GetDecision": frozenset({_R.OMS, _R.PLANNER, _R.ANALYST}),
@@ -97,6 +98,7 @@ SOLVING_METHODS = frozenset(
     {
         f"/{_ROUTING}/PlanOrder",
         f"/{_ROUTING}/RouteOrder",
+        f"/{_ROUTING}/RejectShipment",
         f"/{_ROUTING}/ReplayDecision",
         f"/{_RULES}/LintRules",
         f"/{_RULES}/TestRules",
@@ -106,7 +108,13 @@ SOLVING_METHODS = frozenset(
 )
 """Methods that run the solver: each holds a solve slot while it runs."""
 
-OWNER_ONLY = frozenset({f"/{_ROUTING}/ConfirmReservation", f"/{_ROUTING}/ReleaseReservation"})
+OWNER_ONLY = frozenset(
+    {
+        f"/{_ROUTING}/ConfirmReservation",
+        f"/{_ROUTING}/ReleaseReservation",
+        f"/{_ROUTING}/RejectShipment",
+    }
+)
 """Methods on a reservation that only its owner (or an admin) may call."""
 
 ANONYMOUS = Principal("anonymous", frozenset({Role.ADMIN}), "open")

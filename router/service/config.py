@@ -65,6 +65,10 @@ PriceFunction = Callable[[Network, Stock, Forecast, Policy | None], Mapping[tupl
 """What computes prices: :func:`router.engine.prices.price_stock` unless a test injects one."""
 
 
+DEFAULT_MAX_REJECTIONS = 3
+"""Rejections (RejectShipment) a reservation's order may have re-routed by default."""
+
+
 @dataclass(frozen=True, slots=True)
 class PriceSettings:
     """When prices are refreshed and where their forecast comes from."""
@@ -205,6 +209,9 @@ class ServerConfig:
     expiring_window_s: float = 900.0
     """The status timer ``router_reservations_expiring`` counts HELD reservations lapsing
     within this many seconds (``--expiring-window``)."""
+    max_rejections: int = DEFAULT_MAX_REJECTIONS
+    """Rejections (RejectShipment) a reservation's order may have re-routed; later ones
+    are backordered (``--max-rejections``; docs/decisions.md)."""
     rules_file: Path | None = None
     """A rules.yaml published (its text as is) at startup and activated when it is new to
     the ledger or nothing is active (``router serve --rules``); see :func:`bootstrap_rules`."""

@@ -160,6 +160,66 @@ def route_order_args_from_proto(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RejectShipmentArgs:
+    """A validated RejectShipment request in domain terms.
+
+    ``units`` are the rejected units per (node_id, sku) at ``node_id``; empty: every unit
+    the reservation holds there.
+    """
+
+    request_id: str
+    reservation_id: str
+    node_id: str
+    units: dict[tuple[str, str], int]
+    reason: str
+    corrected_on_hand: int | None
+    time_limit_s: float | None
+
+
+def reject_shipment_args_from_proto(
+    request: router_pb2.RejectShipmentRequest,
+) -> RejectShipmentArgs:
+    """Validate and convert a RejectShipment request.
+
+    Raises :class:`InvalidArgumentError` with every violation (``request_id``,
+    ``reservation_id``, ``node_id``, ``lines[i]``, ``corrected_on_hand``, ``time_limit``;
+    the reason's length is bounded by :mod:`router.service.limits`). Whether the
+    reservation holds the units is checked against it.
+    """
+    v = Violations()
+    for field in ("request_id", "reservation_id", "node_id"):
+        if not getattr(request, field).strip():
+            v.add(field, "must not be empty")
+    node_id = request.node_id
+    units: dict[tuple[str, str], int] = {}
+    for i, line in enumerate(request.lines):
+        if line.node_id not in ("", node_id):
+            v.add(f"lines[{i}].node_id", f"must be empty or {node_id!r}, got {line.node_id!r}")
+        elif not line.sku:
+            v.add(f"lines[{i}].sku", "must not be empty")
+        elif line.quantity < 1:
+            v.add(f"lines[{i}].quantity", f"must be at least 1, got {line.quantity}")
+        elif (node_id, line.sku) in units:
+            v.add(f"lines[{i}].sku", f"names {line.sku!r} again: one line per SKU")
+        else:
+            units[node_id, line.sku] = line.quantity
+    corrected = request.corrected_on_hand if request.HasField("corrected_on_hand") else None
+    if corrected is not None and corrected < 0:
+        v.add("corrected_on_hand", f"must not be negative, got {corrected}")
+    time_limit_s = _time_limit_s(request.time_limit, v) if request.HasField("time_limit") else None
+    v.raise_if_any()
+    return RejectShipmentArgs(
+        request_id=request.request_id,
+        reservation_id=request.reservation_id,
+        node_id=node_id,
+        units=dict(sorted(units.items())),
+        reason=request.reason,
+        corrected_on_hand=corrected,
+        time_limit_s=time_limit_s,
+    )
+
+
 def explain_level_from_proto(
     explain: bool, level: router_pb2.ExplainLevel.ValueType, v: Violations
 ) -> ExplainLevel:

@@ -56,6 +56,9 @@ applied to most recently): feed names come from clients, so the label set stays 
 RESERVATION_OUTCOMES = ("held", "confirmed", "released", "expired")
 """The ``outcome`` label of ``router_reservations_total``."""
 
+REJECTION_OUTCOMES = ("rerouted", "backordered")
+"""The outcomes ``router_rejections`` counts, each exported from the start at 0."""
+
 
 class ServiceMetrics:
     """The metrics a server exports, registered in a registry of their own."""
@@ -180,12 +183,26 @@ class ServiceMetrics:
             "Number of the rule-set version this replica routed with last (0: none yet)",
             registry=r,
         )
+        self._add_rejection_metrics(r)
         self._add_ledger_metrics(r)
         self.pruned = Counter(
             "router_decisions_pruned",
             "Decisions the sweeper deleted from the decision log, past its retention",
             registry=r,
         )
+
+    def _add_rejection_metrics(self, r: CollectorRegistry) -> None:
+        """Rejected shipments (RejectShipment) by what became of their units."""
+        self.rejections = Counter(
+            "router_rejections",
+            "Shipments rejected by a node (RejectShipment, not replays), by what became of "
+            "the units: rerouted (held at other nodes, all or some) or backordered (none "
+            "could be: the rejection limit, or no other node)",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in REJECTION_OUTCOMES:
+            self.rejections.labels(outcome)
 
     def _add_ledger_metrics(self, r: CollectorRegistry) -> None:
         """Reservations, conflicts, replays, feeds and the sweeper."""

@@ -12,18 +12,20 @@ from typing import Generic, NamedTuple, TypeVar
 import grpc
 from opentelemetry import trace
 
-from models.decision import DecisionKind, DecisionRecord
+from models.decision import DecisionKind, DecisionQuery, DecisionRecord
 from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import (
     IdempotencyMismatchError,
     NotFoundError,
+    NotReplayableError,
+    ReservationStateError,
     RuleVersionStateError,
     StockConflictError,
 )
 from models.lookahead import StockPrices
 from models.network import Network
 from models.order import Order
-from models.plan import Plan
+from models.plan import ExplainLevel, Plan
 from models.reservation import (
     Reservation,
     ReservationLine,
@@ -39,7 +41,7 @@ from router.engine.candidates import ship_window
 from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
 from router.ledger import Ledger
-from router.ledger.base import NoReservationError, PlanInputs
+from router.ledger.base import REJECT, NoReservationError, PlanInputs, validate_rejection
 from router.rules.publish import version_rules
 from router.service.access import (
     SEE_ALL_DECISIONS,
@@ -47,13 +49,17 @@ from router.service.access import (
     may_act_on,
     visible_owner,
 )
+from router.service.config import DEFAULT_MAX_REJECTIONS
 from router.service.convert import (
     PlanOrderArgs,
+    RejectShipmentArgs,
     RouteOrderArgs,
     decision_query_from_proto,
+    order_from_proto,
     page_token,
     plan_order_args_from_proto,
     plan_to_proto,
+    reject_shipment_args_from_proto,
     reservation_lines_from_proto,
     reservation_query_from_proto,
     reservation_to_proto,
@@ -74,6 +80,12 @@ from router.service.errors import abort_on_error
 from router.service.metrics import ServiceMetrics
 from router.service.network import LiveNetwork
 from router.service.prices import PriceBoard
+from router.service.rejections import (
+    Reroute,
+    own_slots_freed,
+    plan_reroute,
+    rejected_units,
+)
 from router.v1 import router_pb2, router_pb2_grpc
 
 DEADLINE_MARGIN_S = 0.1
@@ -176,9 +188,10 @@ class RuleSets:
 class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
     """Plans orders against the ledger's live stock; RouteOrder also reserves the plan.
 
-    The network comes from one scenario; stock, reservations, capacity, calendars and the
-    active rule-set version from ``ledger`` (shared by every replica; see :class:`RuleSets`
-    and :class:`LiveNetwork`).
+    RejectShipment re-routes units a node cannot ship, at most ``max_rejections`` times
+    per reservation. The network comes from one scenario; stock, reservations, capacity,
+    calendars and the active rule-set version from ``ledger`` (shared by every replica;
+    see :class:`RuleSets` and :class:`LiveNetwork`).
     ``engine`` names the engine every request is planned with (one of ``ENGINES``).
     With ``prices``, each request plans with the look-ahead stock prices current when it
     starts (one set for all of RouteOrder's attempts; never waiting for a refresh), and
@@ -197,6 +210,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         prices: PriceBoard | None = None,
         metrics: ServiceMetrics | None = None,
         network: LiveNetwork | None = None,
+        max_rejections: int = DEFAULT_MAX_REJECTIONS,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
@@ -209,6 +223,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         self._prices = prices
         self._metrics = metrics or ServiceMetrics()  # without: counted where none looks
         self._log = DecisionLog(scenario.network, engine)
+        self._max_rejections = max_rejections
 
     def _prices_for(self, rules: RuleSet) -> StockPrices | None:
         """The current look-ahead prices (None: none yet, or no board)."""
@@ -490,6 +505,154 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 given = lines or done.lines
                 self._prices.stock_moved((line.sku, line.quantity) for line in given)
             return router_pb2.ReleaseReservationResponse(reservation=reservation_to_proto(done))
+
+    def RejectShipment(
+        self, request: router_pb2.RejectShipmentRequest, context: grpc.ServicerContext
+    ) -> router_pb2.RejectShipmentResponse:
+        """Release a node's rejected units, correct its stock and re-route them, atomically.
+
+        Owner or admin only; idempotent by request_id (a retry gets the stored answer). A
+        re-route that conflicts with other orders is planned again, :data:`MAX_ATTEMPTS`
+        in all, like RouteOrder (docs/decisions.md, "Rejections and re-routing").
+        """
+        with abort_on_error(context):
+            args = reject_shipment_args_from_proto(request)
+            self._check_owner(args.reservation_id)
+            payload = request.SerializeToString(deterministic=True)
+            stored = self._ledger.stored_response(args.request_id, payload, REJECT)
+            if stored is not None:
+                self._metrics.replays.labels("RejectShipment").inc()
+                return router_pb2.RejectShipmentResponse.FromString(stored)
+            conflict: StockConflictError | None = None
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    return self._reject(args, payload, context)
+                except StockConflictError as e:
+                    conflict = e
+                    self._metrics.stock_conflicts.inc()
+                    if attempt < MAX_ATTEMPTS:
+                        self._metrics.resolves.inc()
+            assert conflict is not None
+            raise StockConflictError(conflict.shortfalls, conflict.full_nodes) from conflict
+
+    def _reject(
+        self, args: RejectShipmentArgs, payload: bytes, context: grpc.ServicerContext
+    ) -> router_pb2.RejectShipmentResponse:
+        """One attempt: read, plan the re-route, and commit it with the rejection."""
+        rid = args.reservation_id
+        reservation = self._ledger.reservation(rid)
+        if reservation.status is not ReservationStatus.HELD:
+            raise ReservationStateError(rid, reservation.status.value, REJECT)
+        units = rejected_units(reservation, args.node_id, args.units)
+        route, parent = self._routed_decisions(rid)
+        network = self._network.current()
+        order = order_from_proto(decision_of(route, inputs=True).inputs.order, network)
+        before = self._ledger.rejected_nodes(rid)
+        scope = plan_reroute(order, reservation, args.node_id, units, before, self._max_rejections)
+        inputs = self._ledger.plan_inputs(
+            {sku for _, sku in units}, *ship_window(scope.order, network)
+        )
+        rules = self._rule_sets.numbered(inputs.active_rule_version)
+        stop = request_stop(args.time_limit_s, self._default_time_limit_s, context)
+        planned = Planned(
+            order=scope.order,
+            network=network,
+            stock=scope.stock(inputs.stock),
+            capacity_used=own_slots_freed(inputs.capacity_used, reservation, units),
+            calendar_revision=inputs.calendar_revision,
+            rule_version=inputs.active_rule_version,
+            prices=self._prices_for(rules),
+            time_limit_s=stop.time_limit_s or 0.0,
+            explain=ExplainLevel.NONE,
+            excluded_node_ids=scope.excluded,
+        )
+        plan = self._plan(planned, rules, stop)
+        lines, slots = _holdings(plan)
+        rejection = validate_rejection(
+            args.request_id,
+            payload,
+            rid,
+            args.node_id,
+            units,
+            corrected_on_hand=args.corrected_on_hand,
+            excluded=before,
+            lines=lines,
+            capacity=slots,
+            reason=args.reason,
+            now=datetime.now(UTC),
+        )
+        owner = self._ledger.reservation_owner(rid) or ""
+        answer = self._rejected(scope, plan)
+        record = self._log.record(
+            DecisionKind.REROUTE,
+            planned,
+            answer.plan,
+            request_id=args.request_id,
+            owner=owner,
+            outcome=answer.outcome,
+            parent_id=parent.decision_id,
+            reason=args.reason,
+        )
+        answer.decision_id = record.decision_id
+
+        def respond(done: Reservation) -> bytes:
+            answer.reservation.CopyFrom(reservation_to_proto(done))
+            return answer.SerializeToString(deterministic=True)
+
+        _, stored = self._ledger.reject(rejection, respond, replace(record, reservation_id=rid))
+        response = router_pb2.RejectShipmentResponse.FromString(stored)
+        if stored == answer.SerializeToString(deterministic=True):  # ours, not a replay
+            self._counted_rejection(response, units, lines)
+        return response
+
+    def _routed_decisions(self, reservation_id: str) -> tuple[DecisionRecord, DecisionRecord]:
+        """The reservation's RouteOrder decision (its order) and its latest decision (the parent).
+
+        NotReplayableError (FAILED_PRECONDITION) when none is logged: made before the
+        decision log, or pruned; the order is then unknown here.
+        """
+        latest = self._ledger.decisions(DecisionQuery(reservation_id=reservation_id, page_size=1))
+        routed = self._ledger.decisions(
+            DecisionQuery(reservation_id=reservation_id, kind=DecisionKind.ROUTE, page_size=1)
+        )
+        if not routed.decisions or not latest.decisions:
+            raise NotReplayableError(
+                f"reservation_id: no logged RouteOrder decision of {reservation_id} holds its "
+                "order (made before the decision log, or pruned): release it and route again"
+            )
+        return routed.decisions[0], latest.decisions[0]
+
+    @staticmethod
+    def _rejected(scope: Reroute, plan: Plan) -> router_pb2.RejectShipmentResponse:
+        """The answer to a rejection, its reservation to be set when committed."""
+        shipped = bool(plan.shipments)
+        detail = scope.backorder
+        if not shipped and not detail:
+            excluded = ", ".join(scope.excluded)
+            detail = f"no node but {excluded} (excluded) can ship the units: they are backordered"
+        outcome = RouteOutcome.RESERVED if shipped else RouteOutcome.NOTHING_TO_RESERVE
+        return router_pb2.RejectShipmentResponse(
+            plan=plan_to_proto(plan, explain=ExplainLevel.NONE),
+            outcome=route_outcome_to_proto(outcome),
+            rejections=scope.rejections,
+            detail=detail,
+        )
+
+    def _counted_rejection(
+        self,
+        response: router_pb2.RejectShipmentResponse,
+        units: dict[tuple[str, str], int],
+        lines: list[ReservationLine],
+    ) -> None:
+        """Count a committed rejection: its outcome, its plan, the stock it moved."""
+        shipped = response.outcome == route_outcome_to_proto(RouteOutcome.RESERVED)
+        self._metrics.rejections.labels("rerouted" if shipped else "backordered").inc()
+        self._count(response.plan)
+        if response.reservation.status == router_pb2.RESERVATION_STATUS_RELEASED:
+            self._metrics.reservations.labels("released").inc()
+        if self._prices is not None:
+            moved = [(sku, n) for (_, sku), n in units.items()]
+            self._prices.stock_moved(moved + [(x.sku, x.quantity) for x in lines])
 
     def GetReservation(
         self, request: router_pb2.GetReservationRequest, context: grpc.ServicerContext

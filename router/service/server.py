@@ -462,6 +462,7 @@ def _add_services(
             default_time_limit_s=config.default_time_limit_s,
             engine=config.engine,
             rule_sets=rule_sets,
+            max_rejections=config.max_rejections,
             prices=prices,
             metrics=metrics,
             network=network,

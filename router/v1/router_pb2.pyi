@@ -1434,6 +1434,115 @@ class ReplayDecisionResponse(_message.Message):
 Global___ReplayDecisionResponse: _TypeAlias = ReplayDecisionResponse  # noqa: Y015
 
 @_typing.final
+class RejectShipmentRequest(_message.Message):
+    """RejectShipment's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CORRECTED_ON_HAND_FIELD_NUMBER: _builtins.int
+    TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Required client-chosen key of this call; a retry must reuse it with the same request."""
+    reservation_id: _builtins.str
+    """The HELD reservation."""
+    node_id: _builtins.str
+    """The node that cannot ship."""
+    reason: _builtins.str
+    """Why, in the node's words (e.g. "not on the shelf"); logged with the decision."""
+    corrected_on_hand: _builtins.int
+    """Correct the node's stock of each rejected SKU: set its on_hand to this many units as a
+    feed update would (e.g. 0 after a failed pick). Unset: stock is left as it is.
+    """
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservationLine]:
+        """The units it cannot ship (SKU and quantity; node_id empty or the same node); none: every
+        unit the reservation holds there.
+        """
+
+    @_builtins.property
+    def time_limit(self) -> _duration_pb2.Duration:
+        """Optional cap on the re-route's solve time, as RouteOrderRequest.time_limit."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        reservation_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ReservationLine] | None = ...,
+        reason: _builtins.str = ...,
+        corrected_on_hand: _builtins.int | None = ...,
+        time_limit: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_corrected_on_hand", b"_corrected_on_hand", "corrected_on_hand", b"corrected_on_hand", "time_limit", b"time_limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_corrected_on_hand", b"_corrected_on_hand", "corrected_on_hand", b"corrected_on_hand", "lines", b"lines", "node_id", b"node_id", "reason", b"reason", "request_id", b"request_id", "reservation_id", b"reservation_id", "time_limit", b"time_limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__corrected_on_hand: _TypeAlias = _typing.Literal["corrected_on_hand"]  # noqa: Y015
+    _WhichOneofArgType__corrected_on_hand: _TypeAlias = _typing.Literal["_corrected_on_hand", b"_corrected_on_hand"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__corrected_on_hand) -> _WhichOneofReturnType__corrected_on_hand | None: ...
+
+Global___RejectShipmentRequest: _TypeAlias = RejectShipmentRequest  # noqa: Y015
+
+@_typing.final
+class RejectShipmentResponse(_message.Message):
+    """RejectShipment's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    REJECTIONS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    outcome: Global___RouteOutcome.ValueType
+    """What was done with that plan: RESERVED when re-routed units are held (the plan's
+    unfulfilled lines name any left over), NOTHING_TO_RESERVE when none could be
+    (backordered).
+    """
+    decision_id: _builtins.str
+    """The decision log's record of the re-route (kind REROUTE; its parent is the
+    reservation's previous decision).
+    """
+    rejections: _builtins.int
+    """How many rejections the reservation's order has had, this one included."""
+    detail: _builtins.str
+    """Why units were backordered (the rejection limit, no other node), "" otherwise."""
+    @_builtins.property
+    def reservation(self) -> Global___Reservation:
+        """The reservation after: the rejected units released, their re-routed units held in it
+        (same id and expiry); RELEASED when nothing is left in it.
+        """
+
+    @_builtins.property
+    def plan(self) -> Global___Plan:
+        """The plan for the rejected units (its unfulfilled lines say why a unit is backordered)."""
+
+    def __init__(
+        self,
+        *,
+        reservation: Global___Reservation | None = ...,
+        plan: Global___Plan | None = ...,
+        outcome: Global___RouteOutcome.ValueType = ...,
+        decision_id: _builtins.str = ...,
+        rejections: _builtins.int = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "reservation", b"reservation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_id", b"decision_id", "detail", b"detail", "outcome", b"outcome", "plan", b"plan", "rejections", b"rejections", "reservation", b"reservation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectShipmentResponse: _TypeAlias = RejectShipmentResponse  # noqa: Y015
+
+@_typing.final
 class ReservationLine(_message.Message):
     """Units of one SKU held at one node."""
 

@@ -55,6 +55,11 @@ class RoutingServiceStub:
                 request_serializer=router_dot_v1_dot_router__pb2.ReleaseReservationRequest.SerializeToString,
                 response_deserializer=router_dot_v1_dot_router__pb2.ReleaseReservationResponse.FromString,
                 _registered_method=True)
+        self.RejectShipment = channel.unary_unary(
+                '/router.v1.RoutingService/RejectShipment',
+                request_serializer=router_dot_v1_dot_router__pb2.RejectShipmentRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.RejectShipmentResponse.FromString,
+                _registered_method=True)
         self.GetReservation = channel.unary_unary(
                 '/router.v1.RoutingService/GetReservation',
                 request_serializer=router_dot_v1_dot_router__pb2.GetReservationRequest.SerializeToString,
@@ -119,6 +124,19 @@ class RoutingServiceServicer:
     def ReleaseReservation(self, request, context):
         """Releases a HELD reservation: its units and order slots are given back. Idempotent by
         request_id; errors as ConfirmReservation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectShipment(self, request, context):
+        """A node cannot ship some units a HELD reservation holds there (the shelf count was
+        wrong): releases them, optionally corrects the node's stock, and re-routes them into
+        the same reservation with every node that rejected for it excluded, in one
+        transaction. Idempotent by request_id; after the rejection limit (--max-rejections)
+        the units are backordered instead (docs/decisions.md). INVALID_ARGUMENT for units the
+        node does not hold, NOT_FOUND for an unknown reservation, FAILED_PRECONDITION when it
+        is no longer HELD, ABORTED when other orders keep taking the stock (3 attempts).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -189,6 +207,11 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.ReleaseReservation,
                     request_deserializer=router_dot_v1_dot_router__pb2.ReleaseReservationRequest.FromString,
                     response_serializer=router_dot_v1_dot_router__pb2.ReleaseReservationResponse.SerializeToString,
+            ),
+            'RejectShipment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectShipment,
+                    request_deserializer=router_dot_v1_dot_router__pb2.RejectShipmentRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.RejectShipmentResponse.SerializeToString,
             ),
             'GetReservation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetReservation,
@@ -325,6 +348,33 @@ class RoutingService:
             '/router.v1.RoutingService/ReleaseReservation',
             router_dot_v1_dot_router__pb2.ReleaseReservationRequest.SerializeToString,
             router_dot_v1_dot_router__pb2.ReleaseReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectShipment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.v1.RoutingService/RejectShipment',
+            router_dot_v1_dot_router__pb2.RejectShipmentRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.RejectShipmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

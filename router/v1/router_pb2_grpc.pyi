@@ -58,6 +58,15 @@ class RoutingServiceStub:
     """Releases a HELD reservation: its units and order slots are given back. Idempotent by
     request_id; errors as ConfirmReservation.
     """
+    RejectShipment: _grpc.UnaryUnaryMultiCallable[_router_pb2.RejectShipmentRequest, _router_pb2.RejectShipmentResponse]
+    """A node cannot ship some units a HELD reservation holds there (the shelf count was
+    wrong): releases them, optionally corrects the node's stock, and re-routes them into
+    the same reservation with every node that rejected for it excluded, in one
+    transaction. Idempotent by request_id; after the rejection limit (--max-rejections)
+    the units are backordered instead (docs/decisions.md). INVALID_ARGUMENT for units the
+    node does not hold, NOT_FOUND for an unknown reservation, FAILED_PRECONDITION when it
+    is no longer HELD, ABORTED when other orders keep taking the stock (3 attempts).
+    """
     GetReservation: _grpc.UnaryUnaryMultiCallable[_router_pb2.GetReservationRequest, _router_pb2.GetReservationResponse]
     """One reservation by id, in whatever status. Fails with NOT_FOUND for an unknown id, and
     for another principal's reservation when the caller may only see its own (oms).
@@ -108,6 +117,15 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     ReleaseReservation: _aio.UnaryUnaryMultiCallable[_router_pb2.ReleaseReservationRequest, _router_pb2.ReleaseReservationResponse]  # type: ignore[assignment]
     """Releases a HELD reservation: its units and order slots are given back. Idempotent by
     request_id; errors as ConfirmReservation.
+    """
+    RejectShipment: _aio.UnaryUnaryMultiCallable[_router_pb2.RejectShipmentRequest, _router_pb2.RejectShipmentResponse]  # type: ignore[assignment]
+    """A node cannot ship some units a HELD reservation holds there (the shelf count was
+    wrong): releases them, optionally corrects the node's stock, and re-routes them into
+    the same reservation with every node that rejected for it excluded, in one
+    transaction. Idempotent by request_id; after the rejection limit (--max-rejections)
+    the units are backordered instead (docs/decisions.md). INVALID_ARGUMENT for units the
+    node does not hold, NOT_FOUND for an unknown reservation, FAILED_PRECONDITION when it
+    is no longer HELD, ABORTED when other orders keep taking the stock (3 attempts).
     """
     GetReservation: _aio.UnaryUnaryMultiCallable[_router_pb2.GetReservationRequest, _router_pb2.GetReservationResponse]  # type: ignore[assignment]
     """One reservation by id, in whatever status. Fails with NOT_FOUND for an unknown id, and
@@ -180,6 +198,21 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_router_pb2.ReleaseReservationResponse, _abc.Awaitable[_router_pb2.ReleaseReservationResponse]]:
         """Releases a HELD reservation: its units and order slots are given back. Idempotent by
         request_id; errors as ConfirmReservation.
+        """
+
+    @_abc_1.abstractmethod
+    def RejectShipment(
+        self,
+        request: _router_pb2.RejectShipmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.RejectShipmentResponse, _abc.Awaitable[_router_pb2.RejectShipmentResponse]]:
+        """A node cannot ship some units a HELD reservation holds there (the shelf count was
+        wrong): releases them, optionally corrects the node's stock, and re-routes them into
+        the same reservation with every node that rejected for it excluded, in one
+        transaction. Idempotent by request_id; after the rejection limit (--max-rejections)
+        the units are backordered instead (docs/decisions.md). INVALID_ARGUMENT for units the
+        node does not hold, NOT_FOUND for an unknown reservation, FAILED_PRECONDITION when it
+        is no longer HELD, ABORTED when other orders keep taking the stock (3 attempts).
         """
 
     @_abc_1.abstractmethod

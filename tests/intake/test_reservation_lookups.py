@@ -84,3 +84,44 @@ def test_part_of_a_reservation_is_confirmed_over_http(client: httpx.Client):
     assert done.status_code == 200, done.text
     assert done.json()["reservation"]["status"] == "RESERVATION_STATUS_CONFIRMED"
     assert done.json()["reservation"]["lines"] == [line]
+
+
+def test_a_rejection_over_http_and_the_cli_keeps_the_reservation(
+    client: httpx.Client, grpc_target: str
+):
+    """``:reject`` releases the node's units and answers with the same reservation id.
+
+    The tiny network may or may not hold the SKU elsewhere: either the units are held at
+    another node or they are backordered, never again at the rejecting node. A retry with
+    the key replays the answer; the CLI's ``reject`` of a node holding nothing is refused.
+    """
+    routed = client.post(
+        "/v1/orders:route", json={"order": order()}, headers={"Idempotency-Key": key()}
+    )
+    assert routed.status_code == 200, routed.text
+    held = routed.json()["reservation"]
+    node = held["lines"][0]["nodeId"]
+    url = f"/v1/reservations/{held['reservationId']}:reject"
+    body = {"nodeId": node, "reason": "not on the shelf"}
+    reject_key = key()
+    answer = client.post(url, json=body, headers={"Idempotency-Key": reject_key})
+    assert answer.status_code == 200, answer.text
+    rejected = answer.json()
+    assert rejected["reservation"]["reservationId"] == held["reservationId"]
+    assert rejected["rejections"] == 1
+    assert node not in {x["nodeId"] for x in rejected["reservation"].get("lines", [])}
+    again = client.post(url, json=body, headers={"Idempotency-Key": reject_key})
+    assert again.json() == rejected
+    error_of(
+        client.post(url, json={"reason": "no node"}, headers={"Idempotency-Key": key()}),
+        400,
+        "INVALID_ARGUMENT",
+    )
+    cli = subprocess.run(
+        [str(ROUTER), "reservations", "reject", held["reservationId"], "--node", node,
+         "--request-id", key(), "--target", grpc_target],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert cli.returncode != 0
