@@ -30,10 +30,12 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,11 +51,12 @@ from router.engine.arrays import network_arrays, stock_arrays
 from router.engine.candidates import build_model
 from router.engine.cpsat import solve_model
 from router.engine.fast import solve_fast
-from router.engine.highs import solve_highs
+from router.engine.highs import MatrixModel, solve_highs, solve_joint
+from router.engine.problem import INFINITE, Problem
 from router.engine.route import route_order
 from router.engine.solve import plan_of
 from router.engine.stop import Stop
-from router.engine.terms import BuiltModel, Solution
+from router.engine.terms import BuiltModel, Matrices, Solution
 
 Int = NDArray[np.int64]
 
@@ -64,7 +67,19 @@ MAX_ITERATIONS = 60
 """Subgradient steps at most."""
 
 BOUND_SHARE = 0.4
-"""Share of the time budget the bound may use before the plan is made."""
+"""Share of the time left that the subgradient ascent may use."""
+
+MOVES_SHARE = 0.25
+"""Share of the time left that the first improvement moves may use."""
+
+EXACT_MAX_ORDERS = 200
+"""The most orders the exact sub-wave (one HiGHS MILP) takes."""
+
+EXACT_SHARE = 0.5
+"""Share of the time left that each exact sub-wave solve may use."""
+
+EXACT_ROUNDS = 3
+"""Times the sub-wave grows by the orders its optimum collides with."""
 
 WAVE_STEP = "wave"
 """The step name of a plan the wave engine made."""
@@ -358,27 +373,30 @@ def _solve(member: _Member, price: Int, room: Int | None, stop: Stop, engine: st
         lower = reject if solution.bound is None else min(solution.bound, reject)
         if solution.status is SolveStatus.INFEASIBLE:
             lower = reject
+        return replace(_choice(member, None, price), bound=lower)
+    choice = _choice(member, solution.assignment, price)
+    bound = solution.objective if solution.bound is None else solution.bound
+    return replace(choice, bound=min(bound, reject))
+
+
+def _choice(member: _Member, assignment: dict[tuple[int, int], int] | None, price: Int) -> _Choice:
+    """The plan ``assignment`` of the order (None: left out whole), priced at ``price``."""
+    if assignment is None:
         empty = np.zeros(0, dtype=np.int64)
-        return _Choice({}, reject, reject, lower, empty, empty, rejected=True)
-    resources = [int(member.position[j, line]) for j, line in solution.assignment]
-    units = list(solution.assignment.values())
-    for j in {j for j, _ in solution.assignment}:
+        reject = member.reject_cost
+        return _Choice({}, reject, reject, reject, empty, empty, rejected=True)
+    resources = [int(member.position[j, line]) for j, line in assignment]
+    units = list(assignment.values())
+    for j in {j for j, _ in assignment}:
         resources.append(int(member.slot[j]))
         units.append(1)
     used, where = np.unique(np.array(resources, dtype=np.int64), return_inverse=True)
     amount = np.bincount(where, weights=units, minlength=len(used)).astype(np.int64)
     keep = used != len(price) - 1
     used, amount = used[keep], amount[keep]
-    cost = built.objective(solution.assignment)
-    bound = solution.objective if solution.bound is None else solution.bound
-    return _Choice(
-        solution.assignment,
-        cost,
-        cost + int(price[used] @ amount),
-        min(bound, reject),
-        used,
-        amount,
-    )
+    cost = member.built.objective(assignment)
+    priced = cost + int(price[used] @ amount)
+    return _Choice(assignment, cost, priced, priced, used, amount)
 
 
 def _solve_model(built: BuiltModel, stop: Stop, engine: str) -> Solution:
@@ -416,32 +434,42 @@ def _dual(choices: Sequence[_Choice], price: Int, cap: Int) -> int:
 
 
 def _optimise(wave: _Wave) -> _Result:
-    """Bound and plan: solo optima, rounding, the Lagrangian ascent, rounding again, moves."""
+    """Bound and plan: solo optima, rounding, the exact sub-wave, the ascent, moves."""
     n = len(wave.cap)
     solo = [wave.solve(i, wave.zero) for i in range(len(wave.members))]
-    lower = _dual(solo, wave.zero, wave.cap)
+    bound = _dual(solo, wave.zero, wave.cap)
     over = _usage(solo, n) > wave.cap
     contested = [i for i, c in enumerate(solo) if over[c.used].any()]
     if not contested:
         objective = sum(c.cost for c in solo)
         stats = WaveStats(len(solo), 0, 0.0, 0.0, 0, wave.solves, 0, objective)
         detail = "every order's own optimum fits the shared stock and capacity"
-        return _Result(_wave_plan(objective, lower, stats, detail, wave.stop), solo, solo)
+        return _Result(_wave_plan(objective, bound, stats, detail, wave.stop), solo, solo)
     clock = time.perf_counter()
     choices = _round(wave, wave.zero, solo)
     first = sum(c.cost for c in choices)
-    primal_s, clock = time.perf_counter() - clock, time.perf_counter()
-    deadline = clock + BOUND_SHARE * wave.stop.remaining_s()
-    ascent = _ascend(wave, solo, first, lower, deadline)
-    bound = max(lower, ascent.bound)
-    bound_s, clock = time.perf_counter() - clock, time.perf_counter()
-    if ascent.best_choices is not None and bound < first:
-        again = _round(wave, ascent.best_price, ascent.best_choices)
-        if sum(c.cost for c in again) < first:
-            choices = again
-    moves = 0
+    soon = time.perf_counter() + MOVES_SHARE * wave.stop.remaining_s()
+    choices, moves = _improve(wave, choices, contested, solo, soon)
+    primal_s = time.perf_counter() - clock
+    exact = _exact(wave, solo, contested, choices)
+    bound = max(bound, exact.bound or 0)
+    if exact.choices is not None and sum(c.cost for c in exact.choices) < first:
+        choices = exact.choices
+    detail = f"the contested orders ({len(contested)}) solved jointly by HiGHS"
+    ascent = _Ascent(bound, wave.zero, None, 0, detail)
+    clock = time.perf_counter()
     if sum(c.cost for c in choices) > bound:
-        choices, moves = _improve(wave, choices, contested, solo)
+        deadline = clock + BOUND_SHARE * wave.stop.remaining_s()
+        ascent = _ascend(wave, solo, sum(c.cost for c in choices), bound, deadline)
+        bound = max(bound, ascent.bound)
+    bound_s, clock = exact.seconds + time.perf_counter() - clock, time.perf_counter()
+    if ascent.best_choices is not None and bound < sum(c.cost for c in choices):
+        again = _round(wave, ascent.best_price, ascent.best_choices)
+        if sum(c.cost for c in again) < sum(c.cost for c in choices):
+            choices = again
+    if sum(c.cost for c in choices) > bound:
+        choices, more = _improve(wave, choices, contested, solo, math.inf)
+        moves += more
     objective = sum(c.cost for c in choices)
     primal_s += time.perf_counter() - clock
     stats = WaveStats(
@@ -553,9 +581,13 @@ def _round(wave: _Wave, price: Int, choices: list[_Choice]) -> list[_Choice]:
 
 
 def _improve(
-    wave: _Wave, choices: list[_Choice], contested: list[int], solo: list[_Choice]
+    wave: _Wave,
+    choices: list[_Choice],
+    contested: list[int],
+    solo: list[_Choice],
+    deadline: float,
 ) -> tuple[list[_Choice], int]:
-    """Improvement moves at the true costs until none pays or the time is up.
+    """Improvement moves at the true costs until none pays, the stop or ``deadline``.
 
     Moves: re-route one order exactly against what the others leave; swap two orders at
     a contested resource (:func:`_swap`). Each keeps the plan feasible.
@@ -566,10 +598,14 @@ def _improve(
     over = _usage(solo, n) > wave.cap
     focus = sorted(set(contested) | {i for i, c in enumerate(choices) if over[c.used].any()})
     moves, improved = 0, True
-    while improved and not wave.stop.is_set():
+
+    def late() -> bool:
+        return wave.stop.is_set() or time.perf_counter() >= deadline
+
+    while improved and not late():
         improved = False
         for i in focus:
-            if wave.stop.is_set():
+            if late():
                 break
             if choices[i].cost <= solo[i].bound:
                 continue  # nothing cheaper exists
@@ -578,7 +614,7 @@ def _improve(
             if c.cost < choices[i].cost:
                 choices[i], moves, improved = c, moves + 1, True
             np.subtract.at(room, choices[i].used, choices[i].amount)
-        swapped = _swaps(wave, choices, room, focus, solo, over)
+        swapped = _swaps(wave, choices, room, focus, solo, over, late)
         moves, improved = moves + swapped, improved or swapped > 0
     return choices, moves
 
@@ -590,6 +626,7 @@ def _swaps(
     focus: list[int],
     solo: list[_Choice],
     over: NDArray[np.bool_],
+    late: Callable[[], bool],
 ) -> int:
     """Swap moves: an order above its own optimum against each holder of what it wanted."""
     holding: dict[int, list[int]] = {}
@@ -602,7 +639,7 @@ def _swaps(
             continue
         wanted = solo[b].used[over[solo[b].used]].tolist()
         for a in sorted({a for r in wanted for a in holding.get(r, ()) if a != b}):
-            if wave.stop.is_set():
+            if late():
                 return moves
             if _swap(wave, choices, room, solo, a, b):
                 moves += 1
@@ -661,3 +698,175 @@ def _plan(wave: _Wave, result: _Result, k: int, rules: RuleSet, engine: str) -> 
         detail=detail,
     )
     return replace(plan, rule_version=rules.label, strategy=member.strategy, step=WAVE_STEP)
+
+
+@dataclass(frozen=True, slots=True)
+class _Exact:
+    """What the exact sub-wave proved: a bound, and a plan of the whole wave if it fits."""
+
+    bound: int | None
+    choices: list[_Choice] | None
+    seconds: float
+
+
+def _exact(
+    wave: _Wave, solo: list[_Choice], contested: list[int], incumbent: list[_Choice]
+) -> _Exact:
+    """Solve the contested orders exactly, part by part; the rest keep their own optima.
+
+    The contested orders are split into *parts*: orders whose own optima share an
+    over-used resource are in one part. Give every part every resource whole and the parts
+    no longer interact, so ``Σ_{o outside} z_o + Σ_parts OPT(part)`` is a lower bound on
+    every wave plan (each order outside costs at least its own optimum; the orders of a
+    part, in any wave plan, form a plan of the part). When the parts' optima fit beside
+    the others' own optima together, they are a wave plan at that bound: optimal. Else
+    the parts and orders that collide on a resource are merged and solved again, up to
+    :data:`EXACT_ROUNDS` times. Each part is one HiGHS MILP.
+    """
+    started = time.perf_counter()
+    n, best = len(wave.cap), None
+    over = _usage(solo, n) > wave.cap
+    parts = _parts({i: solo[i] for i in contested}, over)
+    solved: dict[frozenset[int], tuple[int, _Found | None]] = {}
+    for _ in range(EXACT_ROUNDS):
+        if sum(len(p) for p in parts) > EXACT_MAX_ORDERS or wave.stop.is_set():
+            break
+        for part in parts:
+            if part not in solved:
+                members = sorted(part)
+                upper = sum(incumbent[i].cost for i in members)
+                solved[part] = _solve_group(wave, members, solo, upper)
+        inside = set().union(*parts)
+        outside = sum(c.bound for i, c in enumerate(solo) if i not in inside)
+        best = max(best or 0, outside + sum(solved[p][0] for p in parts))
+        if any(solved[p][1] is None for p in parts):
+            break
+        choices = list(solo)
+        for part in parts:
+            found = solved[part][1]
+            assert found is not None
+            for i, assignment in zip(sorted(part), found, strict=True):
+                choices[i] = _choice(wave.members[i], assignment, wave.zero)
+        over = _usage(choices, n) > wave.cap
+        if not over.any():
+            return _Exact(best, choices, time.perf_counter() - started)
+        colliding = {i: c for i, c in enumerate(choices) if over[c.used].any()}
+        parts = _merged(parts, _parts(colliding, over))
+    return _Exact(best, None, time.perf_counter() - started)
+
+
+def _parts(choices: dict[int, _Choice], over: NDArray[np.bool_]) -> list[frozenset[int]]:
+    """The orders of ``choices`` grouped by the over-used resources their plans share."""
+    by_resource: dict[int, set[int]] = {}
+    for i, c in choices.items():
+        for r in c.used[over[c.used]].tolist():
+            by_resource.setdefault(r, set()).add(i)
+    return _merged([frozenset({i}) for i in choices], [frozenset(s) for s in by_resource.values()])
+
+
+def _merged(*families: list[frozenset[int]]) -> list[frozenset[int]]:
+    """The connected unions of the sets of ``families`` (sets sharing an order merge)."""
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while parent.setdefault(i, i) != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for family in families:
+        for group in family:
+            first, *rest = sorted(group)
+            for i in rest:
+                parent[root(i)] = root(first)
+    joined: dict[int, set[int]] = {}
+    for i in list(parent):
+        joined.setdefault(root(i), set()).add(i)
+    return sorted((frozenset(g) for g in joined.values()), key=min)
+
+
+_Found = tuple[dict[tuple[int, int], int] | None, ...]
+
+
+def _solve_group(
+    wave: _Wave, members: list[int], solo: list[_Choice], upper: int
+) -> tuple[int, _Found | None]:
+    """The orders ``members`` as one HiGHS MILP, every resource whole: bound and optimum.
+
+    ``upper`` is the cost of a plan of the group. In a cheaper one, order o costs at most
+    ``upper − Σ_{o' ≠ o} z_o'``, so a candidate whose every plan costs more (its ``F_j``
+    plus the least cost of the order's units over all candidates) is left out of o's
+    block; the bound returned is ``min(upper, the MILP's bound)``, valid for every plan.
+    """
+    slack = upper - sum(solo[i].bound for i in members)
+    models, x_res, y_res, rows_of = [], [], [], []
+    for i in members:
+        member = wave.members[i]
+        rows = _worth(member.built, solo[i].bound + slack)
+        model = MatrixModel.of(_restricted(member.built, rows))
+        models.append(model)
+        x_res.append(member.position[rows][model.node, model.line])
+        y_res.append(member.slot[rows])
+        rows_of.append(rows)
+    free = len(wave.cap) - 1
+    touched = np.unique(np.concatenate([*x_res, *y_res]))
+    touched = touched[touched != free]
+    place = np.full(len(wave.cap), -1, dtype=np.int64)
+    place[touched] = np.arange(len(touched))
+    stop = Stop(EXACT_SHARE * wave.stop.remaining_s())
+    joint = solve_joint(
+        models, [place[r] for r in x_res], [place[r] for r in y_res], wave.cap[touched], stop
+    )
+    bound = upper if joint.bound is None else min(upper, joint.bound)
+    if joint.assignments is None:
+        return bound, None
+    found = tuple(
+        None if a is None else {(int(rows[j]), line): q for (j, line), q in a.items()}
+        for a, rows in zip(joint.assignments, rows_of, strict=True)
+    )
+    return bound, found
+
+
+def _worth(built: BuiltModel, most: int) -> Int:
+    """The candidates some plan of cost at most ``most`` may ship from.
+
+    A plan through candidate j ships from j alone, and costs at least j's one-node plan
+    (the exact fill of j with all its stock; less stock only costs more), or from j and
+    others, and costs at least ``offset + F_j + min F + split penalty`` plus the least cost
+    of the order's units over all candidates.
+    """
+    problem = Problem.of(built)
+    n = len(built.matrices.node_ids)
+    if problem is None or n == 0:
+        return np.arange(n)
+    fill, _ = problem.fill_all()
+    alone = problem.evaluate(np.arange(n)[:, None])
+    one = np.where(alone.valid, alone.cost, INFINITE)
+    shipment = problem.shipment
+    more = built.offset + shipment + int(shipment.min()) + built.split_penalty + int(fill.sum())
+    if problem.cap < 2:
+        more = np.full(n, INFINITE)
+    kept: Int = np.flatnonzero(np.minimum(one, more) <= most)
+    return kept
+
+
+def _restricted(built: BuiltModel, rows: Int) -> BuiltModel:
+    """``built`` over the candidates ``rows`` only."""
+    m = built.matrices
+    picked: dict[str, Any] = {
+        f.name: (
+            tuple(getattr(m, f.name)[j] for j in rows.tolist())
+            if isinstance(getattr(m, f.name), tuple)
+            else getattr(m, f.name)[rows]
+        )
+        for f in fields(m)
+    }
+    return BuiltModel(
+        Matrices(**picked),
+        built.lines,
+        offset=built.offset,
+        split_penalty=built.split_penalty,
+        max_shipments=built.max_shipments,
+        ship_complete=built.ship_complete,
+        stock_anywhere=built.stock_anywhere,
+    )
