@@ -72,8 +72,8 @@ BOUND_SHARE = 0.4
 MOVES_SHARE = 0.25
 """Share of the time left that the first improvement moves may use."""
 
-EXACT_MAX_ORDERS = 200
-"""The most orders the exact sub-wave (one HiGHS MILP) takes."""
+EXACT_MAX_ORDERS = 60
+"""The most orders one exact part (one HiGHS MILP) takes."""
 
 EXACT_SHARE = 0.5
 """Share of the time left that each exact sub-wave solve may use."""
@@ -446,7 +446,11 @@ def _optimise(wave: _Wave) -> _Result:
         detail = "every order's own optimum fits the shared stock and capacity"
         return _Result(_wave_plan(objective, bound, stats, detail, wave.stop), solo, solo)
     clock = time.perf_counter()
-    choices = _round(wave, wave.zero, solo)
+    choices = min(
+        _round(wave, wave.zero, solo),
+        _round(wave, wave.zero, solo, by_regret=False),
+        key=lambda plan: sum(c.cost for c in plan),
+    )
     first = sum(c.cost for c in choices)
     soon = time.perf_counter() + MOVES_SHARE * wave.stop.remaining_s()
     choices, moves = _improve(wave, choices, contested, solo, soon)
@@ -557,13 +561,16 @@ def _touched(wave: _Wave, choices: list[_Choice], old: Int, new: Int) -> list[in
     return sorted(redo)
 
 
-def _round(wave: _Wave, price: Int, choices: list[_Choice]) -> list[_Choice]:
+def _round(
+    wave: _Wave, price: Int, choices: list[_Choice], *, by_regret: bool = True
+) -> list[_Choice]:
     """A feasible plan from the orders' optima priced at ``price``.
 
     The optima that use no over-used resource are kept (together they fit). The others
     go in order of regret, the priced cost of doing without the over-used resources, most
-    first: each keeps its optimum when it still fits, else is routed exactly against the
-    stock and slots left, priced at ``price``.
+    first (or in the orders' own order without ``by_regret``): each keeps its optimum
+    when it still fits, else is routed exactly against the stock and slots left, priced
+    at ``price``.
     """
     n = len(wave.cap)
     over = _usage(choices, n) > wave.cap
@@ -571,7 +578,11 @@ def _round(wave: _Wave, price: Int, choices: list[_Choice]) -> list[_Choice]:
     settled = set(range(len(choices))) - set(contested)
     room = wave.cap - _usage([choices[i] for i in settled], n)
     without = np.where(over, 0, room)
-    regret = {i: wave.solve(i, price, without).priced - choices[i].priced for i in contested}
+    regret = dict.fromkeys(contested, 0)
+    for i in contested:  # past the stop, the rest keep regret 0: arrival order
+        if wave.stop.is_set() or not by_regret:
+            break
+        regret[i] = wave.solve(i, price, without).priced - choices[i].priced
     out = list(choices)
     for i in sorted(contested, key=lambda i: (-regret[i], i)):
         c = choices[i] if _fits(choices[i], room) else wave.solve(i, price, room)
@@ -718,10 +729,11 @@ def _exact(
     over-used resource are in one part. Give every part every resource whole and the parts
     no longer interact, so ``Σ_{o outside} z_o + Σ_parts OPT(part)`` is a lower bound on
     every wave plan (each order outside costs at least its own optimum; the orders of a
-    part, in any wave plan, form a plan of the part). When the parts' optima fit beside
-    the others' own optima together, they are a wave plan at that bound: optimal. Else
-    the parts and orders that collide on a resource are merged and solved again, up to
-    :data:`EXACT_ROUNDS` times. Each part is one HiGHS MILP.
+    part, in any wave plan, form a plan of the part); a part too large for
+    :data:`EXACT_MAX_ORDERS` or the time counts its orders' own optima instead. When every
+    part's optimum fits beside the others' own optima, they are a wave plan at that bound:
+    optimal. Else the parts and orders that collide on a resource are merged and solved
+    again, up to :data:`EXACT_ROUNDS` times. Each part is one HiGHS MILP.
     """
     started = time.perf_counter()
     n, best = len(wave.cap), None
@@ -729,17 +741,16 @@ def _exact(
     parts = _parts({i: solo[i] for i in contested}, over)
     solved: dict[frozenset[int], tuple[int, _Found | None]] = {}
     for _ in range(EXACT_ROUNDS):
-        if sum(len(p) for p in parts) > EXACT_MAX_ORDERS or wave.stop.is_set():
-            break
         for part in parts:
-            if part not in solved:
+            if part not in solved and len(part) <= EXACT_MAX_ORDERS and not wave.stop.is_set():
                 members = sorted(part)
                 upper = sum(incumbent[i].cost for i in members)
                 solved[part] = _solve_group(wave, members, solo, upper)
-        inside = set().union(*parts)
-        outside = sum(c.bound for i, c in enumerate(solo) if i not in inside)
-        best = max(best or 0, outside + sum(solved[p][0] for p in parts))
-        if any(solved[p][1] is None for p in parts):
+        lower = sum(c.bound for c in solo)
+        for part in (p for p in parts if p in solved):
+            lower += solved[part][0] - sum(solo[i].bound for i in part)
+        best = max(best or 0, lower)
+        if any(solved.get(p, (0, None))[1] is None for p in parts):
             break
         choices = list(solo)
         for part in parts:
@@ -817,7 +828,8 @@ def _solve_group(
     joint = solve_joint(
         models, [place[r] for r in x_res], [place[r] for r in y_res], wave.cap[touched], stop
     )
-    bound = upper if joint.bound is None else min(upper, joint.bound)
+    alone = upper - slack  # the members' own optima: a bound when HiGHS proves none
+    bound = alone if joint.bound is None else min(upper, max(alone, joint.bound))
     if joint.assignments is None:
         return bound, None
     found = tuple(
