@@ -12,18 +12,27 @@ An order that must ship in full (no partial fulfilment) may also be left out who
 the backorder cost of all its units; without that a wave where two such orders compete
 for one unit would have no plan.
 
-Method (docs/wave.md says why): relaxing the coupling rows with prices ``λ ≥ 0`` splits
-the wave into per-order models priced at ``λ`` (a unit of position r costs ``λ_r`` more,
-a shipment from a capacity-bound node its slot's ``λ_r`` more), each solved exactly by the
-per-order engine. ``L(λ) = Σ_o z_o(λ) − Σ_r λ_r·cap_r`` is a lower bound on every wave
-plan (weak duality), exact in integers since prices are whole solver units. Prices rise by
-projected subgradient steps. An order's priced optimum stays optimal when no price it pays
-changes and no price in its model falls, so each step re-solves only the orders it
-touches. Plans: the orders whose priced optimum uses no over-used resource keep it; the
-others, in order of regret, are routed exactly against what is left, priced at ``λ``;
-then improvement moves (re-route one order with the others fixed, swap two orders at a
-contested resource) at the true costs, until no move pays or the time is up. Every plan is
-feasible at every moment, so a stop always returns one with its bound and gap.
+Method (docs/wave.md says why): every order's own optimum ``z_o`` first (the per-order
+engine, exact); ``Σ_o z_o`` is a lower bound, and the plan when those optima fit together.
+Otherwise the *contested* orders (whose optimum uses an over-used resource):
+
+1. Plans: the uncontested orders keep their optima; the contested ones are routed exactly
+   against what is left, in order of regret or of arrival (the cheaper plan is kept);
+   then improvement moves (re-route one order with the others fixed, swap two orders at
+   a contested resource). Every plan is feasible at every moment, so a stop always
+   returns one with its bound and gap.
+2. Exact parts: the contested orders, split into parts that share an over-used resource,
+   each solved as one HiGHS MILP with every resource whole; ``Σ_outside z_o + Σ_parts
+   OPT(part)`` is a bound, and the parts' optima beside the others' optima, when they
+   fit, the optimum (:func:`_exact`).
+3. Lagrangian ascent when a gap remains: relaxing the coupling rows with prices ``λ ≥ 0``
+   splits the wave into per-order models priced at ``λ`` (a unit of position r costs
+   ``λ_r`` more, a shipment from a capacity-bound node its slot's ``λ_r`` more), each
+   solved exactly by the per-order engine; ``L(λ) = Σ_o z_o(λ) − Σ_r λ_r·cap_r`` is a
+   bound (weak duality), exact in integers since prices are whole solver units. An
+   order's priced optimum stays optimal when no price it pays changes and no price in
+   its model falls, so each step re-solves only the orders it touches; the best prices
+   then steer a second rounding.
 
 Pure: no I/O.
 """
