@@ -240,3 +240,122 @@ def solve_highs(built: BuiltModel, stop: Stop) -> Solution:
         else math.ceil(bound + built.offset - 1e-6)
     )
     return Solution(SolveStatus.FEASIBLE, assignment, objective, proven)
+
+
+@dataclass(frozen=True, slots=True)
+class JointSolution:
+    """The optimum (or best plan found) of several orders' models with shared rows.
+
+    ``assignments[o]`` is order o's units per (candidate, line), or None when it is left
+    out whole; ``bound`` is HiGHS's proven lower bound (rounded up: costs are integers).
+    """
+
+    optimal: bool
+    assignments: tuple[dict[tuple[int, int], int] | None, ...] | None
+    bound: int | None
+
+
+def solve_joint(
+    models: list[MatrixModel],
+    x_rows: list[Int],
+    y_rows: list[Int],
+    limits: Int,
+    stop: Stop,
+) -> JointSolution:
+    """Several orders' canonical models as one MILP, coupled by shared ``≤`` rows.
+
+    ``x_rows[o][k]`` is the shared row of order o's k-th ``x`` column (its units count
+    against it), ``y_rows[o][j]`` that of its candidate j (a shipment counts 1); -1: none.
+    Row r allows ``limits[r]``. An order that may not be backordered in part may be left
+    out whole, at the backorder cost of all its units: a binary ``w_o`` with
+    ``u_l = q_l·w_o`` for each of its lines. HiGHS's time limit is ``stop``'s.
+    """
+    blocks = [m.constraints() for m in models]
+    bounds = [m.bounds() for m in models]
+    sizes = [len(m.objective) for m in models]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    whole = [o for o, m in enumerate(models) if not all(t.allow_partial for t in m.built.lines)]
+    n = int(starts[-1]) + len(whole)
+    upper = np.concatenate([*(b.ub for b in bounds), np.ones(len(whole))])
+    rows, low, high = [sp.block_diag([b.A for b in blocks], format="csr")], [], []
+    low += [b.lb for b in blocks]
+    high += [b.ub for b in blocks]
+    for w, o in enumerate(whole):  # u_l − q_l·w_o = 0
+        m = models[o]
+        u0 = int(starts[o]) + m.n_nodes + len(m.node)
+        q = np.array([t.quantity for t in m.built.lines], dtype=np.float64)
+        upper[u0 : u0 + m.n_lines] = q
+        r = np.arange(m.n_lines)
+        rows.append(
+            sp.coo_array(
+                (
+                    np.concatenate([np.ones(m.n_lines), -q]),
+                    (
+                        np.tile(r, 2),
+                        np.concatenate([u0 + r, np.full(m.n_lines, int(starts[-1]) + w)]),
+                    ),
+                ),
+                shape=(m.n_lines, n),
+            )
+        )
+        low.append(np.zeros(m.n_lines))
+        high.append(np.zeros(m.n_lines))
+    rows[0] = sp.hstack([rows[0], sp.csr_array((rows[0].shape[0], len(whole)))])
+    rows.append(_shared(models, x_rows, y_rows, starts, len(limits), n))
+    low.append(np.full(len(limits), -np.inf))
+    high.append(limits.astype(np.float64))
+    limit = stop.remaining_s()
+    result = milp(
+        np.concatenate([*(m.objective for m in models), np.zeros(len(whole))]),
+        integrality=np.concatenate([*(m.integrality() for m in models), np.ones(len(whole))]),
+        bounds=Bounds(np.zeros(n), upper),
+        constraints=LinearConstraint(
+            sp.vstack(rows, format="csr"), np.concatenate(low), np.concatenate(high)
+        ),
+        options={"presolve": True, "mip_rel_gap": 0.0}
+        | ({"time_limit": max(limit, 0.01)} if math.isfinite(limit) else {}),
+    )
+    dual = getattr(result, "mip_dual_bound", None)
+    offset = sum(m.built.offset for m in models)
+    bound = None if dual is None or not math.isfinite(dual) else math.ceil(dual + offset - 1e-6)
+    if result.x is None:
+        return JointSolution(False, None, bound)
+    found = tuple(
+        None
+        if o in whole and result.x[int(starts[-1]) + whole.index(o)] > 0.5
+        else m.assignment(result.x[int(starts[o]) : int(starts[o + 1])])
+        for o, m in enumerate(models)
+    )
+    return JointSolution(result.status == 0, found, bound)
+
+
+def _shared(
+    models: list[MatrixModel],
+    x_rows: list[Int],
+    y_rows: list[Int],
+    starts: Int,
+    n_rows: int,
+    n_columns: int,
+) -> sp.coo_array:
+    """The shared rows: each x column's units and each y column's shipment on its row."""
+    r, c, v = [], [], []
+    for o, m in enumerate(models):
+        x0 = int(starts[o]) + m.n_nodes
+        at = np.flatnonzero(x_rows[o] >= 0)
+        r.append(x_rows[o][at])
+        c.append(x0 + at)
+        v.append(np.ones(len(at)))
+        at = np.flatnonzero(y_rows[o] >= 0)
+        r.append(y_rows[o][at])
+        c.append(int(starts[o]) + at)
+        v.append(np.ones(len(at)))
+    return sp.coo_array(
+        (
+            np.concatenate([*v, np.zeros(0)]),
+            (
+                np.concatenate([*r, np.zeros(0, dtype=np.int64)]),
+                np.concatenate([*c, np.zeros(0, dtype=np.int64)]),
+            ),
+        ),
+        shape=(n_rows, n_columns),
+    )

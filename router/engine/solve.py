@@ -117,6 +117,35 @@ def plan_order(
     return with_counterfactuals(plan, counterfactual_nodes, stop)
 
 
+def plan_of(
+    order_id: str,
+    built: BuiltModel,
+    solution: Solution,
+    *,
+    engine: str,
+    seconds: float,
+    detail: str = "",
+) -> Plan:
+    """The plan ``solution`` makes of ``built``: its shipments and unfulfilled units.
+
+    For callers that solve a model themselves (the wave engine): the same shipments,
+    reasons and explanation as :func:`plan_order` gives, without alternatives.
+    """
+    return Plan(
+        order_id=order_id,
+        status=solution.status,
+        objective=solution.objective,
+        bound=solution.bound,
+        shipments=_shipments(built, solution),
+        unfulfilled=_unfulfilled(built, solution),
+        explanation=built,
+        rule_version="",
+        engine=engine,
+        solve_seconds=seconds,
+        detail=detail or _detail(solution.status),
+    )
+
+
 def with_counterfactuals(plan: Plan, node_ids: Sequence[str], stop: Stop) -> Plan:
     """``plan`` with, for each of ``node_ids``, the best plan that ships from that node.
 
