@@ -27,6 +27,7 @@ from models.lookahead import StockPrices
 from models.network import Network, Stock, StockPosition
 from models.order import Order
 from models.plan import ExplainLevel, Plan
+from models.reservation import Reservation
 from models.rules import RuleSet
 from router.engine import route_order
 from router.engine.stop import Stop
@@ -96,6 +97,27 @@ def without_nodes(stock: Stock, node_ids: Collection[str]) -> Stock:
     if not node_ids:
         return stock
     return Stock.of(p for p in stock.positions.values() if p.node_id not in node_ids)
+
+
+def without_holdings(
+    stock: Stock, used: CapacityUsed, reservation: Reservation
+) -> tuple[Stock, CapacityUsed]:
+    """Stock and slots as if ``reservation`` held nothing.
+
+    What its order would plan with were it routed again: its own units and slots free.
+    """
+    held: dict[tuple[str, str], int] = {}
+    for line in reservation.lines:
+        held[line.node_id, line.sku] = held.get((line.node_id, line.sku), 0) + line.quantity
+    freed = [
+        replace(p, reserved=max(0, p.reserved - held[key]))
+        for key, p in stock.positions.items()
+        if key in held
+    ]
+    slots = dict(used.slots)
+    for key in reservation.capacity:
+        slots[key] = max(0, slots.get(key, 0) - 1)
+    return stock.replaced(freed), CapacityUsed({k: n for k, n in slots.items() if n})
 
 
 def network_digest(network: Network) -> str:

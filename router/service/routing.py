@@ -74,6 +74,7 @@ from router.service.decisions import (
     input_changes,
     plan_differences,
     solve,
+    without_holdings,
     without_nodes,
 )
 from router.service.errors import abort_on_error
@@ -745,20 +746,29 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         answer: router_pb2.ReplayDecisionResponse,
         context: grpc.ServicerContext,
     ) -> None:
-        """Plan ``decision``'s order against the ledger now; set what it gets and what moved."""
+        """Plan ``decision``'s order against the ledger now; set what it gets and what moved.
+
+        While the decision's reservation is HELD its own units and slots count as free (the
+        order routed again would have them), so they do not show as moved.
+        """
         then = decision.inputs
         network = self._network.current()
         logged = self._log.planned_of(then, network)
         window = ship_window(logged.order, network)
         inputs = self._ledger.plan_inputs({line.sku for line in logged.order.lines}, *window)
+        stock, used = inputs.stock, inputs.capacity_used
+        if decision.reservation_id:
+            held = self._ledger.reservation(decision.reservation_id)
+            if held.status is ReservationStatus.HELD:
+                stock, used = without_holdings(stock, used, held)
         version = inputs.active_rule_version
         rules = self._rule_sets.numbered(version)
         stop = request_stop(logged.time_limit_s, self._default_time_limit_s, context)
         now = replace(
             logged,
             network=network,
-            stock=without_nodes(inputs.stock, logged.excluded_node_ids),
-            capacity_used=inputs.capacity_used,
+            stock=without_nodes(stock, logged.excluded_node_ids),
+            capacity_used=used,
             calendar_revision=inputs.calendar_revision,
             rule_version=version,
             prices=self._prices_for(rules),
