@@ -32,6 +32,9 @@ T = TypeVar("T")
 Row = Mapping[str, Any]
 """A row as the backends return it: its values by column name (never by position)."""
 
+Statement = tuple[str, Sequence[object]]
+"""One statement of a :meth:`Tx.batch`: its SQL and its parameters."""
+
 
 class Failure(Enum):
     """What a database error means to the caller; each backend classifies its own errors.
@@ -116,6 +119,17 @@ class Tx(Protocol):
 
         For reads of many rows on the hot path (an order's stock), where building a row
         by name for each costs more than the read.
+        """
+        ...
+
+    def batch(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+        """Run ``statements`` in turn; each one's rows as tuples (none: an empty list).
+
+        One round trip on PostgreSQL (pipeline mode) where each statement would cost one
+        (SQLite runs them one by one, in process): for the hot path, whose statements do
+        not depend on each other's results (the read of an order's inputs; the units,
+        slots and records of a reservation). The first statement to fail raises, as
+        :meth:`run` would, and the rest do not run.
         """
         ...
 

@@ -23,7 +23,14 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from router.ledger.driver import Failure, Row, Tx, ledger_error, transaction_span
+from router.ledger.driver import (
+    Failure,
+    Row,
+    Statement,
+    Tx,
+    ledger_error,
+    transaction_span,
+)
 from router.ledger.sql import SqlLedger
 
 T = TypeVar("T")
@@ -133,6 +140,20 @@ class _PgTx:
         with self.cur.connection.cursor(row_factory=tuple_row) as cur:
             cur.execute(sql.replace("?", "%s"), tuple(params))
             return cur.fetchall()
+
+    def batch(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+        # Sent in one pipeline: the results come back together at its sync, each to its
+        # own cursor (an error raises at the sync; the statements after it are skipped).
+        conn = self.cur.connection
+        cursors = [conn.cursor(row_factory=tuple_row) for _ in statements]
+        try:
+            with conn.pipeline():
+                for cur, (sql, params) in zip(cursors, statements, strict=True):
+                    cur.execute(sql.replace("?", "%s"), tuple(params))
+            return [cur.fetchall() if cur.description is not None else [] for cur in cursors]
+        finally:
+            for cur in cursors:
+                cur.close()
 
 
 class PostgresLedger(SqlLedger):

@@ -23,7 +23,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from router.ledger.driver import Failure, Row, Tx, ledger_error, transaction_span
+from router.ledger.driver import (
+    Failure,
+    Row,
+    Statement,
+    Tx,
+    ledger_error,
+    transaction_span,
+)
 from router.ledger.sql import SqlLedger
 
 T = TypeVar("T")
@@ -113,6 +120,11 @@ class _SqliteTx:
         cursor = self.conn.cursor()
         cursor.row_factory = None  # plain tuples, not the connection's rows by name
         return cursor.execute(sql, tuple(params)).fetchall()
+
+    def batch(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return [cursor.execute(sql, tuple(params)).fetchall() for sql, params in statements]
 
 
 class SqliteLedger(SqlLedger):

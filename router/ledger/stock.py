@@ -26,7 +26,7 @@ from router.ledger.base import (
     validate_delta,
     validate_snapshot,
 )
-from router.ledger.driver import SqlDriver, Tx
+from router.ledger.driver import SqlDriver, Statement, Tx
 
 #: Every position, in key order.
 _ALL_POSITIONS = (
@@ -58,6 +58,17 @@ def sku_positions(values: _Values) -> tuple[StockPosition, ...]:
                 del _kept[next(iter(_kept))]
             _kept[values] = found
     return found
+
+
+def stock_of_rows(rows: Sequence[tuple[Any, ...]]) -> Stock:
+    """The stock of position rows (node_id, sku, on_hand, safety_stock, reserved), by SKU.
+
+    The rows are StockPosition's fields; each SKU's tuple comes from :func:`sku_positions`.
+    """
+    groups: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        groups.setdefault(row[1], []).append(row)
+    return Stock.of_groups({sku: sku_positions(tuple(g)) for sku, g in groups.items()})
 
 
 class StockStore(Protocol):
@@ -221,15 +232,13 @@ class SqlStock(SqlDriver):
 
     def _stock(self, tx: Tx, skus: Collection[str] | None) -> Stock:
         """The positions (of ``skus`` when given), each SKU's tuple from :func:`sku_positions`."""
-        # Rows are (node_id, sku, on_hand, safety_stock, reserved): StockPosition's fields.
         if skus is None:
-            rows = tx.tuples(_ALL_POSITIONS)
-        else:
-            rows = tx.tuples(self.positions_of_skus_sql, (self.sku_list(sorted(set(skus))),))
-        groups: dict[str, list[tuple[Any, ...]]] = {}
-        for row in rows:
-            groups.setdefault(row[1], []).append(row)
-        return Stock.of_groups({sku: sku_positions(tuple(g)) for sku, g in groups.items()})
+            return stock_of_rows(tx.tuples(_ALL_POSITIONS))
+        return stock_of_rows(tx.tuples(*self._stock_statement(skus)))
+
+    def _stock_statement(self, skus: Collection[str]) -> Statement:
+        """The read of the positions of ``skus``, for :func:`stock_of_rows`."""
+        return self.positions_of_skus_sql, (self.sku_list(sorted(set(skus))),)
 
     def capacity_used(self, first: date, last: date) -> CapacityUsed:
         """See :meth:`Ledger.capacity_used`: one range scan of the ``capacity_by_day`` index."""
@@ -237,14 +246,19 @@ class SqlStock(SqlDriver):
         return self.read(lambda tx: self._capacity_used(tx, first, last))
 
     def _capacity_used(self, tx: Tx, first: date, last: date) -> CapacityUsed:
-        rows = tx.all(
+        return self._capacity_of_rows(tx.tuples(*self._capacity_statement(first, last)))
+
+    def _capacity_statement(self, first: date, last: date) -> Statement:
+        """The read of the slots used from ``first`` to ``last``, for :meth:`_capacity_of_rows`."""
+        return (
             "SELECT node_id, day, used FROM capacity WHERE day BETWEEN ? AND ? AND used > 0 "
             "ORDER BY node_id, day",
             (self.day(first), self.day(last)),
         )
-        return CapacityUsed(
-            {(str(r["node_id"]), self.from_day(r["day"])): int(r["used"]) for r in rows}
-        )
+
+    def _capacity_of_rows(self, rows: Sequence[tuple[Any, ...]]) -> CapacityUsed:
+        """Slots used per (node, day), from the rows of :meth:`_capacity_statement`."""
+        return CapacityUsed({(str(n), self.from_day(d)): int(used) for n, d, used in rows})
 
     # --- calendars ---------------------------------------------------------------------
 
