@@ -38,7 +38,7 @@ from router.ledger.driver import Tx
 from router.ledger.ledger import Ledger
 from router.ledger.reservations import SqlReservations, stored_of
 from router.ledger.rule_versions import SqlRuleVersions
-from router.ledger.stock import SqlStock, stock_of_rows
+from router.ledger.stock import SqlStock
 
 #: What planning reads besides stock and slots, in one statement: the calendar revision,
 #: the active rule-set version (each NULL when there is none) and the idempotency record
@@ -88,7 +88,7 @@ class SqlLedger(SqlStock, SqlReservations, SqlRuleVersions, SqlAccess, Ledger):
                     if request_id is None or digest is None
                     else stored_of(dict(zip(_RECORD, record, strict=True)), request_id, digest)
                 ),
-                stock=stock_of_rows(stock),
+                stock=self._stock_of_skus(stock),
                 capacity_used=self._capacity_of_rows(slots),
             )
 

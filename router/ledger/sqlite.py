@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from models.network import Stock
 from router.ledger.driver import (
     Failure,
     Row,
@@ -32,6 +33,7 @@ from router.ledger.driver import (
     transaction_span,
 )
 from router.ledger.sql import SqlLedger
+from router.ledger.stock import stock_of_sku_arrays
 
 T = TypeVar("T")
 
@@ -134,10 +136,17 @@ class SqliteLedger(SqlLedger):
     lock_position_sql = (
         "SELECT on_hand, reserved, safety_stock FROM positions WHERE node_id = ? AND sku = ?"
     )
+    # One row a SKU, its positions in one JSON array: the rows of a popular SKU (hundreds)
+    # would each be a step of the statement, and the sqlite3 module lets go of the
+    # interpreter's lock for every step (under load, a wait to get it back for each).
     positions_of_skus_sql = (
-        "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions "
-        "WHERE sku IN (SELECT value FROM json_each(?)) ORDER BY node_id, sku"
+        "SELECT sku, json_group_array(json_array(node_id, on_hand, safety_stock, reserved)) "
+        "FROM positions WHERE sku IN (SELECT value FROM json_each(?)) GROUP BY sku"
     )
+
+    def _stock_of_skus(self, rows: Sequence[tuple[Any, ...]]) -> Stock:
+        """The stock of one row a SKU (:func:`stock_of_sku_arrays`)."""
+        return stock_of_sku_arrays(rows)
 
     def sku_list(self, skus: Sequence[str]) -> object:
         """A JSON array, which ``json_each`` reads back as rows."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from abc import abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from models.calendar import Calendar, CalendarKind, Calendars
 from models.capacity import CapacityUsed
@@ -37,12 +38,35 @@ _ALL_POSITIONS = (
 MAX_KEPT_SKUS = 8192
 """SKUs whose last positions read are kept by :func:`sku_positions` (the most recent)."""
 
-_Values = tuple[tuple[Any, ...], ...]
-_kept: dict[_Values, tuple[StockPosition, ...]] = {}
+K = TypeVar("K", bound=Hashable)
+_kept: dict[Hashable, tuple[StockPosition, ...]] = {}
 _kept_lock = threading.Lock()
 
 
-def sku_positions(values: _Values) -> tuple[StockPosition, ...]:
+def _kept_positions(
+    key: K, build: Callable[[K], tuple[StockPosition, ...]]
+) -> tuple[StockPosition, ...]:
+    """The positions kept under ``key`` (one SKU's rows as read), else ``build(key)``, kept."""
+    found = _kept.get(key)
+    if found is None:
+        found = build(key)
+        with _kept_lock:
+            while len(_kept) >= MAX_KEPT_SKUS:
+                del _kept[next(iter(_kept))]
+            _kept[key] = found
+    return found
+
+
+def _of_rows(values: tuple[tuple[Any, ...], ...]) -> tuple[StockPosition, ...]:
+    return tuple([StockPosition(*v) for v in values])
+
+
+def _of_array(key: tuple[str, str]) -> tuple[StockPosition, ...]:
+    sku, text = key
+    return tuple([StockPosition(n, sku, q, s, r) for n, q, s, r in sorted(json.loads(text))])
+
+
+def sku_positions(values: tuple[tuple[Any, ...], ...]) -> tuple[StockPosition, ...]:
     """The positions of one SKU, from its rows' (node_id, sku, on_hand, safety, reserved).
 
     Rows equal to a recent read's give that read's very tuple back: no position is built
@@ -50,14 +74,7 @@ def sku_positions(values: _Values) -> tuple[StockPosition, ...]:
     the tuple (:func:`router.engine.arrays.stock_arrays`), instead of building them per
     request. Positions are frozen values, so sharing them is safe.
     """
-    found = _kept.get(values)
-    if found is None:
-        found = tuple([StockPosition(*v) for v in values])
-        with _kept_lock:
-            while len(_kept) >= MAX_KEPT_SKUS:
-                del _kept[next(iter(_kept))]
-            _kept[values] = found
-    return found
+    return _kept_positions(values, _of_rows)
 
 
 def stock_of_rows(rows: Sequence[tuple[Any, ...]]) -> Stock:
@@ -69,6 +86,16 @@ def stock_of_rows(rows: Sequence[tuple[Any, ...]]) -> Stock:
     for row in rows:
         groups.setdefault(row[1], []).append(row)
     return Stock.of_groups({sku: sku_positions(tuple(g)) for sku, g in groups.items()})
+
+
+def stock_of_sku_arrays(rows: Sequence[tuple[Any, ...]]) -> Stock:
+    """The stock of rows (sku, JSON array of its [node_id, on_hand, safety_stock, reserved]).
+
+    One row per SKU, as SQLite aggregates them (``SqliteLedger.positions_of_skus_sql``):
+    a text equal to a recent read's gives that read's very tuple back, as
+    :func:`sku_positions` does, without parsing it again. Positions are in node order.
+    """
+    return Stock.of_groups({sku: _kept_positions((sku, text), _of_array) for sku, text in rows})
 
 
 class StockStore(Protocol):
@@ -171,7 +198,8 @@ class SqlStock(SqlDriver):
     #: Reads one position (on_hand, reserved, safety_stock) and locks its row until the
     #: transaction ends, as each database says it (written whole in each backend).
     lock_position_sql: str
-    #: Reads every position of the SKUs in one list parameter (see :meth:`sku_list`).
+    #: Reads every position of the SKUs in one list parameter (see :meth:`sku_list`), in
+    #: rows that :meth:`_stock_of_skus` turns into stock.
     positions_of_skus_sql: str
 
     @abstractmethod
@@ -234,11 +262,15 @@ class SqlStock(SqlDriver):
         """The positions (of ``skus`` when given), each SKU's tuple from :func:`sku_positions`."""
         if skus is None:
             return stock_of_rows(tx.tuples(_ALL_POSITIONS))
-        return stock_of_rows(tx.tuples(*self._stock_statement(skus)))
+        return self._stock_of_skus(tx.tuples(*self._stock_statement(skus)))
 
     def _stock_statement(self, skus: Collection[str]) -> Statement:
-        """The read of the positions of ``skus``, for :func:`stock_of_rows`."""
+        """The read of the positions of ``skus``, for :meth:`_stock_of_skus`."""
         return self.positions_of_skus_sql, (self.sku_list(sorted(set(skus))),)
+
+    def _stock_of_skus(self, rows: Sequence[tuple[Any, ...]]) -> Stock:
+        """The stock of the rows of :attr:`positions_of_skus_sql`: here, one a position."""
+        return stock_of_rows(rows)
 
     def capacity_used(self, first: date, last: date) -> CapacityUsed:
         """See :meth:`Ledger.capacity_used`: one range scan of the ``capacity_by_day`` index."""
