@@ -4,9 +4,11 @@ Each thread gets its own connection (an in-memory database shares one connection
 lock instead). Every transaction that may write starts with ``BEGIN IMMEDIATE``, which
 takes the write lock up front: writers run one at a time, so the conditional updates of
 sql.py never race, and a busy database is waited for (busy timeout) rather than failing
-at commit. Reads (:meth:`SqliteLedger.read`) start with a deferred ``BEGIN``: in WAL mode
-they see the last commit as of their first statement and neither take nor wait for the
-write lock, so planning goes on while a reservation commits.
+at commit. The writers of one process take turns on a lock of their own first, so they
+do not poll SQLite's busy handler for each other. Reads (:meth:`SqliteLedger.read`)
+start with a deferred ``BEGIN``: in WAL mode they see the last commit as of their first
+statement and neither take nor wait for the write lock, so planning goes on while a
+reservation commits.
 Database errors are classified by their result code (:func:`failure_of`) and raised as
 the ledger's own errors.
 """
@@ -161,6 +163,10 @@ class SqliteLedger(SqlLedger):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        # Writers of this process queue here for their turn at SQLite's write lock: woken
+        # when the one before commits, where SQLite's busy handler would poll with sleeps
+        # of 1 to 100 ms. Other processes still meet the busy handler.
+        self._writer = threading.Lock()
         self._shared: sqlite3.Connection | None = None
         conn = self._connection()
         with self._serial():
@@ -199,6 +205,10 @@ class SqliteLedger(SqlLedger):
         """In memory all threads share one connection, so they take turns."""
         return self._guard if self._memory else nullcontext()
 
+    def _writing(self) -> AbstractContextManager[object]:
+        """A writer's turn among this process's writers (in memory, :meth:`_serial` is)."""
+        return nullcontext() if self._memory else self._writer
+
     def transaction(self, work: Callable[[Tx], T]) -> T:
         """See :meth:`SqlLedger.transaction`.
 
@@ -211,7 +221,7 @@ class SqliteLedger(SqlLedger):
     def _transaction(self, work: Callable[[Tx], T]) -> T:
         conn = self._connection()
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            with self._serial():
+            with self._serial(), self._writing():
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as e:

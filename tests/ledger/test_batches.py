@@ -8,6 +8,7 @@ all or nothing.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -151,3 +152,36 @@ def test_a_failing_statement_fails_its_batch_and_transaction(logged: tuple[Ledge
     for i in range(3):  # every pooled connection still works
         ledger.reserve(f"q{i}", b"p", f"SO-{i}", [L("N1", "A", 1)], [("N1", DAY)], 60, NOW)
     assert position(ledger, "N1", "A") == (10, 3, 5)
+
+
+def test_the_writers_of_one_process_queue_without_sqlites_busy_handler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Six threads reserving at once on SQLite with no busy timeout at all: none is refused.
+
+    They take turns on the ledger's own lock before BEGIN IMMEDIATE, so none finds the
+    database busy (which, without a busy timeout, fails at once, and with one polls with
+    sleeps of 1 to 100 ms while the writer before it commits).
+    """
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(sqlite, "MAX_ATTEMPTS", 1)  # no retry either: a busy BEGIN raises
+    with open_ledger(f"sqlite://{tmp_path / 'ledger.db'}") as ledger:
+        ledger.load(*scenario([("N1", "A", 10_000, 0)], {"N1": None}))
+        failures: list[BaseException] = []
+
+        def reserve_many(worker: int) -> None:
+            try:
+                for i in range(40):
+                    ledger.reserve(f"w{worker}-{i}", b"p", f"SO-{worker}-{i}",
+                                   [L("N1", "A", 1)], [("N1", DAY)], 60, NOW)  # fmt: skip
+            except BaseException as e:  # reported by the assertion below
+                failures.append(e)
+
+        threads = [threading.Thread(target=reserve_many, args=(w,)) for w in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        assert position(ledger, "N1", "A") == (10_000, 240, 9_760)
+        assert used_on(ledger, DAY) == {"N1": 240}
