@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from opentelemetry import trace
 
@@ -34,6 +34,15 @@ Row = Mapping[str, Any]
 
 Statement = tuple[str, Sequence[object]]
 """One statement of a :meth:`Tx.batch`: its SQL and its parameters."""
+
+
+class Done(NamedTuple):
+    """What one statement of a :meth:`Tx.batch` gave."""
+
+    rows: list[tuple[Any, ...]]
+    """Its rows as tuples of their columns (none for a statement that returns none)."""
+    changed: int
+    """The rows it inserted, updated or deleted (-1 for a select)."""
 
 
 class Failure(Enum):
@@ -122,8 +131,8 @@ class Tx(Protocol):
         """
         ...
 
-    def batch(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
-        """Run ``statements`` in turn; each one's rows as tuples (none: an empty list).
+    def batch(self, statements: Sequence[Statement]) -> list[Done]:
+        """Run ``statements`` in turn; what each gave (its rows as tuples, the rows it changed).
 
         One round trip on PostgreSQL (pipeline mode) where each statement would cost one
         (SQLite runs them one by one, in process): for the hot path, whose statements do

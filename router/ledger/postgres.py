@@ -24,6 +24,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from router.ledger.driver import (
+    Done,
     Failure,
     Row,
     Statement,
@@ -141,7 +142,7 @@ class _PgTx:
             cur.execute(sql.replace("?", "%s"), tuple(params))
             return cur.fetchall()
 
-    def batch(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+    def batch(self, statements: Sequence[Statement]) -> list[Done]:
         # Sent in one pipeline: the results come back together at its sync, each to its
         # own cursor (an error raises at the sync; the statements after it are skipped).
         conn = self.cur.connection
@@ -150,7 +151,10 @@ class _PgTx:
             with conn.pipeline():
                 for cur, (sql, params) in zip(cursors, statements, strict=True):
                     cur.execute(sql.replace("?", "%s"), tuple(params))
-            return [cur.fetchall() if cur.description is not None else [] for cur in cursors]
+            return [
+                Done(cur.fetchall() if cur.description is not None else [], cur.rowcount)
+                for cur in cursors
+            ]
         finally:
             for cur in cursors:
                 cur.close()

@@ -51,23 +51,22 @@ _SETTLE = (
 
 CONFIRMED = ReservationStatus.CONFIRMED
 
-#: Hold ``units`` of one position if that many are available (no row returned: short).
+#: Hold ``units`` of one position if that many are available (no row changed: short).
 _TAKE_UNITS = (
     "UPDATE positions SET reserved = reserved + ? WHERE node_id = ? AND sku = ? "
-    "AND on_hand - reserved - safety_stock >= ? RETURNING reserved"
+    "AND on_hand - reserved - safety_stock >= ?"
 )
 #: The units of one position available now (no row: the ledger lacks it).
 _AVAILABLE = "SELECT on_hand - reserved - safety_stock FROM positions WHERE node_id = ? AND sku = ?"
 #: Take one order slot of a node on a day: the day's first makes its row (the limit copied
-#: from the node), a later one counts up while under the limit. No row returned: the node
+#: from the node), a later one counts up while under the limit. No row changed: the node
 #: is full that day (or unknown: a node of limit 0, or none, inserts nothing).
 _TAKE_SLOT = (
     "INSERT INTO capacity (node_id, day, used, daily_limit) "
     "SELECT node_id, ?, 1, daily_order_capacity FROM nodes WHERE node_id = ? "
     "AND (daily_order_capacity IS NULL OR daily_order_capacity > 0) "
     "ON CONFLICT (node_id, day) DO UPDATE SET used = capacity.used + 1 "
-    "WHERE capacity.daily_limit IS NULL OR capacity.used < capacity.daily_limit "
-    "RETURNING used"
+    "WHERE capacity.daily_limit IS NULL OR capacity.used < capacity.daily_limit"
 )
 
 _STORE_RESPONSE = "UPDATE idempotency SET response = ? WHERE request_id = ?"
@@ -458,9 +457,9 @@ class SqlReservations(SqlDriver):
                 ),
             ]
         )
-        short = [need for need, rows in zip(req.needs, results, strict=False) if not rows]
+        short = [need for need, done in zip(req.needs, results, strict=False) if not done.changed]
         taken = results[len(req.needs) : len(req.needs) + len(req.capacity)]
-        full = [slot for slot, rows in zip(req.capacity, taken, strict=True) if not rows]
+        full = [slot for slot, done in zip(req.capacity, taken, strict=True) if not done.changed]
         if short or full:
             raise self._conflict(tx, short, full)  # rolls back everything above
         return made
@@ -476,21 +475,12 @@ class SqlReservations(SqlDriver):
                 (rid, made.order_id, made.status.value, created, self.ts(made.expires_at), created),
             )
         ]
-        statements += [
-            (
-                "INSERT INTO reservation_lines (reservation_id, line_no, node_id, sku, quantity) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (rid, i, line.node_id, line.sku, line.quantity),
-            )
-            for i, line in enumerate(made.lines)
-        ]
-        statements += [
-            (
-                "INSERT INTO reservation_capacity (reservation_id, node_id, day) VALUES (?, ?, ?)",
-                (rid, node_id, self.day(day)),
-            )
-            for node_id, day in made.capacity
-        ]
+        lines = [(rid, i, ln.node_id, ln.sku, ln.quantity) for i, ln in enumerate(made.lines)]
+        statements += _inserting(
+            "reservation_lines (reservation_id, line_no, node_id, sku, quantity)", lines
+        )
+        slots = [(rid, node_id, self.day(day)) for node_id, day in made.capacity]
+        statements += _inserting("reservation_capacity (reservation_id, node_id, day)", slots)
         if owner:
             statements.append(
                 (
@@ -515,12 +505,12 @@ class SqlReservations(SqlDriver):
             [(_AVAILABLE, (node_id, sku)) for node_id, sku, _ in short]
             + [("SELECT 1 FROM nodes WHERE node_id = ?", (node_id,)) for node_id, _ in full]
         )
-        for (node_id, _day), rows in zip(full, found[len(short) :], strict=True):
-            if not rows:
+        for (node_id, _day), known in zip(full, found[len(short) :], strict=True):
+            if not known.rows:
                 raise NotFoundError(f"capacity.node_id: no node {node_id!r}")
         shortfalls = [
-            Shortfall(node_id, sku, units, max(0, int(rows[0][0])) if rows else 0)
-            for (node_id, sku, units), rows in zip(short, found, strict=False)
+            Shortfall(node_id, sku, units, max(0, int(now.rows[0][0])) if now.rows else 0)
+            for (node_id, sku, units), now in zip(short, found, strict=False)
         ]
         return StockConflictError(shortfalls, [(node_id, day.isoformat()) for node_id, day in full])
 
@@ -748,6 +738,26 @@ class SqlReservations(SqlDriver):
             if self.transaction(work):
                 expired += 1
         return expired
+
+
+#: Rows one INSERT of :func:`_inserting` takes at most (SQLite takes 32,766 parameters).
+MAX_INSERTED_ROWS = 1000
+
+
+def _inserting(into: str, rows: Sequence[tuple[object, ...]]) -> list[Statement]:
+    """INSERTs of ``rows`` into ``into`` (a table and its columns), many rows to a statement.
+
+    One statement per :data:`MAX_INSERTED_ROWS` rows rather than one per row: on SQLite
+    each statement is a step that lets go of the interpreter's lock.
+    """
+    statements: list[Statement] = []
+    for start in range(0, len(rows), MAX_INSERTED_ROWS):
+        chunk = rows[start : start + MAX_INSERTED_ROWS]
+        values = ", ".join(["(" + ", ".join("?" * len(chunk[0])) + ")"] * len(chunk))
+        statements.append(
+            (f"INSERT INTO {into} VALUES {values}", [value for row in chunk for value in row])
+        )
+    return statements
 
 
 def stored_of(row: Row | None, request_id: str, digest: str) -> bytes | None:

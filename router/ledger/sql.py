@@ -72,12 +72,15 @@ class SqlLedger(SqlStock, SqlReservations, SqlRuleVersions, SqlAccess, Ledger):
             digest = request_digest(RESERVE, payload)
 
         def work(tx: Tx) -> PlanInputs:
-            header, stock, slots = tx.batch(
-                [
-                    (_PLAN_HEADER, (request_id,)),
-                    self._stock_statement(skus),
-                    self._capacity_statement(first, last),
-                ]
+            header, stock, slots = (
+                done.rows
+                for done in tx.batch(
+                    [
+                        (_PLAN_HEADER, (request_id,)),
+                        self._stock_statement(skus),
+                        self._capacity_statement(first, last),
+                    ]
+                )
             )
             revision, version, *record = header[0]
             return PlanInputs(

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from models.network import Stock
 from router.ledger.driver import (
+    Done,
     Failure,
     Row,
     Statement,
@@ -125,10 +126,17 @@ class _SqliteTx:
         cursor.row_factory = None  # plain tuples, not the connection's rows by name
         return cursor.execute(sql, tuple(params)).fetchall()
 
-    def batch(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+    def batch(self, statements: Sequence[Statement]) -> list[Done]:
+        # A statement without result columns is not fetched: fetching steps it once more,
+        # and each step lets go of the interpreter's lock (a wait to get it back, under load).
         cursor = self.conn.cursor()
         cursor.row_factory = None
-        return [cursor.execute(sql, tuple(params)).fetchall() for sql, params in statements]
+        done = []
+        for sql, params in statements:
+            cursor.execute(sql, tuple(params))
+            rows = cursor.fetchall() if cursor.description is not None else []
+            done.append(Done(rows, cursor.rowcount))
+        return done
 
 
 class SqliteLedger(SqlLedger):

@@ -18,7 +18,7 @@ import pytest
 
 from models.errors import LedgerRefusedError, Shortfall, StockConflictError
 from models.reservation import ReservationLine
-from router.ledger import Ledger, open_ledger, postgres, sqlite
+from router.ledger import Ledger, open_ledger, postgres, reservations, sqlite
 from router.ledger.driver import Tx
 from tests.ledger.conftest import DAY, NOW, ledger_url, position, scenario, used_on
 
@@ -185,3 +185,21 @@ def test_the_writers_of_one_process_queue_without_sqlites_busy_handler(
         assert failures == []
         assert position(ledger, "N1", "A") == (10_000, 240, 9_760)
         assert used_on(ledger, DAY) == {"N1": 240}
+
+
+def test_a_reservations_lines_and_slots_are_inserted_many_to_a_statement(
+    loaded: Ledger, monkeypatch: pytest.MonkeyPatch
+):
+    """Lines and slots go in INSERTs of several rows each, cut at MAX_INSERTED_ROWS.
+
+    With the cut lowered to two rows, five lines (two for one position) and three slots
+    take several statements each and come back whole and in order.
+    """
+    monkeypatch.setattr(reservations, "MAX_INSERTED_ROWS", 2)
+    lines = [L("N1", "A", 1), L("N1", "B", 1), L("N2", "A", 1), L("N3", "B", 1), L("N1", "A", 2)]
+    slots = [("N1", DAY), ("N2", DAY), ("N1", DAY + timedelta(days=1))]
+    r = loaded.reserve("q1", b"p", "SO-1", lines, slots, 60, NOW)
+    assert r.lines == tuple(lines)
+    assert loaded.reservation(r.reservation_id) == r
+    assert position(loaded, "N1", "A") == (10, 3, 5)
+    assert used_on(loaded, DAY) == {"N1": 1, "N2": 1}
