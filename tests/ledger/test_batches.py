@@ -96,7 +96,7 @@ def logged(
     module: Any = sqlite if request.param == "sqlite" else postgres
     name = "_SqliteTx" if request.param == "sqlite" else "_PgTx"
     plain = getattr(module, name)
-    monkeypatch.setattr(module, name, lambda handle: _Logged(plain(handle), log))
+    monkeypatch.setattr(module, name, lambda *args, **kw: _Logged(plain(*args, **kw), log))
     with open_ledger(ledger_url(str(request.param), tmp_path, request)) as ledger:
         ledger.load(*scenario(POSITIONS, CAPACITIES))
         log.clear()
@@ -203,3 +203,31 @@ def test_a_reservations_lines_and_slots_are_inserted_many_to_a_statement(
     assert loaded.reservation(r.reservation_id) == r
     assert position(loaded, "N1", "A") == (10, 3, 5)
     assert used_on(loaded, DAY) == {"N1": 1, "N2": 1}
+
+
+def test_a_write_transaction_is_whole_when_its_first_statement_carries_the_begin(
+    logged: tuple[Ledger, list[str]],
+):
+    """On PostgreSQL BEGIN goes in one pipeline with a write's first statement.
+
+    The block is still one transaction: work that fails after a write leaves nothing
+    behind; a first statement that fails raises the ledger's error; a write that commits
+    is seen; and every pooled connection is left clean for the next call.
+    """
+    ledger, _ = logged
+    insert = "INSERT INTO nodes (node_id, daily_order_capacity) VALUES (?, ?)"
+    nodes = "SELECT node_id FROM nodes WHERE node_id IN ('M1', 'M2')"
+
+    def write_then_fail(tx: Tx) -> None:
+        tx.run(insert, ("M1", 1))
+        raise RuntimeError("work failed after its first write")
+
+    with pytest.raises(RuntimeError):
+        ledger.transaction(write_then_fail)  # type: ignore[attr-defined]
+    with pytest.raises(LedgerRefusedError):
+        ledger.transaction(lambda tx: tx.one(insert, ("N1", 1)))  # type: ignore[attr-defined]
+    ledger.transaction(lambda tx: tx.run(insert, ("M2", 1)))  # type: ignore[attr-defined]
+    assert ledger.read(lambda tx: tx.tuples(nodes)) == [("M2",)]  # type: ignore[attr-defined]
+    for i in range(4):
+        ledger.reserve(f"q{i}", b"p", f"SO-{i}", [L("N1", "B", 1)], [], 60, NOW)
+    assert position(ledger, "N1", "B") == (5, 4, 1)
