@@ -136,15 +136,20 @@ class _PgTx:
         self._begin = begin
 
     @contextmanager
-    def _first(self) -> Iterator[None]:
-        """Where a statement is sent: in a pipeline after the BEGIN still to send, if any."""
-        if not self._begin:
+    def _first(self, *, pipeline: bool = False) -> Iterator[None]:
+        """Where statements are sent: in one pipeline after the BEGIN still to send, if any.
+
+        With ``pipeline``, in one pipeline in any case (entering a second one inside would
+        first send the BEGIN alone).
+        """
+        begin, self._begin = self._begin, False
+        if not (begin or pipeline):
             yield
             return
-        self._begin = False
         conn = self.cur.connection
         with conn.pipeline():
-            conn.execute(b"BEGIN")
+            if begin:
+                conn.execute(b"BEGIN")
             yield
 
     def _begun(self) -> None:
@@ -187,7 +192,7 @@ class _PgTx:
         conn = self.cur.connection
         cursors = [conn.cursor(row_factory=tuple_row) for _ in statements]
         try:
-            with self._first(), conn.pipeline():
+            with self._first(pipeline=True):
                 for cur, (sql, params) in zip(cursors, statements, strict=True):
                     cur.execute(sql.replace("?", "%s"), tuple(params))
             return [
