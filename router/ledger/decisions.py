@@ -23,7 +23,7 @@ from models.decision import (
 )
 from models.errors import NotFoundError
 from router.ledger.base import check_now
-from router.ledger.driver import Row, SqlDriver, Tx
+from router.ledger.driver import Row, SqlDriver, Statement, Tx
 
 PRUNE_BATCH = 500
 """Decisions one pruning transaction deletes at most (short transactions beside traffic)."""
@@ -67,39 +67,51 @@ class SqlDecisions(SqlDriver):
         self.transaction(lambda tx: self._log(tx, record))
 
     def _log(self, tx: Tx, record: DecisionRecord) -> None:
-        """Insert ``record`` (and its calendars, when new) in ``tx``."""
+        """Insert ``record`` (and its calendars, when new) in ``tx``, in one batch."""
+        tx.batch(self._logging(record))
+
+    def _logging(self, record: DecisionRecord) -> list[Statement]:
+        """The statements that log ``record``: its calendars (when new), row and nodes."""
+        statements: list[Statement] = []
         digest = None
         if record.calendars is not None:
             digest, body = record.calendars
-            tx.run(
-                "INSERT INTO decision_calendars (digest, body, stored_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (digest) DO NOTHING",
-                (digest, body, self.ts(record.decided_at)),
+            statements.append(
+                (
+                    "INSERT INTO decision_calendars (digest, body, stored_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (digest) DO NOTHING",
+                    (digest, body, self.ts(record.decided_at)),
+                )
             )
-        tx.run(
-            "INSERT INTO decisions (decision_id, kind, order_id, request_id, reservation_id, "
-            "parent_id, owner, status, decided_at, node_ids, calendars_digest, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        statements.append(
             (
-                record.decision_id,
-                record.kind.value,
-                record.order_id,
-                record.request_id,
-                record.reservation_id,
-                record.parent_id,
-                record.owner,
-                record.status,
-                self.ts(record.decided_at),
-                json.dumps(record.node_ids),
-                digest,
-                record.body,
-            ),
-        )
-        if record.node_ids:
-            tx.run_many(
-                "INSERT INTO decision_nodes (node_id, decision_id) VALUES (?, ?)",
-                [(node_id, record.decision_id) for node_id in sorted(set(record.node_ids))],
+                "INSERT INTO decisions (decision_id, kind, order_id, request_id, "
+                "reservation_id, parent_id, owner, status, decided_at, node_ids, "
+                "calendars_digest, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.decision_id,
+                    record.kind.value,
+                    record.order_id,
+                    record.request_id,
+                    record.reservation_id,
+                    record.parent_id,
+                    record.owner,
+                    record.status,
+                    self.ts(record.decided_at),
+                    json.dumps(record.node_ids),
+                    digest,
+                    record.body,
+                ),
             )
+        )
+        nodes = sorted(set(record.node_ids))
+        if nodes:
+            values = ", ".join(["(?, ?)"] * len(nodes))
+            params = [value for node_id in nodes for value in (node_id, record.decision_id)]
+            statements.append(
+                (f"INSERT INTO decision_nodes (node_id, decision_id) VALUES {values}", params)
+            )
+        return statements
 
     def decision(self, decision_id: str) -> DecisionRecord:
         """See :meth:`DecisionStore.decision`."""

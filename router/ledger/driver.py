@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from opentelemetry import trace
 
@@ -31,6 +31,18 @@ T = TypeVar("T")
 
 Row = Mapping[str, Any]
 """A row as the backends return it: its values by column name (never by position)."""
+
+Statement = tuple[str, Sequence[object]]
+"""One statement of a :meth:`Tx.batch`: its SQL and its parameters."""
+
+
+class Done(NamedTuple):
+    """What one statement of a :meth:`Tx.batch` gave."""
+
+    rows: list[tuple[Any, ...]]
+    """Its rows as tuples of their columns (none for a statement that returns none)."""
+    changed: int
+    """The rows it inserted, updated or deleted (-1 for a select)."""
 
 
 class Failure(Enum):
@@ -116,6 +128,17 @@ class Tx(Protocol):
 
         For reads of many rows on the hot path (an order's stock), where building a row
         by name for each costs more than the read.
+        """
+        ...
+
+    def batch(self, statements: Sequence[Statement]) -> list[Done]:
+        """Run ``statements`` in turn; what each gave (its rows as tuples, the rows it changed).
+
+        One round trip on PostgreSQL (pipeline mode) where each statement would cost one
+        (SQLite runs them one by one, in process): for the hot path, whose statements do
+        not depend on each other's results (the read of an order's inputs; the units,
+        slots and records of a reservation). The first statement to fail raises, as
+        :meth:`run` would, and the rest do not run.
         """
         ...
 

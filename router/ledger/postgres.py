@@ -13,17 +13,27 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from router.ledger.driver import Failure, Row, Tx, ledger_error, transaction_span
+from router.ledger.driver import (
+    Done,
+    Failure,
+    Row,
+    Statement,
+    Tx,
+    ledger_error,
+    transaction_span,
+)
 from router.ledger.sql import SqlLedger
 
 T = TypeVar("T")
@@ -103,14 +113,53 @@ def failure_of(error: psycopg.Error) -> Failure:
     return Failure.REFUSED
 
 
-class _PgTx:
-    """A transaction on one psycopg connection; ``?`` placeholders become ``%s``."""
+def _roll_back(conn: psycopg.Connection[Any]) -> None:
+    """Roll back an open transaction block; the error that ended it is the one raised.
 
-    def __init__(self, cur: psycopg.Cursor[dict[str, Any]]) -> None:
+    A connection that cannot roll back (lost) is left to the pool, which discards it.
+    """
+    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+        with suppress(psycopg.Error):
+            conn.rollback()
+
+
+class _PgTx:
+    """A transaction on one psycopg connection; ``?`` placeholders become ``%s``.
+
+    With ``begin``, the transaction block is not open yet: its BEGIN is sent in one
+    pipeline with the first statement (one round trip for both, where BEGIN alone took
+    one).
+    """
+
+    def __init__(self, cur: psycopg.Cursor[dict[str, Any]], *, begin: bool = False) -> None:
         self.cur = cur
+        self._begin = begin
+
+    @contextmanager
+    def _first(self, *, pipeline: bool = False) -> Iterator[None]:
+        """Where statements are sent: in one pipeline after the BEGIN still to send, if any.
+
+        With ``pipeline``, in one pipeline in any case (entering a second one inside would
+        first send the BEGIN alone).
+        """
+        begin, self._begin = self._begin, False
+        if not (begin or pipeline):
+            yield
+            return
+        conn = self.cur.connection
+        with conn.pipeline():
+            if begin:
+                conn.execute(b"BEGIN")
+            yield
+
+    def _begun(self) -> None:
+        """Send the BEGIN still to send, alone (before what cannot share its pipeline)."""
+        with self._first():
+            pass
 
     def _execute(self, sql: str, params: Sequence[object]) -> None:
-        self.cur.execute(sql.replace("?", "%s"), tuple(params))
+        with self._first():
+            self.cur.execute(sql.replace("?", "%s"), tuple(params))
 
     def one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
         self._execute(sql, params)
@@ -127,12 +176,32 @@ class _PgTx:
 
     def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         # psycopg sends the rows in pipeline mode: one round trip, not one per row.
+        self._begun()
         self.cur.executemany(sql.replace("?", "%s"), [tuple(row) for row in rows])
 
     def tuples(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        self._begun()
         with self.cur.connection.cursor(row_factory=tuple_row) as cur:
             cur.execute(sql.replace("?", "%s"), tuple(params))
             return cur.fetchall()
+
+    def batch(self, statements: Sequence[Statement]) -> list[Done]:
+        # Sent in one pipeline (with the BEGIN still to send, if any): the results come
+        # back together at its sync, each to its own cursor (an error raises at the sync;
+        # the statements after it are skipped).
+        conn = self.cur.connection
+        cursors = [conn.cursor(row_factory=tuple_row) for _ in statements]
+        try:
+            with self._first(pipeline=True):
+                for cur, (sql, params) in zip(cursors, statements, strict=True):
+                    cur.execute(sql.replace("?", "%s"), tuple(params))
+            return [
+                Done(cur.fetchall() if cur.description is not None else [], cur.rowcount)
+                for cur in cursors
+            ]
+        finally:
+            for cur in cursors:
+                cur.close()
 
 
 class PostgresLedger(SqlLedger):
@@ -215,12 +284,14 @@ class PostgresLedger(SqlLedger):
     def _transaction(self, work: Callable[[Tx], T]) -> T:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with (
-                    self.pool.connection() as conn,
-                    conn.transaction(),
-                    conn.cursor(row_factory=dict_row) as cur,
-                ):
-                    return work(_PgTx(cur))
+                with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                    try:
+                        result = work(_PgTx(cur, begin=True))
+                        conn.commit()  # nothing to commit when work sent nothing
+                    except BaseException:
+                        _roll_back(conn)
+                        raise
+                    return result
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as e:
                 if attempt == MAX_ATTEMPTS:
                     raise ledger_error(Failure.TRANSIENT, e, e.sqlstate) from e

@@ -45,7 +45,7 @@ from router.ledger.base import (
     validate_reserve,
 )
 from router.ledger.decisions import SqlDecisions
-from router.ledger.driver import Row, Tx
+from router.ledger.driver import Row, Statement, Tx
 from router.ledger.stock import count_feed
 
 #: A HELD reservation moves to a new status (row count 0: another call got there first).
@@ -55,6 +55,26 @@ _SETTLE = (
 )
 
 CONFIRMED = ReservationStatus.CONFIRMED
+
+#: Hold ``units`` of one position if that many are available (no row changed: short).
+_TAKE_UNITS = (
+    "UPDATE positions SET reserved = reserved + ? WHERE node_id = ? AND sku = ? "
+    "AND on_hand - reserved - safety_stock >= ?"
+)
+#: The units of one position available now (no row: the ledger lacks it).
+_AVAILABLE = "SELECT on_hand - reserved - safety_stock FROM positions WHERE node_id = ? AND sku = ?"
+#: Take one order slot of a node on a day: the day's first makes its row (the limit copied
+#: from the node), a later one counts up while under the limit. No row changed: the node
+#: is full that day (or unknown: a node of limit 0, or none, inserts nothing).
+_TAKE_SLOT = (
+    "INSERT INTO capacity (node_id, day, used, daily_limit) "
+    "SELECT node_id, ?, 1, daily_order_capacity FROM nodes WHERE node_id = ? "
+    "AND (daily_order_capacity IS NULL OR daily_order_capacity > 0) "
+    "ON CONFLICT (node_id, day) DO UPDATE SET used = capacity.used + 1 "
+    "WHERE capacity.daily_limit IS NULL OR capacity.used < capacity.daily_limit"
+)
+
+_STORE_RESPONSE = "UPDATE idempotency SET response = ? WHERE request_id = ?"
 
 _LINES_OF = "SELECT reservation_id, node_id, sku, quantity FROM reservation_lines"
 _SLOTS_OF = "SELECT reservation_id, node_id, day FROM reservation_capacity"
@@ -96,7 +116,8 @@ class ReservationStore(Protocol):
         When ``response`` is given it is called with the new reservation inside the same
         transaction, and the bytes it returns are stored with the idempotency record, so
         that :meth:`stored_response` returns them to every retry (a replay does not call
-        it again). ``owner`` (the authenticated principal, "" when none) is recorded with
+        it again; a call that conflicts may have called it, and its bytes are dropped with
+        the rest). ``owner`` (the authenticated principal, "" when none) is recorded with
         the reservation in the same transaction (:meth:`AccessStore.reservation_owner`);
         so is the decision record ``decision`` builds for it, when given (the decision log:
         a reservation made is logged exactly once, a replay logs nothing).
@@ -419,24 +440,8 @@ class SqlReservations(SqlDecisions):
     ) -> Reservation:
         """See :meth:`Ledger.reserve`."""
         req = validate_reserve(request_id, payload, order_id, lines, capacity, ttl_s, now)
-
-        def work(tx: Tx) -> Reservation:
-            made, new = self._reserve(tx, req, new_reservation_id())
-            if new and owner:
-                tx.run(
-                    "INSERT INTO reservation_owners (reservation_id, owner) VALUES (?, ?)",
-                    (made.reservation_id, owner),
-                )
-            if new and response is not None:
-                tx.run(
-                    "UPDATE idempotency SET response = ? WHERE request_id = ?",
-                    (response(made), req.request_id),
-                )
-            if new and decision is not None:
-                self._log(tx, decision(made))
-            return made
-
-        return self.transaction(work)
+        rid = new_reservation_id()
+        return self.transaction(lambda tx: self._reserve(tx, req, rid, response, owner, decision))
 
     def stored_response(
         self, request_id: str, payload: bytes, operation: str = RESERVE
@@ -479,60 +484,27 @@ class SqlReservations(SqlDecisions):
         return self.transaction(work)
 
     def _reserve(
-        self, tx: Tx, req: ReserveRequest, reservation_id: str
-    ) -> tuple[Reservation, bool]:
-        """The reservation, and whether this call made it (False: a replay)."""
+        self,
+        tx: Tx,
+        req: ReserveRequest,
+        reservation_id: str,
+        response: Callable[[Reservation], bytes] | None,
+        owner: str,
+        decision: Callable[[Reservation], DecisionRecord] | None = None,
+    ) -> Reservation:
+        """Claim the request_id, then take units and slots and write the reservation, in one batch.
+
+        One batch (one round trip on PostgreSQL) takes the units of each position in (node,
+        sku) order and the slot of each (node, day) in that order (the ledger's lock order),
+        and inserts the reservation, its lines, its slots, its owner and the response; when
+        a position was short or a node full, the conflict is raised and the transaction
+        rolls all of it back. A replay returns the first call's reservation.
+        """
         first = self._claim(tx, req.request_id, RESERVE, req.digest, reservation_id, req.created_at)
         if first is not None:
             if first[0] == NO_RESERVATION:
                 raise NoReservationError(req.request_id)
-            return self._read(tx, first[0]), False
-        shortfalls: list[Shortfall] = []
-        for node_id, sku, units in req.needs:  # sorted: the fixed lock order
-            taken = tx.run(
-                "UPDATE positions SET reserved = reserved + ? WHERE node_id = ? AND sku = ? "
-                "AND on_hand - reserved - safety_stock >= ?",
-                (units, node_id, sku, units),
-            )
-            if taken == 0:
-                row = tx.one(
-                    "SELECT on_hand - reserved - safety_stock AS available FROM positions "
-                    "WHERE node_id = ? AND sku = ?",
-                    (node_id, sku),
-                )
-                available = 0 if row is None else max(0, int(row["available"]))
-                shortfalls.append(Shortfall(node_id, sku, units, available))
-        full: list[tuple[str, str]] = []
-        for node_id, day in req.capacity:
-            if not self._take_slot(tx, node_id, day):
-                full.append((node_id, day.isoformat()))
-        if shortfalls or full:
-            raise StockConflictError(shortfalls, full)  # rolls back everything above
-        tx.run(
-            "INSERT INTO reservations (reservation_id, order_id, status, created_at, expires_at, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                reservation_id,
-                req.order_id,
-                ReservationStatus.HELD.value,
-                self.ts(req.created_at),
-                self.ts(req.expires_at),
-                self.ts(req.created_at),
-            ),
-        )
-        tx.run_many(
-            "INSERT INTO reservation_lines (reservation_id, line_no, node_id, sku, quantity) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [
-                (reservation_id, i, line.node_id, line.sku, line.quantity)
-                for i, line in enumerate(req.lines)
-            ],
-        )
-        if req.capacity:
-            tx.run_many(
-                "INSERT INTO reservation_capacity (reservation_id, node_id, day) VALUES (?, ?, ?)",
-                [(reservation_id, node_id, self.day(day)) for node_id, day in req.capacity],
-            )
+            return self._read(tx, first[0])
         made = Reservation(
             reservation_id=reservation_id,
             order_id=req.order_id,
@@ -542,26 +514,75 @@ class SqlReservations(SqlDecisions):
             expires_at=req.expires_at,
             capacity=req.capacity,
         )
-        return made, True
+        results = tx.batch(
+            [
+                *((_TAKE_UNITS, (units, node_id, sku, units)) for node_id, sku, units in req.needs),
+                *((_TAKE_SLOT, (self.day(day), node_id)) for node_id, day in req.capacity),
+                *self._records(made, owner),
+                *(
+                    []
+                    if response is None
+                    else [(_STORE_RESPONSE, (response(made), req.request_id))]
+                ),
+                *([] if decision is None else self._logging(decision(made))),
+            ]
+        )
+        short = [need for need, done in zip(req.needs, results, strict=False) if not done.changed]
+        taken = results[len(req.needs) : len(req.needs) + len(req.capacity)]
+        full = [slot for slot, done in zip(req.capacity, taken, strict=True) if not done.changed]
+        if short or full:
+            raise self._conflict(tx, short, full)  # rolls back everything above
+        return made
 
-    def _take_slot(self, tx: Tx, node_id: str, day: date) -> bool:
-        """Take one order slot at ``node_id`` on ``day``; False when the node is full."""
-        tx.run(
-            "INSERT INTO capacity (node_id, day, used, daily_limit) "
-            "SELECT node_id, ?, 0, daily_order_capacity FROM nodes WHERE node_id = ? "
-            "ON CONFLICT (node_id, day) DO NOTHING",
-            (self.day(day), node_id),
+    def _records(self, made: Reservation, owner: str) -> list[Statement]:
+        """The inserts of a new reservation: its row, lines, slots and (if any) owner."""
+        rid = made.reservation_id
+        created = self.ts(made.created_at)
+        statements: list[Statement] = [
+            (
+                "INSERT INTO reservations (reservation_id, order_id, status, created_at, "
+                "expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (rid, made.order_id, made.status.value, created, self.ts(made.expires_at), created),
+            )
+        ]
+        lines = [(rid, i, ln.node_id, ln.sku, ln.quantity) for i, ln in enumerate(made.lines)]
+        statements += _inserting(
+            "reservation_lines (reservation_id, line_no, node_id, sku, quantity)", lines
         )
-        taken = tx.run(
-            "UPDATE capacity SET used = used + 1 WHERE node_id = ? AND day = ? "
-            "AND (daily_limit IS NULL OR used < daily_limit)",
-            (node_id, self.day(day)),
+        slots = [(rid, node_id, self.day(day)) for node_id, day in made.capacity]
+        statements += _inserting("reservation_capacity (reservation_id, node_id, day)", slots)
+        if owner:
+            statements.append(
+                (
+                    "INSERT INTO reservation_owners (reservation_id, owner) VALUES (?, ?)",
+                    (rid, owner),
+                )
+            )
+        return statements
+
+    def _conflict(
+        self,
+        tx: Tx,
+        short: Sequence[tuple[str, str, int]],
+        full: Sequence[tuple[str, date]],
+    ) -> StockConflictError:
+        """The conflict of a reserve: each ``short`` position's units available, ``full`` nodes.
+
+        One batch reads them. Raises NotFoundError when a node of ``full`` is not in the
+        ledger (no slot can be taken at a node it does not know).
+        """
+        found = tx.batch(
+            [(_AVAILABLE, (node_id, sku)) for node_id, sku, _ in short]
+            + [("SELECT 1 FROM nodes WHERE node_id = ?", (node_id,)) for node_id, _ in full]
         )
-        if taken:
-            return True
-        if tx.one("SELECT 1 FROM nodes WHERE node_id = ?", (node_id,)) is None:
-            raise NotFoundError(f"capacity.node_id: no node {node_id!r}")
-        return False
+        for (node_id, _day), known in zip(full, found[len(short) :], strict=True):
+            if not known.rows:
+                raise NotFoundError(f"capacity.node_id: no node {node_id!r}")
+        shortfalls = [
+            Shortfall(node_id, sku, units, max(0, int(now.rows[0][0])) if now.rows else 0)
+            for (node_id, sku, units), now in zip(short, found, strict=False)
+        ]
+        return StockConflictError(shortfalls, [(node_id, day.isoformat()) for node_id, day in full])
 
     def confirm(
         self,
@@ -952,7 +973,7 @@ class SqlReservations(SqlDecisions):
                     "AND day = ?",
                     (r.reservation_id, node_id, self.day(day)),
                 )
-            elif self._take_slot(tx, node_id, day):
+            elif tx.run(_TAKE_SLOT, (self.day(day), node_id)):  # no row: full (or unknown)
                 tx.run(
                     "INSERT INTO reservation_capacity (reservation_id, node_id, day) "
                     "VALUES (?, ?, ?)",
@@ -962,6 +983,26 @@ class SqlReservations(SqlDecisions):
                 full.append((node_id, day.isoformat()))
         if full:
             raise StockConflictError([], full)
+
+
+#: Rows one INSERT of :func:`_inserting` takes at most (SQLite takes 32,766 parameters).
+MAX_INSERTED_ROWS = 1000
+
+
+def _inserting(into: str, rows: Sequence[tuple[object, ...]]) -> list[Statement]:
+    """INSERTs of ``rows`` into ``into`` (a table and its columns), many rows to a statement.
+
+    One statement per :data:`MAX_INSERTED_ROWS` rows rather than one per row: on SQLite
+    each statement is a step that lets go of the interpreter's lock.
+    """
+    statements: list[Statement] = []
+    for start in range(0, len(rows), MAX_INSERTED_ROWS):
+        chunk = rows[start : start + MAX_INSERTED_ROWS]
+        values = ", ".join(["(" + ", ".join("?" * len(chunk[0])) + ")"] * len(chunk))
+        statements.append(
+            (f"INSERT INTO {into} VALUES {values}", [value for row in chunk for value in row])
+        )
+    return statements
 
 
 def stored_of(

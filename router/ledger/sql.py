@@ -49,6 +49,8 @@ _PLAN_HEADER = (
     "i.operation, i.digest, i.response "
     "FROM (SELECT 1 AS one) AS header LEFT JOIN idempotency i ON i.request_id = ?"
 )
+#: The idempotency record's columns in :data:`_PLAN_HEADER`, after revision and version.
+_RECORD = ("operation", "digest", "response")
 
 
 class SqlLedger(SqlStock, SqlReservations, SqlRuleVersions, SqlAccess, Ledger):
@@ -62,7 +64,7 @@ class SqlLedger(SqlStock, SqlReservations, SqlRuleVersions, SqlAccess, Ledger):
         request_id: str | None = None,
         payload: bytes = b"",
     ) -> PlanInputs:
-        """See :meth:`Ledger.plan_inputs`: one read, three statements, one connection."""
+        """See :meth:`Ledger.plan_inputs`: one read of three statements, one round trip."""
         check_days(first, last)
         digest = None
         if request_id is not None:
@@ -70,19 +72,27 @@ class SqlLedger(SqlStock, SqlReservations, SqlRuleVersions, SqlAccess, Ledger):
             digest = request_digest(RESERVE, payload)
 
         def work(tx: Tx) -> PlanInputs:
-            header = tx.one(_PLAN_HEADER, (request_id,))
-            assert header is not None, "the header select returns one row"
-            revision, version = header["revision"], header["version"]
+            header, stock, slots = (
+                done.rows
+                for done in tx.batch(
+                    [
+                        (_PLAN_HEADER, (request_id,)),
+                        self._stock_statement(skus),
+                        self._capacity_statement(first, last),
+                    ]
+                )
+            )
+            revision, version, *record = header[0]
             return PlanInputs(
                 calendar_revision=0 if revision is None else int(revision),
                 active_rule_version=None if version is None else int(version),
                 stored_response=(
                     None
                     if request_id is None or digest is None
-                    else stored_of(header, request_id, digest)
+                    else stored_of(dict(zip(_RECORD, record, strict=True)), request_id, digest)
                 ),
-                stock=self._stock(tx, skus),
-                capacity_used=self._capacity_used(tx, first, last),
+                stock=self._stock_of_skus(stock),
+                capacity_used=self._capacity_of_rows(slots),
             )
 
         return self.read(work)

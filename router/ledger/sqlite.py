@@ -4,9 +4,11 @@ Each thread gets its own connection (an in-memory database shares one connection
 lock instead). Every transaction that may write starts with ``BEGIN IMMEDIATE``, which
 takes the write lock up front: writers run one at a time, so the conditional updates of
 sql.py never race, and a busy database is waited for (busy timeout) rather than failing
-at commit. Reads (:meth:`SqliteLedger.read`) start with a deferred ``BEGIN``: in WAL mode
-they see the last commit as of their first statement and neither take nor wait for the
-write lock, so planning goes on while a reservation commits.
+at commit. The writers of one process take turns on a lock of their own first, so they
+do not poll SQLite's busy handler for each other. Reads (:meth:`SqliteLedger.read`)
+start with a deferred ``BEGIN``: in WAL mode they see the last commit as of their first
+statement and neither take nor wait for the write lock, so planning goes on while a
+reservation commits.
 Database errors are classified by their result code (:func:`failure_of`) and raised as
 the ledger's own errors.
 """
@@ -24,8 +26,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from models.errors import LedgerUnavailableError
-from router.ledger.driver import Failure, Row, Tx, ledger_error, transaction_span
+from models.network import Stock
+from router.ledger.driver import (
+    Done,
+    Failure,
+    Row,
+    Statement,
+    Tx,
+    ledger_error,
+    transaction_span,
+)
 from router.ledger.sql import SqlLedger
+from router.ledger.stock import stock_of_sku_arrays
 
 T = TypeVar("T")
 
@@ -117,6 +129,18 @@ class _SqliteTx:
         cursor.row_factory = None  # plain tuples, not the connection's rows by name
         return cursor.execute(sql, tuple(params)).fetchall()
 
+    def batch(self, statements: Sequence[Statement]) -> list[Done]:
+        # A statement without result columns is not fetched: fetching steps it once more,
+        # and each step lets go of the interpreter's lock (a wait to get it back, under load).
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        done = []
+        for sql, params in statements:
+            cursor.execute(sql, tuple(params))
+            rows = cursor.fetchall() if cursor.description is not None else []
+            done.append(Done(rows, cursor.rowcount))
+        return done
+
 
 class SqliteLedger(SqlLedger):
     """The ledger in one SQLite file (or in memory for ``:memory:``)."""
@@ -125,10 +149,17 @@ class SqliteLedger(SqlLedger):
     lock_position_sql = (
         "SELECT on_hand, reserved, safety_stock FROM positions WHERE node_id = ? AND sku = ?"
     )
+    # One row a SKU, its positions in one JSON array: the rows of a popular SKU (hundreds)
+    # would each be a step of the statement, and the sqlite3 module lets go of the
+    # interpreter's lock for every step (under load, a wait to get it back for each).
     positions_of_skus_sql = (
-        "SELECT node_id, sku, on_hand, safety_stock, reserved FROM positions "
-        "WHERE sku IN (SELECT value FROM json_each(?)) ORDER BY node_id, sku"
+        "SELECT sku, json_group_array(json_array(node_id, on_hand, safety_stock, reserved)) "
+        "FROM positions WHERE sku IN (SELECT value FROM json_each(?)) GROUP BY sku"
     )
+
+    def _stock_of_skus(self, rows: Sequence[tuple[Any, ...]]) -> Stock:
+        """The stock of one row a SKU (:func:`stock_of_sku_arrays`)."""
+        return stock_of_sku_arrays(rows)
 
     def sku_list(self, skus: Sequence[str]) -> object:
         """A JSON array, which ``json_each`` reads back as rows."""
@@ -143,6 +174,10 @@ class SqliteLedger(SqlLedger):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        # Writers of this process queue here for their turn at SQLite's write lock: woken
+        # when the one before commits, where SQLite's busy handler would poll with sleeps
+        # of 1 to 100 ms. Other processes still meet the busy handler.
+        self._writer = threading.Lock()
         self._shared: sqlite3.Connection | None = None
         self._in_use = threading.Condition()
         self._active = 0  # transactions and reads running now
@@ -185,6 +220,10 @@ class SqliteLedger(SqlLedger):
         """In memory all threads share one connection, so they take turns."""
         return self._guard if self._memory else nullcontext()
 
+    def _writing(self) -> AbstractContextManager[object]:
+        """A writer's turn among this process's writers (in memory, :meth:`_serial` is)."""
+        return nullcontext() if self._memory else self._writer
+
     def transaction(self, work: Callable[[Tx], T]) -> T:
         """See :meth:`SqlLedger.transaction`.
 
@@ -197,7 +236,7 @@ class SqliteLedger(SqlLedger):
     def _transaction(self, work: Callable[[Tx], T]) -> T:
         conn = self._connection()
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            with self._serial():
+            with self._serial(), self._writing():
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as e:

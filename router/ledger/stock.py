@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from abc import abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from models.calendar import Calendar, CalendarKind, Calendars
 from models.capacity import CapacityUsed
@@ -26,7 +27,7 @@ from router.ledger.base import (
     validate_delta,
     validate_snapshot,
 )
-from router.ledger.driver import SqlDriver, Tx
+from router.ledger.driver import SqlDriver, Statement, Tx
 
 #: Every position, in key order.
 _ALL_POSITIONS = (
@@ -37,12 +38,35 @@ _ALL_POSITIONS = (
 MAX_KEPT_SKUS = 8192
 """SKUs whose last positions read are kept by :func:`sku_positions` (the most recent)."""
 
-_Values = tuple[tuple[Any, ...], ...]
-_kept: dict[_Values, tuple[StockPosition, ...]] = {}
+K = TypeVar("K", bound=Hashable)
+_kept: dict[Hashable, tuple[StockPosition, ...]] = {}
 _kept_lock = threading.Lock()
 
 
-def sku_positions(values: _Values) -> tuple[StockPosition, ...]:
+def _kept_positions(
+    key: K, build: Callable[[K], tuple[StockPosition, ...]]
+) -> tuple[StockPosition, ...]:
+    """The positions kept under ``key`` (one SKU's rows as read), else ``build(key)``, kept."""
+    found = _kept.get(key)
+    if found is None:
+        found = build(key)
+        with _kept_lock:
+            while len(_kept) >= MAX_KEPT_SKUS:
+                del _kept[next(iter(_kept))]
+            _kept[key] = found
+    return found
+
+
+def _of_rows(values: tuple[tuple[Any, ...], ...]) -> tuple[StockPosition, ...]:
+    return tuple([StockPosition(*v) for v in values])
+
+
+def _of_array(key: tuple[str, str]) -> tuple[StockPosition, ...]:
+    sku, text = key
+    return tuple([StockPosition(n, sku, q, s, r) for n, q, s, r in sorted(json.loads(text))])
+
+
+def sku_positions(values: tuple[tuple[Any, ...], ...]) -> tuple[StockPosition, ...]:
     """The positions of one SKU, from its rows' (node_id, sku, on_hand, safety, reserved).
 
     Rows equal to a recent read's give that read's very tuple back: no position is built
@@ -50,14 +74,28 @@ def sku_positions(values: _Values) -> tuple[StockPosition, ...]:
     the tuple (:func:`router.engine.arrays.stock_arrays`), instead of building them per
     request. Positions are frozen values, so sharing them is safe.
     """
-    found = _kept.get(values)
-    if found is None:
-        found = tuple([StockPosition(*v) for v in values])
-        with _kept_lock:
-            while len(_kept) >= MAX_KEPT_SKUS:
-                del _kept[next(iter(_kept))]
-            _kept[values] = found
-    return found
+    return _kept_positions(values, _of_rows)
+
+
+def stock_of_rows(rows: Sequence[tuple[Any, ...]]) -> Stock:
+    """The stock of position rows (node_id, sku, on_hand, safety_stock, reserved), by SKU.
+
+    The rows are StockPosition's fields; each SKU's tuple comes from :func:`sku_positions`.
+    """
+    groups: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        groups.setdefault(row[1], []).append(row)
+    return Stock.of_groups({sku: sku_positions(tuple(g)) for sku, g in groups.items()})
+
+
+def stock_of_sku_arrays(rows: Sequence[tuple[Any, ...]]) -> Stock:
+    """The stock of rows (sku, JSON array of its [node_id, on_hand, safety_stock, reserved]).
+
+    One row per SKU, as SQLite aggregates them (``SqliteLedger.positions_of_skus_sql``):
+    a text equal to a recent read's gives that read's very tuple back, as
+    :func:`sku_positions` does, without parsing it again. Positions are in node order.
+    """
+    return Stock.of_groups({sku: _kept_positions((sku, text), _of_array) for sku, text in rows})
 
 
 class StockStore(Protocol):
@@ -160,7 +198,8 @@ class SqlStock(SqlDriver):
     #: Reads one position (on_hand, reserved, safety_stock) and locks its row until the
     #: transaction ends, as each database says it (written whole in each backend).
     lock_position_sql: str
-    #: Reads every position of the SKUs in one list parameter (see :meth:`sku_list`).
+    #: Reads every position of the SKUs in one list parameter (see :meth:`sku_list`), in
+    #: rows that :meth:`_stock_of_skus` turns into stock.
     positions_of_skus_sql: str
 
     @abstractmethod
@@ -221,15 +260,17 @@ class SqlStock(SqlDriver):
 
     def _stock(self, tx: Tx, skus: Collection[str] | None) -> Stock:
         """The positions (of ``skus`` when given), each SKU's tuple from :func:`sku_positions`."""
-        # Rows are (node_id, sku, on_hand, safety_stock, reserved): StockPosition's fields.
         if skus is None:
-            rows = tx.tuples(_ALL_POSITIONS)
-        else:
-            rows = tx.tuples(self.positions_of_skus_sql, (self.sku_list(sorted(set(skus))),))
-        groups: dict[str, list[tuple[Any, ...]]] = {}
-        for row in rows:
-            groups.setdefault(row[1], []).append(row)
-        return Stock.of_groups({sku: sku_positions(tuple(g)) for sku, g in groups.items()})
+            return stock_of_rows(tx.tuples(_ALL_POSITIONS))
+        return self._stock_of_skus(tx.tuples(*self._stock_statement(skus)))
+
+    def _stock_statement(self, skus: Collection[str]) -> Statement:
+        """The read of the positions of ``skus``, for :meth:`_stock_of_skus`."""
+        return self.positions_of_skus_sql, (self.sku_list(sorted(set(skus))),)
+
+    def _stock_of_skus(self, rows: Sequence[tuple[Any, ...]]) -> Stock:
+        """The stock of the rows of :attr:`positions_of_skus_sql`: here, one a position."""
+        return stock_of_rows(rows)
 
     def capacity_used(self, first: date, last: date) -> CapacityUsed:
         """See :meth:`Ledger.capacity_used`: one range scan of the ``capacity_by_day`` index."""
@@ -237,14 +278,19 @@ class SqlStock(SqlDriver):
         return self.read(lambda tx: self._capacity_used(tx, first, last))
 
     def _capacity_used(self, tx: Tx, first: date, last: date) -> CapacityUsed:
-        rows = tx.all(
+        return self._capacity_of_rows(tx.tuples(*self._capacity_statement(first, last)))
+
+    def _capacity_statement(self, first: date, last: date) -> Statement:
+        """The read of the slots used from ``first`` to ``last``, for :meth:`_capacity_of_rows`."""
+        return (
             "SELECT node_id, day, used FROM capacity WHERE day BETWEEN ? AND ? AND used > 0 "
             "ORDER BY node_id, day",
             (self.day(first), self.day(last)),
         )
-        return CapacityUsed(
-            {(str(r["node_id"]), self.from_day(r["day"])): int(r["used"]) for r in rows}
-        )
+
+    def _capacity_of_rows(self, rows: Sequence[tuple[Any, ...]]) -> CapacityUsed:
+        """Slots used per (node, day), from the rows of :meth:`_capacity_statement`."""
+        return CapacityUsed({(str(n), self.from_day(d)): int(used) for n, d, used in rows})
 
     # --- calendars ---------------------------------------------------------------------
 

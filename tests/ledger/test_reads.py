@@ -188,3 +188,20 @@ def test_plan_inputs_gives_a_stored_response_and_refuses_another_payload(ledger:
     assert ledger.plan_inputs({"A"}, DAY, DAY).stored_response is None
     with pytest.raises(IdempotencyMismatchError):
         ledger.plan_inputs({"A"}, DAY, DAY, "r1", b"other")
+
+
+def test_an_orders_stock_reads_odd_node_ids_whole_and_in_node_order(ledger: Ledger):
+    """Node ids with quotes, backslashes and non-ASCII letters come back as stored.
+
+    SQLite reads an order's stock as one JSON array a SKU (one step of the statement, not
+    one a position); the array is parsed back into the same positions a read of every
+    position gives, in node order.
+    """
+    odd = ['N"1', "N\\2", "Nø", "a", "B"]
+    ledger.load(*scenario([(n, "S", i + 1, 0) for i, n in enumerate(odd)], dict.fromkeys(odd)))
+    ledger.reserve("r1", b"p", "o1", [ReservationLine("Nø", "S", 2)], [], 60.0, NOW)
+    read = ledger.stock({"S"})
+    assert read.positions == {k: p for k, p in ledger.stock().positions.items() if k[1] == "S"}
+    assert read.positions[("Nø", "S")].reserved == 2
+    if isinstance(ledger, SqliteLedger):
+        assert [p.node_id for p in read.by_sku["S"]] == sorted(odd)
