@@ -274,6 +274,44 @@ def plan_wave(
     return replace(result.plan, plans=tuple(plans))
 
 
+def one_by_one(
+    orders: Sequence[Order],
+    network: Network,
+    stock: Stock,
+    rules: RuleSet,
+    *,
+    capacity_used: CapacityUsed | None = None,
+    engine: str = FAST,
+) -> int:
+    """Total cost (solver units) of routing ``orders`` in turn, each reserving its plan.
+
+    The yardstick of a wave: the exact per-order engine (``route_order``) in arrival
+    order, each order against the stock and order slots the earlier ones left.
+    """
+    slots: dict[tuple[str, date], int] = dict(capacity_used.slots) if capacity_used else {}
+    total = 0
+    for order in orders:
+        plan = route_order(
+            order, network, stock, rules, capacity_used=CapacityUsed(dict(slots)), engine=engine
+        )
+        total += plan.objective or 0
+        taken: dict[tuple[str, str], int] = {}
+        for shipment in plan.shipments:
+            node = network.node(shipment.node_id)
+            if node is not None and node.daily_order_capacity:
+                slot = (shipment.node_id, shipment.ship_date)
+                slots[slot] = slots.get(slot, 0) + 1
+            for line in shipment.lines:
+                key = (shipment.node_id, line.sku)
+                taken[key] = taken.get(key, 0) + line.quantity
+        if taken:
+            stock = stock.replaced(
+                replace(stock.positions[key], reserved=stock.positions[key].reserved + units)
+                for key, units in taken.items()
+            )
+    return total
+
+
 @dataclass(frozen=True, slots=True)
 class _Result:
     """The solve's outcome before the per-order plans are made."""
