@@ -6,12 +6,14 @@ holds the last unit of A near both orders, DC ``FAR`` at 10° holds 5 more.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import date
 
 import grpc
 import pytest
 
+from models.capacity import CapacityUsed
 from models.plan import ExplainLevel
 from models.rules import RuleSet
 from models.scenario import Scenario
@@ -95,7 +97,7 @@ def test_the_last_near_unit_goes_to_the_order_that_saves_more(server: Running) -
     kinds = [m.WhichOneof("event") for m in messages]
     assert kinds[0] == "progress" and kinds[-1] == "result"
     assert messages[0].progress.orders == 2
-    assert messages[0].progress.phase == router_pb2.WAVE_PHASE_ORDERS
+    assert messages[0].progress.phase != router_pb2.WAVE_PHASE_UNSPECIFIED
     result = messages[-1].result
     assert result.status == router_pb2.SOLVE_STATUS_OPTIMAL
     assert result.objective == pytest.approx(18.0)
@@ -179,3 +181,55 @@ def test_progress_is_sent_while_the_wave_solves(
     assert kinds[first_plans:] == ["plans", "result"]
     for m in messages[:first_plans]:
         assert m.progress.orders == 2 and 0 <= m.progress.orders_done <= 2
+
+
+def test_the_observing_interceptor_counts_a_streamed_wave_by_its_code(contested: Scenario) -> None:
+    """A PlanWave stream is counted once it ends, as a server_stream, OK or InvalidArgument.
+
+    The interceptors wrap server-streaming behaviours too (observe, access, limits): the
+    call that streamed to its end is OK, the one the limits refused is InvalidArgument.
+    """
+    from tests.service.test_observability import scraped
+
+    with scraped(contested) as s:
+        list(s.routing.PlanWave(request(order_to_proto(O2), order_to_proto(O1)), timeout=30))
+        with pytest.raises(grpc.RpcError):
+            list(s.routing.PlanWave(request(), timeout=30))
+        labels = {"grpc_type": "server_stream", "grpc_service": "router.v1.RoutingService"}
+        for code in ("OK", "InvalidArgument"):
+            got = s.value(
+                "grpc_server_handled_total", **labels, grpc_method="PlanWave", grpc_code=code
+            )
+            assert got == 1, code
+
+
+def test_a_stream_closed_early_stops_the_solve_and_waits_for_it(
+    contested: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the client leaves mid-wave (the stream is closed), the stop is set and joined.
+
+    The solve is replaced by one that runs until it is told to stop.
+    """
+    from router.engine.stop import Stop
+    from router.ledger.base import PlanInputs
+    from router.service.convert import PlanWaveArgs
+
+    stopped: list[bool] = []
+
+    def endless(*args: object, stop: Stop, **kwargs: object) -> None:
+        while not stop.is_set():
+            time.sleep(0.01)
+        stopped.append(True)
+
+    monkeypatch.setattr(wave_service, "solve_wave", endless)
+    monkeypatch.setattr(wave_service, "PROGRESS_INTERVAL_S", 0.01)
+    inputs = PlanInputs(0, None, contested.stock, CapacityUsed())
+    read = wave_service.WaveRead(
+        contested.network, PlanWaveArgs((O2, O1), ExplainLevel.NONE, None), inputs
+    )
+    stop = Stop(None)
+    messages = wave_service.stream_wave(read, contested.rules, stop, "fast")
+    assert next(messages).WhichOneof("event") == "progress"
+    assert next(messages).WhichOneof("event") == "progress"  # still solving
+    messages.close()
+    assert stop.is_set() and stopped == [True]
