@@ -15,16 +15,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date
 
-from models.capacity import CapacityUsed
 from models.money import MONEY_SCALE
 from models.network import Network, Stock
 from models.order import Order
 from models.rules import RuleSet
 from models.scenario import Scenario
-from router.engine.route import route_order
 from router.engine.stop import Stop
+from router.engine.wave import one_by_one as route_one_by_one
 from router.engine.wave import plan_wave
 from router.sample import sample_scenario
 from router.whatif.replay import arrival_order
@@ -35,25 +33,7 @@ def one_by_one(
 ) -> tuple[int, float]:
     """Total cost (solver units) and seconds of routing ``orders`` in turn, each reserving."""
     started = time.perf_counter()
-    slots: dict[tuple[str, date], int] = {}
-    total = 0
-    for order in orders:
-        plan = route_order(order, network, stock, rules, capacity_used=CapacityUsed(dict(slots)))
-        total += plan.objective or 0
-        taken: dict[tuple[str, str], int] = {}
-        for shipment in plan.shipments:
-            node = network.node(shipment.node_id)
-            if node is not None and node.daily_order_capacity:
-                slot = (shipment.node_id, shipment.ship_date)
-                slots[slot] = slots.get(slot, 0) + 1
-            for line in shipment.lines:
-                key = (shipment.node_id, line.sku)
-                taken[key] = taken.get(key, 0) + line.quantity
-        if taken:
-            stock = stock.replaced(
-                replace(stock.positions[key], reserved=stock.positions[key].reserved + units)
-                for key, units in taken.items()
-            )
+    total = route_one_by_one(orders, network, stock, rules)
     return total, time.perf_counter() - started
 
 

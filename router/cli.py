@@ -1,4 +1,4 @@
-"""The ``router`` command: serve, intake, sample, plan, route, import stock, manage rule sets."""
+"""The ``router`` command: serve, intake, sample, plan, wave, route, import stock, rule sets."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from router.cli_security import (
     rpc_failed,
     serve_security,
 )
+from router.cli_wave import add_wave_command
 from router.intake import command as intake_command
 from router.intake.config import DEFAULT_TARGET
 from router.ledger import DEFAULT_LEDGER_URL
@@ -699,6 +700,7 @@ def parser() -> argparse.ArgumentParser:
     _add_stock_command(commands)
     _add_sample_command(commands)
     _add_plan_command(commands)
+    add_wave_command(commands)
     _add_route_command(commands)
     _add_rules_commands(commands)
     add_reservations_command(commands)

@@ -72,6 +72,7 @@ ACTOR, REASON = "fuzzer", "fuzzing"
 READ_ONLY = frozenset(
     {
         "PlanOrder",
+        "PlanWave",
         "GetStock",
         "ListCalendars",
         "ValidateRules",
@@ -101,6 +102,8 @@ class Rpc:
     service: str
     name: str
     request: Descriptor
+    streaming: bool = False
+    """Whether the server answers with a stream of messages (PlanWave)."""
 
     @property
     def path(self) -> str:
@@ -111,7 +114,7 @@ class Rpc:
 def rpcs() -> list[Rpc]:
     """Every method of every router.v1 service, in the proto's order."""
     return [
-        Rpc(service.full_name, method.name, method.input_type)
+        Rpc(service.full_name, method.name, method.input_type, method.server_streaming)
         for service in router_pb2.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     ]
@@ -174,12 +177,22 @@ class Target:
     state: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
 
     def call(self, rpc: Rpc, data: bytes) -> Outcome:
-        """Send ``data`` as the request of ``rpc``, raw (no serializer), with the deadline."""
-        method = self.channel.unary_unary(
-            rpc.path, request_serializer=None, response_deserializer=None
-        )
+        """Send ``data`` as the request of ``rpc``, raw (no serializer), with the deadline.
+
+        A streaming answer is read to its end: its status is the call's.
+        """
         try:
-            method(data, timeout=CALL_TIMEOUT_S)
+            if rpc.streaming:
+                stream = self.channel.unary_stream(
+                    rpc.path, request_serializer=None, response_deserializer=None
+                )
+                for _ in stream(data, timeout=CALL_TIMEOUT_S):
+                    pass
+            else:
+                method = self.channel.unary_unary(
+                    rpc.path, request_serializer=None, response_deserializer=None
+                )
+                method(data, timeout=CALL_TIMEOUT_S)
         except grpc.RpcError as error:
             call = cast(grpc.Call, error)
             return Outcome(call.code(), call.details() or "", len(data), error)
@@ -351,6 +364,10 @@ def seeds(scenario_dir: Path, reservation_ids: Sequence[str]) -> dict[str, list[
     reservation = reservation_ids[0] if reservation_ids else "r"
     return {
         "PlanOrder": [v1.PlanOrderRequest(order=o, top_k=2, explain=True) for o in orders],
+        "PlanWave": [
+            v1.PlanWaveRequest(orders=orders),
+            v1.PlanWaveRequest(orders=orders[:2], explain_level=v1.EXPLAIN_LEVEL_SUMMARY),
+        ],
         "RouteOrder": [v1.RouteOrderRequest(request_id="fuzz-1", order=orders[0])],
         "ConfirmReservation": [
             v1.ConfirmReservationRequest(request_id="fuzz-c", reservation_id=reservation)

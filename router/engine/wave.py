@@ -96,6 +96,35 @@ WAVE_STEP = "wave"
 _FREE = np.iinfo(np.int64).max // 4
 """Room of the free resource: what terms with no coupling row draw on."""
 
+ORDERS, IMPROVING, BOUNDING, PLANS = "orders", "improving", "bounding", "plans"
+"""The phases a wave goes through, as :class:`WaveProgress` reports them: each order's own
+optimum, plans and improvement moves, the bound (exact parts, the ascent), the per-order
+plans."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaveProgress:
+    """Where a running wave is, for a caller that reports on long waves.
+
+    ``done`` counts the orders of the phase finished (own optima in :data:`ORDERS`, plans
+    in :data:`PLANS`; the orders so far in the other phases); ``objective`` is the best
+    plan's cost and ``bound`` the best proven bound so far, in solver units (None: none yet).
+    """
+
+    phase: str
+    done: int
+    orders: int
+    objective: int | None = None
+    bound: int | None = None
+
+
+Progress = Callable[[WaveProgress], None]
+"""What the engine calls with each step of a wave (cheap, on the solving thread)."""
+
+
+def _no_progress(progress: WaveProgress) -> None:
+    """The default: nobody is told."""
+
 
 @dataclass(frozen=True, slots=True)
 class WaveStats:
@@ -183,6 +212,7 @@ class _Wave:
     engine: str
     stop: Stop
     solves: int = 0
+    progress: Progress = _no_progress
     zero: Int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -192,6 +222,10 @@ class _Wave:
         """Order i's exact optimum priced at ``price``, within ``room`` when given."""
         self.solves += 1
         return _solve(self.members[i], price, room, self.stop, self.engine)
+
+    def report(self, phase: str, done: int, objective: int | None, bound: int | None) -> None:
+        """Tell the caller where the solve is (:class:`WaveProgress`)."""
+        self.progress(WaveProgress(phase, done, len(self.members), objective, bound))
 
 
 def plan_wave(
@@ -203,6 +237,7 @@ def plan_wave(
     capacity_used: CapacityUsed | None = None,
     stop: Stop | None = None,
     engine: str = FAST,
+    progress: Progress | None = None,
 ) -> WavePlan:
     """Assign ``orders`` jointly against ``stock`` and the slots ``capacity_used`` leaves.
 
@@ -210,18 +245,24 @@ def plan_wave(
     condition it meets, its primary step (no fallbacks: docs/wave.md); an order no
     strategy applies to is rejected as :func:`~router.engine.route.route_order` rejects
     it. The solve ends when ``stop`` is set or its deadline passes (default
-    :data:`WAVE_TIME_LIMIT_S`); the plan is feasible whenever it ends.
+    :data:`WAVE_TIME_LIMIT_S`); the plan is feasible whenever it ends. ``progress``, when
+    given, is called on the solving thread at each step (:class:`WaveProgress`).
     """
     stop = stop or Stop(WAVE_TIME_LIMIT_S)
     capacity_used = capacity_used or CapacityUsed()
+    tell = progress or _no_progress
+    tell(WaveProgress(ORDERS, 0, len(orders)))
     members = [_member(order, network, stock, rules, capacity_used) for order in orders]
     inside = [i for i, m in enumerate(members) if m is not None]
     wave = _wave([m for m in members if m is not None], network, stock, capacity_used)
     wave.engine, wave.stop = engine, stop  # the members are numbered before the solve
+    wave.progress = tell
     result = _optimise(wave)
     plans: list[Plan] = []
     place = {i: k for k, i in enumerate(inside)}
+    final = result.plan
     for i, order in enumerate(orders):
+        tell(WaveProgress(PLANS, i, len(orders), final.objective, final.bound))
         if i in place:
             plans.append(_plan(wave, result, place[i], rules, engine))
         else:
@@ -231,6 +272,44 @@ def plan_wave(
                 )
             )
     return replace(result.plan, plans=tuple(plans))
+
+
+def one_by_one(
+    orders: Sequence[Order],
+    network: Network,
+    stock: Stock,
+    rules: RuleSet,
+    *,
+    capacity_used: CapacityUsed | None = None,
+    engine: str = FAST,
+) -> int:
+    """Total cost (solver units) of routing ``orders`` in turn, each reserving its plan.
+
+    The yardstick of a wave: the exact per-order engine (``route_order``) in arrival
+    order, each order against the stock and order slots the earlier ones left.
+    """
+    slots: dict[tuple[str, date], int] = dict(capacity_used.slots) if capacity_used else {}
+    total = 0
+    for order in orders:
+        plan = route_order(
+            order, network, stock, rules, capacity_used=CapacityUsed(dict(slots)), engine=engine
+        )
+        total += plan.objective or 0
+        taken: dict[tuple[str, str], int] = {}
+        for shipment in plan.shipments:
+            node = network.node(shipment.node_id)
+            if node is not None and node.daily_order_capacity:
+                slot = (shipment.node_id, shipment.ship_date)
+                slots[slot] = slots.get(slot, 0) + 1
+            for line in shipment.lines:
+                key = (shipment.node_id, line.sku)
+                taken[key] = taken.get(key, 0) + line.quantity
+        if taken:
+            stock = stock.replaced(
+                replace(stock.positions[key], reserved=stock.positions[key].reserved + units)
+                for key, units in taken.items()
+            )
+    return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,8 +524,12 @@ def _dual(choices: Sequence[_Choice], price: Int, cap: Int) -> int:
 def _optimise(wave: _Wave) -> _Result:
     """Bound and plan: solo optima, rounding, the exact sub-wave, the ascent, moves."""
     n = len(wave.cap)
-    solo = [wave.solve(i, wave.zero) for i in range(len(wave.members))]
+    solo = []
+    for i in range(len(wave.members)):
+        wave.report(ORDERS, i, None, None)
+        solo.append(wave.solve(i, wave.zero))
     bound = _dual(solo, wave.zero, wave.cap)
+    wave.report(IMPROVING, len(solo), None, bound)
     over = _usage(solo, n) > wave.cap
     contested = [i for i, c in enumerate(solo) if over[c.used].any()]
     if not contested:
@@ -461,9 +544,11 @@ def _optimise(wave: _Wave) -> _Result:
         key=lambda plan: sum(c.cost for c in plan),
     )
     first = sum(c.cost for c in choices)
+    wave.report(IMPROVING, len(solo), first, bound)
     soon = time.perf_counter() + MOVES_SHARE * wave.stop.remaining_s()
     choices, moves = _improve(wave, choices, contested, solo, soon)
     primal_s = time.perf_counter() - clock
+    wave.report(BOUNDING, len(solo), sum(c.cost for c in choices), bound)
     exact = _exact(wave, solo, contested, choices)
     bound = max(bound, exact.bound or 0)
     if exact.choices is not None and sum(c.cost for c in exact.choices) < first:
@@ -481,6 +566,7 @@ def _optimise(wave: _Wave) -> _Result:
         if sum(c.cost for c in again) < sum(c.cost for c in choices):
             choices = again
     if sum(c.cost for c in choices) > bound:
+        wave.report(IMPROVING, len(solo), sum(c.cost for c in choices), bound)
         choices, more = _improve(wave, choices, contested, solo, math.inf)
         moves += more
     objective = sum(c.cost for c in choices)

@@ -66,6 +66,7 @@ _READERS = frozenset({_R.OMS, _R.FEED, _R.PLANNER, _R.ANALYST})
 
 METHOD_ROLES: dict[str, frozenset[Role]] = {
     f"/{_ROUTING}/PlanOrder": frozenset({_R.OMS, _R.PLANNER, _R.ANALYST}),
+    f"/{_ROUTING}/PlanWave": frozenset({_R.OMS, _R.PLANNER, _R.ANALYST}),
     f"/{_ROUTING}/RouteOrder": frozenset({_R.OMS}),
     f"/{_ROUTING}/ConfirmReservation": frozenset({_R.OMS}),
     f"/{_ROUTING}/ReleaseReservation": frozenset({_R.OMS}),
@@ -97,6 +98,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
 SOLVING_METHODS = frozenset(
     {
         f"/{_ROUTING}/PlanOrder",
+        f"/{_ROUTING}/PlanWave",
         f"/{_ROUTING}/RouteOrder",
         f"/{_ROUTING}/RejectShipment",
         f"/{_ROUTING}/ReplayDecision",

@@ -103,6 +103,45 @@ def plan_order_args_from_proto(
 
 
 @dataclass(frozen=True, slots=True)
+class PlanWaveArgs:
+    """A validated PlanWave request in domain terms."""
+
+    orders: tuple[Order, ...]
+    explain: ExplainLevel
+    time_limit_s: float | None
+    """The request's cap on the wave's solve time in seconds; ``None`` when it sets none."""
+
+
+def plan_wave_args_from_proto(
+    request: router_pb2.PlanWaveRequest, network: Network
+) -> PlanWaveArgs:
+    """Validate and convert a PlanWave request (the count of orders is checked before).
+
+    Raises :class:`InvalidArgumentError` with every violation, paths relative to the
+    request (``orders[3].lines[0].sku``, ``orders[4].order_id`` for an id used twice,
+    ``time_limit``, ``explain_level``).
+    """
+    v = Violations()
+    orders: list[Order] = []
+    first_of: dict[str, int] = {}
+    for i, msg in enumerate(request.orders):
+        found = Violations(f"orders[{i}]")
+        order = Order.from_raw(_order_dict(msg), found, network)
+        v.extend(found.items)
+        if msg.order_id in first_of:
+            v.add(f"orders[{i}].order_id", f"is orders[{first_of[msg.order_id]}]'s order_id too")
+        first_of.setdefault(msg.order_id, i)
+        if order is not None:
+            orders.append(order)
+    if not request.orders:
+        v.add("orders", "must hold at least one order")
+    time_limit_s = _time_limit_s(request.time_limit, v) if request.HasField("time_limit") else None
+    explain = explain_level_from_proto(False, request.explain_level, v)
+    v.raise_if_any()
+    return PlanWaveArgs(tuple(orders), explain, time_limit_s)
+
+
+@dataclass(frozen=True, slots=True)
 class RouteOrderArgs:
     """A validated RouteOrder request in domain terms."""
 

@@ -74,6 +74,10 @@ LINT_ORDERS = 100
 MAX_VIOLATIONS = 20
 """At most this many fields are named in one refusal; a last entry counts the rest."""
 
+MAX_WAVE_ORDERS = 10_000
+"""Orders one PlanWave plans together. Its request must also fit the receive limit
+(:data:`MAX_RECEIVE_MESSAGE_BYTES`): 10,000 orders of a few lines take about 2 MB."""
+
 MAX_TOP_K = 10
 """The most plans a request may ask for in all (``top_k``), the plan itself included."""
 MAX_COUNTERFACTUALS = 20
@@ -113,6 +117,7 @@ LIMITS: Mapping[str, FieldLimit] = MappingProxyType(
             "RejectShipmentRequest.lines": FieldLimit(max_items=MAX_LINES_PER_ORDER),
             "RejectShipmentRequest.reason": _TEXT,
             "PlanOrderRequest.counterfactual_node_ids": FieldLimit(ID_BYTES, MAX_COUNTERFACTUALS),
+            "PlanWaveRequest.orders": FieldLimit(max_items=MAX_WAVE_ORDERS),
             "Order.order_id": _ID,
             "Order.service": _ID,
             "Order.pickup_node_id": _ID,
@@ -169,6 +174,7 @@ VALUE_BOUNDS: Mapping[str, Bound] = MappingProxyType(
         for name, bound in {
             "PlanOrderRequest.top_k": Bound(0, MAX_TOP_K),
             "PlanOrderRequest.time_limit": Bound(above=0),
+            "PlanWaveRequest.time_limit": Bound(above=0),
             "RouteOrderRequest.time_limit": Bound(above=0),
             "RouteOrderRequest.ttl": Bound(maximum=MAX_TTL_S, above=0),
             "RouteOrderRequest.max_gap": Bound(minimum=0),

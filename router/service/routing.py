@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Generic, NamedTuple, TypeVar
@@ -40,6 +40,7 @@ from models.scenario import Scenario
 from router.engine.candidates import ship_window
 from router.engine.solve import ENGINES, FAST
 from router.engine.stop import Stop
+from router.engine.wave import WAVE_TIME_LIMIT_S
 from router.ledger import Ledger
 from router.ledger.base import REJECT, NoReservationError, PlanInputs, validate_rejection
 from router.rules.publish import version_rules
@@ -87,6 +88,7 @@ from router.service.rejections import (
     plan_reroute,
     rejected_units,
 )
+from router.service.wave import read_wave, stream_wave
 from router.v1 import router_pb2, router_pb2_grpc
 
 DEADLINE_MARGIN_S = 0.1
@@ -325,6 +327,21 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
                 response.decision_id = record.decision_id
             self._count(response.plan)
             return response
+
+    def PlanWave(
+        self, request: router_pb2.PlanWaveRequest, context: grpc.ServicerContext
+    ) -> Iterator[router_pb2.PlanWaveResponse]:
+        """Plan the orders as one wave: progress, then the plans, then the result.
+
+        Reads the ledger once (:func:`~router.service.wave.read_wave`), never changes it.
+        A wave may solve for :data:`~router.engine.wave.WAVE_TIME_LIMIT_S` at most (the
+        server's limit is one order's), less when the request or its deadline says so.
+        """
+        with abort_on_error(context):
+            read = read_wave(self._ledger, self._network, request)
+            rules = self._rule_sets.numbered(read.inputs.active_rule_version)
+            stop = request_stop(read.args.time_limit_s, WAVE_TIME_LIMIT_S, context)
+            yield from stream_wave(read, rules, stop, self._engine)
 
     def RouteOrder(
         self, request: router_pb2.RouteOrderRequest, context: grpc.ServicerContext

@@ -191,6 +191,38 @@ FEED_OUTCOME_DUPLICATE: FeedOutcome.ValueType  # 3
 """Ignored: its sequence equals the last one applied for (feed, node_id)."""
 Global___FeedOutcome: _TypeAlias = FeedOutcome  # noqa: Y015
 
+class _WavePhase:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WavePhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WavePhase.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WAVE_PHASE_UNSPECIFIED: _WavePhase.ValueType  # 0
+    """Not set; never sent."""
+    WAVE_PHASE_ORDERS: _WavePhase.ValueType  # 1
+    """Each order's own optimum against the whole stock (its models built first)."""
+    WAVE_PHASE_IMPROVING: _WavePhase.ValueType  # 2
+    """Plans of the contested orders and improvement moves."""
+    WAVE_PHASE_BOUNDING: _WavePhase.ValueType  # 3
+    """The bound: exact parts solved jointly, Lagrangian ascent."""
+    WAVE_PHASE_PLANS: _WavePhase.ValueType  # 4
+    """The per-order plans of the chosen assignment."""
+
+class WavePhase(_WavePhase, metaclass=_WavePhaseEnumTypeWrapper):
+    """The phase a wave's solve is in."""
+
+WAVE_PHASE_UNSPECIFIED: WavePhase.ValueType  # 0
+"""Not set; never sent."""
+WAVE_PHASE_ORDERS: WavePhase.ValueType  # 1
+"""Each order's own optimum against the whole stock (its models built first)."""
+WAVE_PHASE_IMPROVING: WavePhase.ValueType  # 2
+"""Plans of the contested orders and improvement moves."""
+WAVE_PHASE_BOUNDING: WavePhase.ValueType  # 3
+"""The bound: exact parts solved jointly, Lagrangian ascent."""
+WAVE_PHASE_PLANS: WavePhase.ValueType  # 4
+"""The per-order plans of the chosen assignment."""
+Global___WavePhase: _TypeAlias = WavePhase  # noqa: Y015
+
 class _ExplainLevel:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -2025,6 +2057,274 @@ class PlanOrderRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PlanOrderRequest: _TypeAlias = PlanOrderRequest  # noqa: Y015
+
+@_typing.final
+class PlanWaveRequest(_message.Message):
+    """The request of RoutingService.PlanWave."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDERS_FIELD_NUMBER: _builtins.int
+    TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    EXPLAIN_LEVEL_FIELD_NUMBER: _builtins.int
+    explain_level: Global___ExplainLevel.ValueType
+    """How much explanation each order's plan carries; unset is EXPLAIN_LEVEL_NONE."""
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
+        """The orders to plan together, at most 10,000; their order_ids must differ."""
+
+    @_builtins.property
+    def time_limit(self) -> _duration_pb2.Duration:
+        """Optional cap on the wave's solve time; unset means the server's default. The RPC's
+        deadline bounds it as well. When time runs out the best plan found so far is returned
+        with its bound (status SOLVE_STATUS_FEASIBLE).
+        """
+
+    def __init__(
+        self,
+        *,
+        orders: _abc.Iterable[Global___Order] | None = ...,
+        time_limit: _duration_pb2.Duration | None = ...,
+        explain_level: Global___ExplainLevel.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time_limit", b"time_limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain_level", b"explain_level", "orders", b"orders", "time_limit", b"time_limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanWaveRequest: _TypeAlias = PlanWaveRequest  # noqa: Y015
+
+@_typing.final
+class PlanWaveResponse(_message.Message):
+    """One message of RoutingService.PlanWave's stream: progress, a batch of plans, or the result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    PLANS_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___WaveProgress:
+        """Where the wave's solve is; sent about every 0.5 s while it runs."""
+
+    @_builtins.property
+    def plans(self) -> Global___WavePlans:
+        """The next per-order plans, in the order of the request's orders."""
+
+    @_builtins.property
+    def result(self) -> Global___WaveResult:
+        """The wave's outcome: the last message of the stream."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___WaveProgress | None = ...,
+        plans: Global___WavePlans | None = ...,
+        result: Global___WaveResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "plans", b"plans", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "plans", b"plans", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "plans", "result"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___PlanWaveResponse: _TypeAlias = PlanWaveResponse  # noqa: Y015
+
+@_typing.final
+class WaveProgress(_message.Message):
+    """Where a running wave is."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    ORDERS_DONE_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    OBJECTIVE_FIELD_NUMBER: _builtins.int
+    BOUND_FIELD_NUMBER: _builtins.int
+    GAP_FIELD_NUMBER: _builtins.int
+    ELAPSED_FIELD_NUMBER: _builtins.int
+    phase: Global___WavePhase.ValueType
+    """The phase it is in."""
+    orders_done: _builtins.int
+    """Orders done in the phase (own optima, or plans), of orders."""
+    orders: _builtins.int
+    """Orders in the wave."""
+    objective: _builtins.float
+    """Cost of the best wave plan so far, currency units; absent before the first."""
+    bound: _builtins.float
+    """Best proven lower bound so far, currency units; absent before the first."""
+    gap: _builtins.float
+    """|objective - bound| / max(1, |objective|) in solver units; 0 while either is absent."""
+    @_builtins.property
+    def elapsed(self) -> _duration_pb2.Duration:
+        """Time since the wave started solving."""
+
+    def __init__(
+        self,
+        *,
+        phase: Global___WavePhase.ValueType = ...,
+        orders_done: _builtins.int = ...,
+        orders: _builtins.int = ...,
+        objective: _builtins.float | None = ...,
+        bound: _builtins.float | None = ...,
+        gap: _builtins.float = ...,
+        elapsed: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "bound", b"bound", "elapsed", b"elapsed", "objective", b"objective"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bound", b"_bound", "_objective", b"_objective", "bound", b"bound", "elapsed", b"elapsed", "gap", b"gap", "objective", b"objective", "orders", b"orders", "orders_done", b"orders_done", "phase", b"phase"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__bound: _TypeAlias = _typing.Literal["bound"]  # noqa: Y015
+    _WhichOneofArgType__bound: _TypeAlias = _typing.Literal["_bound", b"_bound"]  # noqa: Y015
+    _WhichOneofReturnType__objective: _TypeAlias = _typing.Literal["objective"]  # noqa: Y015
+    _WhichOneofArgType__objective: _TypeAlias = _typing.Literal["_objective", b"_objective"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__bound) -> _WhichOneofReturnType__bound | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__objective) -> _WhichOneofReturnType__objective | None: ...
+
+Global___WaveProgress: _TypeAlias = WaveProgress  # noqa: Y015
+
+@_typing.final
+class WavePlans(_message.Message):
+    """A batch of a wave's per-order plans."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIRST_INDEX_FIELD_NUMBER: _builtins.int
+    PLANS_FIELD_NUMBER: _builtins.int
+    first_index: _builtins.int
+    """Index in the request's orders of the first plan of this batch."""
+    @_builtins.property
+    def plans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Plan]:
+        """The plans, one per order from first_index on."""
+
+    def __init__(
+        self,
+        *,
+        first_index: _builtins.int = ...,
+        plans: _abc.Iterable[Global___Plan] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_index", b"first_index", "plans", b"plans"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WavePlans: _TypeAlias = WavePlans  # noqa: Y015
+
+@_typing.final
+class WaveResult(_message.Message):
+    """The outcome of a wave."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    OBJECTIVE_FIELD_NUMBER: _builtins.int
+    BOUND_FIELD_NUMBER: _builtins.int
+    GAP_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    PLANS_FIELD_NUMBER: _builtins.int
+    RULE_VERSION_FIELD_NUMBER: _builtins.int
+    SOLVE_TIME_FIELD_NUMBER: _builtins.int
+    STATS_FIELD_NUMBER: _builtins.int
+    status: Global___SolveStatus.ValueType
+    """SOLVE_STATUS_OPTIMAL when the objective equals the proven bound, else
+    SOLVE_STATUS_FEASIBLE (detail says why: the time limit, or the bound did not close).
+    """
+    objective: _builtins.float
+    """Total cost of the wave's plans in currency units."""
+    bound: _builtins.float
+    """A proven lower bound on every plan of the wave, currency units."""
+    gap: _builtins.float
+    """|objective - bound| / max(1, |objective|) in solver units; 0 when proven optimal."""
+    detail: _builtins.str
+    """Why the solve ended as it did."""
+    plans: _builtins.int
+    """Plans sent in the stream's WavePlans messages before this one (one per order)."""
+    rule_version: _builtins.str
+    """The rule set the wave was planned with, "name@v3"."""
+    @_builtins.property
+    def solve_time(self) -> _duration_pb2.Duration:
+        """Wall-clock time from the request's arrival at the solver to the result."""
+
+    @_builtins.property
+    def stats(self) -> Global___WaveStats:
+        """How the wave was solved."""
+
+    def __init__(
+        self,
+        *,
+        status: Global___SolveStatus.ValueType = ...,
+        objective: _builtins.float = ...,
+        bound: _builtins.float = ...,
+        gap: _builtins.float = ...,
+        detail: _builtins.str = ...,
+        plans: _builtins.int = ...,
+        rule_version: _builtins.str = ...,
+        solve_time: _duration_pb2.Duration | None = ...,
+        stats: Global___WaveStats | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["solve_time", b"solve_time", "stats", b"stats"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound", b"bound", "detail", b"detail", "gap", b"gap", "objective", b"objective", "plans", b"plans", "rule_version", b"rule_version", "solve_time", b"solve_time", "stats", b"stats", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaveResult: _TypeAlias = WaveResult  # noqa: Y015
+
+@_typing.final
+class WaveStats(_message.Message):
+    """How a wave was solved (docs/wave.md, The method)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDERS_FIELD_NUMBER: _builtins.int
+    CONTESTED_ORDERS_FIELD_NUMBER: _builtins.int
+    BOUND_SECONDS_FIELD_NUMBER: _builtins.int
+    PRIMAL_SECONDS_FIELD_NUMBER: _builtins.int
+    ITERATIONS_FIELD_NUMBER: _builtins.int
+    SOLVES_FIELD_NUMBER: _builtins.int
+    IMPROVEMENTS_FIELD_NUMBER: _builtins.int
+    FIRST_OBJECTIVE_FIELD_NUMBER: _builtins.int
+    orders: _builtins.int
+    """Orders in the wave's joint model (those some strategy applies to)."""
+    contested_orders: _builtins.int
+    """Orders whose own optimum uses stock or an order slot the orders' optima over-use."""
+    bound_seconds: _builtins.float
+    """Seconds spent on the bound."""
+    primal_seconds: _builtins.float
+    """Seconds spent on plans: rounding and improvement moves."""
+    iterations: _builtins.int
+    """Subgradient steps of the Lagrangian ascent."""
+    solves: _builtins.int
+    """Exact per-order solves, all phases."""
+    improvements: _builtins.int
+    """Improvement moves that lowered the objective."""
+    first_objective: _builtins.float
+    """Cost of the first plan (before any move), currency units."""
+    def __init__(
+        self,
+        *,
+        orders: _builtins.int = ...,
+        contested_orders: _builtins.int = ...,
+        bound_seconds: _builtins.float = ...,
+        primal_seconds: _builtins.float = ...,
+        iterations: _builtins.int = ...,
+        solves: _builtins.int = ...,
+        improvements: _builtins.int = ...,
+        first_objective: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound_seconds", b"bound_seconds", "contested_orders", b"contested_orders", "first_objective", b"first_objective", "improvements", b"improvements", "iterations", b"iterations", "orders", b"orders", "primal_seconds", b"primal_seconds", "solves", b"solves"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaveStats: _TypeAlias = WaveStats  # noqa: Y015
 
 @_typing.final
 class PlanOrderResponse(_message.Message):

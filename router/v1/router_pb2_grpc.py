@@ -85,6 +85,11 @@ class RoutingServiceStub:
                 request_serializer=router_dot_v1_dot_router__pb2.ReplayDecisionRequest.SerializeToString,
                 response_deserializer=router_dot_v1_dot_router__pb2.ReplayDecisionResponse.FromString,
                 _registered_method=True)
+        self.PlanWave = channel.unary_stream(
+                '/router.v1.RoutingService/PlanWave',
+                request_serializer=router_dot_v1_dot_router__pb2.PlanWaveRequest.SerializeToString,
+                response_deserializer=router_dot_v1_dot_router__pb2.PlanWaveResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -185,6 +190,19 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlanWave(self, request, context):
+        """Plans many orders jointly against the ledger's live stock and node capacity under the
+        active rule set, with a proven lower bound and gap (docs/wave.md). No side effects:
+        nothing is reserved or logged. The stream sends a progress message about every 0.5 s
+        while the wave solves, then the per-order plans (one or more messages, in the order of
+        the request's orders) and last the wave's result. At most 10,000 orders (more is
+        INVALID_ARGUMENT naming orders); bad orders are INVALID_ARGUMENT naming each field
+        (orders[3].lines[0].sku).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -237,6 +255,11 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.ReplayDecision,
                     request_deserializer=router_dot_v1_dot_router__pb2.ReplayDecisionRequest.FromString,
                     response_serializer=router_dot_v1_dot_router__pb2.ReplayDecisionResponse.SerializeToString,
+            ),
+            'PlanWave': grpc.unary_stream_rpc_method_handler(
+                    servicer.PlanWave,
+                    request_deserializer=router_dot_v1_dot_router__pb2.PlanWaveRequest.FromString,
+                    response_serializer=router_dot_v1_dot_router__pb2.PlanWaveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -510,6 +533,33 @@ class RoutingService:
             '/router.v1.RoutingService/ReplayDecision',
             router_dot_v1_dot_router__pb2.ReplayDecisionRequest.SerializeToString,
             router_dot_v1_dot_router__pb2.ReplayDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanWave(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/router.v1.RoutingService/PlanWave',
+            router_dot_v1_dot_router__pb2.PlanWaveRequest.SerializeToString,
+            router_dot_v1_dot_router__pb2.PlanWaveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -90,6 +90,15 @@ class RoutingServiceStub:
     logged one, field for field (solve time aside); with compare_now, also what the same
     order would get against the ledger now, and what moved. No side effects.
     """
+    PlanWave: _grpc.UnaryStreamMultiCallable[_router_pb2.PlanWaveRequest, _router_pb2.PlanWaveResponse]
+    """Plans many orders jointly against the ledger's live stock and node capacity under the
+    active rule set, with a proven lower bound and gap (docs/wave.md). No side effects:
+    nothing is reserved or logged. The stream sends a progress message about every 0.5 s
+    while the wave solves, then the per-order plans (one or more messages, in the order of
+    the request's orders) and last the wave's result. At most 10,000 orders (more is
+    INVALID_ARGUMENT naming orders); bad orders are INVALID_ARGUMENT naming each field
+    (orders[3].lines[0].sku).
+    """
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
@@ -149,6 +158,15 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     """Re-solves a logged decision from its stored inputs and says whether the plan is the
     logged one, field for field (solve time aside); with compare_now, also what the same
     order would get against the ledger now, and what moved. No side effects.
+    """
+    PlanWave: _aio.UnaryStreamMultiCallable[_router_pb2.PlanWaveRequest, _router_pb2.PlanWaveResponse]  # type: ignore[assignment]
+    """Plans many orders jointly against the ledger's live stock and node capacity under the
+    active rule set, with a proven lower bound and gap (docs/wave.md). No side effects:
+    nothing is reserved or logged. The stream sends a progress message about every 0.5 s
+    while the wave solves, then the per-order plans (one or more messages, in the order of
+    the request's orders) and last the wave's result. At most 10,000 orders (more is
+    INVALID_ARGUMENT naming orders); bad orders are INVALID_ARGUMENT naming each field
+    (orders[3].lines[0].sku).
     """
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -266,6 +284,21 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Re-solves a logged decision from its stored inputs and says whether the plan is the
         logged one, field for field (solve time aside); with compare_now, also what the same
         order would get against the ledger now, and what moved. No side effects.
+        """
+
+    @_abc_1.abstractmethod
+    def PlanWave(
+        self,
+        request: _router_pb2.PlanWaveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_router_pb2.PlanWaveResponse], _abc.AsyncIterator[_router_pb2.PlanWaveResponse]]:
+        """Plans many orders jointly against the ledger's live stock and node capacity under the
+        active rule set, with a proven lower bound and gap (docs/wave.md). No side effects:
+        nothing is reserved or logged. The stream sends a progress message about every 0.5 s
+        while the wave solves, then the per-order plans (one or more messages, in the order of
+        the request's orders) and last the wave's result. At most 10,000 orders (more is
+        INVALID_ARGUMENT naming orders); bad orders are INVALID_ARGUMENT naming each field
+        (orders[3].lines[0].sku).
         """
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
