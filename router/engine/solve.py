@@ -94,18 +94,11 @@ def plan_order(
             ]
     else:
         raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
-    plan = Plan(
-        order_id=order.order_id,
-        status=solution.status,
-        objective=solution.objective,
-        bound=solution.bound,
-        shipments=_shipments(built, solution),
-        unfulfilled=_unfulfilled(built, solution),
-        explanation=built,
-        rule_version="",
-        engine=engine,
-        solve_seconds=time.perf_counter() - started,
-        detail=_detail(solution.status),
+    made = plan_of(
+        order.order_id, built, solution, engine=engine, seconds=time.perf_counter() - started
+    )
+    plan = replace(
+        made,
         alternatives=tuple(
             Alternative(s.objective, _shipments(built, s), _unfulfilled(built, s))
             for s in others[:alternatives]

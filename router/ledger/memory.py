@@ -246,21 +246,7 @@ class MemoryLedger(Ledger):
             first = self._replay(req.request_id, RESERVE, req.digest)
             if first is not None:
                 return first
-            shortfalls: list[Shortfall] = []
-            for node_id, sku, units in req.needs:
-                pos = self._positions.get((node_id, sku))
-                available = 0 if pos is None else pos.on_hand - pos.reserved - pos.safety_stock
-                if available < units:
-                    shortfalls.append(Shortfall(node_id, sku, units, max(0, available)))
-            full: list[tuple[str, str]] = []
-            for node_id, day in req.capacity:
-                if node_id not in self._limits:
-                    raise NotFoundError(f"capacity.node_id: no node {node_id!r}")
-                limit = self._limits[node_id]
-                if limit is not None and self._used.get((node_id, day), 0) >= limit:
-                    full.append((node_id, day.isoformat()))
-            if shortfalls or full:
-                raise StockConflictError(shortfalls, full)
+            self._check_free(req.needs, req.capacity)
             made = Reservation(
                 reservation_id=new_reservation_id(),
                 order_id=req.order_id,
@@ -471,14 +457,23 @@ class MemoryLedger(Ledger):
         needs: Units = {}
         for line in r.lines:
             needs[line.node_id, line.sku] = needs.get((line.node_id, line.sku), 0) + line.quantity
-        shortfalls = []
-        for (node_id, sku), units in sorted(needs.items()):
+        self._check_free([(n, sku, units) for (n, sku), units in sorted(needs.items())], new)
+
+    def _check_free(
+        self, needs: Sequence[tuple[str, str, int]], slots: Sequence[tuple[str, date]]
+    ) -> None:
+        """Raise StockConflictError naming every short position and full (node, day).
+
+        NotFoundError for a slot at a node the ledger does not know. Under ``_lock``.
+        """
+        shortfalls: list[Shortfall] = []
+        for node_id, sku, units in needs:
             pos = self._positions.get((node_id, sku))
             available = 0 if pos is None else pos.on_hand - pos.reserved - pos.safety_stock
             if available < units:
                 shortfalls.append(Shortfall(node_id, sku, units, max(0, available)))
-        full = []
-        for node_id, day in new:
+        full: list[tuple[str, str]] = []
+        for node_id, day in slots:
             if node_id not in self._limits:
                 raise NotFoundError(f"capacity.node_id: no node {node_id!r}")
             limit = self._limits[node_id]
