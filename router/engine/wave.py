@@ -457,14 +457,16 @@ def _solve(member: _Member, price: Int, room: Int | None, stop: Stop, engine: st
     )
     solution = _solve_model(priced, stop, engine)
     reject = member.reject_cost
+    # What the solve proved of the order's least cost: its bound; when it proved nothing (cut
+    # short before a bound, or before any plan) only the offset (every other term is >= 0).
+    proven = built.offset if solution.bound is None else solution.bound
+    if solution.status is SolveStatus.OPTIMAL and solution.objective is not None:
+        proven = solution.objective
     if solution.objective is None or solution.objective > reject:
-        lower = reject if solution.bound is None else min(solution.bound, reject)
-        if solution.status is SolveStatus.INFEASIBLE:
-            lower = reject
+        lower = reject if solution.status is SolveStatus.INFEASIBLE else min(proven, reject)
         return replace(_choice(member, None, price), bound=lower)
     choice = _choice(member, solution.assignment, price)
-    bound = solution.objective if solution.bound is None else solution.bound
-    return replace(choice, bound=min(bound, reject))
+    return replace(choice, bound=min(proven, reject))
 
 
 def _choice(member: _Member, assignment: dict[tuple[int, int], int] | None, price: Int) -> _Choice:

@@ -51,7 +51,11 @@ class DecisionStore(Protocol):
 
     @abstractmethod
     def prune_decisions(self, now: datetime, retention: DecisionRetention) -> int:
-        """Delete decisions beyond ``retention`` as of ``now``; how many were deleted."""
+        """Delete decisions beyond ``retention`` as of ``now``; how many were deleted.
+
+        The decisions of a reservation still HELD are kept whatever their age: a
+        RejectShipment of it re-routes the order its RouteOrder decision holds.
+        """
 
 
 def new_decision_id() -> str:
@@ -216,9 +220,10 @@ class SqlDecisions(SqlDriver):
                 lambda tx: [
                     str(row["decision_id"])
                     for row in tx.all(
-                        "SELECT decision_id FROM decisions WHERE decided_at < ? OR "
-                        "(decided_at = ? AND decision_id <= ?) ORDER BY decided_at, "
-                        "decision_id LIMIT ?",
+                        "SELECT decision_id FROM decisions d WHERE (decided_at < ? OR "
+                        "(decided_at = ? AND decision_id <= ?)) AND NOT EXISTS (SELECT 1 "
+                        "FROM reservations r WHERE r.reservation_id = d.reservation_id AND "
+                        "r.status = 'HELD') ORDER BY decided_at, decision_id LIMIT ?",
                         (self.ts(at), self.ts(at), decision_id, PRUNE_BATCH),
                     )
                 ]

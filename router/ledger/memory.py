@@ -728,7 +728,12 @@ class MemoryLedger(Ledger):
             if retention.max_age_s is not None:
                 since = now - timedelta(seconds=retention.max_age_s)
                 keep = [r for r in keep if r.decided_at >= since]
-            kept = {r.decision_id for r in keep}
+            kept = {r.decision_id for r in keep} | {
+                r.decision_id
+                for r in newest
+                if r.reservation_id in self._reservations
+                and self._reservations[r.reservation_id].status is ReservationStatus.HELD
+            }
             pruned = [d for d in self._decisions if d not in kept]
             for decision_id in pruned:
                 del self._decisions[decision_id]

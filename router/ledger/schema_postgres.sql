@@ -304,5 +304,15 @@ BEGIN
         CREATE INDEX decisions_by_reservation ON decisions (reservation_id, decided_at)
             WHERE reservation_id <> '';
     END IF;
+    -- pruning deletes by decision, then the calendars no decision refers to
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'decision_nodes'::regclass AND relname = 'decision_nodes_by_decision') THEN
+        CREATE INDEX decision_nodes_by_decision ON decision_nodes (decision_id);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                   WHERE indrelid = 'decisions'::regclass AND relname = 'decisions_by_calendars') THEN
+        CREATE INDEX decisions_by_calendars ON decisions (calendars_digest)
+            WHERE calendars_digest IS NOT NULL;
+    END IF;
 END
 $$;

@@ -201,3 +201,8 @@ CREATE TABLE IF NOT EXISTS decision_nodes (
     decision_id TEXT NOT NULL REFERENCES decisions (decision_id),
     PRIMARY KEY (node_id, decision_id)
 );
+-- Pruning deletes by decision (and checks the foreign key from each decision it deletes),
+-- then the calendars no decision refers to: both by index, not by scanning the log.
+CREATE INDEX IF NOT EXISTS decision_nodes_by_decision ON decision_nodes (decision_id);
+CREATE INDEX IF NOT EXISTS decisions_by_calendars ON decisions (calendars_digest)
+    WHERE calendars_digest IS NOT NULL;

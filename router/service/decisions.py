@@ -174,13 +174,15 @@ class DecisionLog:
     """Builds decision records, reads them back, and replays them.
 
     ``network`` is the scenario's (without the live calendars), ``engine`` the engine
-    every request is planned with.
+    every request is planned with, ``rules`` the scenario's own rules (what plans while no
+    rule-set version is active).
     """
 
-    def __init__(self, network: Network, engine: str) -> None:
+    def __init__(self, network: Network, engine: str, rules: RuleSet) -> None:
         self._network = network
         self._engine = engine
         self._network_digest = network_digest(network)
+        self._rules_digest = content_digest(json.dumps(_canonical(rules)).encode())
         self._version = engine_version()
         self._lock = threading.Lock()
         self._calendars: tuple[Calendars, tuple[str, bytes]] | None = None
@@ -246,6 +248,7 @@ class DecisionLog:
             engine_version=self._version,
             excluded_node_ids=p.excluded_node_ids,
             network_digest=self._network_digest,
+            rules_digest="" if p.rule_version else self._rules_digest,
             explain_level=_LEVEL[p.explain],
             alternatives=p.alternatives,
             counterfactual_node_ids=p.counterfactual_node_ids,
@@ -332,13 +335,18 @@ class DecisionLog:
     def network_for(self, record: DecisionRecord, inputs: router_pb2.DecisionInputs) -> Network:
         """The network a decision planned on: ours, with its calendars.
 
-        Raises NotReplayableError when the decision was made on another network, or
-        its calendars are no longer kept.
+        Raises NotReplayableError when the decision was made on another network or with
+        other scenario rules (no version active), or its calendars are no longer kept.
         """
         if inputs.network_digest != self._network_digest:
             raise NotReplayableError(
                 f"decision_id: {record.decision_id} was decided on another network "
                 f"(digest {inputs.network_digest}, this server's {self._network_digest})"
+            )
+        if not inputs.rule_version and inputs.rules_digest != self._rules_digest:
+            raise NotReplayableError(
+                f"decision_id: {record.decision_id} was decided with other scenario rules "
+                f"(digest {inputs.rules_digest}, this server's {self._rules_digest})"
             )
         if not inputs.calendars_digest:
             return replace(self._network, calendars=Calendars())

@@ -16,6 +16,7 @@ from models.decision import DecisionKind, DecisionQuery, DecisionRecord
 from models.engines import DEFAULT_TIME_LIMIT_S
 from models.errors import (
     IdempotencyMismatchError,
+    InvalidArgumentError,
     NotFoundError,
     NotReplayableError,
     ReservationStateError,
@@ -225,7 +226,7 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         self._engine = engine
         self._prices = prices
         self._metrics = metrics or ServiceMetrics()  # without: counted where none looks
-        self._log = DecisionLog(scenario.network, engine)
+        self._log = DecisionLog(scenario.network, engine, scenario.rules)
         self._max_rejections = max_rejections
 
     def _prices_for(self, rules: RuleSet) -> StockPrices | None:
@@ -545,6 +546,14 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     return self._reject(args, payload, context)
+                except (ReservationStateError, InvalidArgumentError):
+                    # The same request may have committed since the lookup above (a retry
+                    # racing the first call): then its stored answer is the answer.
+                    stored = self._ledger.stored_response(args.request_id, payload, REJECT)
+                    if stored is None:
+                        raise
+                    self._metrics.replays.labels("RejectShipment").inc()
+                    return router_pb2.RejectShipmentResponse.FromString(stored)
                 except StockConflictError as e:
                     conflict = e
                     self._metrics.stock_conflicts.inc()
@@ -740,7 +749,8 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             decision, replayed = self._log.replay(
                 record,
                 self._rule_sets.numbered,
-                lambda limit_s: request_stop(limit_s, math.inf, context),
+                # a recorded 0 (the deadline had passed) is no time, not "no limit"
+                lambda limit_s: request_stop(limit_s or 1e-9, math.inf, context),
             )
             differences = plan_differences(decision.plan, replayed)
             if differences and decision.plan.status == router_pb2.SOLVE_STATUS_FEASIBLE:

@@ -1126,6 +1126,7 @@ class DecisionInputs(_message.Message):
     EXPLAIN_LEVEL_FIELD_NUMBER: _builtins.int
     ALTERNATIVES_FIELD_NUMBER: _builtins.int
     COUNTERFACTUAL_NODE_IDS_FIELD_NUMBER: _builtins.int
+    RULES_DIGEST_FIELD_NUMBER: _builtins.int
     calendar_revision: _builtins.int
     """The calendars' revision, and the digest of their content (kept once per content)."""
     calendars_digest: _builtins.str
@@ -1146,6 +1147,10 @@ class DecisionInputs(_message.Message):
     """How much explanation the plan was returned with."""
     alternatives: _builtins.int
     """How many next best plans the engine was asked for (PlanOrder's top_k, explanations)."""
+    rules_digest: _builtins.str
+    """With rule_version 0, a digest of the scenario's own rules planned with (a replay on a
+    server whose scenario rules differ is refused).
+    """
     @_builtins.property
     def order(self) -> Global___Order:
         """The order as planned (created_at set), after a re-route only its rejected units."""
@@ -1204,10 +1209,11 @@ class DecisionInputs(_message.Message):
         explain_level: Global___ExplainLevel.ValueType = ...,
         alternatives: _builtins.int = ...,
         counterfactual_node_ids: _abc.Iterable[_builtins.str] | None = ...,
+        rules_digest: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "prices_computed_at", b"prices_computed_at", "stock", b"stock", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "calendar_revision", b"calendar_revision", "calendars_digest", b"calendars_digest", "capacity_used", b"capacity_used", "counterfactual_node_ids", b"counterfactual_node_ids", "engine", b"engine", "engine_version", b"engine_version", "excluded_node_ids", b"excluded_node_ids", "explain_level", b"explain_level", "network_digest", b"network_digest", "order", b"order", "price_version", b"price_version", "prices", b"prices", "prices_computed_at", b"prices_computed_at", "rule_version", b"rule_version", "stock", b"stock", "time_limit", b"time_limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "calendar_revision", b"calendar_revision", "calendars_digest", b"calendars_digest", "capacity_used", b"capacity_used", "counterfactual_node_ids", b"counterfactual_node_ids", "engine", b"engine", "engine_version", b"engine_version", "excluded_node_ids", b"excluded_node_ids", "explain_level", b"explain_level", "network_digest", b"network_digest", "order", b"order", "price_version", b"price_version", "prices", b"prices", "prices_computed_at", b"prices_computed_at", "rule_version", b"rule_version", "rules_digest", b"rules_digest", "stock", b"stock", "time_limit", b"time_limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -145,6 +146,28 @@ def test_a_wave_stopped_before_it_starts_still_returns_a_feasible_plan_and_a_tru
     assert wave.bound <= wave.objective
     assert_feasible(wave.plans, net, on_hand, CapacityUsed())
     assert len(wave.plans) == 4
+
+
+@pytest.mark.parametrize("engine", ["highs-full", "cpsat-full"])
+def test_a_wave_stopped_before_its_solver_proved_anything_is_not_called_optimal(
+    engine: str,
+) -> None:
+    """Solvers stopped before they start prove no bound: the wave says FEASIBLE.
+
+    (It said OPTIMAL, "proven", once: a solve cut short without a bound counted its
+    plan's cost, or the cost of leaving the order out, as a proven least cost.) The bound
+    it gives must still be below the true optimum, here the unstopped wave's.
+    """
+    net = network(node("NEAR", 0.0), node("FAR", 10.0))
+    on_hand = stock(("NEAR", "A", 1), ("FAR", "A", 5))
+    orders = [wave_order(f"o{i}", float(i), ("A", 1), minutes=i) for i in range(4)]
+    optimum = plan_wave(orders, net, on_hand, RULES, engine=engine)
+    assert optimum.status is SolveStatus.OPTIMAL
+    stopped = Stop(60.0)
+    stopped.set()
+    wave = plan_wave(orders, net, on_hand, RULES, stop=stopped, engine=engine)
+    assert wave.status is SolveStatus.FEASIBLE
+    assert wave.bound <= optimum.objective <= wave.objective
 
 
 @st.composite

@@ -171,3 +171,29 @@ def test_a_ledger_reopened_keeps_its_log(backend_url: str):
         ledger.record_decision(record(3))
     with open_ledger(backend_url) as ledger:
         assert ledger.decision("D-003") == record(3)
+
+
+def test_pruning_keeps_the_decisions_of_a_reservation_still_held(backend_url: str):
+    """Whatever the bounds, a HELD reservation keeps its decisions; released, they go.
+
+    A rejection of a held reservation re-routes the order its RouteOrder decision holds.
+    """
+    with open_ledger(backend_url) as ledger:
+        ledger.load(*ROOMY)
+        held = ledger.reserve(
+            "r1",
+            b"p",
+            "order-1",
+            [ReservationLine("N1", "A", 1)],
+            [],
+            3600.0,
+            NOW,
+            decision=lambda r: record(0, reservation_id=r.reservation_id),
+        )
+        ledger.record_decision(record(1))
+        everything = DecisionRetention(max_age_s=None, max_count=0)
+        assert ledger.prune_decisions(NOW, everything) == 1
+        assert [d.decision_id for d in ledger.decisions(DecisionQuery()).decisions] == ["D-000"]
+        ledger.release("rel", held.reservation_id, NOW)
+        assert ledger.prune_decisions(NOW, everything) == 1
+        assert ledger.decisions(DecisionQuery()).decisions == ()

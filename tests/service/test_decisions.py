@@ -104,3 +104,33 @@ def test_unknown_decisions_are_not_found(served: Running):
         with pytest.raises(grpc.RpcError) as error:
             call()
         assert error.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+def test_a_decision_made_with_other_scenario_rules_is_not_replayed(small_scenario: Scenario):
+    """A plan made with the scenario's own rules replays only where those rules are the same.
+
+    A server whose scenario rules differ refuses (NotReplayableError) rather than answer
+    that the plan differs.
+    """
+    from models.capacity import CapacityUsed
+    from models.decision import DecisionKind
+    from models.errors import NotReplayableError
+    from models.plan import ExplainLevel
+    from models.rules import Policy, RuleSet
+    from router.engine.stop import Stop
+    from router.service.convert import plan_to_proto
+    from router.service.decisions import DecisionLog, Planned, solve
+
+    sc = small_scenario
+    planned = Planned(
+        order(("A", 1)), sc.network, sc.stock, CapacityUsed(), 0, None, None, 1.0,
+        ExplainLevel.NONE,
+    )  # fmt: skip
+    plan = plan_to_proto(solve(planned, sc.rules, Stop(1.0), "fast"), explain=ExplainLevel.NONE)
+    record = DecisionLog(sc.network, "fast", sc.rules).record(DecisionKind.PLAN, planned, plan)
+    same = DecisionLog(sc.network, "fast", sc.rules)
+    _, replayed = same.replay(record, lambda _: sc.rules, Stop)
+    assert replayed.shipments == plan.shipments
+    other = DecisionLog(sc.network, "fast", RuleSet.single(Policy(split_penalty=9.0)))
+    with pytest.raises(NotReplayableError, match="other scenario rules"):
+        other.replay(record, lambda _: sc.rules, Stop)
