@@ -41,7 +41,6 @@ from router.ledger.base import (
     FEED_COUNTERS,
     NO_RESERVATION,
     REJECT,
-    RELEASE,
     RESERVE,
     NoReservationError,
     Publication,
@@ -307,26 +306,6 @@ class MemoryLedger(Ledger):
             if first.operation != RESERVE or first.digest != digest:
                 raise IdempotencyMismatchError(request_id)
             return first.response
-
-    def confirm(
-        self,
-        request_id: str,
-        reservation_id: str,
-        now: datetime,
-        lines: Sequence[ReservationLine] = (),
-    ) -> Reservation:
-        """See :meth:`Ledger.confirm`."""
-        return self._transition(CONFIRM, request_id, reservation_id, now, lines)
-
-    def release(
-        self,
-        request_id: str,
-        reservation_id: str,
-        now: datetime,
-        lines: Sequence[ReservationLine] = (),
-    ) -> Reservation:
-        """See :meth:`Ledger.release`."""
-        return self._transition(RELEASE, request_id, reservation_id, now, lines)
 
     def _transition(
         self,

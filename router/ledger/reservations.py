@@ -156,7 +156,6 @@ class ReservationStore(Protocol):
         ``decision`` is logged with the record, only by the call that makes it.
         """
 
-    @abstractmethod
     def confirm(
         self,
         request_id: str,
@@ -180,8 +179,8 @@ class ReservationStore(Protocol):
         under ``request_id`` then, so its retries get the same error; a confirm that
         succeeded before the expiry replays as CONFIRMED.
         """
+        return self._transition(CONFIRM, request_id, reservation_id, now, lines)
 
-    @abstractmethod
     def release(
         self,
         request_id: str,
@@ -197,6 +196,18 @@ class ReservationStore(Protocol):
 
         Raises NotFoundError or ReservationStateError like :meth:`confirm`.
         """
+        return self._transition(RELEASE, request_id, reservation_id, now, lines)
+
+    @abstractmethod
+    def _transition(
+        self,
+        operation: str,
+        request_id: str,
+        reservation_id: str,
+        now: datetime,
+        lines: Sequence[ReservationLine],
+    ) -> Reservation:
+        """Confirm or release (``operation``): what :meth:`confirm` and :meth:`release` do."""
 
     @abstractmethod
     def reject(
@@ -583,26 +594,6 @@ class SqlReservations(SqlDecisions):
             for (node_id, sku, units), now in zip(short, found, strict=False)
         ]
         return StockConflictError(shortfalls, [(node_id, day.isoformat()) for node_id, day in full])
-
-    def confirm(
-        self,
-        request_id: str,
-        reservation_id: str,
-        now: datetime,
-        lines: Sequence[ReservationLine] = (),
-    ) -> Reservation:
-        """See :meth:`Ledger.confirm`."""
-        return self._transition(CONFIRM, request_id, reservation_id, now, lines)
-
-    def release(
-        self,
-        request_id: str,
-        reservation_id: str,
-        now: datetime,
-        lines: Sequence[ReservationLine] = (),
-    ) -> Reservation:
-        """See :meth:`Ledger.release`."""
-        return self._transition(RELEASE, request_id, reservation_id, now, lines)
 
     def _settle_part(
         self, tx: Tx, operation: str, reservation_id: str, units: Units, now: datetime

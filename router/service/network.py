@@ -8,7 +8,9 @@ gives routing the scenario's network with the ledger's calendars.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 
 import grpc
 
@@ -17,6 +19,11 @@ from router.ledger.stock import StockStore
 from router.service.convert import calendar_from_proto, calendar_to_proto
 from router.service.errors import abort_on_error
 from router.v1 import router_pb2, router_pb2_grpc
+
+MAX_CALENDAR_READS = 3
+"""Ledger reads a request makes at most while the calendars keep changing under it."""
+
+R = TypeVar("R")
 
 
 class LiveNetwork:
@@ -48,6 +55,22 @@ class LiveNetwork:
             if self._revision >= 0:
                 return self._network
         return self.current()
+
+    def read(self, read: Callable[[Network], R], revision: Callable[[R], int]) -> tuple[Network, R]:
+        """``read`` (a request converted and its ledger read) on the network it saw.
+
+        Done on the network last built; only when the read's calendar ``revision`` shows
+        the calendars moved since is the network rebuilt and ``read`` done again on it (a
+        ship window may differ), at most :data:`MAX_CALENDAR_READS` times.
+        """
+        network = self.last()
+        for attempt in range(1, MAX_CALENDAR_READS + 1):
+            result = read(network)
+            latest = self.at(revision(result))
+            if latest is network or attempt == MAX_CALENDAR_READS:
+                return network, result
+            network = latest
+        raise AssertionError("unreachable")
 
     def at(self, revision: int) -> Network:
         """The network with the calendars of ``revision``, a revision just read from the ledger.

@@ -116,9 +116,6 @@ def request_stop(limit_s: float | None, default_s: float, context: grpc.Servicer
 MAX_ATTEMPTS = 3
 """Solves RouteOrder makes in all when stock keeps changing under its plans."""
 
-MAX_CALENDAR_READS = 3
-"""Ledger reads a request makes at most while the calendars keep changing under it."""
-
 A = TypeVar("A", PlanOrderArgs, RouteOrderArgs)
 
 
@@ -250,24 +247,20 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         """The request converted on the network, and what planning it reads from the ledger.
 
         One ledger read (:meth:`Ledger.plan_inputs`; with ``payload``, a RouteOrder's, its
-        request_id's stored response too): the request is converted on the network last
-        built, and only when the read shows that the calendars moved since is the network
-        rebuilt, the request converted on it again and the ledger read again (its ship
-        window may differ), at most :data:`MAX_CALENDAR_READS` times.
+        request_id's stored response too), on a network with the calendars it read
+        (:meth:`LiveNetwork.read`).
         """
-        network = self._network.last()
-        for attempt in range(1, MAX_CALENDAR_READS + 1):
+
+        def read(network: Network) -> _Read[A]:
             args = convert(network)
             request_id = args.request_id if isinstance(args, RouteOrderArgs) else None
             window = ship_window(args.order, network)
             inputs = self._ledger.plan_inputs(
                 {line.sku for line in args.order.lines}, *window, request_id, payload or b""
             )
-            latest = self._network.at(inputs.calendar_revision)
-            if latest is network or attempt == MAX_CALENDAR_READS:
-                return _Read(network, args, window, inputs)
-            network = latest
-        raise AssertionError("unreachable")
+            return _Read(network, args, window, inputs)
+
+        return self._network.read(read, lambda r: r.inputs.calendar_revision)[1]
 
     def _planned(
         self,
@@ -572,13 +565,18 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
             raise ReservationStateError(rid, reservation.status.value, REJECT)
         units = rejected_units(reservation, args.node_id, args.units)
         route, parent = self._routed_decisions(rid)
-        network = self._network.current()
-        order = order_from_proto(decision_of(route, inputs=True).inputs.order, network)
+        routed = decision_of(route, inputs=True).inputs.order
         before = self._ledger.rejected_nodes(rid)
-        scope = plan_reroute(order, reservation, args.node_id, units, before, self._max_rejections)
-        inputs = self._ledger.plan_inputs(
-            {sku for _, sku in units}, *ship_window(scope.order, network)
-        )
+
+        def read(network: Network) -> tuple[Reroute, PlanInputs]:
+            order = order_from_proto(routed, network)
+            scope = plan_reroute(
+                order, reservation, args.node_id, units, before, self._max_rejections
+            )
+            window = ship_window(scope.order, network)
+            return scope, self._ledger.plan_inputs({sku for _, sku in units}, *window)
+
+        network, (scope, inputs) = self._network.read(read, lambda r: r[1].calendar_revision)
         rules = self._rule_sets.numbered(inputs.active_rule_version)
         stop = request_stop(args.time_limit_s, self._default_time_limit_s, context)
         planned = Planned(
@@ -779,10 +777,14 @@ class RoutingServicer(router_pb2_grpc.RoutingServiceServicer):
         order routed again would have them), so they do not show as moved.
         """
         then = decision.inputs
-        network = self._network.current()
-        logged = self._log.planned_of(then, network)
-        window = ship_window(logged.order, network)
-        inputs = self._ledger.plan_inputs({line.sku for line in logged.order.lines}, *window)
+
+        def read(network: Network) -> tuple[Planned, PlanInputs]:
+            logged = self._log.planned_of(then, network)
+            window = ship_window(logged.order, network)
+            skus = {line.sku for line in logged.order.lines}
+            return logged, self._ledger.plan_inputs(skus, *window)
+
+        network, (logged, inputs) = self._network.read(read, lambda r: r[1].calendar_revision)
         stock, used = inputs.stock, inputs.capacity_used
         if decision.reservation_id:
             held = self._ledger.reservation(decision.reservation_id)

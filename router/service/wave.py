@@ -37,8 +37,6 @@ PROGRESS_INTERVAL_S = 0.5
 """Seconds between two progress messages of a running wave."""
 PLANS_BYTES = 1 << 20
 """A WavePlans message holds plans up to about this many bytes (one plan at least)."""
-MAX_CALENDAR_READS = 3
-"""Ledger reads a wave makes at most while the calendars keep changing under it."""
 
 _PHASES = {
     ORDERS: router_pb2.WAVE_PHASE_ORDERS,
@@ -60,23 +58,18 @@ class WaveRead(NamedTuple):
 def read_wave(ledger: Ledger, live: LiveNetwork, request: router_pb2.PlanWaveRequest) -> WaveRead:
     """The request converted, and the stock and slots of the whole wave: one ledger read.
 
-    As PlanOrder's read: converted on the network last built, and again on a rebuilt one
-    (the ledger read again) only when the read shows the calendars moved, at most
-    :data:`MAX_CALENDAR_READS` times.
+    As PlanOrder's read, on a network with the calendars it read (:meth:`LiveNetwork.read`).
     """
-    network = live.last()
-    for attempt in range(1, MAX_CALENDAR_READS + 1):
+
+    def read(network: Network) -> WaveRead:
         args = plan_wave_args_from_proto(request, network)
         windows = [ship_window(order, network) for order in args.orders]
         skus = {line.sku for order in args.orders for line in order.lines}
         first = min(w[0] for w in windows)
         last = max(w[1] for w in windows)
-        inputs = ledger.plan_inputs(skus, first, last)
-        latest = live.at(inputs.calendar_revision)
-        if latest is network or attempt == MAX_CALENDAR_READS:
-            return WaveRead(network, args, inputs)
-        network = latest
-    raise AssertionError("unreachable")
+        return WaveRead(network, args, ledger.plan_inputs(skus, first, last))
+
+    return live.read(read, lambda r: r.inputs.calendar_revision)[1]
 
 
 class _Solving:
